@@ -1,0 +1,86 @@
+"""What the dataset readers share: the error type, image loading, box checks, collate.
+
+Every dataset here yields (image (3, H, W) float32 in [0, 1], target) with target
+`{"boxes": (G, 4) float32 xyxy normalised to [0, 1], "labels": (G,) int64 in 1..C-1}`.
+A transform `t(image_pil, boxes_xyxy_px, labels) -> (image, target)` may replace the
+default conversion (see `ssd.data.transforms`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing or wrong; the message names the file and the problem."""
+
+
+def require_path(path: Path, what: str, is_dir: bool = False) -> Path:
+    """Raise DatasetError unless `path` exists (as a folder if `is_dir`)."""
+    path = Path(path)
+    if is_dir and not path.is_dir():
+        raise DatasetError(f"{path}: {what} folder not found")
+    if not is_dir and not path.is_file():
+        raise DatasetError(f"{path}: {what} file not found")
+    return path
+
+
+def image_size_of(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header; DatasetError if missing or not an image."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"{path}: unreadable image ({e})") from None
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decode the whole image as RGB; DatasetError if it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DatasetError(f"{path}: unreadable image ({e})") from None
+
+
+def check_box(source: str, box_xyxy: tuple[float, float, float, float], width: int, height: int,
+              tolerance: float = 1.0) -> tuple[float, float, float, float]:
+    """Validate one pixel box against its image and clamp it into [0, W] x [0, H].
+
+    Raises DatasetError (naming `source`) when x2 <= x1, y2 <= y1, a coordinate is not
+    finite, or the box lies outside the image by more than `tolerance` pixels.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    if not all(np.isfinite([x1, y1, x2, y2])):
+        raise DatasetError(f"{source}: box {box_xyxy} has a non-finite coordinate")
+    if x2 <= x1 or y2 <= y1:
+        raise DatasetError(f"{source}: box has x2 <= x1 or y2 <= y1 (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g})")
+    if x1 < -tolerance or y1 < -tolerance or x2 > width + tolerance or y2 > height + tolerance:
+        raise DatasetError(
+            f"{source}: box (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}) lies outside the "
+            f"{width}x{height} image"
+        )
+    return (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
+
+
+def to_tensor_target(img: Image.Image, boxes_xyxy_px: Tensor, labels: Tensor):
+    """Default conversion: (3, H, W) float in [0, 1] and boxes normalised by W, H."""
+    w, h = img.size
+    x = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+    scale = torch.tensor([w, h, w, h], dtype=torch.float32)
+    return x.float() / 255.0, {"boxes": boxes_xyxy_px.reshape(-1, 4) / scale, "labels": labels.reshape(-1).long()}
+
+
+def collate(batch):
+    """List of (image, target) -> (images (B, 3, S, S), list of targets)."""
+    images = torch.stack([b[0] for b in batch])
+    return images, [b[1] for b in batch]
