@@ -1,0 +1,194 @@
+"""What a training job is: its settings, their checks, and the argv they become.
+
+`JobSpec` holds what the user picked on the training page; `validate_spec` refuses
+a bad one *before* anything is launched (missing dataset folders, a COCO file that
+does not parse, an impossible device); `train_argv` turns it into the argument list
+of `python -m ssd.train` (or `torch.distributed.run` for several GPU processes).
+Nothing here reaches a shell: argv lists only. No streamlit, no torch import.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+DATASETS = ("procedural", "voc", "coco")
+MODELS = ("compact256", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
+DEVICES = ("auto", "cpu", "cuda")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MAX_NAME_LEN = 64
+_MAX_XML_CHECKED = 200  # VOC: stop looking for a usable sample after this many files
+
+
+class JobError(ValueError):
+    """A job cannot be launched/controlled; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    dataset: str = "procedural"  # procedural | voc | coco
+    data_root: str = ""  # VOC: folder holding Annotations/ and JPEGImages/
+    coco_json: str = ""  # COCO: instances JSON file
+    coco_images: str = ""  # COCO: folder of the images named in the JSON
+    train_size: int = 256  # procedural: training scenes
+    val_size: int = 64  # procedural: validation scenes
+    data_seed: int = 0  # procedural: seed of the generated scenes
+    model: str = "compact256"  # model preset for ssd.models.build
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 16  # images per step (per process)
+    lr: float = 1e-3  # base learning rate
+    device: str = "auto"  # auto | cpu | cuda (auto: cuda when available)
+    seed: int = 0  # training seed (init, shuffling, augmentation)
+    nproc: int = 1  # processes (GPUs) per run; >1 launches torch.distributed.run
+    max_steps: int = 0  # stop after this many steps (0: no limit); for smoke runs
+    eval_every: int = 0  # evaluate every N epochs (0: ssd.train's default)
+    log_every: int = 0  # log every N steps (0: ssd.train's default)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def sanitize_run_name(name: str) -> str:
+    """A run name safe as one directory name: only [A-Za-z0-9._-], no path
+    separators, no `..`, no leading dot or dash, at most 64 characters; "run" when
+    nothing is left. `"../../etc/passwd"` -> `"etc-passwd"`."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name).strip())
+    name = re.sub(r"\.{2,}", ".", name)  # no ".." anywhere
+    name = re.sub(r"-{2,}", "-", name)
+    name = name.strip(".-")[:MAX_NAME_LEN].strip(".-")
+    return name or "run"
+
+
+def resolve_device(device: str, cuda_available: bool, gpu_count: int, nproc: int = 1) -> str:
+    """The device class a run trains on, "cpu" or "cuda"; JobError when impossible."""
+    if device not in DEVICES:
+        raise JobError(f"device must be one of {DEVICES}, got {device!r}")
+    if nproc < 1:
+        raise JobError(f"number of processes must be >= 1, got {nproc}")
+    if device == "cuda" and not cuda_available:
+        raise JobError("device 'cuda' asked for, but torch sees no CUDA GPU on this machine")
+    resolved = "cuda" if device == "cuda" or (device == "auto" and cuda_available) else "cpu"
+    if nproc > 1 and resolved != "cuda":
+        raise JobError(f"{nproc} processes need CUDA GPUs; this run would train on the CPU")
+    if nproc > max(gpu_count, 1) and resolved == "cuda":
+        raise JobError(f"{nproc} processes asked for, but only {gpu_count} GPU(s) are visible")
+    return resolved
+
+
+def check_voc_root(data_root: str) -> str:
+    """Raise JobError unless `data_root` holds a usable Pascal VOC sample: an
+    Annotations/*.xml that parses, names at least one object, and whose image is in
+    JPEGImages/. Returns a one-line summary ("N annotation files")."""
+    if not str(data_root).strip():
+        raise JobError("VOC: give the dataset folder (the one holding Annotations/ and JPEGImages/)")
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise JobError(f"VOC: folder {root} does not exist")
+    ann, img = root / "Annotations", root / "JPEGImages"
+    for sub in (ann, img):
+        if not sub.is_dir():
+            raise JobError(f"VOC: {root} has no {sub.name}/ folder (expected Annotations/ and JPEGImages/)")
+    xmls = sorted(ann.glob("*.xml"))
+    if not xmls:
+        raise JobError(f"VOC: {ann} holds no .xml annotation file")
+    problems = []
+    for xml_path in xmls[:_MAX_XML_CHECKED]:
+        try:
+            tree = ET.parse(xml_path)
+        except (ET.ParseError, OSError) as exc:
+            problems.append(f"{xml_path.name}: {exc}")
+            continue
+        filename = (tree.findtext("filename") or "").strip() or xml_path.stem + ".jpg"
+        candidates = [img / filename] + [img / (xml_path.stem + ext) for ext in IMAGE_EXTS]
+        if not any(c.is_file() for c in candidates):
+            problems.append(f"{xml_path.name}: image {filename} not in JPEGImages/")
+        elif not tree.findall("object"):
+            problems.append(f"{xml_path.name}: no <object>")
+        else:
+            return f"{len(xmls)} annotation files"
+    raise JobError(f"VOC: no usable sample in {root}; first problems: " + "; ".join(problems[:3]))
+
+
+def check_coco(coco_json: str, coco_images: str) -> str:
+    """Raise JobError unless `coco_json` parses as a COCO detection file with images,
+    annotations and categories, and at least one annotated image is in `coco_images`.
+    Returns a one-line summary ("N images, M annotations")."""
+    if not str(coco_json).strip() or not str(coco_images).strip():
+        raise JobError("COCO: give both the annotation JSON file and the image folder")
+    json_path, img_dir = Path(coco_json).expanduser(), Path(coco_images).expanduser()
+    if not json_path.is_file():
+        raise JobError(f"COCO: annotation file {json_path} does not exist")
+    if not img_dir.is_dir():
+        raise JobError(f"COCO: image folder {img_dir} does not exist")
+    try:
+        with open(json_path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise JobError(f"COCO: {json_path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise JobError(f"COCO: {json_path} must hold a JSON object with images/annotations/categories")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list) or not data[key]:
+            raise JobError(f"COCO: {json_path} has no (or an empty) '{key}' list")
+    annotated = {a.get("image_id") for a in data["annotations"] if isinstance(a, dict)}
+    for im in data["images"]:
+        if isinstance(im, dict) and im.get("id") in annotated:
+            if (img_dir / str(im.get("file_name", ""))).is_file():
+                return f"{len(data['images'])} images, {len(data['annotations'])} annotations"
+    raise JobError(f"COCO: none of the annotated images of {json_path.name} is in {img_dir}")
+
+
+def validate_spec(spec: JobSpec) -> str:
+    """Raise JobError naming the first bad setting; returns a dataset summary line."""
+    if spec.dataset not in DATASETS:
+        raise JobError(f"dataset must be one of {DATASETS}, got {spec.dataset!r}")
+    if spec.model not in MODELS:
+        raise JobError(f"model must be one of {MODELS}, got {spec.model!r}")
+    for field, low in (("epochs", 1), ("batch_size", 1), ("nproc", 1), ("max_steps", 0),
+                       ("eval_every", 0), ("log_every", 0)):
+        value = getattr(spec, field)
+        if not isinstance(value, int) or value < low:
+            raise JobError(f"{field} must be an integer >= {low}, got {value!r}")
+    if not (isinstance(spec.lr, (int, float)) and 0 < spec.lr < 10):
+        raise JobError(f"learning rate must be in (0, 10), got {spec.lr!r}")
+    if spec.dataset == "procedural":
+        for field in ("train_size", "val_size"):
+            value = getattr(spec, field)
+            if not isinstance(value, int) or value < 1:
+                raise JobError(f"procedural {field} must be an integer >= 1, got {value!r}")
+        return f"procedural: {spec.train_size} train / {spec.val_size} val scenes, seed {spec.data_seed}"
+    if spec.dataset == "voc":
+        return "VOC: " + check_voc_root(spec.data_root)
+    return "COCO: " + check_coco(spec.coco_json, spec.coco_images)
+
+
+def train_argv(spec: JobSpec, run_dir: Path, device: str, python: str = sys.executable) -> list[str]:
+    """argv of the training process for `spec` writing into `run_dir` on `device`
+    ("cpu"/"cuda", already resolved). Paths are made absolute (the trainer's cwd is
+    the project root, not the user's)."""
+    if spec.nproc > 1:
+        head = [python, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={spec.nproc}", "-m", "ssd.train"]
+    else:
+        head = [python, "-m", "ssd.train"]
+    args = ["--dataset", spec.dataset]
+    if spec.dataset == "procedural":
+        args += ["--train-size", str(spec.train_size), "--val-size", str(spec.val_size),
+                 "--data-seed", str(spec.data_seed)]
+    elif spec.dataset == "voc":
+        args += ["--data-root", str(Path(spec.data_root).expanduser().resolve())]
+    else:
+        args += ["--coco-json", str(Path(spec.coco_json).expanduser().resolve()),
+                 "--coco-images", str(Path(spec.coco_images).expanduser().resolve())]
+    args += ["--model", spec.model, "--out", str(Path(run_dir).resolve()),
+             "--epochs", str(spec.epochs), "--batch-size", str(spec.batch_size),
+             "--lr", repr(float(spec.lr)), "--device", device, "--seed", str(spec.seed)]
+    for flag, value in (("--max-steps", spec.max_steps), ("--eval-every", spec.eval_every),
+                        ("--log-every", spec.log_every)):
+        if value:
+            args += [flag, str(value)]
+    return head + args

@@ -1,0 +1,174 @@
+"""On-disk state of training runs, shared by the job manager and the job runner.
+
+Everything a run is lives in its run directory; nothing is held in memory, so a
+restarted server finds every run again. No streamlit, no torch import here (the
+runner waiting in a queue should stay light).
+
+Files in a run directory (`RUN = runs/<name>/`):
+- `job.json`    what the manager launched: training argv, device class, seq, ...
+- `status.json` written by the runner while queued, then by `ssd.train`
+- `.run.lock`   flock held by the run's process tree for its whole life
+- `cancel_requested` marker: the user asked to cancel (so a run killed by the
+  SIGTERM before it could say so still shows `cancelled`)
+
+Liveness: the manager opens `.run.lock` and hands the locked file description to
+the runner (`pass_fds`); the runner keeps it through `os.execv` into the
+training process. The kernel releases an flock only when the last descriptor
+of that open file closes, i.e. when the whole process tree is gone (exit,
+crash, SIGKILL, reboot). So "lock can be taken" == "nobody is alive", with no
+pid-reuse trap.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+JOB_FILE = "job.json"
+STATUS_FILE = "status.json"
+RUN_LOCK = ".run.lock"
+CANCEL_MARK = "cancel_requested"
+LOCKS_DIR = ".locks"  # under the runs dir: device locks and the seq counter
+LIVE_STATES = ("queued", "running")
+END_STATES = ("finished", "failed", "cancelled")
+STATES = LIVE_STATES + END_STATES
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write `data` as JSON to `path` via a temp file + os.replace (never half-written)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object in `path`, or None when missing or unreadable (mid-write by a
+    foreign writer, truncated by a crash)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def update_status(run_dir: Path, **fields) -> dict:
+    """Merge `fields` into run_dir/status.json (atomically) and return the new dict."""
+    path = Path(run_dir) / STATUS_FILE
+    status = read_json(path) or {}
+    status.update(fields)
+    status["updated_at"] = time.time()
+    write_json_atomic(path, status)
+    return status
+
+
+def open_lock(path: Path) -> int:
+    """Open (creating) a lock file; returns a non-inheritable fd."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def try_flock(fd: int) -> bool:
+    """Take an exclusive flock on `fd` without waiting; True when taken."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def flock_wait(fd: int, timeout_s: float = 10.0) -> None:
+    """Take an exclusive flock on `fd`, waiting up to `timeout_s` (probes by other
+    processes hold a free lock only for a moment)."""
+    deadline = time.monotonic() + timeout_s
+    while not try_flock(fd):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"lock still held after {timeout_s:.0f} s")
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def probe_run_lock(run_dir: Path) -> Iterator[bool]:
+    """Yield True when the run's process tree is alive (someone holds `.run.lock`).
+
+    When it yields False the caller holds the lock for the duration of the `with`,
+    so no runner of this run can start meanwhile (safe to rewrite status.json)."""
+    fd = open_lock(Path(run_dir) / RUN_LOCK)
+    try:
+        got = try_flock(fd)
+        yield not got
+    finally:
+        os.close(fd)  # closing releases the flock if we took it
+
+
+def is_alive(run_dir: Path) -> bool:
+    """True while the run's runner/training process tree is alive."""
+    with probe_run_lock(run_dir) as alive:
+        return alive
+
+
+def next_seq(runs_dir: Path) -> int:
+    """Next launch sequence number (1, 2, ...) for `runs_dir`; race-free across
+    processes (counter file under an flock). Orders the per-device queues."""
+    locks = Path(runs_dir) / LOCKS_DIR
+    fd = open_lock(locks / "seq.lock")
+    try:
+        flock_wait(fd)
+        counter = locks / "seq"
+        try:
+            last = int(counter.read_text().strip() or 0)
+        except (OSError, ValueError):
+            last = 0
+        seq = last + 1
+        tmp = counter.with_name(".seq.tmp")
+        tmp.write_text(str(seq))
+        os.replace(tmp, counter)
+        return seq
+    finally:
+        os.close(fd)
+
+
+def proc_start_time(pid: int) -> float | None:
+    """Unix time a process started (from /proc/<pid>/stat field 22), None if gone.
+
+    Used for runs launched outside the manager (no `.run.lock`): a live pid that
+    started *after* the run did is a reused pid, not the trainer."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        # comm (field 2) may hold spaces: split after the closing parenthesis.
+        fields_after_comm = stat.rsplit(")", 1)[1].split()
+        start_ticks = int(fields_after_comm[19])  # field 22 overall = index 19 after comm+state
+        btime = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    if Path(f"/proc/{int(pid)}/status").exists():
+        try:
+            for line in Path(f"/proc/{int(pid)}/status").read_text().splitlines():
+                if line.startswith("State:") and "Z" in line.split()[1]:
+                    return None  # a zombie has exited; only its parent has not reaped it
+        except OSError:
+            return None
+    return btime + start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def pid_alive_since(pid: int | None, started_at: float | None) -> bool:
+    """True when `pid` is a live process that started no later than `started_at`
+    (+2 s for clock tick rounding): the same process that wrote the status."""
+    if not pid:
+        return False
+    start = proc_start_time(pid)
+    if start is None:
+        return False
+    return started_at is None or start <= float(started_at) + 2.0
