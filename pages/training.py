@@ -1,0 +1,192 @@
+"""Training page: launch background training runs, watch them live, control them.
+
+Thin: widgets -> `explorer.jobs` (launch / list / cancel / resume / delete) and
+`explorer.training_figures`. Runs are detached processes with their state on disk,
+so they keep going when this tab closes or the server restarts; the watch section
+re-reads the disk every 2 s in a fragment without blocking the page.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer import jobs
+from explorer.job_spec import DATASETS, MODELS, JobError, JobSpec
+from explorer.training_figures import loss_figure, map_figure
+
+REFRESH_S = 2.0
+DATASET_LABELS = {
+    "procedural": "Procedural shapes (generated, no download)",
+    "voc": "Pascal VOC folder",
+    "coco": "COCO JSON + image folder",
+}
+STATE_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "failed": "❌", "cancelled": "⏹️"}
+
+
+@st.cache_resource
+def _devices() -> dict:
+    return jobs.available_devices()
+
+
+def _flash(kind: str, text: str) -> None:
+    st.session_state["train_flash"] = (kind, text)
+
+
+def _show_flash() -> None:
+    kind, text = st.session_state.pop("train_flash", (None, None))
+    if kind:
+        getattr(st, kind)(text)
+
+
+# --- actions (button callbacks: they run before the rerun, so the table is fresh) ---
+def _cancel(run_dir) -> None:
+    try:
+        jobs.cancel(run_dir)
+        _flash("info", f"Cancelling {run_dir.name}: it saves a checkpoint and stops.")
+    except JobError as exc:
+        _flash("error", str(exc))
+
+
+def _resume(run_dir) -> None:
+    try:
+        jobs.resume(run_dir)
+        _flash("success", f"Resumed {run_dir.name} (queued for its device).")
+    except JobError as exc:
+        _flash("error", str(exc))
+
+
+def _delete(runs_dir, name: str) -> None:
+    try:
+        jobs.delete_run(runs_dir, name)
+        _flash("success", f"Deleted run {name}.")
+    except JobError as exc:
+        _flash("error", str(exc))
+
+
+def _use_in_explorer(info: jobs.RunInfo) -> None:
+    # The sidebar's model picker takes this as its default model id.
+    st.session_state["model_choice"] = str(info.best_checkpoint)
+    _flash("success", f"The explorer pages now use {info.name}'s best checkpoint.")
+
+
+def launch_form(runs_dir) -> None:
+    devices = _devices()
+    gpus = devices["gpu_count"]
+    st.subheader("New training run")
+    dataset = st.radio("Dataset", DATASETS, format_func=DATASET_LABELS.get, horizontal=True,
+                       key="train_dataset")
+    with st.form("train_launch"):
+        data = {}
+        if dataset == "procedural":
+            c1, c2, c3 = st.columns(3)
+            data["train_size"] = c1.number_input("Training scenes", 1, 100_000, 512, key="train_train_size")
+            data["val_size"] = c2.number_input("Validation scenes", 1, 10_000, 64, key="train_val_size")
+            data["data_seed"] = c3.number_input("Scene seed", 0, 2**31 - 1, 0, key="train_data_seed")
+        elif dataset == "voc":
+            data["data_root"] = st.text_input(
+                "VOC folder (holding Annotations/ and JPEGImages/)", key="train_data_root",
+                placeholder="/data/VOCdevkit/VOC2007")
+        else:
+            data["coco_json"] = st.text_input("COCO annotation JSON", key="train_coco_json",
+                                              placeholder="/data/coco/annotations/instances_train2017.json")
+            data["coco_images"] = st.text_input("COCO image folder", key="train_coco_images",
+                                                placeholder="/data/coco/train2017")
+        c1, c2, c3, c4 = st.columns(4)
+        model = c1.selectbox("Model", MODELS, key="train_model")
+        epochs = c2.number_input("Epochs", 1, 10_000, 10, key="train_epochs")
+        batch_size = c3.number_input("Batch size", 1, 1024, 16, key="train_batch_size")
+        lr = c4.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f", key="train_lr")
+        c1, c2, c3 = st.columns(3)
+        device_options = ["auto", "cpu"] + (["cuda"] if devices["cuda"] else [])
+        device = c1.selectbox("Device", device_options, key="train_device")
+        c1.caption(f"CUDA: {gpus} GPU(s)" if devices["cuda"] else "CUDA: not available, CPU only")
+        nproc = 1
+        if gpus > 1:
+            nproc = c2.number_input("Processes (GPUs, torchrun)", 1, gpus, 1, key="train_nproc")
+        name = c3.text_input("Run name (optional)", key="train_name",
+                             help="Letters, digits, '.', '_', '-'; made unique with -2, -3, ...")
+        with st.expander("Advanced"):
+            c1, c2, c3, c4 = st.columns(4)
+            seed = c1.number_input("Training seed", 0, 2**31 - 1, 0, key="train_seed")
+            max_steps = c2.number_input("Stop after N steps (0: no limit)", 0, 10**9, 0, key="train_max_steps")
+            eval_every = c3.number_input("Evaluate every N epochs (0: default)", 0, 10_000, 0,
+                                         key="train_eval_every")
+            log_every = c4.number_input("Log every N steps (0: default)", 0, 100_000, 0, key="train_log_every")
+        submitted = st.form_submit_button("Launch", type="primary", key="train_launch_button")
+    if submitted:
+        spec = JobSpec(dataset=dataset, model=model, epochs=int(epochs), batch_size=int(batch_size),
+                       lr=float(lr), device=device, seed=int(seed), nproc=int(nproc),
+                       max_steps=int(max_steps), eval_every=int(eval_every), log_every=int(log_every),
+                       **{k: (int(v) if isinstance(v, (int, float)) else str(v).strip()) for k, v in data.items()})
+        try:
+            run_dir = jobs.launch(runs_dir, spec, name=name.strip() or None, devices=devices)
+        except JobError as exc:
+            st.error(f"Not launched: {exc}")
+        else:
+            st.session_state["train_selected"] = run_dir.name
+            st.success(f"Launched {run_dir.name} in {run_dir}.")
+
+
+def run_details(runs_dir, info: jobs.RunInfo) -> None:
+    live = info.state in ("queued", "running")
+    steps = f"step {info.step}/{info.total_steps}" if info.total_steps else "waiting to start"
+    st.progress(info.progress, text=f"{STATE_ICONS.get(info.state, '')} {info.state} · {steps} · {info.message}")
+    c = st.columns(5)
+    c[0].metric("Epoch", "–" if info.epoch is None else info.epoch)
+    c[1].metric("Images / s", "–" if info.images_per_s is None else f"{info.images_per_s:.1f}")
+    c[2].metric("Best mAP", "–" if info.best_map is None else f"{info.best_map:.4f}")
+    c[3].metric("Elapsed", info.row()["elapsed"] or "–")
+    c[4].metric("ETA", info.row()["ETA"] or "–")
+
+    b = st.columns(4)
+    b[0].button("Cancel", key="train_cancel", disabled=not (live and info.alive),
+                on_click=_cancel, args=(info.run_dir,), help="SIGTERM: saves last.pt, ends as cancelled")
+    b[1].button("Resume", key="train_resume", disabled=info.state not in ("cancelled", "failed"),
+                on_click=_resume, args=(info.run_dir,),
+                help="Continue from checkpoints/last.pt" if info.has_last else "No last.pt: starts again")
+    b[2].button("Use in explorer", key="train_use", disabled=not info.has_best,
+                on_click=_use_in_explorer, args=(info,), help=str(info.best_checkpoint))
+    with b[3]:
+        confirm = st.checkbox(f"Really delete {info.name}", key=f"train_confirm_delete_{info.name}",
+                              disabled=live)
+        st.button("Delete", key="train_delete", disabled=live or not confirm,
+                  on_click=_delete, args=(runs_dir, info.name))
+
+    log_rows, eval_rows = jobs.read_metrics(info.run_dir)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(loss_figure(log_rows), width="stretch", key="train_loss_chart")
+    c2.plotly_chart(map_figure(eval_rows), width="stretch", key="train_map_chart")
+    st.caption("train.log (last lines)")
+    st.code(jobs.tail_log(info.run_dir, 25) or "(empty)", language=None)
+
+
+@st.fragment(run_every=REFRESH_S)
+def watch(runs_dir) -> None:
+    _show_flash()
+    runs = jobs.list_runs(runs_dir)
+    st.subheader(f"Runs ({len(runs)})")
+    st.caption(f"Run folder: `{runs_dir}` · refreshes every {REFRESH_S:.0f} s")
+    if not runs:
+        st.info("No runs yet: launch one above.")
+        return
+    st.dataframe(
+        [r.row() for r in runs], hide_index=True, key="train_runs_table",
+        column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)},
+    )
+    names = [r.name for r in runs]
+    if st.session_state.get("train_selected") not in names:
+        st.session_state["train_selected"] = names[0]
+    name = st.selectbox("Selected run", names, key="train_selected",
+                        format_func=lambda n: f"{STATE_ICONS.get(next(r.state for r in runs if r.name == n), '')} {n}")
+    run_details(runs_dir, next(r for r in runs if r.name == name))
+
+
+st.title("Training")
+st.markdown(
+    "Train an SSD in the background. Runs are separate processes: they keep going when "
+    "you close the tab or the server restarts, wait in line when their device is busy, "
+    "and can be cancelled (a checkpoint is saved) and resumed."
+)
+RUNS_DIR = jobs.default_runs_dir()
+launch_form(RUNS_DIR)
+st.divider()
+watch(RUNS_DIR)
