@@ -1,0 +1,115 @@
+"""SSD models: `build(name, num_classes, weights)` -> `SSDNet` returning per-level `HeadOutputs`.
+
+Names:
+    "ssd300_vgg16"                   the paper's SSD300 (torchvision's layers and anchors)
+    "ssdlite320_mobilenet_v3_large"  torchvision's SSDlite320
+    "compact256"                     a small CNN for CPU training at 256 px (ssd.models.compact)
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from ssd.config import SSDConfig, compact256, ssd300_coco
+from ssd.models.common import HeadOutputs, SSDNet
+from ssd.models.compact import build_compact256
+from ssd.models.mobilenet import build_ssdlite320_mobilenet_v3_large, ssdlite320_config
+from ssd.models.vgg import build_ssd300_vgg16
+from ssd.models.weights import (
+    WeightsError,
+    coco_class_names,
+    download_coco_state_dict,
+    load_state_dict_checked,
+    read_state_dict,
+)
+
+__all__ = [
+    "HeadOutputs",
+    "SSDNet",
+    "WeightsError",
+    "MODEL_NAMES",
+    "build",
+    "default_config",
+]
+
+_BUILDERS: dict[str, tuple[Callable[..., SSDNet], Callable[[int], SSDConfig], int]] = {
+    # name: (builder, default config for a class count, default class count)
+    "ssd300_vgg16": (build_ssd300_vgg16, ssd300_coco, 91),
+    "ssdlite320_mobilenet_v3_large": (build_ssdlite320_mobilenet_v3_large, ssdlite320_config, 91),
+    "compact256": (build_compact256, compact256, 7),
+}
+MODEL_NAMES = tuple(_BUILDERS)
+
+
+def default_config(name: str, num_classes: int | None = None) -> SSDConfig:
+    """The `SSDConfig` (default boxes) model `name` is built with."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}")
+    _, make_cfg, n_default = _BUILDERS[name]
+    return make_cfg(n_default if num_classes is None else num_classes)
+
+
+def _check_cfg(name: str, cfg: SSDConfig, reference: SSDConfig) -> None:
+    """A custom cfg may change scales/ratios values, not the layer geometry the weights need."""
+    for what, a, b in (
+        ("image_size", cfg.image_size, reference.image_size),
+        ("feature_maps", cfg.feature_maps, reference.feature_maps),
+        ("boxes per location", cfg.boxes_per_location(), reference.boxes_per_location()),
+    ):
+        if a != b:
+            raise ValueError(f"{name}: cfg {what} {a} does not fit the architecture, which needs {b}")
+
+
+def build(
+    name: str,
+    num_classes: int | None = None,
+    weights: str | os.PathLike | None = None,
+    cfg: SSDConfig | None = None,
+    **arch,
+) -> SSDNet:
+    """Build an SSD.
+
+    Args:
+        name: one of `MODEL_NAMES`.
+        num_classes: classes including background (default: 91 for the torchvision
+            models, 7 for compact256; "coco" weights need 91).
+        weights: None (random init), "coco" (torchvision's COCO weights, downloaded
+            through torchvision's weights API; a clear WeightsError offline), or a path
+            to a torchvision-format state dict `.pth`.
+        cfg: optional `SSDConfig` with other default-box scales/ratios; its image size,
+            feature maps and boxes per cell must equal the architecture's.
+        **arch: architecture options (compact256: stem_channels, stage_channels,
+            blocks_per_stage, extra_channels).
+    Returns:
+        `SSDNet` in train mode (call `.eval()` for inference).
+    Raises:
+        ValueError for an unknown name or a cfg that does not fit; WeightsError for weights.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}")
+    builder, make_cfg, n_default = _BUILDERS[name]
+    class_names = None
+    if weights == "coco":
+        if num_classes not in (None, 91):
+            raise ValueError(f"COCO weights have 91 classes; got num_classes={num_classes}")
+        num_classes = 91
+        class_names = coco_class_names(name)
+    if cfg is not None:
+        if num_classes is not None and num_classes != cfg.num_classes:
+            raise ValueError(f"num_classes={num_classes} but cfg.num_classes={cfg.num_classes}")
+        num_classes = cfg.num_classes
+    num_classes = n_default if num_classes is None else num_classes
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2 (background + 1), got {num_classes!r}")
+    reference = make_cfg(num_classes)
+    if cfg is not None:
+        _check_cfg(name, cfg, reference)
+    if arch and name != "compact256":
+        raise ValueError(f"{name} takes no architecture options, got {sorted(arch)}")
+    model = builder(num_classes=num_classes, cfg=cfg if cfg is not None else reference, **arch)
+    if weights == "coco":
+        load_state_dict_checked(model, download_coco_state_dict(name), f"torchvision's COCO weights for {name}")
+        model.class_names = class_names
+    elif weights is not None:
+        load_state_dict_checked(model, read_state_dict(weights), f"weights file {weights}")
+    return model

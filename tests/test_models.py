@@ -1,0 +1,213 @@
+"""ssd.models: per-level shapes, predictor channels, default boxes equal to torchvision's
+anchors, and torchvision state dicts loading into SSDNet with identical outputs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_large
+
+from ssd.config import compact256, ssd300_coco
+from ssd.models import HeadOutputs, SSDNet, WeightsError, build
+from ssd.priors import default_boxes
+
+
+def _tv_raw(tv, images01: torch.Tensor):
+    """torchvision's own transform + backbone + head on (B,3,S,S) inputs already at size S."""
+    tv_images, _ = tv.transform(list(images01))
+    features = list(tv.backbone(tv_images.tensors).values())
+    out = tv.head(features)
+    return out["cls_logits"], out["bbox_regression"], features
+
+
+def _tv_anchors(tv, size: int, feature_sizes) -> torch.Tensor:
+    """torchvision's default boxes (cx, cy, w, h) normalised, before scaling to pixels."""
+    return tv.anchor_generator._grid_default_boxes([list(s) for s in feature_sizes], [size, size])
+
+
+# ---------------------------------------------------------------- compact256
+
+
+@pytest.fixture(scope="module")
+def compact():
+    torch.manual_seed(0)
+    return build("compact256", num_classes=7)
+
+
+def test_compact256_shapes(compact):
+    assert isinstance(compact, SSDNet)
+    assert compact.cfg == compact256(7)
+    compact.eval()
+    with torch.no_grad():
+        out = compact(torch.rand(2, 3, 256, 256))
+    assert isinstance(out, HeadOutputs)
+    assert out.feature_sizes == [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
+    k = compact.cfg.boxes_per_location()
+    for level, (f, c, r) in enumerate(zip(out.features, out.cls_logits, out.bbox_regression)):
+        h, w = out.feature_sizes[level]
+        assert f.shape == (2, compact.level_channels[level], h, w)
+        assert c.shape == (2, h * w * k[level], 7)
+        assert r.shape == (2, h * w * k[level], 4)
+    a = len(default_boxes(compact.cfg))
+    assert out.cls_logits_flat().shape == (2, a, 7)
+    assert out.bbox_regression_flat().shape == (2, a, 4)
+    assert len(compact.level_names) == 6
+
+
+def test_compact256_trains(compact):
+    compact.train()
+    x = torch.rand(2, 3, 256, 256)
+    out = compact(x)
+    loss = out.cls_logits_flat().logsumexp(-1).mean() + out.bbox_regression_flat().square().mean()
+    loss.backward()
+    assert all(p.grad is not None for p in compact.parameters())
+
+
+def test_per_level_order_matches_predictor_layout(compact):
+    """Row (i, j, b) of level l is channel block b of the conv output at (i, j)."""
+    compact.eval()
+    with torch.no_grad():
+        out = compact(torch.rand(1, 3, 256, 256))
+        level, i, j, b = 1, 3, 5, 2
+        raw = compact.head.classification_head.module_list[level](out.features[level])  # (1, K*C, H, W)
+    c, (h, w), k = 7, out.feature_sizes[level], compact.cfg.boxes_per_location()[level]
+    row = (i * w + j) * k + b
+    torch.testing.assert_close(out.cls_logits[level][0, row], raw[0, b * c:(b + 1) * c, i, j])
+    # and the flat index agrees with the default boxes' flat_index
+    db = default_boxes(compact.cfg)
+    flat = db.flat_index(level, i, j, b)
+    torch.testing.assert_close(out.cls_logits_flat()[0, flat], out.cls_logits[level][0, row])
+    assert (db.level[flat], db.row[flat], db.col[flat], db.box_index[flat]) == (level, i, j, b)
+
+
+def test_wrong_input_size_is_named(compact):
+    compact.eval()
+    with torch.no_grad(), pytest.raises(ValueError, match="feature maps"):
+        compact(torch.rand(1, 3, 320, 320))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        compact(torch.rand(3, 256, 256))
+
+
+def test_build_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown model"):
+        build("resnet9000")
+    with pytest.raises(ValueError, match="num_classes"):
+        build("compact256", num_classes=1)
+    with pytest.raises(ValueError, match="image_size 300"):
+        build("compact256", cfg=ssd300_coco(7))
+    import dataclasses
+
+    with pytest.raises(ValueError, match="feature_maps"):
+        build("compact256", cfg=dataclasses.replace(compact256(7), feature_maps=(32, 16, 8, 4, 2, 2)))
+    with pytest.raises(ValueError, match="91 classes"):
+        build("ssd300_vgg16", num_classes=5, weights="coco")
+    with pytest.raises(ValueError, match="architecture options"):
+        build("ssdlite320_mobilenet_v3_large", stage_channels=(1, 2, 3))
+    with pytest.raises(WeightsError, match="no COCO weights"):
+        build("compact256", weights="coco")
+
+
+def test_custom_cfg_scales_accepted():
+    import dataclasses
+
+    cfg = dataclasses.replace(compact256(4), scales=(0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0))
+    net = build("compact256", cfg=cfg)
+    assert net.cfg.scales[0] == 0.1 and net.num_classes == 4
+
+
+def test_weights_path_errors(tmp_path, compact):
+    with pytest.raises(WeightsError, match="does not exist"):
+        build("compact256", weights=tmp_path / "none.pth")
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(WeightsError, match="empty"):
+        build("compact256", weights=empty)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x00not a zip" * 10)
+    with pytest.raises(WeightsError, match="truncated or corrupt"):
+        build("compact256", weights=junk)
+    good = tmp_path / "c7.pth"
+    torch.save(compact.state_dict(), good)
+    with pytest.raises(WeightsError, match="number of classes"):
+        build("compact256", num_classes=3, weights=good)
+    with pytest.raises(WeightsError, match="missing key"):
+        build("ssdlite320_mobilenet_v3_large", weights=good)
+    net = build("compact256", num_classes=7, weights=good)  # and the right one loads
+    torch.testing.assert_close(net.state_dict()["head.classification_head.module_list.0.weight"],
+                               compact.state_dict()["head.classification_head.module_list.0.weight"])
+
+
+def test_coco_offline_error_is_clear(monkeypatch, tmp_path):
+    # Point the hub cache at an empty folder so no cached file can be found; there is no
+    # internet here, so torchvision's real download fails and must be reported clearly.
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
+    monkeypatch.setenv("NO_PROXY", "*")
+    with pytest.raises(WeightsError) as e:
+        build("ssdlite320_mobilenet_v3_large", weights="coco")
+    msg = str(e.value)
+    assert "could not download" in msg and "weights=PATH" in msg
+    assert str(tmp_path) in msg and "ssdlite320_mobilenet_v3_large_coco" in msg
+
+
+# ---------------------------------------------------------------- SSD300 (VGG16)
+
+
+@pytest.fixture(scope="module")
+def ssd300_pair(tmp_path_factory):
+    """torchvision's own ssd300_vgg16 (seeded random init) and our SSDNet loaded from its
+    state dict written to disk."""
+    torch.manual_seed(0)
+    tv = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=21).eval()
+    path = tmp_path_factory.mktemp("w") / "tv_ssd300.pth"
+    torch.save(tv.state_dict(), path)
+    ours = build("ssd300_vgg16", num_classes=21, weights=path).eval()
+    return tv, ours
+
+
+def test_ssd300_shapes_and_channels(ssd300_pair):
+    tv, ours = ssd300_pair
+    assert ours.level_names == ("conv4_3", "fc7", "conv8_2", "conv9_2", "conv10_2", "conv11_2")
+    assert ours.level_channels == (512, 1024, 512, 256, 256, 256)
+    assert ours.cfg.boxes_per_location() == (4, 6, 6, 6, 4, 4)
+    for level, k in enumerate((4, 6, 6, 6, 4, 4)):
+        assert ours.head.classification_head.module_list[level].out_channels == k * 21
+        assert ours.head.regression_head.module_list[level].out_channels == k * 4
+        assert ours.head.classification_head.module_list[level].kernel_size == (3, 3)
+    x = torch.rand(1, 3, 300, 300, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        out = ours(x)
+        tv_cls, tv_reg, tv_feat = _tv_raw(tv, x)
+    assert out.feature_sizes == [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
+    assert out.features[0].shape == (1, 512, 38, 38)
+    assert out.cls_logits_flat().shape == (1, 8732, 21)
+    # Same raw outputs as torchvision's model on the same input (same weights).
+    torch.testing.assert_close(out.cls_logits_flat(), tv_cls, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.bbox_regression_flat(), tv_reg, atol=1e-4, rtol=1e-4)
+    for a, b in zip(out.features, tv_feat):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
+    # Default boxes equal torchvision's anchors.
+    torch.testing.assert_close(default_boxes(ours.cfg).cxcywh, _tv_anchors(tv, 300, out.feature_sizes))
+
+
+# ---------------------------------------------------------------- SSDlite320
+
+
+def test_ssdlite_matches_torchvision(tmp_path):
+    torch.manual_seed(0)
+    tv = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=5).eval()
+    path = tmp_path / "tv_lite.pth"
+    torch.save(tv.state_dict(), path)
+    ours = build("ssdlite320_mobilenet_v3_large", num_classes=5, weights=path).eval()
+    assert ours.image_mean == (0.5, 0.5, 0.5) and ours.image_std == (0.5, 0.5, 0.5)
+    x = torch.rand(1, 3, 320, 320, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        out = ours(x)
+        tv_cls, tv_reg, _ = _tv_raw(tv, x)
+    assert out.feature_sizes == [(20, 20), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)]
+    assert ours.level_channels == (672, 480, 512, 256, 256, 128)
+    torch.testing.assert_close(out.cls_logits_flat(), tv_cls, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out.bbox_regression_flat(), tv_reg, atol=1e-5, rtol=1e-4)
+    # Our SSDConfig for SSDlite gives exactly torchvision's anchors (no steps, min 0.2, max 0.95).
+    assert ours.cfg.boxes_per_location() == tuple(tv.anchor_generator.num_anchors_per_location())
+    torch.testing.assert_close(
+        default_boxes(ours.cfg).cxcywh, _tv_anchors(tv, 320, out.feature_sizes), atol=0, rtol=0
+    )
