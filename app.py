@@ -1,8 +1,32 @@
-"""SSD Explorer: routes to the pages and holds the sidebar shared by all of them."""
+"""SSD Explorer: routes to the pages and holds the sidebar shared by all of them.
+
+`make run` -> `streamlit run app.py`. The pages live in `pages/`; the sidebar (model,
+image, ground truth) is drawn here, before the chosen page runs, by `pages/_shared.py`.
+"""
+import sys
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="SSD Explorer", layout="wide")
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # `explorer`, `ssd` and `pages._shared` import from here
+    sys.path.insert(0, str(ROOT))
 
-home = st.Page("pages/home.py", title="Home", default=True)
-nav = st.navigation([home])
+from pages import _shared  # noqa: E402
+
+st.set_page_config(page_title="SSD Explorer", page_icon=":mag:", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
+    st.Page("pages/default_boxes.py", title="Default boxes", icon=":material/grid_on:"),
+    st.Page("pages/matching.py", title="Matching & hard negatives", icon=":material/join_inner:"),
+    st.Page("pages/per_scale.py", title="Per-scale detections", icon=":material/layers:"),
+    st.Page("pages/nms.py", title="NMS", icon=":material/filter_alt:"),
+]
+if (ROOT / "pages" / "training.py").is_file():  # written by the training engineer
+    pages.append(st.Page("pages/training.py", title="Training", icon=":material/model_training:"))
+
+nav = st.navigation(pages)
+_shared.sidebar()
 nav.run()

@@ -1,8 +1,36 @@
+"""Home: what SSD is, the image being explored with its ground truth (draw boxes here)."""
 import streamlit as st
 
+from explorer.figures import PAPER_URL, gt_figure
+from pages import _shared
+
+ctx = _shared.context()
 st.title("SSD Explorer")
 st.markdown(
-    "See every step of the Single Shot MultiBox Detector (Liu et al. 2016) on your own "
-    "images: default boxes per feature map, matching and hard negatives, per-scale "
-    "detections and the final non-maximum suppression."
+    "The **Single Shot MultiBox Detector** ([Liu et al. 2016]({url})) finds objects in one "
+    "pass: a convolutional network predicts, on several feature maps of decreasing size, a "
+    "class score and a box offset for each of a fixed set of **default boxes**. Small maps "
+    "with big cells see big objects, large maps with small cells see small ones. Each page "
+    "opens one step, on the image and model chosen in the sidebar:".format(url=PAPER_URL)
 )
+cols = st.columns(5)
+steps = [
+    ("pages/architecture.py", "Architecture", "layers, channels, boxes (Sec. 2.1)"),
+    ("pages/default_boxes.py", "Default boxes", "scales and aspect ratios (Sec. 2.2)"),
+    ("pages/matching.py", "Matching & hard negatives", "training targets and loss (Sec. 2.2)"),
+    ("pages/per_scale.py", "Per-scale detections", "what each feature map sees (Fig. 1)"),
+    ("pages/nms.py", "NMS", "from candidates to detections (Sec. 3)"),
+]
+for col, (path, label, what) in zip(cols, steps):
+    with col:
+        st.page_link(path, label=label)
+        st.caption(what)
+
+img = ctx.image
+w, h = img.image.size
+st.subheader(f"Your image: {img.name} ({w}x{h} px)")
+st.caption("Green: ground-truth boxes (edit them in the sidebar). To draw a new one, drag a "
+           "rectangle on the image; it gets the label chosen under *Ground-truth boxes* in the sidebar.")
+fig = gt_figure(_shared.image_uri(img.digest, img.image), (w, h), ctx.gt.boxes_xyxy.numpy(), ctx.gt.names)
+_shared.show_plotly(fig, key="gt_draw_chart", on_select="rerun", selection_mode="box")
+st.dataframe(ctx.gt.rows(), hide_index=True)

@@ -1,0 +1,187 @@
+"""Plotly building blocks shared by the pages: an image as a figure background,
+many boxes as one trace, colours per level.
+
+Frames: every figure here is drawn in pixels of the frame it says, with x to the
+right and y down (the y axis is reversed), so box coordinates go in unchanged.
+Drawing N boxes as one line trace (rectangles separated by None) plus one marker
+trace at the box centres (hover text, clickable) keeps figures fast with thousands
+of boxes, where one trace per box would not be.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+
+PAPER_URL = "https://arxiv.org/abs/1512.02325"
+
+# One colour per feature-map level (Plotly's "D3" palette); level k -> LEVEL_COLORS[k % 10].
+LEVEL_COLORS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)
+# One colour per class index (background never drawn); same palette, shifted.
+CLASS_COLORS = ("#7f7f7f",) + LEVEL_COLORS
+
+
+def level_color(k: int) -> str:
+    return LEVEL_COLORS[int(k) % len(LEVEL_COLORS)]
+
+
+def class_color(c: int) -> str:
+    return CLASS_COLORS[int(c) % len(CLASS_COLORS)]
+
+
+def image_data_uri(image: Image.Image, max_side: int = 768, quality: int = 85) -> str:
+    """A JPEG data URI of `image`, shrunk so its longer side is <= max_side pixels.
+
+    The figure stretches it back to the frame's size, so shrinking only saves bytes
+    sent to the browser (and encoding time), never moves a box.
+    """
+    img = image.convert("RGB")
+    scale = max_side / max(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_figure(
+    image_uri: str | None,
+    width: float,
+    height: float,
+    title: str | None = None,
+    fig_height: int = 560,
+) -> go.Figure:
+    """An empty figure whose data frame is [0, width] x [0, height] pixels, y down,
+    with `image_uri` (may be None) stretched over it.
+
+    An invisible point at each corner keeps box/point selection working even when
+    a page adds no other trace (Plotly selects only on traces).
+    """
+    fig = go.Figure()
+    if image_uri is not None:
+        fig.add_layout_image(
+            source=image_uri, xref="x", yref="y", x=0, y=0, sizex=width, sizey=height,
+            sizing="stretch", layer="below", xanchor="left", yanchor="top",
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, width], y=[0, height], mode="markers", marker={"opacity": 0},
+            hoverinfo="skip", showlegend=False, name="frame",
+        )
+    )
+    fig.update_xaxes(range=[0, width], showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(
+        range=[height, 0], showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1,
+        constrain="domain",
+    )
+    fig.update_layout(
+        title=title, height=fig_height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        plot_bgcolor="white", dragmode="zoom",
+    )
+    return fig
+
+
+def rect_lines(boxes_xyxy: np.ndarray) -> tuple[list, list]:
+    """(N, 4) xyxy -> x and y lists that draw N closed rectangles, None between them."""
+    boxes = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
+    n = boxes.shape[0]
+    if n == 0:
+        return [], []
+    x1, y1, x2, y2 = boxes.T
+    nan = np.full(n, np.nan)
+    # (N, 6) per rectangle: 5 corners (closed) + a gap -> flattened
+    xs = np.stack([x1, x2, x2, x1, x1, nan], axis=1).reshape(-1)
+    ys = np.stack([y1, y1, y2, y2, y1, nan], axis=1).reshape(-1)
+    xs_list = [None if np.isnan(v) else float(v) for v in xs]
+    ys_list = [None if np.isnan(v) else float(v) for v in ys]
+    return xs_list, ys_list
+
+
+def add_boxes(
+    fig: go.Figure,
+    boxes_xyxy: np.ndarray,
+    color: str,
+    name: str,
+    hover: Sequence[str] | None = None,
+    width: float = 2.0,
+    dash: str = "solid",
+    opacity: float = 1.0,
+    customdata: Sequence | None = None,
+    showlegend: bool = True,
+    row: int | None = None,
+    col: int | None = None,
+    legendgroup: str | None = None,
+) -> None:
+    """Draw N boxes (xyxy, the figure's pixel frame) as one rectangle trace plus one
+    hoverable marker trace at their centres (both in the same legend group)."""
+    boxes = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
+    group = legendgroup or name
+    xs, ys = rect_lines(boxes)
+    kw = {"row": row, "col": col} if row is not None else {}
+    fig.add_trace(
+        go.Scatter(
+            x=xs, y=ys, mode="lines", line={"color": color, "width": width, "dash": dash},
+            opacity=opacity, hoverinfo="skip", name=name, legendgroup=group,
+            showlegend=showlegend and len(boxes) > 0,
+        ),
+        **kw,
+    )
+    if len(boxes) and hover is not None:
+        cx = (boxes[:, 0] + boxes[:, 2]) / 2
+        cy = (boxes[:, 1] + boxes[:, 3]) / 2
+        fig.add_trace(
+            go.Scatter(
+                x=cx, y=cy, mode="markers", marker={"color": color, "size": 7, "symbol": "x-thin-open" if dash != "solid" else "circle"},
+                opacity=opacity, text=list(hover), hovertemplate="%{text}<extra></extra>",
+                customdata=None if customdata is None else list(customdata),
+                name=name, legendgroup=group, showlegend=False,
+            ),
+            **kw,
+        )
+
+
+def records_to_csv(records: Sequence[dict]) -> str:
+    """A list of flat dicts as CSV text (header from the union of keys, first-seen order)."""
+    import csv
+
+    keys: list[str] = []
+    for r in records:
+        for k in r:
+            if k not in keys:
+                keys.append(k)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    for r in records:
+        w.writerow({k: _csv_value(r.get(k)) for k in keys})
+    return buf.getvalue()
+
+
+def _csv_value(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return " ".join(str(x) for x in v)
+    return v
+
+
+def gt_figure(image_uri: str | None, image_wh: tuple[int, int], boxes_xyxy, names: Sequence[str],
+              fig_height: int = 520) -> go.Figure:
+    """The image (original pixels) with its ground-truth boxes, hover = label and size.
+    Box selection (drag) on this figure draws a new GT box."""
+    w, h = image_wh
+    fig = image_figure(image_uri, w, h, fig_height=fig_height)
+    boxes = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
+    hover = [f"GT {n}: {names[n]} ({b[0]:.0f}, {b[1]:.0f}, {b[2]:.0f}, {b[3]:.0f}), "
+             f"{b[2] - b[0]:.0f}x{b[3] - b[1]:.0f} px" for n, b in enumerate(boxes)]
+    add_boxes(fig, boxes, "#00ff66", "ground truth", hover=hover, width=3)
+    fig.update_layout(dragmode="select", selectdirection="any")
+    return fig

@@ -1,0 +1,138 @@
+"""Which models the explorer can run, and loading one by its id.
+
+A model id is a plain string (kept in Streamlit's session state as "model_choice"):
+  - a path to a checkpoint written by `ssd.checkpoint.save` (shipped ones in
+    `checkpoints/*.pt`, training runs' `RUNS_DIR/*/checkpoints/best.pt`);
+  - "torchvision:ssd300_vgg16" / "torchvision:ssdlite320_mobilenet_v3_large":
+    torchvision's COCO weights (needs them downloaded or in the torch hub cache);
+  - "random:compact256": the compact model with random weights (always works, but
+    predicts nothing meaningful; the app says so).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"
+SHIPPED_CHECKPOINT = CHECKPOINTS_DIR / "compact256_shapes.pt"
+RANDOM_COMPACT = "random:compact256"
+TORCHVISION_MODELS = {
+    "torchvision:ssd300_vgg16": "torchvision SSD300 VGG16, COCO weights (download)",
+    "torchvision:ssdlite320_mobilenet_v3_large": "torchvision SSDlite320 MobileNetV3, COCO weights (download)",
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model id could not be loaded; the message says why, in plain words."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    model_id: str  # the id `load_model` takes
+    label: str  # what the picker shows
+    kind: str  # "checkpoint", "run", "torchvision" or "random"
+
+
+@dataclass
+class LoadedModel:
+    model: object  # an `ssd.models.SSDNet`, in eval mode, on the CPU
+    class_names: list[str]  # C names, "background" first
+    model_id: str
+    label: str
+    warning: str | None = None  # shown above every page when set (e.g. untrained weights)
+    meta: dict = field(default_factory=dict)
+
+
+def runs_dir() -> Path:
+    """Where training runs live: env SSD_RUNS_DIR, else `runs/` in the repository."""
+    env = os.environ.get("SSD_RUNS_DIR")
+    return Path(env) if env else REPO_ROOT / "runs"
+
+
+def list_model_choices(checkpoints_dir: Path | None = None, runs: Path | None = None) -> list[ModelChoice]:
+    """Every model the picker offers, shipped checkpoints first."""
+    checkpoints_dir = CHECKPOINTS_DIR if checkpoints_dir is None else Path(checkpoints_dir)
+    runs = runs_dir() if runs is None else Path(runs)
+    out: list[ModelChoice] = []
+    if checkpoints_dir.is_dir():
+        for p in sorted(checkpoints_dir.glob("*.pt")):
+            out.append(ModelChoice(str(p), f"shipped: {p.stem}", "checkpoint"))
+    if runs.is_dir():
+        for p in sorted(runs.glob("*/checkpoints/best.pt"), key=lambda q: q.stat().st_mtime, reverse=True):
+            out.append(ModelChoice(str(p), f"training run: {p.parent.parent.name} (best.pt)", "run"))
+    out.append(ModelChoice(RANDOM_COMPACT, "compact256, random weights (untrained)", "random"))
+    for mid, label in TORCHVISION_MODELS.items():
+        out.append(ModelChoice(mid, label, "torchvision"))
+    return out
+
+
+def default_model_id(choices: list[ModelChoice]) -> str:
+    """The shipped checkpoint if present, else the first checkpoint, else random compact."""
+    ids = [c.model_id for c in choices]
+    if str(SHIPPED_CHECKPOINT) in ids:
+        return str(SHIPPED_CHECKPOINT)
+    for c in choices:
+        if c.kind in ("checkpoint", "run"):
+            return c.model_id
+    return RANDOM_COMPACT
+
+
+def choice_label(model_id: str, choices: list[ModelChoice]) -> str:
+    for c in choices:
+        if c.model_id == model_id:
+            return c.label
+    return model_id
+
+
+def model_cache_key(model_id: str) -> str:
+    """The id plus the file's modification time, so a re-trained best.pt reloads."""
+    p = Path(model_id)
+    if not model_id.startswith(("random:", "torchvision:")) and p.is_file():
+        return f"{model_id}@{p.stat().st_mtime_ns}"
+    return model_id
+
+
+def load_model(model_id: str) -> LoadedModel:
+    """Load a model by id (see module docstring). Raises ModelLoadError with the reason."""
+    import torch
+
+    if model_id == RANDOM_COMPACT:
+        from ssd.data.procedural import CLASSES
+        from ssd.models import build
+
+        torch.manual_seed(0)  # the same "random" model on every load
+        model = build("compact256", num_classes=len(CLASSES))
+        return LoadedModel(
+            model.eval(), list(CLASSES), model_id, "compact256, random weights",
+            warning="This model has random (untrained) weights: its scores and detections mean "
+                    "nothing. Default boxes, matching and the loss are still exact.",
+        )
+    if model_id in TORCHVISION_MODELS:
+        name = model_id.split(":", 1)[1]
+        from ssd.models import build
+
+        try:
+            model = build(name, num_classes=91, weights="coco")
+        except Exception as e:  # offline: the download fails; say so and let the caller fall back
+            raise ModelLoadError(f"Could not load {TORCHVISION_MODELS[model_id]}: {e}") from e
+        from ssd.models import coco_class_names
+
+        names = coco_class_names(name)
+        return LoadedModel(model.eval(), names, model_id, TORCHVISION_MODELS[model_id])
+    path = Path(model_id)
+    if not path.is_file():
+        raise ModelLoadError(f"checkpoint {model_id} does not exist")
+    from ssd.checkpoint import load
+
+    try:
+        model, meta = load(str(path))
+    except Exception as e:
+        raise ModelLoadError(f"Could not load checkpoint {path.name}: {e}") from e
+    names = list(meta.get("class_names") or [])
+    c = model.cfg.num_classes
+    if len(names) != c:
+        names = ["background"] + [f"class {i}" for i in range(1, c)]
+    return LoadedModel(model.eval(), names, model_id, path.stem, meta=dict(meta))
+

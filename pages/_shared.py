@@ -1,0 +1,226 @@
+"""Streamlit side of the explorer shared by every page: cached loaders and the sidebar.
+
+`app.py` calls `sidebar()` before running the chosen page; it stores an `ExplorerContext`
+(model, image, ground truth) in session state, and each page reads it with `context()`.
+Heavy work is cached: models with `st.cache_resource` (keyed by id + file mtime),
+per-image results with `st.cache_data` (keyed by the image's sha1 + parameters), so
+switching pages does not recompute. No SSD maths here: it calls `explorer/` and `ssd/`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from explorer import ground_truth as gt_mod
+from explorer import models as models_mod
+from explorer import samples as samples_mod
+from explorer.figures import PAPER_URL, image_data_uri
+
+CTX_KEY = "_explorer_ctx"
+
+
+@dataclass
+class ExplorerContext:
+    loaded: models_mod.LoadedModel  # the model every page uses
+    model_key: str  # cache key: id + file mtime
+    image: samples_mod.LoadedImage  # the image every page shows
+    gt: gt_mod.GroundTruth  # validated GT boxes, original pixels
+
+
+# ---------------------------------------------------------------- cached loaders
+@st.cache_resource(show_spinner="Loading model...", max_entries=4)
+def _load_model_cached(model_key: str) -> models_mod.LoadedModel:
+    model_id = model_key.split("@", 1)[0] if "@" in model_key else model_key
+    return models_mod.load_model(model_id)
+
+
+def load_model(model_id: str) -> models_mod.LoadedModel:
+    return _load_model_cached(models_mod.model_cache_key(model_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def sample_image(sample_id: str) -> samples_mod.LoadedImage:
+    return samples_mod.load_sample(sample_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def image_uri(digest: str, _image, size: tuple[int, int] | None = None) -> str:
+    """JPEG data URI of the image (stretched to `size` if given), keyed by its sha1."""
+    img = _image if size is None else _image.resize(size)
+    return image_data_uri(img)
+
+
+# ---------------------------------------------------------------- page helpers
+def context() -> ExplorerContext:
+    ctx = st.session_state.get(CTX_KEY)
+    if ctx is None:  # a page run on its own (no app.py): build the sidebar now
+        ctx = sidebar()
+    return ctx
+
+
+def page_header(title: str, intro: str, section: str) -> None:
+    """Title, a plain-words explanation and the paper section it comes from."""
+    st.title(title)
+    st.markdown(intro + f"  \n*Paper: [Liu et al. 2016, SSD, {section}]({PAPER_URL}).*")
+    ctx = st.session_state.get(CTX_KEY)
+    if ctx is not None and ctx.loaded.warning:
+        st.warning(ctx.loaded.warning)
+
+
+def download_buttons(name: str, rows: list[dict], key: str, payload: dict | None = None) -> None:
+    """CSV of `rows` and JSON of `payload` (or rows) side by side."""
+    import json
+
+    from explorer.figures import records_to_csv
+
+    c1, c2 = st.columns(2)
+    c1.download_button(f"{name} (CSV)", records_to_csv(rows), file_name=f"{key}.csv",
+                       mime="text/csv", key=f"dl_csv_{key}")
+    c2.download_button(f"{name} (JSON)", json.dumps(payload if payload is not None else rows, indent=1, default=str),
+                       file_name=f"{key}.json", mime="application/json", key=f"dl_json_{key}")
+
+
+def show_plotly(fig, key: str, **kw):
+    """A plotly chart with the toolbar's PNG download at full resolution."""
+    config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2, "filename": key}}
+    return st.plotly_chart(fig, key=key, config=config, width="stretch", **kw)
+
+
+# ---------------------------------------------------------------- the sidebar
+def _model_picker() -> tuple[models_mod.LoadedModel, str]:
+    choices = models_mod.list_model_choices()
+    ids = [c.model_id for c in choices]
+    want = st.session_state.get("model_choice")
+    if want and want not in ids and models_mod.Path(want).is_file():
+        choices.insert(0, models_mod.ModelChoice(want, f"checkpoint: {want}", "checkpoint"))
+        ids.insert(0, want)
+    default = models_mod.default_model_id(choices)
+    # "model_choice" is the public key (the training page sets it); the widget has its
+    # own key so another page may write "model_choice" at any point of a run.
+    if want and want in ids and want != st.session_state.get("_model_choice_synced"):
+        st.session_state["_model_picker"] = want
+    if st.session_state.get("_model_picker") not in ids:
+        st.session_state["_model_picker"] = want if want in ids else default
+    model_id = st.sidebar.selectbox(
+        "Model", ids, key="_model_picker", format_func=lambda i: models_mod.choice_label(i, choices),
+        help="Shipped checkpoints, your training runs (runs/*/checkpoints/best.pt), or torchvision's "
+             "COCO models (need their weights downloaded).",
+    )
+    st.session_state["model_choice"] = model_id
+    st.session_state["_model_choice_synced"] = model_id
+    try:
+        return load_model(model_id), models_mod.model_cache_key(model_id)
+    except models_mod.ModelLoadError as e:
+        st.sidebar.error(f"{e}\n\nUsing the default model instead.")
+        fallback = default if default != model_id else models_mod.RANDOM_COMPACT
+        try:
+            return load_model(fallback), models_mod.model_cache_key(fallback)
+        except models_mod.ModelLoadError as e2:
+            st.sidebar.error(str(e2))
+            return load_model(models_mod.RANDOM_COMPACT), models_mod.RANDOM_COMPACT
+
+
+def _image_picker() -> samples_mod.LoadedImage:
+    samples = samples_mod.list_samples()
+    ids = [s.sample_id for s in samples]
+    labels = {s.sample_id: s.label for s in samples}
+    source = st.sidebar.radio("Image", ["Sample scene", "Upload"], horizontal=True, key="image_source")
+    default_id = samples_mod.default_sample_id(samples)
+    if source == "Upload":
+        up = st.sidebar.file_uploader(
+            f"Your image (JPEG, PNG, WebP, BMP, GIF; at most {samples_mod.MAX_PIXELS / 1e6:.0f} megapixels)",
+            type=samples_mod.UPLOAD_TYPES, key="image_upload",
+        )
+        if up is not None:
+            data = up.getvalue()
+            try:
+                return _decode_upload(up.name, data)
+            except ValueError as e:  # ssd.images.ImageError is a ValueError
+                st.sidebar.error(f"Cannot use {up.name}: {e}")
+                st.sidebar.caption("Showing the default sample scene instead.")
+        else:
+            st.sidebar.caption("No file yet: showing the default sample scene.")
+        return sample_image(default_id)
+    if st.session_state.get("sample_id") not in ids:
+        st.session_state["sample_id"] = default_id
+    sid = st.sidebar.selectbox("Sample scene", ids, key="sample_id", format_func=lambda i: labels.get(i, i))
+    return sample_image(sid)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _decode_upload(name: str, data: bytes) -> samples_mod.LoadedImage:
+    return samples_mod.load_upload(name, data)
+
+
+def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod.GroundTruth:
+    """GT rows: the image's own, an annotation file, the table, or boxes drawn on Home.
+
+    The table shows `gt_base` (bumping `gt_version` gives the editor a fresh key whenever
+    the base changes: new image, file, drawn box); its edited result is the truth.
+    """
+    ss = st.session_state
+    if ss.get("gt_digest") != image.digest:
+        ss["gt_digest"] = image.digest
+        ss["gt_base"] = [dict(r) for r in image.gt_rows]
+        ss["gt_version"] = ss.get("gt_version", 0) + 1
+        ss["gt_file_seen"] = None
+    # A box drawn on the Home page (plotly box selection, frame = original pixels).
+    try:
+        boxes = list(ss["gt_draw_chart"]["selection"]["box"])
+    except (KeyError, TypeError):
+        boxes = []
+    if boxes:
+        sig = repr(boxes[-1])
+        if sig != ss.get("gt_draw_seen"):
+            ss["gt_draw_seen"] = sig
+            row = gt_mod.box_from_selection(boxes[-1], image.image.size)
+            if row is not None:
+                row["label"] = ss.get("gt_draw_label") or class_names[1]
+                ss["gt_base"] = list(ss.get("gt_current", ss["gt_base"])) + [row]
+                ss["gt_version"] += 1
+    with st.sidebar.expander(f"Ground-truth boxes ({len(ss['gt_base'])} given)", expanded=False):
+        st.caption("Pixels of the original image. Edit the table, add rows, load a VOC .xml / COCO "
+                   ".json, or draw boxes on the Home page.")
+        up = st.file_uploader("Annotation file", type=["xml", "json"], key="gt_file")
+        if up is not None and ss.get("gt_file_seen") != (up.name, up.size, image.digest):
+            ss["gt_file_seen"] = (up.name, up.size, image.digest)
+            try:
+                ss["gt_base"] = gt_mod.parse_annotation_file(up.name, up.getvalue(), image_name=image.name)
+                ss["gt_version"] += 1
+            except gt_mod.GTFileError as e:
+                st.error(str(e))
+        st.selectbox("Label for drawn boxes", class_names[1:], key="gt_draw_label")
+        df = pd.DataFrame(ss["gt_base"], columns=list(gt_mod.GT_COLUMNS))
+        edited = st.data_editor(
+            df, num_rows="dynamic", hide_index=True, key=f"gt_table_{ss['gt_version']}",
+            column_config={
+                "label": st.column_config.SelectboxColumn("label", options=class_names[1:]),
+                **{c: st.column_config.NumberColumn(c, format="%.0f") for c in ("x1", "y1", "x2", "y2")},
+            },
+        )
+        rows = edited.to_dict("records")
+        ss["gt_current"] = rows
+        if st.button("Clear all boxes", key="gt_clear"):
+            ss["gt_base"] = []
+            ss["gt_version"] += 1
+            st.rerun()
+    gt = gt_mod.validate_rows(rows, class_names, image.image.size)
+    if gt.errors:
+        st.sidebar.error("Skipped ground-truth rows:\n\n" + "\n".join(f"- {m}" for m in gt.errors))
+    return gt
+
+
+def sidebar() -> ExplorerContext:
+    """Draw the shared sidebar and return (and store) the context every page uses."""
+    st.sidebar.markdown(f"**SSD Explorer** · [paper]({PAPER_URL})")
+    loaded, model_key = _model_picker()
+    image = _image_picker()
+    gt = _gt_editor(image, loaded.class_names)
+    w, h = image.image.size
+    st.sidebar.caption(f"{image.name}: {w}x{h} px, {len(gt)} GT boxes; model input "
+                       f"{loaded.model.cfg.image_size}x{loaded.model.cfg.image_size}.")
+    ctx = ExplorerContext(loaded, model_key, image, gt)
+    st.session_state[CTX_KEY] = ctx
+    return ctx

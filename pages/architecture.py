@@ -1,0 +1,37 @@
+"""Architecture: the model as a table, one row per source feature map (Sec. 2.1, Fig. 2)."""
+import streamlit as st
+
+from explorer.architecture import COLUMN_EXPLANATIONS, architecture_rows, summary_lines, total_boxes
+from pages import _shared
+
+ctx = _shared.context()
+_shared.page_header(
+    "Architecture",
+    "SSD adds small 3x3 convolutional *predictors* to several feature maps of a base network. "
+    "Each cell of a feature map owns K default boxes; for each box the predictor outputs C class "
+    "scores and 4 box offsets, so a level with an H x W map needs K x (C + 4) filters and "
+    "contributes H x W x K boxes. Summing the levels gives the fixed set of default boxes "
+    "(8732 for SSD300).",
+    "Sec. 2.1 and Fig. 2",
+)
+
+
+@st.cache_resource(show_spinner="Building SSD300 (random weights, for its layout)...")
+def _ssd300():
+    from ssd.models import build
+
+    return build("ssd300_vgg16", num_classes=21).eval()
+
+
+which = st.radio(
+    "Show", [f"the sidebar's model ({ctx.loaded.label})", "SSD300 VGG16 as in the paper (21 VOC classes)"],
+    horizontal=True, key="arch_which",
+)
+model = ctx.loaded.model if which.startswith("the sidebar") else _ssd300()
+rows = architecture_rows(model)
+st.metric("Default boxes in all", f"{total_boxes(model)}")
+st.dataframe(rows, hide_index=True, width="stretch")
+st.markdown("\n".join(f"- {line}" for line in summary_lines(model)))
+with st.expander("What each column means", expanded=True):
+    st.markdown("\n".join(f"- **{k}**: {v}" for k, v in COLUMN_EXPLANATIONS.items()))
+_shared.download_buttons("Architecture table", rows, key=f"architecture_{model.name}")
