@@ -79,10 +79,11 @@ def resolve_device(device: str, cuda_available: bool, gpu_count: int, nproc: int
     return resolved
 
 
-def check_voc_root(data_root: str) -> str:
-    """Raise JobError unless `data_root` holds a usable Pascal VOC sample: an
-    Annotations/*.xml that parses, names at least one object, and whose image is in
-    JPEGImages/. Returns a one-line summary ("N annotation files")."""
+def check_voc_root(data_root: str, splits: tuple[str, ...] = ("train", "val")) -> str:
+    """Raise JobError unless `data_root` holds a usable Pascal VOC sample: the split
+    files ImageSets/Main/<split>.txt that `ssd.train` reads (train and val), and in the
+    train split an Annotations/<id>.xml that parses, names at least one object, and
+    whose image is in JPEGImages/. Returns a one-line summary ("N train ids")."""
     if not str(data_root).strip():
         raise JobError("VOC: give the dataset folder (the one holding Annotations/ and JPEGImages/)")
     root = Path(data_root).expanduser()
@@ -92,24 +93,32 @@ def check_voc_root(data_root: str) -> str:
     for sub in (ann, img):
         if not sub.is_dir():
             raise JobError(f"VOC: {root} has no {sub.name}/ folder (expected Annotations/ and JPEGImages/)")
-    xmls = sorted(ann.glob("*.xml"))
-    if not xmls:
+    if not any(ann.glob("*.xml")):
         raise JobError(f"VOC: {ann} holds no .xml annotation file")
+    ids = {}
+    for split in splits:
+        split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+        if not split_file.is_file():
+            raise JobError(f"VOC: {split_file} is missing (training reads the {'/'.join(splits)} splits)")
+        ids[split] = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        if not ids[split]:
+            raise JobError(f"VOC: {split_file} lists no image")
     problems = []
-    for xml_path in xmls[:_MAX_XML_CHECKED]:
+    for stem in ids[splits[0]][:_MAX_XML_CHECKED]:
+        xml_path = ann / f"{stem}.xml"
         try:
             tree = ET.parse(xml_path)
         except (ET.ParseError, OSError) as exc:
             problems.append(f"{xml_path.name}: {exc}")
             continue
-        filename = (tree.findtext("filename") or "").strip() or xml_path.stem + ".jpg"
-        candidates = [img / filename] + [img / (xml_path.stem + ext) for ext in IMAGE_EXTS]
+        filename = (tree.findtext("filename") or "").strip() or stem + ".jpg"
+        candidates = [img / filename] + [img / (stem + ext) for ext in IMAGE_EXTS]
         if not any(c.is_file() for c in candidates):
             problems.append(f"{xml_path.name}: image {filename} not in JPEGImages/")
         elif not tree.findall("object"):
             problems.append(f"{xml_path.name}: no <object>")
         else:
-            return f"{len(xmls)} annotation files"
+            return f"{len(ids[splits[0]])} {splits[0]} ids"
     raise JobError(f"VOC: no usable sample in {root}; first problems: " + "; ".join(problems[:3]))
 
 
@@ -134,6 +143,9 @@ def check_coco(coco_json: str, coco_images: str) -> str:
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list) or not data[key]:
             raise JobError(f"COCO: {json_path} has no (or an empty) '{key}' list")
+    if len(data["images"]) < 2:
+        raise JobError(f"COCO: {json_path} has {len(data['images'])} image; training holds some out "
+                       "for validation, so it needs at least 2")
     annotated = {a.get("image_id") for a in data["annotations"] if isinstance(a, dict)}
     for im in data["images"]:
         if isinstance(im, dict) and im.get("id") in annotated:

@@ -73,9 +73,12 @@ def test_run_dirs_get_unique_suffixes(tmp_path):
 
 
 # ---------------------------------------------------------------- dataset checks ---
-def _write_voc(root: Path, with_image=True, with_object=True) -> Path:
+def _write_voc(root: Path, with_image=True, with_object=True, splits=("train", "val")) -> Path:
     (root / "Annotations").mkdir(parents=True)
     (root / "JPEGImages").mkdir()
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    for split in splits:
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("000001\n")
     obj = ("<object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax>"
            "<ymax>5</ymax></bndbox></object>") if with_object else ""
     (root / "Annotations" / "000001.xml").write_text(
@@ -86,7 +89,16 @@ def _write_voc(root: Path, with_image=True, with_object=True) -> Path:
 
 
 def test_voc_check_accepts_usable_folder(tmp_path):
-    assert "1 annotation files" in check_voc_root(str(_write_voc(tmp_path / "voc")))
+    assert check_voc_root(str(_write_voc(tmp_path / "voc"))) == "1 train ids"
+
+
+def test_dataset_checks_accept_what_ssd_data_writes(tmp_path):
+    from ssd.data import procedural
+
+    root = procedural.write_voc(tmp_path / "voc", num_images=5, size=64)
+    assert check_voc_root(str(root)).endswith("train ids")
+    path = procedural.write_coco(tmp_path / "coco.json", tmp_path / "coco", num_images=3, size=64)
+    assert check_coco(str(path), str(tmp_path / "coco")).startswith("3 images")
 
 
 @pytest.mark.parametrize("make, words", [
@@ -95,6 +107,7 @@ def test_voc_check_accepts_usable_folder(tmp_path):
     (lambda p: (p / "Annotations").mkdir() or (p / "JPEGImages").mkdir() or p, "no .xml"),
     (lambda p: _write_voc(p / "v", with_image=False), "not in JPEGImages"),
     (lambda p: _write_voc(p / "v", with_object=False), "no <object>"),
+    (lambda p: _write_voc(p / "v", splits=("train",)), "val.txt is missing"),
 ])
 def test_voc_check_refuses(tmp_path, make, words):
     with pytest.raises(JobError, match=words):
@@ -117,7 +130,8 @@ def _write_coco(tmp_path: Path, **overrides) -> tuple[Path, Path]:
     images = tmp_path / "images"
     images.mkdir()
     Image.new("RGB", (8, 8)).save(images / "a.jpg")
-    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}],
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8},
+                       {"id": 2, "file_name": "b.jpg", "width": 8, "height": 8}],
             "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}],
             "categories": [{"id": 1, "name": "cat"}]}
     data.update(overrides)
@@ -128,14 +142,16 @@ def _write_coco(tmp_path: Path, **overrides) -> tuple[Path, Path]:
 
 def test_coco_check_accepts_usable_files(tmp_path):
     path, images = _write_coco(tmp_path)
-    assert check_coco(str(path), str(images)) == "1 images, 1 annotations"
+    assert check_coco(str(path), str(images)) == "2 images, 1 annotations"
 
 
 @pytest.mark.parametrize("overrides, words", [
     ({"images": []}, "'images'"),
     ({"annotations": []}, "'annotations'"),
     ({"categories": "cat"}, "'categories'"),
-    ({"images": [{"id": 1, "file_name": "nothere.jpg"}]}, "none of the annotated images"),
+    ({"images": [{"id": 1, "file_name": "a.jpg"}]}, "at least 2"),
+    ({"images": [{"id": 1, "file_name": "x.jpg"}, {"id": 2, "file_name": "a.jpg"}]},
+     "none of the annotated images"),
     ({"annotations": [{"id": 1, "image_id": 7}]}, "none of the annotated images"),
 ])
 def test_coco_check_refuses_unusable_content(tmp_path, overrides, words):
