@@ -43,7 +43,7 @@ from explorer.run_state import (
     write_json_atomic,
     next_seq,
 )
-from explorer.run_metrics import eta_seconds, read_metrics, tail_log, tail_metrics
+from explorer.run_metrics import eta_seconds, read_metrics, tail_log, tail_log_file, tail_metrics
 
 __all__ = [
     "JobError", "JobSpec", "RunInfo", "default_runs_dir", "available_devices", "launch",
@@ -249,9 +249,17 @@ def _check_alive_and_fix(run_dir: Path) -> bool:
             if (run_dir / CANCEL_MARK).exists():
                 update_status(run_dir, state="cancelled", message="cancelled")
             else:
+                last = _last_output_line(run_dir)
                 update_status(run_dir, state="failed",
-                              message="process died without reporting (killed, crashed or machine restarted)")
+                              message="process died without reporting (killed, crashed or machine "
+                                      "restarted)" + (f"; last output: {last}" if last else ""))
         return False
+
+
+def _last_output_line(run_dir: Path) -> str:
+    """Last non-empty line the run printed (a traceback ends with the error)."""
+    lines = [ln.strip() for ln in tail_log_file(run_dir / "stdout.log").splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def list_runs(runs_dir: Path) -> list[RunInfo]:

@@ -95,6 +95,11 @@ def _tail_text(path: Path, max_bytes: int) -> str:
     return text
 
 
+def tail_log_file(path: Path, max_bytes: int = 4096) -> str:
+    """The last `max_bytes` of a text file, from a line start ("" when missing)."""
+    return _tail_text(Path(path), max_bytes)
+
+
 def tail_metrics(run_dir: Path, max_bytes: int = 16_384) -> list[dict]:
     """The last log rows of metrics.jsonl, reading only its last `max_bytes`
     (cheap enough to call for every run on every refresh)."""

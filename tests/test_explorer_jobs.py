@@ -360,3 +360,123 @@ def test_eta_from_step_rate():
     assert eta_seconds(rows, {"total_steps": 15, "step": 5}) == pytest.approx(20.0)
     assert eta_seconds(rows[:1], {"total_steps": 15, "step": 1}) is None
     assert eta_seconds(rows, {"step": 5}) is None
+
+
+# ---------------------------------------------------------------- real runs --------
+# Real `python -m ssd.train` processes on tiny procedural data: 8 training scenes,
+# batch 4 -> 2 steps per epoch (last.pt is written at each epoch end); evaluation only
+# at the end (--eval-every 100) to keep them short on a small shared CPU.
+def tiny_spec(**overrides) -> JobSpec:
+    base = dict(train_size=8, val_size=4, batch_size=4, epochs=50, max_steps=2, eval_every=100,
+                log_every=1, device="cpu")
+    base.update(overrides)
+    return JobSpec(**base)
+
+
+def wait_for(run_dir: Path, predicate, timeout: float = 90.0, what: str = "") -> jobs.RunInfo:
+    deadline = time.monotonic() + timeout
+    while True:
+        info = jobs.read_run(run_dir)
+        if predicate(info):
+            return info
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}: {info}\n"
+                                 f"{tail_log(run_dir, 20)}")
+        time.sleep(0.3)
+
+
+def _ended(info):
+    return info.state not in ("queued", "running")
+
+
+@pytest.fixture
+def runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    yield runs_dir
+    # Never leave a training process behind, whatever the test did.
+    for info in jobs.list_runs(runs_dir):
+        if info.alive:
+            pgid = (read_json(info.run_dir / "job.json") or {}).get("attempts", [{}])[-1].get("pid")
+            if pgid:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def test_tiny_run_finishes_with_metrics_and_checkpoints(runs):
+    run_dir = jobs.launch(runs, tiny_spec(), name="../tiny", devices=CPU)
+    assert run_dir == (runs / "tiny").resolve()  # "../" sanitised away: inside the runs dir
+    job = read_json(run_dir / "job.json")
+    assert job["argv"][1:3] == ["-m", "ssd.train"] and job["device"] == "cpu" and job["seq"] == 1
+    info = wait_for(run_dir, _ended, what="finished")
+    assert info.state == "finished", info.message
+    assert (info.step, info.total_steps, info.progress) == (2, 2, 1.0)
+    assert info.has_last and info.has_best and info.best_map is not None
+    log_rows, eval_rows = read_metrics(run_dir)
+    assert [r["step"] for r in log_rows] == [1, 2]
+    assert all(r["loss"] > 0 and r["conf"] > 0 and r["loc"] >= 0 for r in log_rows)
+    assert len(eval_rows) == 1 and 0.0 <= eval_rows[0]["map"] <= 1.0
+    assert "finished" in tail_log(run_dir, 5)
+    wait_for(run_dir, lambda i: not i.alive, 20, "process exit")
+    # A second launch with the same name gets its own directory.
+    assert jobs._create_run_dir(runs.resolve(), "tiny").name == "tiny-2"
+
+
+def test_cancel_running_job_saves_checkpoint(runs):
+    run_dir = jobs.launch(runs, tiny_spec(max_steps=200), name="long", devices=CPU)
+    wait_for(run_dir, lambda i: (i.step or 0) >= 1, what="first step")
+    jobs.cancel(run_dir)
+    info = wait_for(run_dir, _ended, what="cancelled")
+    assert info.state == "cancelled", info.message
+    assert "SIGTERM" in info.message and info.has_last
+    import torch
+
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["step"] == info.step >= 1
+    wait_for(run_dir, lambda i: not i.alive, 20, "process exit")
+    with pytest.raises(JobError, match="nothing to cancel"):
+        jobs.cancel(run_dir)
+
+
+@pytest.mark.slow
+def test_sigkill_shows_failed_then_resume_finishes(runs):
+    run_dir = jobs.launch(runs, tiny_spec(max_steps=4), name="killed", devices=CPU)
+    # last.pt is written at the end of epoch 1 (step 2): kill after that.
+    wait_for(run_dir, lambda i: i.has_last and (i.step or 0) >= 2, what="epoch-1 checkpoint")
+    pgid = read_json(run_dir / "job.json")["attempts"][-1]["pid"]
+    os.killpg(pgid, signal.SIGKILL)  # no chance to say anything
+    info = wait_for(run_dir, lambda i: i.state != "running", 20, "failed")
+    assert info.state == "failed" and "died without reporting" in info.message
+    assert read_json(run_dir / "status.json")["state"] == "failed"
+    import torch
+
+    step_saved = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"]
+    assert step_saved >= 2
+    jobs.resume(run_dir)
+    info = wait_for(run_dir, _ended, what="finished after resume")
+    assert info.state == "finished", info.message
+    assert info.step == 4
+    assert f"resuming at step {step_saved}" in (run_dir / "train.log").read_text()
+    job = read_json(run_dir / "job.json")
+    assert [a["resume"] for a in job["attempts"]] == [False, True] and job["argv"][-1] == "--resume"
+
+
+@pytest.mark.slow
+def test_queue_runs_one_per_device_in_launch_order(runs):
+    first = jobs.launch(runs, tiny_spec(), name="first", devices=CPU)
+    second = jobs.launch(runs, tiny_spec(), name="second", devices=CPU)
+    third = jobs.launch(runs, tiny_spec(), name="third", devices=CPU)
+    wait_for(third, lambda i: "2 run(s) ahead" in i.message or "1 run(s) ahead" in i.message, 20, "queue")
+    jobs.cancel(third)  # cancel while queued: the runner ends, training never starts
+    assert wait_for(third, _ended, 20, "cancelled").state == "cancelled"
+    assert not (third / "train.log").exists()
+    assert jobs.read_run(second).state == "queued"  # waits for `first`
+    a = wait_for(first, _ended, what="first finished")
+    b = wait_for(second, _ended, what="second finished")
+    assert (a.state, b.state) == ("finished", "finished"), (a.message, b.message)
+    # `second` started training only after `first` had ended.
+    assert b.started_at >= a.updated_at
+    first_steps = [r["time"] for r in read_metrics(first)[0]]
+    second_steps = [r["time"] for r in read_metrics(second)[0]]
+    assert max(first_steps) < min(second_steps)
