@@ -139,7 +139,7 @@ def add_boxes(
         cy = (boxes[:, 1] + boxes[:, 3]) / 2
         fig.add_trace(
             go.Scatter(
-                x=cx, y=cy, mode="markers", marker={"color": color, "size": 7, "symbol": "x-thin-open" if dash != "solid" else "circle"},
+                x=cx, y=cy, mode="markers", marker={"color": color, "size": 7, "symbol": "star" if dash != "solid" else "circle"},
                 opacity=opacity, text=list(hover), hovertemplate="%{text}<extra></extra>",
                 customdata=None if customdata is None else list(customdata),
                 name=name, legendgroup=group, showlegend=False,

@@ -224,3 +224,27 @@ def sidebar() -> ExplorerContext:
     ctx = ExplorerContext(loaded, model_key, image, gt)
     st.session_state[CTX_KEY] = ctx
     return ctx
+
+
+# ---------------------------------------------------------------- per-image results
+@st.cache_data(show_spinner="Running the model on the image...", max_entries=16)
+def stages(model_key: str, digest: str, _model, _image, score_threshold: float = 0.01,
+           nms_threshold: float = 0.45, top_k: int = 200):
+    """`ssd.inference.run_stages` on the image, cached by (model, image sha1, parameters)."""
+    from ssd.inference import run_stages
+
+    return run_stages(_model, _image, score_threshold=score_threshold, nms_threshold=nms_threshold, top_k=top_k)
+
+
+def current_stages(ctx: ExplorerContext, score_threshold: float = 0.01, nms_threshold: float = 0.45,
+                   top_k: int = 200):
+    return stages(ctx.model_key, ctx.image.digest, ctx.loaded.model, ctx.image.image,
+                  float(score_threshold), float(nms_threshold), int(top_k))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def default_boxes_of(cfg):
+    """`ssd.priors.default_boxes(cfg)`, cached by the (frozen, hashable) config."""
+    from ssd.priors import default_boxes
+
+    return default_boxes(cfg)

@@ -1,0 +1,138 @@
+"""Data and figures for the NMS page: candidates before non-maximum suppression, the
+kept boxes after, and for each suppressed box the kept box that suppressed it (Sec. 3,
+"... non-maximum suppression (nms) with jaccard overlap of 0.45 per class and keep the
+top 200 detections per image").
+
+Input: an `ssd.inference.Stages`: `candidates` (Detections, original pixels), `nms`
+(`NMSTrace` over the candidates: `keep`, `suppressed_by`, `suppress_iou`) and the final
+`detections`.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from explorer.figures import add_boxes, class_color, image_figure
+
+
+def keep_mask(keep, n: int) -> torch.Tensor:
+    """`NMSTrace.keep` as an (n,) bool mask, whether it is a mask or kept indices."""
+    keep = torch.as_tensor(keep)
+    if keep.dtype == torch.bool:
+        return keep.reshape(n)
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[keep.long()] = True
+    return mask
+
+
+def candidate_records(stages, class_names: list[str]) -> list[dict]:
+    """One row per candidate box: class, score, level, cell, kept or which kept box
+    suppressed it and their IoU. Indices are positions in `stages.candidates`."""
+    cand = stages.candidates
+    n = len(cand.scores)
+    kept = keep_mask(stages.nms.keep, n)
+    by = stages.nms.suppressed_by.tolist()
+    iou = stages.nms.suppress_iou.tolist()
+    boxes = cand.boxes_xyxy.reshape(-1, 4).tolist()
+    rows = []
+    for q in range(n):
+        s = by[q]
+        rows.append(
+            {
+                "candidate": q,
+                "label": int(cand.labels[q]),
+                "class": class_names[int(cand.labels[q])],
+                "score": round(float(cand.scores[q]), 4),
+                "level": int(cand.level[q]),
+                "row": int(cand.row[q]),
+                "col": int(cand.col[q]),
+                "default_index": int(cand.default_index[q]),
+                "x1": round(boxes[q][0], 1), "y1": round(boxes[q][1], 1),
+                "x2": round(boxes[q][2], 1), "y2": round(boxes[q][3], 1),
+                "kept": bool(kept[q]),
+                "suppressed_by": int(s) if s >= 0 else None,
+                "suppressor_score": round(float(cand.scores[s]), 4) if s >= 0 else None,
+                "iou_with_suppressor": round(float(iou[q]), 4) if s >= 0 else None,
+            }
+        )
+    return rows
+
+
+def count_table(records: list[dict], detections, class_names: list[str], num_levels: int) -> tuple[list, list]:
+    """Counts per class and per level: candidates before NMS, kept by NMS, final detections
+    (after the top-k cut)."""
+    before_c = Counter(r["class"] for r in records)
+    kept_c = Counter(r["class"] for r in records if r["kept"])
+    final_c = Counter(class_names[int(c)] for c in detections.labels.tolist())
+    per_class = [
+        {"class": c, "candidates": before_c[c], "kept_by_nms": kept_c[c], "detections": final_c[c]}
+        for c in class_names[1:] if before_c[c] or final_c[c]
+    ]
+    before_l = Counter(r["level"] for r in records)
+    kept_l = Counter(r["level"] for r in records if r["kept"])
+    final_l = Counter(int(k) for k in detections.level.tolist())
+    per_level = [
+        {"level": k, "candidates": before_l[k], "kept_by_nms": kept_l[k], "detections": final_l[k]}
+        for k in range(num_levels)
+    ]
+    return per_class, per_level
+
+
+def nms_figure(
+    records: list[dict],
+    image_uri: str | None,
+    image_wh: tuple[int, int],
+    show_suppressed: bool = True,
+    show_links: bool = True,
+    max_suppressed: int = 400,
+    fig_height: int = 620,
+) -> go.Figure:
+    """Kept boxes (solid, per class) and suppressed candidates (dotted, same class colour),
+    with a thin line from each suppressed box's centre to its suppressor's centre.
+    Hover: score, level, cell, and for suppressed boxes who suppressed them at what IoU."""
+    w, h = image_wh
+    fig = image_figure(image_uri, w, h, fig_height=fig_height)
+    by_index = {r["candidate"]: r for r in records}
+
+    def centre(r):
+        return (r["x1"] + r["x2"]) / 2, (r["y1"] + r["y2"]) / 2
+
+    suppressed = [r for r in records if not r["kept"]][:max_suppressed]
+    if show_suppressed:
+        for cls in sorted({r["class"] for r in suppressed}):
+            rs = [r for r in suppressed if r["class"] == cls]
+            color = class_color(rs[0]["label"])
+            hover = [
+                f"#{r['candidate']} {cls} {r['score']:.3f} (level {r['level']}, cell ({r['row']}, {r['col']}))<br>"
+                + (f"suppressed by #{r['suppressed_by']} ({r['suppressor_score']:.3f}), IoU {r['iou_with_suppressor']:.3f}"
+                   if r["suppressed_by"] is not None else "not kept (top-k cut)")
+                for r in rs
+            ]
+            add_boxes(fig, np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color,
+                      f"{cls}: suppressed", hover=hover, dash="dot", width=1, opacity=0.7,
+                      customdata=[r["candidate"] for r in rs])
+        if show_links:
+            xs, ys = [], []
+            for r in suppressed:
+                s = r["suppressed_by"]
+                if s is None or s not in by_index:
+                    continue
+                (x0, y0), (x1, y1) = centre(r), centre(by_index[s])
+                xs += [x0, x1, None]
+                ys += [y0, y1, None]
+            if xs:
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "rgba(255,255,255,0.6)", "width": 1},
+                                         name="suppressed -> suppressor", hoverinfo="skip"))
+    kept = [r for r in records if r["kept"]]
+    for cls in sorted({r["class"] for r in kept}):
+        rs = [r for r in kept if r["class"] == cls]
+        color = class_color(rs[0]["label"])
+        hover = [f"#{r['candidate']} {cls} {r['score']:.3f} KEPT (level {r['level']}, cell ({r['row']}, {r['col']}))"
+                 for r in rs]
+        add_boxes(fig, np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color, f"{cls}: kept",
+                  hover=hover, width=3, customdata=[r["candidate"] for r in rs])
+    return fig
+

@@ -1,0 +1,90 @@
+"""Matching & hard negatives: which default boxes become positives, which negatives the
+loss keeps, and the loss of this image (Sec. 2.2)."""
+import streamlit as st
+import torch
+
+from explorer import matching_view as mv
+from pages import _shared
+
+ctx = _shared.context()
+_shared.page_header(
+    "Matching & hard negatives",
+    "To train, each default box gets a target. **Matching**: every ground-truth box first takes "
+    "the default box it overlaps best (the *forced* match, so no object is left out), then every "
+    "default box whose IoU (jaccard overlap) with some ground truth reaches the threshold becomes a "
+    "positive for it. All others are negatives; since they vastly outnumber positives, "
+    "**hard negative mining** keeps only the negatives the model is most wrong about (highest "
+    "confidence loss), at most neg:pos = 3:1.",
+    "Sec. 2.2, \"Matching strategy\", \"Training objective\" (Eq. 1) and \"Hard negative mining\"",
+)
+
+model = ctx.loaded.model
+cfg = model.cfg
+db = _shared.default_boxes_of(cfg)
+img = ctx.image
+wh = img.image.size
+gt = ctx.gt
+uri = _shared.image_uri(img.digest, img.image)
+
+c1, c2 = st.columns(2)
+iou_thr = c1.slider("IoU threshold", 0.05, 0.95, 0.5, 0.05, key="match_iou")
+ratio = c2.slider("Negatives per positive (neg:pos)", 0.0, 10.0, 3.0, 0.5, key="match_ratio")
+
+if len(gt) == 0:
+    st.info("This image has no ground-truth boxes: every default box is a negative. Add boxes in "
+            "the sidebar (*Ground-truth boxes*) or draw them on the Home page.")
+    st.stop()
+
+view = mv.matching_view(db, cfg.image_size, gt.boxes_xyxy, gt.names, wh, iou_thr)
+n_forced = sum(r["forced"] for r in view.records)
+missing = [s for s in view.summary if not s["above_threshold"]]
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Ground-truth boxes", len(gt))
+m2.metric("Positive default boxes", len(view.records))
+m3.metric("of them forced", n_forced)
+m4.metric("GTs with no box above threshold", len(missing))
+
+st.subheader("Positives, coloured by level")
+st.caption("Solid: matched with IoU >= threshold. Dashed with a star: the forced best match of a GT. "
+           "Hover a box centre for its level, cell, shape and IoU.")
+_shared.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
+                    key="match_chart")
+
+st.subheader("Best possible match per ground truth")
+if missing:
+    st.warning("No default box reaches the threshold for: " + ", ".join(
+        f"GT {s['gt']} ({s['label']}, best IoU {s['best_possible_iou']:.2f})" for s in missing)
+        + ". Only the forced match trains it; other scales or ratios would fit it better.")
+st.dataframe(view.summary, hide_index=True, width="stretch")
+with st.expander("Matches per ground truth and level", expanded=True):
+    st.dataframe(view.per_gt_level, hide_index=True, width="stretch")
+with st.expander(f"All {len(view.records)} positive default boxes"):
+    st.dataframe(view.records, hide_index=True, width="stretch")
+_shared.download_buttons("Matches", view.records, key="matches",
+                         payload={"iou_threshold": iou_thr, "summary": view.summary,
+                                  "per_gt_level": view.per_gt_level, "positives": view.records})
+
+st.subheader("Hard negatives and the loss of this image")
+stg = _shared.current_stages(ctx)
+cls_logits = torch.cat([t.reshape(-1, t.shape[-1]) for t in stg.cls_logits])  # L x (H*W*K, C) -> (A, C)
+box_deltas = torch.cat([t.reshape(-1, 4) for t in stg.box_deltas])  # L x (H*W*K, 4) -> (A, 4)
+lv = mv.loss_view(cls_logits, box_deltas, db, gt.boxes_xyxy, gt.labels, wh, ctx.loaded.class_names,
+                  iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
+st.latex(mv.LOSS_FORMULA)
+st.markdown(
+    "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
+    "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
+l1, l2, l3, l4, l5 = st.columns(5)
+l1.metric("N (positives)", lv.num_pos)
+l2.metric("hard negatives", lv.num_hard_negative)
+l3.metric("L_conf / N", f"{lv.conf:.4f}")
+l4.metric("L_loc / N", f"{lv.loc:.4f}")
+l5.metric("L total", f"{lv.total:.4f}")
+st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
+           f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
+_shared.show_plotly(mv.hard_negative_figure(lv, uri, wh, gt.boxes_xyxy, gt.names), key="hardneg_chart")
+st.dataframe(lv.negatives, hide_index=True, width="stretch")
+loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
+                "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
+                "L_conf_sum": lv.conf_sum, "L_loc_sum": lv.loc_sum, "hard_negatives": lv.negatives}
+_shared.download_buttons("Hard negatives and loss", lv.negatives, key="hard_negatives", payload=loss_numbers)

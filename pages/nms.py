@@ -1,0 +1,48 @@
+"""NMS: from candidates to detections, with who suppressed whom (Sec. 3)."""
+import streamlit as st
+
+from explorer import nms_view as nv
+from pages import _shared
+
+ctx = _shared.context()
+_shared.page_header(
+    "Non-maximum suppression",
+    "The levels together propose many overlapping boxes for one object. SSD keeps, per class, "
+    "the candidates scoring above a threshold, then greedily takes the best box and removes every "
+    "box of the same class that overlaps it by more than the IoU threshold (0.45), and finally "
+    "keeps the top k (200) detections. Dotted boxes were removed; hover one to see which kept box "
+    "removed it and their IoU.",
+    "Sec. 3 (inference: \"nms with jaccard overlap of 0.45 per class ... top 200\") and Sec. 3.7",
+)
+
+c1, c2, c3 = st.columns(3)
+score_thr = c1.slider("Score threshold", 0.01, 0.95, 0.3, 0.01, key="nms_score")
+iou_thr = c2.slider("NMS IoU threshold", 0.05, 0.95, 0.45, 0.05, key="nms_iou")
+top_k = c3.slider("Top k detections", 1, 400, 200, 1, key="nms_topk")
+c4, c5 = st.columns(2)
+show_sup = c4.checkbox("show suppressed boxes", True, key="nms_show_sup")
+show_links = c5.checkbox("link each to its suppressor", True, key="nms_links")
+
+names = ctx.loaded.class_names
+stg = _shared.current_stages(ctx, score_threshold=score_thr, nms_threshold=iou_thr, top_k=top_k)
+records = nv.candidate_records(stg, names)
+per_class, per_level = nv.count_table(records, stg.detections, names, len(stg.feature_sizes))
+m1, m2, m3 = st.columns(3)
+m1.metric("Candidates before NMS", len(records))
+m2.metric("Kept by NMS", sum(r["kept"] for r in records))
+m3.metric("Final detections (after top k)", len(stg.detections.scores))
+img = ctx.image
+fig = nv.nms_figure(records, _shared.image_uri(img.digest, img.image), img.image.size, show_sup, show_links)
+_shared.show_plotly(fig, key="nms_chart")
+t1, t2 = st.columns(2)
+t1.markdown("**Per class**")
+t1.dataframe(per_class, hide_index=True, width="stretch")
+t2.markdown("**Per level**")
+t2.dataframe(per_level, hide_index=True, width="stretch")
+st.markdown("**Every candidate** (suppressed ones name their suppressor)")
+st.dataframe(records, hide_index=True, width="stretch")
+_shared.download_buttons("Candidates and suppression", records, key="nms_candidates",
+                         payload={"score_threshold": score_thr, "iou_threshold": iou_thr, "top_k": top_k,
+                                  "per_class": per_class, "per_level": per_level, "candidates": records})
+st.markdown("**Final detections**")
+st.dataframe(stg.detections.to_records(names), hide_index=True, width="stretch")

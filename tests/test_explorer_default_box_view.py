@@ -1,0 +1,79 @@
+"""explorer/default_box_view.py: configs from sliders, tables and figures of default boxes."""
+import pytest
+
+from explorer import default_box_view as dbv
+from ssd.config import ssd300_voc, ssd512_voc
+from ssd.priors import default_boxes
+
+
+def test_parse_feature_maps():
+    assert dbv.parse_feature_maps("38, 19,10; 5") == (38, 19, 10, 5)
+    with pytest.raises(ValueError, match="'x'"):
+        dbv.parse_feature_maps("38, x")
+    with pytest.raises(ValueError, match="positive"):
+        dbv.parse_feature_maps("38, 0")
+    with pytest.raises(ValueError, match="at least two"):
+        dbv.parse_feature_maps("38")
+
+
+def test_custom_config_is_the_linear_rule():
+    cfg = dbv.custom_config(300, 0.2, 0.9, (38, 19, 10, 5, 3, 1), (1.0, 2.0, 0.5, 3.0, 1 / 3))
+    assert cfg.scales[0] == pytest.approx(0.2) and cfg.scales[5] == pytest.approx(0.9)
+    assert cfg.scales[1] == pytest.approx(0.34)  # 0.2 + 0.7 / 5
+    # 6 boxes per cell everywhere: (38^2 + 19^2 + 10^2 + 5^2 + 3^2 + 1) * 6
+    assert len(default_boxes(cfg)) == 1940 * 6
+    four = dbv.custom_config(300, 0.2, 0.9, (38, 19, 10, 5, 3, 1), (1.0, 2.0, 0.5, 3.0, 1 / 3), four_box_levels=True)
+    assert four.boxes_per_location() == (4, 6, 6, 6, 4, 4)
+    assert len(default_boxes(four)) == 8732  # SSD300's count from the paper's box layout
+
+
+def test_custom_config_bad_input_names_the_problem():
+    with pytest.raises(ValueError, match="s_min < s_max"):
+        dbv.custom_config(300, 0.9, 0.2, (38, 19), (1.0,))
+    with pytest.raises(ValueError, match="aspect ratio"):
+        dbv.custom_config(300, 0.2, 0.9, (38, 19), ())
+    with pytest.raises(ValueError, match="image_size"):
+        dbv.custom_config(0, 0.2, 0.9, (38, 19), (1.0,))
+
+
+def test_controls_from_preset_round_trip_counts():
+    c = dbv.controls_from_config(ssd300_voc())
+    assert c["image_size"] == 300 and c["feature_maps"] == "38, 19, 10, 5, 3, 1"
+    assert set(c["ratios"]) == {"1", "2", "3", "1/2", "1/3"} and c["four_box_levels"]
+    cfg = dbv.custom_config(c["image_size"], c["s_min"], c["s_max"], dbv.parse_feature_maps(c["feature_maps"]),
+                            tuple(dbv.RATIO_CHOICES[r] for r in c["ratios"]), c["extra_box"], c["clip"],
+                            c["four_box_levels"])
+    assert len(default_boxes(cfg)) == 8732
+
+
+def test_level_rows_sum_to_total():
+    rows = dbv.level_rows(ssd512_voc())
+    assert sum(r["boxes"] for r in rows) == 24564
+    assert rows[0]["feature_map"] == "64x64" and rows[0]["boxes_per_location"] == 4
+
+
+def test_cell_box_rows_hand_checked():
+    cfg = ssd300_voc()
+    db = default_boxes(cfg)
+    rows = dbv.cell_box_rows(db, cfg, 5, 0, 0)  # the 1x1 level: one cell at the centre
+    assert [r["ratio"] for r in rows] == ["1", "1'", "2", "1/2"]
+    assert rows[0]["cx"] == 150 and rows[0]["w"] == 264
+    assert rows[1]["w"] == pytest.approx((264 * 315) ** 0.5, abs=0.1)  # s'_k = sqrt(s_k s_k+1)
+    assert rows[2]["w"] == pytest.approx(min(300, 264 * 2 ** 0.5), abs=0.1)  # clipped to the image
+
+
+def test_default_box_figure_has_clickable_cells_and_cell_boxes():
+    cfg = ssd300_voc()
+    db = default_boxes(cfg)
+    fig = dbv.default_box_figure(cfg, db, 1, (3, 4), image_uri=None)
+    centres = [t for t in fig.data if t.name == "cell centres (click one)"][0]
+    assert len(centres.x) == 19 * 19
+    assert list(centres.customdata[3 * 19 + 4]) == [3, 4]
+    boxes = [t for t in fig.data if (t.name or "").startswith("ratio ")]
+    assert len(boxes) == 6
+
+
+def test_box_size_figure_one_trace_per_level():
+    fig = dbv.box_size_figure(ssd300_voc())
+    assert len([t for t in fig.data if (t.name or "").startswith("level")]) == 6
+

@@ -1,0 +1,60 @@
+"""explorer/figures.py: boxes as traces, image figures, CSV export."""
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+
+from explorer.figures import (add_boxes, class_color, gt_figure, image_data_uri, image_figure, level_color,
+                              records_to_csv, rect_lines)
+
+
+def test_rect_lines_closed_rectangles_with_gaps():
+    xs, ys = rect_lines(np.array([[1, 2, 3, 4], [10, 20, 30, 40]]))
+    assert xs == [1, 3, 3, 1, 1, None, 10, 30, 30, 10, 10, None]
+    assert ys == [2, 2, 4, 4, 2, None, 20, 20, 40, 40, 20, None]
+    assert rect_lines(np.zeros((0, 4))) == ([], [])
+
+
+def test_image_data_uri_shrinks_and_decodes():
+    img = Image.new("RGB", (2000, 1000), (255, 0, 0))
+    uri = image_data_uri(img, max_side=500)
+    assert uri.startswith("data:image/jpeg;base64,")
+    back = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert back.size == (500, 250)
+
+
+def test_image_figure_frame_is_pixels_y_down():
+    fig = image_figure("data:image/png;base64,AAAA", 640, 480)
+    assert list(fig.layout.xaxis.range) == [0, 640]
+    assert list(fig.layout.yaxis.range) == [480, 0]  # y down
+    assert fig.layout.images[0].sizex == 640 and fig.layout.images[0].sizey == 480
+
+
+def test_add_boxes_one_line_trace_and_one_hover_trace():
+    fig = image_figure(None, 100, 100)
+    n0 = len(fig.data)
+    add_boxes(fig, np.array([[0, 0, 10, 10], [20, 20, 60, 40]]), "#f00", "b", hover=["a", "b"])
+    assert len(fig.data) == n0 + 2
+    centres = fig.data[-1]
+    assert list(centres.x) == [5, 40] and list(centres.y) == [5, 30]
+    assert list(centres.text) == ["a", "b"]
+
+
+def test_gt_figure_selects_boxes_by_drag():
+    fig = gt_figure(None, (50, 40), np.array([[1, 2, 30, 20]]), ["cat"])
+    assert fig.layout.dragmode == "select"
+    assert "cat" in fig.data[-1].text[0]
+
+
+def test_colours_cycle():
+    assert level_color(0) == level_color(10)
+    assert class_color(0) != class_color(1)
+
+
+def test_records_to_csv_union_of_keys():
+    text = records_to_csv([{"a": 1, "b": 0.123456789}, {"c": [1, 2]}])
+    lines = text.strip().splitlines()
+    assert lines[0] == "a,b,c"
+    assert lines[1] == "1,0.123457,"
+    assert lines[2] == ",,1 2"

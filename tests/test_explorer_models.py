@@ -1,0 +1,79 @@
+"""explorer/models.py: the model picker's choices and loading by id."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from explorer import models as mm
+from ssd.checkpoint import save
+from ssd.models import build
+
+
+def test_choices_list_shipped_runs_random_torchvision(tmp_path):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "a.pt").write_bytes(b"x")
+    runs = tmp_path / "runs"
+    (runs / "r1" / "checkpoints").mkdir(parents=True)
+    (runs / "r1" / "checkpoints" / "best.pt").write_bytes(b"x")
+    (runs / "r2").mkdir()  # a run without a best.pt is not offered
+    choices = mm.list_model_choices(ck, runs)
+    kinds = [c.kind for c in choices]
+    assert kinds == ["checkpoint", "run", "random", "torchvision", "torchvision"]
+    assert choices[1].model_id == str(runs / "r1" / "checkpoints" / "best.pt")
+    assert mm.default_model_id(choices) == str(ck / "a.pt")
+    assert mm.default_model_id(mm.list_model_choices(tmp_path / "none", tmp_path / "none")) == mm.RANDOM_COMPACT
+
+
+def test_runs_dir_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path))
+    assert mm.runs_dir() == tmp_path
+    monkeypatch.delenv("SSD_RUNS_DIR")
+    assert mm.runs_dir() == mm.REPO_ROOT / "runs"
+
+
+def test_load_random_compact_warns():
+    loaded = mm.load_model(mm.RANDOM_COMPACT)
+    assert loaded.model.cfg.name == "compact256" and not loaded.model.training
+    assert loaded.class_names[:3] == ["background", "cat", "dog"]
+    assert "random" in loaded.warning
+
+
+def test_load_checkpoint_and_cache_key_changes_with_file(tmp_path):
+    model = build("compact256", num_classes=3)
+    p = tmp_path / "m.pt"
+    save(p, model, ["background", "cat", "dog"])
+    loaded = mm.load_model(str(p))
+    assert loaded.class_names == ["background", "cat", "dog"] and loaded.warning is None
+    sd = model.state_dict()
+    for k, v in loaded.model.state_dict().items():
+        assert torch.equal(v, sd[k])
+    key = mm.model_cache_key(str(p))
+    os.utime(p, ns=(1, 1))
+    assert mm.model_cache_key(str(p)) != key
+    assert mm.model_cache_key(mm.RANDOM_COMPACT) == mm.RANDOM_COMPACT
+
+
+def test_bad_checkpoints_raise_model_load_error(tmp_path):
+    with pytest.raises(mm.ModelLoadError, match="does not exist"):
+        mm.load_model(str(tmp_path / "missing.pt"))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(mm.ModelLoadError, match="bad.pt"):
+        mm.load_model(str(bad))
+
+
+def test_torchvision_without_weights_is_a_clear_error(monkeypatch, tmp_path):
+    """No download: a corrupt file sits where torch hub caches the weights, so torchvision
+    loads it instead of downloading, and the load fails with a message."""
+    from torchvision.models.detection import SSDLite320_MobileNet_V3_Large_Weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    url = SSDLite320_MobileNet_V3_Large_Weights.COCO_V1.url
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    assert str(cache).startswith(str(tmp_path))
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"junk")
+    with pytest.raises(mm.ModelLoadError, match="SSDlite320"):
+        mm.load_model("torchvision:ssdlite320_mobilenet_v3_large")
