@@ -84,8 +84,8 @@ def validate(cfg: SSDConfig) -> None:
         raise ValueError(f"feature_maps must be positive, got {cfg.feature_maps}")
     if len(cfg.steps) != m:
         raise ValueError(f"steps has {len(cfg.steps)} entries but feature_maps has {m}")
-    if any(s <= 0 for s in cfg.steps):
-        raise ValueError(f"steps must be positive, got {cfg.steps}")
+    if any(not math.isfinite(s) or s <= 0 for s in cfg.steps):
+        raise ValueError(f"steps must be positive and finite, got {cfg.steps}")
     if len(cfg.scales) != m + 1:
         raise ValueError(
             f"scales must have len(feature_maps) + 1 = {m + 1} entries (s_1..s_m and s_(m+1) "
@@ -102,7 +102,7 @@ def validate(cfg: SSDConfig) -> None:
             raise ValueError(f"aspect_ratios[{k}] must be positive, got {rs}")
         if len(set(rs)) != len(rs):
             raise ValueError(f"aspect_ratios[{k}] repeats a ratio: {rs}")
-    if len(cfg.variances) != 2 or any(v <= 0 for v in cfg.variances):
+    if len(cfg.variances) != 2 or any(not math.isfinite(v) or v <= 0 for v in cfg.variances):
         raise ValueError(f"variances must be two positive numbers, got {cfg.variances}")
     if not isinstance(cfg.num_classes, int) or cfg.num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2 (background + 1), got {cfg.num_classes!r}")
@@ -194,6 +194,8 @@ def ssd_linear(
     """A config from the paper's linear rule: m = len(feature_maps) levels, the same
     ratios on every level, steps = image_size / feature_map unless given."""
     m = len(feature_maps)
+    if any(f <= 0 for f in feature_maps):
+        raise ValueError(f"feature_maps must be positive, got {tuple(feature_maps)}")
     if steps is None:
         steps = tuple(image_size / f for f in feature_maps)
     return SSDConfig(

@@ -103,24 +103,28 @@ def check_boxes_xyxy(boxes: Tensor, what: str) -> None:
         raise ValueError(f"{what}[{i}] = {boxes[i].tolist()} is empty: need x2 > x1 and y2 > y1")
 
 
-def box_iou_batched(gt_xyxy: Tensor, default_xyxy: Tensor) -> Tensor:
+def box_iou_batched(gt_xyxy: Tensor, default_xyxy: Tensor, gt_valid: Tensor | None = None) -> Tensor:
     """IoU of padded per-image GTs with the shared default boxes.
 
     Args:
-        gt_xyxy: (B, G, 4) xyxy, any frame (padding rows are fine, their IoU is ignored later).
+        gt_xyxy: (B, G, 4) xyxy, any frame.
         default_xyxy: (A, 4) xyxy, same frame.
+        gt_valid: optional (B, G) bool; rows where it is False (padding) get IoU -1.
     Returns:
         (B, G, A) IoU, the same arithmetic as `torchvision.ops.box_iou`.
     """
-    area_gt = (gt_xyxy[..., 2] - gt_xyxy[..., 0]) * (gt_xyxy[..., 3] - gt_xyxy[..., 1])  # (B, G)
-    area_d = (default_xyxy[:, 2] - default_xyxy[:, 0]) * (default_xyxy[:, 3] - default_xyxy[:, 1])  # (A,)
-    # (B, G, 1, 2) against (A, 2) -> (B, G, A, 2)
-    lt = torch.max(gt_xyxy[..., None, :2], default_xyxy[:, :2])
-    rb = torch.min(gt_xyxy[..., None, 2:], default_xyxy[:, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]  # (B, G, A)
-    union = area_gt[..., None] + area_d - inter
-    return inter / union
+    gx1, gy1, gx2, gy2 = (gt_xyxy[..., i, None] for i in range(4))  # (B, G, 1) each
+    dx1, dy1, dx2, dy2 = default_xyxy.unbind(dim=1)  # (A,) each
+    area_gt = (gx2 - gx1) * (gy2 - gy1)  # (B, G, 1)
+    area_d = (dx2 - dx1) * (dy2 - dy1)  # (A,)
+    # One coordinate at a time: no (B, G, A, 2) temporaries; in place where safe.
+    inter = (torch.min(gx2, dx2) - torch.max(gx1, dx1)).clamp_(min=0)  # (B, G, A)
+    inter.mul_((torch.min(gy2, dy2) - torch.max(gy1, dy1)).clamp_(min=0))
+    union = (area_gt + area_d).sub_(inter)  # (B, G, A)
+    iou = inter.div_(union)
+    if gt_valid is not None:
+        iou.masked_fill_(~gt_valid[:, :, None], -1.0)
+    return iou
 
 
 def _force_best(iou_per_image: Tensor, order: list[int]) -> list[tuple[int, int]]:
@@ -150,6 +154,12 @@ def assign(iou: Tensor, gt_valid: Tensor, iou_threshold: float = 0.5) -> BatchMa
     Returns:
         BatchMatch with (B, A) tensors.
     """
+    # Padding rows can never win: IoU -1 is below any real IoU.
+    return _assign(iou.masked_fill(~gt_valid[:, :, None], -1.0), gt_valid, iou_threshold)
+
+
+def _assign(iou: Tensor, gt_valid: Tensor, iou_threshold: float) -> BatchMatch:
+    """`assign` for an IoU whose padding rows are already -1."""
     iou_threshold = check_threshold(iou_threshold)
     B, G, A = iou.shape
     device = iou.device
@@ -159,12 +169,9 @@ def assign(iou: Tensor, gt_valid: Tensor, iou_threshold: float = 0.5) -> BatchMa
             iou=torch.zeros((B, A), dtype=iou.dtype, device=device),
             forced=torch.zeros((B, A), dtype=torch.bool, device=device),
         )
-    # Padding rows can never win: IoU -1 is below any real IoU.
-    iou = iou.masked_fill(~gt_valid[:, :, None], -1.0)
-
     # Step 2: each default box -> its best GT, kept if IoU >= threshold.
     best_iou, best_gt = iou.max(dim=1)  # (B, A) each
-    thr_index = torch.where(best_iou >= iou_threshold, best_gt, torch.full_like(best_gt, -1))
+    thr_index = best_gt.masked_fill_(best_iou < iou_threshold, -1)
 
     # Step 1: each GT -> its best default box (overrides step 2, as in the paper/torchvision).
     best_default_iou, best_default = iou.max(dim=2)  # (B, G) each
@@ -253,4 +260,4 @@ def match_batch(default_xyxy: Tensor, gt_xyxy_padded: Tensor, gt_valid: Tensor, 
     Returns:
         BatchMatch, (B, A) tensors; row b equals `match(default_xyxy, gt_b)`.
     """
-    return assign(box_iou_batched(gt_xyxy_padded, default_xyxy), gt_valid, iou_threshold)
+    return _assign(box_iou_batched(gt_xyxy_padded, default_xyxy, gt_valid), gt_valid, iou_threshold)

@@ -169,6 +169,8 @@ def _parse_ratios(text: str) -> tuple[float, ...]:
             continue
         if "/" in part:
             a, b = part.split("/", 1)
+            if float(b) == 0:
+                raise ValueError(f"ratios: {part!r} divides by zero")
             out.append(float(a) / float(b))
         else:
             out.append(float(part))
