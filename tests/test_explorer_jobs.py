@@ -405,8 +405,20 @@ def runs(tmp_path):
 
 
 def test_tiny_run_finishes_with_metrics_and_checkpoints(runs):
-    run_dir = jobs.launch(runs, tiny_spec(), name="../tiny", devices=CPU)
-    assert run_dir == (runs / "tiny").resolve()  # "../" sanitised away: inside the runs dir
+    # Launched by a separate "server" process that is SIGKILLed right after launching:
+    # the run lives in its own session and does not need its launcher.
+    server = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from explorer import jobs, job_spec; "
+         f"jobs.launch(sys.argv[1], job_spec.JobSpec(**{tiny_spec().to_dict()!r}), name='../tiny', "
+         "devices={'cuda': False, 'gpu_count': 0}); print('launched', flush=True); time.sleep(60)",
+         str(runs)],
+        cwd=jobs.PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline().strip() == "launched"
+    server.kill()
+    server.wait()
+    run_dir = (runs / "tiny").resolve()  # "../" sanitised away: inside the runs dir
+    assert run_dir.is_dir() and len(list(runs.iterdir())) == 2  # the run + .locks
     job = read_json(run_dir / "job.json")
     assert job["argv"][1:3] == ["-m", "ssd.train"] and job["device"] == "cpu" and job["seq"] == 1
     info = wait_for(run_dir, _ended, what="finished")
