@@ -19,7 +19,6 @@ DATASET_LABELS = {
     "voc": "Pascal VOC folder",
     "coco": "COCO JSON + image folder",
 }
-STATE_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "failed": "❌", "cancelled": "⏹️"}
 
 
 @st.cache_resource
@@ -94,7 +93,7 @@ def launch_form(runs_dir) -> None:
         model = c1.selectbox("Model", MODELS, key="train_model")
         epochs = c2.number_input("Epochs", 1, 10_000, 10, key="train_epochs")
         batch_size = c3.number_input("Batch size", 1, 1024, 16, key="train_batch_size")
-        lr = c4.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f", key="train_lr")
+        lr = c4.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%.5f", key="train_lr")
         c1, c2, c3 = st.columns(3)
         device_options = ["auto", "cpu"] + (["cuda"] if devices["cuda"] else [])
         device = c1.selectbox("Device", device_options, key="train_device")
@@ -129,7 +128,7 @@ def launch_form(runs_dir) -> None:
 def run_details(runs_dir, info: jobs.RunInfo) -> None:
     live = info.state in ("queued", "running")
     steps = f"step {info.step}/{info.total_steps}" if info.total_steps else "waiting to start"
-    st.progress(info.progress, text=f"{STATE_ICONS.get(info.state, '')} {info.state} · {steps} · {info.message}")
+    st.progress(info.progress, text=f"{info.state} · {steps} · {info.message}")
     c = st.columns(5)
     c[0].metric("Epoch", "–" if info.epoch is None else info.epoch)
     c[1].metric("Images / s", "–" if info.images_per_s is None else f"{info.images_per_s:.1f}")
@@ -175,8 +174,9 @@ def watch(runs_dir) -> None:
     names = [r.name for r in runs]
     if st.session_state.get("train_selected") not in names:
         st.session_state["train_selected"] = names[0]
+    states = {r.name: r.state for r in runs}
     name = st.selectbox("Selected run", names, key="train_selected",
-                        format_func=lambda n: f"{STATE_ICONS.get(next(r.state for r in runs if r.name == n), '')} {n}")
+                        format_func=lambda n: f"{n} ({states[n]})")
     run_details(runs_dir, next(r for r in runs if r.name == name))
 
 
