@@ -54,8 +54,8 @@ def train_transform(size: int, augment: str = "ssd", zoom_out_max: float = 4.0) 
     Args:
         size: output side S.
         augment: "ssd" = the paper's full recipe (photometric distort, zoom out with
-            prob. 0.5 up to `zoom_out_max` x the side, IoU crop, flip); "light" = flip and
-            photometric only (for data that already spans all object scales, as the
+            prob. 0.5 up to `zoom_out_max` x the side, IoU crop, flip); "light" = flip only
+            (cheap; for data that already spans all object scales and colours, as the
             procedural scenes do); "none" = resize only.
     """
     if augment not in AUGMENTATIONS:
@@ -63,9 +63,10 @@ def train_transform(size: int, augment: str = "ssd", zoom_out_max: float = 4.0) 
     if augment == "none":
         return eval_transform(size)
     fill = {tv_tensors.Image: [int(round(255 * m)) for m in IMAGE_MEAN], "others": 0}
-    ops: list[v2.Transform] = [v2.RandomPhotometricDistort(p=0.5)]
+    ops: list[v2.Transform] = []
     if augment == "ssd":
         ops += [
+            v2.RandomPhotometricDistort(p=0.5),
             v2.RandomZoomOut(fill=fill, side_range=(1.0, zoom_out_max), p=0.5),
             v2.RandomIoUCrop(),
         ]

@@ -1,0 +1,140 @@
+"""Tests for ssd/data/procedural.py: seeded scenes, their boxes, the cat-and-dog scene."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.ops import box_iou
+
+from ssd.config import compact256
+from ssd.data import procedural
+from ssd.data.procedural import (
+    CLASSES,
+    ProceduralDataset,
+    cat_and_dog_scene,
+    draw_object,
+    make_scene,
+    scene_seed,
+)
+from ssd.priors import default_boxes
+
+
+def test_classes_match_compact256_default():
+    assert CLASSES[:3] == ("background", "cat", "dog")
+    assert len(CLASSES) == compact256().num_classes == procedural.NUM_CLASSES
+
+
+def test_same_seed_same_bytes_other_seed_differs():
+    a, ba, la = make_scene(123)
+    b, bb, lb = make_scene(123)
+    c, _, _ = make_scene(124)
+    assert a.tobytes() == b.tobytes()
+    assert torch.equal(ba, bb) and torch.equal(la, lb)
+    assert a.tobytes() != c.tobytes()
+
+
+@pytest.mark.parametrize("size", [64, 256, 300])
+def test_scene_boxes_valid(size):
+    for seed in range(20):
+        img, boxes, labels = make_scene(seed, size=size)
+        assert img.size == (size, size) and img.mode == "RGB"
+        assert boxes.dtype == torch.float32 and boxes.shape == (labels.shape[0], 4)
+        assert labels.dtype == torch.int64 and labels.numel() >= 1
+        assert ((labels >= 1) & (labels < len(CLASSES))).all()
+        assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+        assert (boxes >= 0).all() and (boxes <= size).all()
+
+
+def test_scenes_span_sizes_classes_and_borders():
+    sides, classes, cut, per_image, overlaps = [], set(), 0, [], 0
+    for seed in range(150):
+        _, boxes, labels = make_scene(seed)
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        sides += (torch.sqrt(w * h) / 256).tolist()
+        classes |= set(labels.tolist())
+        cut += int(((boxes[:, :2] <= 0) | (boxes[:, 2:] >= 256)).any(dim=1).sum())
+        per_image.append(len(labels))
+        iou = box_iou(boxes, boxes) - torch.eye(len(boxes))
+        overlaps += int((iou > 0).sum()) // 2
+    assert min(sides) < 0.08 and max(sides) > 0.7  # every pyramid level gets objects
+    assert classes == set(range(1, len(CLASSES)))
+    assert cut > 20  # objects cut by the image border
+    assert max(per_image) >= 5 and np.mean(per_image) > 2  # several objects per image
+    assert overlaps > 5  # partial overlaps happen
+
+
+def test_colours_vary_within_a_class():
+    """Colour must not tell the class: cats come in many colours."""
+    means = []
+    for seed in range(60):
+        img, boxes, labels = make_scene(seed)
+        arr = np.asarray(img, dtype=np.float32)
+        for b, lab in zip(boxes.tolist(), labels.tolist()):
+            if lab == CLASSES.index("cat") and (b[2] - b[0]) > 30:
+                x1, y1, x2, y2 = (int(v) for v in b)
+                means.append(arr[y1:y2, x1:x2].reshape(-1, 3).mean(0))
+    assert len(means) >= 3
+    assert np.std(np.stack(means), axis=0).max() > 25
+
+
+def _mask(name, colour=(200, 60, 60)):
+    img = Image.new("RGB", (128, 128), (0, 0, 0))
+    import random
+
+    draw_object(img, name, (14, 14, 114, 114), colour, random.Random(0))
+    return np.asarray(img).sum(-1) > 0
+
+
+def test_cat_and_dog_shapes_differ_with_the_same_colour():
+    cat, dog = _mask("cat"), _mask("dog")
+    iou = (cat & dog).sum() / (cat | dog).sum()
+    assert iou < 0.8
+    # Cat: pointed ears reach the top corners' columns at the top; dog: ears hang down the sides.
+    assert cat[14:20, 30:40].any() and not dog[14:20, 14:20].any()
+    assert dog[60:80, 14:20].any() and not cat[60:80, 14:18].any()
+
+
+def test_draw_object_unknown_class():
+    with pytest.raises(ValueError, match="unknown object class"):
+        draw_object(Image.new("RGB", (10, 10)), "unicorn", (0, 0, 5, 5), (1, 2, 3), None)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="size"):
+        make_scene(0, size=8)
+    with pytest.raises(ValueError, match="max_objects"):
+        make_scene(0, max_objects=0)
+    with pytest.raises(ValueError, match="scene index"):
+        scene_seed(0, -1)
+    with pytest.raises(ValueError, match="num_images"):
+        ProceduralDataset(0, seed=0)
+
+
+def test_cat_and_dog_scene_matches_figure_1_levels():
+    """Fig. 1: the cat's best default box is on the 8x8 map, the dog's on the 4x4 map."""
+    img, boxes, labels = cat_and_dog_scene()
+    assert img.size == (256, 256)
+    assert labels.tolist() == [CLASSES.index("cat"), CLASSES.index("dog")]
+    db = default_boxes(compact256())
+    iou = box_iou(boxes / 256, db.xyxy)  # (2, A)
+    best = iou.argmax(dim=1)
+    assert db.level[best].tolist() == [2, 3]
+    assert db.feature_maps[2] == 8 and db.feature_maps[3] == 4
+    assert (iou.max(dim=1).values > 0.8).all()
+    # and the scene is deterministic
+    assert cat_and_dog_scene()[0].tobytes() == img.tobytes()
+
+
+def test_dataset_items_and_disjoint_seeds():
+    ds = ProceduralDataset(5, seed=3, size=128, cache=True)
+    assert len(ds) == 5
+    x, t = ds[2]
+    assert x.shape == (3, 128, 128) and x.dtype == torch.float32
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    img, boxes, labels = make_scene(scene_seed(3, 2), 128)
+    assert torch.allclose(t["boxes"], boxes / 128) and torch.equal(t["labels"], labels)
+    np.testing.assert_array_equal((x * 255).round().byte().permute(1, 2, 0).numpy(), np.asarray(img))
+    assert ds.scene(2) is ds.scene(2)  # cached
+    with pytest.raises(IndexError):
+        ds.scene(5)
+    other = ProceduralDataset(5, seed=4, size=128)
+    assert not any(torch.equal(ds[i][0], other[j][0]) for i in range(5) for j in range(5))
