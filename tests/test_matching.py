@@ -12,6 +12,16 @@ from ssd.matching import Match, box_iou_batched, match, match_batch, pad_boxes
 from ssd.priors import default_boxes
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # The 2-core test machine is shared by many processes: torch's intra-op threads then
+    # wait on each other and small ops get ~100x slower. One thread is fastest here.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def ssd300_xyxy():
     return default_boxes(ssd300_voc()).xyxy
@@ -138,7 +148,9 @@ def test_equals_torchvision_ssd_matcher(ssd300_xyxy, num_gt):
             # forced boxes are exactly the step-1 boxes that step 2 would not have matched
             assert m.forced.sum() <= num_gt
         compared += 1
-    assert compared >= 3
+        if compared == 3:
+            break
+    assert compared == 3
 
 
 def test_equals_torchvision_on_random_defaults():
