@@ -76,10 +76,10 @@ def open_lock(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
-def try_flock(fd: int) -> bool:
-    """Take an exclusive flock on `fd` without waiting; True when taken."""
+def try_flock(fd: int, shared: bool = False) -> bool:
+    """Take an exclusive (or shared) flock on `fd` without waiting; True when taken."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
@@ -99,11 +99,14 @@ def flock_wait(fd: int, timeout_s: float = 10.0) -> None:
 def probe_run_lock(run_dir: Path) -> Iterator[bool]:
     """Yield True when the run's process tree is alive (someone holds `.run.lock`).
 
-    When it yields False the caller holds the lock for the duration of the `with`,
-    so no runner of this run can start meanwhile (safe to rewrite status.json)."""
+    When it yields False the caller holds a shared lock for the duration of the
+    `with`, so no runner of this run can start meanwhile (a launch takes it
+    exclusively): safe to rewrite status.json. Shared, so that two probes at the
+    same moment (two browser tabs, a queued runner) never mistake each other for
+    the run."""
     fd = open_lock(Path(run_dir) / RUN_LOCK)
     try:
-        got = try_flock(fd)
+        got = try_flock(fd, shared=True)
         yield not got
     finally:
         os.close(fd)  # closing releases the flock if we took it

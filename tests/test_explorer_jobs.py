@@ -36,6 +36,7 @@ from explorer.run_state import (
     next_seq,
     open_lock,
     pid_alive_since,
+    probe_run_lock,
     proc_start_time,
     read_json,
     try_flock,
@@ -492,3 +493,13 @@ def test_queue_runs_one_per_device_in_launch_order(runs):
     first_steps = [r["time"] for r in read_metrics(first)[0]]
     second_steps = [r["time"] for r in read_metrics(second)[0]]
     assert max(first_steps) < min(second_steps)
+
+
+def test_concurrent_probes_do_not_see_each_other_as_the_run(tmp_path):
+    run_dir = _fake_run(tmp_path, "r", "finished")
+    with probe_run_lock(run_dir) as alive:
+        assert not alive
+        assert not is_alive(run_dir)  # a second probe meanwhile: still "nobody runs"
+        fd = open_lock(run_dir / RUN_LOCK)
+        assert not try_flock(fd)  # but a launch (exclusive) waits for the probe
+        os.close(fd)
