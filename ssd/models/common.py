@@ -147,21 +147,30 @@ class SSDNet(nn.Module):
         Returns: `HeadOutputs` (per level, before softmax/decoding)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"{self.name}: expected images (B, 3, H, W), got {tuple(images.shape)}")
-        features = self.backbone(self.normalize(images))
+        return self.predict(self.extract_features(self.normalize(images)))
+
+    def extract_features(self, images_normalized: Tensor) -> list[Tensor]:
+        """Backbone + extra layers: (B, 3, S, S) normalised -> L maps (B, C_l, H_l, W_l)."""
+        features = self.backbone(images_normalized)
         if isinstance(features, (dict, OrderedDict)):
             features = list(features.values())
         features = list(features)
         sizes = [(int(f.shape[-2]), int(f.shape[-1])) for f in features]
         if [h for h, _ in sizes] != list(self.cfg.feature_maps) or any(h != w for h, w in sizes):
             raise ValueError(
-                f"{self.name}: input {tuple(images.shape[-2:])} gave feature maps {sizes}, but the "
-                f"default boxes are for {list(self.cfg.feature_maps)} (input side {self.cfg.image_size})"
+                f"{self.name}: input {tuple(images_normalized.shape[-2:])} gave feature maps {sizes}, "
+                f"but the default boxes are for {list(self.cfg.feature_maps)} (input side {self.cfg.image_size})"
             )
+        return features
+
+    def predict(self, features: list[Tensor]) -> HeadOutputs:
+        """The per-level 3x3 predictors (Sec. 2.1 "Convolutional predictors for detection")."""
         cls_list = self.head.classification_head.module_list
         reg_list = self.head.regression_head.module_list
         c = self.cfg.num_classes
         cls_logits = [_per_level(m, f, c) for m, f in zip(cls_list, features)]
         bbox_regression = [_per_level(m, f, 4) for m, f in zip(reg_list, features)]
+        sizes = [(int(f.shape[-2]), int(f.shape[-1])) for f in features]
         return HeadOutputs(features, cls_logits, bbox_regression, sizes)
 
 
