@@ -136,6 +136,10 @@ def per_scale_figure(
         fig.update_xaxes(range=[0, W], showgrid=False, zeroline=False, showticklabels=False, row=r, col=c)
         fig.update_yaxes(range=[H, 0], showgrid=False, zeroline=False, showticklabels=False,
                          scaleanchor=f"x{axis}", scaleratio=1, row=r, col=c)
-    fig.update_layout(height=panel_height * rows + 60, margin={"l": 10, "r": 10, "t": 50, "b": 10},
-                      legend={"orientation": "h", "y": 1.06, "x": 0}, plot_bgcolor="white")
+    fig.update_layout(height=panel_height * rows + 90, margin={"l": 10, "r": 10, "t": 90, "b": 10},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0,
+                              "title": {"text": "detections per level:"}},
+                      plot_bgcolor="white")
+    # Subplot titles sit just above each panel; keep them clear of the legend.
+    fig.update_annotations(yshift=2, font={"size": 13})
     return fig

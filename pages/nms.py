@@ -12,7 +12,7 @@ _shared.page_header(
     "box of the same class that overlaps it by more than the IoU threshold (0.45), and finally "
     "keeps the top k (200) detections. Dotted boxes were removed; hover one to see which kept box "
     "removed it and their IoU.",
-    "Sec. 3 (inference: \"nms with jaccard overlap of 0.45 per class ... top 200\") and Sec. 3.7",
+    "Sec. 3.7, \"Inference time\" (\"nms with jaccard overlap of 0.45 per class ... top 200 detections\")",
 )
 
 c1, c2, c3 = st.columns(3)

@@ -1,0 +1,161 @@
+"""The app in a real browser: `streamlit run app.py` as a subprocess, driven by Python
+playwright with Debian's Chromium. Opens every page, uploads an image, fails on any
+Streamlit exception box, and saves one screenshot per page to test-artifacts/ (and to
+docs/screenshots/ when SSD_UPDATE_SCREENSHOTS=1).
+
+Skipped only when no Chromium (or playwright) is found, unless SSD_REQUIRE_BROWSER=1
+(set by CI), which turns the skip into a failure.
+"""
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+# (url path, heading the page shows, file stem of its screenshot)
+PAGES = [
+    ("", "SSD Explorer", "home"),
+    ("architecture", "Architecture", "architecture"),
+    ("default_boxes", "Default boxes", "default_boxes"),
+    ("matching", "Matching & hard negatives", "matching"),
+    ("per_scale", "Per-scale detections", "per_scale"),
+    ("nms", "Non-maximum suppression", "nms"),
+]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+pytestmark = pytest.mark.slow
+
+
+def _chromium() -> str | None:
+    for c in CHROMIUM_CANDIDATES:
+        if Path(c).is_file():
+            return c
+    return shutil.which("chromium")
+
+
+def _skip_or_fail(why: str):
+    if os.environ.get("SSD_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"SSD_REQUIRE_BROWSER=1 but {why}")
+    pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not answer at {url} within {timeout} s")
+
+
+def _settle(page, heading: str, timeout_ms: int = 90_000) -> None:
+    """Wait until the page's heading is shown, the script is idle and charts are drawn."""
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=timeout_ms)
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+    page.wait_for_timeout(500)  # a rerun that starts right after the first idle
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+    if page.locator(".js-plotly-plot").count():
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=timeout_ms)
+    page.wait_for_timeout(800)
+
+
+def _check_no_exception(page, where: str) -> None:
+    boxes = page.locator('[data-testid="stException"]')
+    if boxes.count():
+        raise AssertionError(f"{where}: Streamlit exception shown: {boxes.first.inner_text()[:2000]}")
+
+
+def _shot(page, stem: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{stem}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("SSD_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / f"{stem}.png")
+
+
+def test_every_page_in_chromium(tmp_path):
+    chromium = _chromium()
+    if chromium is None:
+        _skip_or_fail("no Chromium found (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _skip_or_fail("python playwright is not installed")
+    pages = list(PAGES)
+    if (ROOT / "pages" / "training.py").is_file():
+        pages.append(("training", "Training", "training"))
+    port = _free_port()
+    env = dict(os.environ, SSD_RUNS_DIR=str(tmp_path / "runs"))
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1500})
+                for url, heading, stem in pages:
+                    page.goto(f"{base}/{url}")
+                    _settle(page, heading)
+                    _check_no_exception(page, url or "home")
+                    _shot(page, stem)
+                # An upload on the per-scale page: the whole pipeline on a new image.
+                page.goto(f"{base}/per_scale")
+                _settle(page, "Per-scale detections")
+                page.locator('[data-testid="stSidebar"] [data-testid="stRadioGroup"]').get_by_text("Upload", exact=True).click()
+                page.wait_for_selector('[data-testid="stFileUploaderDropzoneInput"]', state="attached")
+                img = tmp_path / "upload_test.jpg"
+                buf = io.BytesIO()
+                Image.new("RGB", (480, 320), (40, 120, 200)).save(buf, format="JPEG")
+                img.write_bytes(buf.getvalue())
+                page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').first \
+                    .set_input_files(str(img))
+                page.get_by_text("upload_test.jpg: 480x320 px", exact=False).first.wait_for(timeout=90_000)
+                _settle(page, "Per-scale detections")
+                _check_no_exception(page, "per_scale after upload")
+                _shot(page, "per_scale_upload")
+            finally:
+                browser.close()
+    except Exception:
+        log.flush()
+        print((tmp_path / "streamlit.log").read_text()[-5000:])
+        raise
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
