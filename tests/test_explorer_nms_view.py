@@ -1,0 +1,59 @@
+"""explorer/nms_view.py: who suppressed whom, counts before/after, the figure."""
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from explorer import nms_view as nv
+from ssd.data.procedural import CLASSES, make_scene
+from ssd.inference import run_stages
+from ssd.models import build
+
+
+def test_keep_mask_from_indices_or_mask():
+    assert nv.keep_mask(torch.tensor([2, 0]), 4).tolist() == [True, False, True, False]
+    assert nv.keep_mask(torch.tensor([False, True]), 2).tolist() == [False, True]
+    assert nv.keep_mask(torch.zeros(0, dtype=torch.long), 3).tolist() == [False] * 3
+
+
+@pytest.fixture(scope="module")
+def stages():
+    torch.manual_seed(1)
+    model = build("compact256", num_classes=len(CLASSES)).eval()
+    img, _, _ = make_scene(3)
+    return run_stages(model, img, score_threshold=0.05, nms_threshold=0.45, top_k=20)
+
+
+def test_records_name_a_kept_same_class_suppressor_with_its_iou(stages):
+    recs = nv.candidate_records(stages, list(CLASSES))
+    assert len(recs) == len(stages.candidates) > 0
+    assert sum(r["kept"] for r in recs) == len(stages.nms.keep)
+    suppressed = [r for r in recs if not r["kept"]]
+    assert suppressed, "a random model proposes overlapping boxes"
+    boxes = stages.candidates.boxes_xyxy
+    for r in suppressed:
+        s = recs[r["suppressed_by"]]
+        assert s["kept"] and s["class"] == r["class"] and s["score"] >= r["score"]
+        iou = float(box_iou(boxes[r["candidate"]][None], boxes[s["candidate"]][None]))
+        assert r["iou_with_suppressor"] == pytest.approx(iou, abs=1e-3)
+        assert iou > 0.45
+
+
+def test_counts_before_and_after(stages):
+    recs = nv.candidate_records(stages, list(CLASSES))
+    per_class, per_level = nv.count_table(recs, stages.detections, list(CLASSES), len(stages.feature_sizes))
+    assert sum(r["candidates"] for r in per_class) == len(recs)
+    assert sum(r["kept_by_nms"] for r in per_level) == len(stages.nms.keep)
+    assert sum(r["detections"] for r in per_level) == len(stages.detections) <= 20
+    assert all(r["detections"] <= r["kept_by_nms"] <= r["candidates"] for r in per_class + per_level)
+
+
+def test_nms_figure_traces(stages):
+    recs = nv.candidate_records(stages, list(CLASSES))
+    fig = nv.nms_figure(recs, None, stages.image.size)
+    names = [t.name for t in fig.data]
+    assert any(n.endswith(": kept") for n in names) and any(n.endswith(": suppressed") for n in names)
+    assert "suppressed -> suppressor" in names
+    hover = [t for t in fig.data if (t.name or "").endswith(": suppressed") and t.mode == "markers"][0].text[0]
+    assert "suppressed by #" in hover and "IoU" in hover
+    quiet = nv.nms_figure(recs, None, stages.image.size, show_suppressed=False)
+    assert not any((t.name or "").endswith(": suppressed") for t in quiet.data)

@@ -1,0 +1,57 @@
+"""explorer/per_scale_view.py: per-level score maps and the side-by-side figure."""
+import pytest
+import torch
+
+from explorer import per_scale_view as psv
+from ssd.data.procedural import CLASSES, cat_and_dog_scene
+from ssd.inference import run_stages
+from ssd.models import build
+
+
+def test_level_score_maps_hand_checked():
+    # One 2x2 level, K = 2 boxes per cell, C = 3 classes; rows run over (i, j, box).
+    s = torch.tensor([
+        [0.8, 0.1, 0.1], [0.2, 0.7, 0.1],  # cell (0, 0): box 1 says class 1 (0.7)
+        [0.5, 0.2, 0.3], [0.4, 0.1, 0.5],  # cell (0, 1): best is class 2 (0.5)
+        [0.9, 0.05, 0.05], [0.9, 0.02, 0.08],  # cell (1, 0)
+        [0.1, 0.6, 0.3], [0.3, 0.3, 0.4],  # cell (1, 1)
+    ])
+    maps, classes = psv.level_score_maps([s], [(2, 2)], psv.ANY_CLASS)
+    assert maps[0].flatten().tolist() == pytest.approx([0.7, 0.5, 0.08, 0.6])
+    assert classes[0].tolist() == [[1, 2], [2, 1]]
+    maps, classes = psv.level_score_maps([s[None]], [(2, 2)], 2)  # (1, A_l, C) works too
+    assert maps[0].flatten().tolist() == pytest.approx([0.1, 0.5, 0.08, 0.4])
+    assert classes[0].tolist() == [[2, 2], [2, 2]]
+
+
+@pytest.fixture(scope="module")
+def stages():
+    torch.manual_seed(0)
+    model = build("compact256", num_classes=len(CLASSES)).eval()
+    img, _, _ = cat_and_dog_scene()
+    return run_stages(model, img, level_score_threshold=0.2)
+
+
+def test_maps_follow_the_feature_maps(stages):
+    maps, classes = psv.level_score_maps(stages.scores, stages.feature_sizes)
+    assert [m.shape for m in maps] == [tuple(s) for s in stages.feature_sizes]
+    # the per-cell maximum of the any-class map bounds every per-level detection's score
+    for m, det in zip(maps, stages.level_detections):
+        if len(det):
+            assert float(det.scores.max()) <= m.max() + 1e-6
+    rows = psv.level_summary(maps, classes, stages.level_detections, stages.feature_sizes, list(CLASSES))
+    assert [r["feature_map"] for r in rows] == ["32x32", "16x16", "8x8", "4x4", "2x2", "1x1"]
+    assert [r["detections"] for r in rows] == [len(d) for d in stages.level_detections]
+
+
+def test_per_scale_figure_one_panel_per_level(stages):
+    maps, classes = psv.level_score_maps(stages.scores, stages.feature_sizes, 1)
+    fig = psv.per_scale_figure(maps, classes, stages.level_detections, stages.feature_sizes,
+                               (8, 16, 32, 64, 128, 256), 256, "data:image/png;base64,AAAA", (256, 256),
+                               list(CLASSES), ["a", "b", "c", "d", "e", "f"])
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heat) == 6 and len(fig.layout.images) == 6
+    # the 8x8 level's cells are 32 px: first centre at 16 px
+    assert heat[2].x0 == 16 and heat[2].dx == 32
+    assert heat[0].zmin == 0 and heat[0].zmax == 1
+    assert "cell (0, 0)" in heat[2].customdata[0][0]
