@@ -124,3 +124,16 @@ def test_cli_json_and_curves(tmp_path, model, capsys):
 def test_cli_bad_checkpoint(tmp_path, capsys):
     assert main(["--checkpoint", str(tmp_path / "none.pt"), "--num-images", "1"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_detect_batch_equals_run_stages_final_detections(model):
+    """The batched evaluation path gives ssd.inference's final detections."""
+    from ssd.inference import run_stages
+
+    x = ProceduralDataset(1, seed=6, size=256)[0][0]
+    ours = detect_batch(model, x[None])[0]
+    st = run_stages(model, x, score_threshold=0.01, nms_threshold=0.45, top_k=200)
+    assert len(ours["scores"]) == len(st.detections.scores) > 0
+    assert torch.equal(ours["labels"], st.detections.labels)
+    assert torch.allclose(ours["scores"], st.detections.scores)
+    assert torch.allclose(ours["boxes_xyxy"], st.detections.boxes_xyxy, atol=1e-3)

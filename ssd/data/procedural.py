@@ -501,3 +501,37 @@ def write_coco(json_path, image_dir, num_images: int, seed: int = 0, size: int =
     cats = [{"id": k, "name": n} for k, n in enumerate(CLASSES) if k > 0]
     json_path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": cats}))
     return json_path
+
+
+# ---------------------------------------------------------------- sample scenes for the app
+
+SAMPLE_SEED = 9000  # sample scenes come from this dataset seed (never a training seed)
+
+
+def write_samples(out_dir, num_scenes: int = 4, size: int = 256) -> dict:
+    """Write `cat_and_dog.png` and `num_scenes` busy scenes `scene_<k>.png` (3+ objects,
+    at least one cat or dog) with `annotations.json` = {file: {"boxes_xyxy": [[x1, y1, x2,
+    y2], ...] px, "labels": [int, ...], "label_names": [str, ...]}}. Returns the annotations."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ann = {}
+
+    def add(name: str, img: Image.Image, boxes: Tensor, labels: Tensor) -> None:
+        img.save(out_dir / name)
+        ann[name] = {
+            "boxes_xyxy": [[round(v, 2) for v in b] for b in boxes.tolist()],
+            "labels": labels.tolist(),
+            "label_names": [CLASSES[k] for k in labels.tolist()],
+        }
+
+    add("cat_and_dog.png", *cat_and_dog_scene(size))
+    i, k = 0, 0
+    while k < num_scenes:
+        img, boxes, labels = make_scene(scene_seed(SAMPLE_SEED, i), size)
+        i += 1
+        if len(labels) >= 3 and bool(((labels == 1) | (labels == 2)).any()):
+            k += 1
+            add(f"scene_{k}.png", img, boxes, labels)
+    (out_dir / "annotations.json").write_text(json.dumps(ann, indent=1))
+    return ann
+

@@ -72,7 +72,8 @@ def train_transform(size: int, augment: str = "ssd", zoom_out_max: float = 4.0) 
         ]
     ops += [
         v2.RandomHorizontalFlip(p=0.5),
-        v2.Resize((size, size), antialias=True),
+        # Bilinear without antialiasing, as torchvision's SSD transform and ssd.inference resize.
+        v2.Resize((size, size), antialias=False),
         v2.ClampBoundingBoxes(),
         v2.SanitizeBoundingBoxes(min_size=1.0),  # drops boxes cropped to nothing (x2 <= x1)
         v2.ToDtype(torch.float32, scale=True),
@@ -84,7 +85,7 @@ def eval_transform(size: int) -> DetectionTransform:
     """Evaluation transform: resize to S x S (SSD warps, no letterbox) and scale to [0, 1]."""
     pipeline = v2.Compose(
         [
-            v2.Resize((size, size), antialias=True),
+            v2.Resize((size, size), antialias=False),
             v2.ClampBoundingBoxes(),
             v2.ToDtype(torch.float32, scale=True),
         ]
