@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--repeats", type=int, default=30, help="timed calls per function (median reported)")
     p.add_argument("--warmup", type=int, default=WARMUP, help="untimed calls before timing")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is best on a busy machine)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -196,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--repeats must be >= 1")
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device available")
     if not (args.device == "cpu" or args.device.startswith("cuda")):

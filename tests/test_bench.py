@@ -44,7 +44,7 @@ def test_realistic_targets():
 
 
 @pytest.mark.parametrize(
-    "argv", [["--only", "nms"], ["--only", ""], ["--repeats", "0"], ["--device", "tpu"], ["--warmup", "-1"]]
+    "argv", [["--only", "nms"], ["--only", ""], ["--repeats", "0"], ["--device", "tpu"], ["--warmup", "-1"], ["--threads", "0"]]
 )
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
