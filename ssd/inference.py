@@ -114,7 +114,7 @@ class Stages:
     boxes_xyxy: list[Tensor]  # (H*W*K, 4) decoded, clipped, original pixels
     level_detections: list[Detections]  # per level: score >= level threshold, NMS in the level
     candidates: Detections  # all levels, per class score > threshold, top-k per class
-    nms: NMSTrace  # NMS over `candidates` (indices into candidates)
+    nms: NMSTrace  # NMS over `candidates` (indices into candidates; IoU in the input frame)
     detections: Detections  # final: candidates[nms.keep[:top_k]]
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage
     thresholds: dict[str, float] = field(default_factory=dict)  # the arguments used
@@ -287,8 +287,7 @@ def run_stages(
     candidates = _detections(
         cand_idx_cpu, cand_labels_t.cpu(), cand_scores_t.cpu(), boxes_flat[cand_idx_t].cpu(), db, fsize
     )
-    trace = NMSTrace(trace.keep.cpu(), trace.suppressed_by.cpu(), trace.suppress_iou.cpu(), trace.kept.cpu(),
-                     trace.iou_threshold)
+    trace = trace.to("cpu")  # who-removed-whom is computed when first read
     detections = candidates.select(final.cpu())
 
     def split(t_flat: Tensor) -> list[Tensor]:

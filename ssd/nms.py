@@ -12,7 +12,8 @@ Two implementations, tested against each other and against `torchvision.ops.batc
 - `nms_trace`: takes the kept set from torchvision's C++ `batched_nms` and recovers who
   removed whom in one vectorised step: in greedy NMS a removed box was removed by the
   FIRST kept box of its class, in score order, that overlaps it above the threshold.
-  This is the one inference uses; it costs little over plain `batched_nms`.
+  This is the one inference uses: the kept set costs what `batched_nms` costs, and the
+  trace is computed only when first read (the explorer's NMS view), not on every run.
 
 Letters: N = boxes, G = classes present, M = most boxes in one class.
 """
@@ -25,26 +26,64 @@ from torch import Tensor
 from torchvision.ops import batched_nms
 
 
-@dataclass
 class NMSTrace:
-    """The result of `nms_trace` over N boxes.
+    """The result of NMS over N boxes, with who removed whom.
 
     Attributes:
         keep: (K,) long, indices of the kept boxes, by descending score (as batched_nms).
+        kept: (N,) bool mask of `keep`.
         suppressed_by: (N,) long, index of the kept box that removed box n; -1 if kept.
         suppress_iou: (N,) float, IoU of box n with the box that removed it; 0 if kept.
-        kept: (N,) bool mask of `keep`.
         iou_threshold: a box is removed when its IoU with a kept box is > this.
+    `suppressed_by` / `suppress_iou` may be computed on first access (`nms_trace` does
+    so), so that inference pays for the trace only when someone looks at it.
     """
 
-    keep: Tensor
-    suppressed_by: Tensor
-    suppress_iou: Tensor
-    kept: Tensor
-    iou_threshold: float
+    def __init__(
+        self,
+        keep: Tensor,
+        kept: Tensor,
+        iou_threshold: float,
+        suppressed_by: Tensor | None = None,
+        suppress_iou: Tensor | None = None,
+        inputs: tuple[Tensor, Tensor, Tensor] | None = None,
+    ):
+        if (suppressed_by is None) != (suppress_iou is None) or (suppressed_by is None and inputs is None):
+            raise ValueError("give both suppressed_by and suppress_iou, or the inputs to compute them")
+        self.keep = keep
+        self.kept = kept
+        self.iou_threshold = float(iou_threshold)
+        self._suppressed_by = suppressed_by
+        self._suppress_iou = suppress_iou
+        self._inputs = inputs  # (boxes_xyxy, scores, labels) for the lazy trace
+
+    def _compute(self) -> None:
+        if self._suppressed_by is None:
+            boxes, scores, labels = self._inputs
+            self._suppressed_by, self._suppress_iou = _suppressors(boxes, scores, labels, self.kept,
+                                                                   self.iou_threshold)
+            self._inputs = None
+
+    @property
+    def suppressed_by(self) -> Tensor:
+        self._compute()
+        return self._suppressed_by
+
+    @property
+    def suppress_iou(self) -> Tensor:
+        self._compute()
+        return self._suppress_iou
+
+    def to(self, device: str | torch.device) -> "NMSTrace":
+        """The same trace on `device` (still lazy if not computed yet)."""
+        if self._suppressed_by is not None:
+            return NMSTrace(self.keep.to(device), self.kept.to(device), self.iou_threshold,
+                            self._suppressed_by.to(device), self._suppress_iou.to(device))
+        inputs = tuple(t.to(device) for t in self._inputs)
+        return NMSTrace(self.keep.to(device), self.kept.to(device), self.iou_threshold, inputs=inputs)
 
     def __len__(self) -> int:
-        return self.suppressed_by.shape[0]
+        return int(self.kept.shape[0])
 
 
 def _check_inputs(boxes_xyxy: Tensor, scores: Tensor, labels: Tensor) -> int:
@@ -62,10 +101,10 @@ def _empty_trace(n: int, boxes_xyxy: Tensor, iou_threshold: float) -> NMSTrace:
     device = boxes_xyxy.device
     return NMSTrace(
         keep=torch.empty(0, dtype=torch.long, device=device),
+        kept=torch.zeros(n, dtype=torch.bool, device=device),
+        iou_threshold=iou_threshold,
         suppressed_by=torch.full((n,), -1, dtype=torch.long, device=device),
         suppress_iou=torch.zeros(n, dtype=boxes_xyxy.dtype, device=device),
-        kept=torch.zeros(n, dtype=torch.bool, device=device),
-        iou_threshold=float(iou_threshold),
     )
 
 
@@ -115,11 +154,12 @@ def _planes(boxes: Tensor, idx: Tensor) -> Tensor:
 def _pairwise_iou(a: Tensor, b: Tensor) -> Tensor:
     """IoU of planes a (G, P, 5) with b (G, Q, 5) -> (G, P, Q), in the same float
     operations and order as torchvision's CPU NMS kernel (borderline cases agree)."""
-    a, b = a[:, :, None, :], b[:, None, :, :]
-    w = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp_(min=0)
-    h = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp_(min=0)
+    ax1, ay1, ax2, ay2, a_area = (t.contiguous()[:, :, None] for t in a.unbind(-1))  # (G, P, 1)
+    bx1, by1, bx2, by2, b_area = (t.contiguous()[:, None, :] for t in b.unbind(-1))  # (G, 1, Q)
+    w = (torch.minimum(ax2, bx2) - torch.maximum(ax1, bx1)).clamp_(min=0)
+    h = (torch.minimum(ay2, by2) - torch.maximum(ay1, by1)).clamp_(min=0)
     inter = w * h
-    return inter / (a[..., 4] + b[..., 4] - inter)
+    return inter / (a_area + b_area - inter)
 
 
 def _keep_order(kept: Tensor, scores: Tensor, by_score: Tensor, vanilla: bool) -> Tensor:
@@ -175,7 +215,7 @@ def greedy_nms_trace(boxes_xyxy: Tensor, scores: Tensor, labels: Tensor, iou_thr
     suppressed_by[flat] = by_pad[valid]
     suppress_iou[flat] = iou_pad[valid]
     keep = _keep_order(kept, scores, by_score, vanilla)
-    return NMSTrace(keep, suppressed_by, suppress_iou, kept, float(iou_threshold))
+    return NMSTrace(keep, kept, iou_threshold, suppressed_by, suppress_iou)
 
 
 # Largest (classes x kept x removed) IoU block computed at once, elements.
@@ -191,7 +231,8 @@ def nms_trace(boxes_xyxy: Tensor, scores: Tensor, labels: Tensor, iou_threshold:
         labels: (N,) int class per box; boxes of different classes never suppress each other.
         iou_threshold: remove boxes whose IoU with a kept box is > iou_threshold.
     Returns:
-        `NMSTrace`; `keep` is `torchvision.ops.batched_nms(boxes, scores, labels, thr)`.
+        `NMSTrace`; `keep` is `torchvision.ops.batched_nms(boxes, scores, labels, thr)`;
+        who removed whom is computed on first access of `suppressed_by`/`suppress_iou`.
     """
     n = _check_inputs(boxes_xyxy, scores, labels)
     if n == 0:
@@ -201,11 +242,24 @@ def nms_trace(boxes_xyxy: Tensor, scores: Tensor, labels: Tensor, iou_threshold:
     keep = batched_nms(boxes_xyxy, scores, labels, iou_threshold)
     kept = torch.zeros(n, dtype=torch.bool, device=device)
     kept[keep] = True
+    return NMSTrace(keep, kept, iou_threshold, inputs=(boxes_xyxy, scores, labels))
+
+
+def _suppressors(
+    boxes_xyxy: Tensor, scores: Tensor, labels: Tensor, kept: Tensor, iou_threshold: float
+) -> tuple[Tensor, Tensor]:
+    """(suppressed_by (N,), suppress_iou (N,)) given the kept mask of greedy NMS.
+
+    In greedy NMS a removed box was removed by the first kept box of its class, in
+    score order, whose IoU with it is above the threshold: one masked argmax over an
+    IoU block (classes x removed x kept), no loop over boxes.
+    """
+    n, device = kept.shape[0], kept.device
+    labels = labels.long()
     suppressed_by = torch.full((n,), -1, dtype=torch.long, device=device)
     suppress_iou = torch.zeros(n, dtype=boxes_xyxy.dtype, device=device)
     if bool(kept.all()):
-        return NMSTrace(keep, suppressed_by, suppress_iou, kept, float(iou_threshold))
-
+        return suppressed_by, suppress_iou
     boxes, _ = _torchvision_coordinates(boxes_xyxy, labels)
     _, idx, valid = _class_layout(scores, labels)
     kept_pad = kept[idx.clamp(min=0)] & valid  # (G, M)
@@ -225,20 +279,21 @@ def nms_trace(boxes_xyxy: Tensor, scores: Tensor, labels: Tensor, iou_threshold:
         sl = slice(c0, c0 + chunk)
         kp, rp = k_pos[sl], r_pos[sl]
         iou = _pairwise_iou(
-            planes[sl].gather(1, kp[..., None].expand(-1, -1, 5)),
             planes[sl].gather(1, rp[..., None].expand(-1, -1, 5)),
-        )  # (g, Kmax, Rmax)
-        earlier = (kp[:, :, None] < rp[:, None, :]) & k_valid[sl][:, :, None]  # kept before removed
+            planes[sl].gather(1, kp[..., None].expand(-1, -1, 5)),
+        )  # (g, Rmax, Kmax): removed x kept, so the reductions run along the last dim
+        earlier = (kp[:, None, :] < rp[:, :, None]) & k_valid[sl][:, None, :]  # kept before removed
         hit = (iou > iou_threshold) & earlier
         # Greedy: the first kept box (in score order) that overlaps the removed box.
-        first = hit.to(torch.uint8).argmax(dim=1)  # (g, Rmax)
-        found = hit.any(dim=1)
-        # Only if float rounding disagreed with the kernel: the most-overlapping earlier one.
-        best = torch.where(earlier, iou, torch.full_like(iou, -1.0)).argmax(dim=1)
-        first = torch.where(found, first, best)
+        first = hit.to(torch.uint8).argmax(dim=2)  # (g, Rmax)
+        missed = ~hit.any(dim=2) & r_valid[sl]
+        if bool(missed.any()):
+            # Only if float rounding disagreed with the kernel: the most-overlapping earlier one.
+            best = torch.where(earlier, iou, torch.full_like(iou, -1.0)).argmax(dim=2)
+            first = torch.where(missed, best, first)
         k_idx = idx[sl].gather(1, kp).gather(1, first)  # (g, Rmax) original index of remover
         r_idx = idx[sl].gather(1, rp)
         m_ok = r_valid[sl]
         suppressed_by[r_idx[m_ok]] = k_idx[m_ok]
-        suppress_iou[r_idx[m_ok]] = iou.gather(1, first[:, None, :])[:, 0, :][m_ok].to(suppress_iou.dtype)
-    return NMSTrace(keep, suppressed_by, suppress_iou, kept, float(iou_threshold))
+        suppress_iou[r_idx[m_ok]] = iou.gather(2, first[..., None])[..., 0][m_ok].to(suppress_iou.dtype)
+    return suppressed_by, suppress_iou

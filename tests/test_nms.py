@@ -113,3 +113,17 @@ def test_empty_and_bad_input(fn):
         fn(torch.zeros(3, 5), torch.zeros(3), torch.zeros(3), 0.5)
     with pytest.raises(ValueError, match="must both be"):
         fn(torch.zeros(3, 4), torch.zeros(2), torch.zeros(3), 0.5)
+
+
+def test_trace_is_lazy_and_movable():
+    boxes, scores, labels = _random_case(200, 3, 7)
+    tr = nms_trace(boxes, scores, labels, 0.4)
+    moved = tr.to("cpu")  # before the trace is computed
+    ref = greedy_nms_trace(boxes, scores, labels, 0.4)
+    assert torch.equal(moved.suppressed_by, ref.suppressed_by)
+    assert torch.equal(tr.suppressed_by, ref.suppressed_by)
+    assert torch.equal(tr.to("cpu").suppressed_by, ref.suppressed_by)  # after
+    from ssd.nms import NMSTrace
+
+    with pytest.raises(ValueError, match="inputs"):
+        NMSTrace(tr.keep, tr.kept, 0.4)

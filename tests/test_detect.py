@@ -1,0 +1,109 @@
+"""python -m ssd.detect on a folder of good and bad images with a real checkpoint file."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ssd import checkpoint
+from ssd.detect import expand_inputs, main
+from ssd.models import build
+
+NAMES = ["background", "cat", "dog", "bird", "car", "person", "tree"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build("compact256", num_classes=7)
+    return checkpoint.save(tmp_path_factory.mktemp("ck") / "model.pt", model, NAMES, recipe={"seed": 0})
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(d / "a_good.png")
+    Image.fromarray(rng.integers(0, 255, (90, 70, 3), dtype=np.uint8)).save(d / "b_good.jpg")
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, format="JPEG")
+    (d / "c_truncated.jpg").write_bytes(buf.getvalue()[:200])
+    (d / "d_text.png").write_text("not an image")
+    (d / "e_empty.jpg").write_bytes(b"")
+    (d / "notes.txt").write_text("ignored: not an image suffix")
+    return d
+
+
+def test_expand_inputs(folder, tmp_path):
+    files, errors = expand_inputs([str(folder), str(tmp_path / "missing.png")])
+    assert [f.name for f in files] == ["a_good.png", "b_good.jpg", "c_truncated.jpg", "d_text.png", "e_empty.jpg"]
+    assert errors == [f"{tmp_path / 'missing.png'}: file does not exist"]
+
+
+def test_json_on_mixed_folder(folder, ckpt, capsys):
+    code = main([str(folder), "--checkpoint", str(ckpt), "--json", "--per-level",
+                 "--score-threshold", "0.01", "--top-k", "5"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    err_lines = err.strip().splitlines()
+    assert len(err_lines) == 3
+    assert any("c_truncated.jpg" in e and "truncated" in e for e in err_lines)
+    assert any("d_text.png" in e and "not an image" in e for e in err_lines)
+    assert any("e_empty.jpg" in e and "empty" in e for e in err_lines)
+    doc = json.loads(out)
+    assert [Path(r["image"]).name for r in doc] == ["a_good.png", "b_good.jpg"]
+    first = doc[0]
+    assert (first["width"], first["height"]) == (160, 120)
+    assert 0 < len(first["detections"]) <= 5
+    d = first["detections"][0]
+    assert d["label"] in NAMES[1:]
+    assert set(d) >= {"label", "score", "box_xyxy", "level", "feature_map", "cell"}
+    h, w = d["feature_map"]
+    assert [32, 16, 8, 4, 2, 1][d["level"]] == h == w
+    assert 0 <= d["cell"][0] < h and 0 <= d["cell"][1] < w
+    x1, y1, x2, y2 = d["box_xyxy"]
+    assert 0 <= x1 <= x2 <= 160 and 0 <= y1 <= y2 <= 120
+    assert len(first["per_level"]) == 6
+    assert first["per_level"][0]["source"] == "stage3" and first["per_level"][0]["feature_map"] == [32, 32]
+
+
+def test_text_output_all_good(folder, ckpt, capsys):
+    code = main([str(folder / "a_good.png"), "--checkpoint", str(ckpt), "--per-level",
+                 "--score-threshold", "0.01", "--top-k", "3"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    assert "a_good.png (160x120): 3 detection(s)" in out
+    assert "level 0 stage3 32x32" in out and "label" in out
+
+
+def test_bad_model_arguments(tmp_path, folder, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"")
+    assert main([str(folder), "--checkpoint", str(bad)]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main([str(folder), "--model", "compact256", "--weights", str(tmp_path / "none.pth")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(folder)])  # neither --checkpoint nor --model
+
+
+def test_command_line_process(folder, ckpt):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssd.detect", str(folder / "b_good.jpg"), str(folder / "d_text.png"),
+         "--checkpoint", str(ckpt), "--json", "--score-threshold", "0.01", "--top-k", "2"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {folder / 'd_text.png'}: not an image (format not recognised)"]
+    doc = json.loads(proc.stdout)
+    assert len(doc) == 1 and len(doc[0]["detections"]) == 2 and doc[0]["per_level"] is None
