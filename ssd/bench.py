@@ -126,7 +126,8 @@ def bench_loss(device: str, repeats: int, warmup: int = WARMUP, batch: int = 8, 
     note = f"loss ours {a:.4f} vs torchvision {b:.4f}"
     rows = []
     with torch.no_grad():
-        rows.append(_row(f"loss forward (B={batch}, A={A}, C={num_classes})", *time_pair(ours, theirs, device, repeats, warmup), note))
+        timings = time_pair(ours, theirs, device, repeats, warmup)
+        rows.append(_row(f"loss forward (B={batch}, A={A}, C={num_classes})", *timings, note))
     rows.append(
         _row(
             f"loss forward+backward (B={batch})",

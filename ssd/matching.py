@@ -252,7 +252,9 @@ def pad_boxes(boxes_per_image: list[Tensor]) -> tuple[Tensor, Tensor]:
     return padded, valid
 
 
-def match_batch(default_xyxy: Tensor, gt_xyxy_padded: Tensor, gt_valid: Tensor, iou_threshold: float = 0.5) -> BatchMatch:
+def match_batch(
+    default_xyxy: Tensor, gt_xyxy_padded: Tensor, gt_valid: Tensor, iou_threshold: float = 0.5
+) -> BatchMatch:
     """`match` for a batch in one go (boxes already checked by the caller).
 
     Args:

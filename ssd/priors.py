@@ -105,39 +105,37 @@ def wh_pairs(scales: tuple[float, ...], ratios: tuple[float, ...], k: int, extra
 def default_boxes(cfg: SSDConfig) -> DefaultBoxes:
     """Generate every default box of `cfg` (see module docstring for the order).
 
-    All levels at once from one flat index a in [0, A): level k, then the index within
-    the level splits into cell = (i, j) and box b (about 25 tensor ops in all, not per
-    level: SSD300's 8732 boxes take ~1 ms).
+    Per level, one flat index n in [0, f*f*K) splits into cell = n // K = i * f + j and
+    box b = n % K. Only element-wise ops, `repeat` and `cat` (no gather/index kernels:
+    those go multi-threaded and crawl on a busy CPU); SSD300's 8732 boxes take ~1.5 ms.
     """
-    whs, labels = [], []
-    for k in range(cfg.num_levels):
+    cxcywh, level, row, col, box_index, per_level, whs, labels = [], [], [], [], [], [], [], []
+    for k, f in enumerate(cfg.feature_maps):
         wh, lab = wh_pairs(cfg.scales, cfg.aspect_ratios[k], k, cfg.extra_box, cfg.clip)
+        n_b = wh.shape[0]
+        n = f * f * n_b
+        flat = torch.arange(n)
+        b, cell = flat % n_b, flat // n_b
+        i, j = cell // f, cell % f
+        # Same arithmetic as torchvision: centre (j + 0.5) / f_k with f_k = image_size / step.
+        f_k = cfg.image_size / cfg.steps[k]
+        cx = (j.to(torch.float32) + 0.5) / f_k
+        cy = (i.to(torch.float32) + 0.5) / f_k
+        # (n, 2) centres next to (K, 2) -> (f*f*K, 2) sizes: every cell repeats its K boxes
+        cxcywh.append(torch.cat([torch.stack([cx, cy], dim=1), wh.repeat(f * f, 1)], dim=1))  # (n, 4)
+        row.append(i)
+        col.append(j)
+        box_index.append(b)
+        level.append(torch.full((n,), k, dtype=torch.long))
+        per_level.append(n)
         whs.append(wh)
         labels.append(lab)
-    n_b = [wh.shape[0] for wh in whs]  # K_l, boxes per cell
-    per_level = [f * f * k for f, k in zip(cfg.feature_maps, n_b)]
-    starts, wh_starts = [0], [0]
-    for n, k in zip(per_level[:-1], n_b[:-1]):
-        starts.append(starts[-1] + n)
-        wh_starts.append(wh_starts[-1] + k)
-
-    level = torch.repeat_interleave(torch.arange(cfg.num_levels), torch.tensor(per_level))  # (A,)
-    local = torch.arange(sum(per_level)) - torch.tensor(starts)[level]  # index within the level
-    k_per_box = torch.tensor(n_b)[level]
-    cell, box_index = local // k_per_box, local % k_per_box  # cell = i * f + j
-    f = torch.tensor(cfg.feature_maps)[level]
-    row, col = cell // f, cell % f
-    # Same arithmetic as torchvision: centre (j + 0.5) / f_k with f_k = image_size / step.
-    f_k = torch.tensor([cfg.image_size / s for s in cfg.steps], dtype=torch.float32)[level]
-    cx = (col.to(torch.float32) + 0.5) / f_k
-    cy = (row.to(torch.float32) + 0.5) / f_k
-    wh = torch.cat(whs)[torch.tensor(wh_starts)[level] + box_index]  # (sum K_l, 2) -> (A, 2)
     return DefaultBoxes(
-        cxcywh=torch.stack([cx, cy, wh[:, 0], wh[:, 1]], dim=1),  # (A, 4)
-        level=level,
-        row=row,
-        col=col,
-        box_index=box_index,
+        cxcywh=torch.cat(cxcywh),
+        level=torch.cat(level),
+        row=torch.cat(row),
+        col=torch.cat(col),
+        box_index=torch.cat(box_index),
         per_level=tuple(per_level),
         feature_maps=cfg.feature_maps,
         wh_per_level=tuple(whs),
