@@ -12,7 +12,13 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # `explorer`, `ssd` and `pages._shared` import from here
     sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
+from explorer.models import app_torch_threads  # noqa: E402
 from pages import _shared  # noqa: E402
+
+if torch.get_num_threads() != app_torch_threads():
+    torch.set_num_threads(app_torch_threads())
 
 st.set_page_config(page_title="SSD Explorer", page_icon=":mag:", layout="wide")
 

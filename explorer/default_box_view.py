@@ -8,14 +8,12 @@ are multiplied by S here.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.figures import image_figure, level_color, rect_lines
+from explorer.figures import image_figure, level_color, rect_lines, to_figure
 from ssd.config import SSDConfig, linear_scales, ssd300_coco, ssd300_voc, ssd512_voc
-from ssd.priors import DefaultBoxes, level_table
+from ssd.priors import DefaultBoxes, level_table, wh_pairs
 
 # The ratios a user can pick; label -> value (Sec. 2.2: a_r in {1, 2, 3, 1/2, 1/3}).
 RATIO_CHOICES = {"1": 1.0, "2": 2.0, "3": 3.0, "1/2": 0.5, "1/3": 1 / 3}
@@ -155,52 +153,47 @@ def default_box_figure(
     f = cfg.feature_maps[level]
     step = cfg.steps[level]
     i, j = cell
-    color = level_color(level)
-    fig = image_figure(image_uri, s, s, fig_height=fig_height)
+    traces = []
     # Grid: cell borders at multiples of the step (they may pass the image edge when
     # f * step > S, as for SSD300's 10x10 map with step 32).
     edges = np.arange(f + 1) * step
-    gx, gy = [], []
-    for e in edges:
-        gx += [e, e, None, 0, f * step, None]
-        gy += [0, f * step, None, e, e, None]
-    fig.add_trace(
-        go.Scatter(x=gx, y=gy, mode="lines", line={"color": "rgba(255,255,255,0.55)", "width": 1},
-                   hoverinfo="skip", name=f"{f}x{f} grid")
-    )
+    far = np.full(f + 1, f * step)
+    zero, gap = np.zeros(f + 1), np.full(f + 1, np.nan)
+    # (f+1, 6): a vertical and a horizontal line per edge, NaN gaps -> (6(f+1),)
+    gx = np.stack([edges, edges, gap, zero, far, gap], axis=1).reshape(-1)
+    gy = np.stack([zero, far, gap, edges, edges, gap], axis=1).reshape(-1)
+    traces.append({"type": "scatter", "x": gx, "y": gy, "mode": "lines", "hoverinfo": "skip",
+                   "line": {"color": "rgba(255,255,255,0.55)", "width": 1}, "name": f"{f}x{f} grid"})
     # Clickable cell centres: (f, f) -> (f*f,)
     ii, jj = np.meshgrid(np.arange(f), np.arange(f), indexing="ij")
     ii, jj = ii.reshape(-1), jj.reshape(-1)
-    fig.add_trace(
-        go.Scatter(
-            x=(jj + 0.5) * step, y=(ii + 0.5) * step, mode="markers",
-            marker={"size": max(3, min(10, 300 / f)), "color": color, "opacity": 0.6},
-            customdata=np.stack([ii, jj], axis=1), name="cell centres (click one)",
-            hovertemplate="cell (row %{customdata[0]}, col %{customdata[1]})<extra></extra>",
-        )
-    )
+    traces.append({
+        "type": "scatter", "x": (jj + 0.5) * step, "y": (ii + 0.5) * step, "mode": "markers",
+        "marker": {"size": max(3, min(10, 300 / f)), "color": level_color(level), "opacity": 0.6},
+        "customdata": np.stack([ii, jj], axis=1), "name": "cell centres (click one)",
+        "hovertemplate": "cell (row %{customdata[0]}, col %{customdata[1]})<extra></extra>",
+    })
     # The picked cell.
     xs, ys = rect_lines(np.array([[j * step, i * step, (j + 1) * step, (i + 1) * step]]))
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "yellow", "width": 3},
-                             hoverinfo="skip", name=f"cell ({i}, {j})"))
+    traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines", "line": {"color": "yellow", "width": 3},
+                   "hoverinfo": "skip", "name": f"cell ({i}, {j})"})
     # Its default boxes, one trace each (K <= ~8) so each has its own legend entry and hover.
     k_boxes = db.wh_per_level[level].shape[0]
-    for b in range(k_boxes):
-        a = db.flat_index(level, i, j, b)
-        cx, cy, w, h = (db.cxcywh[a] * s).tolist()
+    first = db.flat_index(level, i, j, 0)
+    cxcywh_px = (db.cxcywh[first:first + k_boxes] * s).tolist()  # (K, 4) input pixels
+    for b, (cx, cy, w, h) in enumerate(cxcywh_px):
         lab = db.labels_per_level[level][b]
         xs, ys = rect_lines(np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]]))
-        fig.add_trace(
-            go.Scatter(
-                x=xs, y=ys, mode="lines", fill="toself", fillcolor="rgba(0,0,0,0)",
-                line={"color": _ratio_color(b), "width": 2.5}, hoveron="fills+points",
-                name=f"ratio {lab}: {w:.0f}x{h:.0f}px",
-                text=f"level {level} ({f}x{f}), cell ({i}, {j}), box {b}: ratio {lab}, "
-                     f"{w:.1f} x {h:.1f} px, index {a}",
-                hovertemplate="%{text}<extra></extra>",
-            )
-        )
-    fig.update_layout(clickmode="event+select")
+        traces.append({
+            "type": "scatter", "x": xs, "y": ys, "mode": "lines", "fill": "toself", "fillcolor": "rgba(0,0,0,0)",
+            "line": {"color": _ratio_color(b), "width": 2.5}, "hoveron": "fills+points",
+            "name": f"ratio {lab}: {w:.0f}x{h:.0f}px",
+            "text": f"level {level} ({f}x{f}), cell ({i}, {j}), box {b}: ratio {lab}, "
+                    f"{w:.1f} x {h:.1f} px, index {first + b}",
+            "hovertemplate": "%{text}<extra></extra>",
+        })
+    fig = image_figure(image_uri, s, s, fig_height=fig_height, traces=traces)
+    fig.layout.clickmode = "event+select"
     return fig
 
 
@@ -213,30 +206,24 @@ def _ratio_color(b: int) -> str:
 
 def box_size_figure(cfg: SSDConfig, fig_height: int = 380) -> go.Figure:
     """Width vs height (input pixels, log axes) of the boxes of one cell, per level."""
-    fig = go.Figure()
     s = cfg.image_size
-    from ssd.priors import wh_pairs
-
+    traces = []
     for k, f in enumerate(cfg.feature_maps):
         wh, labels = wh_pairs(cfg.scales, cfg.aspect_ratios[k], k, cfg.extra_box, cfg.clip)
         wh_px = wh.numpy() * s
-        fig.add_trace(
-            go.Scatter(
-                x=wh_px[:, 0], y=wh_px[:, 1], mode="markers+text", text=list(labels),
-                textposition="top center", marker={"color": level_color(k), "size": 10},
-                name=f"level {k} ({f}x{f})",
-                hovertemplate="ratio %{text}: %{x:.1f} x %{y:.1f} px<extra>level " + str(k) + "</extra>",
-            )
-        )
+        traces.append({
+            "type": "scatter", "x": wh_px[:, 0], "y": wh_px[:, 1], "mode": "markers+text", "text": list(labels),
+            "textposition": "top center", "marker": {"color": level_color(k), "size": 10},
+            "name": f"level {k} ({f}x{f})",
+            "hovertemplate": "ratio %{text}: %{x:.1f} x %{y:.1f} px<extra>level " + str(k) + "</extra>",
+        })
     lo, hi = 1.0, 2.0 * s
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"color": "#bbb", "dash": "dot"},
-                             name="square (w = h)", hoverinfo="skip"))
-    fig.update_xaxes(type="log", title="box width (input px)")
-    fig.update_yaxes(type="log", title="box height (input px)")
-    fig.update_layout(height=fig_height, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      title="Box sizes per level (one cell)")
-    return fig
-
-
-def with_name(cfg: SSDConfig, name: str) -> SSDConfig:
-    return replace(cfg, name=name)
+    traces.append({"type": "scatter", "x": [lo, hi], "y": [lo, hi], "mode": "lines",
+                   "line": {"color": "#bbb", "dash": "dot"}, "name": "square (w = h)", "hoverinfo": "skip"})
+    layout = {
+        "xaxis": {"type": "log", "title": {"text": "box width (input px)"}},
+        "yaxis": {"type": "log", "title": {"text": "box height (input px)"}},
+        "height": fig_height, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+        "title": {"text": "Box sizes per level (one cell)"},
+    }
+    return to_figure(traces, layout)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-from explorer.figures import add_boxes, image_figure, level_color
+from explorer.figures import box_traces, image_figure, level_color
 from ssd.matching import Match, match
 from ssd.priors import DefaultBoxes
 
@@ -138,10 +138,8 @@ def matching_figure(
     Hover on a box centre: level, cell, ratio, shape (input px), IoU, GT.
     """
     w, h = image_wh
-    fig = image_figure(image_uri, w, h, fig_height=fig_height)
     gt = np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4)
-    add_boxes(fig, gt, "#00ff66", "ground truth", width=4,
-              hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
+    traces = box_traces(gt, "#00ff66", "ground truth", width=4, hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
     recs = view.records
     levels = sorted({r["level"] for r in recs})
     for k in levels:
@@ -151,9 +149,9 @@ def matching_figure(
                 continue
             name = f"level {k}" + (f" ({level_names[k]})" if level_names else "") + (" forced" if forced else "")
             hover = [_hover(recs[n]) for n in idx]
-            add_boxes(fig, view.positive_px[idx], level_color(k), name, hover=hover,
-                      dash="dash" if forced else "solid", width=2, legendgroup=name)
-    return fig
+            traces += box_traces(view.positive_px[idx], level_color(k), name, hover=hover,
+                                 dash="dash" if forced else "solid", width=2, legendgroup=name)
+    return image_figure(image_uri, w, h, fig_height=fig_height, traces=traces)
 
 
 def _hover(r: dict) -> str:
@@ -249,9 +247,8 @@ def hard_negative_figure(
 ) -> go.Figure:
     """GT (green) and the mined hard negatives (red, darker = harder), hover = rank and loss."""
     w, h = image_wh
-    fig = image_figure(image_uri, w, h, fig_height=fig_height)
-    add_boxes(fig, np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4), "#00ff66", "ground truth", width=4,
-              hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
+    traces = box_traces(np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4), "#00ff66", "ground truth", width=4,
+                        hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
     negs = lv.negatives[:max_boxes]
     # Three bands of hardness so the hardest stand out; one trace per band.
     bands = [(0, 0.1, "#ff0000", "hardest 10%"), (0.1, 0.5, "#ff6a00", "next 40%"), (0.5, 1.01, "#ffc400", "easiest 50%")]
@@ -264,8 +261,8 @@ def hard_negative_figure(
                  f"p(background) {negs[i]['p_background']:.3f}, top class {negs[i]['top_class']} "
                  f"{negs[i]['p_top_class']:.3f}<br>level {negs[i]['level']} ({negs[i]['feature_map']}), "
                  f"cell ({negs[i]['row']}, {negs[i]['col']}), ratio {negs[i]['ratio']}" for i in idx]
-        add_boxes(fig, lv.negative_px[idx], color, f"hard negatives, {label}", hover=hover, width=1.5)
-    return fig
+        traces += box_traces(lv.negative_px[idx], color, f"hard negatives, {label}", hover=hover, width=1.5)
+    return image_figure(image_uri, w, h, fig_height=fig_height, traces=traces)
 
 
 LOSS_FORMULA = r"L(x, c, l, g) = \frac{1}{N}\left(L_{conf}(x, c) + \alpha L_{loc}(x, l, g)\right)"

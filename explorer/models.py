@@ -136,3 +136,20 @@ def load_model(model_id: str) -> LoadedModel:
         names = ["background"] + [f"class {i}" for i in range(1, c)]
     return LoadedModel(model.eval(), names, model_id, path.stem, meta=dict(meta))
 
+
+
+def app_torch_threads() -> int:
+    """Threads torch should use inside the app: env SSD_TORCH_THREADS, else half the cores.
+
+    The explorer runs many small tensor ops per click. With every core busy (a training
+    job, the browser, Streamlit itself), torch's intra-op threads wait on each other and
+    a 2-thread `run_stages` on 2 cores measured ~10x slower than 1 thread; half the
+    cores keeps a core free for everything else.
+    """
+    env = os.environ.get("SSD_TORCH_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"SSD_TORCH_THREADS must be a whole number, got {env!r}") from None
+    return max(1, (os.cpu_count() or 2) // 2)

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from explorer.figures import add_boxes, class_color, image_figure
+from explorer.figures import box_traces, class_color, image_figure
 
 
 def keep_mask(keep, n: int) -> torch.Tensor:
@@ -33,29 +33,32 @@ def candidate_records(stages, class_names: list[str]) -> list[dict]:
     suppressed it and their IoU. Indices are positions in `stages.candidates`."""
     cand = stages.candidates
     n = len(cand.scores)
-    kept = keep_mask(stages.nms.keep, n)
+    kept = keep_mask(stages.nms.keep, n).tolist()
     by = stages.nms.suppressed_by.tolist()
     iou = stages.nms.suppress_iou.tolist()
     boxes = cand.boxes_xyxy.reshape(-1, 4).tolist()
+    # Plain lists once: indexing tensors element by element costs microseconds each.
+    labels, scores, level = cand.labels.tolist(), cand.scores.tolist(), cand.level.tolist()
+    row, col, default_index = cand.row.tolist(), cand.col.tolist(), cand.default_index.tolist()
     rows = []
     for q in range(n):
         s = by[q]
         rows.append(
             {
                 "candidate": q,
-                "label": int(cand.labels[q]),
-                "class": class_names[int(cand.labels[q])],
-                "score": round(float(cand.scores[q]), 4),
-                "level": int(cand.level[q]),
-                "row": int(cand.row[q]),
-                "col": int(cand.col[q]),
-                "default_index": int(cand.default_index[q]),
+                "label": int(labels[q]),
+                "class": class_names[int(labels[q])],
+                "score": round(scores[q], 4),
+                "level": int(level[q]),
+                "row": int(row[q]),
+                "col": int(col[q]),
+                "default_index": int(default_index[q]),
                 "x1": round(boxes[q][0], 1), "y1": round(boxes[q][1], 1),
                 "x2": round(boxes[q][2], 1), "y2": round(boxes[q][3], 1),
                 "kept": bool(kept[q]),
                 "suppressed_by": int(s) if s >= 0 else None,
-                "suppressor_score": round(float(cand.scores[s]), 4) if s >= 0 else None,
-                "iou_with_suppressor": round(float(iou[q]), 4) if s >= 0 else None,
+                "suppressor_score": round(scores[s], 4) if s >= 0 else None,
+                "iou_with_suppressor": round(iou[q], 4) if s >= 0 else None,
             }
         )
     return rows
@@ -94,7 +97,7 @@ def nms_figure(
     with a thin line from each suppressed box's centre to its suppressor's centre.
     Hover: score, level, cell, and for suppressed boxes who suppressed them at what IoU."""
     w, h = image_wh
-    fig = image_figure(image_uri, w, h, fig_height=fig_height)
+    traces: list[dict] = []
     by_index = {r["candidate"]: r for r in records}
 
     def centre(r):
@@ -111,28 +114,26 @@ def nms_figure(
                    if r["suppressed_by"] is not None else "not kept (top-k cut)")
                 for r in rs
             ]
-            add_boxes(fig, np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color,
-                      f"{cls}: suppressed", hover=hover, dash="dot", width=1, opacity=0.7,
-                      customdata=[r["candidate"] for r in rs])
+            traces += box_traces(np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color,
+                                 f"{cls}: suppressed", hover=hover, dash="dot", width=1, opacity=0.7,
+                                 customdata=[r["candidate"] for r in rs])
         if show_links:
-            xs, ys = [], []
-            for r in suppressed:
-                s = r["suppressed_by"]
-                if s is None or s not in by_index:
-                    continue
-                (x0, y0), (x1, y1) = centre(r), centre(by_index[s])
-                xs += [x0, x1, None]
-                ys += [y0, y1, None]
-            if xs:
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "rgba(255,255,255,0.6)", "width": 1},
-                                         name="suppressed -> suppressor", hoverinfo="skip"))
+            pairs = [(centre(r), centre(by_index[r["suppressed_by"]])) for r in suppressed
+                     if r["suppressed_by"] is not None and r["suppressed_by"] in by_index]
+            # (P, 2 points + gap) -> (3P,) arrays, NaN gaps
+            seg = np.array([[a[0], b[0], np.nan, a[1], b[1], np.nan] for a, b in pairs]).reshape(-1, 6)
+            xs, ys = seg[:, :3].reshape(-1), seg[:, 3:].reshape(-1)
+            if len(xs):
+                traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines", "hoverinfo": "skip",
+                               "line": {"color": "rgba(255,255,255,0.6)", "width": 1},
+                               "name": "suppressed -> suppressor"})
     kept = [r for r in records if r["kept"]]
     for cls in sorted({r["class"] for r in kept}):
         rs = [r for r in kept if r["class"] == cls]
         color = class_color(rs[0]["label"])
         hover = [f"#{r['candidate']} {cls} {r['score']:.3f} KEPT (level {r['level']}, cell ({r['row']}, {r['col']}))"
                  for r in rs]
-        add_boxes(fig, np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color, f"{cls}: kept",
-                  hover=hover, width=3, customdata=[r["candidate"] for r in rs])
-    return fig
+        traces += box_traces(np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color, f"{cls}: kept",
+                             hover=hover, width=3, customdata=[r["candidate"] for r in rs])
+    return image_figure(image_uri, w, h, fig_height=fig_height, traces=traces)
 

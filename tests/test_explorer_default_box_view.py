@@ -1,9 +1,15 @@
 """explorer/default_box_view.py: configs from sliders, tables and figures of default boxes."""
+import plotly.graph_objects as go
 import pytest
 
 from explorer import default_box_view as dbv
 from ssd.config import ssd300_voc, ssd512_voc
 from ssd.priors import default_boxes
+
+
+def valid(fig):
+    """Plotly's full validation of a figure the builders assembled unvalidated."""
+    return go.Figure(fig.to_dict())
 
 
 def test_parse_feature_maps():
@@ -65,7 +71,8 @@ def test_cell_box_rows_hand_checked():
 def test_default_box_figure_has_clickable_cells_and_cell_boxes():
     cfg = ssd300_voc()
     db = default_boxes(cfg)
-    fig = dbv.default_box_figure(cfg, db, 1, (3, 4), image_uri=None)
+    fig = dbv.default_box_figure(cfg, db, 1, (3, 4), image_uri="data:image/png;base64,AAAA")
+    valid(fig)
     centres = [t for t in fig.data if t.name == "cell centres (click one)"][0]
     assert len(centres.x) == 19 * 19
     assert list(centres.customdata[3 * 19 + 4]) == [3, 4]
@@ -75,5 +82,6 @@ def test_default_box_figure_has_clickable_cells_and_cell_boxes():
 
 def test_box_size_figure_one_trace_per_level():
     fig = dbv.box_size_figure(ssd300_voc())
+    valid(fig)
     assert len([t for t in fig.data if (t.name or "").startswith("level")]) == 6
 

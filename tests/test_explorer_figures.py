@@ -5,15 +5,23 @@ import io
 import numpy as np
 from PIL import Image
 
-from explorer.figures import (add_boxes, class_color, gt_figure, image_data_uri, image_figure, level_color,
+import plotly.graph_objects as go
+
+from explorer.figures import (box_traces, class_color, gt_figure, image_data_uri, image_figure, level_color,
                               records_to_csv, rect_lines)
+
+
+def valid(fig):
+    """Plotly's full validation of a figure the builders assembled unvalidated."""
+    return go.Figure(fig.to_dict())
 
 
 def test_rect_lines_closed_rectangles_with_gaps():
     xs, ys = rect_lines(np.array([[1, 2, 3, 4], [10, 20, 30, 40]]))
-    assert xs == [1, 3, 3, 1, 1, None, 10, 30, 30, 10, 10, None]
-    assert ys == [2, 2, 4, 4, 2, None, 20, 20, 40, 40, 20, None]
-    assert rect_lines(np.zeros((0, 4))) == ([], [])
+    nan = np.nan
+    np.testing.assert_array_equal(xs, [1, 3, 3, 1, 1, nan, 10, 30, 30, 10, 10, nan])
+    np.testing.assert_array_equal(ys, [2, 2, 4, 4, 2, nan, 20, 20, 40, 40, 20, nan])
+    assert rect_lines(np.zeros((0, 4)))[0].shape == (0,)
 
 
 def test_image_data_uri_shrinks_and_decodes():
@@ -26,23 +34,27 @@ def test_image_data_uri_shrinks_and_decodes():
 
 def test_image_figure_frame_is_pixels_y_down():
     fig = image_figure("data:image/png;base64,AAAA", 640, 480)
+    valid(fig)
     assert list(fig.layout.xaxis.range) == [0, 640]
     assert list(fig.layout.yaxis.range) == [480, 0]  # y down
     assert fig.layout.images[0].sizex == 640 and fig.layout.images[0].sizey == 480
 
 
-def test_add_boxes_one_line_trace_and_one_hover_trace():
-    fig = image_figure(None, 100, 100)
-    n0 = len(fig.data)
-    add_boxes(fig, np.array([[0, 0, 10, 10], [20, 20, 60, 40]]), "#f00", "b", hover=["a", "b"])
-    assert len(fig.data) == n0 + 2
-    centres = fig.data[-1]
-    assert list(centres.x) == [5, 40] and list(centres.y) == [5, 30]
-    assert list(centres.text) == ["a", "b"]
+def test_box_traces_one_line_trace_and_one_hover_trace():
+    traces = box_traces(np.array([[0, 0, 10, 10], [20, 20, 60, 40]]), "#f00", "b", hover=["a", "b"],
+                        customdata=[7, 8], axes=("x2", "y2"))
+    assert len(traces) == 2
+    centres = traces[1]
+    assert list(centres["x"]) == [5, 40] and list(centres["y"]) == [5, 30]
+    assert centres["text"] == ["a", "b"] and list(centres["customdata"]) == [7, 8]
+    assert traces[0]["xaxis"] == "x2" and traces[1]["yaxis"] == "y2"
+    assert len(box_traces(np.array([[0, 0, 1, 1]]), "#f00", "b")) == 1  # no hover -> no markers
+    valid(image_figure(None, 100, 100, traces=box_traces(np.array([[0, 0, 1, 1]]), "#f00", "b", hover=["x"])))
 
 
 def test_gt_figure_selects_boxes_by_drag():
-    fig = gt_figure(None, (50, 40), np.array([[1, 2, 30, 20]]), ["cat"])
+    fig = gt_figure("data:image/png;base64,AAAA", (50, 40), np.array([[1, 2, 30, 20]]), ["cat"])
+    valid(fig)
     assert fig.layout.dragmode == "select"
     assert "cat" in fig.data[-1].text[0]
 

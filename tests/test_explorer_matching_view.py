@@ -1,6 +1,7 @@
 """explorer/matching_view.py: matching laid out per GT and level; loss and hard negatives."""
 import math
 
+import plotly.graph_objects as go
 import pytest
 import torch
 
@@ -8,6 +9,11 @@ from explorer import matching_view as mv
 from ssd.boxes import encode
 from ssd.config import SSDConfig
 from ssd.priors import default_boxes
+
+
+def valid(fig):
+    """Plotly's full validation of a figure the builders assembled unvalidated."""
+    return go.Figure(fig.to_dict())
 
 # A tiny hand-checkable layout: a 2x2 level of half-image boxes and a 1x1 level of the
 # whole image. Default boxes (normalised xyxy), flat order:
@@ -51,7 +57,8 @@ def test_no_gt_no_positives():
 
 def test_matching_figure_colours_levels_and_marks_forced():
     view = mv.matching_view(DB, CFG.image_size, GT_PX, NAMES, WH)
-    fig = mv.matching_figure(view, None, WH, GT_PX, NAMES, ["a", "b"])
+    fig = mv.matching_figure(view, "data:image/png;base64,AAAA", WH, GT_PX, NAMES, ["a", "b"])
+    valid(fig)
     names = {t.name for t in fig.data}
     assert {"ground truth", "level 0 (a)", "level 0 (a) forced"} <= names
     forced_hover = [t for t in fig.data if t.name == "level 0 (a) forced" and t.mode == "markers"][0]
@@ -88,6 +95,7 @@ def test_loss_view_ranks_the_most_wrong_negative_first():
     assert lv.negatives[0]["default_index"] == 3 and lv.negatives[0]["top_class"] == "cat"
     assert lv.negative_px.tolist() == [[100, 50, 200, 100]]
     fig = mv.hard_negative_figure(lv, None, WH, GT_PX, NAMES)
+    valid(fig)
     assert any("hard negatives" in (t.name or "") for t in fig.data)
 
 

@@ -77,3 +77,13 @@ def test_torchvision_without_weights_is_a_clear_error(monkeypatch, tmp_path):
     cache.write_bytes(b"junk")
     with pytest.raises(mm.ModelLoadError, match="SSDlite320"):
         mm.load_model("torchvision:ssdlite320_mobilenet_v3_large")
+
+
+def test_app_torch_threads(monkeypatch):
+    monkeypatch.setenv("SSD_TORCH_THREADS", "3")
+    assert mm.app_torch_threads() == 3
+    monkeypatch.setenv("SSD_TORCH_THREADS", "lots")
+    with pytest.raises(ValueError, match="SSD_TORCH_THREADS"):
+        mm.app_torch_threads()
+    monkeypatch.delenv("SSD_TORCH_THREADS")
+    assert mm.app_torch_threads() == max(1, (os.cpu_count() or 2) // 2)

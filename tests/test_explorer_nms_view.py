@@ -1,4 +1,5 @@
 """explorer/nms_view.py: who suppressed whom, counts before/after, the figure."""
+import plotly.graph_objects as go
 import pytest
 import torch
 from torchvision.ops import box_iou
@@ -7,6 +8,11 @@ from explorer import nms_view as nv
 from ssd.data.procedural import CLASSES, make_scene
 from ssd.inference import run_stages
 from ssd.models import build
+
+
+def valid(fig):
+    """Plotly's full validation of a figure the builders assembled unvalidated."""
+    return go.Figure(fig.to_dict())
 
 
 def test_keep_mask_from_indices_or_mask():
@@ -49,7 +55,8 @@ def test_counts_before_and_after(stages):
 
 def test_nms_figure_traces(stages):
     recs = nv.candidate_records(stages, list(CLASSES))
-    fig = nv.nms_figure(recs, None, stages.image.size)
+    fig = nv.nms_figure(recs, "data:image/png;base64,AAAA", stages.image.size)
+    valid(fig)
     names = [t.name for t in fig.data]
     assert any(n.endswith(": kept") for n in names) and any(n.endswith(": suppressed") for n in names)
     assert "suppressed -> suppressor" in names

@@ -1,4 +1,5 @@
 """explorer/per_scale_view.py: per-level score maps and the side-by-side figure."""
+import plotly.graph_objects as go
 import pytest
 import torch
 
@@ -6,6 +7,11 @@ from explorer import per_scale_view as psv
 from ssd.data.procedural import CLASSES, cat_and_dog_scene
 from ssd.inference import run_stages
 from ssd.models import build
+
+
+def valid(fig):
+    """Plotly's full validation of a figure the builders assembled unvalidated."""
+    return go.Figure(fig.to_dict())
 
 
 def test_level_score_maps_hand_checked():
@@ -49,6 +55,7 @@ def test_per_scale_figure_one_panel_per_level(stages):
     fig = psv.per_scale_figure(maps, classes, stages.level_detections, stages.feature_sizes,
                                (8, 16, 32, 64, 128, 256), 256, "data:image/png;base64,AAAA", (256, 256),
                                list(CLASSES), ["a", "b", "c", "d", "e", "f"])
+    valid(fig)
     heat = [t for t in fig.data if t.type == "heatmap"]
     assert len(heat) == 6 and len(fig.layout.images) == 6
     # the 8x8 level's cells are 32 px: first centre at 16 px
