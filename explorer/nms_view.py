@@ -34,6 +34,11 @@ def candidate_records(stages, class_names: list[str]) -> list[dict]:
     cand = stages.candidates
     n = len(cand.scores)
     kept = keep_mask(stages.nms.keep, n).tolist()
+    # Final detections are the first top_k kept boxes (keep is by descending score).
+    keep_idx = torch.as_tensor(stages.nms.keep)
+    if keep_idx.dtype == torch.bool:
+        keep_idx = keep_idx.nonzero().flatten()
+    final = set(keep_idx[: len(stages.detections)].tolist())
     by = stages.nms.suppressed_by.tolist()
     iou = stages.nms.suppress_iou.tolist()
     boxes = cand.boxes_xyxy.reshape(-1, 4).tolist()
@@ -56,6 +61,7 @@ def candidate_records(stages, class_names: list[str]) -> list[dict]:
                 "x1": round(boxes[q][0], 1), "y1": round(boxes[q][1], 1),
                 "x2": round(boxes[q][2], 1), "y2": round(boxes[q][3], 1),
                 "kept": bool(kept[q]),
+                "final": q in final,
                 "suppressed_by": int(s) if s >= 0 else None,
                 "suppressor_score": round(scores[s], 4) if s >= 0 else None,
                 "iou_with_suppressor": round(iou[q], 4) if s >= 0 else None,
@@ -93,7 +99,8 @@ def nms_figure(
     max_suppressed: int = 400,
     fig_height: int = 620,
 ) -> go.Figure:
-    """Kept boxes (solid, per class) and suppressed candidates (dotted, same class colour),
+    """Kept boxes (solid, per class; dashed when the top-k cut drops them) and suppressed
+    candidates (dotted, same class colour),
     with a thin line from each suppressed box's centre to its suppressor's centre.
     Hover: score, level, cell, and for suppressed boxes who suppressed them at what IoU."""
     w, h = image_wh
@@ -129,11 +136,17 @@ def nms_figure(
                                "name": "suppressed -> suppressor"})
     kept = [r for r in records if r["kept"]]
     for cls in sorted({r["class"] for r in kept}):
-        rs = [r for r in kept if r["class"] == cls]
-        color = class_color(rs[0]["label"])
-        hover = [f"#{r['candidate']} {cls} {r['score']:.3f} KEPT (level {r['level']}, cell ({r['row']}, {r['col']}))"
-                 for r in rs]
-        traces += box_traces(np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color, f"{cls}: kept",
-                             hover=hover, width=3, customdata=[r["candidate"] for r in rs])
+        for final in (True, False):
+            rs = [r for r in kept if r["class"] == cls and r["final"] == final]
+            if not rs:
+                continue
+            color = class_color(rs[0]["label"])
+            what = "KEPT" if final else "kept by NMS, cut by top k"
+            hover = [f"#{r['candidate']} {cls} {r['score']:.3f} {what} (level {r['level']}, cell ({r['row']}, {r['col']}))"
+                     for r in rs]
+            traces += box_traces(np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color,
+                                 f"{cls}: kept" if final else f"{cls}: cut by top k", hover=hover,
+                                 width=3 if final else 1.5, dash="solid" if final else "dash",
+                                 customdata=[r["candidate"] for r in rs])
     return image_figure(image_uri, w, h, fig_height=fig_height, traces=traces)
 

@@ -1,8 +1,8 @@
 """Built-in sample scenes and image loading for the explorer.
 
 Samples are `samples/*.png` with their boxes in `samples/annotations.json`
-({file: {"boxes_xyxy": [[x1, y1, x2, y2], ...], "labels": [int or name, ...]}},
-pixels). When that folder is missing (a fresh checkout before the training engineer's
+({file: {"boxes_xyxy": [[x1, y1, x2, y2], ...], "labels": [int or name, ...],
+"label_names": [name, ...] (optional)}}, pixels). When that folder is missing (a fresh checkout before the training engineer's
 samples land) the scenes are generated on the fly by `ssd.data.procedural`.
 Every sample has a stable id: its file name, or "procedural:<name>".
 """
@@ -115,7 +115,11 @@ def load_sample(sample_id: str, samples_dir: Path | None = None) -> LoadedImage:
         if isinstance(ann, dict) else CLASSES
     rows = []
     if isinstance(ann, dict):
-        for b, c in zip(ann.get("boxes_xyxy") or [], ann.get("labels") or []):
+        labels = ann.get("labels") or []
+        label_names = ann.get("label_names")  # names written next to the indices, when present
+        if isinstance(label_names, list) and len(label_names) == len(labels):
+            labels = label_names
+        for b, c in zip(ann.get("boxes_xyxy") or [], labels):
             rows.append({"label": _label_name(c, names), "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]})
     return LoadedImage(img, data, sample_id, rows, hashlib.sha1(data).hexdigest())
 

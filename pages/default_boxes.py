@@ -63,10 +63,9 @@ with left:
                   help="Comma-separated sides of the square feature maps, largest first: the number "
                        "of entries is the number of levels m.")
     st.multiselect("Aspect ratios a_r", list(dbv.RATIO_CHOICES), key="db_ratios", on_change=_to_custom)
-    c3, c4, c5 = st.columns(3)
-    c3.checkbox("extra box s'_k", key="db_extra", on_change=_to_custom)
-    c4.checkbox("clip to image", key="db_clip", on_change=_to_custom)
-    c5.checkbox("4 boxes on first/last two levels", key="db_four", on_change=_to_custom)
+    st.checkbox("extra box s'_k = √(s_k·s_k+1) for ratio 1", key="db_extra", on_change=_to_custom)
+    st.checkbox("clip box sizes to the image", key="db_clip", on_change=_to_custom)
+    st.checkbox("only 1, 2, 1/2 on the first and last two levels (SSD300)", key="db_four", on_change=_to_custom)
 
 try:
     if ss["db_preset"] in presets:

@@ -33,6 +33,9 @@ def test_records_name_a_kept_same_class_suppressor_with_its_iou(stages):
     recs = nv.candidate_records(stages, list(CLASSES))
     assert len(recs) == len(stages.candidates) > 0
     assert sum(r["kept"] for r in recs) == len(stages.nms.keep)
+    final = sorted(r["candidate"] for r in recs if r["final"])
+    assert final == sorted(stages.nms.keep[: len(stages.detections)].tolist())
+    assert all(r["kept"] for r in recs if r["final"])
     suppressed = [r for r in recs if not r["kept"]]
     assert suppressed, "a random model proposes overlapping boxes"
     boxes = stages.candidates.boxes_xyxy

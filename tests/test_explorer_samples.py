@@ -25,12 +25,12 @@ def test_file_samples_with_annotations(tmp_path):
     Image.new("RGB", (64, 48), "blue").save(tmp_path / "cat_and_dog.png")
     (tmp_path / "annotations.json").write_text(json.dumps(
         {"cat_and_dog.png": {"boxes_xyxy": [[1, 2, 30, 40]], "labels": [2]},
-         "b.png": {"boxes_xyxy": [[0, 0, 5, 5]], "labels": ["house"]}}))
+         "b.png": {"boxes_xyxy": [[0, 0, 5, 5], [1, 1, 4, 4]], "labels": [6, 1], "label_names": ["house", "cat"]}}))
     samples = sm.list_samples(tmp_path)
     assert [s.sample_id for s in samples] == ["cat_and_dog.png", "b.png"]  # cat-and-dog first
     img = sm.load_sample("cat_and_dog.png", tmp_path)
     assert img.gt_rows == [{"label": "dog", "x1": 1, "y1": 2, "x2": 30, "y2": 40}]  # index -> name
-    assert sm.load_sample("b.png", tmp_path).gt_rows[0]["label"] == "house"
+    assert [r["label"] for r in sm.load_sample("b.png", tmp_path).gt_rows] == ["house", "cat"]
 
 
 def test_upload_any_mode_and_bad_files():
