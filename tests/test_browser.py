@@ -130,6 +130,20 @@ def test_every_page_in_chromium(tmp_path):
                     _settle(page, heading)
                     _check_no_exception(page, url or "home")
                     _shot(page, stem)
+                # Draw a ground-truth box on Home: a drag on the image (Plotly box selection).
+                page.goto(base)
+                _settle(page, "SSD Explorer")
+                caption = page.locator('[data-testid="stSidebar"]').get_by_text("GT boxes", exact=False).first
+                n_before = int(caption.inner_text().split(" GT boxes")[0].rsplit(" ", 1)[-1])
+                area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+                x0, y0 = area["x"] + area["width"] * 0.55, area["y"] + area["height"] * 0.1
+                page.mouse.move(x0, y0)
+                page.mouse.down()
+                page.mouse.move(x0 + area["width"] * 0.15, y0 + area["height"] * 0.15, steps=8)
+                page.mouse.up()
+                page.get_by_text(f"{n_before + 1} GT boxes", exact=False).first.wait_for(timeout=60_000)
+                _settle(page, "SSD Explorer")
+                _check_no_exception(page, "home after drawing a box")
                 # An upload on the per-scale page: the whole pipeline on a new image.
                 page.goto(f"{base}/per_scale")
                 _settle(page, "Per-scale detections")
