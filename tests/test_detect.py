@@ -51,7 +51,7 @@ def test_expand_inputs(folder, tmp_path):
 
 def test_json_on_mixed_folder(folder, ckpt, capsys):
     code = main([str(folder), "--checkpoint", str(ckpt), "--json", "--per-level",
-                 "--score-threshold", "0.01", "--top-k", "5"])
+                 "--score-threshold", "0.01", "--top-k", "5", "--level-score-threshold", "0.2"])
     out, err = capsys.readouterr()
     assert code == 2
     err_lines = err.strip().splitlines()
@@ -78,7 +78,7 @@ def test_json_on_mixed_folder(folder, ckpt, capsys):
 
 def test_text_output_all_good(folder, ckpt, capsys):
     code = main([str(folder / "a_good.png"), "--checkpoint", str(ckpt), "--per-level",
-                 "--score-threshold", "0.01", "--top-k", "3"])
+                 "--score-threshold", "0.01", "--top-k", "3", "--level-score-threshold", "0.2"])
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     assert "a_good.png (160x120): 3 detection(s)" in out

@@ -12,6 +12,7 @@ from torchvision.models.detection import ssd300_vgg16
 from ssd.boxes import decode
 from ssd.inference import Detections, Stages, image_to_tensor, run_stages
 from ssd.models import build
+from ssd.priors import default_boxes
 
 
 def _scene(w=320, h=240, seed=0) -> Image.Image:
@@ -41,11 +42,29 @@ def ssd300(tmp_path_factory):
         tv_out = tv([x])[0]
     # Random weights: all scores are near 1/21, so use a low per-level threshold.
     stages = run_stages(ours, image, level_score_threshold=0.06)
-    return ours, tv_out, stages
+    return ours, tv_out, stages, tv
+
+
+def test_raw_outputs_and_default_boxes_equal_torchvision(ssd300):
+    """Our SSDNet loaded from torchvision's state dict file gives torchvision's head
+    outputs, and our default boxes are torchvision's anchors."""
+    ours, _, _, tv = ssd300
+    x = torch.rand(1, 3, 300, 300, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        out = ours(x)
+        tv_images, _ = tv.transform([x[0]])
+        tv_features = list(tv.backbone(tv_images.tensors).values())
+        tv_head = tv.head(tv_features)
+    torch.testing.assert_close(out.cls_logits_flat(), tv_head["cls_logits"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.bbox_regression_flat(), tv_head["bbox_regression"], atol=1e-4, rtol=1e-4)
+    for a, b in zip(out.features, tv_features):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
+    tv_anchors = tv.anchor_generator._grid_default_boxes([list(s) for s in out.feature_sizes], [300, 300])
+    torch.testing.assert_close(default_boxes(ours.cfg).cxcywh, tv_anchors, atol=0, rtol=0)
 
 
 def test_final_detections_equal_torchvision(ssd300):
-    _, tv_out, st = ssd300
+    _, tv_out, st, _ = ssd300
     assert isinstance(st, Stages) and isinstance(st.detections, Detections)
     assert len(st.detections) == len(tv_out["boxes"]) > 0
     torch.testing.assert_close(st.detections.boxes_xyxy, tv_out["boxes"], atol=1e-4, rtol=1e-5)
@@ -54,7 +73,7 @@ def test_final_detections_equal_torchvision(ssd300):
 
 
 def test_stage_shapes_and_frames(ssd300):
-    model, _, st = ssd300
+    model, _, st, _ = ssd300
     assert st.orig_size == (240, 320)
     assert st.scale_xy == pytest.approx((320 / 300, 240 / 300))
     assert st.input_tensor.shape == (3, 300, 300)
@@ -96,7 +115,7 @@ def _check_consistent(det: Detections, st: Stages):
 
 
 def test_level_detections_consistent(ssd300):
-    _, _, st = ssd300
+    _, _, st, _ = ssd300
     assert len(st.level_detections) == 6
     assert sum(len(d) for d in st.level_detections) > 0
     for lvl, det in enumerate(st.level_detections):
@@ -109,7 +128,7 @@ def test_level_detections_consistent(ssd300):
 
 
 def test_candidates_nms_final(ssd300):
-    _, _, st = ssd300
+    _, _, st, _ = ssd300
     _check_consistent(st.candidates, st)
     _check_consistent(st.detections, st)
     assert (st.candidates.scores > 0.01).all()

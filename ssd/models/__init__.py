@@ -30,6 +30,7 @@ __all__ = [
     "MODEL_NAMES",
     "build",
     "default_config",
+    "coco_class_names",
 ]
 
 _BUILDERS: dict[str, tuple[Callable[..., SSDNet], Callable[[int], SSDConfig], int]] = {

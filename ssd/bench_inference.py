@@ -1,0 +1,123 @@
+"""Benchmark: what does exposing every stage cost over torchvision's plain SSD forward?
+
+Compares `ssd.inference.run_stages` on SSD300-VGG16 with torchvision's own
+`ssd300_vgg16` in eval mode, same (random, seeded) weights, same input image, same
+device; median over `repeats` runs after one warm-up. Target: ratio <= 1.10.
+
+Rows:
+    ssd300_vgg16 <H>x<W>          run_stages vs torchvision forward (incl. postprocess)
+    ... + nms trace               also reading who-suppressed-whom (computed on demand)
+
+Random weights are the worst case for post-processing: every class has scores near
+1/C, so hundreds of candidates per class reach NMS.
+
+    python -m ssd.bench_inference [--device cpu|cuda] [--repeats 5] [--num-classes 91]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torchvision.models.detection import ssd300_vgg16
+
+from ssd.inference import run_stages
+from ssd.models import build
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_ms(fn, device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def _interleaved_medians(fns: dict, device: torch.device, repeats: int) -> dict[str, float]:
+    """Median ms of each function, timed in turn within every repeat, so that a change
+    in machine load hits all of them alike (the CPU here is shared)."""
+    for fn in fns.values():
+        fn()  # warm-up (allocations, cudnn autotune, lazy caches)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            times[k].append(_time_ms(fn, device))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def run(device: str = "cpu", repeats: int = 5, num_classes: int = 91, sizes=((300, 300), (480, 640))) -> list[dict]:
+    """Time run_stages against torchvision's SSD300 forward.
+
+    Returns:
+        rows of {"name", "ours_ms", "torchvision_ms", "ratio", "device", "stages_ms"}.
+    """
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    tv = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=num_classes).eval().to(dev)
+    ours = build("ssd300_vgg16", num_classes=num_classes)
+    ours.load_state_dict(tv.state_dict())
+    ours.eval().to(dev)
+    rows = []
+    gen = torch.Generator().manual_seed(1)
+    for h, w in sizes:
+        image = torch.rand(3, h, w, generator=gen).to(dev)
+
+        def tv_forward():
+            with torch.inference_mode():
+                return tv([image])
+
+        def ours_forward():
+            return run_stages(ours, image, device=dev)
+
+        def ours_with_trace():
+            st = run_stages(ours, image, device=dev)
+            st.nms.suppressed_by  # noqa: B018 - forces the on-demand trace
+            return st
+
+        # Same detections, or the comparison means nothing.
+        ref, st = tv_forward()[0], ours_forward()
+        if not torch.equal(ref["labels"].cpu(), st.detections.labels):
+            raise AssertionError("run_stages and torchvision disagree on the detections")
+        med = _interleaved_medians({"tv": tv_forward, "ours": ours_forward, "trace": ours_with_trace}, dev, repeats)
+        t_tv, t_ours, t_trace = med["tv"], med["ours"], med["trace"]
+        stages = {k: round(v, 1) for k, v in ours_forward().timings.items()}
+        name = f"ssd300_vgg16 {h}x{w} C={num_classes}"
+        for label, t in ((name, t_ours), (f"{name} + nms trace", t_trace)):
+            rows.append(
+                {
+                    "name": label,
+                    "ours_ms": round(t, 1),
+                    "torchvision_ms": round(t_tv, 1),
+                    "ratio": round(t / t_tv, 3),
+                    "device": str(dev),
+                    "candidates": len(st.candidates),
+                    "stages_ms": stages if label == name else None,
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ssd.bench_inference", description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--num-classes", type=int, default=91)
+    args = p.parse_args(argv)
+    rows = run(args.device, args.repeats, args.num_classes)
+    print(f"{'name':<42} {'ours_ms':>9} {'tv_ms':>9} {'ratio':>7}  candidates")
+    for r in rows:
+        print(f"{r['name']:<42} {r['ours_ms']:>9.1f} {r['torchvision_ms']:>9.1f} {r['ratio']:>7.3f}  {r['candidates']}")
+    for r in rows:
+        if r["stages_ms"]:
+            print(f"{r['name']} stages (ms): {r['stages_ms']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
