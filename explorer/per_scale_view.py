@@ -11,10 +11,14 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from plotly.colors import sequential as _seq
 
 from explorer.figures import box_traces, class_color, layout_image, to_figure
 
 ANY_CLASS = -1  # "any object": best non-background class per cell
+# Inferno as explicit stops: figures skip Plotly's validation (explorer.figures), which
+# is what turns a Python-side name like "Inferno" into stops plotly.js understands.
+_INFERNO = [[i / (len(_seq.Inferno) - 1), c] for i, c in enumerate(_seq.Inferno)]
 
 
 def level_score_maps(scores_per_level, feature_sizes, class_index: int = ANY_CLASS):
@@ -100,10 +104,12 @@ def per_scale_figure(
         xa, ya = f"x{suffix}", f"y{suffix}"
         x0 = c * (pw + gap_x)
         y1 = 1 - r * (ph + gap_y)
+        # Equal pixel aspect by shrinking the panel (constrain="domain"), kept under its title.
         layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + pw], "range": [0, W], "anchor": ya, "showgrid": False,
-                                    "zeroline": False, "showticklabels": False}
+                                    "zeroline": False, "showticklabels": False, "constrain": "domain"}
         layout[f"yaxis{suffix}"] = {"domain": [y1 - ph, y1], "range": [H, 0], "anchor": xa, "showgrid": False,
-                                    "zeroline": False, "showticklabels": False, "scaleanchor": xa, "scaleratio": 1}
+                                    "zeroline": False, "showticklabels": False, "scaleanchor": xa, "scaleratio": 1,
+                                    "constrain": "domain", "constraintoward": "top"}
         h, w = feature_sizes[k]
         title = f"level {k}: {h}x{w}" + (f" ({level_names[k]})" if level_names else "")
         layout["annotations"].append({"text": title, "x": x0 + pw / 2, "y": y1, "xref": "paper", "yref": "paper",
@@ -116,7 +122,7 @@ def per_scale_figure(
         names = [[f"cell ({i}, {j}): {class_names[int(classes[k][i, j])]}" for j in range(w)] for i in range(h)]
         heat = {
             "type": "heatmap", "z": maps[k], "x0": dx / 2, "dx": dx, "y0": dy / 2, "dy": dy, "zmin": 0, "zmax": 1,
-            "colorscale": "Inferno", "opacity": opacity, "showscale": k == 0, "customdata": names,
+            "colorscale": _INFERNO, "opacity": opacity, "showscale": k == 0, "customdata": names,
             "hovertemplate": "%{customdata} %{z:.3f}<extra>level " + str(k) + "</extra>", "xaxis": xa, "yaxis": ya,
         }
         if k == 0:

@@ -61,4 +61,6 @@ def test_per_scale_figure_one_panel_per_level(stages):
     # the 8x8 level's cells are 32 px: first centre at 16 px
     assert heat[2].x0 == 16 and heat[2].dx == 32
     assert heat[0].zmin == 0 and heat[0].zmax == 1
+    # explicit stops: plotly.js has no "Inferno" by name and the figure skips validation
+    assert heat[0].colorscale[0][0] == 0 and heat[0].colorscale[-1][0] == 1
     assert "cell (0, 0)" in heat[2].customdata[0][0]
