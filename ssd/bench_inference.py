@@ -11,7 +11,7 @@ Rows:
 Random weights are the worst case for post-processing: every class has scores near
 1/C, so hundreds of candidates per class reach NMS.
 
-    python -m ssd.bench_inference [--device cpu|cuda] [--repeats 5] [--num-classes 91]
+    python -m ssd.bench_inference [--device cpu|cuda] [--repeats 5] [--num-classes 91] [--threads N]
 """
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def run(device: str = "cpu", repeats: int = 5, num_classes: int = 91, sizes=((30
     """Time run_stages against torchvision's SSD300 forward.
 
     Returns:
-        rows of {"name", "ours_ms", "torchvision_ms", "ratio", "device", "stages_ms"}.
+        rows of {"name", "ours_ms", "torchvision_ms", "ratio", "device", "candidates",
+        "stages_ms", "note"}.
     """
     dev = torch.device(device)
     torch.manual_seed(0)
@@ -98,6 +99,8 @@ def run(device: str = "cpu", repeats: int = 5, num_classes: int = 91, sizes=((30
                     "device": str(dev),
                     "candidates": len(st.candidates),
                     "stages_ms": stages if label == name else None,
+                    "note": (f"{len(st.candidates)} NMS candidates (random weights: worst case)"
+                             if label == name else "also reads NMS who-suppressed-whom (on demand)"),
                 }
             )
     return rows
@@ -108,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--num-classes", type=int, default=91)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = run(args.device, args.repeats, args.num_classes)
     print(f"{'name':<42} {'ours_ms':>9} {'tv_ms':>9} {'ratio':>7}  candidates")
     for r in rows:
