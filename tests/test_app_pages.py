@@ -21,6 +21,8 @@ ALL_PAGES = ["pages/home.py", "pages/architecture.py", "pages/default_boxes.py"]
 def _no_user_runs(monkeypatch, tmp_path):
     # Training runs on this machine must not change what the picker offers.
     monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
+    # app.py sets torch's thread count; keep the suite's one thread (tests/conftest.py).
+    monkeypatch.setenv("SSD_TORCH_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
