@@ -209,6 +209,7 @@ def run_stages(
     dev = torch.device(device) if device is not None else model_dev
     if dev != model_dev and not (dev.type == model_dev.type and dev.index is None):
         raise ValueError(f"device {dev} differs from the model's device {model_dev}; move the model first")
+    dev = model_dev
     cfg = model.cfg
     s = cfg.image_size
     pil, img = image_to_tensor(image)
