@@ -137,10 +137,14 @@ def test_weights_path_errors(tmp_path, compact):
 
 
 def test_coco_offline_error_is_clear(monkeypatch, tmp_path):
-    # Point the hub cache at an empty folder so no cached file can be found; there is no
-    # internet here, so torchvision's real download fails and must be reported clearly.
+    # Point the hub cache at an empty folder so no cached file can be found, and send
+    # HTTPS through a closed local port, so that even with internet nothing downloads:
+    # torchvision's real download code fails, and the message must say what to do.
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
-    monkeypatch.setenv("NO_PROXY", "*")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
     with pytest.raises(WeightsError) as e:
         build("ssdlite320_mobilenet_v3_large", weights="coco")
     msg = str(e.value)
