@@ -16,9 +16,22 @@ from plotly.colors import sequential as _seq
 from explorer.figures import box_traces, class_color, layout_image, to_figure
 
 ANY_CLASS = -1  # "any object": best non-background class per cell
-# Inferno as explicit stops: figures skip Plotly's validation (explorer.figures), which
-# is what turns a Python-side name like "Inferno" into stops plotly.js understands.
-_INFERNO = [[i / (len(_seq.Inferno) - 1), c] for i, c in enumerate(_seq.Inferno)]
+
+
+def _fading_inferno() -> list[list]:
+    """Inferno as explicit stops whose alpha grows with the score, so cells scoring ~0
+    leave the image visible and high scores light up. (Explicit stops also because the
+    figures skip Plotly's validation, which is what resolves a name like "Inferno".)"""
+    n = len(_seq.Inferno)
+    stops = []
+    for i, hex_colour in enumerate(_seq.Inferno):
+        t = i / (n - 1)
+        r, g, b = (int(hex_colour[k:k + 2], 16) for k in (1, 3, 5))
+        stops.append([t, f"rgba({r},{g},{b},{min(0.95, 0.05 + 1.5 * t):.3f})"])
+    return stops
+
+
+_INFERNO = _fading_inferno()
 
 
 def level_score_maps(scores_per_level, feature_sizes, class_index: int = ANY_CLASS):
@@ -81,7 +94,7 @@ def per_scale_figure(
     class_names: list[str],
     level_names=None,
     cols: int = 3,
-    opacity: float = 0.55,
+    opacity: float = 1.0,
     panel_height: int = 330,
 ) -> go.Figure:
     """One panel per level: the image, the level's score map as a heatmap over its grid,

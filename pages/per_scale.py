@@ -21,7 +21,7 @@ options = [psv.ANY_CLASS] + list(range(1, len(names)))
 c1, c2 = st.columns([2, 1])
 cls = c1.selectbox("Class", options, key="ps_class",
                    format_func=lambda c: "any object (best non-background class)" if c == psv.ANY_CLASS else names[c])
-opacity = c2.slider("Heatmap opacity", 0.0, 1.0, 0.55, 0.05, key="ps_opacity")
+opacity = c2.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="ps_opacity")
 
 stg = _shared.current_stages(ctx)
 maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, cls)
