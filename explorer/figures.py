@@ -29,6 +29,8 @@ LEVEL_COLORS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )
+# Ground-truth boxes: a colour no level or class uses (levels cycle the D3 palette).
+GT_COLOR = "#00ffff"
 # One colour per class index (background never drawn); same palette, shifted.
 CLASS_COLORS = ("#7f7f7f",) + LEVEL_COLORS
 
@@ -207,6 +209,6 @@ def gt_figure(image_uri: str | None, image_wh: tuple[int, int], boxes_xyxy, name
     hover = [f"GT {n}: {names[n]} ({b[0]:.0f}, {b[1]:.0f}, {b[2]:.0f}, {b[3]:.0f}), "
              f"{b[2] - b[0]:.0f}x{b[3] - b[1]:.0f} px" for n, b in enumerate(boxes)]
     fig = image_figure(image_uri, w, h, fig_height=fig_height,
-                       traces=box_traces(boxes, "#00ff66", "ground truth", hover=hover, width=3))
+                       traces=box_traces(boxes, GT_COLOR, "ground truth", hover=hover, width=3))
     fig.layout.dragmode = "select"
     return fig

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-from explorer.figures import box_traces, image_figure, level_color
+from explorer.figures import GT_COLOR, box_traces, image_figure, level_color
 from ssd.matching import Match, match
 from ssd.priors import DefaultBoxes
 
@@ -139,7 +139,7 @@ def matching_figure(
     """
     w, h = image_wh
     gt = np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4)
-    traces = box_traces(gt, "#00ff66", "ground truth", width=4, hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
+    traces = box_traces(gt, GT_COLOR, "ground truth", width=4, hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
     recs = view.records
     levels = sorted({r["level"] for r in recs})
     for k in levels:
@@ -247,7 +247,7 @@ def hard_negative_figure(
 ) -> go.Figure:
     """GT (green) and the mined hard negatives (red, darker = harder), hover = rank and loss."""
     w, h = image_wh
-    traces = box_traces(np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4), "#00ff66", "ground truth", width=4,
+    traces = box_traces(np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4), GT_COLOR, "ground truth", width=4,
                         hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
     negs = lv.negatives[:max_boxes]
     # Three bands of hardness so the hardest stand out; one trace per band.
