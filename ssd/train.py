@@ -180,6 +180,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
         "command": "python -m ssd.train " + " ".join(shlex.quote(a) for a in _argv_of(args)),
         "seed": args.seed, "dataset": args.dataset, "data_seed": args.data_seed,
         "train_size": args.train_size, "epochs": args.epochs, "world_size": world,
+        "args": {k: v for k, v in vars(args).items() if k not in ("resume", "out")},
     }
     if run is not None:
         write_json_atomic(run.root / "config.json", {
@@ -229,6 +230,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
             checkpoint.save(run.best_path, model, class_names, recipe, extra={
                 "epoch": epoch, "step": step, "best_map": best_map, "train_seconds": elapsed(),
                 "eval": {k: res[k] for k in ("AP", "AP50", "AP75", "voc07_map", "num_images")}})
+        run.set_status(best_map=best_map, message=f"epoch {epoch}: AP {res['AP']:.3f} AP50 {res['AP50']:.3f}")
 
     bar = None
     if rank == 0 and sys.stderr.isatty():

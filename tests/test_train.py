@@ -14,7 +14,7 @@ import torch
 from ssd import checkpoint
 from ssd.engine import ResumableSampler, lr_lambda
 from ssd.runlog import RunDir, read_metrics, write_json_atomic
-from ssd.train import main
+from ssd.train import main, parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "procedural", "--train-size", "8", "--val-size", "4", "--batch-size", "4",
@@ -62,6 +62,9 @@ def test_short_run_writes_every_file(tmp_path, restore_signals):
     assert model.class_names[1] == "cat"
     _, best = checkpoint.load(run / "checkpoints" / "best.pt")
     assert best["best_map"] == st["best_map"] == max(r["map"] for r in evals)
+    # --resume takes the run's args from config.json; the command line may change the epochs only.
+    resumed = parse_args(["--out", str(run), "--resume", "--epochs", "5", "--lr", "9", "--train-size", "99"])
+    assert resumed.epochs == 5 and resumed.lr == 1e-3 and resumed.train_size == 8 and resumed.resume
 
 
 def test_non_finite_loss_fails_with_advice(tmp_path, restore_signals):
@@ -132,7 +135,7 @@ def _launch(args, log):
 @pytest.mark.slow
 def test_sigterm_cancels_then_resume_finishes(tmp_path):
     run = tmp_path / "run"
-    args = [*TINY, "--out", str(run), "--epochs", "100", "--max-steps", "12", "--device", "cpu"]
+    args = [*TINY, "--out", str(run), "--epochs", "100", "--max-steps", "8", "--device", "cpu"]
     with open(tmp_path / "log1.txt", "w") as log:
         proc = _launch(args, log)
         deadline = time.time() + 90
@@ -146,19 +149,19 @@ def test_sigterm_cancels_then_resume_finishes(tmp_path):
     st = _status(run)
     assert st["state"] == "cancelled" and "SIGTERM" in st["message"]
     stopped = st["step"]
-    assert 2 <= stopped < 12
+    assert 2 <= stopped < 8
     _, meta = checkpoint.load(run / "checkpoints" / "last.pt")
     assert meta["step"] == stopped
-    # Resume: the args come from config.json; the run ends at step 12.
+    # Resume: the args come from config.json; the run ends at step 8.
     with open(tmp_path / "log2.txt", "w") as log:
         proc = _launch(["--out", str(run), "--resume"], log)
         assert proc.wait(timeout=120) == 0, (tmp_path / "log2.txt").read_text()
     st = _status(run)
-    assert st["state"] == "finished" and st["step"] == 12
+    assert st["state"] == "finished" and st["step"] == 8
     steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r.get("kind") == "train"]
-    assert steps == list(range(1, 13))  # continued right after the cancelled step, none repeated
+    assert steps == list(range(1, 9))  # continued right after the cancelled step, none repeated
     _, meta = checkpoint.load(run / "checkpoints" / "last.pt")
-    assert meta["step"] == 12 and meta["scheduler"]["last_epoch"] == 12
+    assert meta["step"] == 8 and meta["scheduler"]["last_epoch"] == 8
     assert "resuming at step" in (run / "train.log").read_text()
 
 
