@@ -33,7 +33,7 @@ def resolve_device(name: str) -> torch.device:
 def voc_class_names(root, split: str, choice: str = "auto") -> tuple[str, ...]:
     """Class list for a VOC folder: "voc" (the 20 classes), "shapes" (the procedural
     classes), a comma list, or "auto": VOC's if every <name> in the split is a VOC class,
-    else the procedural classes if they cover them."""
+    else the procedural classes if they cover them, else the list covering more objects."""
     if choice == "voc":
         return VOC_CLASSES
     if choice == "shapes":
@@ -45,20 +45,25 @@ def voc_class_names(root, split: str, choice: str = "auto") -> tuple[str, ...]:
 
     root = Path(root)
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
-    seen: set[str] = set()
+    counts: dict[str, int] = {}
     if split_file.is_file():
         for line in split_file.read_text().split()[:2000]:
             try:
                 tree = ET.parse(root / "Annotations" / f"{line}.xml")
             except (ET.ParseError, OSError):
                 continue  # the dataset reports bad files itself
-            seen |= {(o.findtext("name") or "").strip() for o in tree.getroot().findall("object")}
-    seen.discard("")
-    if seen <= set(VOC_CLASSES):
+            for o in tree.getroot().findall("object"):
+                name = (o.findtext("name") or "").strip()
+                counts[name] = counts.get(name, 0) + 1
+    counts.pop("", None)
+    if set(counts) <= set(VOC_CLASSES):
         return VOC_CLASSES
-    if seen <= set(procedural.CLASSES):
+    if set(counts) <= set(procedural.CLASSES):
         return procedural.CLASSES
-    return VOC_CLASSES  # unknown names then raise DatasetError naming the file
+    # Some names fit neither list: take the list covering more objects; the dataset then
+    # reports (or with --skip-bad skips) the samples with unknown names.
+    covered = {names: sum(n for c, n in counts.items() if c in names) for names in (VOC_CLASSES, procedural.CLASSES)}
+    return max(covered, key=covered.get)
 
 
 def build_datasets(args, image_size: int) -> tuple[Dataset, Dataset, tuple[str, ...], int]:

@@ -119,7 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except (RuntimeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        if rank == 0:
+            RunDir(args.out, 0, args.device).set_status(state="failed", message=str(e))
+        return 2
     if world > 1:
         if device.type == "cuda":
             local = int(os.environ.get("LOCAL_RANK", "0"))

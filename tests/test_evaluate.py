@@ -137,3 +137,19 @@ def test_detect_batch_equals_run_stages_final_detections(model):
     assert torch.equal(ours["labels"], st.detections.labels)
     assert torch.allclose(ours["scores"], st.detections.scores)
     assert torch.allclose(ours["boxes_xyxy"], st.detections.boxes_xyxy, atol=1e-3)
+
+
+def test_cli_on_voc_and_coco_exports(tmp_path, model, capsys):
+    from ssd.data.procedural import write_coco, write_voc
+
+    ckpt = checkpoint.save(tmp_path / "m.pt", model, CLASSES)
+    write_voc(tmp_path / "voc", 5, seed=2, size=128, val_fraction=0.4)
+    assert main(["--checkpoint", str(ckpt), "--dataset", "voc", "--data-root", str(tmp_path / "voc"),
+                 "--split", "val", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == 2
+    write_coco(tmp_path / "c.json", tmp_path / "img", 3, seed=2, size=128)
+    assert main(["--checkpoint", str(ckpt), "--dataset", "coco", "--coco-json", str(tmp_path / "c.json"),
+                 "--coco-images", str(tmp_path / "img"), "--num-images", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == 2
+    assert main(["--checkpoint", str(ckpt), "--dataset", "voc", "--data-root", str(tmp_path / "none")]) == 2
+    assert "VOC root folder not found" in capsys.readouterr().err

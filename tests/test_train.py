@@ -182,3 +182,27 @@ def test_ddp_two_cpu_processes(tmp_path):
     model, meta = checkpoint.load(run / "checkpoints" / "last.pt")
     assert meta["recipe"]["world_size"] == 2
     assert not any(k.startswith("module.") for k in model.state_dict())
+
+
+def test_voc_and_coco_exports_train_through_the_real_readers(tmp_path, restore_signals):
+    from ssd.data.procedural import write_coco, write_voc
+
+    voc = write_voc(tmp_path / "voc", 10, seed=3, size=128)  # 8 train / 2 val
+    bad = voc / "Annotations" / "0003_000009.xml"
+    bad.write_text(bad.read_text().replace("<name>", "<name>unicorn", 1))  # one bad sample
+    run = tmp_path / "voc_run"
+    common = ["--batch-size", "4", "--max-steps", "1", "--threads", "1", "--device", "cpu", "--log-every", "1"]
+    assert main(["--dataset", "voc", "--data-root", str(voc), "--skip-bad", "--out", str(run), *common]) == 0
+    assert _status(run)["state"] == "finished"
+    assert "skipped 1 bad sample(s)" in (run / "train.log").read_text()
+    assert json.loads((run / "config.json").read_text())["class_names"][1] == "cat"  # --classes auto -> shapes
+    # without --skip-bad the same folder fails, naming the file
+    run2 = tmp_path / "voc_strict"
+    assert main(["--dataset", "voc", "--data-root", str(voc), "--out", str(run2), *common]) == 1
+    assert "0003_000009.xml" in _status(run2)["message"] and "unicorn" in _status(run2)["message"]
+    write_coco(tmp_path / "coco" / "a.json", tmp_path / "coco" / "img", 10, seed=4, size=128)
+    run3 = tmp_path / "coco_run"
+    assert main(["--dataset", "coco", "--coco-json", str(tmp_path / "coco" / "a.json"), "--coco-images",
+                 str(tmp_path / "coco" / "img"), "--out", str(run3), *common]) == 0
+    cfg = json.loads((run3 / "config.json").read_text())
+    assert cfg["steps_per_epoch"] == 2  # 10 images, 2 held out for validation, batches of 4
