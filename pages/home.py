@@ -19,7 +19,7 @@ steps = [
     ("pages/default_boxes.py", "Default boxes", "scales and aspect ratios (Sec. 2.2)"),
     ("pages/matching.py", "Matching & hard negatives", "training targets and loss (Sec. 2.2)"),
     ("pages/per_scale.py", "Per-scale detections", "what each feature map sees (Fig. 1)"),
-    ("pages/nms.py", "NMS", "from candidates to detections (Sec. 3)"),
+    ("pages/nms.py", "NMS", "from candidates to detections (Sec. 3.7)"),
 ]
 for col, (path, label, what) in zip(cols, steps):
     with col:
