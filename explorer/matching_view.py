@@ -221,7 +221,8 @@ def loss_view(
         negatives.append(
             {
                 "rank": int(rank[a]), "default_index": a, "conf_loss": round(float(loss_box[a]), 4),
-                "p_background": round(float(p[0]), 4), "top_class": class_names[top] if top < len(class_names) else str(top),
+                "p_background": round(float(p[0]), 4),
+                "top_class": class_names[top] if top < len(class_names) else str(top),
                 "p_top_class": round(float(p[top]), 4), "level": k,
                 "feature_map": f"{db.feature_maps[k]}x{db.feature_maps[k]}",
                 "row": int(db.row[a]), "col": int(db.col[a]), "ratio": db.labels_per_level[k][b],
@@ -251,7 +252,8 @@ def hard_negative_figure(
                         hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
     negs = lv.negatives[:max_boxes]
     # Three bands of hardness so the hardest stand out; one trace per band.
-    bands = [(0, 0.1, "#ff0000", "hardest 10%"), (0.1, 0.5, "#ff6a00", "next 40%"), (0.5, 1.01, "#ffc400", "easiest 50%")]
+    bands = [(0, 0.1, "#ff0000", "hardest 10%"), (0.1, 0.5, "#ff6a00", "next 40%"),
+             (0.5, 1.01, "#ffc400", "easiest 50%")]
     n = len(negs)
     for lo, hi, color, label in bands:
         idx = [i for i in range(n) if lo <= i / max(1, n) < hi]

@@ -117,7 +117,8 @@ def nms_figure(
             color = class_color(rs[0]["label"])
             hover = [
                 f"#{r['candidate']} {cls} {r['score']:.3f} (level {r['level']}, cell ({r['row']}, {r['col']}))<br>"
-                + (f"suppressed by #{r['suppressed_by']} ({r['suppressor_score']:.3f}), IoU {r['iou_with_suppressor']:.3f}"
+                + (f"suppressed by #{r['suppressed_by']} ({r['suppressor_score']:.3f}), "
+                   f"IoU {r['iou_with_suppressor']:.3f}"
                    if r["suppressed_by"] is not None else "not kept (top-k cut)")
                 for r in rs
             ]
@@ -142,8 +143,8 @@ def nms_figure(
                 continue
             color = class_color(rs[0]["label"])
             what = "KEPT" if final else "kept by NMS, cut by top k"
-            hover = [f"#{r['candidate']} {cls} {r['score']:.3f} {what} (level {r['level']}, cell ({r['row']}, {r['col']}))"
-                     for r in rs]
+            hover = [f"#{r['candidate']} {cls} {r['score']:.3f} {what} "
+                     f"(level {r['level']}, cell ({r['row']}, {r['col']}))" for r in rs]
             traces += box_traces(np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color,
                                  f"{cls}: kept" if final else f"{cls}: cut by top k", hover=hover,
                                  width=3 if final else 1.5, dash="solid" if final else "dash",

@@ -2,8 +2,8 @@
 
 Samples are `samples/*.png` with their boxes in `samples/annotations.json`
 ({file: {"boxes_xyxy": [[x1, y1, x2, y2], ...], "labels": [int or name, ...],
-"label_names": [name, ...] (optional)}}, pixels). When that folder is missing (a fresh checkout before the training engineer's
-samples land) the scenes are generated on the fly by `ssd.data.procedural`.
+"label_names": [name, ...] (optional)}}, pixels). When that folder is missing, the
+scenes are generated on the fly by `ssd.data.procedural`.
 Every sample has a stable id: its file name, or "procedural:<name>".
 """
 from __future__ import annotations

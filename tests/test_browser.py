@@ -147,7 +147,8 @@ def test_every_page_in_chromium(tmp_path):
                 # An upload on the per-scale page: the whole pipeline on a new image.
                 page.goto(f"{base}/per_scale")
                 _settle(page, "Per-scale detections")
-                page.locator('[data-testid="stSidebar"] [data-testid="stRadioGroup"]').get_by_text("Upload", exact=True).click()
+                sidebar_radio = page.locator('[data-testid="stSidebar"] [data-testid="stRadioGroup"]')
+                sidebar_radio.get_by_text("Upload", exact=True).click()
                 page.wait_for_selector('[data-testid="stFileUploaderDropzoneInput"]', state="attached")
                 img = tmp_path / "upload_test.jpg"
                 buf = io.BytesIO()
