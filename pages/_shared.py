@@ -21,6 +21,22 @@ from explorer.figures import PAPER_URL, image_data_uri
 CTX_KEY = "_explorer_ctx"
 
 
+def require_app_frame() -> None:
+    """Hand a run that started on a page file back to `app.py`.
+
+    A fresh server whose very first request is a page URL (say `/training`) runs that
+    page file alone, with Streamlit's old `pages/`-folder navigation and no sidebar,
+    because `app.py` has not yet called `st.navigation`. Switch the server to
+    `st.navigation` mode and rerun: the rerun executes `app.py`, which routes back to
+    the same page (same file, same URL path, same page hash).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @dataclass
 class ExplorerContext:
     loaded: models_mod.LoadedModel  # the model every page uses

@@ -4,6 +4,8 @@ import streamlit as st
 from explorer.architecture import COLUMN_EXPLANATIONS, architecture_rows, summary_lines, total_boxes
 from pages import _shared
 
+_shared.require_app_frame()
+
 ctx = _shared.context()
 _shared.page_header(
     "Architecture",

@@ -3,6 +3,8 @@ import streamlit as st
 
 from explorer import default_box_view as dbv
 from pages import _shared
+
+_shared.require_app_frame()
 from ssd.priors import default_boxes
 
 ctx = _shared.context()

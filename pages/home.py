@@ -4,6 +4,8 @@ import streamlit as st
 from explorer.figures import PAPER_URL, gt_figure
 from pages import _shared
 
+_shared.require_app_frame()
+
 ctx = _shared.context()
 st.title("SSD Explorer")
 st.markdown(

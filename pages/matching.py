@@ -6,6 +6,8 @@ import torch
 from explorer import matching_view as mv
 from pages import _shared
 
+_shared.require_app_frame()
+
 ctx = _shared.context()
 _shared.page_header(
     "Matching & hard negatives",

@@ -4,6 +4,8 @@ import streamlit as st
 from explorer import nms_view as nv
 from pages import _shared
 
+_shared.require_app_frame()
+
 ctx = _shared.context()
 _shared.page_header(
     "Non-maximum suppression",

@@ -4,6 +4,8 @@ import streamlit as st
 from explorer import per_scale_view as psv
 from pages import _shared
 
+_shared.require_app_frame()
+
 ctx = _shared.context()
 _shared.page_header(
     "Per-scale detections",

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._shared import require_app_frame
+
 from explorer import jobs
 from explorer.job_spec import DATASETS, MODELS, JobError, JobSpec
 from explorer.training_figures import loss_figure, map_figure
+
+require_app_frame()
 
 REFRESH_S = 2.0
 DATASET_LABELS = {
