@@ -7,7 +7,7 @@ last.pt with the same optimizer/scheduler state and step. A non-finite loss ends
 run "failed" (exit 1). Under `torchrun --nproc_per_node=N` it trains with
 DistributedDataParallel (gloo on CPU, nccl on GPU); only rank 0 writes files.
 
-The shipped checkpoint's exact command is in docs/training.md.
+The shipped checkpoint's exact command is in the README ("The shipped model").
 """
 from __future__ import annotations
 

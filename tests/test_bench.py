@@ -7,14 +7,6 @@ import torch
 from ssd.bench import format_table, main, realistic_targets
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The 2-core test machine is shared by many processes: torch's intra-op threads then
-    # wait on each other and small ops get ~100x slower. One thread is fastest here.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_bench_runs_and_writes_json(tmp_path, capsys):

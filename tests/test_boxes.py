@@ -11,14 +11,6 @@ from ssd.config import ssd300_voc
 from ssd.priors import default_boxes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The 2-core test machine is shared by many processes: torch's intra-op threads then
-    # wait on each other and small ops get ~100x slower. One thread is fastest here.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def random_xyxy(n, seed):

@@ -12,14 +12,6 @@ from ssd.matching import Match, box_iou_batched, match, match_batch, pad_boxes
 from ssd.priors import default_boxes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The 2-core test machine is shared by many processes: torch's intra-op threads then
-    # wait on each other and small ops get ~100x slower. One thread is fastest here.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,6 @@ from ssd.config import linear_scales, ssd300_coco, ssd300_voc, ssd512_voc, ssd_l
 from ssd.priors import default_boxes, level_table, main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The 2-core test machine is shared by many processes: torch's intra-op threads then
-    # wait on each other and small ops get ~100x slower. One thread is fastest here.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 _TV_RATIOS_300 = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]

@@ -15,9 +15,8 @@ import json
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
-from ssd.data.common import DatasetError, check_box, image_size_of, load_rgb, require_path, to_tensor_target
+from ssd.data.common import DatasetError, SampleListDataset, check_box, image_size_of, require_path
 
 
 def _load_json(path: Path) -> dict:
@@ -33,7 +32,7 @@ def _load_json(path: Path) -> dict:
     return data
 
 
-class COCODataset(Dataset):
+class COCODataset(SampleListDataset):
     """COCO-format detection data.
 
     Args:
@@ -113,17 +112,3 @@ class COCODataset(Dataset):
                 self.skipped.append((src, msg))
         if not self.samples:
             raise DatasetError(f"{src}: no usable images ({len(self.skipped)} skipped)")
-
-    @property
-    def num_skipped(self) -> int:
-        return len(self.skipped)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int):
-        img_path, boxes, labels = self.samples[i]
-        img = load_rgb(img_path)
-        if self.transform is not None:
-            return self.transform(img, boxes, labels)
-        return to_tensor_target(img, boxes, labels)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
+from torch.utils.data import Dataset
 
 
 class DatasetError(ValueError):
@@ -84,3 +85,26 @@ def collate(batch):
     """List of (image, target) -> (images (B, 3, S, S), list of targets)."""
     images = torch.stack([b[0] for b in batch])
     return images, [b[1] for b in batch]
+
+
+class SampleListDataset(Dataset):
+    """A detection dataset read up front into `samples` = [(image path, boxes_xyxy px, labels)],
+    with the bad samples it skipped in `skipped` = [(file, reason)] (VOC and COCO readers)."""
+
+    samples: list
+    skipped: list
+    transform = None
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        img_path, boxes, labels = self.samples[i]
+        img = load_rgb(img_path)
+        if self.transform is not None:
+            return self.transform(img, boxes, labels)
+        return to_tensor_target(img, boxes, labels)

@@ -14,9 +14,8 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import torch
-from torch.utils.data import Dataset
 
-from ssd.data.common import DatasetError, check_box, image_size_of, load_rgb, require_path, to_tensor_target
+from ssd.data.common import DatasetError, SampleListDataset, check_box, image_size_of, require_path
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -85,7 +84,7 @@ def parse_annotation(xml_path: Path, class_names: tuple[str, ...], keep_difficul
     )
 
 
-class VOCDataset(Dataset):
+class VOCDataset(SampleListDataset):
     """A Pascal VOC split.
 
     Args:
@@ -131,17 +130,3 @@ class VOCDataset(Dataset):
             self.samples.append((img_path, boxes, labels))
         if not self.samples:
             raise DatasetError(f"{self.root}: no usable samples in split {split!r} ({len(self.skipped)} skipped)")
-
-    @property
-    def num_skipped(self) -> int:
-        return len(self.skipped)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int):
-        img_path, boxes, labels = self.samples[i]
-        img = load_rgb(img_path)
-        if self.transform is not None:
-            return self.transform(img, boxes, labels)
-        return to_tensor_target(img, boxes, labels)
