@@ -1,7 +1,6 @@
 """Matching & hard negatives: which default boxes become positives, which negatives the
 loss keeps, and the loss of this image (Sec. 2.2)."""
 import streamlit as st
-import torch
 
 from explorer import matching_view as mv
 from pages import _shared
@@ -68,9 +67,7 @@ _shared.download_buttons("Matches", view.records, key="matches",
 
 st.subheader("Hard negatives and the loss of this image")
 stg = _shared.current_stages(ctx)
-cls_logits = torch.cat([t.reshape(-1, t.shape[-1]) for t in stg.cls_logits])  # L x (H*W*K, C) -> (A, C)
-box_deltas = torch.cat([t.reshape(-1, 4) for t in stg.box_deltas])  # L x (H*W*K, 4) -> (A, 4)
-lv = mv.loss_view(cls_logits, box_deltas, db, gt.boxes_xyxy, gt.labels, wh, ctx.loaded.class_names,
+lv = mv.loss_view(stg.cls_logits_flat(), stg.box_deltas_flat(), db, gt.boxes_xyxy, gt.labels, wh, ctx.loaded.class_names,
                   iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
 st.latex(mv.LOSS_FORMULA)
 st.markdown(

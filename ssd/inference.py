@@ -119,6 +119,14 @@ class Stages:
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage
     thresholds: dict[str, float] = field(default_factory=dict)  # the arguments used
 
+    def cls_logits_flat(self) -> Tensor:
+        """All levels' class logits in default-box order: L x (H*W*K, C) -> (A, C)."""
+        return torch.cat(self.cls_logits)
+
+    def box_deltas_flat(self) -> Tensor:
+        """All levels' box deltas in default-box order: L x (H*W*K, 4) -> (A, 4)."""
+        return torch.cat(self.box_deltas)
+
 
 @lru_cache(maxsize=8)
 def _default_boxes_cached(cfg: SSDConfig) -> tuple[DefaultBoxes, Tensor, Tensor]:

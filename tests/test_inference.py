@@ -173,3 +173,17 @@ def test_compact_thresholds_and_bad_input():
         run_stages(model, np.zeros((64, 64, 3)))
     with pytest.raises(ValueError, match="top_k"):
         run_stages(model, torch.zeros(3, 64, 64), top_k=-1)
+
+
+def test_flat_outputs_follow_default_box_order():
+    from ssd.models import build
+
+    torch.manual_seed(0)
+    model = build("compact256", num_classes=7).eval()
+    stg = run_stages(model, torch.rand(3, 200, 240))
+    a = len(stg.default_boxes)
+    assert stg.cls_logits_flat().shape == (a, 7) and stg.box_deltas_flat().shape == (a, 4)
+    k = 2  # rows of level k sit at the level's slice of the flat order
+    sl = stg.default_boxes.level_slice(k)
+    assert torch.equal(stg.cls_logits_flat()[sl], stg.cls_logits[k])
+    assert torch.equal(stg.box_deltas_flat()[sl], stg.box_deltas[k])
