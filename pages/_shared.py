@@ -243,19 +243,29 @@ def sidebar() -> ExplorerContext:
 
 
 # ---------------------------------------------------------------- per-image results
-@st.cache_data(show_spinner="Running the model on the image...", max_entries=16)
-def stages(model_key: str, digest: str, _model, _image, score_threshold: float = 0.01,
-           nms_threshold: float = 0.45, top_k: int = 200):
-    """`ssd.inference.run_stages` on the image, cached by (model, image sha1, parameters)."""
-    from ssd.inference import run_stages
+@st.cache_resource(show_spinner="Running the model on the image...", max_entries=8)
+def raw_outputs(model_key: str, digest: str, _model, _image):
+    """`ssd.inference.forward_raw`: the network's threshold-free outputs on the image,
+    cached by (model, image sha1), so threshold sliders never re-run the network.
+    A resource (not copied per rerun): nothing downstream modifies it."""
+    from ssd.inference import forward_raw
 
-    return run_stages(_model, _image, score_threshold=score_threshold, nms_threshold=nms_threshold, top_k=top_k)
+    return forward_raw(_model, _image)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def stages(model_key: str, digest: str, _raw, score_threshold: float = 0.01,
+           nms_threshold: float = 0.45, top_k: int = 200):
+    """`ssd.inference.stages_from_raw`, cached by (model, image sha1, thresholds)."""
+    from ssd.inference import stages_from_raw
+
+    return stages_from_raw(_raw, score_threshold=score_threshold, nms_threshold=nms_threshold, top_k=top_k)
 
 
 def current_stages(ctx: ExplorerContext, score_threshold: float = 0.01, nms_threshold: float = 0.45,
                    top_k: int = 200):
-    return stages(ctx.model_key, ctx.image.digest, ctx.loaded.model, ctx.image.image,
-                  float(score_threshold), float(nms_threshold), int(top_k))
+    raw = raw_outputs(ctx.model_key, ctx.image.digest, ctx.loaded.model, ctx.image.image)
+    return stages(ctx.model_key, ctx.image.digest, raw, float(score_threshold), float(nms_threshold), int(top_k))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

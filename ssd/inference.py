@@ -174,7 +174,110 @@ def _detections(
     )
 
 
+@dataclass
+class RawStages:
+    """The threshold-free part of `run_stages`: the network's outputs on one image,
+    softmaxed and decoded. `stages_from_raw` turns it into `Stages` for any thresholds,
+    so a threshold slider never re-runs the network. Tensors stay on the model's device.
+    """
+
+    image: Image.Image | None  # the original RGB image (None if a tensor was given)
+    input_tensor: Tensor  # (3, S, S) resized network input in [0, 1]
+    orig_size: tuple[int, int]  # (H, W) of the original image, pixels
+    class_names: list[str]  # C names, background first
+    feature_sizes: list[tuple[int, int]]  # (H_l, W_l)
+    default_boxes: DefaultBoxes  # the model's default boxes (normalised, with level/cell)
+    feature_size_per_box: Tensor  # (A, 2) feature-map (H, W) of each default box
+    cls_logits: Tensor  # (A, C) raw class logits
+    box_deltas: Tensor  # (A, 4) raw (t_x, t_y, t_w, t_h)
+    scores: Tensor  # (A, C) softmax
+    boxes_px_in: Tensor  # (A, 4) decoded, clipped, network-input pixels (NMS frame)
+    boxes_xyxy: Tensor  # (A, 4) the same boxes in original-image pixels
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage
+
+
+def _lap(timings: dict[str, float], dev: torch.device, name: str, t0: float) -> float:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    t1 = time.perf_counter()
+    timings[name] = (t1 - t0) * 1000.0
+    return t1
+
+
 @torch.inference_mode()
+def forward_raw(model: SSDNet, image: Image.Image | Tensor, device: str | torch.device | None = None) -> RawStages:
+    """Run `model` on one image up to decoded boxes and scores (no thresholds).
+
+    Args:
+        model: an `SSDNet`; run in eval mode (its mode is restored afterwards).
+        image: PIL image (any size) or (3, H, W) float tensor in [0, 1].
+        device: where to compute (default: the model's device; the model is not moved).
+    """
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    model_dev = next(model.parameters()).device
+    dev = torch.device(device) if device is not None else model_dev
+    if dev != model_dev and not (dev.type == model_dev.type and dev.index is None):
+        raise ValueError(f"device {dev} differs from the model's device {model_dev}; move the model first")
+    dev = model_dev
+    cfg = model.cfg
+    s = cfg.image_size
+    pil, img = image_to_tensor(image)
+    orig_h, orig_w = int(img.shape[-2]), int(img.shape[-1])
+    img = img.to(dev)
+    # torchvision's transform: normalise at the original size, then resize bilinearly.
+    x = F.interpolate(model.normalize(img[None]), size=[s, s], mode="bilinear", align_corners=False)
+    input_tensor = F.interpolate(img[None], size=[s, s], mode="bilinear", align_corners=False)[0]
+    t = _lap(timings, dev, "preprocess", t_start)
+
+    was_training = model.training
+    model.eval()
+    try:
+        features = model.extract_features(x)
+        t = _lap(timings, dev, "backbone", t)
+        head = model.predict(features)
+        t = _lap(timings, dev, "head", t)
+    finally:
+        model.train(was_training)
+
+    db, anchors_px_in, fsize = _default_boxes_cached(cfg)
+    anchors_px_in = anchors_px_in.to(dev)
+    cls_flat = head.cls_logits_flat()[0]  # (A, C)
+    deltas_flat = head.bbox_regression_flat()[0]  # (A, 4)
+    scores_flat = F.softmax(cls_flat, dim=-1)  # (A, C), as torchvision (one softmax over all)
+    boxes_px_in = _BOX_CODER.decode_single(deltas_flat, anchors_px_in)  # (A, 4) input pixels
+    boxes_px_in = torch.stack(  # clip to the input image (torchvision's clip_boxes_to_image)
+        [boxes_px_in[:, 0].clamp(0, s), boxes_px_in[:, 1].clamp(0, s),
+         boxes_px_in[:, 2].clamp(0, s), boxes_px_in[:, 3].clamp(0, s)], dim=1
+    )
+    # Input pixels -> original pixels, as torchvision's resize_boxes (float32 ratios).
+    ratio_w = torch.tensor(orig_w, dtype=torch.float32) / torch.tensor(s, dtype=torch.float32)
+    ratio_h = torch.tensor(orig_h, dtype=torch.float32) / torch.tensor(s, dtype=torch.float32)
+    ratios = torch.stack([ratio_w, ratio_h, ratio_w, ratio_h]).to(dev)
+    boxes_flat = boxes_px_in * ratios  # (A, 4) original pixels
+    _lap(timings, dev, "decode", t)
+
+    num_classes = scores_flat.shape[1]
+    names = list(model.class_names) if model.class_names else ["background"] + [
+        str(c) for c in range(1, num_classes)
+    ]
+    return RawStages(
+        image=pil,
+        input_tensor=input_tensor,
+        orig_size=(orig_h, orig_w),
+        class_names=names,
+        feature_sizes=list(head.feature_sizes),
+        default_boxes=db,
+        feature_size_per_box=fsize,
+        cls_logits=cls_flat,
+        box_deltas=deltas_flat,
+        scores=scores_flat,
+        boxes_px_in=boxes_px_in,
+        boxes_xyxy=boxes_flat,
+        timings=timings,
+    )
+
+
 def run_stages(
     model: SSDNet,
     image: Image.Image | Tensor,
@@ -186,7 +289,7 @@ def run_stages(
     level_nms_threshold: float = 0.45,
     device: str | torch.device | None = None,
 ) -> Stages:
-    """Run `model` on one image and keep every stage.
+    """Run `model` on one image and keep every stage: `stages_from_raw(forward_raw(...))`.
 
     Args:
         model: an `SSDNet`; run in eval mode (its mode is restored afterwards).
@@ -201,60 +304,48 @@ def run_stages(
     Returns:
         `Stages`, all tensors on the CPU, boxes in original-image pixels.
     """
+    _check_thresholds(top_k, topk_candidates)
+    return stages_from_raw(
+        forward_raw(model, image, device=device),
+        score_threshold=score_threshold,
+        nms_threshold=nms_threshold,
+        top_k=top_k,
+        topk_candidates=topk_candidates,
+        level_score_threshold=level_score_threshold,
+        level_nms_threshold=level_nms_threshold,
+    )
+
+
+def _check_thresholds(top_k: int, topk_candidates: int) -> None:
     if top_k < 0 or topk_candidates < 1:
         raise ValueError(f"top_k must be >= 0 and topk_candidates >= 1, got {top_k}, {topk_candidates}")
+
+
+@torch.inference_mode()
+def stages_from_raw(
+    raw: RawStages,
+    score_threshold: float = 0.01,
+    nms_threshold: float = 0.45,
+    top_k: int = 200,
+    topk_candidates: int = 400,
+    level_score_threshold: float = 0.3,
+    level_nms_threshold: float = 0.45,
+) -> Stages:
+    """The thresholded stages (per-level detections, candidates, NMS trace, final
+    detections) from `forward_raw`'s output; arguments as `run_stages`."""
+    _check_thresholds(top_k, topk_candidates)
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
+    timings = dict(raw.timings)
+    t = t_start
+    db, fsize = raw.default_boxes, raw.feature_size_per_box
+    per_level = db.per_level
+    scores_flat, boxes_px_in, boxes_flat = raw.scores, raw.boxes_px_in, raw.boxes_xyxy
+    dev = scores_flat.device
+    num_levels = len(per_level)
 
     def lap(name: str, t0: float) -> float:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t1 = time.perf_counter()
-        timings[name] = (t1 - t0) * 1000.0
-        return t1
+        return _lap(timings, dev, name, t0)
 
-    model_dev = next(model.parameters()).device
-    dev = torch.device(device) if device is not None else model_dev
-    if dev != model_dev and not (dev.type == model_dev.type and dev.index is None):
-        raise ValueError(f"device {dev} differs from the model's device {model_dev}; move the model first")
-    dev = model_dev
-    cfg = model.cfg
-    s = cfg.image_size
-    pil, img = image_to_tensor(image)
-    orig_h, orig_w = int(img.shape[-2]), int(img.shape[-1])
-    img = img.to(dev)
-    # torchvision's transform: normalise at the original size, then resize bilinearly.
-    x = F.interpolate(model.normalize(img[None]), size=[s, s], mode="bilinear", align_corners=False)
-    input_tensor = F.interpolate(img[None], size=[s, s], mode="bilinear", align_corners=False)[0]
-    t = lap("preprocess", t_start)
-
-    was_training = model.training
-    model.eval()
-    try:
-        features = model.extract_features(x)
-        t = lap("backbone", t)
-        head = model.predict(features)
-        t = lap("head", t)
-    finally:
-        model.train(was_training)
-
-    db, anchors_px_in, fsize = _default_boxes_cached(cfg)
-    anchors_px_in = anchors_px_in.to(dev)
-    per_level = db.per_level
-    cls_flat = head.cls_logits_flat()[0]  # (A, C)
-    deltas_flat = head.bbox_regression_flat()[0]  # (A, 4)
-    scores_flat = F.softmax(cls_flat, dim=-1)  # (A, C), as torchvision (one softmax over all)
-    boxes_px_in = _BOX_CODER.decode_single(deltas_flat, anchors_px_in)  # (A, 4) input pixels
-    boxes_px_in = torch.stack(  # clip to the input image (torchvision's clip_boxes_to_image)
-        [boxes_px_in[:, 0].clamp(0, s), boxes_px_in[:, 1].clamp(0, s),
-         boxes_px_in[:, 2].clamp(0, s), boxes_px_in[:, 3].clamp(0, s)], dim=1
-    )
-    # Input pixels -> original pixels, as torchvision's resize_boxes (float32 ratios).
-    ratio_w = torch.tensor(orig_w, dtype=torch.float32) / torch.tensor(s, dtype=torch.float32)
-    ratio_h = torch.tensor(orig_h, dtype=torch.float32) / torch.tensor(s, dtype=torch.float32)
-    ratios = torch.stack([ratio_w, ratio_h, ratio_w, ratio_h]).to(dev)
-    boxes_flat = boxes_px_in * ratios  # (A, 4) original pixels
-    t = lap("decode", t)
 
     num_classes = scores_flat.shape[1]
     # Per-level detections: what each feature map finds on its own (Sec. 2.1, Fig. 1).
@@ -266,7 +357,7 @@ def run_stages(
     keep = batched_nms(boxes_px_in[a_idx], sc, lvl * num_classes + lab, level_nms_threshold)
     a_idx, lab, sc, lvl = a_idx[keep].cpu(), lab[keep].cpu(), sc[keep].cpu(), lvl[keep].cpu()
     all_level = _detections(a_idx, lab, sc, boxes_flat[a_idx.to(dev)].cpu(), db, fsize)
-    level_detections = [all_level.select(lvl == k) for k in range(cfg.num_levels)]
+    level_detections = [all_level.select(lvl == k) for k in range(num_levels)]
     t = lap("level_detections", t)
 
     # Candidates: torchvision's postprocess_detections, class by class (same ops, so the
@@ -302,19 +393,18 @@ def run_stages(
     def split(t_flat: Tensor) -> list[Tensor]:
         return list(t_flat.cpu().split(per_level, dim=0))  # (A, ...) -> L x (H*W*K, ...)
 
-    names = list(model.class_names) if model.class_names else ["background"] + [
-        str(c) for c in range(1, num_classes)
-    ]
+    orig_h, orig_w = raw.orig_size
+    s = raw.input_tensor.shape[-1]
     stages = Stages(
-        image=pil,
-        input_tensor=input_tensor.cpu(),
-        orig_size=(orig_h, orig_w),
+        image=raw.image,
+        input_tensor=raw.input_tensor.cpu(),
+        orig_size=raw.orig_size,
         scale_xy=(orig_w / s, orig_h / s),
-        class_names=names,
-        feature_sizes=list(head.feature_sizes),
+        class_names=list(raw.class_names),
+        feature_sizes=list(raw.feature_sizes),
         default_boxes=db,
-        cls_logits=split(cls_flat),
-        box_deltas=split(deltas_flat),
+        cls_logits=split(raw.cls_logits),
+        box_deltas=split(raw.box_deltas),
         scores=split(scores_flat),
         boxes_xyxy=split(boxes_flat),
         level_detections=level_detections,
@@ -332,5 +422,5 @@ def run_stages(
         },
     )
     lap("collect", t)
-    timings["total"] = (time.perf_counter() - t_start) * 1000.0
+    timings["total"] = sum(raw.timings.values()) + (time.perf_counter() - t_start) * 1000.0
     return stages

@@ -187,3 +187,22 @@ def test_flat_outputs_follow_default_box_order():
     sl = stg.default_boxes.level_slice(k)
     assert torch.equal(stg.cls_logits_flat()[sl], stg.cls_logits[k])
     assert torch.equal(stg.box_deltas_flat()[sl], stg.box_deltas[k])
+
+
+def test_stages_from_cached_raw_equal_run_stages():
+    """A threshold change re-uses the network outputs: same result as a full run."""
+    from ssd.inference import forward_raw, stages_from_raw
+    from ssd.models import build
+
+    torch.manual_seed(1)
+    model = build("compact256", num_classes=7).eval()
+    image = torch.rand(3, 180, 260)
+    raw = forward_raw(model, image)
+    for kw in ({}, {"score_threshold": 0.1, "nms_threshold": 0.3, "top_k": 5}):
+        a, b = run_stages(model, image, **kw), stages_from_raw(raw, **kw)
+        assert torch.equal(a.detections.boxes_xyxy, b.detections.boxes_xyxy)
+        assert torch.equal(a.detections.labels, b.detections.labels)
+        assert torch.equal(a.nms.keep, b.nms.keep) and len(a.candidates) == len(b.candidates)
+        assert [len(d) for d in a.level_detections] == [len(d) for d in b.level_detections]
+    with pytest.raises(ValueError, match="top_k"):
+        stages_from_raw(raw, top_k=-1)
