@@ -27,7 +27,7 @@ test-fast: $(STAMP)
 	$(VPY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(VPY) -m ssd.bench
+	$(VPY) -m benchmarks.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,7 +1,7 @@
 """SSD Explorer: routes to the pages and holds the sidebar shared by all of them.
 
 `make run` -> `streamlit run app.py`. The pages live in `pages/`; the sidebar (model,
-image, ground truth) is drawn here, before the chosen page runs, by `pages/_shared.py`.
+image, ground truth) is drawn here, before the chosen page runs, by `pages/_sidebar.py`.
 """
 import sys
 from pathlib import Path
@@ -9,13 +9,13 @@ from pathlib import Path
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # `explorer`, `ssd` and `pages._shared` import from here
+if str(ROOT) not in sys.path:  # `explorer`, `ssd` and `pages._sidebar` import from here
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from explorer.models import app_torch_threads  # noqa: E402
-from pages import _shared  # noqa: E402
+from explorer.inputs.models import app_torch_threads  # noqa: E402
+from pages import _sidebar  # noqa: E402
 
 if torch.get_num_threads() != app_torch_threads():
     torch.set_num_threads(app_torch_threads())
@@ -34,5 +34,5 @@ if (ROOT / "pages" / "training.py").is_file():  # written by the training engine
     pages.append(st.Page("pages/training.py", title="Training", icon=":material/model_training:"))
 
 nav = st.navigation(pages)
-_shared.sidebar()
+_sidebar.sidebar()
 nav.run()

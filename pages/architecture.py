@@ -1,13 +1,13 @@
 """Architecture: the model as a table, one row per source feature map (Sec. 2.1, Fig. 2)."""
 import streamlit as st
 
-from explorer.architecture import COLUMN_EXPLANATIONS, architecture_rows, summary_lines, total_boxes
-from pages import _shared
+from explorer.views.architecture import COLUMN_EXPLANATIONS, architecture_rows, summary_lines, total_boxes
+from pages import _sidebar, _ui
 
-_shared.require_app_frame()
+_ui.require_app_frame()
 
-ctx = _shared.context()
-_shared.page_header(
+ctx = _sidebar.context()
+_ui.page_header(
     "Architecture",
     "SSD adds small 3x3 convolutional *predictors* to several feature maps of a base network. "
     "Each cell of a feature map owns K default boxes; for each box the predictor outputs C class "
@@ -20,9 +20,9 @@ _shared.page_header(
 
 @st.cache_resource(show_spinner="Building SSD300 (random weights, for its layout)...")
 def _ssd300():
-    from ssd.models import build
+    from explorer.results import build_model
 
-    return build("ssd300_vgg16", num_classes=21).eval()
+    return build_model("ssd300_vgg16", num_classes=21).eval()
 
 
 which = st.radio(
@@ -36,4 +36,4 @@ st.dataframe(rows, hide_index=True, width="stretch")
 st.markdown("\n".join(f"- {line}" for line in summary_lines(model)))
 with st.expander("What each column means", expanded=True):
     st.markdown("\n".join(f"- **{k}**: {v}" for k, v in COLUMN_EXPLANATIONS.items()))
-_shared.download_buttons("Architecture table", rows, key=f"architecture_{model.name}")
+_ui.download_buttons("Architecture table", rows, key=f"architecture_{model.name}")

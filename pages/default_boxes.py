@@ -1,14 +1,13 @@
 """Default boxes: scales, aspect ratios and feature maps -> the boxes of each cell (Sec. 2.2)."""
 import streamlit as st
 
-from explorer import default_box_view as dbv
-from pages import _shared
+from explorer.views import default_boxes as dbv
+from pages import _cache, _sidebar, _ui
 
-_shared.require_app_frame()
-from ssd.priors import default_boxes
+_ui.require_app_frame()
 
-ctx = _shared.context()
-_shared.page_header(
+ctx = _sidebar.context()
+_ui.page_header(
     "Default boxes",
     "Every cell of every feature map owns a few fixed **default boxes** centred on it. Level k "
     "has scale s_k (box side as a fraction of the input), spread linearly from s_min to s_max; "
@@ -45,14 +44,10 @@ if ss.get("db_preset") not in options:
     _apply_preset()
 
 # A click on a cell centre (points selection) arrives before the widgets are drawn.
-try:
-    points = list(ss["db_chart"]["selection"]["points"])
-except (KeyError, TypeError):
-    points = []
-clicked = [p for p in points if isinstance(p.get("customdata"), (list, tuple)) and len(p["customdata"]) == 2]
-if clicked and repr(clicked[-1]) != ss.get("db_click_seen"):
-    ss["db_click_seen"] = repr(clicked[-1])
-    ss["db_row"], ss["db_col"] = (int(v) for v in clicked[-1]["customdata"])
+clicked = _ui.new_selection("db_chart", "points")
+cell = dbv.cell_from_customdata(clicked.get("customdata")) if isinstance(clicked, dict) else None
+if cell is not None:
+    ss["db_row"], ss["db_col"] = cell
 
 left, right = st.columns([1, 2], gap="medium")
 with left:
@@ -82,7 +77,7 @@ except ValueError as e:
         st.error(f"These settings do not make a valid SSD: {e}")
     st.stop()
 
-db = default_boxes(cfg)
+db = _cache.default_boxes_of(cfg)
 with left:
     if ss.get("db_level", 0) >= cfg.num_levels:
         ss["db_level"] = 0
@@ -97,13 +92,13 @@ with left:
     col = c7.number_input("Cell column j", 0, f - 1, key="db_col")
 
 img = ctx.image
-uri = _shared.image_uri(img.digest, img.image, (cfg.image_size, cfg.image_size))
+uri = _cache.image_uri(img.digest, img.image, (cfg.image_size, cfg.image_size))
 fig = dbv.default_box_figure(cfg, db, level, (int(row), int(col)), uri)
 with right:
     st.caption(f"The {cfg.image_size}x{cfg.image_size} network input (your image stretched to a square) "
                f"with the {f}x{f} grid of level {level} and the {db.wh_per_level[level].shape[0]} default "
                f"boxes of cell ({row}, {col}).")
-    _shared.show_plotly(fig, key="db_chart", on_select="rerun", selection_mode="points")
+    _ui.show_plotly(fig, key="db_chart", on_select="rerun", selection_mode="points")
 
 rows = dbv.level_rows(cfg)
 total = len(db)
@@ -113,6 +108,6 @@ m2.metric("Levels", cfg.num_levels)
 m3.metric(f"Boxes on level {level}", db.per_level[level])
 st.dataframe(rows, hide_index=True, width="stretch")
 st.dataframe(dbv.cell_box_rows(db, cfg, level, int(row), int(col)), hide_index=True, width="stretch")
-_shared.show_plotly(dbv.box_size_figure(cfg), key="db_sizes")
-_shared.download_buttons("Per-level default boxes", rows, key=f"default_boxes_{cfg.name}",
+_ui.show_plotly(dbv.box_size_figure(cfg), key="db_sizes")
+_ui.download_buttons("Per-level default boxes", rows, key=f"default_boxes_{cfg.name}",
                          payload={"config": cfg.to_dict(), "levels": rows, "total": total})

@@ -1,12 +1,12 @@
 """Home: what SSD is, the image being explored with its ground truth (draw boxes here)."""
 import streamlit as st
 
-from explorer.figures import PAPER_URL, gt_figure
-from pages import _shared
+from explorer.views.figures import PAPER_URL, gt_figure
+from pages import _cache, _sidebar, _ui
 
-_shared.require_app_frame()
+_ui.require_app_frame()
 
-ctx = _shared.context()
+ctx = _sidebar.context()
 st.title("SSD Explorer")
 st.markdown(
     "The **Single Shot MultiBox Detector** ([Liu et al. 2016]({url})) finds objects in one "
@@ -33,6 +33,6 @@ w, h = img.image.size
 st.subheader(f"Your image: {img.name} ({w}x{h} px)")
 st.caption("Cyan: ground-truth boxes (edit them in the sidebar). To draw a new one, drag a "
            "rectangle on the image; it gets the label chosen under *Ground-truth boxes* in the sidebar.")
-fig = gt_figure(_shared.image_uri(img.digest, img.image), (w, h), ctx.gt.boxes_xyxy.numpy(), ctx.gt.names)
-_shared.show_plotly(fig, key="gt_draw_chart", on_select="rerun", selection_mode="box")
+fig = gt_figure(_cache.image_uri(img.digest, img.image), (w, h), ctx.gt.boxes_xyxy.numpy(), ctx.gt.names)
+_ui.show_plotly(fig, key="gt_draw_chart", on_select="rerun", selection_mode="box")
 st.dataframe(ctx.gt.rows(), hide_index=True)

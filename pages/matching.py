@@ -2,13 +2,13 @@
 loss keeps, and the loss of this image (Sec. 2.2)."""
 import streamlit as st
 
-from explorer import matching_view as mv
-from pages import _shared
+from explorer.views import matching as mv
+from pages import _cache, _sidebar, _ui
 
-_shared.require_app_frame()
+_ui.require_app_frame()
 
-ctx = _shared.context()
-_shared.page_header(
+ctx = _sidebar.context()
+_ui.page_header(
     "Matching & hard negatives",
     "To train, each default box gets a target. **Matching**: every ground-truth box first takes "
     "the default box it overlaps best (the *forced* match, so no object is left out), then every "
@@ -21,11 +21,11 @@ _shared.page_header(
 
 model = ctx.loaded.model
 cfg = model.cfg
-db = _shared.default_boxes_of(cfg)
+db = _cache.default_boxes_of(cfg)
 img = ctx.image
 wh = img.image.size
 gt = ctx.gt
-uri = _shared.image_uri(img.digest, img.image)
+uri = _cache.image_uri(img.digest, img.image)
 
 c1, c2 = st.columns(2)
 iou_thr = c1.slider("IoU threshold", 0.05, 0.95, 0.5, 0.05, key="match_iou")
@@ -48,7 +48,7 @@ m4.metric("GTs with no box above threshold", len(missing))
 st.subheader("Positives, coloured by level")
 st.caption("Solid: matched with IoU >= threshold. Dashed with a star: the forced best match of a GT. "
            "Hover a box centre for its level, cell, shape and IoU.")
-_shared.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
+_ui.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
                     key="match_chart")
 
 st.subheader("Best possible match per ground truth")
@@ -61,12 +61,12 @@ with st.expander("Matches per ground truth and level", expanded=True):
     st.dataframe(view.per_gt_level, hide_index=True, width="stretch")
 with st.expander(f"All {len(view.records)} positive default boxes"):
     st.dataframe(view.records, hide_index=True, width="stretch")
-_shared.download_buttons("Matches", view.records, key="matches",
+_ui.download_buttons("Matches", view.records, key="matches",
                          payload={"iou_threshold": iou_thr, "summary": view.summary,
                                   "per_gt_level": view.per_gt_level, "positives": view.records})
 
 st.subheader("Hard negatives and the loss of this image")
-stg = _shared.current_stages(ctx)
+stg = _cache.current_stages(ctx)
 lv = mv.loss_view(stg.cls_logits_flat(), stg.box_deltas_flat(), db, gt.boxes_xyxy, gt.labels, wh, ctx.loaded.class_names,
                   iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
 st.latex(mv.LOSS_FORMULA)
@@ -81,9 +81,9 @@ l4.metric("L_loc / N", f"{lv.loc:.4f}")
 l5.metric("L total", f"{lv.total:.4f}")
 st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
            f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
-_shared.show_plotly(mv.hard_negative_figure(lv, uri, wh, gt.boxes_xyxy, gt.names), key="hardneg_chart")
+_ui.show_plotly(mv.hard_negative_figure(lv, uri, wh, gt.boxes_xyxy, gt.names), key="hardneg_chart")
 st.dataframe(lv.negatives, hide_index=True, width="stretch")
 loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
                 "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
                 "L_conf_sum": lv.conf_sum, "L_loc_sum": lv.loc_sum, "hard_negatives": lv.negatives}
-_shared.download_buttons("Hard negatives and loss", lv.negatives, key="hard_negatives", payload=loss_numbers)
+_ui.download_buttons("Hard negatives and loss", lv.negatives, key="hard_negatives", payload=loss_numbers)

@@ -1,13 +1,13 @@
 """NMS: from candidates to detections, with who suppressed whom (Sec. 3)."""
 import streamlit as st
 
-from explorer import nms_view as nv
-from pages import _shared
+from explorer.views import nms as nv
+from pages import _cache, _sidebar, _ui
 
-_shared.require_app_frame()
+_ui.require_app_frame()
 
-ctx = _shared.context()
-_shared.page_header(
+ctx = _sidebar.context()
+_ui.page_header(
     "Non-maximum suppression",
     "The levels together propose many overlapping boxes for one object. SSD keeps, per class, "
     "the candidates scoring above a threshold, then greedily takes the best box and removes every "
@@ -26,7 +26,7 @@ show_sup = c4.checkbox("show suppressed boxes", True, key="nms_show_sup")
 show_links = c5.checkbox("link each to its suppressor", True, key="nms_links")
 
 names = ctx.loaded.class_names
-stg = _shared.current_stages(ctx, score_threshold=score_thr, nms_threshold=iou_thr, top_k=top_k)
+stg = _cache.current_stages(ctx, score_threshold=score_thr, nms_threshold=iou_thr, top_k=top_k)
 records = nv.candidate_records(stg, names)
 per_class, per_level = nv.count_table(records, stg.detections, names, len(stg.feature_sizes))
 m1, m2, m3 = st.columns(3)
@@ -34,8 +34,8 @@ m1.metric("Candidates before NMS", len(records))
 m2.metric("Kept by NMS", sum(r["kept"] for r in records))
 m3.metric("Final detections (after top k)", len(stg.detections.scores))
 img = ctx.image
-fig = nv.nms_figure(records, _shared.image_uri(img.digest, img.image), img.image.size, show_sup, show_links)
-_shared.show_plotly(fig, key="nms_chart")
+fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links)
+_ui.show_plotly(fig, key="nms_chart")
 t1, t2 = st.columns(2)
 t1.markdown("**Per class**")
 t1.dataframe(per_class, hide_index=True, width="stretch")
@@ -43,7 +43,7 @@ t2.markdown("**Per level**")
 t2.dataframe(per_level, hide_index=True, width="stretch")
 st.markdown("**Every candidate** (suppressed ones name their suppressor)")
 st.dataframe(records, hide_index=True, width="stretch")
-_shared.download_buttons("Candidates and suppression", records, key="nms_candidates",
+_ui.download_buttons("Candidates and suppression", records, key="nms_candidates",
                          payload={"score_threshold": score_thr, "iou_threshold": iou_thr, "top_k": top_k,
                                   "per_class": per_class, "per_level": per_level, "candidates": records})
 st.markdown("**Final detections**")

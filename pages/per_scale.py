@@ -1,13 +1,13 @@
 """Per-scale detections: what each feature map scores and detects (Sec. 2.1, Fig. 1)."""
 import streamlit as st
 
-from explorer import per_scale_view as psv
-from pages import _shared
+from explorer.views import per_scale as psv
+from pages import _cache, _sidebar, _ui
 
-_shared.require_app_frame()
+_ui.require_app_frame()
 
-ctx = _shared.context()
-_shared.page_header(
+ctx = _sidebar.context()
+_ui.page_header(
     "Per-scale detections",
     "Each feature map predicts only with its own default boxes, whose size grows as the map "
     "shrinks: a big map with small cells finds small objects, a small map with big cells finds "
@@ -25,17 +25,17 @@ cls = c1.selectbox("Class", options, key="ps_class",
                    format_func=lambda c: "any object (best non-background class)" if c == psv.ANY_CLASS else names[c])
 opacity = c2.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="ps_opacity")
 
-stg = _shared.current_stages(ctx)
+stg = _cache.current_stages(ctx)
 maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, cls)
 img = ctx.image
 cfg = ctx.loaded.model.cfg
 level_names = list(ctx.loaded.model.level_names)
 fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, cfg.image_size,
-                           _shared.image_uri(img.digest, img.image), img.image.size, names, level_names,
+                           _cache.image_uri(img.digest, img.image), img.image.size, names, level_names,
                            opacity=opacity)
-_shared.show_plotly(fig, key="ps_chart")
+_ui.show_plotly(fig, key="ps_chart")
 rows = psv.level_summary(maps, classes, stg.level_detections, stg.feature_sizes, names, level_names)
 st.dataframe(rows, hide_index=True, width="stretch")
 dets = [dict(d, level=k) for k, det in enumerate(stg.level_detections) for d in det.to_records(names)]
-_shared.download_buttons("Per-level summary", rows, key="per_scale_levels")
-_shared.download_buttons("Per-level detections", dets, key="per_scale_detections")
+_ui.download_buttons("Per-level summary", rows, key="per_scale_levels")
+_ui.download_buttons("Per-level detections", dets, key="per_scale_detections")

@@ -1,7 +1,7 @@
 """Training page: launch background training runs, watch them live, control them.
 
-Thin: widgets -> `explorer.jobs` (launch / list / cancel / resume / delete) and
-`explorer.training_figures`. Runs are detached processes with their state on disk,
+Thin: widgets -> `explorer.jobs.manager` (launch / list / cancel / resume / delete) and
+`explorer.views.training`. Runs are detached processes with their state on disk,
 so they keep going when this tab closes or the server restarts; the watch section
 re-reads the disk every 2 s in a fragment without blocking the page.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import require_app_frame
+from pages._ui import require_app_frame
 
-from explorer import jobs
-from explorer.job_spec import DATASETS, MODELS, JobError, JobSpec
-from explorer.training_figures import loss_figure, map_figure
+from explorer.jobs import manager as jobs
+from explorer.jobs.spec import DATASETS, MODELS, JobError, JobSpec
+from explorer.views.training import loss_figure, map_figure
 
 require_app_frame()
 

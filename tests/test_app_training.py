@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer import jobs
+from explorer.jobs import manager as jobs
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
 

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from ssd.bench import format_table, main, realistic_targets
+from benchmarks.bench import format_table, main, realistic_targets
 
 
 

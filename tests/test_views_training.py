@@ -1,8 +1,8 @@
 """Tests for explorer/training_figures.py: loss and mAP curves of a training run."""
 import plotly.graph_objects as go
 
-from explorer.run_metrics import split_records
-from explorer.training_figures import loss_figure, map_figure, throughput_figure
+from explorer.jobs.metrics import split_records
+from explorer.views.training import loss_figure, map_figure, throughput_figure
 
 RECORDS = [
     {"epoch": 0, "step": 1, "loss": {"total": 8.0, "conf": 6.0, "loc": 2.0}, "lr": 1e-3,

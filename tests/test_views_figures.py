@@ -7,7 +7,7 @@ from PIL import Image
 
 import plotly.graph_objects as go
 
-from explorer.figures import (box_traces, class_color, gt_figure, image_data_uri, image_figure, level_color,
+from explorer.views.figures import (box_traces, class_color, gt_figure, image_data_uri, image_figure, level_color,
                               records_to_csv, rect_lines)
 
 

@@ -1,10 +1,8 @@
-"""Streamlit side of the explorer shared by every page: cached loaders and the sidebar.
+"""The sidebar shared by every page: model, image and ground truth.
 
 `app.py` calls `sidebar()` before running the chosen page; it stores an `ExplorerContext`
 (model, image, ground truth) in session state, and each page reads it with `context()`.
-Heavy work is cached: models with `st.cache_resource` (keyed by id + file mtime),
-per-image results with `st.cache_data` (keyed by the image's sha1 + parameters), so
-switching pages does not recompute. No SSD maths here: it calls `explorer/` and `ssd/`.
+No SSD maths here: it calls `explorer/` through the caches in `pages/_cache.py`.
 """
 from __future__ import annotations
 
@@ -13,28 +11,12 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from explorer import ground_truth as gt_mod
-from explorer import models as models_mod
-from explorer import samples as samples_mod
-from explorer.figures import PAPER_URL, image_data_uri
-
-CTX_KEY = "_explorer_ctx"
-
-
-def require_app_frame() -> None:
-    """Hand a run that started on a page file back to `app.py`.
-
-    A fresh server whose very first request is a page URL (say `/training`) runs that
-    page file alone, with Streamlit's old `pages/`-folder navigation and no sidebar,
-    because `app.py` has not yet called `st.navigation`. Switch the server to
-    `st.navigation` mode and rerun: the rerun executes `app.py`, which routes back to
-    the same page (same file, same URL path, same page hash).
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+from explorer.inputs import ground_truth as gt_mod
+from explorer.inputs import models as models_mod
+from explorer.inputs import samples as samples_mod
+from explorer.views.figures import PAPER_URL
+from pages import _cache, _ui
+from pages._ui import CTX_KEY
 
 
 @dataclass
@@ -45,63 +27,12 @@ class ExplorerContext:
     gt: gt_mod.GroundTruth  # validated GT boxes, original pixels
 
 
-# ---------------------------------------------------------------- cached loaders
-@st.cache_resource(show_spinner="Loading model...", max_entries=4)
-def _load_model_cached(model_key: str) -> models_mod.LoadedModel:
-    model_id = model_key.split("@", 1)[0] if "@" in model_key else model_key
-    return models_mod.load_model(model_id)
-
-
-def load_model(model_id: str) -> models_mod.LoadedModel:
-    return _load_model_cached(models_mod.model_cache_key(model_id))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def sample_image(sample_id: str) -> samples_mod.LoadedImage:
-    return samples_mod.load_sample(sample_id)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def image_uri(digest: str, _image, size: tuple[int, int] | None = None) -> str:
-    """JPEG data URI of the image (stretched to `size` if given), keyed by its sha1."""
-    img = _image if size is None else _image.resize(size)
-    return image_data_uri(img)
-
-
-# ---------------------------------------------------------------- page helpers
 def context() -> ExplorerContext:
+    """The context the sidebar stored; a page run on its own builds the sidebar now."""
     ctx = st.session_state.get(CTX_KEY)
-    if ctx is None:  # a page run on its own (no app.py): build the sidebar now
+    if ctx is None:
         ctx = sidebar()
     return ctx
-
-
-def page_header(title: str, intro: str, section: str) -> None:
-    """Title, a plain-words explanation and the paper section it comes from."""
-    st.title(title)
-    st.markdown(intro + f"  \n*Paper: [Liu et al. 2016, SSD, {section}]({PAPER_URL}).*")
-    ctx = st.session_state.get(CTX_KEY)
-    if ctx is not None and ctx.loaded.warning:
-        st.warning(ctx.loaded.warning)
-
-
-def download_buttons(name: str, rows: list[dict], key: str, payload: dict | None = None) -> None:
-    """CSV of `rows` and JSON of `payload` (or rows) side by side."""
-    import json
-
-    from explorer.figures import records_to_csv
-
-    c1, c2 = st.columns(2)
-    c1.download_button(f"{name} (CSV)", records_to_csv(rows), file_name=f"{key}.csv",
-                       mime="text/csv", key=f"dl_csv_{key}")
-    c2.download_button(f"{name} (JSON)", json.dumps(payload if payload is not None else rows, indent=1, default=str),
-                       file_name=f"{key}.json", mime="application/json", key=f"dl_json_{key}")
-
-
-def show_plotly(fig, key: str, **kw):
-    """A plotly chart with the toolbar's PNG download at full resolution."""
-    config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2, "filename": key}}
-    return st.plotly_chart(fig, key=key, config=config, width="stretch", **kw)
 
 
 # ---------------------------------------------------------------- the sidebar
@@ -127,15 +58,15 @@ def _model_picker() -> tuple[models_mod.LoadedModel, str]:
     st.session_state["model_choice"] = model_id
     st.session_state["_model_choice_synced"] = model_id
     try:
-        return load_model(model_id), models_mod.model_cache_key(model_id)
+        return _cache.load_model(model_id), models_mod.model_cache_key(model_id)
     except models_mod.ModelLoadError as e:
         st.sidebar.error(f"{e}\n\nUsing the default model instead.")
         fallback = default if default != model_id else models_mod.RANDOM_COMPACT
         try:
-            return load_model(fallback), models_mod.model_cache_key(fallback)
+            return _cache.load_model(fallback), models_mod.model_cache_key(fallback)
         except models_mod.ModelLoadError as e2:
             st.sidebar.error(str(e2))
-            return load_model(models_mod.RANDOM_COMPACT), models_mod.RANDOM_COMPACT
+            return _cache.load_model(models_mod.RANDOM_COMPACT), models_mod.RANDOM_COMPACT
 
 
 def _image_picker() -> samples_mod.LoadedImage:
@@ -152,22 +83,17 @@ def _image_picker() -> samples_mod.LoadedImage:
         if up is not None:
             data = up.getvalue()
             try:
-                return _decode_upload(up.name, data)
+                return _cache.decode_upload(up.name, data)
             except ValueError as e:  # ssd.images.ImageError is a ValueError
                 st.sidebar.error(f"Cannot use {up.name}: {e}")
                 st.sidebar.caption("Showing the default sample scene instead.")
         else:
             st.sidebar.caption("No file yet: showing the default sample scene.")
-        return sample_image(default_id)
+        return _cache.sample_image(default_id)
     if st.session_state.get("sample_id") not in ids:
         st.session_state["sample_id"] = default_id
     sid = st.sidebar.selectbox("Sample scene", ids, key="sample_id", format_func=lambda i: labels.get(i, i))
-    return sample_image(sid)
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _decode_upload(name: str, data: bytes) -> samples_mod.LoadedImage:
-    return samples_mod.load_upload(name, data)
+    return _cache.sample_image(sid)
 
 
 def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod.GroundTruth:
@@ -183,19 +109,13 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
         ss["gt_version"] = ss.get("gt_version", 0) + 1
         ss["gt_file_seen"] = None
     # A box drawn on the Home page (plotly box selection, frame = original pixels).
-    try:
-        boxes = list(ss["gt_draw_chart"]["selection"]["box"])
-    except (KeyError, TypeError):
-        boxes = []
-    if boxes:
-        sig = repr(boxes[-1])
-        if sig != ss.get("gt_draw_seen"):
-            ss["gt_draw_seen"] = sig
-            row = gt_mod.box_from_selection(boxes[-1], image.image.size)
-            if row is not None:
-                row["label"] = ss.get("gt_draw_label") or class_names[1]
-                ss["gt_base"] = list(ss.get("gt_current", ss["gt_base"])) + [row]
-                ss["gt_version"] += 1
+    drawn = _ui.new_selection("gt_draw_chart", "box")
+    if drawn is not None:
+        row = gt_mod.box_from_selection(drawn, image.image.size)
+        if row is not None:
+            row["label"] = ss.get("gt_draw_label") or class_names[1]
+            ss["gt_base"] = list(ss.get("gt_current", ss["gt_base"])) + [row]
+            ss["gt_version"] += 1
     with st.sidebar.expander(f"Ground-truth boxes ({len(ss['gt_base'])} given)", expanded=False):
         st.caption("Pixels of the original image. Edit the table, add rows, load a VOC .xml / COCO "
                    ".json, or draw boxes on the Home page.")
@@ -240,37 +160,3 @@ def sidebar() -> ExplorerContext:
     ctx = ExplorerContext(loaded, model_key, image, gt)
     st.session_state[CTX_KEY] = ctx
     return ctx
-
-
-# ---------------------------------------------------------------- per-image results
-@st.cache_resource(show_spinner="Running the model on the image...", max_entries=8)
-def raw_outputs(model_key: str, digest: str, _model, _image):
-    """`ssd.inference.forward_raw`: the network's threshold-free outputs on the image,
-    cached by (model, image sha1), so threshold sliders never re-run the network.
-    A resource (not copied per rerun): nothing downstream modifies it."""
-    from ssd.inference import forward_raw
-
-    return forward_raw(_model, _image)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def stages(model_key: str, digest: str, _raw, score_threshold: float = 0.01,
-           nms_threshold: float = 0.45, top_k: int = 200):
-    """`ssd.inference.stages_from_raw`, cached by (model, image sha1, thresholds)."""
-    from ssd.inference import stages_from_raw
-
-    return stages_from_raw(_raw, score_threshold=score_threshold, nms_threshold=nms_threshold, top_k=top_k)
-
-
-def current_stages(ctx: ExplorerContext, score_threshold: float = 0.01, nms_threshold: float = 0.45,
-                   top_k: int = 200):
-    raw = raw_outputs(ctx.model_key, ctx.image.digest, ctx.loaded.model, ctx.image.image)
-    return stages(ctx.model_key, ctx.image.digest, raw, float(score_threshold), float(nms_threshold), int(top_k))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def default_boxes_of(cfg):
-    """`ssd.priors.default_boxes(cfg)`, cached by the (frozen, hashable) config."""
-    from ssd.priors import default_boxes
-
-    return default_boxes(cfg)

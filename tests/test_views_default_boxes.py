@@ -2,7 +2,7 @@
 import plotly.graph_objects as go
 import pytest
 
-from explorer import default_box_view as dbv
+from explorer.views import default_boxes as dbv
 from ssd.config import ssd300_voc, ssd512_voc
 from ssd.priors import default_boxes
 

@@ -1,6 +1,6 @@
 """Side-by-side timings against torchvision on the same inputs, in one process.
 
-    python -m ssd.bench [--only loss,priors,inference] [--device cpu|cuda] [--repeats N] [--json PATH]
+    python -m benchmarks.bench [--only loss,priors,inference] [--device cpu|cuda] [--repeats N] [--json PATH]
 
 Sections:
   loss       `multibox_loss` (matching + mining + loss, batched) vs torchvision's path:
@@ -9,7 +9,7 @@ Sections:
              forward + backward. Target: ratio <= 1.
   priors     `default_boxes(ssd300_voc())` vs `DefaultBoxGenerator._grid_default_boxes`.
              Target: ours < 5 ms.
-  inference  `ssd.bench_inference.run(device, repeats)` (written separately; skipped
+  inference  `benchmarks.bench_inference.run(device, repeats)` (written separately; skipped
              with a message when that module is missing).
 
 Each timing: warm-up calls, then `repeats` calls alternating ours / torchvision (so a
@@ -151,11 +151,11 @@ def bench_priors(device: str, repeats: int, warmup: int = WARMUP) -> list[dict]:
 
 def bench_inference(device: str, repeats: int) -> list[dict]:
     try:
-        module = importlib.import_module("ssd.bench_inference")
+        module = importlib.import_module("benchmarks.bench_inference")
     except ModuleNotFoundError as e:
-        if e.name != "ssd.bench_inference":
+        if e.name != "benchmarks.bench_inference":
             raise
-        print("inference: skipped (ssd/bench_inference.py is not there)")
+        print("inference: skipped (benchmarks/bench_inference.py is not there)")
         return []
     return list(module.run(device=device, repeats=repeats))
 
@@ -182,7 +182,7 @@ def _write_json_atomic(path: str, payload: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ssd.bench", description="Time ssd against torchvision, side by side.")
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description="Time ssd against torchvision, side by side.")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of sections: {', '.join(SECTIONS)}")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--repeats", type=int, default=30, help="timed calls per function (median reported)")

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.figures import image_figure, level_color, rect_lines, to_figure
+from explorer.views.figures import image_figure, level_color, rect_lines, to_figure
 from ssd.config import SSDConfig, linear_scales, ssd300_coco, ssd300_voc, ssd512_voc
 from ssd.priors import DefaultBoxes, level_table, wh_pairs
 
@@ -227,3 +227,21 @@ def box_size_figure(cfg: SSDConfig, fig_height: int = 380) -> go.Figure:
         "title": {"text": "Box sizes per level (one cell)"},
     }
     return to_figure(traces, layout)
+
+
+def cell_from_customdata(customdata) -> tuple[int, int] | None:
+    """(row, col) of a clicked cell centre from a plotly point's `customdata`.
+
+    The figure stores `[row, col]` per point; the browser sends it back as a list, or as a
+    dict `{"0": row, "1": col}` (what Streamlit's selection event really carries). Anything
+    else (another trace's point, a malformed event) gives None.
+    """
+    if isinstance(customdata, dict):
+        customdata = [customdata.get("0", customdata.get(0)), customdata.get("1", customdata.get(1))]
+    if not isinstance(customdata, (list, tuple)) or len(customdata) != 2:
+        return None
+    try:
+        row, col = (int(v) for v in customdata)
+    except (TypeError, ValueError):
+        return None
+    return row, col

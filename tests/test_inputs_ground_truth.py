@@ -1,10 +1,10 @@
-"""explorer/ground_truth.py: VOC/COCO parsing, row validation, drawn boxes."""
+"""explorer/inputs/ground_truth.py: VOC/COCO parsing, row validation, drawn boxes."""
 import json
 
 import pytest
 import torch
 
-from explorer.ground_truth import (GTFileError, box_from_selection, parse_annotation_file, parse_coco_json,
+from explorer.inputs.ground_truth import (GTFileError, box_from_selection, parse_annotation_file, parse_coco_json,
                                    parse_voc_xml, validate_rows)
 
 NAMES = ["background", "cat", "dog"]

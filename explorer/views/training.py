@@ -1,6 +1,6 @@
 """Plotly figures for a training run: loss curves and the validation mAP curve.
 
-Inputs are the rows of `explorer.run_metrics.read_metrics(run_dir)`:
+Inputs are the rows of `explorer.jobs.metrics.read_metrics(run_dir)`:
 log rows {"step", "epoch", "loss", "conf", "loc", "lr", "images_per_s", "time"} and
 eval rows {"step", "epoch", "map", "ap50", "time"}. No streamlit import.
 """

@@ -1,9 +1,9 @@
 """Training-job manager: launch, list, watch, cancel, resume and delete runs.
 
 A run is a detached OS process with its own directory `runs_dir/<name>/`; all its
-state is on disk (see `explorer.run_state`), so runs survive reruns, closed tabs
+state is on disk (see `explorer.jobs.state`), so runs survive reruns, closed tabs
 and server restarts, and a restarted server finds them all again. Launch starts
-`python -m explorer.job_runner RUN_DIR` in a new session; the runner queues for
+`python -m explorer.jobs.runner RUN_DIR` in a new session; the runner queues for
 the device (one run per device, launch order) and then execs `python -m ssd.train`.
 
 Public API (every function takes the runs dir or a run dir explicitly):
@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.job_spec import JobError, JobSpec, resolve_device, sanitize_run_name, train_argv, validate_spec
-from explorer.run_state import (
+from explorer.jobs.spec import JobError, JobSpec, resolve_device, sanitize_run_name, train_argv, validate_spec
+from explorer.jobs.state import (
     CANCEL_MARK,
     JOB_FILE,
     LIVE_STATES,
@@ -43,7 +43,8 @@ from explorer.run_state import (
     write_json_atomic,
     next_seq,
 )
-from explorer.run_metrics import eta_seconds, read_metrics, tail_log, tail_log_file, tail_metrics
+from explorer.paths import REPO_ROOT as PROJECT_ROOT, runs_dir
+from explorer.jobs.metrics import eta_seconds, read_metrics, tail_log, tail_log_file, tail_metrics
 
 __all__ = [
     "JobError", "JobSpec", "RunInfo", "default_runs_dir", "available_devices", "launch",
@@ -51,15 +52,13 @@ __all__ = [
     "sanitize_run_name",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent  # cwd of runners: `-m ssd.train` imports from here
 LAST_CKPT = Path("checkpoints") / "last.pt"
 BEST_CKPT = Path("checkpoints") / "best.pt"
 
 
 def default_runs_dir() -> Path:
-    """`$SSD_RUNS_DIR` when set, else `runs/` in the project."""
-    env = os.environ.get("SSD_RUNS_DIR", "").strip()
-    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / "runs"
+    """The runs folder (`explorer.paths.runs_dir`)."""
+    return runs_dir()
 
 
 def available_devices() -> dict:
@@ -136,7 +135,7 @@ def _create_run_dir(runs_dir: Path, base: str) -> Path:
 
 def _spawn_runner(run_dir: Path, lock_fd: int) -> int:
     """Start the detached runner holding the locked `.run.lock` fd; returns its pid."""
-    argv = [sys.executable, "-m", "explorer.job_runner", str(run_dir), "--lock-fd", str(lock_fd)]
+    argv = [sys.executable, "-m", "explorer.jobs.runner", str(run_dir), "--lock-fd", str(lock_fd)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     with open(run_dir / "stdout.log", "ab") as log:

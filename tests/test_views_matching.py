@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from explorer import matching_view as mv
+from explorer.views import matching as mv
 from ssd.boxes import encode
 from ssd.config import SSDConfig
 from ssd.priors import default_boxes

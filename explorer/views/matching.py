@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-from explorer.figures import GT_COLOR, box_traces, image_figure, level_color
+from explorer.views.figures import GT_COLOR, box_traces, image_figure, level_color
 from ssd.matching import Match, match
 from ssd.priors import DefaultBoxes
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import sequential as _seq
 
-from explorer.figures import box_traces, class_color, layout_image, to_figure
+from explorer.views.figures import box_traces, class_color, layout_image, to_figure
 
 ANY_CLASS = -1  # "any object": best non-background class per cell
 

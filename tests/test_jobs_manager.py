@@ -1,5 +1,5 @@
-"""Tests for the training-job manager: explorer/jobs.py, job_spec.py, job_runner.py,
-run_state.py, run_metrics.py.
+"""Tests for the training-job manager: explorer/jobs/manager.py, spec.py, runner.py,
+state.py, metrics.py.
 
 The first part needs no training (names, dataset checks, argv, liveness with real
 lock-holding processes). The second part launches real tiny `python -m ssd.train`
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from explorer import jobs
-from explorer.job_spec import (
+from explorer.jobs import manager as jobs
+from explorer.jobs.spec import (
     JobError,
     JobSpec,
     check_coco,
@@ -28,8 +28,8 @@ from explorer.job_spec import (
     train_argv,
     validate_spec,
 )
-from explorer.run_metrics import eta_seconds, read_metrics, split_records, tail_log
-from explorer.run_state import (
+from explorer.jobs.metrics import eta_seconds, read_metrics, split_records, tail_log
+from explorer.jobs.state import (
     CANCEL_MARK,
     RUN_LOCK,
     is_alive,
@@ -410,7 +410,7 @@ def test_tiny_run_finishes_with_metrics_and_checkpoints(runs):
     # the run lives in its own session and does not need its launcher.
     server = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from explorer import jobs, job_spec; "
+         "import sys, time; from explorer.jobs import manager as jobs, spec as job_spec; "
          f"jobs.launch(sys.argv[1], job_spec.JobSpec(**{tiny_spec().to_dict()!r}), name='../tiny', "
          "devices={'cuda': False, 'gpu_count': 0}); print('launched', flush=True); time.sleep(60)",
          str(runs)],

@@ -1,11 +1,11 @@
-"""explorer/models.py: the model picker's choices and loading by id."""
+"""explorer/inputs/models.py: the model picker's choices and loading by id."""
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from explorer import models as mm
+from explorer.inputs import models as mm
 from ssd.checkpoint import save
 from ssd.models import build
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from explorer import nms_view as nv
+from explorer.views import nms as nv
 from ssd.data.procedural import CLASSES, make_scene
 from ssd.inference import run_stages
 from ssd.models import build

@@ -1,11 +1,11 @@
-"""explorer/samples.py: sample scenes (files or generated) and uploads."""
+"""explorer/inputs/samples.py: sample scenes (files or generated) and uploads."""
 import io
 import json
 
 import pytest
 from PIL import Image
 
-from explorer import samples as sm
+from explorer.inputs import samples as sm
 from ssd.images import ImageError
 
 

@@ -13,7 +13,7 @@ Rows:
 Random weights are the worst case for post-processing: every class has scores near
 1/C, so hundreds of candidates per class reach NMS.
 
-    python -m ssd.bench_inference [--device cpu|cuda] [--repeats 5] [--num-classes 91] [--threads N]
+    python -m benchmarks.bench_inference [--device cpu|cuda] [--repeats 5] [--num-classes 91] [--threads N]
 """
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def run(device: str = "cpu", repeats: int = 5, num_classes: int = 91, sizes=((30
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ssd.bench_inference", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_inference", description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--num-classes", type=int, default=91)

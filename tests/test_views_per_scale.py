@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from explorer import per_scale_view as psv
+from explorer.views import per_scale as psv
 from ssd.data.procedural import CLASSES, cat_and_dog_scene
 from ssd.inference import run_stages
 from ssd.models import build

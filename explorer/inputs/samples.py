@@ -16,9 +16,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from explorer.models import REPO_ROOT
+from explorer.paths import SAMPLES_DIR
 
-SAMPLES_DIR = REPO_ROOT / "samples"
 CAT_AND_DOG = "cat_and_dog.png"
 # Largest image the app accepts, in pixels (w * h); larger uploads are refused.
 MAX_PIXELS = 40_000_000

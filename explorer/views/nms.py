@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from explorer.figures import box_traces, class_color, image_figure
+from explorer.views.figures import box_traces, class_color, image_figure
 
 
 def keep_mask(keep, n: int) -> torch.Tensor:

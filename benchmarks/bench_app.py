@@ -1,6 +1,6 @@
 """Server-side timings of the explorer (a script, not a test).
 
-    .venv/bin/python scripts/bench_app.py [--repeat 20] [--model ID] [--ssd300]
+    .venv/bin/python -m benchmarks.bench_app [--repeat 20] [--model ID] [--ssd300]
 
 1. Default-box page, one slider change: config -> default boxes -> figure (and the
    figure's JSON, which Streamlit sends to the browser). Target < 100 ms.
@@ -25,12 +25,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from explorer import default_box_view as dbv  # noqa: E402
-from explorer import models as mm  # noqa: E402
-from explorer import nms_view as nv  # noqa: E402
-from explorer import per_scale_view as psv  # noqa: E402
-from explorer.figures import image_data_uri  # noqa: E402
-from explorer.samples import load_upload  # noqa: E402
+from explorer.views import default_boxes as dbv  # noqa: E402
+from explorer.inputs import models as mm  # noqa: E402
+from explorer.views import nms as nv  # noqa: E402
+from explorer.views import per_scale as psv  # noqa: E402
+from explorer.views.figures import image_data_uri  # noqa: E402
+from explorer.inputs.samples import load_upload  # noqa: E402
 from ssd.inference import forward_raw, run_stages, stages_from_raw  # noqa: E402
 from ssd.priors import default_boxes  # noqa: E402
 
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=None, help="model id (default: the shipped checkpoint, else random compact256)")
     p.add_argument("--ssd300", action="store_true", help="also time SSD300-VGG16 (random weights) on the upload")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch threads (default: what the app uses, explorer.models.app_torch_threads())")
+                   help="torch threads (default: what the app uses, explorer.inputs.models.app_torch_threads())")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads or mm.app_torch_threads())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

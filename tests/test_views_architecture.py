@@ -1,7 +1,7 @@
 """explorer/architecture.py: the model table, checked against the paper's SSD300."""
 import pytest
 
-from explorer.architecture import COLUMN_EXPLANATIONS, architecture_rows, summary_lines, total_boxes
+from explorer.views.architecture import COLUMN_EXPLANATIONS, architecture_rows, summary_lines, total_boxes
 from ssd.models import build
 
 

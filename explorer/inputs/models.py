@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"
+from explorer.paths import CHECKPOINTS_DIR, REPO_ROOT, runs_dir  # noqa: F401 (re-exported)
+
 SHIPPED_CHECKPOINT = CHECKPOINTS_DIR / "compact256_shapes.pt"
 RANDOM_COMPACT = "random:compact256"
 TORCHVISION_MODELS = {
@@ -43,12 +43,6 @@ class LoadedModel:
     label: str
     warning: str | None = None  # shown above every page when set (e.g. untrained weights)
     meta: dict = field(default_factory=dict)
-
-
-def runs_dir() -> Path:
-    """Where training runs live: env SSD_RUNS_DIR, else `runs/` in the repository."""
-    env = os.environ.get("SSD_RUNS_DIR")
-    return Path(env) if env else REPO_ROOT / "runs"
 
 
 def list_model_choices(checkpoints_dir: Path | None = None, runs: Path | None = None) -> list[ModelChoice]:

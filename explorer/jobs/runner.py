@@ -1,8 +1,8 @@
 """The detached process that waits for a device and then becomes the training run.
 
-    python -m explorer.job_runner RUN_DIR [--lock-fd FD]
+    python -m explorer.jobs.runner RUN_DIR [--lock-fd FD]
 
-The job manager (`explorer.jobs`) starts this in its own session
+The job manager (`explorer.jobs.manager`) starts this in its own session
 (`start_new_session=True`), so it does not depend on a browser tab or on the
 Streamlit server. It
 
@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from explorer.run_state import (
+from explorer.jobs.state import (
     JOB_FILE,
     LOCKS_DIR,
     RUN_LOCK,
@@ -121,7 +121,7 @@ def wait_for_device(run_dir: Path, job: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m explorer.job_runner", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m explorer.jobs.runner", description=__doc__)
     parser.add_argument("run_dir", type=Path, help="run directory holding job.json")
     parser.add_argument(
         "--lock-fd", type=int, default=None,
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     job = read_json(run_dir / JOB_FILE)
     if not job or not job.get("argv") or job.get("device") not in ("cpu", "cuda"):
-        print(f"job_runner: {run_dir / JOB_FILE} is missing or lacks argv/device", file=sys.stderr)
+        print(f"jobs.runner: {run_dir / JOB_FILE} is missing or lacks argv/device", file=sys.stderr)
         if run_dir.is_dir():
             update_status(run_dir, state="failed", message="job.json missing or invalid")
         return 2
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if lock_fd is None:  # started by hand: take the run lock ourselves
         lock_fd = open_lock(run_dir / RUN_LOCK)
         if not try_flock(lock_fd):
-            print(f"job_runner: {run_dir.name} is already running", file=sys.stderr)
+            print(f"jobs.runner: {run_dir.name} is already running", file=sys.stderr)
             return 2
 
     try:
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         os.set_inheritable(fd, True)  # the locks must outlive execve: held by the trainer
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     train_argv = [str(a) for a in job["argv"]]
-    print(f"job_runner: exec {train_argv}", flush=True)
+    print(f"jobs.runner: exec {train_argv}", flush=True)
     try:
         os.execve(train_argv[0], train_argv, env)
     except OSError as exc:  # only reached when the exec itself fails

@@ -1,0 +1,1 @@
+"""Background training runs: spec, launch / poll / cancel / resume, locks, metrics."""

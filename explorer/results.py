@@ -1,0 +1,8 @@
+"""The library calls the pages need, in one place: pages import `explorer`, never `ssd`.
+
+Re-exports, not wrappers: the functions are `ssd`'s own, so what a page shows is what
+the library (and its tests) compute.
+"""
+from ssd.inference import forward_raw, stages_from_raw  # noqa: F401
+from ssd.priors import default_boxes  # noqa: F401
+from ssd.models import build as build_model  # noqa: F401

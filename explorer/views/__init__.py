@@ -1,0 +1,1 @@
+"""Plotly figure and table builders, one module per page topic (no Streamlit)."""

@@ -1,0 +1,84 @@
+"""Small Streamlit helpers every page uses: the app frame, headers, downloads, charts,
+and reading plotly selection events (one reader for every chart that can be clicked)."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from explorer.views.figures import PAPER_URL, records_to_csv
+
+CTX_KEY = "_explorer_ctx"  # session-state key of the sidebar's ExplorerContext
+
+
+def uses_pages_directory() -> bool:
+    """Whether Streamlit is in its old `pages/`-folder mode (a private attribute).
+
+    The only place the project touches `PagesManager.uses_pages_directory`;
+    `tests/test_app_pages.py` fails loudly if Streamlit renames it.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    return bool(PagesManager.uses_pages_directory)
+
+
+def require_app_frame() -> None:
+    """Hand a run that started on a page file back to `app.py`.
+
+    A fresh server whose very first request is a page URL (say `/training`) runs that
+    page file alone, with Streamlit's old `pages/`-folder navigation and no sidebar,
+    because `app.py` has not yet called `st.navigation`. Switch the server to
+    `st.navigation` mode and rerun: the rerun executes `app.py`, which routes back to
+    the same page (same file, same URL path, same page hash).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if uses_pages_directory():
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def page_header(title: str, intro: str, section: str) -> None:
+    """Title, a plain-words explanation and the paper section it comes from."""
+    st.title(title)
+    st.markdown(intro + f"  \n*Paper: [Liu et al. 2016, SSD, {section}]({PAPER_URL}).*")
+    ctx = st.session_state.get(CTX_KEY)
+    if ctx is not None and ctx.loaded.warning:
+        st.warning(ctx.loaded.warning)
+
+
+def download_buttons(name: str, rows: list[dict], key: str, payload: dict | None = None) -> None:
+    """CSV of `rows` and JSON of `payload` (or rows) side by side."""
+    c1, c2 = st.columns(2)
+    c1.download_button(f"{name} (CSV)", records_to_csv(rows), file_name=f"{key}.csv",
+                       mime="text/csv", key=f"dl_csv_{key}")
+    c2.download_button(f"{name} (JSON)", json.dumps(payload if payload is not None else rows, indent=1, default=str),
+                       file_name=f"{key}.json", mime="application/json", key=f"dl_json_{key}")
+
+
+def show_plotly(fig, key: str, **kw):
+    """A plotly chart with the toolbar's PNG download at full resolution."""
+    config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2, "filename": key}}
+    return st.plotly_chart(fig, key=key, config=config, width="stretch", **kw)
+
+
+def new_selection(chart_key: str, kind: str):
+    """The newest plotly selection item (`kind`: "points" or "box") of the chart with
+    `chart_key`, once: a later rerun with the same selection returns None.
+
+    The browser re-sends the whole selection on every rerun; only a changed last item is
+    a new click or drag.
+    """
+    ss = st.session_state
+    try:
+        items = list(ss[chart_key]["selection"][kind])
+    except (KeyError, TypeError):
+        return None
+    if not items:
+        return None
+    sig = repr(items[-1])
+    seen_key = f"_{chart_key}_{kind}_seen"
+    if sig == ss.get(seen_key):
+        return None
+    ss[seen_key] = sig
+    return items[-1]
