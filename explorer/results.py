@@ -6,3 +6,4 @@ the library (and its tests) compute.
 from ssd.inference import forward_raw, stages_from_raw  # noqa: F401
 from ssd.priors import default_boxes  # noqa: F401
 from ssd.models import build as build_model  # noqa: F401
+from ssd.config import ssd300_voc  # noqa: F401

@@ -20,9 +20,10 @@ _ui.page_header(
 
 @st.cache_resource(show_spinner="Building SSD300 (random weights, for its layout)...")
 def _ssd300():
-    from explorer.results import build_model
+    from explorer.results import build_model, ssd300_voc
 
-    return build_model("ssd300_vgg16", num_classes=21).eval()
+    # The paper's VOC scales (0.1 for conv4_3, then 0.2..0.9), not torchvision's COCO ones.
+    return build_model("ssd300_vgg16", cfg=ssd300_voc()).eval()
 
 
 which = st.radio(

@@ -31,3 +31,22 @@ def test_compact_table_and_explanations():
     assert all(c in rows[0] for c in COLUMN_EXPLANATIONS)
     lines = summary_lines(model)
     assert any("C = 7" in ln for ln in lines)
+
+
+def test_total_row_has_no_none_cells():
+    from ssd.models import build
+
+    rows = architecture_rows(build("compact256", num_classes=3))
+    assert all(v is not None for row in rows for v in row.values())
+    assert rows[-1]["level"] == "total"
+
+
+def test_paper_ssd300_uses_the_voc_scales():
+    """The Architecture page's "SSD300 as in the paper" is built on `ssd300_voc()`:
+    conv4_3's boxes are 30 px (scale 0.1), not torchvision's COCO 21 px."""
+    from explorer.results import build_model, ssd300_voc
+
+    model = build_model("ssd300_vgg16", cfg=ssd300_voc())
+    scales = [r["scale_px"] for r in architecture_rows(model)[:-1]]
+    assert scales[:2] == [30.0, 60.0]
+    assert total_boxes(model) == 8732

@@ -50,17 +50,18 @@ def architecture_rows(model) -> list[dict]:
         )
     rows.append(
         {
-            "level": None,
-            "source_layer": f"total ({cfg.num_levels} levels)",
+            # Text, not None: a table shows None as a "None" cell.
+            "level": "total",
+            "source_layer": f"{cfg.num_levels} levels",
             "feature_map": "",
-            "channels": None,
-            "boxes_per_location": None,
+            "channels": "",
+            "boxes_per_location": "",
             "boxes": sum(r["boxes"] for r in rows),
             "class_filters": sum(r["class_filters"] for r in rows),
             "box_filters": sum(r["box_filters"] for r in rows),
             "predictor_filters": str(sum(r["class_filters"] + r["box_filters"] for r in rows)),
             "outputs": sum(r["outputs"] for r in rows),
-            "scale_px": None,
+            "scale_px": "",
         }
     )
     return rows
