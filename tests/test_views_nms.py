@@ -67,3 +67,14 @@ def test_nms_figure_traces(stages):
     assert "suppressed by #" in hover and "IoU" in hover
     quiet = nv.nms_figure(recs, None, stages.image.size, show_suppressed=False)
     assert not any((t.name or "").endswith(": suppressed") for t in quiet.data)
+
+
+def test_class_filter_and_rounded_final_rows():
+    records = [{"class": "cat", "kept": True}, {"class": "dog", "kept": False}, {"class": "cat", "kept": False}]
+    assert nv.filter_by_class(records, nv.ALL_CLASSES) == records
+    assert [r["kept"] for r in nv.filter_by_class(records, "cat")] == [True, False]
+    assert nv.filter_by_class(records, "bird") == []
+    rows = nv.detection_rows([{"label": "cat", "score": 0.912345678, "box_xyxy": [1.23456789, 2.0, 30.98765, 40.5],
+                               "level": 2, "cell": [3, 4], "default_index": 17}])
+    assert rows == [{"class": "cat", "score": 0.9123, "x1": 1.2, "y1": 2.0, "x2": 31.0, "y2": 40.5, "level": 2,
+                     "cell": "3,4", "default_index": 17}]

@@ -132,8 +132,12 @@ def nms_figure(
             seg = np.array([[a[0], b[0], np.nan, a[1], b[1], np.nan] for a, b in pairs]).reshape(-1, 6)
             xs, ys = seg[:, :3].reshape(-1), seg[:, 3:].reshape(-1)
             if len(xs):
+                # A dark casing under a bright line: readable on light and dark images alike.
                 traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines", "hoverinfo": "skip",
-                               "line": {"color": "rgba(255,255,255,0.6)", "width": 1},
+                               "line": {"color": "rgba(0,0,0,0.75)", "width": 4}, "showlegend": False,
+                               "name": "suppressed -> suppressor (casing)"})
+                traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines", "hoverinfo": "skip",
+                               "line": {"color": "rgba(255,230,0,0.95)", "width": 2},
                                "name": "suppressed -> suppressor"})
     kept = [r for r in records if r["kept"]]
     for cls in sorted({r["class"] for r in kept}):
@@ -151,3 +155,25 @@ def nms_figure(
                                  customdata=[r["candidate"] for r in rs])
     return image_figure(image_uri, w, h, fig_height=fig_height, traces=traces)
 
+
+
+ALL_CLASSES = "all classes"  # the class filter's "no filter" choice
+
+
+def filter_by_class(records: list[dict], class_name: str) -> list[dict]:
+    """Candidate rows of one class (NMS runs per class, so this is that class's NMS alone);
+    `ALL_CLASSES` keeps every row."""
+    return list(records) if class_name == ALL_CLASSES else [r for r in records if r["class"] == class_name]
+
+
+def detection_rows(detection_records: list[dict], decimals: int = 1) -> list[dict]:
+    """Final detections as table rows: pixel coordinates rounded to `decimals` (the model
+    is not sub-pixel exact; 14 decimals only hide the numbers), score to 4 decimals,
+    the box split into x1, y1, x2, y2 columns."""
+    rows = []
+    for d in detection_records:
+        x1, y1, x2, y2 = (round(float(v), decimals) for v in d["box_xyxy"])
+        rows.append({"class": d["label"], "score": round(float(d["score"]), 4), "x1": x1, "y1": y1, "x2": x2,
+                     "y2": y2, "level": d["level"], "cell": f"{d['cell'][0]},{d['cell'][1]}",
+                     "default_index": d["default_index"]})
+    return rows
