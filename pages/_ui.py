@@ -6,6 +6,7 @@ import json
 
 import streamlit as st
 
+from explorer.inputs.models import model_caveat
 from explorer.views.figures import PAPER_URL, records_to_csv
 
 CTX_KEY = "_explorer_ctx"  # session-state key of the sidebar's ExplorerContext
@@ -38,13 +39,18 @@ def require_app_frame() -> None:
         st.rerun()
 
 
-def page_header(title: str, intro: str, section: str) -> None:
-    """Title, a plain-words explanation and the paper section it comes from."""
+def page_header(title: str, intro: str, section: str, shows_detections: bool = False) -> None:
+    """Title, a plain-words explanation and the paper section it comes from; on pages that
+    show detections, what the model knows when it runs on an uploaded image."""
     st.title(title)
     st.markdown(intro + f"  \n*Paper: [Liu et al. 2016, SSD, {section}]({PAPER_URL}).*")
     ctx = st.session_state.get(CTX_KEY)
     if ctx is not None and ctx.loaded.warning:
         st.warning(ctx.loaded.warning)
+    if ctx is not None and shows_detections:
+        caveat = model_caveat(ctx.loaded, ctx.image.source)
+        if caveat:
+            st.info(caveat, icon=":material/info:")
 
 
 def download_buttons(name: str, rows: list[dict], key: str, payload: dict | None = None) -> None:

@@ -17,6 +17,7 @@ _ui.page_header(
     "**hard negative mining** keeps only the negatives the model is most wrong about (highest "
     "confidence loss), at most neg:pos = 3:1.",
     "Sec. 2.2, \"Matching strategy\", \"Training objective\" (Eq. 1) and \"Hard negative mining\"",
+    shows_detections=True,
 )
 
 model = ctx.loaded.model

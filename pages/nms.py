@@ -15,6 +15,7 @@ _ui.page_header(
     "keeps the top k (200) detections. Dotted boxes were removed; hover one to see which kept box "
     "removed it and their IoU.",
     "Sec. 3.7, \"Inference time\" (\"nms with jaccard overlap of 0.45 per class ... top 200 detections\")",
+    shows_detections=True,
 )
 
 c1, c2, c3 = st.columns(3)

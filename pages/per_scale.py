@@ -16,6 +16,7 @@ _ui.page_header(
     "On the cat-and-dog scene the cat lights up on the 8x8 map and the dog on the 4x4 map, as in "
     "the paper's Fig. 1.",
     "Sec. 2.1 \"Multi-scale feature maps for detection\" and Fig. 1",
+    shows_detections=True,
 )
 
 names = ctx.loaded.class_names

@@ -224,3 +224,20 @@ def test_model_choice_from_session_state_and_offline_torchvision(monkeypatch, tm
     assert any("SSDlite320" in e for e in _errors(at))
     assert not at.exception
     assert at.session_state["model_choice"] == "torchvision:ssdlite320_mobilenet_v3_large"
+
+
+def test_shipped_model_on_a_photo_says_what_it_knows(peer_data):
+    """A real photo (torchvision's gallery) with the shipped shapes model: the pages that
+    show detections say it knows six drawn classes and to pick a COCO model; samples don't."""
+    photo = sorted((peer_data / "vision").rglob("*.jpg"))[0]
+    at = _app()
+    at.switch_page("pages/nms.py").run()
+    assert not any("procedurally drawn" in i.value for i in at.info)  # a sample scene: no caveat
+    at.radio(key="image_source").set_value("Upload").run()
+    at.file_uploader(key="image_upload").set_value((photo.name, photo.read_bytes(), "image/jpeg")).run()
+    for page in ("pages/nms.py", "pages/per_scale.py", "pages/matching.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert any("procedurally drawn" in i.value and "COCO model" in i.value for i in at.info), page
+    at.switch_page("pages/architecture.py").run()
+    assert not any("procedurally drawn" in i.value for i in at.info)

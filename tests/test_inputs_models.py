@@ -87,3 +87,13 @@ def test_app_torch_threads(monkeypatch):
         mm.app_torch_threads()
     monkeypatch.delenv("SSD_TORCH_THREADS")
     assert mm.app_torch_threads() == max(1, (os.cpu_count() or 2) // 2)
+
+
+def test_model_caveat_only_for_a_procedural_model_on_an_upload():
+    from explorer.inputs.models import LoadedModel, model_caveat
+
+    shapes = LoadedModel(None, ["background", "cat", "dog"], "x", "shapes", meta={"recipe": {"dataset": "procedural"}})
+    voc = LoadedModel(None, ["background", "cat"], "y", "voc run", meta={"recipe": {"dataset": "voc"}})
+    assert "cat, dog" in model_caveat(shapes, "upload") and "COCO model" in model_caveat(shapes, "upload")
+    assert model_caveat(shapes, "sample") is None
+    assert model_caveat(voc, "upload") is None

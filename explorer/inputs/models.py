@@ -147,3 +147,24 @@ def app_torch_threads() -> int:
         except ValueError:
             raise ValueError(f"SSD_TORCH_THREADS must be a whole number, got {env!r}") from None
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+def trained_on_procedural(loaded: LoadedModel) -> bool:
+    """Whether the model's checkpoint says it was trained on the procedural drawn scenes."""
+    recipe = loaded.meta.get("recipe") or {}
+    return isinstance(recipe, dict) and recipe.get("dataset") == "procedural"
+
+
+def model_caveat(loaded: LoadedModel, image_source: str) -> str | None:
+    """What a user must know before reading this model's detections on this image, or None.
+
+    A model trained only on drawn shapes, run on the user's own photo, reports confident
+    nonsense ("house 0.78" on a cat's eye): say what it knows and what to pick instead.
+    """
+    if image_source != "upload" or not trained_on_procedural(loaded):
+        return None
+    classes = ", ".join(loaded.class_names[1:])
+    return (f"{loaded.label} was trained only on procedurally drawn scenes of {len(loaded.class_names) - 1} "
+            f"shape classes ({classes}); on a photo its classes and scores mean little. For photos pick a "
+            "COCO model in the sidebar (torchvision SSD300 / SSDlite; load a local weights file if you are "
+            "offline). Every SSD step below is still computed exactly for the chosen model.")

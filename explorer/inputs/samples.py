@@ -40,6 +40,7 @@ class LoadedImage:
     name: str
     gt_rows: list[dict]  # GT rows from the sample's annotation ([] for uploads)
     digest: str  # sha1 of `data`, a short stable key
+    source: str = "sample"  # "sample" (built-in scene) or "upload" (the user's own file)
 
 
 def _annotations(samples_dir: Path) -> dict:
@@ -134,4 +135,4 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
 def load_upload(name: str, data: bytes, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """An uploaded file -> LoadedImage; `ssd.images.ImageError` for a bad file."""
     img = decode_image(data, max_pixels=max_pixels)
-    return LoadedImage(img, data, name, [], hashlib.sha1(data).hexdigest())
+    return LoadedImage(img, data, name, [], hashlib.sha1(data).hexdigest(), source="upload")
