@@ -11,9 +11,10 @@ ctx = _sidebar.context()
 _ui.page_header(
     "Matching & hard negatives",
     "To train, each default box gets a target. **Matching**: every ground-truth box first takes "
-    "the default box it overlaps best (the *forced* match, so no object is left out), then every "
-    "default box whose IoU (jaccard overlap) with some ground truth reaches the threshold becomes a "
-    "positive for it. All others are negatives; since they vastly outnumber positives, "
+    "the default box it overlaps best, so no object is left out; then every default box whose IoU "
+    "(jaccard overlap) with some ground truth reaches the threshold becomes a positive for it. A "
+    "best box that the threshold alone would not give its ground truth (its IoU is below the "
+    "threshold) is counted as **forced**. All others are negatives; since they vastly outnumber positives, "
     "**hard negative mining** keeps only the negatives the model is most wrong about (highest "
     "confidence loss), at most neg:pos = 3:1.",
     "Sec. 2.2, \"Matching strategy\", \"Training objective\" (Eq. 1) and \"Hard negative mining\"",
@@ -43,11 +44,12 @@ missing = [s for s in view.summary if not s["above_threshold"]]
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Ground-truth boxes", len(gt))
 m2.metric("Positive default boxes", len(view.records))
-m3.metric("of them forced", n_forced)
+m3.metric("of them forced (best box, below threshold)", n_forced)
 m4.metric("GTs with no box above threshold", len(missing))
 
 st.subheader("Positives, coloured by level")
-st.caption("Solid: matched with IoU >= threshold. Dashed with a star: the forced best match of a GT. "
+st.caption("Solid: matched with IoU >= threshold. Dashed: forced, a GT's best default box that the "
+           "threshold alone would not give it. "
            "Hover a box centre for its level, cell, shape and IoU.")
 _ui.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
                     key="match_chart")

@@ -103,3 +103,20 @@ def test_loss_view_rejects_bad_labels():
     with pytest.raises(ValueError):
         mv.loss_view(torch.zeros((len(DB), 3)), torch.zeros((len(DB), 4)), DB, GT_PX, torch.tensor([1, 7]), WH,
                      ["background", "cat", "dog"])
+
+
+def test_forced_count_is_the_gts_whose_best_box_is_below_the_threshold():
+    """What the Matching page says: a GT's best default box is 'forced' exactly when the
+    threshold alone would not give it (best IoU < threshold), one per such GT."""
+    from ssd.config import compact256
+    from ssd.data.procedural import make_scene
+    from ssd.priors import default_boxes
+
+    cfg = compact256()
+    db = default_boxes(cfg)
+    img, boxes_px, labels = make_scene(7, size=256)
+    names = [str(int(v)) for v in labels]
+    for thr in (0.3, 0.5, 0.7, 0.95):
+        view = mv.matching_view(db, cfg.image_size, boxes_px, names, img.size, thr)
+        below = sum(s["best_possible_iou"] < thr for s in view.summary)
+        assert sum(r["forced"] for r in view.records) == below, thr
