@@ -48,16 +48,19 @@ def raw_outputs(model_key: str, digest: str, _model, _image):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def stages(model_key: str, digest: str, _raw, score_threshold: float = 0.01,
-           nms_threshold: float = 0.45, top_k: int = 200):
+           nms_threshold: float = 0.45, top_k: int = 200, level_score_threshold: float = 0.3):
     """`explorer.results.stages_from_raw`, cached by (model, image sha1, thresholds)."""
     return results.stages_from_raw(_raw, score_threshold=score_threshold, nms_threshold=nms_threshold,
-                                   top_k=top_k)
+                                   top_k=top_k, level_score_threshold=level_score_threshold)
 
 
-def current_stages(ctx, score_threshold: float = 0.01, nms_threshold: float = 0.45, top_k: int = 200):
-    """Every stage of the sidebar's model on the sidebar's image, at these thresholds."""
+def current_stages(ctx, score_threshold: float = 0.01, nms_threshold: float = 0.45, top_k: int = 200,
+                   level_score_threshold: float = 0.3):
+    """Every stage of the sidebar's model on the sidebar's image, at these thresholds
+    (`level_score_threshold`: for the per-level detections of the Per-scale page)."""
     raw = raw_outputs(ctx.model_key, ctx.image.digest, ctx.loaded.model, ctx.image.image)
-    return stages(ctx.model_key, ctx.image.digest, raw, float(score_threshold), float(nms_threshold), int(top_k))
+    return stages(ctx.model_key, ctx.image.digest, raw, float(score_threshold), float(nms_threshold), int(top_k),
+                  float(level_score_threshold))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -42,7 +42,8 @@ m2.metric("Kept by NMS", sum(r["kept"] for r in records))
 final_rows = nv.filter_by_class(nv.detection_rows(stg.detections.to_records(names)), only)
 m3.metric("Final detections (after top k)", len(final_rows))
 img = ctx.image
-fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links)
+fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links,
+                    gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)
 _ui.show_plotly(fig, key="nms_chart")
 t1, t2 = st.columns(2)
 t1.markdown("**Per class**")

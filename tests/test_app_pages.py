@@ -241,3 +241,14 @@ def test_shipped_model_on_a_photo_says_what_it_knows(peer_data):
         assert any("procedurally drawn" in i.value and "COCO model" in i.value for i in at.info), page
     at.switch_page("pages/architecture.py").run()
     assert not any("procedurally drawn" in i.value for i in at.info)
+
+
+def test_per_scale_level_threshold_is_a_control_and_gt_is_marked():
+    at = _app()
+    at.switch_page("pages/per_scale.py").run()
+    assert any("best default box" in c.value and "level 2" in c.value for c in at.caption)  # the cat, 8x8
+    at.slider(key="ps_level_thr").set_value(0.05).run()
+    loose = int(at.dataframe[0].value["detections"].sum())
+    at.slider(key="ps_level_thr").set_value(0.95).run()
+    strict = int(at.dataframe[0].value["detections"].sum())
+    assert not at.exception and loose > strict

@@ -1,4 +1,5 @@
 """explorer/nms_view.py: who suppressed whom, counts before/after, the figure."""
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
@@ -78,3 +79,9 @@ def test_class_filter_and_rounded_final_rows():
                                "level": 2, "cell": [3, 4], "default_index": 17}])
     assert rows == [{"class": "cat", "score": 0.9123, "x1": 1.2, "y1": 2.0, "x2": 31.0, "y2": 40.5, "level": 2,
                      "cell": "3,4", "default_index": 17}]
+
+
+def test_nms_figure_draws_the_ground_truth():
+    fig = nv.nms_figure([], None, (100, 80), gt_xyxy_px=np.array([[10, 10, 50, 40]]), gt_names=["cat"])
+    gt = [t for t in fig.data if t.name == "ground truth"]
+    assert gt and "GT 0: cat" in [t for t in gt if t.mode == "markers"][0].text[0]

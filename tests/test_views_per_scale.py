@@ -64,3 +64,30 @@ def test_per_scale_figure_one_panel_per_level(stages):
     # explicit stops: plotly.js has no "Inferno" by name and the figure skips validation
     assert heat[0].colorscale[0][0] == 0 and heat[0].colorscale[-1][0] == 1
     assert "cell (0, 0)" in heat[2].customdata[0][0]
+
+
+def test_ground_truth_and_its_best_cell_on_the_cat_and_dog_scene():
+    """The paper's Fig. 1 lesson on the figure: the cat's best default box is on the 8x8
+    map, the dog's on the 4x4 map, and each panel of those levels rings that cell."""
+    from explorer.views import matching as mv
+    from ssd.data.procedural import cat_and_dog_scene
+    from ssd.config import compact256
+    from ssd.priors import default_boxes
+
+    img, boxes_px, labels = cat_and_dog_scene(256)
+    cfg = compact256()
+    best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size)
+    assert [cfg.feature_maps[b["level"]] for b in best] == [8, 4]  # cat, dog
+    import numpy as np
+    maps = [np.zeros((f, f)) for f in cfg.feature_maps]
+    classes = [np.zeros((f, f), dtype=int) for f in cfg.feature_maps]
+    from ssd.inference import Detections
+    empty = Detections(**{k: torch.zeros((0, 4) if k == "boxes_xyxy" else (0, 2) if k == "feature_size" else (0,))
+                          for k in ("boxes_xyxy", "scores", "labels", "level", "row", "col", "box_index",
+                                    "default_index", "feature_size")})
+    fig = psv.per_scale_figure(maps, classes, [empty] * 6, [(f, f) for f in cfg.feature_maps], cfg.steps, 256,
+                               None, img.size, ["bg", "cat", "dog"], gt_xyxy_px=boxes_px.numpy(),
+                               gt_names=["cat", "dog"], gt_best=best)
+    rings = [t for t in fig.data if t.name == "best default box of a GT"]
+    assert [t.xaxis for t in rings] == ["x3", "x4"]  # level 2 (8x8) and level 3 (4x4)
+    assert "cat" in rings[0].text[0] and "dog" in rings[1].text[0]

@@ -116,6 +116,26 @@ def matching_view(
     return MatchingView(m, records, per_gt_level, summary, positive_px)
 
 
+def best_default_boxes(db: DefaultBoxes, gt_xyxy_px: Tensor, image_wh: tuple[int, int]) -> list[dict]:
+    """For each GT box, the default box it overlaps best: the one matching forces on it
+    (Sec. 2.2), and so the level and cell that should fire for this object.
+
+    Args:
+        db: the model's default boxes.
+        gt_xyxy_px: (G, 4) GT boxes, original pixels.
+        image_wh: (W, H) of the original image (the resize maps it onto the input square).
+    Returns:
+        G dicts: gt, level, row, col, box (index within the cell), default_index, iou.
+    """
+    gt_norm = gt_to_norm(gt_xyxy_px, image_wh)
+    if gt_norm.shape[0] == 0 or len(db) == 0:
+        return []
+    best_iou, best_a = box_iou(gt_norm, db.xyxy).max(dim=1)  # (G, A) -> (G,), (G,)
+    return [{"gt": g, "level": int(db.level[a]), "row": int(db.row[a]), "col": int(db.col[a]),
+             "box": int(db.box_index[a]), "default_index": int(a), "iou": round(float(iou), 4)}
+            for g, (a, iou) in enumerate(zip(best_a.tolist(), best_iou.tolist()))]
+
+
 def _status(n_match: int, n_forced: int, best_iou: float, thr: float) -> str:
     if n_match == 0:
         return "no default box overlaps it: never matched"

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from explorer.views.figures import box_traces, class_color, image_figure
+from explorer.views.figures import GT_COLOR, box_traces, class_color, image_figure
 
 
 def keep_mask(keep, n: int) -> torch.Tensor:
@@ -98,6 +98,8 @@ def nms_figure(
     show_links: bool = True,
     max_suppressed: int = 400,
     fig_height: int = 620,
+    gt_xyxy_px=None,
+    gt_names=None,
 ) -> go.Figure:
     """Kept boxes (solid, per class; dashed when the top-k cut drops them) and suppressed
     candidates (dotted, same class colour),
@@ -153,8 +155,11 @@ def nms_figure(
                                  f"{cls}: kept" if final else f"{cls}: cut by top k", hover=hover,
                                  width=3 if final else 1.5, dash="solid" if final else "dash",
                                  customdata=[r["candidate"] for r in rs])
+    if gt_xyxy_px is not None and len(gt_xyxy_px):
+        gt = np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4)
+        hover = [f"GT {n}: {gt_names[n] if gt_names else ''}" for n in range(len(gt))]
+        traces += box_traces(gt, GT_COLOR, "ground truth", hover=hover, width=1.5, dash="dot")
     return image_figure(image_uri, w, h, fig_height=fig_height, traces=traces)
-
 
 
 ALL_CLASSES = "all classes"  # the class filter's "no filter" choice

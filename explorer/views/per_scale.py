@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import sequential as _seq
 
-from explorer.views.figures import box_traces, class_color, layout_image, to_figure
+from explorer.views.figures import GT_COLOR, box_traces, class_color, layout_image, to_figure
 
 ANY_CLASS = -1  # "any object": best non-background class per cell
 
@@ -96,9 +96,16 @@ def per_scale_figure(
     cols: int = 3,
     opacity: float = 1.0,
     panel_height: int = 330,
+    gt_xyxy_px=None,
+    gt_names=None,
+    gt_best=None,
 ) -> go.Figure:
     """One panel per level: the image, the level's score map as a heatmap over its grid,
     and the level's detections (boxes coloured by class). Shared colour scale 0..1.
+
+    With ground truth (`gt_xyxy_px` (G, 4) original pixels, `gt_names`), every panel draws
+    it in cyan, and `gt_best` (from `matching.best_default_boxes`) puts a cyan ring on the
+    cell of each GT's best default box, in the panel of that level: where it should fire.
 
     Panels are laid out by hand (axis domains), as `make_subplots` alone costs ~50 ms.
     """
@@ -152,6 +159,8 @@ def per_scale_figure(
             traces += box_traces(boxes[idx], class_color(cls), name, hover=text, width=2.5, legendgroup=name,
                                  showlegend=cls not in shown_classes, axes=(xa, ya))
             shown_classes.add(cls)
+        if gt_xyxy_px is not None and len(gt_xyxy_px):
+            traces += _gt_traces(k, gt_xyxy_px, gt_names, gt_best or [], feature_sizes[k], image_wh, (xa, ya))
     layout.update({
         "height": panel_height * rows + 90, "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0,
@@ -159,3 +168,24 @@ def per_scale_figure(
         "plot_bgcolor": "white",
     })
     return to_figure(traces, layout)
+
+
+def _gt_traces(level: int, gt_xyxy_px, gt_names, gt_best: list[dict], feature_size, image_wh, axes) -> list[dict]:
+    """Cyan GT boxes on one panel, and rings on the cells whose default box is some GT's best."""
+    W, H = image_wh
+    h, w = feature_size
+    boxes = np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4)
+    out = box_traces(boxes, GT_COLOR, "ground truth", width=1.5, dash="dot", legendgroup="ground truth",
+                     showlegend=level == 0, axes=axes)
+    mine = [b for b in gt_best if b["level"] == level]
+    if mine:
+        # The cell centre in original pixels: the input square is the image stretched.
+        xs = [(b["col"] + 0.5) / w * W for b in mine]
+        ys = [(b["row"] + 0.5) / h * H for b in mine]
+        text = [f"GT {b['gt']} ({gt_names[b['gt']]}): best default box here, cell ({b['row']}, {b['col']}), "
+                f"IoU {b['iou']:.2f}" for b in mine]
+        out.append({"type": "scatter", "x": xs, "y": ys, "mode": "markers", "text": text, "hoverinfo": "text",
+                    "marker": {"symbol": "circle-open", "size": 16, "color": GT_COLOR, "line": {"width": 3}},
+                    "name": "best default box of a GT", "legendgroup": "gt best", "showlegend": True,
+                    "xaxis": axes[0], "yaxis": axes[1]})
+    return out
