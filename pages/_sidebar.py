@@ -85,7 +85,7 @@ def _image_picker() -> samples_mod.LoadedImage:
             try:
                 return _cache.decode_upload(up.name, data)
             except ValueError as e:  # ssd.images.ImageError is a ValueError
-                st.sidebar.error(f"Cannot use {up.name}: {e}")
+                st.sidebar.error(f"Cannot use this upload: {e}")
                 st.sidebar.caption("Showing the default sample scene instead.")
         else:
             st.sidebar.caption("No file yet: showing the default sample scene.")

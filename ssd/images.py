@@ -40,7 +40,7 @@ def _read_source(src) -> tuple[bytes, str]:
         except OSError as e:
             raise ImageError(f"{p}: cannot read file: {e}") from e
     if isinstance(src, (bytes, bytearray, memoryview)):
-        return bytes(src), "<bytes>"
+        return bytes(src), "image bytes"
     if hasattr(src, "read"):
         name = str(getattr(src, "name", "<upload>"))
         try:
@@ -84,20 +84,24 @@ def load_image(
     src: str | os.PathLike | bytes | BinaryIO,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = DEFAULT_MIN_SIDE,
+    name: str | None = None,
 ) -> Image.Image:
     """Read an image as RGB.
 
     Args:
         src: a path, bytes, or a binary file-like object (an upload).
         max_pixels: refuse images with more pixels than this (width x height).
-        min_side: upscale (bilinear) so that the shorter side is at least this.
+        min_side: upscale (bilinear) so that the shorter side is at least this (1: never).
+        name: the name errors give the source (an upload's file name); default: the path,
+            or "image bytes" for bytes.
     Returns:
         A loaded `PIL.Image` in mode "RGB", EXIF orientation applied, first frame only.
     Raises:
         ImageError: missing/empty/unreadable file, not an image, truncated or corrupt
         data, too many pixels.
     """
-    data, name = _read_source(src)
+    data, source_name = _read_source(src)
+    name = name or source_name
     if len(data) == 0:
         raise ImageError(f"{name}: empty file (0 bytes)")
     try:

@@ -44,3 +44,22 @@ def test_upload_any_mode_and_bad_files():
         sm.load_upload("text.png", b"not an image at all")
     with pytest.raises(ImageError, match="too many pixels"):
         sm.load_upload("big.png", buf.getvalue(), max_pixels=100)
+
+
+def test_upload_keeps_its_size_and_errors_name_the_file():
+    """A 40x30 upload stays 40x30 (GT pixels keep the file's frame), and a bad upload's
+    error names the file, not an internal placeholder."""
+    import io
+
+    import pytest
+    from PIL import Image
+
+    from explorer.inputs.samples import load_upload
+    from ssd.images import ImageError
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(buf, format="PNG")
+    assert load_upload("tiny.png", buf.getvalue()).image.size == (40, 30)
+    with pytest.raises(ImageError) as e:
+        load_upload("notes.png", b"hello, I am text" * 10)
+    assert str(e.value).startswith("notes.png:") and "<bytes>" not in str(e.value)

@@ -124,15 +124,17 @@ def load_sample(sample_id: str, samples_dir: Path | None = None) -> LoadedImage:
     return LoadedImage(img, data, sample_id, rows, hashlib.sha1(data).hexdigest())
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, name: str | None = None) -> Image.Image:
     """Encoded bytes -> RGB PIL image via `ssd.images.load_image` (any Pillow mode, EXIF
-    rotation applied). Raises `ssd.images.ImageError` naming the problem."""
+    rotation applied), at its own size: never upscaled, so ground-truth pixels keep the
+    file's frame (the model resizes to its input anyway). Raises `ssd.images.ImageError`
+    naming the problem and the file."""
     from ssd.images import load_image
 
-    return load_image(data, max_pixels=max_pixels)
+    return load_image(data, max_pixels=max_pixels, min_side=1, name=name)
 
 
 def load_upload(name: str, data: bytes, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """An uploaded file -> LoadedImage; `ssd.images.ImageError` for a bad file."""
-    img = decode_image(data, max_pixels=max_pixels)
+    img = decode_image(data, max_pixels=max_pixels, name=name)
     return LoadedImage(img, data, name, [], hashlib.sha1(data).hexdigest(), source="upload")
