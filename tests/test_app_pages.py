@@ -252,3 +252,11 @@ def test_per_scale_level_threshold_is_a_control_and_gt_is_marked():
     at.slider(key="ps_level_thr").set_value(0.95).run()
     strict = int(at.dataframe[0].value["detections"].sum())
     assert not at.exception and loose > strict
+
+
+def test_matching_page_box_encoding_of_a_chosen_pair():
+    at = _app()
+    at.switch_page("pages/matching.py").run()
+    at.selectbox(key="enc_pick").set_value(len(at.selectbox(key="enc_pick").options) - 1).run()
+    assert not at.exception
+    assert any("Decoding the targets gives the GT back" in c.value for c in at.caption)
