@@ -22,93 +22,100 @@ _ui.page_header(
     shows_detections=True,
 )
 
-model = ctx.loaded.model
-cfg = model.cfg
-db = _cache.default_boxes_of(cfg)
-img = ctx.image
-wh = img.image.size
-gt = ctx.gt
-uri = _cache.image_uri(img.digest, img.image)
 
-c1, c2 = st.columns(2)
-iou_thr = c1.slider("IoU threshold", 0.05, 0.95, 0.5, 0.05, key="match_iou")
-ratio = c2.slider("Negatives per positive (neg:pos)", 0.0, 10.0, 3.0, 0.5, key="match_ratio")
+# A fragment: moving a control here reruns this part only, not the sidebar and the page.
+@st.fragment
+def _matching_section(ctx) -> None:
+    model = ctx.loaded.model
+    cfg = model.cfg
+    db = _cache.default_boxes_of(cfg)
+    img = ctx.image
+    wh = img.image.size
+    gt = ctx.gt
+    uri = _cache.image_uri(img.digest, img.image)
 
-if len(gt) == 0:
-    st.info("This image has no ground-truth boxes: every default box is a negative. Add boxes in "
-            "the sidebar (*Ground-truth boxes*) or draw them on the Home page.")
-    st.stop()
+    c1, c2 = st.columns(2)
+    iou_thr = c1.slider("IoU threshold", 0.05, 0.95, 0.5, 0.05, key="match_iou")
+    ratio = c2.slider("Negatives per positive (neg:pos)", 0.0, 10.0, 3.0, 0.5, key="match_ratio")
 
-view = mv.matching_view(db, cfg.image_size, gt.boxes_xyxy, gt.names, wh, iou_thr)
-n_forced = sum(r["forced"] for r in view.records)
-missing = [s for s in view.summary if not s["above_threshold"]]
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Ground-truth boxes", len(gt))
-m2.metric("Positive default boxes", len(view.records))
-m3.metric("of them forced (best box, below threshold)", n_forced)
-m4.metric("GTs with no box above threshold", len(missing))
+    if len(gt) == 0:
+        st.info("This image has no ground-truth boxes: every default box is a negative. Add boxes in "
+                "the sidebar (*Ground-truth boxes*) or draw them on the Home page.")
+        return
 
-st.subheader("Positives, coloured by level")
-st.caption("Solid: matched with IoU >= threshold. Dashed: forced, a GT's best default box that the "
-           "threshold alone would not give it. "
-           "Hover a box centre for its level, cell, shape and IoU.")
-_ui.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
-                    key="match_chart")
+    view = mv.matching_view(db, cfg.image_size, gt.boxes_xyxy, gt.names, wh, iou_thr)
+    n_forced = sum(r["forced"] for r in view.records)
+    missing = [s for s in view.summary if not s["above_threshold"]]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Ground-truth boxes", len(gt))
+    m2.metric("Positive default boxes", len(view.records))
+    m3.metric("of them forced (best box, below threshold)", n_forced)
+    m4.metric("GTs with no box above threshold", len(missing))
 
-st.subheader("Best possible match per ground truth")
-if missing:
-    st.warning("No default box reaches the threshold for: " + ", ".join(
-        f"GT {s['gt']} ({s['label']}, best IoU {s['best_possible_iou']:.2f})" for s in missing)
-        + ". Only the forced match trains it; other scales or ratios would fit it better.")
-st.dataframe(view.summary, hide_index=True, width="stretch")
-with st.expander("Matches per ground truth and level", expanded=True):
-    st.dataframe(view.per_gt_level, hide_index=True, width="stretch")
-with st.expander(f"All {len(view.records)} positive default boxes"):
-    st.dataframe(view.records, hide_index=True, width="stretch")
-_ui.download_buttons("Matches", view.records, key="matches",
-                         payload={"iou_threshold": iou_thr, "summary": view.summary,
-                                  "per_gt_level": view.per_gt_level, "positives": view.records})
+    st.subheader("Positives, coloured by level")
+    st.caption("Solid: matched with IoU >= threshold. Dashed: forced, a GT's best default box that the "
+               "threshold alone would not give it. "
+               "Hover a box centre for its level, cell, shape and IoU.")
+    _ui.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
+                        key="match_chart")
 
-st.subheader("Box encoding of one matched pair")
-st.caption("The regression target of a positive: the ground truth's centre offset in units of the default "
-           "box's size, and the log of the size ratios (Eq. 2), each divided by a *variance* (0.1 centre, "
-           "0.2 size). The variances are in every SSD code base (torchvision's BoxCoder weights 10, 10, 5, 5) "
-           "but not in the paper: they scale the targets to about unit spread for Smooth L1.")
-if view.records:
-    pick = st.selectbox("Positive default box", range(len(view.records)), key="enc_pick",
-                        format_func=lambda i: (f"#{view.records[i]['default_index']}: GT {view.records[i]['gt']} "
-                                               f"({view.records[i]['gt_label']}), level {view.records[i]['level']}, "
-                                               f"IoU {view.records[i]['iou']:.2f}"))
-    rec = view.records[pick]
-    enc = ev.encoding_rows(mv.gt_to_norm(gt.boxes_xyxy, wh)[rec["gt"]], db.cxcywh[rec["default_index"]],
-                           cfg.variances, cfg.image_size)
-    e1, e2 = st.columns([3, 2])
-    e1.dataframe(enc["rows"], hide_index=True, width="stretch")
-    e1.caption(f"GT (cx, cy, w, h) = {enc['gt_cxcywh_px_in']} px, default box = {enc['default_cxcywh_px_in']} px "
-               f"at the {cfg.image_size} px input. Decoding the targets gives the GT back "
-               f"(max error {enc['round_trip_error']:.1e}).")
-    with e2:
-        _ui.show_plotly(ev.smooth_l1_figure(enc["rows"]), key="enc_chart")
+    st.subheader("Best possible match per ground truth")
+    if missing:
+        st.warning("No default box reaches the threshold for: " + ", ".join(
+            f"GT {s['gt']} ({s['label']}, best IoU {s['best_possible_iou']:.2f})" for s in missing)
+            + ". Only the forced match trains it; other scales or ratios would fit it better.")
+    st.dataframe(view.summary, hide_index=True, width="stretch")
+    with st.expander("Matches per ground truth and level", expanded=True):
+        st.dataframe(view.per_gt_level, hide_index=True, width="stretch")
+    with st.expander(f"All {len(view.records)} positive default boxes"):
+        st.dataframe(view.records, hide_index=True, width="stretch")
+    _ui.download_buttons("Matches", view.records, key="matches",
+                             payload={"iou_threshold": iou_thr, "summary": view.summary,
+                                      "per_gt_level": view.per_gt_level, "positives": view.records})
 
-st.subheader("Hard negatives and the loss of this image")
-stg = _cache.current_stages(ctx)
-lv = mv.loss_view(stg.cls_logits_flat(), stg.box_deltas_flat(), db, gt.boxes_xyxy, gt.labels, wh, ctx.loaded.class_names,
-                  iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
-st.latex(mv.LOSS_FORMULA)
-st.markdown(
-    "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
-    "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
-l1, l2, l3, l4, l5 = st.columns(5)
-l1.metric("N (positives)", lv.num_pos)
-l2.metric("hard negatives", lv.num_hard_negative)
-l3.metric("L_conf / N", f"{lv.conf:.4f}")
-l4.metric("L_loc / N", f"{lv.loc:.4f}")
-l5.metric("L total", f"{lv.total:.4f}")
-st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
-           f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
-_ui.show_plotly(mv.hard_negative_figure(lv, uri, wh, gt.boxes_xyxy, gt.names), key="hardneg_chart")
-st.dataframe(lv.negatives, hide_index=True, width="stretch")
-loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
-                "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
-                "L_conf_sum": lv.conf_sum, "L_loc_sum": lv.loc_sum, "hard_negatives": lv.negatives}
-_ui.download_buttons("Hard negatives and loss", lv.negatives, key="hard_negatives", payload=loss_numbers)
+    st.subheader("Box encoding of one matched pair")
+    st.caption("The regression target of a positive: the ground truth's centre offset in units of the default "
+               "box's size, and the log of the size ratios (Eq. 2), each divided by a *variance* (0.1 centre, "
+               "0.2 size). The variances are in every SSD code base (torchvision's BoxCoder weights 10, 10, 5, 5) "
+               "but not in the paper: they scale the targets to about unit spread for Smooth L1.")
+    if view.records:
+        pick = st.selectbox("Positive default box", range(len(view.records)), key="enc_pick",
+                            format_func=lambda i: (f"#{view.records[i]['default_index']}: GT {view.records[i]['gt']} "
+                                                   f"({view.records[i]['gt_label']}), level {view.records[i]['level']}, "
+                                                   f"IoU {view.records[i]['iou']:.2f}"))
+        rec = view.records[pick]
+        enc = ev.encoding_rows(mv.gt_to_norm(gt.boxes_xyxy, wh)[rec["gt"]], db.cxcywh[rec["default_index"]],
+                               cfg.variances, cfg.image_size)
+        e1, e2 = st.columns([3, 2])
+        e1.dataframe(enc["rows"], hide_index=True, width="stretch")
+        e1.caption(f"GT (cx, cy, w, h) = {enc['gt_cxcywh_px_in']} px, default box = {enc['default_cxcywh_px_in']} px "
+                   f"at the {cfg.image_size} px input. Decoding the targets gives the GT back "
+                   f"(max error {enc['round_trip_error']:.1e}).")
+        with e2:
+            _ui.show_plotly(ev.smooth_l1_figure(enc["rows"]), key="enc_chart")
+
+    st.subheader("Hard negatives and the loss of this image")
+    stg = _cache.current_stages(ctx)
+    lv = mv.loss_view(stg.cls_logits_flat(), stg.box_deltas_flat(), db, gt.boxes_xyxy, gt.labels, wh, ctx.loaded.class_names,
+                      iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
+    st.latex(mv.LOSS_FORMULA)
+    st.markdown(
+        "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
+        "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
+    l1, l2, l3, l4, l5 = st.columns(5)
+    l1.metric("N (positives)", lv.num_pos)
+    l2.metric("hard negatives", lv.num_hard_negative)
+    l3.metric("L_conf / N", f"{lv.conf:.4f}")
+    l4.metric("L_loc / N", f"{lv.loc:.4f}")
+    l5.metric("L total", f"{lv.total:.4f}")
+    st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
+               f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
+    _ui.show_plotly(mv.hard_negative_figure(lv, uri, wh, gt.boxes_xyxy, gt.names), key="hardneg_chart")
+    st.dataframe(lv.negatives, hide_index=True, width="stretch")
+    loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
+                    "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
+                    "L_conf_sum": lv.conf_sum, "L_loc_sum": lv.loc_sum, "hard_negatives": lv.negatives}
+    _ui.download_buttons("Hard negatives and loss", lv.negatives, key="hard_negatives", payload=loss_numbers)
+
+
+_matching_section(ctx)

@@ -18,42 +18,49 @@ _ui.page_header(
     shows_detections=True,
 )
 
-c1, c2, c3 = st.columns(3)
-score_thr = c1.slider("Score threshold", 0.01, 0.95, 0.3, 0.01, key="nms_score")
-iou_thr = c2.slider("NMS IoU threshold", 0.05, 0.95, 0.45, 0.05, key="nms_iou")
-top_k = c3.slider("Top k detections", 1, 400, 200, 1, key="nms_topk")
-c4, c5, c6 = st.columns(3)
-show_sup = c4.checkbox("show suppressed boxes", True, key="nms_show_sup")
-show_links = c5.checkbox("link each to its suppressor", True, key="nms_links")
 
-names = ctx.loaded.class_names
-stg = _cache.current_stages(ctx, score_threshold=score_thr, nms_threshold=iou_thr, top_k=top_k)
-all_records = nv.candidate_records(stg, names)
-present = sorted({r["class"] for r in all_records}, key=names.index)
-if st.session_state.get("nms_class") not in [nv.ALL_CLASSES] + present:
-    st.session_state["nms_class"] = nv.ALL_CLASSES
-only = c6.selectbox("Class", [nv.ALL_CLASSES] + present, key="nms_class",
-                    help="NMS runs per class: pick one to see its candidates and suppressions alone.")
-records = nv.filter_by_class(all_records, only)
-per_class, per_level = nv.count_table(all_records, stg.detections, names, len(stg.feature_sizes))
-m1, m2, m3 = st.columns(3)
-m1.metric("Candidates before NMS", len(records))
-m2.metric("Kept by NMS", sum(r["kept"] for r in records))
-final_rows = nv.filter_by_class(nv.detection_rows(stg.detections.to_records(names)), only)
-m3.metric("Final detections (after top k)", len(final_rows))
-img = ctx.image
-fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links,
-                    gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)
-_ui.show_plotly(fig, key="nms_chart")
-t1, t2 = st.columns(2)
-t1.markdown("**Per class**")
-t1.dataframe(per_class, hide_index=True, width="stretch")
-t2.markdown("**Per level**")
-t2.dataframe(per_level, hide_index=True, width="stretch")
-st.markdown("**Every candidate** (suppressed ones name their suppressor)")
-st.dataframe(records, hide_index=True, width="stretch")
-_ui.download_buttons("Candidates and suppression", records, key="nms_candidates",
-                         payload={"score_threshold": score_thr, "iou_threshold": iou_thr, "top_k": top_k,
-                                  "per_class": per_class, "per_level": per_level, "candidates": records})
-st.markdown("**Final detections**")
-st.dataframe(final_rows, hide_index=True, width="stretch")
+# A fragment: moving a control here reruns this part only, not the sidebar and the page.
+@st.fragment
+def _nms_section(ctx) -> None:
+    c1, c2, c3 = st.columns(3)
+    score_thr = c1.slider("Score threshold", 0.01, 0.95, 0.3, 0.01, key="nms_score")
+    iou_thr = c2.slider("NMS IoU threshold", 0.05, 0.95, 0.45, 0.05, key="nms_iou")
+    top_k = c3.slider("Top k detections", 1, 400, 200, 1, key="nms_topk")
+    c4, c5, c6 = st.columns(3)
+    show_sup = c4.checkbox("show suppressed boxes", True, key="nms_show_sup")
+    show_links = c5.checkbox("link each to its suppressor", True, key="nms_links")
+
+    names = ctx.loaded.class_names
+    stg = _cache.current_stages(ctx, score_threshold=score_thr, nms_threshold=iou_thr, top_k=top_k)
+    all_records = nv.candidate_records(stg, names)
+    present = sorted({r["class"] for r in all_records}, key=names.index)
+    if st.session_state.get("nms_class") not in [nv.ALL_CLASSES] + present:
+        st.session_state["nms_class"] = nv.ALL_CLASSES
+    only = c6.selectbox("Class", [nv.ALL_CLASSES] + present, key="nms_class",
+                        help="NMS runs per class: pick one to see its candidates and suppressions alone.")
+    records = nv.filter_by_class(all_records, only)
+    per_class, per_level = nv.count_table(all_records, stg.detections, names, len(stg.feature_sizes))
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Candidates before NMS", len(records))
+    m2.metric("Kept by NMS", sum(r["kept"] for r in records))
+    final_rows = nv.filter_by_class(nv.detection_rows(stg.detections.to_records(names)), only)
+    m3.metric("Final detections (after top k)", len(final_rows))
+    img = ctx.image
+    fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links,
+                        gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)
+    _ui.show_plotly(fig, key="nms_chart")
+    t1, t2 = st.columns(2)
+    t1.markdown("**Per class**")
+    t1.dataframe(per_class, hide_index=True, width="stretch")
+    t2.markdown("**Per level**")
+    t2.dataframe(per_level, hide_index=True, width="stretch")
+    st.markdown("**Every candidate** (suppressed ones name their suppressor)")
+    st.dataframe(records, hide_index=True, width="stretch")
+    _ui.download_buttons("Candidates and suppression", records, key="nms_candidates",
+                             payload={"score_threshold": score_thr, "iou_threshold": iou_thr, "top_k": top_k,
+                                      "per_class": per_class, "per_level": per_level, "candidates": records})
+    st.markdown("**Final detections**")
+    st.dataframe(final_rows, hide_index=True, width="stretch")
+
+
+_nms_section(ctx)

@@ -20,34 +20,41 @@ _ui.page_header(
     shows_detections=True,
 )
 
-names = ctx.loaded.class_names
-options = [psv.ANY_CLASS] + list(range(1, len(names)))
-c1, c2, c3 = st.columns([2, 1, 1])
-cls = c1.selectbox("Class", options, key="ps_class",
-                   format_func=lambda c: "any object (best non-background class)" if c == psv.ANY_CLASS else names[c])
-opacity = c2.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="ps_opacity")
-level_thr = c3.slider("Score threshold for a level's own detections", 0.05, 0.95, 0.3, 0.05, key="ps_level_thr",
-                      help="Each panel shows the boxes its level detects on its own (per-level NMS) above "
-                           "this score; the final NMS over all levels is on the NMS page.")
 
-stg = _cache.current_stages(ctx, level_score_threshold=level_thr)
-maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, cls)
-img = ctx.image
-cfg = ctx.loaded.model.cfg
-level_names = list(ctx.loaded.model.level_names)
-gt = ctx.gt
-gt_best = mv.best_default_boxes(_cache.default_boxes_of(cfg), gt.boxes_xyxy, img.image.size)
-fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, cfg.image_size,
-                           _cache.image_uri(img.digest, img.image), img.image.size, names, level_names,
-                           opacity=opacity, gt_xyxy_px=gt.boxes_xyxy.numpy(), gt_names=gt.names, gt_best=gt_best)
-_ui.show_plotly(fig, key="ps_chart")
-if gt_best:
-    st.caption("Cyan dotted: ground truth. A cyan ring marks the cell of each ground truth's best default "
-               "box, on the panel of its level: the map that should find it. " + "; ".join(
-                   f"GT {b['gt']} ({gt.names[b['gt']]}): level {b['level']}, cell ({b['row']}, {b['col']}), "
-                   f"IoU {b['iou']:.2f}" for b in gt_best))
-rows = psv.level_summary(maps, classes, stg.level_detections, stg.feature_sizes, names, level_names)
-st.dataframe(rows, hide_index=True, width="stretch")
-dets = [dict(d, level=k) for k, det in enumerate(stg.level_detections) for d in det.to_records(names)]
-_ui.download_buttons("Per-level summary", rows, key="per_scale_levels")
-_ui.download_buttons("Per-level detections", dets, key="per_scale_detections")
+# A fragment: moving a control here reruns this part only, not the sidebar and the page.
+@st.fragment
+def _per_scale_section(ctx) -> None:
+    names = ctx.loaded.class_names
+    options = [psv.ANY_CLASS] + list(range(1, len(names)))
+    c1, c2, c3 = st.columns([2, 1, 1])
+    cls = c1.selectbox("Class", options, key="ps_class",
+                       format_func=lambda c: "any object (best non-background class)" if c == psv.ANY_CLASS else names[c])
+    opacity = c2.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="ps_opacity")
+    level_thr = c3.slider("Score threshold for a level's own detections", 0.05, 0.95, 0.3, 0.05, key="ps_level_thr",
+                          help="Each panel shows the boxes its level detects on its own (per-level NMS) above "
+                               "this score; the final NMS over all levels is on the NMS page.")
+
+    stg = _cache.current_stages(ctx, level_score_threshold=level_thr)
+    maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, cls)
+    img = ctx.image
+    cfg = ctx.loaded.model.cfg
+    level_names = list(ctx.loaded.model.level_names)
+    gt = ctx.gt
+    gt_best = mv.best_default_boxes(_cache.default_boxes_of(cfg), gt.boxes_xyxy, img.image.size)
+    fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, cfg.image_size,
+                               _cache.image_uri(img.digest, img.image), img.image.size, names, level_names,
+                               opacity=opacity, gt_xyxy_px=gt.boxes_xyxy.numpy(), gt_names=gt.names, gt_best=gt_best)
+    _ui.show_plotly(fig, key="ps_chart")
+    if gt_best:
+        st.caption("Cyan dotted: ground truth. A cyan ring marks the cell of each ground truth's best default "
+                   "box, on the panel of its level: the map that should find it. " + "; ".join(
+                       f"GT {b['gt']} ({gt.names[b['gt']]}): level {b['level']}, cell ({b['row']}, {b['col']}), "
+                       f"IoU {b['iou']:.2f}" for b in gt_best))
+    rows = psv.level_summary(maps, classes, stg.level_detections, stg.feature_sizes, names, level_names)
+    st.dataframe(rows, hide_index=True, width="stretch")
+    dets = [dict(d, level=k) for k, det in enumerate(stg.level_detections) for d in det.to_records(names)]
+    _ui.download_buttons("Per-level summary", rows, key="per_scale_levels")
+    _ui.download_buttons("Per-level detections", dets, key="per_scale_detections")
+
+
+_per_scale_section(ctx)
