@@ -1,0 +1,87 @@
+"""Page responsiveness as a user feels it: one keyboard step on each page's main slider,
+from key press to the page idle and painted, in a real Chromium, against a trivial
+one-slider Streamlit app on the same machine in the same run (the floor).
+
+    python -m benchmarks.bench_browser [--repeats 7] [--json PATH]
+
+Steps alternate right / left so each one changes the value; the median is reported
+with its ratio to the floor's median. Needs Debian's chromium and python playwright.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from benchmarks.browser import CHROMIUM_ARGS, chromium_path, settle, slider_step_ms, streamlit_server
+
+HERE = Path(__file__).resolve().parent
+# (url path, slider label): each page's main control.
+CONTROLS = [
+    ("default_boxes", "s_max"),
+    ("matching", "IoU threshold"),
+    ("per_scale", "Score threshold for a level's own detections"),
+    ("nms", "Score threshold"),
+]
+
+
+def _steps(page, label: str, repeats: int) -> list[float]:
+    out = []
+    for i in range(repeats + 1):
+        ms = slider_step_ms(page, label, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        settle(page)
+        if i:  # the first step warms caches
+            out.append(ms)
+    return out
+
+
+def run(repeats: int = 7, controls=CONTROLS) -> dict:
+    """{"floor_ms": median, "pages": [{"page", "control", "median_ms", "ratio"}]}."""
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium_path()
+    if exe is None:
+        raise SystemExit("no Chromium found (apt-get install -y chromium)")
+    tmp = Path(tempfile.mkdtemp(prefix="bench_browser_"))
+    result = {"pages": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            with streamlit_server(HERE / "trivial_slider_app.py", tmp / "floor.log") as (base, _):
+                page.goto(base)
+                settle(page)
+                floor = _steps(page, "Value", repeats)
+            with streamlit_server("app.py", tmp / "app.log", env={"SSD_RUNS_DIR": str(tmp / "runs")}) as (base, _):
+                for path, label in controls:
+                    page.goto(f"{base}/{path}")
+                    settle(page)
+                    ms = _steps(page, label, repeats)
+                    result["pages"].append({"page": path, "control": label, "median_ms": round(statistics.median(ms)),
+                                            "p90_ms": round(sorted(ms)[int(0.9 * (len(ms) - 1))])})
+        finally:
+            browser.close()
+    result["floor_ms"] = round(statistics.median(floor))
+    for r in result["pages"]:
+        r["ratio"] = round(r["median_ms"] / result["floor_ms"], 2)
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    res = run(a.repeats)
+    print(f"floor (one-slider app): {res['floor_ms']} ms")
+    for r in res["pages"]:
+        print(f"{r['page']:>14} {r['control']!r:>50}: {r['median_ms']:>5} ms  ({r['ratio']}x floor)")
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
