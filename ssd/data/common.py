@@ -87,12 +87,12 @@ def collate(batch):
     return images, [b[1] for b in batch]
 
 
-def num_skipped(dataset) -> int:
-    """Bad samples a dataset skipped so far (0 for datasets that never skip); looks
-    through `torch.utils.data.Subset` wrappers."""
+def skipped_on_load(dataset) -> int:
+    """Images a dataset found bad only when decoding them (0 for datasets that never
+    skip); looks through `torch.utils.data.Subset` wrappers."""
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
-    return int(getattr(dataset, "num_skipped", 0))
+    return int(getattr(dataset, "num_skipped_on_load", 0))
 
 
 class SampleListDataset(Dataset):
@@ -121,9 +121,15 @@ class SampleListDataset(Dataset):
         self._bad_on_load = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
 
     @property
-    def num_skipped(self) -> int:
+    def num_skipped_on_load(self) -> int:
+        """Images found bad when decoded, over all DataLoader workers (each counted once)."""
         bad = getattr(self, "_bad_on_load", None)
-        return len(self.skipped) + (int(bad.sum()) if bad is not None else 0)
+        return int(bad.sum()) if bad is not None else 0
+
+    @property
+    def num_skipped(self) -> int:
+        """Bad samples left out at build time plus those found when decoded."""
+        return len(self.skipped) + self.num_skipped_on_load
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -11,5 +11,6 @@ from ssd.data.formats.voc_xml import VOCAnnotation, read_voc_xml, write_voc_xml
 
 __all__ = [
     "MAX_BOXES_PER_IMAGE", "MAX_COCO_JSON_BYTES", "MAX_VOC_XML_BYTES", "AnnotatedBox", "AnnotationError",
-    "is_ground_truth",    "COCOAnnotations", "COCOImage", "read_coco_json", "VOCAnnotation", "read_voc_xml", "write_voc_xml",
+    "is_ground_truth", "COCOAnnotations", "COCOImage", "read_coco_json", "VOCAnnotation", "read_voc_xml",
+    "write_voc_xml",
 ]

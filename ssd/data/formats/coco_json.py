@@ -78,7 +78,8 @@ def _is_number(v) -> bool:
 
 
 def _object(a: dict, k: int, image_id: int, source: str, name_of: dict) -> AnnotatedBox:
-    where = f"{source} annotation {plain(a.get('id', k))} (image {image_id})"
+    aid = a.get("id")
+    where = f"{source} annotation {aid if _is_int(aid) else plain(aid if aid is not None else k)} (image {image_id})"
     cid = a.get("category_id")
     if not _is_int(cid):
         raise AnnotationError(f"{where}: category_id must be an integer, got {plain(cid)}")
