@@ -1,6 +1,5 @@
 """ssd/data/formats/coco_json.py: the one COCO JSON reader, against pycocotools on real
 COCO files, and refusing malformed files with one clear error (issue 14's list)."""
-import json
 import time
 
 import pytest
@@ -8,16 +7,7 @@ from pycocotools.coco import COCO
 
 from ssd.data.formats import MAX_BOXES_PER_IMAGE, AnnotatedBox, AnnotationError, read_coco_json
 
-CATS = [{"id": 18, "name": "dog"}, {"id": 3, "name": "car"}]
-
-
-def doc(annotations=(), images=None, cats=CATS, **extra):
-    images = images if images is not None else [{"id": 1, "file_name": "x/a.png", "width": 64, "height": 48}]
-    return json.dumps({"images": images, "annotations": list(annotations), "categories": cats, **extra}).encode()
-
-
-def ann(aid=1, image_id=1, cat=18, bbox=(10, 5, 30, 25), **kw):
-    return {"id": aid, "image_id": image_id, "category_id": cat, "bbox": list(bbox), **kw}
+from annotation_cases import BAD_COCO, ann, doc
 
 
 def test_bbox_to_xyxy_crowd_flagged_categories_by_id():
@@ -58,31 +48,6 @@ def test_every_peer_coco_file_matches_pycocotools(peer_data, name):
         else:  # coco_sample_v2 has no iscrowd keys: COCOeval then takes every annotation as ground truth
             not_crowd = [a["id"] for a in theirs]
         assert [a["id"] for a, o in zip(theirs, ours) if not o.crowd] == not_crowd
-
-
-def deep(n):
-    return ("[" * n + "]" * n).encode()
-
-
-# Issue 14: each malformed COCO JSON gives one clear error naming the file and the problem.
-BAD_COCO = [
-    (doc([ann(), "not an object"]), r"annotations\[1\] must be an object, got str"),
-    (doc(cats=["dog", "car"]), r"categories\[0\] must be an object, got str"),
-    (doc(cats=[{"id": "18", "name": "dog"}]), r"categories\[0\] needs an integer 'id'"),
-    (doc(cats=[{"id": 18, "name": 5}]), r"categories\[0\] needs a text 'name'"),
-    (doc(cats=[{"id": 18, "name": "a"}, {"id": 18, "name": "b"}]), r"duplicate category id\(s\) \[18\]"),
-    (doc(images=[{"id": True, "file_name": "a.png"}]), r"images\[0\] needs an integer 'id'"),
-    (doc(images=[{"id": 1}]), r"images\[0\] needs a text 'file_name'"),
-    (doc(images=[{"id": 1, "file_name": "a", "width": -4, "height": 3}]), "width/height must be positive"),
-    (doc([{"id": 1, "image_id": [1], "bbox": [0, 0, 1, 1]}]), r"annotations\[0\] needs an integer 'image_id'"),
-    (b'{"images": [{"id": 1' + b"1" * 5000 + b', "file_name": "a"}]}', "JSON value refused"),  # 5000-digit id
-    (deep(100_000), "nested too deeply"),
-    (b"[1, 2]", "a COCO file is a JSON object, got a list"),
-    (b'{"images": [], "categories": []}', "missing list 'annotations'"),
-    (doc([ann()])[:-9], "not valid JSON .*truncated"),
-    ('{"images": [{"file_name": "caf\u00e9"}]}'.encode("latin-1"), "not UTF-8 text"),
-    (b"", "empty file"),
-]
 
 
 @pytest.mark.parametrize("data, match", BAD_COCO)

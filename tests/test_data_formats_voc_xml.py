@@ -6,15 +6,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from torchvision.datasets import VOCDetection
 
-from ssd.data.formats import MAX_BOXES_PER_IMAGE, MAX_VOC_XML_BYTES, AnnotatedBox, AnnotationError, read_voc_xml
-from ssd.data.formats import write_voc_xml
-
-OBJ = ("<object><name>{name}</name><difficult>{diff}</difficult><bndbox><xmin>{0}</xmin><ymin>{1}</ymin>"
-       "<xmax>{2}</xmax><ymax>{3}</ymax></bndbox></object>")
-
-
-def voc(objects="", size="<size><width>64</width><height>48</height><depth>3</depth></size>"):
-    return f"<annotation><filename>a.jpg</filename>{size}{objects}</annotation>".encode()
+from annotation_cases import BAD_VOC, OBJ, voc
+from ssd.data.formats import MAX_VOC_XML_BYTES, AnnotatedBox, AnnotationError, read_voc_xml, write_voc_xml
 
 
 def test_one_based_pixels_converted_once_and_difficult_flagged():
@@ -65,46 +58,6 @@ def test_parts_are_not_objects(peer_data):
     ann = read_voc_xml(peer_data / "mmdet" / "VOC2012" / "Annotations" / "2007_000027.xml")
     assert [o.name for o in ann.objects] == ["person"]
     assert ann.objects[0].box_xyxy == (173.0, 100.0, 349.0, 351.0)
-
-
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
-<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
-<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
-<!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
-<!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
-<!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
-<!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
-<!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">]>
-<annotation><object><name>&lol9;</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax>
-</bndbox></object></annotation>"""
-EXTERNAL_ENTITY = b"""<?xml version="1.0"?><!DOCTYPE a [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<annotation><object><name>&xxe;</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax>
-</bndbox></object></annotation>"""
-EXTERNAL_DTD = b"""<?xml version="1.0"?><!DOCTYPE annotation SYSTEM "http://127.0.0.1:1/voc.dtd">
-<annotation></annotation>"""
-
-
-# The hostile and malformed inputs, each with the words its one error must say.
-BAD_VOC = [
-    (BILLION_LAUGHS, "DTD"),
-    (EXTERNAL_ENTITY, "DTD"),
-    (EXTERNAL_DTD, "DTD"),
-    (b"", "empty file"),
-    (b"   \n", "empty file"),
-    (b"this is not xml", "not valid XML"),
-    (voc(OBJ.format(1, 1, 9, 9, name="dog", diff=0))[:70], "not valid XML"),  # truncated
-    ("<annotation><object><name>caf\u00e9</name></object></annotation>".encode("latin-1"), "not valid XML"),
-    (voc("<object><bndbox/></object>"), "missing <name>"),
-    (voc("<object><name>dog</name></object>"), "missing <bndbox>"),
-    (voc(OBJ.format(1, "six", 9, 9, name="dog", diff=0)), "<ymin> is not a number ('six')"),
-    (voc(OBJ.format(1, 1, 9, "", name="dog", diff=0)), "missing <ymax>"),
-    (voc(OBJ.format(1, 1, 9, 9, name="dog", diff="maybe")), "<difficult> must be 0 or 1"),
-    (voc(size="<size><width>0</width><height>48</height></size>"), "<size> must be positive whole pixels"),
-    (voc(size="<size><width>6.5</width><height>48</height></size>"), "<size> must be positive whole pixels"),
-    (voc(size="<size><height>48</height></size>"), "missing <width>"),
-    (voc(OBJ.format(1, 1, 9, 9, name="dog", diff=0) * (MAX_BOXES_PER_IMAGE + 1)), "over the limit of 1,000 boxes"),
-]
 
 
 @pytest.mark.parametrize("data, match", BAD_VOC)
