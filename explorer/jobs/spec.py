@@ -15,8 +15,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssd.data.formats import AnnotationError, read_voc_xml
-
 DATASETS = ("procedural", "voc", "coco")
 MODELS = ("compact256", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
 DEVICES = ("auto", "cpu", "cuda")
@@ -104,6 +102,8 @@ def check_voc_root(data_root: str, splits: tuple[str, ...] = ("train", "val")) -
         ids[split] = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
         if not ids[split]:
             raise JobError(f"VOC: {split_file} lists no image")
+    from ssd.data.formats import AnnotationError, read_voc_xml  # lazy: torch loads only when checking VOC
+
     problems = []
     for stem in ids[splits[0]][:_MAX_XML_CHECKED]:
         xml_path = ann / f"{stem}.xml"
