@@ -96,11 +96,48 @@ def _image_picker() -> samples_mod.LoadedImage:
     return _cache.sample_image(sid)
 
 
+def _gt_file(image: samples_mod.LoadedImage) -> None:
+    """The annotation-file uploader of `_gt_editor`: read the file for this image into
+    `gt_base`; its notes and errors are user text, shown as plain text (`st.code`)."""
+    ss = st.session_state
+    up = st.file_uploader("Annotation file", type=["xml", "json"], key="gt_file")
+    if up is None:
+        ss["gt_file_notes"], ss["gt_file_error"], ss["gt_file_seen"] = [], None, None
+        return
+    ids, want = ss.get("gt_coco_ids") or [], ss.get("gt_coco_want")
+    if len(ids) > 1:  # several COCO images share this file name: the user picks one
+        want = st.selectbox("COCO image id", ids, index=ids.index(want) if want in ids else 0,
+                            key=f"gt_coco_pick_{ss.get('gt_coco_version', 0)}")
+    if ss.get("gt_file_seen") != (up.name, up.size, image.digest, want):
+        ss["gt_file_seen"] = (up.name, up.size, image.digest, want)
+        try:
+            w, h = image.image.size
+            read = gt_mod.parse_annotation_file(up.name, up.getvalue(), image_name=image.name, image_hw=(h, w),
+                                                coco_image_id=want)
+            ss["gt_base"], ss["gt_file_notes"], ss["gt_file_error"] = read.rows, read.notes, None
+            ss["gt_version"] += 1
+            if read.coco_image_ids != ids:  # a new file: a fresh image-id picker
+                ss["gt_coco_ids"], ss["gt_coco_want"] = read.coco_image_ids, read.coco_image_id
+                ss["gt_coco_version"] = ss.get("gt_coco_version", 0) + 1
+                ss["gt_file_seen"] = (up.name, up.size, image.digest, read.coco_image_id)
+                st.rerun()
+        except gt_mod.GTFileError as e:
+            ss["gt_file_notes"], ss["gt_coco_ids"], ss["gt_file_error"] = [], [], str(e)
+    if ss.get("gt_file_error"):
+        st.error("The annotation file was refused:")
+        st.code(ss["gt_file_error"], language=None, wrap_lines=True)
+    if ss.get("gt_file_notes"):
+        st.warning("About this annotation file:")
+        st.code("\n".join(ss["gt_file_notes"]), language=None, wrap_lines=True)
+
+
 def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod.GroundTruth:
     """GT rows: the image's own, an annotation file, the table, or boxes drawn on Home.
 
     The table shows `gt_base` (bumping `gt_version` gives the editor a fresh key whenever
-    the base changes: new image, file, drawn box); its edited result is the truth.
+    the base changes: new image, file, drawn box); its edited result is the truth. Rows
+    flagged difficult or crowd are shown but are not ground truth (difficult ones unless
+    the box is ticked). Messages name user text, so they are shown as plain text.
     """
     ss = st.session_state
     if ss.get("gt_digest") != image.digest:
@@ -119,21 +156,20 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
     with st.sidebar.expander(f"Ground-truth boxes ({len(ss['gt_base'])} given)", expanded=False):
         st.caption("Pixels of the original image. Edit the table, add rows, load a VOC .xml / COCO "
                    ".json, or draw boxes on the Home page.")
-        up = st.file_uploader("Annotation file", type=["xml", "json"], key="gt_file")
-        if up is not None and ss.get("gt_file_seen") != (up.name, up.size, image.digest):
-            ss["gt_file_seen"] = (up.name, up.size, image.digest)
-            try:
-                ss["gt_base"] = gt_mod.parse_annotation_file(up.name, up.getvalue(), image_name=image.name)
-                ss["gt_version"] += 1
-            except gt_mod.GTFileError as e:
-                st.error(str(e))
+        _gt_file(image)
         st.selectbox("Label for drawn boxes", class_names[1:], key="gt_draw_label")
+        keep_difficult = st.checkbox("Difficult objects are ground truth", key="gt_keep_difficult",
+                                     help="VOC <difficult> objects are left out of matching by default, as the "
+                                          "VOC devkit and the library's reader do.")
         df = pd.DataFrame(ss["gt_base"], columns=list(gt_mod.GT_COLUMNS))
+        df[["difficult", "crowd"]] = df[["difficult", "crowd"]].map(gt_mod.flag)  # missing -> False
         edited = st.data_editor(
             df, num_rows="dynamic", hide_index=True, key=f"gt_table_{ss['gt_version']}",
             column_config={
                 "label": st.column_config.SelectboxColumn("label", options=class_names[1:]),
-                **{c: st.column_config.NumberColumn(c, format="%.0f") for c in ("x1", "y1", "x2", "y2")},
+                **{c: st.column_config.NumberColumn(c, format="%g") for c in ("x1", "y1", "x2", "y2")},
+                "difficult": st.column_config.CheckboxColumn("difficult", help="VOC difficult object"),
+                "crowd": st.column_config.CheckboxColumn("crowd", help="COCO crowd region: never ground truth"),
             },
         )
         rows = edited.to_dict("records")
@@ -142,9 +178,10 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
             ss["gt_base"] = []
             ss["gt_version"] += 1
             st.rerun()
-    gt = gt_mod.validate_rows(rows, class_names, image.image.size)
+    gt = gt_mod.validate_rows(rows, class_names, image.image.size, keep_difficult=keep_difficult)
     if gt.errors:
-        st.sidebar.error("Skipped ground-truth rows:\n\n" + "\n".join(f"- {m}" for m in gt.errors))
+        st.sidebar.error("Skipped ground-truth rows:")
+        st.sidebar.code("\n".join(gt.errors), language=None, wrap_lines=True)
     return gt
 
 

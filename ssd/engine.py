@@ -41,20 +41,20 @@ def voc_class_names(root, split: str, choice: str = "auto") -> tuple[str, ...]:
     if choice != "auto":
         names = tuple(n.strip() for n in choice.split(",") if n.strip())
         return names if names[:1] == ("background",) else ("background", *names)
-    from xml.etree import ElementTree as ET
+    from ssd.data.formats import AnnotationError, read_voc_xml
 
     root = Path(root)
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     counts: dict[str, int] = {}
     if split_file.is_file():
-        for line in split_file.read_text().split()[:2000]:
+        ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]  # "id [flag]" lines
+        for image_id in ids[:2000]:
             try:
-                tree = ET.parse(root / "Annotations" / f"{line}.xml")
-            except (ET.ParseError, OSError):
+                ann = read_voc_xml(root / "Annotations" / f"{image_id}.xml")
+            except AnnotationError:
                 continue  # the dataset reports bad files itself
-            for o in tree.getroot().findall("object"):
-                name = (o.findtext("name") or "").strip()
-                counts[name] = counts.get(name, 0) + 1
+            for o in ann.objects:
+                counts[o.name] = counts.get(o.name, 0) + 1
     counts.pop("", None)
     if set(counts) <= set(VOC_CLASSES):
         return VOC_CLASSES

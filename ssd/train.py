@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from ssd import checkpoint
-from ssd.data.common import DatasetError, collate
+from ssd.data.common import DatasetError, collate, skipped_on_load
 from ssd.data.transforms import AUGMENTATIONS
 from ssd.engine import OPTIMIZERS, SCHEDULES, ResumableSampler, build_datasets, build_optimizer, lr_lambda, resolve_device
 from ssd.loss import multibox_loss
@@ -238,6 +238,16 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
                 "eval": {k: res[k] for k in ("AP", "AP50", "AP75", "voc07_map", "num_images")}})
         run.set_status(best_map=best_map, message=f"epoch {epoch}: AP {res['AP']:.3f} AP50 {res['AP50']:.3f}")
 
+    def report_skips() -> None:
+        """Log images found bad only when decoded (--skip-bad skips them in __getitem__)."""
+        nonlocal skipped_logged
+        on_load = skipped_on_load(train_set) + skipped_on_load(val_set)
+        if run is not None and on_load > skipped_logged:
+            run.log(f"skipped {skipped + on_load} bad sample(s) (--skip-bad), {on_load} found while decoding images")
+            skipped_logged = on_load
+
+    skipped_logged = 0
+
     bar = None
     if rank == 0 and sys.stderr.isatty():
         from tqdm import tqdm
@@ -315,6 +325,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
             if epoch % args.eval_every == 0 and step < total_steps:
                 evaluate(epoch)
                 evaluated_at = step
+            report_skips()
             save_last(epoch)
     if bar:
         bar.close()
@@ -322,6 +333,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
     if evaluated_at != step:
         evaluate(final_epoch)
     save_last(final_epoch)
+    report_skips()
     if run is not None:
         run.log(f"finished: {step} steps in {elapsed():.0f} s, best AP "
                 f"{best_map if best_map is None else round(best_map, 4)}")

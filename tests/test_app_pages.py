@@ -197,11 +197,12 @@ def test_gt_annotation_file_with_a_bad_row_is_named(tmp_path):
            b"<xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
     at.file_uploader(key="gt_file").set_value(("a.xml", voc, "text/xml")).run()
     assert not at.exception
-    assert any("row 2" in e and "unicorn" in e for e in _errors(at))
+    # messages that hold user text are shown as plain text (st.code), not markdown
+    assert any("row 2" in e and "unicorn" in e for e in [c.value for c in at.sidebar.code])
     at.switch_page("pages/matching.py").run()
     assert _metric(at, "Ground-truth boxes") == "1"
     at.file_uploader(key="gt_file").set_value(("b.json", b"{oops", "application/json")).run()
-    assert any("b.json" in e and "JSON" in e for e in _errors(at))
+    assert any("b.json" in e and "JSON" in e for e in [c.value for c in at.sidebar.code])
 
 
 def test_model_choice_from_session_state_and_offline_torchvision(monkeypatch, tmp_path):

@@ -113,3 +113,32 @@ def test_empty_images_kept_or_dropped(tmp_path):
     assert len(COCODataset(js, d)) == 2
     assert len(COCODataset(js, d, keep_empty=False)) == 1
     assert COCODataset(js, d)[1][1]["boxes"].shape == (0, 4)
+
+
+# ------------------------------------------------------------ real COCO files from other projects
+def test_peer_color_sample_images_sharing_a_name_crowd_and_unknown_category(peer_data):
+    path = peer_data / "mmdet" / "coco_sample_color.json"
+    with pytest.raises(DatasetError, match=r"annotation 6 \(image 1\): unknown category_id 3; known: \[1, 2\]"):
+        COCODataset(path, peer_data / "mmdet")
+    ds = COCODataset(path, peer_data / "mmdet", skip_bad=True)
+    assert ds.image_ids == [0, 2, 3] and ds.num_skipped == 1  # four entries share color.jpg: each is a sample
+    assert ds.samples[0][2].tolist() == [1]  # image 0: the crowd 'car' region is not ground truth
+    assert ds.samples[2][1].tolist() == [[0, 0, 10, 10], [0, 0, 1, pytest.approx(0.1)]]  # sub-pixel box kept
+
+
+def test_truncated_image_skipped_when_decoded(peer_data, tmp_path):
+    js, d = make_coco(tmp_path, [ann(1), GOOD_B], files={"b.png": "png"},
+                      images=[{"id": 1, "file_name": "a.jpg", "width": 353, "height": 500},
+                              {"id": 2, "file_name": "b.png", "width": 64, "height": 48}])
+    (d / "a.jpg").write_bytes((peer_data / "truncated" / "000001.jpg").read_bytes())
+    with pytest.raises(DatasetError, match="a.jpg: unreadable image"):
+        COCODataset(js, d)[0]
+    ds = COCODataset(js, d, skip_bad=True)
+    assert ds.num_skipped == 0
+    assert ds[0][0].shape == (3, 48, 64) and ds.num_skipped == 1  # b.png stands in for a.jpg
+
+
+def test_malformed_json_refused_whole(tmp_path):
+    js, d = make_coco(tmp_path, [ann(1), "not an object"])
+    with pytest.raises(DatasetError, match=r"instances.json: annotations\[1\] must be an object"):
+        COCODataset(js, d, skip_bad=True)

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import re
 import sys
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,19 +102,20 @@ def check_voc_root(data_root: str, splits: tuple[str, ...] = ("train", "val")) -
         ids[split] = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
         if not ids[split]:
             raise JobError(f"VOC: {split_file} lists no image")
+    from ssd.data.formats import AnnotationError, read_voc_xml  # lazy: torch loads only when checking VOC
+
     problems = []
     for stem in ids[splits[0]][:_MAX_XML_CHECKED]:
         xml_path = ann / f"{stem}.xml"
-        try:
-            tree = ET.parse(xml_path)
-        except (ET.ParseError, OSError) as exc:
-            problems.append(f"{xml_path.name}: {exc}")
+        try:  # the one VOC reader (defusedxml, size limits), as ssd.train reads it
+            voc = read_voc_xml(xml_path)
+        except AnnotationError as exc:
+            problems.append(str(exc))
             continue
-        filename = (tree.findtext("filename") or "").strip() or stem + ".jpg"
-        candidates = [img / filename] + [img / (stem + ext) for ext in IMAGE_EXTS]
-        if not any(c.is_file() for c in candidates):
+        filename = stem + ".jpg"  # ssd.data.voc opens JPEGImages/<id>.jpg, as the VOC devkit
+        if not (img / filename).is_file():
             problems.append(f"{xml_path.name}: image {filename} not in JPEGImages/")
-        elif not tree.findall("object"):
+        elif not voc.objects:
             problems.append(f"{xml_path.name}: no <object>")
         else:
             return f"{len(ids[splits[0]])} {splits[0]} ids"

@@ -1,35 +1,43 @@
 """COCO reader: an instances JSON (images, annotations, categories) + an image folder.
 
 Category ids map to contiguous labels 1..K in increasing id order (0 = background),
-so class_names = ("background", *names by id). The JSON is checked once when the
-dataset is built; a bad entry raises DatasetError naming the file and the problem, or
-with `skip_bad=True` its image is left out and listed in `.skipped`. Crowd
-annotations (iscrowd=1) are ignored, as the SSD paper's COCO training does.
+so class_names = ("background", *names by id). The JSON is read and checked once
+(`ssd.data.formats.read_coco_json`) when the dataset is built: a file with a broken
+structure raises DatasetError naming the file and the entry; a bad entry of one image
+raises too, or with `skip_bad=True` that image is left out and listed in `.skipped`.
+Crowd annotations (iscrowd=1) are not ground truth (`formats.is_ground_truth`), as in
+the SSD paper's COCO training and pycocotools. Every image entry is a sample, also when
+several share one `file_name`.
 
 Items: (image (3, H, W) float32 in [0, 1], {"boxes": (G, 4) xyxy normalised,
 "labels": (G,) int64 in 1..K}), or whatever `transform(image_pil, boxes_px, labels)` returns.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from ssd.data.common import DatasetError, SampleListDataset, check_box, image_size_of, require_path
+from ssd.data.formats import COCOAnnotations, COCOImage, is_ground_truth, read_coco_json
 
 
-def _load_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}: not valid JSON ({e})") from None
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read ({e})") from None
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DatasetError(f"{path}: missing list {key!r}")
-    return data
+def _sample(doc: COCOAnnotations, im: COCOImage, image_dir: Path, label_of: dict):
+    """(image path, boxes_xyxy px (G, 4), labels (G,)) of one image; DatasetError if bad."""
+    src = doc.source
+    img_path = image_dir / im.file_name
+    iw, ih = image_size_of(img_path)
+    h, w = im.image_hw if im.image_hw is not None else (ih, iw)
+    if (iw, ih) != (w, h):
+        raise DatasetError(f"{src}: image {im.id} says {w}x{h} but {img_path} is {iw}x{ih}")
+    boxes, labels = [], []
+    for obj in doc.objects(im.id):
+        if not is_ground_truth(obj):
+            continue
+        boxes.append(check_box(f"{src} image {im.id} ({obj.name!r})", obj.box_xyxy, w, h))
+        labels.append(label_of[obj.category_id])
+    return (img_path, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),  # (G, 4), also when G = 0
+            torch.tensor(labels, dtype=torch.int64))
 
 
 class COCODataset(SampleListDataset):
@@ -40,7 +48,8 @@ class COCODataset(SampleListDataset):
         image_dir: folder the JSON's `file_name`s are relative to.
         transform: `t(image_pil, boxes_xyxy_px, labels) -> (image, target)`.
         skip_bad: leave out images with a bad annotation or image file; `.skipped`
-            lists (file, reason).
+            lists (file, reason); an image that fails to decode when loaded is
+            replaced by the next good sample and counted in `.num_skipped`.
         keep_empty: keep images without (non-crowd) annotations.
     Attributes: `class_names`, `category_ids` (label k -> COCO category id
     `category_ids[k - 1]`), `image_ids` (per item).
@@ -49,62 +58,31 @@ class COCODataset(SampleListDataset):
     def __init__(self, json_path, image_dir, transform=None, skip_bad: bool = False, keep_empty: bool = True):
         self.json_path = require_path(Path(json_path), "COCO annotation JSON")
         self.image_dir = require_path(Path(image_dir), "COCO image", is_dir=True)
-        data = _load_json(self.json_path)
-        src = str(self.json_path)
-        cats = sorted(data["categories"], key=lambda c: c.get("id", 0))
-        try:
-            self.category_ids = [int(c["id"]) for c in cats]
-            names = [str(c["name"]) for c in cats]
-        except (KeyError, TypeError, ValueError):
-            raise DatasetError(f"{src}: every category needs an integer 'id' and a 'name'") from None
-        if not cats:
+        doc = read_coco_json(self.json_path)
+        src = doc.source
+        if not doc.category_ids:
             raise DatasetError(f"{src}: no categories")
-        self.class_names = ("background", *names)
+        self.category_ids = list(doc.category_ids)
+        self.class_names = doc.class_names
         label_of = {cid: k + 1 for k, cid in enumerate(self.category_ids)}
         self.transform = transform
         self.skipped: list[tuple[str, str]] = []
-        anns_by_image: dict[int, list[dict]] = {}
-        for a in data["annotations"]:
-            anns_by_image.setdefault(a.get("image_id"), []).append(a)
         self.samples: list[tuple[Path, torch.Tensor, torch.Tensor]] = []
         self.image_ids: list[int] = []
-        for im in data["images"]:
+        for im in doc.images:
             try:
-                if "id" not in im or "file_name" not in im:
-                    raise DatasetError(f"{src}: image entry {im!r} needs 'id' and 'file_name'")
-                img_path = self.image_dir / str(im["file_name"])
-                iw, ih = image_size_of(img_path)
-                w, h = int(im.get("width", iw)), int(im.get("height", ih))
-                if (iw, ih) != (w, h):
-                    raise DatasetError(f"{src}: image {im['id']} says {w}x{h} but {img_path} is {iw}x{ih}")
-                boxes, labels = [], []
-                for a in anns_by_image.get(im["id"], []):
-                    where = f"{src} annotation {a.get('id')} (image {im['id']})"
-                    if a.get("iscrowd", 0):
-                        continue
-                    cid = a.get("category_id")
-                    if cid not in label_of:
-                        raise DatasetError(f"{where}: unknown category_id {cid!r}; known: {self.category_ids}")
-                    bbox = a.get("bbox")
-                    if not isinstance(bbox, list) or len(bbox) != 4:
-                        raise DatasetError(f"{where}: bbox must be [x, y, w, h], got {bbox!r}")
-                    x, y, bw, bh = (float(v) for v in bbox)
-                    boxes.append(check_box(where, (x, y, x + bw, y + bh), w, h))
-                    labels.append(label_of[cid])
+                sample = _sample(doc, im, self.image_dir, label_of)
             except DatasetError as e:
                 if not skip_bad:
                     raise
-                self.skipped.append((str(im.get("file_name", im)), str(e)))
+                self.skipped.append((im.file_name, str(e)))
                 continue
-            if not boxes and not keep_empty:
+            if len(sample[2]) == 0 and not keep_empty:
                 continue
-            self.samples.append(
-                (img_path, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-                 torch.tensor(labels, dtype=torch.int64))
-            )
-            self.image_ids.append(int(im["id"]))
-        known_images = {im.get("id") for im in data["images"]}
-        for image_id in anns_by_image:
+            self.samples.append(sample)
+            self.image_ids.append(im.id)
+        known_images = {im.id for im in doc.images}
+        for image_id in doc.annotations_by_image:
             if image_id not in known_images:
                 msg = f"{src}: annotations refer to image_id {image_id!r}, which is not in 'images'"
                 if not skip_bad:
@@ -112,3 +90,4 @@ class COCODataset(SampleListDataset):
                 self.skipped.append((src, msg))
         if not self.samples:
             raise DatasetError(f"{src}: no usable images ({len(self.skipped)} skipped)")
+        self._init_skips(skip_bad)

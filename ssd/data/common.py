@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 
 class DatasetError(ValueError):
@@ -87,24 +87,70 @@ def collate(batch):
     return images, [b[1] for b in batch]
 
 
+def skipped_on_load(dataset) -> int:
+    """Images a dataset found bad only when decoding them (0 for datasets that never
+    skip); looks through `torch.utils.data.Subset` wrappers."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return int(getattr(dataset, "num_skipped_on_load", 0))
+
+
 class SampleListDataset(Dataset):
-    """A detection dataset read up front into `samples` = [(image path, boxes_xyxy px, labels)],
-    with the bad samples it skipped in `skipped` = [(file, reason)] (VOC and COCO readers)."""
+    """A detection dataset read up front into `samples` = [(image path, boxes_xyxy px, labels)]
+    (VOC and COCO readers).
+
+    Bad samples are found in two places. At build time (annotation, image header) they
+    are left out and listed in `skipped` = [(file, reason)]. An image whose data turns
+    out bad only when decoded (truncated after its header) is found in `__getitem__`:
+    with `skip_bad` the item falls back to the next good sample and the image is
+    flagged in a shared-memory mask (so DataLoader workers count it too, once) and
+    listed in `load_skipped` (this process); without it, DatasetError names the file.
+    `num_skipped` counts both.
+    """
 
     samples: list
     skipped: list
     transform = None
+    skip_bad: bool = False
+
+    def _init_skips(self, skip_bad: bool) -> None:
+        """Call at the end of a subclass's __init__, once `samples` is final."""
+        self.skip_bad = bool(skip_bad)
+        self.load_skipped: list[tuple[str, str]] = []
+        # (N,) bool in shared memory: survives the pickling into DataLoader workers.
+        self._bad_on_load = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
+
+    @property
+    def num_skipped_on_load(self) -> int:
+        """Images found bad when decoded, over all DataLoader workers (each counted once)."""
+        bad = getattr(self, "_bad_on_load", None)
+        return int(bad.sum()) if bad is not None else 0
 
     @property
     def num_skipped(self) -> int:
-        return len(self.skipped)
+        """Bad samples left out at build time plus those found when decoded."""
+        return len(self.skipped) + self.num_skipped_on_load
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        img_path, boxes, labels = self.samples[i]
-        img = load_rgb(img_path)
-        if self.transform is not None:
-            return self.transform(img, boxes, labels)
-        return to_tensor_target(img, boxes, labels)
+        n = len(self.samples)
+        for k in range(n):
+            j = (i + k) % n  # with skip_bad, a bad image is replaced by the next good one
+            if self.skip_bad and bool(self._bad_on_load[j]):
+                continue
+            img_path, boxes, labels = self.samples[j]
+            try:
+                img = load_rgb(img_path)
+            except DatasetError as e:
+                if not self.skip_bad:
+                    raise
+                self._bad_on_load[j] = True
+                self.load_skipped.append((str(img_path), str(e)))
+                continue
+            if self.transform is not None:
+                return self.transform(img, boxes, labels)
+            return to_tensor_target(img, boxes, labels)
+        raise DatasetError(f"{self.samples[0][0] if n else 'dataset'}: no image of the {n} sample(s) can be "
+                           f"decoded ({self.num_skipped} skipped as bad)")

@@ -204,7 +204,7 @@ class ProceduralDataset(Dataset):
 def write_voc(root, num_images: int, seed: int = 0, size: int = 256, val_fraction: float = 0.2) -> Path:
     """Write scenes as a Pascal VOC folder: JPEGImages/*.jpg, Annotations/*.xml,
     ImageSets/Main/{train,val,trainval}.txt. Returns the root path."""
-    from xml.etree import ElementTree as ET
+    from ssd.data.formats import AnnotatedBox, write_voc_xml
 
     root = Path(root)
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
@@ -215,21 +215,9 @@ def write_voc(root, num_images: int, seed: int = 0, size: int = 256, val_fractio
         stem = f"{seed:04d}_{i:06d}"
         ids.append(stem)
         img.save(root / "JPEGImages" / f"{stem}.jpg", quality=95)
-        ann = ET.Element("annotation")
-        ET.SubElement(ann, "folder").text = "JPEGImages"
-        ET.SubElement(ann, "filename").text = f"{stem}.jpg"
-        sz = ET.SubElement(ann, "size")
-        for tag, v in (("width", size), ("height", size), ("depth", 3)):
-            ET.SubElement(sz, tag).text = str(v)
-        for b, lab in zip(boxes.tolist(), labels.tolist()):
-            obj = ET.SubElement(ann, "object")
-            ET.SubElement(obj, "name").text = CLASSES[lab]
-            ET.SubElement(obj, "difficult").text = "0"
-            bb = ET.SubElement(obj, "bndbox")
-            # VOC pixel coordinates are 1-based inclusive: xmin = x1 + 1, xmax = x2.
-            for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), (b[0] + 1, b[1] + 1, b[2], b[3])):
-                ET.SubElement(bb, tag).text = f"{v:.1f}"
-        ET.ElementTree(ann).write(root / "Annotations" / f"{stem}.xml")
+        objects = [AnnotatedBox(CLASSES[lab], tuple(b)) for b, lab in zip(boxes.tolist(), labels.tolist())]
+        # The writer turns the 0-based corners into VOC's 1-based pixels (xmin = x1 + 1).
+        write_voc_xml(root / "Annotations" / f"{stem}.xml", f"{stem}.jpg", (size, size), objects)
     n_val = int(round(len(ids) * val_fraction))
     splits = {"train": ids[n_val:], "val": ids[:n_val], "trainval": ids}
     for name, lst in splits.items():
@@ -239,6 +227,8 @@ def write_voc(root, num_images: int, seed: int = 0, size: int = 256, val_fractio
 
 def write_coco(json_path, image_dir, num_images: int, seed: int = 0, size: int = 256) -> Path:
     """Write scenes as COCO: PNG images in `image_dir` and one instances JSON (bbox = x, y, w, h px)."""
+    from ssd.data.formats.base import write_bytes_atomic
+
     json_path, image_dir = Path(json_path), Path(image_dir)
     image_dir.mkdir(parents=True, exist_ok=True)
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +245,8 @@ def write_coco(json_path, image_dir, num_images: int, seed: int = 0, size: int =
                  "bbox": [b[0], b[1], w, h], "area": w * h, "iscrowd": 0}
             )
     cats = [{"id": k, "name": n} for k, n in enumerate(CLASSES) if k > 0]
-    json_path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": cats}))
+    doc = {"images": images, "annotations": annotations, "categories": cats}
+    write_bytes_atomic(json_path, json.dumps(doc).encode())
     return json_path
 
 

@@ -1,9 +1,12 @@
 """Pascal VOC reader: `root/{JPEGImages, Annotations, ImageSets/Main/<split>.txt}`.
 
-Annotations are parsed once with ElementTree when the dataset is built, so a bad file is
-reported up front, naming the file and the problem; `skip_bad=True` leaves bad samples
-out instead and lists them in `.skipped` (training logs the count). VOC pixel
-coordinates are 1-based and inclusive, so x1 = xmin - 1 and x2 = xmax.
+Annotations are read once (`ssd.data.formats.read_voc_xml`) when the dataset is built,
+so a bad file is reported up front, naming the file and the problem; `skip_bad=True` leaves bad samples
+out instead and lists them in `.skipped` (training logs the count); an image that fails
+to decode only when loaded is skipped then (see `SampleListDataset`). VOC pixel
+coordinates are 1-based and inclusive, so x1 = xmin - 1 and x2 = xmax (converted by the
+reader). The image of `Annotations/<id>.xml` is `JPEGImages/<id>.jpg`, as in the devkit
+and torchvision's `VOCDetection`; `<filename>` is not used to find it.
 
 Items: (image (3, H, W) float32 in [0, 1], {"boxes": (G, 4) xyxy normalised,
 "labels": (G,) int64 in 1..C-1}), or whatever `transform(image_pil, boxes_px, labels)` returns.
@@ -11,11 +14,11 @@ Items: (image (3, H, W) float32 in [0, 1], {"boxes": (G, 4) xyxy normalised,
 from __future__ import annotations
 
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 import torch
 
 from ssd.data.common import DatasetError, SampleListDataset, check_box, image_size_of, require_path
+from ssd.data.formats import is_ground_truth, read_voc_xml
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -24,62 +27,33 @@ VOC_CLASSES = (
 )
 
 
-def _text(node: ET.Element, tag: str, source: str) -> str:
-    child = node.find(tag)
-    if child is None or child.text is None or not child.text.strip():
-        raise DatasetError(f"{source}: missing <{tag}>")
-    return child.text.strip()
-
-
-def _number(node: ET.Element, tag: str, source: str) -> float:
-    text = _text(node, tag, source)
-    try:
-        return float(text)
-    except ValueError:
-        raise DatasetError(f"{source}: <{tag}> is not a number ({text!r})") from None
-
-
 def parse_annotation(xml_path: Path, class_names: tuple[str, ...], keep_difficult: bool = False):
-    """Parse one VOC XML file.
+    """Read one VOC XML file (`ssd.data.formats.read_voc_xml`) and check it for training.
 
-    Returns (filename, width, height, boxes_xyxy px (G, 4) float32, labels (G,) int64).
-    Raises DatasetError naming the file for: unreadable XML, missing <size>/<bndbox>/
-    coordinates, x2 <= x1, boxes outside the image, a class not in `class_names`.
+    Returns (filename, width, height, boxes_xyxy px (G, 4) float32, labels (G,) int64):
+    0-based pixel corners; difficult objects left out unless `keep_difficult`.
+    Raises DatasetError naming the file for: anything `read_voc_xml` refuses, a missing
+    <size>, x2 <= x1, boxes outside the image, a class not in `class_names`.
     """
-    try:
-        root = ET.parse(xml_path).getroot()
-    except ET.ParseError as e:
-        raise DatasetError(f"{xml_path}: not valid XML ({e})") from None
-    except OSError as e:
-        raise DatasetError(f"{xml_path}: cannot read annotation ({e})") from None
+    ann = read_voc_xml(xml_path, str(xml_path))
     src = str(xml_path)
-    filename = _text(root, "filename", src)
-    size = root.find("size")
-    if size is None:
+    if ann.image_hw is None:
         raise DatasetError(f"{src}: missing <size>")
-    width, height = int(_number(size, "width", src)), int(_number(size, "height", src))
-    if width <= 0 or height <= 0:
-        raise DatasetError(f"{src}: <size> must be positive, got {width}x{height}")
+    height, width = ann.image_hw
     boxes, labels = [], []
-    for k, obj in enumerate(root.findall("object")):
-        name = _text(obj, "name", f"{src} object {k}")
-        where = f"{src} object {k} ({name!r})"
-        if name not in class_names:
-            raise DatasetError(f"{where}: unknown class {name!r}; known: {list(class_names[1:])}")
-        difficult = obj.find("difficult")
-        if difficult is not None and (difficult.text or "0").strip() == "1" and not keep_difficult:
+    for k, obj in enumerate(ann.objects):
+        where = f"{src} object {k} ({obj.name!r})"
+        if obj.name not in class_names:
+            raise DatasetError(f"{where}: unknown class {obj.name!r}; known: {list(class_names[1:])}")
+        if not is_ground_truth(obj, keep_difficult):
             continue
-        bb = obj.find("bndbox")
-        if bb is None:
-            raise DatasetError(f"{where}: missing <bndbox>")
-        xmin, ymin, xmax, ymax = (_number(bb, t, where) for t in ("xmin", "ymin", "xmax", "ymax"))
-        boxes.append(check_box(where, (xmin - 1, ymin - 1, xmax, ymax), width, height))
-        labels.append(class_names.index(name))
+        boxes.append(check_box(where, obj.box_xyxy, width, height))
+        labels.append(class_names.index(obj.name))
     return (
-        filename,
+        ann.filename,
         width,
         height,
-        torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),  # (G, 4), also when G = 0
         torch.tensor(labels, dtype=torch.int64),
     )
 
@@ -94,7 +68,8 @@ class VOCDataset(SampleListDataset):
         transform: `t(image_pil, boxes_xyxy_px, labels) -> (image, target)`; default:
             tensor in [0, 1] at the original size, boxes normalised.
         skip_bad: leave out samples with a bad annotation or image instead of raising;
-            `.skipped` lists (file, reason).
+            `.skipped` lists (file, reason); an image that fails to decode when loaded
+            is replaced by the next good sample and counted in `.num_skipped`.
         keep_difficult: keep objects marked <difficult>1</difficult>.
     """
 
@@ -117,8 +92,9 @@ class VOCDataset(SampleListDataset):
             xml_path = self.root / "Annotations" / f"{image_id}.xml"
             try:
                 require_path(xml_path, "annotation")
-                filename, w, h, boxes, labels = parse_annotation(xml_path, self.class_names, keep_difficult)
-                img_path = self.root / "JPEGImages" / filename
+                _, w, h, boxes, labels = parse_annotation(xml_path, self.class_names, keep_difficult)
+                # The devkit and torchvision open JPEGImages/<id>.jpg; <filename> may name another file.
+                img_path = self.root / "JPEGImages" / f"{image_id}.jpg"
                 iw, ih = image_size_of(img_path)
                 if (iw, ih) != (w, h):
                     raise DatasetError(f"{xml_path}: <size> says {w}x{h} but {img_path} is {iw}x{ih}")
@@ -130,3 +106,4 @@ class VOCDataset(SampleListDataset):
             self.samples.append((img_path, boxes, labels))
         if not self.samples:
             raise DatasetError(f"{self.root}: no usable samples in split {split!r} ({len(self.skipped)} skipped)")
+        self._init_skips(skip_bad)
