@@ -28,7 +28,7 @@ def coco_gt_json(gts: list[dict], class_names, image_hw: tuple[int, int] = (1, 1
     """
     images, annotations = [], []
     for i, g in enumerate(gts):
-        images.append({"id": i + 1, "width": int(image_hw[1]), "height": int(image_hw[0])})
+        images.append({"id": i + 1, "file_name": f"image_{i:06d}", "width": int(image_hw[1]), "height": int(image_hw[0])})
         for b, lab in zip(_np(g["boxes_xyxy_px_in"]).reshape(-1, 4).tolist(), _np(g["labels"]).reshape(-1).tolist()):
             w, h = b[2] - b[0], b[3] - b[1]
             annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": int(lab),
