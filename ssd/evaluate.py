@@ -26,9 +26,22 @@ from ssd.data.common import DatasetError, collate
 from ssd.metrics import coco_eval, pr_curves, voc07_map
 from ssd.postprocess import PostprocessConfig, decode_boxes_px_in, default_boxes_px_in, postprocess_batch
 
+def scores_and_boxes(model, head_outputs, image_side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax and decode a batch's `HeadOutputs` (`ssd.postprocess.decode_boxes_px_in`).
+
+    Returns:
+        scores (B, A, C) softmax, boxes_px_in (B, A, 4) xyxy network-input pixels, clipped.
+    """
+    _, default_xyxy_px_in = default_boxes_px_in(model.cfg)
+    scores = F.softmax(head_outputs.cls_logits_flat(), dim=-1)  # (B, A, C)
+    boxes_px_in = decode_boxes_px_in(head_outputs.bbox_regression_flat(), default_xyxy_px_in, image_side,
+                                     model.cfg.variances)  # (B, A, 4)
+    return scores, boxes_px_in
+
+
 @torch.no_grad()
 def forward_batch(model, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The network on a batch, softmaxed and decoded (`ssd.postprocess.decode_boxes_px_in`).
+    """The network on a batch, then `scores_and_boxes`.
 
     Args:
         images: (B, 3, S, S) in [0, 1].
@@ -36,12 +49,7 @@ def forward_batch(model, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
         scores (B, A, C) softmax, boxes_px_in (B, A, 4) xyxy network-input pixels, clipped.
     """
     model.eval()
-    _, default_xyxy_px_in = default_boxes_px_in(model.cfg)
-    out = model(images)
-    scores = F.softmax(out.cls_logits_flat(), dim=-1)  # (B, A, C)
-    boxes_px_in = decode_boxes_px_in(out.bbox_regression_flat(), default_xyxy_px_in, images.shape[-1],
-                                     model.cfg.variances)  # (B, A, 4)
-    return scores, boxes_px_in
+    return scores_and_boxes(model, model(images), images.shape[-1])
 
 
 @torch.no_grad()
@@ -126,9 +134,16 @@ def evaluate_model(model, dataset, class_names, device="cpu", batch_size: int = 
     """`score(*collect(...))`: the AP figures of `model` on `dataset`, plus the error
     analysis (`ssd.errors.ErrorAnalysis.report()` keys) when `errors`."""
     gts, dets, analysis = collect(model, dataset, class_names, device, batch_size, config, errors)
-    res = score(gts, dets, class_names, curves)
+    return _with_errors(score(gts, dets, class_names, curves), analysis)
+
+
+def _with_errors(res: dict, analysis) -> dict:
+    """`res` plus the error analysis (and "ap_by_size": AP by GT area in network-input
+    pixels, COCO's bins 32^2 / 96^2) when there is one."""
+    by_size = res.pop("by_size", {})
     if analysis is not None:
         res.update(analysis.report())
+        res["ap_by_size"] = by_size
     return res
 
 
@@ -226,8 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     except (checkpoint.CheckpointError, DatasetError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if analysis is not None:
-        res.update(analysis.report())
+    res = _with_errors(res, analysis)
     _write_outputs(args, res, gts, dets, class_names, model.cfg.image_size)
     res["checkpoint"] = str(args.checkpoint)
     res["dataset"] = args.dataset

@@ -74,7 +74,8 @@ def coco_eval(gts: list[dict], dets: list[dict], class_names) -> dict:
     """COCO-style AP with pycocotools.
 
     Returns {"AP": AP@[.5:.95], "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
-    "per_class": {name: AP@[.5:.95]}, "per_class_AP50": {name: AP50}}; a class with no
+    "per_class": {name: AP@[.5:.95]}, "per_class_AP50": {name: AP50}, "by_size": {"small" |
+    "medium" | "large": {"AP", "AP50", "num_gt"}}}; a class with no
     ground truth gets nan-free -1 excluded from means (pycocotools' convention) and is
     reported as None.
     """
@@ -87,7 +88,8 @@ def coco_eval(gts: list[dict], dets: list[dict], class_names) -> dict:
     gt_json = coco_gt_json(gts, names)
     images, annotations, results = gt_json["images"], gt_json["annotations"], coco_results_json(dets)
     empty = {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AP_small": 0.0, "AP_medium": 0.0, "AP_large": 0.0,
-             "per_class": {n: 0.0 for n in names[1:]}, "per_class_AP50": {n: 0.0 for n in names[1:]}}
+             "per_class": {n: 0.0 for n in names[1:]}, "per_class_AP50": {n: 0.0 for n in names[1:]},
+             "by_size": {}}
     if not annotations:
         raise ValueError("coco_eval needs at least one ground-truth box")
     if not results:
@@ -113,6 +115,24 @@ def coco_eval(gts: list[dict], dets: list[dict], class_names) -> dict:
     out = {"AP": s[0], "AP50": s[1], "AP75": s[2], "AP_small": s[3], "AP_medium": s[4], "AP_large": s[5]}
     out = {k: max(0.0, float(v)) for k, v in out.items()}  # -1 = "no such boxes" -> 0
     out["per_class"], out["per_class_AP50"] = per_class, per_class50
+    out["by_size"] = _by_area(ev, annotations)
+    return out
+
+
+def _by_area(ev, annotations: list[dict]) -> dict:
+    """{"small" | "medium" | "large": {"AP", "AP50", "num_gt"}} from a finished COCOeval
+    (COCO's area bins, pixels^2 of the frame the boxes are in); None where no GT."""
+    out = {}
+    precision = ev.eval["precision"]  # (T, R, K, A, M)
+    for a, name in enumerate(ev.params.areaRngLbl):
+        if name == "all":
+            continue
+        lo, hi = ev.params.areaRng[a]
+        p_all, p50 = precision[:, :, :, a, -1], precision[0, :, :, a, -1]
+        has = (p_all > -1).any()
+        out[name] = {"AP": float(p_all[p_all > -1].mean()) if has else None,
+                     "AP50": float(p50[p50 > -1].mean()) if has else None,
+                     "num_gt": sum(1 for g in annotations if lo <= g["area"] <= hi)}
     return out
 
 
@@ -221,6 +241,7 @@ def coco_eval_by(gts: list[dict], dets: list[dict], class_names, gt_values: list
             coco_dt.anns[ann_id]["area"] = v
         ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
         ev.params.areaRng = [list(r) for r in ranges.values()]
+        ev.params.maxDets = [100]  # AP reads only maxDets=100: skip accumulating 1 and 10
         ev.params.areaRngLbl = list(ranges)
         ev.evaluate()
         ev.accumulate()

@@ -125,13 +125,20 @@ def test_ap_by_size_equals_pycocotools_bins():
     model, _ = checkpoint.load(SHIPPED)
     gts, dets, analysis = collect(model, ds, CLASSES, errors=True)
     ref = coco_eval(gts, dets, CLASSES)
-    rep = analysis.report()
+    areas = [(g["boxes_xyxy_px_in"][:, 2:] - g["boxes_xyxy_px_in"][:, :2]).prod(-1) for g in gts]
+    det_areas = [(d["boxes_xyxy_px_in"][:, 2:] - d["boxes_xyxy_px_in"][:, :2]).prod(-1) for d in dets]
+    bins = {"small": (0.0, 32.0 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e10)}
+    by_area = coco_eval_by(gts, dets, CLASSES, areas, det_areas, bins)
     for name, key in (("small", "AP_small"), ("medium", "AP_medium"), ("large", "AP_large")):
-        got = rep["ap_by_size"][name]["AP"]
-        assert (got or 0.0) == pytest.approx(ref[key], abs=1e-9), name
+        assert (by_area[name]["AP"] or 0.0) == pytest.approx(ref[key], abs=1e-9), name
+        assert ref["by_size"][name]["AP"] == by_area[name]["AP"] and ref["by_size"][name]["AP50"] == by_area[name]["AP50"]
+        assert ref["by_size"][name]["num_gt"] == by_area[name]["num_gt"]
+    rep = analysis.report()
     # per owning level, every GT is in exactly one level
     assert sum(lv["gt"] for lv in rep["per_level"]) == sum(len(g["labels"]) for g in gts)
-    _check_report_adds_up(dict(score(gts, dets, CLASSES), **rep))
+    from ssd.evaluate import _with_errors
+
+    _check_report_adds_up(_with_errors(score(gts, dets, CLASSES), analysis))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ post-processing kept) and `report()` gives, next to the AP figures:
   the GTs it owns (the level of each GT's best default box), their recall, and the AP
   over the GTs it owns (`ssd.metrics.coco_eval_by`);
 - "misses_by_cause" and "misses": why each missed GT was missed, `ssd.errors.causes`;
-- "ap_by_size": AP by GT area in network-input pixels (COCO's bins 32^2 and 96^2 at S x S);
 - "confusion": GT class (rows, background first) x predicted class (columns, background
   first = missed) for detections scoring >= `confusion_score_thresh`, IoU >= 0.5.
 
@@ -25,9 +24,6 @@ from ssd.config import SSDConfig
 from ssd.errors.causes import CAUSES, miss_cause
 from ssd.errors.tide import ERROR_TYPES, TP, TideAccumulator, TideConfig, classify_image
 from ssd.postprocess import PostprocessConfig, Postprocessed, default_boxes_px_in
-
-SIZE_BINS_PX_IN = {"small": (0.0, 32.0 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e10)}
-
 
 def _confusion_image(conf: Tensor, det: dict, gt: dict, score_thresh: float, iou_thresh: float = 0.5) -> None:
     """Add one image to the (C, C) confusion matrix: detections above `score_thresh`, best
@@ -127,11 +123,8 @@ class ErrorAnalysis:
         return out
 
     def report(self) -> dict:
-        """{"errors", "per_level", "misses_by_cause", "misses", "ap_by_size", "confusion"} (JSON-ready)."""
-        from ssd.metrics import coco_eval_by
-
-        areas = [(g["boxes_xyxy_px_in"][:, 2:] - g["boxes_xyxy_px_in"][:, :2]).prod(-1) for g in self.gts]
-        det_areas = [(d["boxes_xyxy_px_in"][:, 2:] - d["boxes_xyxy_px_in"][:, :2]).prod(-1) for d in self.dets]
+        """{"errors", "per_level", "misses_by_cause", "misses", "confusion"} (JSON-ready); AP by
+        size comes from the main pycocotools run (`ssd.metrics.coco_eval`'s "by_size")."""
         by_cause = {c: 0 for c in CAUSES}
         for m in self.misses:
             by_cause[m["cause"]] += 1
@@ -143,7 +136,6 @@ class ErrorAnalysis:
             "per_level": self._per_level(),
             "misses_by_cause": by_cause,
             "misses": self.misses,
-            "ap_by_size": coco_eval_by(self.gts, self.dets, self.class_names, areas, det_areas, SIZE_BINS_PX_IN),
             "confusion": {"classes": self.class_names, "score_thresh": self.confusion_score_thresh,
                           "matrix": self.confusion.tolist()},
         }
@@ -159,6 +151,7 @@ def format_report(res: dict) -> str:
         lines.append(f"  level {lv['level']} {lv['feature_map'][0]}x{lv['feature_map'][1]}: TP {lv['tp']} "
                      f"FP {lv['fp']}  GT {lv['gt']} recall {rec}  AP50 {lv['AP50']}")
     lines.append("  misses by cause: " + ", ".join(f"{k} {v}" for k, v in res["misses_by_cause"].items()))
-    lines.append("  AP by size (px_in): " + ", ".join(
-        f"{k} {v['AP']} ({v['num_gt']} GT)" for k, v in res["ap_by_size"].items()))
+    if "ap_by_size" in res:
+        lines.append("  AP by size (px_in): " + ", ".join(
+            f"{k} {v['AP']} ({v['num_gt']} GT)" for k, v in res["ap_by_size"].items()))
     return "\n".join(lines)
