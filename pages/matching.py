@@ -96,7 +96,7 @@ def _matching_section(ctx) -> None:
 
     st.subheader("Hard negatives and the loss of this image")
     stg = _cache.current_stages(ctx)
-    lv = mv.loss_view(stg.cls_logits_flat(), stg.box_deltas_flat(), db, gt.boxes_xyxy, gt.labels, wh, ctx.loaded.class_names,
+    lv = mv.loss_view(stg.cls_logits_flat(), stg.bbox_regression_flat(), db, gt.boxes_xyxy, gt.labels, wh, ctx.loaded.class_names,
                       iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
     st.latex(mv.LOSS_FORMULA)
     st.markdown(

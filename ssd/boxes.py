@@ -1,4 +1,4 @@
-"""Box formats and SSD box coding.
+"""Box formats and SSD box coding (the library's one `encode` and one `decode`).
 
 Formats: `xyxy` = (x1, y1, x2, y2); `cxcywh` = (centre x, centre y, width, height).
 Frames: `_norm` = fractions of the image side in [0, 1]; otherwise pixels.
@@ -48,17 +48,38 @@ def encode(gt_xyxy: Tensor, default_cxcywh: Tensor, variances=(0.1, 0.2)) -> Ten
     return torch.cat([t_xy, t_wh], dim=-1)
 
 
-def decode(deltas: Tensor, default_cxcywh: Tensor, variances=(0.1, 0.2)) -> Tensor:
-    """Inverse of `encode`.
+def box_coder_weights(variances: tuple[float, float] = (0.1, 0.2)) -> tuple[float, float, float, float]:
+    """The SSD "variances" (v0, v1) as torchvision's BoxCoder weights (1/v0, 1/v0, 1/v1, 1/v1):
+    (0.1, 0.2) -> (10, 10, 5, 5)."""
+    return (1.0 / variances[0], 1.0 / variances[0], 1.0 / variances[1], 1.0 / variances[1])
+
+
+def decode(bbox_regression: Tensor, default_xyxy: Tensor, variances=(0.1, 0.2)) -> Tensor:
+    """Inverse of `encode`: the one box decoder of the library (Sec. 2.2, Eq. 2).
+
+    The float operations are torchvision's `BoxCoder(weights=(10, 10, 5, 5)).decode_single`
+    in the same order, so the boxes are bit-identical to its SSD's (NMS ties included).
 
     Args:
-        deltas: (..., N, 4) predicted (t_x, t_y, t_w, t_h); leading batch dims allowed.
-        default_cxcywh: (N, 4) default boxes.
+        bbox_regression: (..., A, 4) predicted (t_x, t_y, t_w, t_h); leading batch dims allowed.
+        default_xyxy: (A, 4) default boxes in xyxy, in any frame (`_norm` or `_px_in`).
+        variances: (v0, v1) for centre and size (`SSDConfig.variances`).
     Returns:
-        (..., N, 4) boxes in xyxy, in the defaults' frame.
+        (..., A, 4) boxes in xyxy, in the default boxes' frame (not clipped).
     """
-    d = default_cxcywh
-    cxcy = d[..., :2] + deltas[..., :2] * variances[0] * d[..., 2:]
-    t_wh = (deltas[..., 2:] * variances[1]).clamp(max=_BBOX_XFORM_CLIP)
-    wh = d[..., 2:] * torch.exp(t_wh)
-    return torch.cat([cxcy - 0.5 * wh, cxcy + 0.5 * wh], dim=-1)
+    wx, wy, ww, wh = box_coder_weights(variances)
+    d = default_xyxy.to(bbox_regression.dtype)
+    widths = d[..., 2] - d[..., 0]  # (A,)
+    heights = d[..., 3] - d[..., 1]
+    ctr_x = d[..., 0] + 0.5 * widths
+    ctr_y = d[..., 1] + 0.5 * heights
+    dx = bbox_regression[..., 0] / wx  # (..., A)
+    dy = bbox_regression[..., 1] / wy
+    # Same clamp as torchvision: exp() of a large predicted t_w must not overflow.
+    dw = torch.clamp(bbox_regression[..., 2] / ww, max=_BBOX_XFORM_CLIP)
+    dh = torch.clamp(bbox_regression[..., 3] / wh, max=_BBOX_XFORM_CLIP)
+    pred_ctr_x = dx * widths + ctr_x
+    pred_ctr_y = dy * heights + ctr_y
+    half_w = 0.5 * (torch.exp(dw) * widths)
+    half_h = 0.5 * (torch.exp(dh) * heights)
+    return torch.stack([pred_ctr_x - half_w, pred_ctr_y - half_h, pred_ctr_x + half_w, pred_ctr_y + half_h], dim=-1)

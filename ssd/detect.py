@@ -31,6 +31,7 @@ from ssd.checkpoint import CheckpointError
 from ssd.checkpoint import load as load_checkpoint
 from ssd.images import ImageError, is_image_path, load_image
 from ssd.inference import Stages, run_stages
+from ssd.postprocess import PostprocessConfig, config_with
 from ssd.models import MODEL_NAMES, WeightsError, build
 from ssd.models.common import SSDNet
 
@@ -65,8 +66,8 @@ def _load_model(args) -> SSDNet:
 def _json_record(path: Path, st: Stages, per_level: bool, level_names) -> dict:
     rec = {
         "image": str(path),
-        "width": st.orig_size[1],
-        "height": st.orig_size[0],
+        "width": st.image_hw[1],
+        "height": st.image_hw[0],
         "detections": st.detections.to_records(st.class_names),
         "per_level": None,
     }
@@ -100,7 +101,7 @@ def _table(records: list[dict], indent: str = "  ") -> list[str]:
 
 def _print_text(path: Path, st: Stages, per_level: bool, level_names) -> None:
     recs = st.detections.to_records(st.class_names)
-    h, w = st.orig_size
+    h, w = st.image_hw
     print(f"{path} ({w}x{h}): {len(recs)} detection(s), {st.timings.get('total', 0.0):.0f} ms")
     print("\n".join(_table(recs)))
     if per_level:
@@ -108,6 +109,9 @@ def _print_text(path: Path, st: Stages, per_level: bool, level_names) -> None:
             fh, fw = st.feature_sizes[k]
             print(f"  level {k} {level_names[k]} {fh}x{fw}: {len(det)} detection(s)")
             print("\n".join(_table(det.to_records(st.class_names), indent="    ")))
+
+
+_DEFAULTS = PostprocessConfig()  # the library's thresholds (ssd.postprocess)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON list, one object per image")
     p.add_argument("--score-threshold", type=float, default=0.3,
                    help="minimum class score (default 0.3; the library default is torchvision's 0.01)")
-    p.add_argument("--nms-threshold", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
-    p.add_argument("--top-k", type=int, default=200, help="detections kept per image (default 200)")
+    p.add_argument("--nms-threshold", type=float, default=None,
+                   help=f"NMS IoU threshold (default {_DEFAULTS.nms_thresh})")
+    p.add_argument("--top-k", type=int, default=None,
+                   help=f"detections kept per image (default {_DEFAULTS.detections_per_img})")
     p.add_argument("--level-score-threshold", type=float, default=None,
                    help="score threshold for --per-level (default: --score-threshold)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
@@ -148,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
     failed = bool(errors)
     level_thr = args.level_score_threshold if args.level_score_threshold is not None else args.score_threshold
+    try:
+        post_cfg = config_with(score_threshold=args.score_threshold, nms_threshold=args.nms_threshold,
+                               top_k=args.top_k, level_score_threshold=level_thr, level_nms_threshold=args.nms_threshold)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     results = []
     for path in files:
         try:
@@ -156,16 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             failed = True
             continue
-        st = run_stages(
-            model,
-            image,
-            score_threshold=args.score_threshold,
-            nms_threshold=args.nms_threshold,
-            top_k=args.top_k,
-            level_score_threshold=level_thr,
-            level_nms_threshold=args.nms_threshold,
-            device=args.device,
-        )
+        st = run_stages(model, image, post_cfg, device=args.device)
         if args.json:
             results.append(_json_record(path, st, args.per_level, model.level_names))
         else:

@@ -3,9 +3,11 @@
     python -m ssd.evaluate --checkpoint checkpoints/compact256_shapes.pt \
         --dataset procedural --seed 1000 --num-images 500 --json
 
-Detections are the final ones (softmax, score >= 0.01, per-class top 400 candidates,
-NMS at IoU 0.45, top 200 per image: torchvision's `SSD.postprocess_detections` and
-`ssd.inference`'s final stage), computed for a whole batch at once. Boxes are compared
+Detections are the final ones of `ssd.postprocess` (the same code as `ssd.inference`'s
+final stage and torchvision's `SSD.postprocess_detections`, with `PostprocessConfig()`'s
+thresholds), for a whole batch at once. `--errors` adds the error analysis of
+`ssd.errors` (TIDE error types with their dAP, per level, why each miss was missed, AP by
+size and by level, the class confusion matrix). Boxes are compared
 in the network-input pixel frame (S x S, SSD warps images to a square), so COCO's
 small/medium/large split refers to S x S pixels.
 """
@@ -19,80 +21,103 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from torchvision.ops import batched_nms
 
-from ssd.boxes import decode
 from ssd.data.common import DatasetError, collate
 from ssd.metrics import coco_eval, pr_curves, voc07_map
-from ssd.priors import default_boxes
+from ssd.postprocess import PostprocessConfig, decode_boxes_px_in, default_boxes_px_in, postprocess_batch
 
-SCORE_THRESHOLD = 0.01  # keep low-score detections: AP integrates over the whole PR curve
-NMS_THRESHOLD = 0.45  # Sec. 3 (inference): NMS with Jaccard overlap 0.45 per class
-TOPK_CANDIDATES = 400  # per class, before NMS (torchvision)
-TOP_K = 200  # detections kept per image (Sec. 3: top 200)
+def scores_and_boxes(model, head_outputs, image_side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax and decode a batch's `HeadOutputs` (`ssd.postprocess.decode_boxes_px_in`).
+
+    Returns:
+        scores (B, A, C) softmax, boxes_px_in (B, A, 4) xyxy network-input pixels, clipped.
+    """
+    _, default_xyxy_px_in = default_boxes_px_in(model.cfg)
+    scores = F.softmax(head_outputs.cls_logits_flat(), dim=-1)  # (B, A, C)
+    boxes_px_in = decode_boxes_px_in(head_outputs.bbox_regression_flat(), default_xyxy_px_in, image_side,
+                                     model.cfg.variances)  # (B, A, 4)
+    return scores, boxes_px_in
 
 
 @torch.no_grad()
-def detect_batch(model, images: torch.Tensor, score_threshold: float = SCORE_THRESHOLD,
-                 nms_threshold: float = NMS_THRESHOLD, topk_candidates: int = TOPK_CANDIDATES,
-                 top_k: int = TOP_K, priors_cxcywh: torch.Tensor | None = None) -> list[dict]:
-    """Final detections for a batch.
+def forward_batch(model, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network on a batch, then `scores_and_boxes`.
 
     Args:
         images: (B, 3, S, S) in [0, 1].
     Returns:
-        B dicts {"boxes_xyxy": (N, 4) px in the S x S input, "scores": (N,), "labels": (N,) in 1..C-1}.
+        scores (B, A, C) softmax, boxes_px_in (B, A, 4) xyxy network-input pixels, clipped.
     """
     model.eval()
-    s = images.shape[-1]
-    if priors_cxcywh is None:
-        priors_cxcywh = default_boxes(model.cfg).cxcywh.to(images.device)
-    out = model(images)
-    scores_all = F.softmax(out.cls_logits_flat(), dim=-1)  # (B, A, C)
-    boxes_all = decode(out.bbox_regression_flat(), priors_cxcywh, model.cfg.variances).clamp(0, 1) * s  # (B, A, 4)
-    num_classes = scores_all.shape[-1]
-    results = []
-    for scores_per_image, boxes_per_image in zip(scores_all, boxes_all):
-        boxes, scores, labels = [], [], []
-        for c in range(1, num_classes):
-            sc = scores_per_image[:, c]
-            keep = sc > score_threshold
-            sc, bx = sc[keep], boxes_per_image[keep]
-            if sc.numel() > topk_candidates:
-                sc, idx = sc.topk(topk_candidates)
-                bx = bx[idx]
-            boxes.append(bx)
-            scores.append(sc)
-            labels.append(torch.full_like(sc, c, dtype=torch.int64))
-        boxes_c, scores_c, labels_c = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
-        keep = batched_nms(boxes_c, scores_c, labels_c, nms_threshold)[:top_k]
-        results.append({"boxes_xyxy": boxes_c[keep].cpu(), "scores": scores_c[keep].cpu(),
-                        "labels": labels_c[keep].cpu()})
-    return results
+    return scores_and_boxes(model, model(images), images.shape[-1])
 
 
 @torch.no_grad()
-def evaluate_model(model, dataset, class_names, device="cpu", batch_size: int = 32, curves: bool = False,
-                   score_threshold: float = SCORE_THRESHOLD) -> dict:
-    """Run `model` over `dataset` (items: (image (3, S, S), target with normalised boxes))
-    and score it.
+def detect_batch(model, images: torch.Tensor, config: PostprocessConfig | None = None) -> list[dict]:
+    """Final detections for a batch (`forward_batch`, then `ssd.postprocess`).
 
-    Returns {"AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "per_class",
-    "per_class_AP50", "voc07_map", "voc07_per_class", "num_images"} (+ "curves": per class
-    name {"recall", "precision", "ap_voc07", "num_gt"} at IoU 0.5 when `curves`).
+    Args:
+        images: (B, 3, S, S) in [0, 1].
+        config: the thresholds (default `PostprocessConfig()`, torchvision's).
+    Returns:
+        B dicts {"boxes_xyxy_px_in": (N, 4) px in the S x S input, "scores": (N,),
+        "labels": (N,) in 1..C-1, "default_index": (N,)}, on the CPU.
     """
+    scores, boxes_px_in = forward_batch(model, images)
+    posts = postprocess_batch(scores, boxes_px_in, config or PostprocessConfig())
+    return [{k: v.cpu() for k, v in p.detections().items()} for p in posts]
+
+
+def _check_classes(model, class_names) -> None:
+    if model.num_classes != len(class_names):
+        raise DatasetError(f"the checkpoint's model predicts {model.num_classes} classes (background included) "
+                           f"but the dataset has {len(class_names)}: {list(class_names)}; evaluate it on data "
+                           f"with the classes it was trained on")
+
+
+@torch.no_grad()
+def collect(model, dataset, class_names, device="cpu", batch_size: int = 32,
+            config: PostprocessConfig | None = None, errors: bool = False):
+    """Run `model` over `dataset` (items: (image (3, S, S), target with normalised boxes)).
+
+    Returns:
+        (gts, dets, analysis): per image {"boxes_xyxy_px_in" (G, 4), "labels" (G,)} and the
+        final detections of `detect_batch`; `analysis` is an `ssd.errors.ErrorAnalysis`
+        fed with every image when `errors`, else None.
+    Raises DatasetError for an empty dataset, one without any ground truth, or classes
+    that differ from the model's.
+    """
+    _check_classes(model, class_names)
+    if len(dataset) == 0:
+        raise DatasetError("the dataset is empty: there is nothing to evaluate")
+    config = config or PostprocessConfig()
     was_training = model.training
-    model.eval()
-    device = torch.device(device)
-    priors = default_boxes(model.cfg).cxcywh.to(device)
+    analysis = None
+    if errors:
+        from ssd.errors import ErrorAnalysis
+
+        analysis = ErrorAnalysis(model.cfg, class_names, config)
     gts, dets = [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    for images, targets in loader:
+    for images, targets in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
         s = images.shape[-1]
-        dets += detect_batch(model, images.to(device), score_threshold=score_threshold, priors_cxcywh=priors)
-        gts += [{"boxes_xyxy": t["boxes"] * s, "labels": t["labels"]} for t in targets]
-    if was_training:
-        model.train()
+        scores, boxes_px_in = forward_batch(model, images.to(torch.device(device)))
+        posts = postprocess_batch(scores, boxes_px_in, config)
+        batch_gts = [{"boxes_xyxy_px_in": t["boxes"] * s, "labels": t["labels"]} for t in targets]
+        batch_dets = [{k: v.cpu() for k, v in p.detections().items()} for p in posts]
+        if analysis is not None:
+            analysis.add_batch(batch_gts, batch_dets, scores, boxes_px_in, posts)
+        gts += batch_gts
+        dets += batch_dets
+    model.train(was_training)
+    if not any(len(g["labels"]) for g in gts):
+        raise DatasetError(f"none of the {len(gts)} images has a ground-truth box: AP is undefined")
+    return gts, dets, analysis
+
+
+def score(gts: list[dict], dets: list[dict], class_names, curves: bool = False) -> dict:
+    """AP of `collect`'s output: {"AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+    "per_class", "per_class_AP50", "voc07_map", "voc07_per_class", "num_images"} (+ "curves":
+    per class name {"recall", "precision", "ap_voc07", "num_gt"} at IoU 0.5 when `curves`)."""
     res = coco_eval(gts, dets, class_names)
     pr = pr_curves(gts, dets, len(class_names), iou_threshold=0.5)
     res["voc07_map"] = voc07_map(pr)
@@ -104,13 +129,34 @@ def evaluate_model(model, dataset, class_names, device="cpu", batch_size: int = 
     return res
 
 
+def evaluate_model(model, dataset, class_names, device="cpu", batch_size: int = 32, curves: bool = False,
+                   config: PostprocessConfig | None = None, errors: bool = False) -> dict:
+    """`score(*collect(...))`: the AP figures of `model` on `dataset`, plus the error
+    analysis (`ssd.errors.ErrorAnalysis.report()` keys) when `errors`."""
+    gts, dets, analysis = collect(model, dataset, class_names, device, batch_size, config, errors)
+    return _with_errors(score(gts, dets, class_names, curves), analysis)
+
+
+def _with_errors(res: dict, analysis) -> dict:
+    """`res` plus the error analysis (and "ap_by_size": AP by GT area in network-input
+    pixels, COCO's bins 32^2 / 96^2) when there is one."""
+    by_size = res.pop("by_size", {})
+    if analysis is not None:
+        res.update(analysis.report())
+        res["ap_by_size"] = by_size
+    return res
+
+
 def build_eval_dataset(args, image_size: int, class_names):
     from ssd.data.transforms import eval_transform
 
     t = eval_transform(image_size)
     if args.dataset == "procedural":
-        from ssd.data.procedural import ProceduralDataset
+        from ssd.data.procedural import CLASSES, ProceduralDataset
 
+        if tuple(CLASSES) != tuple(class_names):
+            raise DatasetError(f"procedural scenes have the classes {list(CLASSES[1:])} but the checkpoint's "
+                               f"are {list(class_names[1:])}; evaluate it on its own dataset (--dataset voc/coco)")
         return ProceduralDataset(args.num_images, args.seed, image_size, t)
     if args.dataset == "voc":
         from ssd.data.voc import VOCDataset
@@ -128,7 +174,7 @@ def build_eval_dataset(args, image_size: int, class_names):
     return ds
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ssd.evaluate", description="Evaluate an SSD checkpoint.")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--dataset", choices=("procedural", "voc", "coco"), default="procedural")
@@ -143,7 +189,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--curves-out", default="", help="write per-class PR curves (IoU 0.5) to this JSON")
+    p.add_argument("--errors", action="store_true",
+                   help="add the error analysis: TIDE error types with their dAP, per level, causes of misses, "
+                        "AP by size and level, class confusion")
+    p.add_argument("--gt-out", default="", help="write the ground truth as COCO JSON (network-input pixels)")
+    p.add_argument("--detections-out", default="", help="write the detections as COCO results JSON")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return p
+
+
+def _write_outputs(args, res: dict, gts: list[dict], dets: list[dict], class_names, image_side: int) -> None:
+    from ssd.metrics import coco_gt_json, coco_results_json
+    from ssd.runlog import write_json_atomic
+
+    curves = res.pop("curves", None)
+    if args.curves_out:
+        write_json_atomic(args.curves_out, {"iou_threshold": 0.5, "classes": curves})
+    if args.gt_out:
+        write_json_atomic(args.gt_out, coco_gt_json(gts, class_names, (image_side, image_side)))
+    if args.detections_out:
+        write_json_atomic(args.detections_out, coco_results_json(dets))
+
+
+def _print_text(args, res: dict) -> None:
+    print(f"{Path(args.checkpoint).name} on {res['num_images']} {args.dataset} images: "
+          f"AP {res['AP']:.3f}  AP50 {res['AP50']:.3f}  AP75 {res['AP75']:.3f}  VOC07 mAP {res['voc07_map']:.3f}")
+    for name, ap in res["per_class"].items():
+        print(f"  {name:>12}: AP {ap if ap is None else round(ap, 3)}  AP50 {res['per_class_AP50'][name]}")
+    if "errors" in res:
+        from ssd.errors import format_report
+
+        print(format_report(res))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     from ssd import checkpoint
     from ssd.engine import resolve_device
@@ -155,16 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         model, meta = checkpoint.load(args.checkpoint, device=device)
         class_names = list(meta["class_names"])
         ds = build_eval_dataset(args, model.cfg.image_size, class_names)
-        res = evaluate_model(model, ds, class_names, device=device, batch_size=args.batch_size,
-                             curves=bool(args.curves_out))
+        gts, dets, analysis = collect(model, ds, class_names, device=device, batch_size=args.batch_size,
+                                      errors=args.errors)
+        res = score(gts, dets, class_names, curves=bool(args.curves_out))
     except (checkpoint.CheckpointError, DatasetError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    curves = res.pop("curves", None)
-    if args.curves_out:
-        from ssd.runlog import write_json_atomic
-
-        write_json_atomic(args.curves_out, {"iou_threshold": 0.5, "classes": curves})
+    res = _with_errors(res, analysis)
+    _write_outputs(args, res, gts, dets, class_names, model.cfg.image_size)
     res["checkpoint"] = str(args.checkpoint)
     res["dataset"] = args.dataset
     if args.dataset == "procedural":
@@ -172,10 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(f"{Path(args.checkpoint).name} on {res['num_images']} {args.dataset} images: "
-              f"AP {res['AP']:.3f}  AP50 {res['AP50']:.3f}  AP75 {res['AP75']:.3f}  VOC07 mAP {res['voc07_map']:.3f}")
-        for name, ap in res["per_class"].items():
-            print(f"  {name:>12}: AP {ap if ap is None else round(ap, 3)}  AP50 {res['per_class_AP50'][name]}")
+        _print_text(args, res)
     return 0
 
 

@@ -1,5 +1,5 @@
 """The MultiBox loss with hard negative mining (Sec. 2.2 "Training objective", Eq. 1-3,
-and Sec. 2.3 "Hard negative mining").
+and Sec. 2.2 "Hard negative mining").
 
     L = (L_conf + alpha * L_loc) / N
 
@@ -145,11 +145,12 @@ def multibox_loss(
     alpha: float = 1.0,
     variances: tuple[float, float] = (0.1, 0.2),
 ) -> MultiboxLoss:
-    """SSD's training loss for a batch (Sec. 2.2 Eq. 1; matching and mining Sec. 2.3).
+    """SSD's training loss for a batch (Sec. 2.2 Eq. 1; matching and mining also Sec. 2.2).
 
     Args:
         cls_logits: (B, A, C) class scores before softmax, class 0 = background.
-        box_deltas: (B, A, 4) predicted offsets (t_x, t_y, t_w, t_h) w.r.t. the default boxes.
+        box_deltas: (B, A, 4) predicted offsets (t_x, t_y, t_w, t_h) w.r.t. the default boxes
+            (the model's `bbox_regression`, `HeadOutputs.bbox_regression_flat()`).
         default_cxcywh: (A, 4) default boxes, cxcywh, normalised (`ssd.priors.default_boxes(cfg).cxcywh`).
         targets: B dicts: `boxes` (G, 4) float xyxy normalised to [0, 1], `labels` (G,) int in 1..C-1.
             G may be 0.
@@ -183,7 +184,7 @@ def multibox_loss(
     sizes = [b.shape[0] for b in boxes_per_image]
     _check_values(torch.cat(boxes_per_image), torch.cat(labels_per_image), sizes, C)
 
-    # Matching, whole batch at once (Sec. 2.3).
+    # Matching, whole batch at once (Sec. 2.2).
     gt_xyxy, gt_valid = pad_boxes(boxes_per_image)  # (B, G, 4), (B, G)
     batch_match = match_batch(cxcywh_to_xyxy(default_cxcywh), gt_xyxy, gt_valid, iou_threshold)
     positive = batch_match.gt_index >= 0  # (B, A)
@@ -202,7 +203,7 @@ def multibox_loss(
     )
     conf_loss_per_box = cls_loss.detach()
 
-    # Hard negative mining (Sec. 2.3): per image, the negatives with the highest
+    # Hard negative mining (Sec. 2.2): per image, the negatives with the highest
     # confidence loss, at most neg_pos_ratio per positive.
     num_pos_per_image = positive.sum(dim=1)  # (B,)
     num_neg = torch.minimum((num_pos_per_image * neg_pos_ratio).long(), A - num_pos_per_image)  # (B,)

@@ -1,4 +1,4 @@
-"""Matching default boxes to ground truth (Sec. 2.3, "Matching strategy").
+"""Matching default boxes to ground truth (Sec. 2.2, "Matching strategy").
 
 The paper's rule, in two steps:
   1. each ground-truth box (GT) is matched to the default box with the best
@@ -150,7 +150,7 @@ def assign(iou: Tensor, gt_valid: Tensor, iou_threshold: float = 0.5) -> BatchMa
     Args:
         iou: (B, G, A) IoU of each (padded) GT with each default box.
         gt_valid: (B, G) bool, False for padding rows.
-        iou_threshold: step-2 threshold (Sec. 2.3: 0.5).
+        iou_threshold: step-2 threshold (Sec. 2.2: 0.5).
     Returns:
         BatchMatch with (B, A) tensors.
     """
@@ -210,7 +210,7 @@ def _assign(iou: Tensor, gt_valid: Tensor, iou_threshold: float) -> BatchMatch:
 
 
 def match(default_xyxy: Tensor, gt_xyxy: Tensor, iou_threshold: float = 0.5) -> Match:
-    """Match the default boxes of one image to its ground truth (Sec. 2.3).
+    """Match the default boxes of one image to its ground truth (Sec. 2.2).
 
     Args:
         default_xyxy: (A, 4) default boxes, xyxy, same frame as `gt_xyxy` (normalised or pixels).

@@ -16,11 +16,11 @@ from ssd.priors import default_boxes
 
 
 def gt(boxes, labels):
-    return {"boxes_xyxy": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor(labels)}
+    return {"boxes_xyxy_px_in": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.tensor(labels)}
 
 
 def det(boxes, scores, labels):
-    return {"boxes_xyxy": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+    return {"boxes_xyxy_px_in": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             "scores": torch.tensor(scores, dtype=torch.float32), "labels": torch.tensor(labels, dtype=torch.int64)}
 
 
@@ -94,7 +94,7 @@ def test_detect_batch_equals_torchvision_postprocess(model):
         assert len(o["scores"]) > 0
         assert torch.equal(o["labels"], t["labels"])
         assert torch.allclose(o["scores"], t["scores"])
-        assert torch.allclose(o["boxes_xyxy"], t["boxes"], atol=1e-3)
+        assert torch.equal(o["boxes_xyxy_px_in"], t["boxes"])  # one decode: bit-identical
 
 
 def test_evaluate_model_keys(model):
@@ -136,7 +136,7 @@ def test_detect_batch_equals_run_stages_final_detections(model):
     assert len(ours["scores"]) == len(st.detections.scores) > 0
     assert torch.equal(ours["labels"], st.detections.labels)
     assert torch.allclose(ours["scores"], st.detections.scores)
-    assert torch.allclose(ours["boxes_xyxy"], st.detections.boxes_xyxy, atol=1e-3)
+    assert torch.equal(ours["boxes_xyxy_px_in"], st.detections.boxes_xyxy_px)
 
 
 def test_cli_on_voc_and_coco_exports(tmp_path, model, capsys):

@@ -67,14 +67,14 @@ def test_final_detections_equal_torchvision(ssd300):
     _, tv_out, st, _ = ssd300
     assert isinstance(st, Stages) and isinstance(st.detections, Detections)
     assert len(st.detections) == len(tv_out["boxes"]) > 0
-    torch.testing.assert_close(st.detections.boxes_xyxy, tv_out["boxes"], atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(st.detections.boxes_xyxy_px, tv_out["boxes"], atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(st.detections.scores, tv_out["scores"], atol=1e-5, rtol=1e-5)
     assert torch.equal(st.detections.labels, tv_out["labels"])
 
 
 def test_stage_shapes_and_frames(ssd300):
     model, _, st, _ = ssd300
-    assert st.orig_size == (240, 320)
+    assert st.image_hw == (240, 320)
     assert st.scale_xy == pytest.approx((320 / 300, 240 / 300))
     assert st.input_tensor.shape == (3, 300, 300)
     assert 0.0 <= float(st.input_tensor.min()) and float(st.input_tensor.max()) <= 1.0
@@ -84,15 +84,15 @@ def test_stage_shapes_and_frames(ssd300):
     for lvl, (h, w) in enumerate(st.feature_sizes):
         n = h * w * k[lvl]
         assert st.cls_logits[lvl].shape == (n, 21) and st.scores[lvl].shape == (n, 21)
-        assert st.box_deltas[lvl].shape == (n, 4) and st.boxes_xyxy[lvl].shape == (n, 4)
+        assert st.bbox_regression[lvl].shape == (n, 4) and st.boxes_xyxy_px[lvl].shape == (n, 4)
         torch.testing.assert_close(st.scores[lvl].sum(1), torch.ones(n))
         torch.testing.assert_close(st.scores[lvl], st.cls_logits[lvl].softmax(-1))
-    boxes = torch.cat(st.boxes_xyxy)
+    boxes = torch.cat(st.boxes_xyxy_px)
     assert float(boxes[:, 0::2].min()) >= 0 and float(boxes[:, 0::2].max()) <= 320 + 1e-3
     assert float(boxes[:, 1::2].max()) <= 240 + 1e-3
     # Boxes are the deltas decoded with ssd.boxes.decode, clipped, scaled to the original.
     db = st.default_boxes
-    dec = decode(torch.cat(st.box_deltas), db.cxcywh).clamp(0, 1) * torch.tensor([320, 240, 320, 240])
+    dec = decode(torch.cat(st.bbox_regression), db.xyxy).clamp(0, 1) * torch.tensor([320, 240, 320, 240])
     torch.testing.assert_close(boxes, dec, atol=2e-3, rtol=0)
     assert set(st.timings) >= {"preprocess", "backbone", "head", "decode", "nms", "total"}
 
@@ -105,9 +105,9 @@ def _check_consistent(det: Detections, st: Stages):
     assert torch.equal(det.box_index, db.box_index[a])
     fm = torch.tensor(st.feature_sizes)[det.level]
     assert torch.equal(det.feature_size, fm)
-    flat_boxes = torch.cat(st.boxes_xyxy)
+    flat_boxes = torch.cat(st.boxes_xyxy_px)
     flat_scores = torch.cat(st.scores)
-    torch.testing.assert_close(det.boxes_xyxy, flat_boxes[a])
+    torch.testing.assert_close(det.boxes_xyxy_px, flat_boxes[a])
     torch.testing.assert_close(det.scores, flat_scores[a, det.labels])
     for n in range(min(len(det), 20)):  # flat_index(level, i, j, b) gives back the index
         lvl, i, j, b = (int(det.level[n]), int(det.row[n]), int(det.col[n]), int(det.box_index[n]))
@@ -151,7 +151,7 @@ def test_tensor_input_equals_pil():
     st2 = run_stages(model, x, level_score_threshold=0.06)
     assert st2.image is None and st.image is not None
     assert torch.equal(st2.detections.default_index, st.detections.default_index)
-    torch.testing.assert_close(st2.detections.boxes_xyxy, st.detections.boxes_xyxy)
+    torch.testing.assert_close(st2.detections.boxes_xyxy_px, st.detections.boxes_xyxy_px)
 
 
 def test_compact_thresholds_and_bad_input():
@@ -162,7 +162,7 @@ def test_compact_thresholds_and_bad_input():
     st = run_stages(model, img, top_k=3, score_threshold=0.2, level_score_threshold=0.9)
     assert model.training  # mode restored
     assert len(st.detections) <= 3 and (st.candidates.scores > 0.2).all()
-    assert st.orig_size == (50, 90) and st.image.mode == "RGB"
+    assert st.image_hw == (50, 90) and st.image.mode == "RGB"
     assert st.class_names == ["background", "1", "2", "3"]
     model.class_names = ["background", "cat", "dog", "bird"]
     st = run_stages(model, torch.zeros(3, 64, 64, dtype=torch.uint8), score_threshold=0.0, top_k=2)
@@ -182,11 +182,11 @@ def test_flat_outputs_follow_default_box_order():
     model = build("compact256", num_classes=7).eval()
     stg = run_stages(model, torch.rand(3, 200, 240))
     a = len(stg.default_boxes)
-    assert stg.cls_logits_flat().shape == (a, 7) and stg.box_deltas_flat().shape == (a, 4)
+    assert stg.cls_logits_flat().shape == (a, 7) and stg.bbox_regression_flat().shape == (a, 4)
     k = 2  # rows of level k sit at the level's slice of the flat order
     sl = stg.default_boxes.level_slice(k)
     assert torch.equal(stg.cls_logits_flat()[sl], stg.cls_logits[k])
-    assert torch.equal(stg.box_deltas_flat()[sl], stg.box_deltas[k])
+    assert torch.equal(stg.bbox_regression_flat()[sl], stg.bbox_regression[k])
 
 
 def test_stages_from_cached_raw_equal_run_stages():
@@ -200,7 +200,7 @@ def test_stages_from_cached_raw_equal_run_stages():
     raw = forward_raw(model, image)
     for kw in ({}, {"score_threshold": 0.1, "nms_threshold": 0.3, "top_k": 5}):
         a, b = run_stages(model, image, **kw), stages_from_raw(raw, **kw)
-        assert torch.equal(a.detections.boxes_xyxy, b.detections.boxes_xyxy)
+        assert torch.equal(a.detections.boxes_xyxy_px, b.detections.boxes_xyxy_px)
         assert torch.equal(a.detections.labels, b.detections.labels)
         assert torch.equal(a.nms.keep, b.nms.keep) and len(a.candidates) == len(b.candidates)
         assert [len(d) for d in a.level_detections] == [len(d) for d in b.level_detections]

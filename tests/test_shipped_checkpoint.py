@@ -58,7 +58,7 @@ def test_cat_on_8x8_and_dog_on_4x4(shipped):
         best = mine[det.scores[mine].argmax()]
         assert det.scores[best] > 0.5, f"{name} best score {float(det.scores[best]):.2f}"
         assert int(det.level[best]) == level, f"{name} best detection on level {int(det.level[best])}"
-        assert box_iou(det.boxes_xyxy[best][None], gt_box[None]).item() >= 0.5  # a hit by the VOC criterion
+        assert box_iou(det.boxes_xyxy_px[best][None], gt_box[None]).item() >= 0.5  # a hit by the VOC criterion
         # and that level on its own finds it too (the --per-level view)
         lvl = st.level_detections[level]
         assert (lvl.labels == label).any()

@@ -39,7 +39,7 @@ def test_records_name_a_kept_same_class_suppressor_with_its_iou(stages):
     assert all(r["kept"] for r in recs if r["final"])
     suppressed = [r for r in recs if not r["kept"]]
     assert suppressed, "a random model proposes overlapping boxes"
-    boxes = stages.candidates.boxes_xyxy
+    boxes = stages.candidates.boxes_xyxy_px
     for r in suppressed:
         s = recs[r["suppressed_by"]]
         assert s["kept"] and s["class"] == r["class"] and s["score"] >= r["score"]

@@ -82,8 +82,8 @@ def test_ground_truth_and_its_best_cell_on_the_cat_and_dog_scene():
     maps = [np.zeros((f, f)) for f in cfg.feature_maps]
     classes = [np.zeros((f, f), dtype=int) for f in cfg.feature_maps]
     from ssd.inference import Detections
-    empty = Detections(**{k: torch.zeros((0, 4) if k == "boxes_xyxy" else (0, 2) if k == "feature_size" else (0,))
-                          for k in ("boxes_xyxy", "scores", "labels", "level", "row", "col", "box_index",
+    empty = Detections(**{k: torch.zeros((0, 4) if k == "boxes_xyxy_px" else (0, 2) if k == "feature_size" else (0,))
+                          for k in ("boxes_xyxy_px", "scores", "labels", "level", "row", "col", "box_index",
                                     "default_index", "feature_size")})
     fig = psv.per_scale_figure(maps, classes, [empty] * 6, [(f, f) for f in cfg.feature_maps], cfg.steps, 256,
                                None, img.size, ["bg", "cat", "dog"], gt_xyxy_px=boxes_px.numpy(),

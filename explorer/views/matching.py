@@ -198,7 +198,7 @@ class LossView:
 
 def loss_view(
     cls_logits: Tensor,
-    box_deltas: Tensor,
+    bbox_regression: Tensor,
     db: DefaultBoxes,
     gt_xyxy_px: Tensor,
     gt_labels: Tensor,
@@ -213,17 +213,17 @@ def loss_view(
 
     Args:
         cls_logits: (A, C) or (1, A, C) the model's class logits on this image.
-        box_deltas: (A, 4) or (1, A, 4) its box offsets.
+        bbox_regression: (A, 4) or (1, A, 4) its box offsets.
         db: the model's default boxes.
         gt_xyxy_px, gt_labels: (G, 4) original pixels, (G,) classes 1..C-1.
     """
     from ssd.loss import multibox_loss, negative_rank
 
     cls_logits = cls_logits.reshape(1, -1, cls_logits.shape[-1]).float()  # (A, C) -> (1, A, C)
-    box_deltas = box_deltas.reshape(1, -1, 4).float()  # (A, 4) -> (1, A, 4)
+    bbox_regression = bbox_regression.reshape(1, -1, 4).float()  # (A, 4) -> (1, A, 4)
     target = {"boxes": gt_to_norm(gt_xyxy_px, image_wh), "labels": gt_labels.long()}
     with torch.no_grad():
-        res = multibox_loss(cls_logits, box_deltas, db.cxcywh, [target], iou_threshold=iou_threshold,
+        res = multibox_loss(cls_logits, bbox_regression, db.cxcywh, [target], iou_threshold=iou_threshold,
                             neg_pos_ratio=neg_pos_ratio, alpha=alpha, variances=variances)
     n = res.num_pos
     positive, hard = res.positive[0], res.hard_negative[0]

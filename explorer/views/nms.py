@@ -41,7 +41,7 @@ def candidate_records(stages, class_names: list[str]) -> list[dict]:
     final = set(keep_idx[: len(stages.detections)].tolist())
     by = stages.nms.suppressed_by.tolist()
     iou = stages.nms.suppress_iou.tolist()
-    boxes = cand.boxes_xyxy.reshape(-1, 4).tolist()
+    boxes = cand.boxes_xyxy_px.reshape(-1, 4).tolist()
     # Plain lists once: indexing tensors element by element costs microseconds each.
     labels, scores, level = cand.labels.tolist(), cand.scores.tolist(), cand.level.tolist()
     row, col, default_index = cand.row.tolist(), cand.col.tolist(), cand.default_index.tolist()

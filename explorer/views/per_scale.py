@@ -149,7 +149,7 @@ def per_scale_figure(
             heat["colorbar"] = {"title": {"text": "score"}, "len": 0.8}
         traces.append(heat)
         det = level_detections[k]
-        boxes = det.boxes_xyxy.reshape(-1, 4).numpy() if len(det.scores) else np.zeros((0, 4))
+        boxes = det.boxes_xyxy_px.reshape(-1, 4).numpy() if len(det.scores) else np.zeros((0, 4))
         labels = det.labels.tolist() if len(det.scores) else []
         det_scores, det_row, det_col = det.scores.tolist(), det.row.tolist(), det.col.tolist()
         for cls in sorted(set(labels)):
