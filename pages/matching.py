@@ -23,6 +23,30 @@ _ui.page_header(
 )
 
 
+def _encoding_section(view, gt, db, cfg, wh) -> None:
+    """The box encoding of one positive the user picks (Sec. 2.2, Eq. 2)."""
+    st.subheader("Box encoding of one matched pair")
+    st.caption("The regression target of a positive: the ground truth's centre offset in units of the default "
+               "box's size, and the log of the size ratios (Eq. 2), each divided by a *variance* (0.1 centre, "
+               "0.2 size). The variances are in every SSD code base (torchvision's BoxCoder weights 10, 10, 5, 5) "
+               "but not in the paper: they scale the targets to about unit spread for Smooth L1.")
+    if view.records:
+        pick = st.selectbox("Positive default box", range(len(view.records)), key="enc_pick",
+                            format_func=lambda i: (f"#{view.records[i]['default_index']}: GT {view.records[i]['gt']} "
+                                                   f"({view.records[i]['gt_label']}), level {view.records[i]['level']}, "
+                                                   f"IoU {view.records[i]['iou']:.2f}"))
+        rec = view.records[pick]
+        enc = ev.encoding_rows(mv.gt_to_norm(gt.boxes_xyxy, wh)[rec["gt"]], db.cxcywh[rec["default_index"]],
+                               cfg.variances, cfg.image_size)
+        e1, e2 = st.columns([3, 2])
+        e1.dataframe(enc["rows"], hide_index=True, width="stretch")
+        e1.caption(f"GT (cx, cy, w, h) = {enc['gt_cxcywh_px_in']} px, default box = {enc['default_cxcywh_px_in']} px "
+                   f"at the {cfg.image_size} px input. Decoding the targets gives the GT back "
+                   f"(max error {enc['round_trip_error']:.1e}).")
+        with e2:
+            _ui.show_plotly(ev.smooth_l1_figure(enc["rows"]), key="enc_chart")
+
+
 # A fragment: moving a control here reruns this part only, not the sidebar and the page.
 @st.fragment
 def _matching_section(ctx) -> None:
@@ -73,26 +97,7 @@ def _matching_section(ctx) -> None:
                              payload={"iou_threshold": iou_thr, "summary": view.summary,
                                       "per_gt_level": view.per_gt_level, "positives": view.records})
 
-    st.subheader("Box encoding of one matched pair")
-    st.caption("The regression target of a positive: the ground truth's centre offset in units of the default "
-               "box's size, and the log of the size ratios (Eq. 2), each divided by a *variance* (0.1 centre, "
-               "0.2 size). The variances are in every SSD code base (torchvision's BoxCoder weights 10, 10, 5, 5) "
-               "but not in the paper: they scale the targets to about unit spread for Smooth L1.")
-    if view.records:
-        pick = st.selectbox("Positive default box", range(len(view.records)), key="enc_pick",
-                            format_func=lambda i: (f"#{view.records[i]['default_index']}: GT {view.records[i]['gt']} "
-                                                   f"({view.records[i]['gt_label']}), level {view.records[i]['level']}, "
-                                                   f"IoU {view.records[i]['iou']:.2f}"))
-        rec = view.records[pick]
-        enc = ev.encoding_rows(mv.gt_to_norm(gt.boxes_xyxy, wh)[rec["gt"]], db.cxcywh[rec["default_index"]],
-                               cfg.variances, cfg.image_size)
-        e1, e2 = st.columns([3, 2])
-        e1.dataframe(enc["rows"], hide_index=True, width="stretch")
-        e1.caption(f"GT (cx, cy, w, h) = {enc['gt_cxcywh_px_in']} px, default box = {enc['default_cxcywh_px_in']} px "
-                   f"at the {cfg.image_size} px input. Decoding the targets gives the GT back "
-                   f"(max error {enc['round_trip_error']:.1e}).")
-        with e2:
-            _ui.show_plotly(ev.smooth_l1_figure(enc["rows"]), key="enc_chart")
+    _encoding_section(view, gt, db, cfg, wh)
 
     st.subheader("Hard negatives and the loss of this image")
     stg = _cache.current_stages(ctx)
