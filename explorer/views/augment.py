@@ -15,7 +15,6 @@ Letters: G = GT boxes, G' = GT boxes kept in a sample, N = samples, S = input si
 """
 from __future__ import annotations
 
-
 import numpy as np
 import plotly.graph_objects as go
 import torch
