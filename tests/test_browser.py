@@ -33,6 +33,7 @@ PAGES = [
     ("matching", "Matching & hard negatives", "matching"),
     ("per_scale", "Per-scale detections", "per_scale"),
     ("nms", "Non-maximum suppression", "nms"),
+    ("augment", "Data augmentation", "augment"),
 ]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
