@@ -12,12 +12,13 @@ import streamlit as st
 from pages._ui import require_app_frame
 
 from explorer.jobs import manager as jobs
-from explorer.jobs.spec import DATASETS, MODELS, JobError, JobSpec
+from explorer.jobs.spec import DATASETS, MODELS, JobError, JobSpec, TrainOptions
 from explorer.views.training import loss_figure, map_figure
 
 require_app_frame()
 
 REFRESH_S = 2.0
+DEFAULTS = TrainOptions()  # ssd.train's defaults, declared once there
 DATASET_LABELS = {
     "procedural": "Procedural shapes (generated, no download)",
     "voc": "Pascal VOC folder",
@@ -94,10 +95,10 @@ def launch_form(runs_dir) -> None:
             data["coco_images"] = st.text_input("COCO image folder", key="train_coco_images",
                                                 placeholder="/data/coco/train2017")
         c1, c2, c3, c4 = st.columns(4)
-        model = c1.selectbox("Model", MODELS, key="train_model")
-        epochs = c2.number_input("Epochs", 1, 10_000, 10, key="train_epochs")
-        batch_size = c3.number_input("Batch size", 1, 1024, 16, key="train_batch_size")
-        lr = c4.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%.5f", key="train_lr")
+        model = c1.selectbox("Model", MODELS, index=MODELS.index(DEFAULTS.model), key="train_model")
+        epochs = c2.number_input("Epochs", 1, 10_000, DEFAULTS.epochs, key="train_epochs")
+        batch_size = c3.number_input("Batch size", 1, 1024, DEFAULTS.batch_size, key="train_batch_size")
+        lr = c4.number_input("Learning rate", 1e-6, 1.0, DEFAULTS.lr, step=1e-4, format="%.5f", key="train_lr")
         c1, c2, c3 = st.columns(3)
         device_options = ["auto", "cpu"] + (["cuda"] if devices["cuda"] else [])
         device = c1.selectbox("Device", device_options, key="train_device")
@@ -109,17 +110,17 @@ def launch_form(runs_dir) -> None:
                              help="Letters, digits, '.', '_', '-'; made unique with -2, -3, ...")
         with st.expander("Advanced"):
             c1, c2, c3, c4 = st.columns(4)
-            seed = c1.number_input("Training seed", 0, 2**31 - 1, 0, key="train_seed")
+            seed = c1.number_input("Training seed", 0, 2**31 - 1, DEFAULTS.seed, key="train_seed")
             max_steps = c2.number_input("Stop after N steps (0: no limit)", 0, 10**9, 0, key="train_max_steps")
-            eval_every = c3.number_input("Evaluate every N epochs (0: default)", 0, 10_000, 0,
+            eval_every = c3.number_input("Evaluate every N epochs", 1, 10_000, DEFAULTS.eval_every,
                                          key="train_eval_every")
-            log_every = c4.number_input("Log every N steps (0: default)", 0, 100_000, 0, key="train_log_every")
+            log_every = c4.number_input("Log every N steps", 1, 100_000, DEFAULTS.log_every, key="train_log_every")
         submitted = st.form_submit_button("Launch", type="primary", key="train_launch_button")
     if submitted:
-        spec = JobSpec(dataset=dataset, model=model, epochs=int(epochs), batch_size=int(batch_size),
-                       lr=float(lr), device=device, seed=int(seed), nproc=int(nproc),
-                       max_steps=int(max_steps), eval_every=int(eval_every), log_every=int(log_every),
-                       **{k: (int(v) if isinstance(v, (int, float)) else str(v).strip()) for k, v in data.items()})
+        spec = JobSpec.of(nproc=int(nproc), dataset=dataset, model=model, epochs=int(epochs),
+                          batch_size=int(batch_size), lr=float(lr), device=device, seed=int(seed),
+                          max_steps=int(max_steps), eval_every=int(eval_every), log_every=int(log_every),
+                          **{k: (int(v) if isinstance(v, (int, float)) else str(v).strip()) for k, v in data.items()})
         try:
             run_dir = jobs.launch(runs_dir, spec, name=name.strip() or None, devices=devices)
         except JobError as exc:
@@ -133,6 +134,8 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
     live = info.state in ("queued", "running")
     steps = f"step {info.step}/{info.total_steps}" if info.total_steps else "waiting to start"
     st.progress(info.progress, text=f"{info.state} · {steps} · {info.message}")
+    if info.state == "failed":
+        st.error(f"{info.name} failed: {info.message}")
     c = st.columns(5)
     c[0].metric("Epoch", "–" if info.epoch is None else info.epoch)
     c[1].metric("Images / s", "–" if info.images_per_s is None else f"{info.images_per_s:.1f}")

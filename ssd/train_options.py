@@ -28,6 +28,7 @@ RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "num_workers", "threads",
 # Options that must be >= 1, and >= 0.
 _AT_LEAST_ONE = ("epochs", "batch_size", "train_size", "val_size", "log_every", "eval_every", "save_every")
 _AT_LEAST_ZERO = ("max_steps", "num_workers", "threads", "warmup_steps")
+_KIND = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def _opt(default, group: str, help: str, choices=None):
@@ -79,9 +80,8 @@ class TrainOptions:
         """Return self, or raise ValueError naming the flag, the value and the rule."""
         for f in fields(self):
             value, choices = getattr(self, f.name), f.metadata["choices"]
-            if not isinstance(value, type(f.default)) and not (isinstance(f.default, float)
-                                                               and isinstance(value, int)):
-                raise ValueError(f"{flag(f.name)} must be a {type(f.default).__name__}, got {value!r}")
+            if not _type_ok(value, f.default):
+                raise ValueError(f"{flag(f.name)} must be {_KIND[type(f.default)]}, got {value!r}")
             if choices is not None and value not in choices:
                 raise ValueError(f"{flag(f.name)} must be one of {tuple(choices)}, got {value!r}")
         for name in _AT_LEAST_ONE:
@@ -110,6 +110,13 @@ class TrainOptions:
             else:
                 argv += [flag(f.name), str(value)]
         return argv
+
+
+def _type_ok(value, default) -> bool:
+    """`value` has the type of `default` (an int is fine for a float; a bool is no int)."""
+    if isinstance(value, bool) != isinstance(default, bool):
+        return False
+    return isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
 
 
 def flag(name: str) -> str:
