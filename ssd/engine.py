@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -270,10 +270,10 @@ class Trainer:
         self.scheduler.step()
         return StepResult(flags[:3], False, bool(flags[4] > 0), None)
 
-    def train_one_epoch(self, loader: DataLoader, progress: Progress, total_steps: int,
+    def train_one_epoch(self, loader: Iterable, progress: Progress, total_steps: int,
                         stop_asked: Callable[[], bool],
                         after_step: Callable[[StepResult, int], None]) -> EpochEnd:
-        """Steps over `loader` until it ends, `total_steps` is reached, a stop is
+        """Steps over `loader` (a DataLoader or its iterator) until it ends, `total_steps` is reached, a stop is
         asked or the loss is non-finite. After each update, `progress.step` is
         counted and `after_step(result, images in the batch)` runs (logging, saving)."""
         result = None

@@ -192,12 +192,20 @@ def _fit(trainer: Trainer, book: "RunBook", sampler: ResumableSampler, train_set
     trainer.model.train()
     epoch = progress.step // steps_per_epoch
     evaluated_at = -1
+    rng_at_resume = torch.get_rng_state() if opts.resume else None  # as last.pt saved it
     while progress.step < total_steps:
         # Resuming mid-epoch: the sampler skips the images this epoch already used.
-        sampler.set_epoch(epoch, skip=(progress.step - epoch * steps_per_epoch) * opts.batch_size)
-        loader = build_loader(train_set, sampler, opts.batch_size, opts.num_workers, trainer.device)
+        skip = (progress.step - epoch * steps_per_epoch) * opts.batch_size
+        sampler.set_epoch(epoch, skip=skip)
+        batches = iter(build_loader(train_set, sampler, opts.batch_size, opts.num_workers, trainer.device))
+        if rng_at_resume is not None and skip:
+            # Starting the loader drew its seed from torch's RNG; the uninterrupted run drew it
+            # at the start of this epoch, before last.pt was saved: go back to the saved state,
+            # so the resumed run augments exactly as the uninterrupted one.
+            torch.set_rng_state(rng_at_resume)
+        rng_at_resume = None
         book.epoch = epoch + 1
-        end = trainer.train_one_epoch(loader, progress, total_steps, stop.asked, book.after_step)
+        end = trainer.train_one_epoch(batches, progress, total_steps, stop.asked, book.after_step)
         if end.reason == "non_finite":
             return book.non_finite(end, epoch + 1)
         if end.reason == "stopped":

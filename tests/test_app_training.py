@@ -24,7 +24,7 @@ def runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SSD_RUNS_DIR", str(runs))
     yield runs
     for info in jobs.list_runs(runs):  # never leave a training process behind
-        if info.alive:
+        if info.alive and (info.run_dir / "job.json").is_file():
             job = json.loads((info.run_dir / "job.json").read_text())
             try:
                 os.killpg(job["attempts"][-1]["pid"], signal.SIGKILL)
@@ -128,3 +128,33 @@ def test_use_in_explorer_sets_model_choice(runs_dir):
     at.button(key="train_use").click().run()
     assert not at.exception, at.exception
     assert at.session_state["model_choice"] == str((run_dir / "checkpoints" / "best.pt").resolve())
+
+
+def test_failed_run_shows_the_trainers_reason(runs_dir, tmp_path, peer_data):
+    """Issue 9.7: a run that ended on an image that does not decode says so on the page,
+    not "process is gone"."""
+    import shutil
+    import signal as sig
+
+    from ssd.train import main
+
+    voc = tmp_path / "voc"
+    src = peer_data / "mmdet" / "VOC2007"
+    shutil.copytree(src / "Annotations", voc / "Annotations")
+    shutil.copytree(src / "JPEGImages", voc / "JPEGImages")
+    shutil.copy(peer_data / "truncated" / "000001.jpg", voc / "JPEGImages" / "000001.jpg")
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "train.txt").write_text("000001\n000002\n000003\n000004\n")
+    (voc / "ImageSets" / "Main" / "val.txt").write_text("000005\n")
+    handlers = {s: sig.getsignal(s) for s in (sig.SIGTERM, sig.SIGINT)}
+    try:
+        assert main(["--dataset", "voc", "--data-root", str(voc), "--classes", "voc", "--batch-size", "4",
+                     "--max-steps", "1", "--device", "cpu", "--out", str(runs_dir / "broken")]) == 1
+    finally:
+        for s, h in handlers.items():
+            sig.signal(s, h)
+    at = _page()
+    assert _state(at, "broken") == "failed"
+    errors = [e.value for e in at.error]
+    assert any("broken failed" in e and "000001.jpg" in e and "unreadable image" in e for e in errors), errors
+    assert not any("is gone" in e for e in errors)

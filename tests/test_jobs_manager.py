@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -194,3 +195,18 @@ def test_run_with_undecodable_image_shows_failed_with_the_reason(runs, tmp_path,
     assert read_status(run_dir)["state"] == "failed"
     assert "failed: dataset error" in (run_dir / "train.log").read_text()
     assert info.row()["message"] == info.message  # the runs table shows it
+
+
+def test_run_started_by_hand_is_alive_only_while_its_status_is_live(tmp_path):
+    """No job.json: liveness comes from status.json's pid (this process here)."""
+    run_dir = tmp_path / "by-hand"
+    run_dir.mkdir()
+    write_json_atomic(run_dir / "status.json", {"state": "running", "pid": os.getpid(), "started_at": time.time()})
+    assert (jobs.read_run(run_dir).state, jobs.read_run(run_dir).alive) == ("running", True)
+    write_json_atomic(run_dir / "status.json", {"state": "failed", "message": "dataset error: x.jpg",
+                                                "pid": os.getpid(), "started_at": time.time()})
+    info = jobs.read_run(run_dir)
+    assert (info.state, info.alive, info.message) == ("failed", False, "dataset error: x.jpg")
+    write_json_atomic(run_dir / "status.json", {"state": "running", "pid": 2**22 + 12345, "started_at": 1.0})
+    info = jobs.read_run(run_dir)
+    assert (info.state, info.alive) == ("failed", False) and "gone" in info.message

@@ -206,7 +206,8 @@ def read_run(run_dir: Path) -> RunInfo:
         status = read_status(run_dir) or status
         state = status.get("state", state)
     else:  # run written by `python -m ssd.train` by hand: no run lock, check the pid
-        alive = pid_alive_since(status.get("pid"), status.get("started_at"))
+        # Only a live state has a run process; the writer of an ended run may live on (in-process main()).
+        alive = state in LIVE_STATES and pid_alive_since(status.get("pid"), status.get("started_at"))
         if state in LIVE_STATES and not alive:
             state = "failed"
             status = dict(status, message="process is gone (killed or machine restarted)")
