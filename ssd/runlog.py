@@ -224,13 +224,13 @@ def split_records(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:
 # --------------------------------------------------------------------------- writer --
 class RunDir:
     """Writer of one run directory (only rank 0 makes one). Creates the folder and
-    its checkpoints/ folder; status.json is written on the first `set_status`."""
+    train.log; status.json is written on the first `set_status`, checkpoints/ with the
+    first checkpoint (a run that fails before training holds only its log and status)."""
 
     def __init__(self, root, total_steps: int, device: str):
         self.paths = paths(root)
         self.root = self.paths.root
         self.root.mkdir(parents=True, exist_ok=True)
-        self.paths.last.parent.mkdir(exist_ok=True)
         self.metrics_path, self.status_path = self.paths.metrics, self.paths.status
         self.last_path, self.best_path = self.paths.last, self.paths.best
         now = time.time()

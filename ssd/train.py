@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _train(opts, rank, world, device, run)
     except Exception as e:  # noqa: BLE001 - every error ends the run as failed, with its reason
-        expected = isinstance(e, (DatasetError, TrainingError))
+        expected = isinstance(e, (DatasetError, TrainingError, models.WeightsError))
         if not expected:
             traceback.print_exc()
         _record_failure(run, f"dataset error: {e}" if isinstance(e, DatasetError) else
@@ -112,8 +112,14 @@ def _init_device(name: str, world: int) -> torch.device:
 
 
 def _build_model(opts: TrainOptions, num_classes: int, device: torch.device) -> models.SSDNet:
-    """The one model of the run, on `device` in the chosen memory format."""
-    model = models.build(opts.model, num_classes=num_classes).to(device)
+    """The one model of the run, on `device` in the chosen memory format. ImageNet
+    backbone weights are read for a fresh run; a resumed one takes every weight from
+    last.pt and only keeps the backbone stages torchvision freezes with them."""
+    backbone = {}
+    if opts.backbone_weights:
+        backbone = ({"trainable_backbone_layers": 4} if opts.resume else
+                    {"backbone_weights": opts.backbone_weights})
+    model = models.build(opts.model, num_classes=num_classes, **backbone).to(device)
     return model.to(memory_format=_memory_format(opts))
 
 

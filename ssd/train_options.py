@@ -55,6 +55,9 @@ class TrainOptions:
     augment: str = _opt("ssd", "data", "ssd | light (flip+colour) | none", AUGMENTATIONS)
     # --- model and optimisation ---
     model: str = _opt("compact256", "model and optimisation", "architecture (ssd.models.build)", MODEL_NAMES)
+    backbone_weights: str = _opt("", "model and optimisation",
+                                 "ImageNet backbone: 'imagenet' (torchvision's weights API) or a PATH in "
+                                 "torchvision's format; '' = random init (ssd300_vgg16 only)")
     epochs: int = _opt(10, "model and optimisation", "passes over the training set")
     batch_size: int = _opt(16, "model and optimisation", "images per step per process")
     optimizer: str = _opt("adamw", "model and optimisation", "adamw | sgd (momentum 0.9)", OPTIMIZERS)

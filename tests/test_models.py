@@ -207,3 +207,85 @@ def test_ssdlite_matches_torchvision(tmp_path):
     torch.testing.assert_close(
         default_boxes(ours.cfg).cxcywh, _tv_anchors(tv, 320, out.feature_sizes), atol=0, rtol=0
     )
+
+
+# ---------------------------------------------------------------- ImageNet backbone (issue 12)
+
+
+@pytest.fixture(scope="module")
+def vgg16_file(tmp_path_factory):
+    """A local file in torchvision's VGG-16 format (`vgg16().state_dict()` keys), written
+    here: its "features.*" part (seeded random weights); SSD drops the classifier anyway."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(7)
+    features = make_layers(cfgs["D"], batch_norm=False)
+    for p in features.parameters():
+        torch.nn.init.normal_(p, std=0.01)
+    path = tmp_path_factory.mktemp("vgg") / "vgg16_features.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def test_backbone_weights_from_a_local_file(vgg16_file):
+    from torchvision.models import vgg16
+    from torchvision.models.detection.ssd import _vgg_extractor
+
+    state = torch.load(vgg16_file, weights_only=True)
+    model = build("ssd300_vgg16", num_classes=3, backbone_weights=vgg16_file)
+    own = model.state_dict()
+    for key, value in state.items():  # features.<j>.<param>: conv1_1 .. conv4_3 then conv5 in extra[0]
+        j, param = int(key.split(".")[1]), key.split(".")[2]
+        ours = f"backbone.features.{j}.{param}" if j < 23 else f"backbone.extra.0.{j - 23}.{param}"
+        assert torch.equal(own[ours], value), key
+    # Frozen exactly as torchvision's ssd300_vgg16 freezes a pretrained backbone: its call
+    # `_vgg_extractor(vgg16(weights=...), False, 4)` on a real torchvision VGG-16.
+    tv = _vgg_extractor(vgg16(), False, 4)
+    tv_frozen = {f"backbone.{n}" for n, p in tv.named_parameters() if not p.requires_grad}
+    assert {n for n, p in model.named_parameters() if not p.requires_grad} == tv_frozen
+    assert tv_frozen == {"backbone.features.0.weight", "backbone.features.0.bias",
+                         "backbone.features.2.weight", "backbone.features.2.bias"}
+    assert all(p.requires_grad for p in build("ssd300_vgg16", num_classes=3).parameters())
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda tmp: torch.save(build("compact256").state_dict(), tmp / "compact.pth"), "no 'features.*' keys"),
+    (lambda tmp: torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp / "part.pth"), "missing key"),
+    (lambda tmp: torch.save({"features.0.weight": torch.zeros(8, 3, 3, 3)}, tmp / "shape.pth"), "shape mismatch"),
+])
+def test_backbone_weights_of_another_architecture_are_refused(tmp_path, make, words):
+    make(tmp_path)
+    path = next(tmp_path.glob("*.pth"))
+    with pytest.raises(WeightsError, match=words) as e:
+        build("ssd300_vgg16", num_classes=3, backbone_weights=path)
+    assert path.name in str(e.value)
+
+
+def test_truncated_backbone_file_is_refused(tmp_path, vgg16_file):
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(vgg16_file.read_bytes()[:4096])
+    with pytest.raises(WeightsError, match="cut.pth is not a readable PyTorch file"):
+        build("ssd300_vgg16", num_classes=3, backbone_weights=cut)
+
+
+def test_backbone_weights_bad_arguments(vgg16_file):
+    with pytest.raises(WeightsError, match="ssd300_vgg16 only"):
+        build("compact256", backbone_weights=vgg16_file)
+    with pytest.raises(ValueError, match="not both"):
+        build("ssd300_vgg16", weights=vgg16_file, backbone_weights=vgg16_file)
+    with pytest.raises(ValueError, match="0..5"):
+        build("ssd300_vgg16", num_classes=3, trainable_backbone_layers=6)
+
+
+def test_imagenet_offline_error_is_clear(monkeypatch, tmp_path):
+    # As for COCO: an empty hub cache and HTTPS through a closed local port, so nothing downloads.
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    with pytest.raises(WeightsError) as e:
+        build("ssd300_vgg16", num_classes=3, backbone_weights="imagenet")
+    msg = str(e.value)
+    assert "ImageNet backbone" in msg and "--backbone-weights PATH" in msg
+    assert str(tmp_path) in msg and "vgg16_features" in msg

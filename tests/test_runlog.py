@@ -86,7 +86,8 @@ def test_read_json_names_the_file_and_the_problem(tmp_path):
 
 def test_run_dir_status_is_atomic_and_checked(tmp_path):
     rd = RunDir(tmp_path / "r", total_steps=10, device="cpu")
-    assert (tmp_path / "r" / "checkpoints").is_dir() and read_status(tmp_path / "r") is None
+    assert read_status(tmp_path / "r") is None and sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "train.log"]
     rd.set_status(state="running", step=5)
     st = read_status(tmp_path / "r")
     assert st["progress"] == 0.5 and set(st) == set(runlog.STATUS_FIELDS) and st["pid"] == os.getpid()

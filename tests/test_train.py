@@ -241,3 +241,56 @@ def test_unusable_device_ends_failed(tmp_path, restore_signals):
     assert main([*TINY, "--out", str(run), "--device", "cuda"]) == 2
     st = _status(run)
     assert st["state"] == "failed" and "no CUDA GPU" in st["message"]
+
+
+# ---------------------------------------------------------------- ImageNet backbone (issue 12)
+def _vgg16_features_file(path):
+    """A local VGG-16 file in torchvision's format ("features.*" keys), seeded weights."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(3)
+    torch.save({f"features.{k}": v for k, v in make_layers(cfgs["D"]).state_dict().items()}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["truncated", "other architecture"])
+def test_bad_backbone_weights_fail_before_training(tmp_path, restore_signals, kind):
+    bad = tmp_path / "bad.pth"
+    if kind == "truncated":
+        bad.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    else:
+        torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, bad)  # e.g. a ResNet's
+    run = tmp_path / "run"
+    rc = main(["--model", "ssd300_vgg16", "--backbone-weights", str(bad), "--train-size", "2", "--val-size", "1",
+               "--batch-size", "1", "--out", str(run), "--device", "cpu"])
+    assert rc == 1
+    st = _status(run)
+    assert st["state"] == "failed" and "bad.pth" in st["message"] and st["step"] == 0
+    assert ("not a readable PyTorch file" if kind == "truncated" else "not a torchvision VGG-16") in st["message"]
+    assert sorted(p.name for p in run.iterdir()) == ["status.json", "train.log"]  # nothing else written
+
+
+def test_resumed_backbone_run_freezes_without_reading_the_weights(restore_signals):
+    from ssd.train import _build_model
+    from ssd.train_options import TrainOptions
+
+    opts = TrainOptions(out="x", model="ssd300_vgg16", backbone_weights="imagenet", resume=True)
+    model = _build_model(opts, 3, torch.device("cpu"))  # no download: last.pt holds the weights
+    assert {n for n, p in model.named_parameters() if not p.requires_grad} == {
+        "backbone.features.0.weight", "backbone.features.0.bias", "backbone.features.2.weight",
+        "backbone.features.2.bias"}
+
+
+@pytest.mark.slow
+def test_ssd300_trains_from_a_local_imagenet_style_backbone(tmp_path, restore_signals):
+    path = _vgg16_features_file(tmp_path / "vgg16.pth")
+    run = tmp_path / "run"
+    assert main(["--model", "ssd300_vgg16", "--backbone-weights", str(path), "--train-size", "2",
+                 "--val-size", "1", "--batch-size", "1", "--max-steps", "2", "--augment", "none",
+                 "--out", str(run), "--device", "cpu", "--threads", "1", "--log-every", "1"]) == 0
+    assert _status(run)["state"] == "finished"
+    _, meta = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert f"--backbone-weights {path}" in meta["recipe"]["command"]
+    state, file = checkpoint.read(run / "checkpoints" / "last.pt")["state_dict"], torch.load(path, weights_only=True)
+    assert torch.equal(state["backbone.features.0.weight"], file["features.0.weight"])  # frozen stage: unchanged
+    assert not torch.equal(state["backbone.features.5.weight"], file["features.5.weight"])  # trained

@@ -17,6 +17,7 @@ from ssd.models.mobilenet import build_ssdlite320_mobilenet_v3_large, ssdlite320
 from ssd.models.vgg import build_ssd300_vgg16
 from ssd.models.weights import (
     WeightsError,
+    backbone_state_dict,
     coco_class_names,
     download_coco_state_dict,
     load_state_dict_checked,
@@ -61,11 +62,27 @@ def _check_cfg(name: str, cfg: SSDConfig, reference: SSDConfig) -> None:
             raise ValueError(f"{name}: cfg {what} {a} does not fit the architecture, which needs {b}")
 
 
+def _backbone_options(name: str, weights, backbone_weights, trainable_backbone_layers) -> dict:
+    """Builder options for ImageNet backbone weights (read here, so a bad file fails before
+    the model is built) and the trainable backbone stages."""
+    if name != "ssd300_vgg16":
+        what = "backbone_weights" if backbone_weights is not None else "trainable_backbone_layers"
+        raise WeightsError(f"{what} is wired for ssd300_vgg16 only, not {name!r}")
+    if backbone_weights is not None and weights is not None:
+        raise ValueError("give weights (the whole model) or backbone_weights (ImageNet backbone), not both")
+    options = {"trainable_backbone_layers": trainable_backbone_layers}
+    if backbone_weights is not None:
+        options["backbone_state"] = backbone_state_dict(name, backbone_weights)
+    return options
+
+
 def build(
     name: str,
     num_classes: int | None = None,
     weights: str | os.PathLike | None = None,
     cfg: SSDConfig | None = None,
+    backbone_weights: str | os.PathLike | None = None,
+    trainable_backbone_layers: int | None = None,
     **arch,
 ) -> SSDNet:
     """Build an SSD.
@@ -79,6 +96,12 @@ def build(
             to a torchvision-format state dict `.pth`.
         cfg: optional `SSDConfig` with other default-box scales/ratios; its image size,
             feature maps and boxes per cell must equal the architecture's.
+        backbone_weights: None, "imagenet" (ImageNet weights through torchvision's
+            weights API, as torchvision's own builder loads them: VGG-16's
+            IMAGENET1K_FEATURES for ssd300_vgg16) or a path to a local file in
+            torchvision's format (a `torchvision.models.vgg16()` state dict). Not with `weights`.
+        trainable_backbone_layers: ssd300_vgg16's trainable VGG stages (0..5); default
+            as torchvision: 4 (first stage frozen) with backbone weights, else 5.
         **arch: architecture options (compact256: stem_channels, stage_channels,
             blocks_per_stage, extra_channels).
     Returns:
@@ -107,6 +130,8 @@ def build(
         _check_cfg(name, cfg, reference)
     if arch and name != "compact256":
         raise ValueError(f"{name} takes no architecture options, got {sorted(arch)}")
+    if backbone_weights is not None or trainable_backbone_layers is not None:
+        arch = {**arch, **_backbone_options(name, weights, backbone_weights, trainable_backbone_layers)}
     model = builder(num_classes=num_classes, cfg=cfg if cfg is not None else reference, **arch)
     if weights == "coco":
         load_state_dict_checked(model, download_coco_state_dict(name), f"torchvision's COCO weights for {name}")

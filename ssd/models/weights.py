@@ -104,3 +104,49 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, Tensor], sou
             hint = " Only the head differs: the number of classes (or boxes per cell) is not the same."
         raise WeightsError(f"{source} does not fit {getattr(model, 'name', 'the model')}: " + "; ".join(parts) + "." + hint)
     model.load_state_dict(state_dict, strict=True)
+
+
+# ------------------------------------------------------------------ ImageNet backbones --
+def imagenet_backbone_enum(name: str):
+    """torchvision's `WeightsEnum` member that its own SSD builder loads into model
+    `name`'s backbone (`ssd300_vgg16(weights_backbone=VGG16_Weights.IMAGENET1K_FEATURES)`)."""
+    from torchvision.models import VGG16_Weights
+
+    # SSDlite's ImageNet MobileNetV3 comes with a full-size tail (torchvision builds the
+    # reduced tail only without it), i.e. another architecture than "ssdlite320_mobilenet_v3_large"
+    # here; compact256 has no ImageNet backbone.
+    table = {"ssd300_vgg16": VGG16_Weights.IMAGENET1K_FEATURES}
+    if name not in table:
+        raise WeightsError(f"no ImageNet backbone weights are wired for {name!r}; they exist for {sorted(table)}")
+    return table[name]
+
+
+def backbone_state_dict(name: str, source: str | os.PathLike) -> tuple[dict[str, Tensor], str]:
+    """(state dict in torchvision's backbone format, a name for messages) for
+    `source` = "imagenet" (downloaded through torchvision's weights API, cached) or the
+    path of a local file in that format (`torch.save(torchvision.models.vgg16().state_dict())`).
+
+    Raises WeightsError offline (naming the URL, the cache file to place by hand and
+    the PATH alternative) or for a missing / empty / truncated file."""
+    if str(source) != "imagenet":
+        return read_state_dict(source), f"backbone weights file {source}"
+    w = imagenet_backbone_enum(name)
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
+    try:
+        return w.get_state_dict(progress=True, check_hash=True), f"torchvision's ImageNet backbone for {name}"
+    except Exception as e:  # URLError, socket errors, hash mismatch, ...
+        raise WeightsError(
+            f"could not download torchvision's ImageNet backbone weights for {name} from {w.url} "
+            f"({type(e).__name__}: {e}). Without internet, download that file elsewhere and either put "
+            f"it at {cache} or pass backbone_weights=PATH (--backbone-weights PATH)."
+        ) from e
+
+
+def load_vgg16_features(features: nn.Sequential, state_dict: dict[str, Tensor], source: str) -> None:
+    """Load the "features.*" tensors of a torchvision VGG-16 state dict into VGG-16's
+    conv layers `features` (the classifier, which SSD drops, is ignored, as torchvision does)."""
+    sub = {k[len("features."):]: v for k, v in state_dict.items() if k.startswith("features.")}
+    if not sub:
+        raise WeightsError(f"{source} is not a torchvision VGG-16 state dict: it has no 'features.*' keys "
+                           f"(found e.g. {list(state_dict)[:3]})")
+    load_state_dict_checked(features, sub, source)
