@@ -111,15 +111,17 @@ def _init_device(name: str, world: int) -> torch.device:
     return device
 
 
-def _build_model(opts: TrainOptions, num_classes: int, device: torch.device) -> models.SSDNet:
-    """The one model of the run, on `device` in the chosen memory format. ImageNet
-    backbone weights are read for a fresh run; a resumed one takes every weight from
-    last.pt and only keeps the backbone stages torchvision freezes with them."""
-    backbone = {}
+def _build_model(opts: TrainOptions, class_names, device: torch.device) -> models.SSDNet:
+    """The one model of the run, on `device` in the chosen memory format. A fresh run
+    reads its starting weights (`--init`, `--backbone-weights`); a resumed one takes
+    every weight from last.pt and only keeps the backbone stages torchvision freezes."""
+    start = {}
     if opts.backbone_weights:
-        backbone = ({"trainable_backbone_layers": 4} if opts.resume else
-                    {"backbone_weights": opts.backbone_weights})
-    model = models.build(opts.model, num_classes=num_classes, **backbone).to(device)
+        start = ({"trainable_backbone_layers": 4} if opts.resume else
+                 {"backbone_weights": opts.backbone_weights})
+    elif opts.init and not opts.resume:
+        start = {"weights": opts.init, "class_names": list(class_names), "keep_class_rows": opts.init_keep_classes}
+    model = models.build(opts.model, num_classes=len(class_names), **start).to(device)
     return model.to(memory_format=_memory_format(opts))
 
 
@@ -157,8 +159,9 @@ def _train(opts: TrainOptions, rank: int, world: int, device: torch.device, run:
     _advance_rng_as_before(opts.model)
     image_size = models.default_config(opts.model).image_size
     train_set, val_set, class_names, skipped = build_datasets(opts, image_size)
-    model = _build_model(opts, len(class_names), device)
+    model = _build_model(opts, class_names, device)
     model.class_names = list(class_names)
+    init_note = f"; init: {model.init_note}" if getattr(model, "init_note", "") else ""
     sampler = ResumableSampler(train_set, world, rank, opts.seed)
     steps_per_epoch = len(sampler) // opts.batch_size
     if steps_per_epoch == 0:
@@ -184,7 +187,7 @@ def _train(opts: TrainOptions, rank: int, world: int, device: torch.device, run:
         "torch": torch.__version__, "recipe": book.recipe,
     }, f"{'resuming at step ' + str(progress.step) if opts.resume else 'starting'}: {opts.model} on {device}"
        f" x{world}, {len(train_set)} train / {len(val_set)} val images ({opts.dataset}), "
-       f"{steps_per_epoch} steps/epoch, {total_steps} steps", skipped)
+       f"{steps_per_epoch} steps/epoch, {total_steps} steps{init_note}", skipped)
     progress.session_start = time.time()
     return _fit(trainer, book, sampler, train_set, val_set, steps_per_epoch, stop, opts)
 

@@ -58,6 +58,11 @@ class TrainOptions:
     backbone_weights: str = _opt("", "model and optimisation",
                                  "ImageNet backbone: 'imagenet' (torchvision's weights API) or a PATH in "
                                  "torchvision's format; '' = random init (ssd300_vgg16 only)")
+    init: str = _opt("", "model and optimisation",
+                     "fine-tune from 'coco' (torchvision's COCO model) or a PATH (state dict or a run's "
+                     "checkpoint); another class count re-initialises the class predictors")
+    init_keep_classes: bool = _opt(False, "model and optimisation",
+                                   "with --init: keep the class-predictor rows of classes the source has")
     epochs: int = _opt(10, "model and optimisation", "passes over the training set")
     batch_size: int = _opt(16, "model and optimisation", "images per step per process")
     optimizer: str = _opt("adamw", "model and optimisation", "adamw | sgd (momentum 0.9)", OPTIMIZERS)
@@ -93,6 +98,10 @@ class TrainOptions:
         for name in _AT_LEAST_ZERO + ("clip_grad", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
+        if self.init and self.backbone_weights:
+            raise ValueError("--init (a whole model) and --backbone-weights (its backbone) exclude each other")
+        if self.init_keep_classes and not self.init:
+            raise ValueError("--init-keep-classes needs --init")
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         return self

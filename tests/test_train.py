@@ -275,7 +275,7 @@ def test_resumed_backbone_run_freezes_without_reading_the_weights(restore_signal
     from ssd.train_options import TrainOptions
 
     opts = TrainOptions(out="x", model="ssd300_vgg16", backbone_weights="imagenet", resume=True)
-    model = _build_model(opts, 3, torch.device("cpu"))  # no download: last.pt holds the weights
+    model = _build_model(opts, ["background", "a", "b"], torch.device("cpu"))  # no download: last.pt holds the weights
     assert {n for n, p in model.named_parameters() if not p.requires_grad} == {
         "backbone.features.0.weight", "backbone.features.0.bias", "backbone.features.2.weight",
         "backbone.features.2.bias"}
@@ -294,3 +294,42 @@ def test_ssd300_trains_from_a_local_imagenet_style_backbone(tmp_path, restore_si
     state, file = checkpoint.read(run / "checkpoints" / "last.pt")["state_dict"], torch.load(path, weights_only=True)
     assert torch.equal(state["backbone.features.0.weight"], file["features.0.weight"])  # frozen stage: unchanged
     assert not torch.equal(state["backbone.features.5.weight"], file["features.5.weight"])  # trained
+
+
+
+# ---------------------------------------------------------------- fine-tuning (issue 12)
+def test_fine_tune_from_a_checkpoint_keeping_shared_classes(tmp_path, restore_signals):
+    from ssd.data.procedural import write_voc
+
+    src = tmp_path / "src"
+    assert main([*TINY, "--out", str(src), "--epochs", "1", "--device", "cpu"]) == 0  # 7 classes
+    voc = write_voc(tmp_path / "voc", 20, seed=3, size=128)
+    run = tmp_path / "ft"
+    assert main(["--dataset", "voc", "--data-root", str(voc), "--classes", "dog,cat,fish,bird,car", "--skip-bad",
+                 "--init", str(src / "checkpoints" / "best.pt"), "--init-keep-classes", "--batch-size", "4",
+                 "--max-steps", "1", "--threads", "1", "--device", "cpu", "--out", str(run)]) == 0
+    log = (run / "train.log").read_text()
+    assert "init: backbone and box predictors from weights file" in log and "7 classes -> 6" in log
+    assert "rows kept for ['dog', 'cat', 'fish', 'bird', 'car']" in log
+    assert _status(run)["state"] == "finished"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--init", "MISSING"], "does not exist"),
+    (["--init", "OTHER"], "missing key"),
+])
+def test_bad_init_fails_before_training(tmp_path, restore_signals, argv, words):
+    other = tmp_path / "other.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, other)
+    argv = [a.replace("MISSING", str(tmp_path / "none.pt")).replace("OTHER", str(other)) for a in argv]
+    run = tmp_path / "run"
+    assert main([*TINY, *argv, "--out", str(run), "--device", "cpu"]) == 1
+    st = _status(run)
+    assert st["state"] == "failed" and words in st["message"] and st["step"] == 0
+    assert sorted(p.name for p in run.iterdir()) == ["status.json", "train.log"]
+
+
+def test_init_and_backbone_weights_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--init", "coco", "--backbone-weights", "imagenet", "--out", str(tmp_path / "r")])
+    assert "exclude each other" in capsys.readouterr().err

@@ -8,6 +8,7 @@ Names:
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Callable
 
 from ssd.config import SSDConfig, compact256, ssd300_coco
@@ -20,7 +21,9 @@ from ssd.models.weights import (
     backbone_state_dict,
     coco_class_names,
     download_coco_state_dict,
+    load_for_fine_tuning,
     load_state_dict_checked,
+    read_class_names,
     read_state_dict,
 )
 
@@ -83,6 +86,8 @@ def build(
     cfg: SSDConfig | None = None,
     backbone_weights: str | os.PathLike | None = None,
     trainable_backbone_layers: int | None = None,
+    class_names: list[str] | None = None,
+    keep_class_rows: bool = False,
     **arch,
 ) -> SSDNet:
     """Build an SSD.
@@ -93,7 +98,10 @@ def build(
             models, 7 for compact256; "coco" weights need 91).
         weights: None (random init), "coco" (torchvision's COCO weights, downloaded
             through torchvision's weights API; a clear WeightsError offline), or a path
-            to a torchvision-format state dict `.pth`.
+            to a torchvision-format state dict `.pth` or an ssd-explorer checkpoint.
+            With another `num_classes` than the weights have (fine-tuning), everything
+            but the class predictors loads; they stay freshly initialised, and
+            `model.init_note` says so.
         cfg: optional `SSDConfig` with other default-box scales/ratios; its image size,
             feature maps and boxes per cell must equal the architecture's.
         backbone_weights: None, "imagenet" (ImageNet weights through torchvision's
@@ -102,6 +110,9 @@ def build(
             torchvision's format (a `torchvision.models.vgg16()` state dict). Not with `weights`.
         trainable_backbone_layers: ssd300_vgg16's trainable VGG stages (0..5); default
             as torchvision: 4 (first stage frozen) with backbone weights, else 5.
+        class_names: the new model's class names (background first), for fine-tuning.
+        keep_class_rows: fine-tuning with `class_names` a subset of the weights' classes
+            (COCO's, or those a checkpoint records): keep those rows of the class predictors.
         **arch: architecture options (compact256: stem_channels, stage_channels,
             blocks_per_stage, extra_channels).
     Returns:
@@ -112,12 +123,9 @@ def build(
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}")
     builder, make_cfg, n_default = _BUILDERS[name]
-    class_names = None
-    if weights == "coco":
-        if num_classes not in (None, 91):
-            raise ValueError(f"COCO weights have 91 classes; got num_classes={num_classes}")
+    coco_names = coco_class_names(name) if weights == "coco" else None
+    if weights == "coco" and num_classes is None and cfg is None:
         num_classes = 91
-        class_names = coco_class_names(name)
     if cfg is not None:
         if num_classes is not None and num_classes != cfg.num_classes:
             raise ValueError(f"num_classes={num_classes} but cfg.num_classes={cfg.num_classes}")
@@ -133,9 +141,19 @@ def build(
     if backbone_weights is not None or trainable_backbone_layers is not None:
         arch = {**arch, **_backbone_options(name, weights, backbone_weights, trainable_backbone_layers)}
     model = builder(num_classes=num_classes, cfg=cfg if cfg is not None else reference, **arch)
-    if weights == "coco":
-        load_state_dict_checked(model, download_coco_state_dict(name), f"torchvision's COCO weights for {name}")
-        model.class_names = class_names
-    elif weights is not None:
-        load_state_dict_checked(model, read_state_dict(weights), f"weights file {weights}")
+    if weights is not None:
+        _load_weights(model, name, weights, coco_names, class_names, keep_class_rows)
     return model
+
+
+def _load_weights(model: SSDNet, name: str, weights, coco_names, class_names, keep_class_rows: bool) -> None:
+    """Load `weights` ("coco" or PATH) into `model`, fine-tuning style when the class count differs."""
+    if weights == "coco":
+        state, source, source_names = download_coco_state_dict(name), f"torchvision's COCO weights for {name}", coco_names
+    else:
+        state, source, source_names = read_state_dict(weights), f"weights file {weights}", read_class_names(weights)
+    model.init_note = load_for_fine_tuning(model, state, source, source_names, class_names, keep_class_rows)
+    if model.num_classes == len(source_names or ()) and not keep_class_rows:
+        model.class_names = list(source_names)
+    if model.init_note.startswith("backbone"):
+        warnings.warn(model.init_note, stacklevel=3)

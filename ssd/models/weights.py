@@ -150,3 +150,84 @@ def load_vgg16_features(features: nn.Sequential, state_dict: dict[str, Tensor], 
         raise WeightsError(f"{source} is not a torchvision VGG-16 state dict: it has no 'features.*' keys "
                            f"(found e.g. {list(state_dict)[:3]})")
     load_state_dict_checked(features, sub, source)
+
+
+# ------------------------------------------------------------------------ fine-tuning --
+CLASS_HEAD = "head.classification_head."  # the class predictors' keys (torchvision's SSDHead)
+
+
+def read_class_names(path: str | os.PathLike) -> list[str] | None:
+    """The class names an ssd-explorer checkpoint at `path` records (None for a bare state dict)."""
+    try:
+        obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception:  # read_state_dict reports unreadable files
+        return None
+    names = obj.get("class_names") if isinstance(obj, dict) else None
+    return list(names) if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names) else None
+
+
+def _predictor_key(state_dict: dict[str, Tensor], level: int) -> str | None:
+    """Key of level `level`'s class predictor conv weight: the last 4-D weight under
+    module_list.<level> (SSD300: the conv itself; SSDlite: the conv after its depthwise block)."""
+    prefix = f"{CLASS_HEAD}module_list.{level}."
+    keys = [k for k, v in state_dict.items() if k.startswith(prefix) and k.endswith(".weight") and v.dim() == 4]
+    return keys[-1] if keys else None
+
+
+def _source_class_count(model: nn.Module, state_dict: dict[str, Tensor], source: str) -> int:
+    """C of the file's class head: each level's predictor has K_l * C outputs for the
+    model's K_l boxes per cell. WeightsError when no single C fits: the boxes per cell
+    (or the levels) differ, which is not a class-count change."""
+    ks = model.cfg.boxes_per_location()
+    keys = [_predictor_key(state_dict, level) for level in range(len(ks))]
+    if any(k is None for k in keys):
+        raise WeightsError(f"{source} has no class predictor for each of the {len(ks)} levels of "
+                           f"{getattr(model, 'name', 'the model')} (another architecture?)")
+    outs = [state_dict[k].shape[0] for k in keys]
+    counts = {o / k for o, k in zip(outs, ks)}
+    if len(counts) != 1 or not next(iter(counts)).is_integer():
+        raise WeightsError(
+            f"{source}: class predictors with {outs} outputs do not fit {list(ks)} boxes per "
+            f"cell for any class count: the head differs by more than its number of classes")
+    return int(next(iter(counts)))
+
+
+def _copy_class_rows(model: nn.Module, state_dict: dict[str, Tensor], rows: list[int], c_src: int) -> None:
+    """Copy the file's class-predictor rows `rows` (one per new class) into the model's head.
+    Letters: K boxes per cell, C classes, I input channels per group."""
+    ks = model.cfg.boxes_per_location()
+    with torch.no_grad():
+        for level, k in enumerate(ks):
+            key = _predictor_key(state_dict, level)
+            weight, bias = state_dict[key], state_dict[key[: -len("weight")] + "bias"]
+            # (K*C_src, I, 3, 3) -> (K, C_src, I, 3, 3) -> pick rows -> (K*C_new, I, 3, 3)
+            picked = weight.view(k, c_src, *weight.shape[1:])[:, rows].reshape(-1, *weight.shape[1:])
+            model.get_parameter(key).copy_(picked)
+            # (K*C_src,) -> (K, C_src) -> pick rows -> (K*C_new,)
+            model.get_parameter(key[: -len("weight")] + "bias").copy_(bias.view(k, c_src)[:, rows].reshape(-1))
+
+
+def load_for_fine_tuning(model: nn.Module, state_dict: dict[str, Tensor], source: str,
+                         source_class_names: list[str] | None = None, class_names: list[str] | None = None,
+                         keep_class_rows: bool = False) -> str:
+    """Load `state_dict` into `model`; when only its class count differs, everything but
+    the class predictors (backbone and box predictors), which keep the model's fresh
+    init, or, with `keep_class_rows` and `class_names` a subset of `source_class_names`
+    (background first in both), the file's rows of those classes. Returns what was done
+    (one line, for the log). WeightsError for any other mismatch."""
+    fresh_head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(CLASS_HEAD)}
+    body = {k: v for k, v in state_dict.items() if not k.startswith(CLASS_HEAD)}
+    load_state_dict_checked(model, {**body, **fresh_head}, source)  # all but the class predictors must fit
+    c_src = _source_class_count(model, state_dict, source)
+    if c_src == model.num_classes and not keep_class_rows:
+        load_state_dict_checked(model, state_dict, source)
+        return f"all weights from {source}"
+    what = f"backbone and box predictors from {source} ({c_src} classes -> {model.num_classes})"
+    if not keep_class_rows:
+        return what + "; class predictors re-initialised"
+    missing = [n for n in (class_names or []) if n not in (source_class_names or [])]
+    if not class_names or not source_class_names or missing or class_names[0] != "background":
+        return what + (f"; class predictors re-initialised (not kept: {missing[:5]} not among the source's "
+                       f"classes)" if missing else "; class predictors re-initialised (no class names to match)")
+    _copy_class_rows(model, state_dict, [source_class_names.index(n) for n in class_names], c_src)
+    return what + f"; class predictor rows kept for {class_names[1:]}"
