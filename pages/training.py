@@ -12,13 +12,19 @@ import streamlit as st
 from pages._ui import require_app_frame
 
 from explorer.jobs import manager as jobs
-from explorer.jobs.spec import DATASETS, MODELS, JobError, JobSpec, TrainOptions
+from explorer.jobs.spec import DATASETS, MODELS, RECIPES, JobError, JobSpec, TrainOptions
 from explorer.views.training import loss_figure, map_figure
 
 require_app_frame()
 
 REFRESH_S = 2.0
 DEFAULTS = TrainOptions()  # ssd.train's defaults, declared once there
+# Recipe options that have a widget below (field -> widget key); the others travel unseen.
+RECIPE_WIDGETS = {"dataset": "train_dataset", "train_size": "train_train_size", "val_size": "train_val_size",
+                  "data_seed": "train_data_seed", "model": "train_model", "epochs": "train_epochs",
+                  "batch_size": "train_batch_size", "lr": "train_lr", "seed": "train_seed",
+                  "eval_every": "train_eval_every", "log_every": "train_log_every"}
+STARTS = ("From scratch", "ImageNet backbone", "Fine-tune from COCO", "Fine-tune from a run's checkpoint")
 DATASET_LABELS = {
     "procedural": "Procedural shapes (generated, no download)",
     "voc": "Pascal VOC folder",
@@ -72,10 +78,52 @@ def _use_in_explorer(info: jobs.RunInfo) -> None:
     _flash("success", f"The explorer pages now use {info.name}'s best checkpoint.")
 
 
+def _apply_recipe() -> None:
+    """Fill the form from the chosen recipe (on_change: runs before the rerun)."""
+    values = RECIPES.get(st.session_state["train_recipe"], {})
+    for field, key in RECIPE_WIDGETS.items():
+        if field in values:
+            st.session_state[key] = values[field]
+    start = ("ImageNet backbone" if values.get("backbone_weights") == "imagenet" else
+             "Fine-tune from COCO" if values.get("init") == "coco" else "From scratch")
+    st.session_state["train_start"] = start
+
+
+def _recipe_extras() -> dict:
+    """The chosen recipe's options that have no widget (optimizer, schedule, augmentation, ...)."""
+    values = RECIPES.get(st.session_state.get("train_recipe", "(custom)"), {})
+    return {k: v for k, v in values.items() if k not in RECIPE_WIDGETS and k not in ("backbone_weights", "init")}
+
+
+def _starting_point(runs_dir) -> dict:
+    """Widgets for the starting weights -> the options `init` / `backbone_weights`."""
+    c1, c2 = st.columns([1, 2])
+    start = c1.radio("Starting point", STARTS, key="train_start")
+    if start == "ImageNet backbone":
+        c2.caption("torchvision's ImageNet VGG-16 (SSD300-VGG16 only); needs a download, or the file in "
+                   "torch's hub cache")
+        return {"backbone_weights": "imagenet"}
+    if start == "From scratch":
+        return {}
+    keep = c2.checkbox("Keep the class rows of classes the source also has", key="train_keep_classes")
+    if start == "Fine-tune from COCO":
+        return {"init": "coco", "init_keep_classes": keep}
+    best = [str(r.best_checkpoint) for r in jobs.list_runs(runs_dir) if r.has_best]
+    path = c2.selectbox("Run checkpoint (best.pt)", best, key="train_init_path",
+                        placeholder="no finished run yet", index=0 if best else None)
+    return {"init": path or "", "init_keep_classes": keep}
+
+
 def launch_form(runs_dir) -> None:
     devices = _devices()
     gpus = devices["gpu_count"]
     st.subheader("New training run")
+    recipe = st.selectbox("Recipe", ("(custom)", *RECIPES), key="train_recipe", on_change=_apply_recipe,
+                          help="Fills the form; its other options (optimizer, schedule, augmentation) "
+                               "are used as listed below")
+    if _recipe_extras():
+        st.caption(f"{recipe} also sets: " + ", ".join(f"{k}={v}" for k, v in _recipe_extras().items()))
+    start = _starting_point(runs_dir)
     dataset = st.radio("Dataset", DATASETS, format_func=DATASET_LABELS.get, horizontal=True,
                        key="train_dataset")
     with st.form("train_launch"):
@@ -84,7 +132,8 @@ def launch_form(runs_dir) -> None:
             c1, c2, c3 = st.columns(3)
             data["train_size"] = c1.number_input("Training scenes", 1, 100_000, 512, key="train_train_size")
             data["val_size"] = c2.number_input("Validation scenes", 1, 10_000, 64, key="train_val_size")
-            data["data_seed"] = c3.number_input("Scene seed", 0, 2**31 - 1, 0, key="train_data_seed")
+            data["data_seed"] = c3.number_input("Scene seed", 0, 2**31 - 1, DEFAULTS.data_seed,
+                                                key="train_data_seed")
         elif dataset == "voc":
             data["data_root"] = st.text_input(
                 "VOC folder (holding Annotations/ and JPEGImages/)", key="train_data_root",
@@ -117,8 +166,8 @@ def launch_form(runs_dir) -> None:
             log_every = c4.number_input("Log every N steps", 1, 100_000, DEFAULTS.log_every, key="train_log_every")
         submitted = st.form_submit_button("Launch", type="primary", key="train_launch_button")
     if submitted:
-        spec = JobSpec.of(nproc=int(nproc), dataset=dataset, model=model, epochs=int(epochs),
-                          batch_size=int(batch_size), lr=float(lr), device=device, seed=int(seed),
+        spec = JobSpec.of(nproc=int(nproc), **_recipe_extras(), **start, dataset=dataset, model=model,
+                          epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), device=device, seed=int(seed),
                           max_steps=int(max_steps), eval_every=int(eval_every), log_every=int(log_every),
                           **{k: (int(v) if isinstance(v, (int, float)) else str(v).strip()) for k, v in data.items()})
         try:

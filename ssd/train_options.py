@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, fields
 
 from ssd.data.transforms import AUGMENTATIONS
 from ssd.engine import OPTIMIZERS, SCHEDULES
-from ssd.models import MODEL_NAMES
+from ssd.models import BACKBONE_WEIGHTS_MODELS, MODEL_NAMES
+from ssd.recipes import RECIPES
 from ssd.runlog import RunDirError, paths, read_json
 
 DATASETS = ("procedural", "voc", "coco")
@@ -100,6 +101,9 @@ class TrainOptions:
                 raise ValueError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
         if self.init and self.backbone_weights:
             raise ValueError("--init (a whole model) and --backbone-weights (its backbone) exclude each other")
+        if self.backbone_weights and self.model not in BACKBONE_WEIGHTS_MODELS:
+            raise ValueError(f"--backbone-weights works with --model {' / '.join(BACKBONE_WEIGHTS_MODELS)}, "
+                             f"not {self.model}")
         if self.init_keep_classes and not self.init:
             raise ValueError("--init-keep-classes needs --init")
         if not self.lr > 0:
@@ -136,10 +140,13 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `python -m ssd.train` parser, one flag per `TrainOptions` field."""
+def build_parser(recipe: str = "") -> argparse.ArgumentParser:
+    """The `python -m ssd.train` parser, one flag per `TrainOptions` field, plus
+    `--recipe NAME`; with `recipe`, the recipe's values are the defaults."""
     p = argparse.ArgumentParser(prog="python -m ssd.train",
                                 description="Train an SSD and write a run directory (see ssd.runlog).")
+    p.add_argument("--recipe", choices=tuple(RECIPES), default="",
+                   help="start from a named recipe (ssd.recipes); other flags override it")
     groups = {name: p.add_argument_group(name) for name in GROUPS}
     for f in fields(TrainOptions):
         group, help_text = groups[f.metadata["group"]], f.metadata["help"]
@@ -148,15 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             group.add_argument(flag(f.name), type=type(f.default), default=f.default, help=help_text,
                                choices=f.metadata["choices"], required=f.name == "out")
+    if recipe:
+        p.set_defaults(**RECIPES[recipe])
     return p
 
 
 def parse_args(argv: list[str]) -> TrainOptions:
-    """Options from a command line; `--resume` takes the run's options from
+    """Options from a command line (`--recipe NAME` sets the defaults of the other
+    flags, which override it); `--resume` takes the run's options from
     OUT/config.json, and only RESUME_OVERRIDABLE options from the command line.
     A bad option exits with argparse's usage error naming it."""
-    parser = build_parser()
+    pre = argparse.ArgumentParser(add_help=False)  # the recipe first: it sets the defaults
+    pre.add_argument("--recipe", default="")
+    recipe = pre.parse_known_args(argv)[0].recipe
+    parser = build_parser(recipe if recipe in RECIPES else "")  # an unknown name: the parser's choices error
     args = vars(parser.parse_args(argv))
+    args.pop("recipe")
     if args["resume"]:
         cfg_path = paths(args["out"]).config
         if not cfg_path.is_file():
@@ -170,6 +184,7 @@ def parse_args(argv: list[str]) -> TrainOptions:
         for a in probe._actions:
             a.default = argparse.SUPPRESS
         explicit = vars(probe.parse_args(argv))
+        explicit.pop("recipe", None)
         known = {f.name for f in fields(TrainOptions)}
         out = args["out"]
         args = {**args, **{k: v for k, v in saved.items() if k in known}}

@@ -265,7 +265,7 @@ def test_truncated_backbone_file_is_refused(tmp_path, vgg16_file):
 
 
 def test_backbone_weights_bad_arguments(vgg16_file):
-    with pytest.raises(WeightsError, match="ssd300_vgg16 only"):
+    with pytest.raises(WeightsError, match=r"\['ssd300_vgg16'\] only"):
         build("compact256", backbone_weights=vgg16_file)
     with pytest.raises(ValueError, match="not both"):
         build("ssd300_vgg16", weights=vgg16_file, backbone_weights=vgg16_file)

@@ -21,7 +21,7 @@ SHIPPED_RECORDED = ("--train-size 3000 --augment light --batch-size 32 --lr 0.00
 
 def test_every_field_is_a_flag_with_its_default_and_help():
     parser = build_parser()
-    actions = {a.dest: a for a in parser._actions if a.dest != "help"}
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "recipe")}
     assert list(actions) == [f.name for f in dataclasses.fields(TrainOptions)]
     for f in dataclasses.fields(TrainOptions):
         a = actions[f.name]
@@ -88,3 +88,26 @@ def test_resume_takes_the_saved_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--out", str(run), "--resume"])
     assert "config.json" in capsys.readouterr().err
+
+
+def test_recipes_are_valid_options_and_flags_override_them():
+    from ssd.recipes import RECIPES
+
+    assert {"ssd300_voc_paper", "compact256_shapes", "cpu_demo"} <= set(RECIPES)
+    for name, values in RECIPES.items():
+        TrainOptions(**values).validate()  # every key a field, every value valid
+    paper = parse_args(["--recipe", "ssd300_voc_paper", "--out", "r", "--data-root", "VOC", "--epochs", "2"])
+    assert (paper.optimizer, paper.lr, paper.weight_decay, paper.batch_size, paper.schedule, paper.augment) == (
+        "sgd", 1e-3, 5e-4, 32, "step", "ssd")
+    assert paper.epochs == 2 and paper.backbone_weights == "imagenet"  # the flag overrides the recipe
+
+
+def test_shipped_recipe_rebuilds_the_recorded_command():
+    opts = parse_args(["--recipe", "compact256_shapes", "--out", "runs/compact256_shapes"])
+    assert " ".join(opts.to_argv()) == SHIPPED_RECORDED
+
+
+def test_unknown_recipe_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--recipe", "yolo", "--out", "r"])
+    assert "invalid choice: 'yolo'" in capsys.readouterr().err

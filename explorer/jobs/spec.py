@@ -20,9 +20,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ssd.recipes import RECIPES
 from ssd.train_options import DATASETS, DEVICES, MODEL_NAMES as MODELS, TrainOptions
 
-__all__ = ["DATASETS", "DEVICES", "MODELS", "JobError", "JobSpec", "TrainOptions", "sanitize_run_name",
+__all__ = ["DATASETS", "DEVICES", "MODELS", "RECIPES", "JobError", "JobSpec", "TrainOptions", "sanitize_run_name",
            "resolve_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_NAME_LEN = 64

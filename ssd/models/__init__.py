@@ -44,6 +44,7 @@ _BUILDERS: dict[str, tuple[Callable[..., SSDNet], Callable[[int], SSDConfig], in
     "compact256": (build_compact256, compact256, 7),
 }
 MODEL_NAMES = tuple(_BUILDERS)
+BACKBONE_WEIGHTS_MODELS = ("ssd300_vgg16",)  # models whose ImageNet backbone `backbone_weights` loads
 
 
 def default_config(name: str, num_classes: int | None = None) -> SSDConfig:
@@ -68,9 +69,9 @@ def _check_cfg(name: str, cfg: SSDConfig, reference: SSDConfig) -> None:
 def _backbone_options(name: str, weights, backbone_weights, trainable_backbone_layers) -> dict:
     """Builder options for ImageNet backbone weights (read here, so a bad file fails before
     the model is built) and the trainable backbone stages."""
-    if name != "ssd300_vgg16":
+    if name not in BACKBONE_WEIGHTS_MODELS:
         what = "backbone_weights" if backbone_weights is not None else "trainable_backbone_layers"
-        raise WeightsError(f"{what} is wired for ssd300_vgg16 only, not {name!r}")
+        raise WeightsError(f"{what} is wired for {list(BACKBONE_WEIGHTS_MODELS)} only, not {name!r}")
     if backbone_weights is not None and weights is not None:
         raise ValueError("give weights (the whole model) or backbone_weights (ImageNet backbone), not both")
     options = {"trainable_backbone_layers": trainable_backbone_layers}
@@ -149,7 +150,8 @@ def build(
 def _load_weights(model: SSDNet, name: str, weights, coco_names, class_names, keep_class_rows: bool) -> None:
     """Load `weights` ("coco" or PATH) into `model`, fine-tuning style when the class count differs."""
     if weights == "coco":
-        state, source, source_names = download_coco_state_dict(name), f"torchvision's COCO weights for {name}", coco_names
+        state, source = download_coco_state_dict(name), f"torchvision's COCO weights for {name}"
+        source_names = coco_names
     else:
         state, source, source_names = read_state_dict(weights), f"weights file {weights}", read_class_names(weights)
     model.init_note = load_for_fine_tuning(model, state, source, source_names, class_names, keep_class_rows)
