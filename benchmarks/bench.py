@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import os
 import statistics
-import tempfile
 import time
 from typing import Callable
 
@@ -36,6 +33,7 @@ from ssd.boxes import cxcywh_to_xyxy
 from ssd.config import ssd300_voc
 from ssd.loss import multibox_loss
 from ssd.priors import default_boxes
+from ssd.runlog import write_json_atomic
 
 SECTIONS = ("loss", "priors", "inference")
 _TV_RATIOS_300 = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]
@@ -172,15 +170,6 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _write_json_atomic(path: str, payload: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description="Time ssd against torchvision, side by side.")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of sections: {', '.join(SECTIONS)}")
@@ -218,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
           f"repeats {args.repeats} (median)")
     print(format_table(rows))
     if args.json:
-        _write_json_atomic(args.json, {"device": args.device, "device_name": device_name, "repeats": args.repeats,
+        write_json_atomic(args.json, {"device": args.device, "device_name": device_name, "repeats": args.repeats,
                                        "torch": torch.__version__, "rows": rows})
     return 0
 

@@ -12,12 +12,19 @@ import streamlit as st
 from pages._ui import require_app_frame
 
 from explorer.jobs import manager as jobs
-from explorer.jobs.spec import DATASETS, MODELS, JobError, JobSpec
+from explorer.jobs.spec import DATASETS, MODELS, RECIPES, JobError, JobSpec, TrainOptions
 from explorer.views.training import loss_figure, map_figure
 
 require_app_frame()
 
 REFRESH_S = 2.0
+DEFAULTS = TrainOptions()  # ssd.train's defaults, declared once there
+# Recipe options that have a widget below (field -> widget key); the others travel unseen.
+RECIPE_WIDGETS = {"dataset": "train_dataset", "train_size": "train_train_size", "val_size": "train_val_size",
+                  "data_seed": "train_data_seed", "model": "train_model", "epochs": "train_epochs",
+                  "batch_size": "train_batch_size", "lr": "train_lr", "seed": "train_seed",
+                  "eval_every": "train_eval_every", "log_every": "train_log_every"}
+STARTS = ("From scratch", "ImageNet backbone", "Fine-tune from COCO", "Fine-tune from a run's checkpoint")
 DATASET_LABELS = {
     "procedural": "Procedural shapes (generated, no download)",
     "voc": "Pascal VOC folder",
@@ -71,10 +78,52 @@ def _use_in_explorer(info: jobs.RunInfo) -> None:
     _flash("success", f"The explorer pages now use {info.name}'s best checkpoint.")
 
 
+def _apply_recipe() -> None:
+    """Fill the form from the chosen recipe (on_change: runs before the rerun)."""
+    values = RECIPES.get(st.session_state["train_recipe"], {})
+    for field, key in RECIPE_WIDGETS.items():
+        if field in values:
+            st.session_state[key] = values[field]
+    start = ("ImageNet backbone" if values.get("backbone_weights") == "imagenet" else
+             "Fine-tune from COCO" if values.get("init") == "coco" else "From scratch")
+    st.session_state["train_start"] = start
+
+
+def _recipe_extras() -> dict:
+    """The chosen recipe's options that have no widget (optimizer, schedule, augmentation, ...)."""
+    values = RECIPES.get(st.session_state.get("train_recipe", "(custom)"), {})
+    return {k: v for k, v in values.items() if k not in RECIPE_WIDGETS and k not in ("backbone_weights", "init")}
+
+
+def _starting_point(runs_dir) -> dict:
+    """Widgets for the starting weights -> the options `init` / `backbone_weights`."""
+    c1, c2 = st.columns([1, 2])
+    start = c1.radio("Starting point", STARTS, key="train_start")
+    if start == "ImageNet backbone":
+        c2.caption("torchvision's ImageNet VGG-16 (SSD300-VGG16 only); needs a download, or the file in "
+                   "torch's hub cache")
+        return {"backbone_weights": "imagenet"}
+    if start == "From scratch":
+        return {}
+    keep = c2.checkbox("Keep the class rows of classes the source also has", key="train_keep_classes")
+    if start == "Fine-tune from COCO":
+        return {"init": "coco", "init_keep_classes": keep}
+    best = [str(r.best_checkpoint) for r in jobs.list_runs(runs_dir) if r.has_best]
+    path = c2.selectbox("Run checkpoint (best.pt)", best, key="train_init_path",
+                        placeholder="no finished run yet", index=0 if best else None)
+    return {"init": path or "", "init_keep_classes": keep}
+
+
 def launch_form(runs_dir) -> None:
     devices = _devices()
     gpus = devices["gpu_count"]
     st.subheader("New training run")
+    recipe = st.selectbox("Recipe", ("(custom)", *RECIPES), key="train_recipe", on_change=_apply_recipe,
+                          help="Fills the form; its other options (optimizer, schedule, augmentation) "
+                               "are used as listed below")
+    if _recipe_extras():
+        st.caption(f"{recipe} also sets: " + ", ".join(f"{k}={v}" for k, v in _recipe_extras().items()))
+    start = _starting_point(runs_dir)
     dataset = st.radio("Dataset", DATASETS, format_func=DATASET_LABELS.get, horizontal=True,
                        key="train_dataset")
     with st.form("train_launch"):
@@ -83,7 +132,8 @@ def launch_form(runs_dir) -> None:
             c1, c2, c3 = st.columns(3)
             data["train_size"] = c1.number_input("Training scenes", 1, 100_000, 512, key="train_train_size")
             data["val_size"] = c2.number_input("Validation scenes", 1, 10_000, 64, key="train_val_size")
-            data["data_seed"] = c3.number_input("Scene seed", 0, 2**31 - 1, 0, key="train_data_seed")
+            data["data_seed"] = c3.number_input("Scene seed", 0, 2**31 - 1, DEFAULTS.data_seed,
+                                                key="train_data_seed")
         elif dataset == "voc":
             data["data_root"] = st.text_input(
                 "VOC folder (holding Annotations/ and JPEGImages/)", key="train_data_root",
@@ -94,10 +144,10 @@ def launch_form(runs_dir) -> None:
             data["coco_images"] = st.text_input("COCO image folder", key="train_coco_images",
                                                 placeholder="/data/coco/train2017")
         c1, c2, c3, c4 = st.columns(4)
-        model = c1.selectbox("Model", MODELS, key="train_model")
-        epochs = c2.number_input("Epochs", 1, 10_000, 10, key="train_epochs")
-        batch_size = c3.number_input("Batch size", 1, 1024, 16, key="train_batch_size")
-        lr = c4.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%.5f", key="train_lr")
+        model = c1.selectbox("Model", MODELS, index=MODELS.index(DEFAULTS.model), key="train_model")
+        epochs = c2.number_input("Epochs", 1, 10_000, DEFAULTS.epochs, key="train_epochs")
+        batch_size = c3.number_input("Batch size", 1, 1024, DEFAULTS.batch_size, key="train_batch_size")
+        lr = c4.number_input("Learning rate", 1e-6, 1.0, DEFAULTS.lr, step=1e-4, format="%.5f", key="train_lr")
         c1, c2, c3 = st.columns(3)
         device_options = ["auto", "cpu"] + (["cuda"] if devices["cuda"] else [])
         device = c1.selectbox("Device", device_options, key="train_device")
@@ -109,17 +159,17 @@ def launch_form(runs_dir) -> None:
                              help="Letters, digits, '.', '_', '-'; made unique with -2, -3, ...")
         with st.expander("Advanced"):
             c1, c2, c3, c4 = st.columns(4)
-            seed = c1.number_input("Training seed", 0, 2**31 - 1, 0, key="train_seed")
+            seed = c1.number_input("Training seed", 0, 2**31 - 1, DEFAULTS.seed, key="train_seed")
             max_steps = c2.number_input("Stop after N steps (0: no limit)", 0, 10**9, 0, key="train_max_steps")
-            eval_every = c3.number_input("Evaluate every N epochs (0: default)", 0, 10_000, 0,
+            eval_every = c3.number_input("Evaluate every N epochs", 1, 10_000, DEFAULTS.eval_every,
                                          key="train_eval_every")
-            log_every = c4.number_input("Log every N steps (0: default)", 0, 100_000, 0, key="train_log_every")
+            log_every = c4.number_input("Log every N steps", 1, 100_000, DEFAULTS.log_every, key="train_log_every")
         submitted = st.form_submit_button("Launch", type="primary", key="train_launch_button")
     if submitted:
-        spec = JobSpec(dataset=dataset, model=model, epochs=int(epochs), batch_size=int(batch_size),
-                       lr=float(lr), device=device, seed=int(seed), nproc=int(nproc),
-                       max_steps=int(max_steps), eval_every=int(eval_every), log_every=int(log_every),
-                       **{k: (int(v) if isinstance(v, (int, float)) else str(v).strip()) for k, v in data.items()})
+        spec = JobSpec.of(nproc=int(nproc), **_recipe_extras(), **start, dataset=dataset, model=model,
+                          epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), device=device, seed=int(seed),
+                          max_steps=int(max_steps), eval_every=int(eval_every), log_every=int(log_every),
+                          **{k: (int(v) if isinstance(v, (int, float)) else str(v).strip()) for k, v in data.items()})
         try:
             run_dir = jobs.launch(runs_dir, spec, name=name.strip() or None, devices=devices)
         except JobError as exc:
@@ -133,6 +183,8 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
     live = info.state in ("queued", "running")
     steps = f"step {info.step}/{info.total_steps}" if info.total_steps else "waiting to start"
     st.progress(info.progress, text=f"{info.state} · {steps} · {info.message}")
+    if info.state == "failed":
+        st.error(f"{info.name} failed: {info.message}")
     c = st.columns(5)
     c[0].metric("Epoch", "–" if info.epoch is None else info.epoch)
     c[1].metric("Images / s", "–" if info.images_per_s is None else f"{info.images_per_s:.1f}")

@@ -11,13 +11,13 @@ Format "ssd-explorer/1" (a dict; every value loads with `torch.load(weights_only
     recipe       how it was made: training command, seed, dataset, ... (may be {})
     + any `extra` keys; training writes `optimizer`, `scheduler`, `epoch`, `step`, `best_map`.
 
-Files are written atomically (temporary file in the same folder, then `os.replace`),
-so a reader never sees half a checkpoint even if training is killed mid-write.
+Files are written atomically with `ssd.runlog.atomic_write` (temporary file in the same
+folder, fsync, then `os.replace`), so a reader never sees half a checkpoint even if
+training is killed mid-write.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -26,6 +26,7 @@ from torch import Tensor
 from ssd.config import SSDConfig
 from ssd.models import MODEL_NAMES, SSDNet, WeightsError, build
 from ssd.models.weights import load_state_dict_checked
+from ssd.runlog import atomic_write
 
 FORMAT = "ssd-explorer/1"
 REQUIRED_KEYS = ("format", "model_name", "num_classes", "class_names", "config", "state_dict")
@@ -73,20 +74,7 @@ def save(
         "recipe": dict(recipe or {}),
         **extra,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(ckpt, f))
 
 
 def read(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:

@@ -1,19 +1,30 @@
-"""Training pieces `ssd.train` puts together: datasets from arguments, the optimizer,
-the learning-rate schedule, a resumable distributed sampler, and device selection.
+"""Training pieces `ssd.train` puts together (as DETR's `engine.py`, lufficc/SSD's
+`engine/trainer.py`): device selection, datasets from options and their loader, the
+optimizer and its learning-rate schedule, a resumable distributed sampler, the
+training state a checkpoint keeps, and `Trainer.train_one_epoch` over `Trainer.step`.
+
+Letters: B images per batch, A default boxes, K classes (background included).
 """
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable, NamedTuple
 
 import torch
-from torch.utils.data import Dataset, DistributedSampler, Sampler, Subset
+import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
+from ssd import checkpoint
 from ssd.data import procedural
 from ssd.data.coco import COCODataset
-from ssd.data.common import DatasetError
+from ssd.data.common import DatasetError, collate
 from ssd.data.transforms import eval_transform, train_transform
 from ssd.data.voc import VOC_CLASSES, VOCDataset
+from ssd.loss import multibox_loss
 
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -67,7 +78,8 @@ def voc_class_names(root, split: str, choice: str = "auto") -> tuple[str, ...]:
 
 
 def build_datasets(args, image_size: int) -> tuple[Dataset, Dataset, tuple[str, ...], int]:
-    """(train set, val set, class names, samples skipped as bad) for the parsed arguments."""
+    """(train set, val set, class names, samples skipped as bad) for `args` (a
+    `ssd.train_options.TrainOptions`) at `image_size` px. DatasetError names a bad file."""
     t_train = train_transform(image_size, args.augment)
     t_eval = eval_transform(image_size)
     if args.dataset == "procedural":
@@ -103,7 +115,15 @@ def build_datasets(args, image_size: int) -> tuple[Dataset, Dataset, tuple[str, 
     raise ValueError(f"unknown --dataset {args.dataset!r}")
 
 
+def build_loader(dataset: Dataset, sampler: Sampler, batch_size: int, num_workers: int,
+                 device: torch.device) -> DataLoader:
+    """Training batches of `batch_size` (the last partial batch dropped) in `sampler`'s order."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=collate,
+                      num_workers=num_workers, persistent_workers=False, pin_memory=device.type == "cuda")
+
+
 def build_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9) or AdamW over `params`."""
     if name == "sgd":  # the paper: SGD, momentum 0.9, weight decay 5e-4 (Sec. 3)
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "adamw":
@@ -111,9 +131,10 @@ def build_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.
     raise ValueError(f"--optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
 
-def lr_lambda(schedule: str, total_steps: int, warmup_steps: int, step_milestones=(2 / 3, 8 / 9)):
+def lr_lambda(schedule: str, total_steps: int, warmup_steps: int, step_milestones=(2 / 3, 5 / 6)):
     """Multiplier of the base lr at a step: linear warmup, then cosine to 0, steps
-    x0.1 at 2/3 and 8/9 of training (the paper's drops, Sec. 3.1), or constant."""
+    x0.1 at 2/3 and 5/6 of training (the paper's drops: 40k and 50k of 60k iterations
+    on VOC, Sec. 3.1; 160k and 200k of 240k on COCO, Sec. 3.4), or constant."""
     if schedule not in SCHEDULES:
         raise ValueError(f"--schedule must be one of {SCHEDULES}, got {schedule!r}")
     total = max(1, int(total_steps))
@@ -130,6 +151,12 @@ def lr_lambda(schedule: str, total_steps: int, warmup_steps: int, step_milestone
         return 0.5 * (1.0 + math.cos(math.pi * t))
 
     return f
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
+                    warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step schedule (`lr_lambda`) over `total_steps` steps of the whole run."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(schedule, total_steps, warmup_steps))
 
 
 class ResumableSampler(Sampler[int]):
@@ -151,3 +178,139 @@ class ResumableSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.inner) - self.skip
+
+
+# ------------------------------------------------------------- state a checkpoint keeps
+@dataclass
+class Progress:
+    """Where a run stands: saved in last.pt, restored by `--resume`."""
+
+    step: int = 0  # optimiser steps done, over all sessions
+    best_map: float | None = None  # best validation COCO AP so far (None: not evaluated yet)
+    train_seconds: float = 0.0  # training wall time of the earlier sessions of a resumed run
+    session_start: float = field(default_factory=time.time)  # unix time this session started
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, over all sessions."""
+        return self.train_seconds + time.time() - self.session_start
+
+
+def save_training_state(path, model, class_names, recipe: dict, optimizer, scheduler, progress: Progress,
+                        epoch: int) -> None:
+    """Write last.pt: the weights plus what `restore_training_state` needs to go on
+    exactly (optimizer, scheduler, step, torch's RNG state)."""
+    checkpoint.save(path, model, class_names, recipe, extra={
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+        "step": progress.step, "best_map": progress.best_map, "rng": torch.get_rng_state(),
+        "train_seconds": progress.elapsed(),
+    })
+
+
+def restore_training_state(path, model, optimizer, scheduler) -> Progress:
+    """Load last.pt at `path` into `model`, `optimizer`, `scheduler` and torch's RNG;
+    returns the run's `Progress`. CheckpointError names a bad file."""
+    ckpt = checkpoint.load_state_into(model, path)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if "rng" in ckpt:
+        torch.set_rng_state(ckpt["rng"])
+    return Progress(step=int(ckpt["step"]), best_map=ckpt.get("best_map"),
+                    train_seconds=float(ckpt.get("train_seconds", 0.0)))
+
+
+# ------------------------------------------------------------------- training steps --
+class StepResult(NamedTuple):
+    """One optimisation step, agreed by every process."""
+
+    losses: Tensor  # (3,) total, conf, loc: mean over the processes, detached
+    non_finite: bool  # some process's loss was NaN or inf: no update was made
+    stop: bool  # some process was asked to stop (SIGTERM / SIGINT)
+    local_total: float | None  # this process's total loss when non-finite (for the message), else None
+
+
+class EpochEnd(NamedTuple):
+    """Why `Trainer.train_one_epoch` returned."""
+
+    reason: str  # "epoch" (loader exhausted) | "done" (total steps reached) | "stopped" | "non_finite"
+    result: StepResult | None  # the last step (None when the loader was empty)
+
+
+@dataclass
+class Trainer:
+    """The fixed pieces of a training loop (built once per run by `ssd.train`)."""
+
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    model: torch.nn.Module  # the bare model (its parameters are clipped)
+    priors_cxcywh: Tensor  # (A, 4) default boxes, normalised, on the device
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler  # stepped once per optimiser step
+    device: torch.device
+    memory_format: torch.memory_format  # channels_last or contiguous_format for the images
+    clip_grad: float  # max gradient norm (0: off)
+    world: int  # processes in the DDP group (1: no DDP)
+
+    def step(self, images: Tensor, targets: list[dict], stop_asked: bool) -> StepResult:
+        """Forward, Eq. 1 loss, backward, clip, optimizer and scheduler step on a
+        batch (images (B, 3, H, W) on the device). One all-reduce carries the losses,
+        "all finite" and "stop asked", so every process takes the same decision."""
+        out = self.net(images)
+        loss = multibox_loss(out.cls_logits_flat(), out.bbox_regression_flat(), self.priors_cxcywh, targets)
+        flags = torch.stack([loss.total.detach(), loss.conf.detach(), loss.loc.detach(),
+                             (~torch.isfinite(loss.total.detach())).float(),
+                             torch.tensor(float(stop_asked), device=self.device)])
+        if self.world > 1:
+            dist.all_reduce(flags)
+            flags[:3] /= self.world
+        if flags[3] > 0:
+            return StepResult(flags[:3], True, bool(flags[4] > 0), loss.total.item())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        if self.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
+        self.optimizer.step()
+        self.scheduler.step()
+        return StepResult(flags[:3], False, bool(flags[4] > 0), None)
+
+    def train_one_epoch(self, loader: Iterable, progress: Progress, total_steps: int,
+                        stop_asked: Callable[[], bool],
+                        after_step: Callable[[StepResult, int], None]) -> EpochEnd:
+        """Steps over `loader` (a DataLoader or its iterator) until it ends, `total_steps` is reached, a stop is
+        asked or the loss is non-finite. After each update, `progress.step` is
+        counted and `after_step(result, images in the batch)` runs (logging, saving)."""
+        result = None
+        for images, targets in loader:
+            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+            targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
+            result = self.step(images, targets, stop_asked())
+            if result.non_finite:
+                return EpochEnd("non_finite", result)
+            progress.step += 1
+            after_step(result, images.shape[0])
+            if result.stop:
+                return EpochEnd("stopped", result)
+            if progress.step >= total_steps:
+                return EpochEnd("done", result)
+        return EpochEnd("epoch", result)
+
+
+class LossWindow:
+    """Mean losses and images/s since the last log line."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps, self.images, self.start, self.sum = 0, 0, time.time(), torch.zeros(3)
+
+    def add(self, losses: Tensor, images: int) -> None:
+        """Count one step: `losses` (3,) total, conf, loc; `images` over all processes."""
+        self.steps += 1
+        self.images += images
+        self.sum += losses.cpu()
+
+    def mean(self) -> list[float]:
+        """[total, conf, loc] averaged over the steps of the window."""
+        return (self.sum / max(1, self.steps)).tolist()
+
+    def images_per_s(self) -> float:
+        return self.images / max(time.time() - self.start, 1e-9)

@@ -1,15 +1,20 @@
-"""The files of a training run directory, written so another process can read them
-at any moment (the app's job manager polls them):
+"""The run directory of a training run: the one owner of its format.
 
-    RUN_DIR/config.json    every argument + the resolved model config (enough to reproduce)
-    RUN_DIR/metrics.jsonl  one JSON object per log step or evaluation, appended
-    RUN_DIR/train.log      human-readable log
-    RUN_DIR/status.json    {"state", "progress", "message", "pid", "epoch", "step",
-                            "total_steps", "best_map", "device", "started_at", "updated_at"}
-    RUN_DIR/checkpoints/last.pt, best.pt
+Training (`ssd.train`) writes it; the app's job manager (`explorer.jobs`) reads it
+while the run goes on. Both import the names below instead of restating them:
 
-JSON files are replaced atomically (temp file in the same folder + os.replace), so a
-reader sees either the old or the new file, never half of one.
+    RUN_DIR/config.json             every option + the resolved model config (enough to reproduce)
+    RUN_DIR/metrics.jsonl           one JSON record per log step ("kind": "train") or evaluation ("eval")
+    RUN_DIR/train.log               human-readable log
+    RUN_DIR/status.json             STATUS_FIELDS: state (one of STATES), progress, message, ...
+    RUN_DIR/checkpoints/last.pt     resumable state (weights, optimizer, scheduler, step, RNG)
+    RUN_DIR/checkpoints/best.pt     the weights with the best validation AP
+
+Every whole-file write in the project goes through `atomic_write` (temp file in the
+same folder, fsync, `os.replace`): a reader sees the old file or the new one, never
+half of one, even if the writer is killed mid-write. `ssd.checkpoint.save` uses it too.
+
+No torch import: the job runner waiting in a queue imports this and stays light.
 """
 from __future__ import annotations
 
@@ -18,24 +23,94 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable, Iterable
 
-STATES = ("queued", "running", "finished", "failed", "cancelled")
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+STATUS_FILE = "status.json"
+CHECKPOINTS_DIR = "checkpoints"
+LAST_CHECKPOINT = f"{CHECKPOINTS_DIR}/last.pt"
+BEST_CHECKPOINT = f"{CHECKPOINTS_DIR}/best.pt"
+
+LIVE_STATES = ("queued", "running")  # a process of the run should exist
+END_STATES = ("finished", "failed", "cancelled")  # the run ended (cancelled and failed can resume)
+STATES = LIVE_STATES + END_STATES
+STATUS_FIELDS = ("state", "progress", "message", "pid", "epoch", "step", "total_steps", "best_map",
+                 "device", "started_at", "updated_at")
+# metrics.jsonl records: "kind" says which keys the record has.
+TRAIN_KEYS = ("epoch", "step", "loss", "conf", "loc", "lr", "images_per_s", "time")
+EVAL_KEYS = ("epoch", "step", "map", "ap50", "ap75", "voc07_map", "time")
 
 
-def write_json_atomic(path, obj) -> None:
-    """Write `obj` as JSON to `path` via a temp file + os.replace."""
+class RunDirError(ValueError):
+    """A run-directory file that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of the run directory `root` (nothing is created)."""
+
+    root: Path  # the run directory
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def log(self) -> Path:
+        return self.root / LOG_FILE
+
+    @property
+    def status(self) -> Path:
+        return self.root / STATUS_FILE
+
+    @property
+    def last(self) -> Path:
+        return self.root / LAST_CHECKPOINT
+
+    @property
+    def best(self) -> Path:
+        return self.root / BEST_CHECKPOINT
+
+
+def paths(run_dir) -> RunPaths:
+    """`RunPaths` of the run directory `run_dir` (str or Path)."""
+    return RunPaths(Path(run_dir))
+
+
+# --------------------------------------------------------------------------- writes --
+def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file atomically: `write(f)` fills a temp file in the same folder, which
+    is flushed, fsynced and `os.replace`d onto `path`. Returns `path` as a Path.
+
+    The only atomic-write helper of the project (JSON files, checkpoints, counters)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def write_json_atomic(path, obj) -> Path:
+    """Write `obj` as indented JSON to `path` with `atomic_write`."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _json_default(o):
@@ -43,59 +118,146 @@ def _json_default(o):
         return str(o)
     if isinstance(o, tuple):
         return list(o)
-    if hasattr(o, "item"):
+    if hasattr(o, "item"):  # numpy / torch scalars
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def checked_status(fields: dict) -> dict:
+    """`fields` if every key is a status field and the state is known, else raise
+    (KeyError for an unknown field, ValueError for an unknown state)."""
+    unknown = set(fields) - set(STATUS_FIELDS)
+    if unknown:
+        raise KeyError(f"unknown status field(s) {sorted(unknown)}; known: {list(STATUS_FIELDS)}")
+    if "state" in fields and fields["state"] not in STATES:
+        raise ValueError(f"state must be one of {STATES}, got {fields['state']!r}")
+    return fields
+
+
+def update_status(run_dir, **fields) -> dict:
+    """Merge `fields` (checked) into RUN_DIR/status.json atomically; returns the new
+    status. For writers other than the trainer (the job runner and manager)."""
+    status = read_status(run_dir) or {}
+    status.update(checked_status(fields))
+    status["updated_at"] = time.time()
+    write_json_atomic(paths(run_dir).status, status)
+    return status
+
+
+# --------------------------------------------------------------------------- reads ---
 def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
+    """The JSON object in `path`; RunDirError naming the file when it is missing,
+    unreadable or not a JSON object."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{p}: not found") from None
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{p}: not readable JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{p}: holds a JSON {type(data).__name__}, not an object")
+    return data
 
 
+def read_json_or_none(path) -> dict | None:
+    """The JSON object in `path`, or None when missing or unreadable (a foreign
+    writer mid-write, a file truncated by a crash). For pollers."""
+    try:
+        return read_json(path)
+    except RunDirError:
+        return None
+
+
+def read_status(run_dir) -> dict | None:
+    """RUN_DIR/status.json, or None when there is none (yet) or it is unreadable."""
+    return read_json_or_none(paths(run_dir).status)
+
+
+def read_config(run_dir) -> dict | None:
+    """RUN_DIR/config.json (keys "args", "model_config", "class_names", ...) or None."""
+    return read_json_or_none(paths(run_dir).config)
+
+
+def parse_records(lines: Iterable[str]) -> list[dict]:
+    """metrics.jsonl lines -> records; a half-written line (being written now, or cut
+    by a crash) is skipped."""
+    records = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    return records
+
+
+def read_metrics(path) -> list[dict]:
+    """All records of a metrics.jsonl file, or of RUN_DIR/metrics.jsonl when `path` is
+    a directory ([] when absent)."""
+    p = Path(path)
+    if p.is_dir():
+        p = paths(p).metrics
+    try:
+        with open(p, encoding="utf-8", errors="replace") as f:
+            return parse_records(f)
+    except OSError:
+        return []
+
+
+def split_records(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+    """(train rows, eval rows) of metrics records, by their "kind"; each row has
+    exactly TRAIN_KEYS / EVAL_KEYS (None where a record lacks one)."""
+    train, evals = [], []
+    for rec in records:
+        if rec.get("kind") == "train":
+            train.append({k: rec.get(k) for k in TRAIN_KEYS})
+        elif rec.get("kind") == "eval":
+            evals.append({k: rec.get(k) for k in EVAL_KEYS})
+    return train, evals
+
+
+# --------------------------------------------------------------------------- writer --
 class RunDir:
-    """Writer for one run directory (only rank 0 makes one)."""
+    """Writer of one run directory (only rank 0 makes one). Creates the folder and
+    train.log; status.json is written on the first `set_status`, checkpoints/ with the
+    first checkpoint (a run that fails before training holds only its log and status)."""
 
     def __init__(self, root, total_steps: int, device: str):
-        self.root = Path(root)
+        self.paths = paths(root)
+        self.root = self.paths.root
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "checkpoints").mkdir(exist_ok=True)
-        self.metrics_path = self.root / "metrics.jsonl"
-        self.status_path = self.root / "status.json"
-        self.last_path = self.root / "checkpoints" / "last.pt"
-        self.best_path = self.root / "checkpoints" / "best.pt"
+        self.metrics_path, self.status_path = self.paths.metrics, self.paths.status
+        self.last_path, self.best_path = self.paths.last, self.paths.best
+        now = time.time()
         self.status = {
-            "state": "queued",
-            "progress": 0.0,
-            "message": "",
-            "pid": os.getpid(),
-            "epoch": 0,
-            "step": 0,
-            "total_steps": int(total_steps),
-            "best_map": None,
-            "device": device,
-            "started_at": time.time(),
-            "updated_at": time.time(),
+            "state": "queued", "progress": 0.0, "message": "", "pid": os.getpid(), "epoch": 0, "step": 0,
+            "total_steps": int(total_steps), "best_map": None, "device": device, "started_at": now,
+            "updated_at": now,
         }
-        if self.status_path.exists():  # resuming: keep the first start time
-            try:
-                self.status["started_at"] = float(read_json(self.status_path).get("started_at", time.time()))
-            except (ValueError, OSError):
-                pass
-        self.logger = _file_logger(self.root / "train.log")
+        previous = read_status(self.root)
+        if previous and isinstance(previous.get("started_at"), (int, float)):
+            self.status["started_at"] = float(previous["started_at"])  # resuming: keep the first start
+        self.logger = _file_logger(self.paths.log)
 
     def set_status(self, **fields) -> None:
-        unknown = set(fields) - set(self.status)
-        if unknown:
-            raise KeyError(f"unknown status field(s) {sorted(unknown)}")
-        if "state" in fields and fields["state"] not in STATES:
-            raise ValueError(f"state must be one of {STATES}, got {fields['state']!r}")
-        self.status.update(fields)
+        """Merge `fields` (STATUS_FIELDS only) into the status and write it atomically;
+        progress is recomputed from step / total_steps."""
+        self.status.update(checked_status(fields))
         total = max(1, self.status["total_steps"])
         self.status["progress"] = round(min(1.0, self.status["step"] / total), 4)
         self.status["updated_at"] = time.time()
         write_json_atomic(self.status_path, self.status)
 
+    def write_config(self, config: dict) -> None:
+        write_json_atomic(self.paths.config, config)
+
     def log_metrics(self, record: dict) -> None:
+        """Append one record ("kind" "train" with TRAIN_KEYS or "eval" with EVAL_KEYS)."""
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record, default=_json_default) + "\n")
             f.flush()
@@ -119,17 +281,3 @@ def _file_logger(path: Path) -> logging.Logger:
     sh.setFormatter(fmt)
     logger.addHandler(sh)
     return logger
-
-
-def read_metrics(path) -> list[dict]:
-    """All records of a metrics.jsonl (a half-written last line is ignored)."""
-    out = []
-    p = Path(path)
-    if not p.exists():
-        return out
-    for line in p.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out

@@ -1,108 +1,53 @@
 """Train an SSD: `python -m ssd.train --dataset procedural --out runs/demo`.
 
-Writes a run directory (see `ssd.runlog`): config.json, metrics.jsonl, train.log,
+Writes a run directory (`ssd.runlog`): config.json, metrics.jsonl, train.log,
 status.json and checkpoints/{last,best}.pt. SIGTERM/SIGINT finish the current step,
 save last.pt and end with status "cancelled" (exit 0); `--resume` continues from
-last.pt with the same optimizer/scheduler state and step. A non-finite loss ends the
-run "failed" (exit 1). Under `torchrun --nproc_per_node=N` it trains with
-DistributedDataParallel (gloo on CPU, nccl on GPU); only rank 0 writes files.
+last.pt with the same optimizer/scheduler state, step and RNG. A non-finite loss ends
+the run "failed" (exit 1), and so does any other error (a dataset image that does not
+decode, a full disk, ...): status.json and train.log then hold its message, never
+"running". Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel
+(gloo on CPU, nccl on GPU); only rank 0 writes files.
 
+The options are `ssd.train_options.TrainOptions`; the pieces are in `ssd.engine`.
 The shipped checkpoint's exact command is in the README ("The shipped model").
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import signal
 import sys
 import time
-from pathlib import Path
+import traceback
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
 
-from ssd import checkpoint
-from ssd.data.common import DatasetError, collate, skipped_on_load
-from ssd.data.transforms import AUGMENTATIONS
-from ssd.engine import OPTIMIZERS, SCHEDULES, ResumableSampler, build_datasets, build_optimizer, lr_lambda, resolve_device
-from ssd.loss import multibox_loss
-from ssd.models import MODEL_NAMES, build
+from ssd import models
+from ssd.data.common import DatasetError, skipped_on_load
+from ssd.engine import (
+    EpochEnd,
+    LossWindow,
+    Progress,
+    ResumableSampler,
+    StepResult,
+    Trainer,
+    build_datasets,
+    build_loader,
+    build_optimizer,
+    build_scheduler,
+    resolve_device,
+    restore_training_state,
+    save_training_state,
+)
 from ssd.priors import default_boxes
-from ssd.runlog import RunDir, read_json, write_json_atomic
-
-# Arguments a resumed run may change on its command line (the rest come from config.json).
-RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "num_workers", "threads", "log_every", "eval_every")
+from ssd.runlog import RunDir, paths
+from ssd.train_options import TrainOptions, parse_args
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ssd.train", description=__doc__.split("\n\n")[0])
-    d = p.add_argument_group("data")
-    d.add_argument("--dataset", choices=("procedural", "voc", "coco"), default="procedural")
-    d.add_argument("--data-root", default="", help="VOC folder (JPEGImages/, Annotations/, ImageSets/Main/)")
-    d.add_argument("--classes", default="auto", help="VOC class list: auto | voc | shapes | comma list")
-    d.add_argument("--coco-json", default="", help="COCO instances JSON (training)")
-    d.add_argument("--coco-images", default="", help="COCO image folder")
-    d.add_argument("--coco-val-json", default="", help="COCO validation JSON (default: hold out --val-size images)")
-    d.add_argument("--coco-val-images", default="", help="COCO validation image folder (default: --coco-images)")
-    d.add_argument("--train-size", type=int, default=2000, help="procedural: training scenes")
-    d.add_argument("--val-size", type=int, default=200, help="procedural: validation scenes (seed + 1)")
-    d.add_argument("--data-seed", type=int, default=0, help="procedural: scene seed of the training set")
-    d.add_argument("--skip-bad", action="store_true", help="skip bad samples (count logged) instead of failing")
-    d.add_argument("--augment", choices=AUGMENTATIONS, default="ssd", help="ssd | light (flip+colour) | none")
-    m = p.add_argument_group("model and optimisation")
-    m.add_argument("--model", choices=MODEL_NAMES, default="compact256")
-    m.add_argument("--epochs", type=int, default=10)
-    m.add_argument("--batch-size", type=int, default=16, help="images per step per process")
-    m.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
-    m.add_argument("--lr", type=float, default=1e-3)
-    m.add_argument("--schedule", choices=SCHEDULES, default="cosine")
-    m.add_argument("--warmup-steps", type=int, default=100)
-    m.add_argument("--weight-decay", type=float, default=5e-4)
-    m.add_argument("--clip-grad", type=float, default=10.0, help="max gradient norm (0: off)")
-    m.add_argument("--seed", type=int, default=0, help="init, shuffling and augmentation seed")
-    r = p.add_argument_group("run")
-    r.add_argument("--out", required=True, help="run directory")
-    r.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
-    r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    r.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (and at the end)")
-    r.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
-    r.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    r.add_argument("--channels-last", type=int, default=1, choices=(0, 1),
-                   help="1: NHWC memory format for the convolutions (faster on CPU)")
-    r.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0: torch's default)")
-    r.add_argument("--log-every", type=int, default=20, help="log every N steps")
-    r.add_argument("--save-every", type=int, default=200, help="write last.pt every N steps (and each epoch)")
-    return p
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.resume:
-        cfg_path = Path(args.out) / "config.json"
-        if not cfg_path.is_file():
-            parser.error(f"--resume: {cfg_path} not found (nothing to resume)")
-        saved = read_json(cfg_path)["args"]
-        # Which options did this command line set explicitly? Parse again without defaults.
-        probe = build_parser()
-        for a in probe._actions:
-            a.default = argparse.SUPPRESS
-        explicit = vars(probe.parse_args(argv))
-        merged = dict(saved)
-        for k in RESUME_OVERRIDABLE:
-            if k in explicit:
-                merged[k] = explicit[k]
-        merged.update(out=args.out, resume=True)
-        args = argparse.Namespace(**{**vars(args), **merged})
-    for name in ("epochs", "batch_size", "train_size", "val_size", "log_every", "eval_every", "save_every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.max_steps < 0 or args.num_workers < 0 or args.threads < 0 or not args.lr > 0:
-        parser.error("--max-steps, --num-workers and --threads must be >= 0 and --lr > 0")
-    return args
+class TrainingError(RuntimeError):
+    """A run that cannot train as asked; the message says why and what to change."""
 
 
 class _StopFlag:
@@ -114,247 +59,310 @@ class _StopFlag:
     def __call__(self, signum, frame):
         self.signum = signum
 
+    def asked(self) -> bool:
+        return self.signum != 0
+
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    """Run `python -m ssd.train ARGV`; returns the exit code (0 finished or cancelled,
+    1 failed, 2 unusable device). Whatever ends the run, status.json says so."""
+    opts = parse_args(list(sys.argv[1:] if argv is None else argv))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    run = RunDir(opts.out, 0, opts.device) if rank == 0 else None
     try:
-        device = resolve_device(args.device)
+        device = _init_device(opts.device, world)
     except (RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        if rank == 0:
-            RunDir(args.out, 0, args.device).set_status(state="failed", message=str(e))
+        _record_failure(run, str(e))
         return 2
+    try:
+        return _train(opts, rank, world, device, run)
+    except Exception as e:  # noqa: BLE001 - every error ends the run as failed, with its reason
+        expected = isinstance(e, (DatasetError, TrainingError, models.WeightsError))
+        if not expected:
+            traceback.print_exc()
+        _record_failure(run, f"dataset error: {e}" if isinstance(e, DatasetError) else
+                        str(e) if expected else f"{type(e).__name__}: {e}")
+        return 1
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _record_failure(run: RunDir | None, message: str) -> None:
+    """End the run as failed with `message` in status.json and train.log (rank 0)."""
+    if run is None:
+        print(f"error: {message}", file=sys.stderr)
+        return
+    run.log(f"failed: {message}")
+    run.set_status(state="failed", message=message)
+
+
+def _init_device(name: str, world: int) -> torch.device:
+    """The device of this process; joins the DDP group when there are several."""
+    device = resolve_device(name)
     if world > 1:
         if device.type == "cuda":
             local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
             device = torch.device("cuda", local)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        return _train(args, rank, world, device)
-    finally:
-        if world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+    return device
 
 
-def _train(args, rank: int, world: int, device: torch.device) -> int:
-    if args.threads > 0:  # on a busy CPU, 1 thread avoids OpenMP threads spinning against each other
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+def _build_model(opts: TrainOptions, class_names, device: torch.device) -> models.SSDNet:
+    """The one model of the run, on `device` in the chosen memory format. A fresh run
+    reads its starting weights (`--init`, `--backbone-weights`); a resumed one takes
+    every weight from last.pt and only keeps the backbone stages torchvision freezes."""
+    start = {}
+    if opts.backbone_weights:
+        start = ({"trainable_backbone_layers": 4} if opts.resume else
+                 {"backbone_weights": opts.backbone_weights})
+    elif opts.init and not opts.resume:
+        start = {"weights": opts.init, "class_names": list(class_names), "keep_class_rows": opts.init_keep_classes}
+    model = models.build(opts.model, num_classes=len(class_names), **start).to(device)
+    return model.to(memory_format=_memory_format(opts))
+
+
+def _memory_format(opts: TrainOptions) -> torch.memory_format:
+    return torch.channels_last if opts.channels_last else torch.contiguous_format
+
+
+def _advance_rng_as_before(model_name: str) -> None:
+    """Draw from torch's RNG what the trainer's former throwaway 2-class model drew.
+
+    Earlier versions built a 2-class model first, only to read its image size; its
+    weight init consumed random numbers. Drawing them again keeps the seed -> weights
+    mapping, so recorded commands (the shipped checkpoint's) reproduce their losses."""
+    models.build(model_name, num_classes=2)
+
+
+def _recipe(opts: TrainOptions, world: int) -> dict:
+    """How the run was made, stored in every checkpoint."""
+    return {
+        "command": "python -m ssd.train " + " ".join(shlex.quote(a) for a in opts.to_argv()),
+        "seed": opts.seed, "dataset": opts.dataset, "data_seed": opts.data_seed,
+        "train_size": opts.train_size, "epochs": opts.epochs, "world_size": world,
+        "args": {k: v for k, v in opts.to_dict().items() if k not in ("resume", "out")},
+    }
+
+
+def _train(opts: TrainOptions, rank: int, world: int, device: torch.device, run: RunDir | None) -> int:
+    """Build the pieces once, then train (`_fit`)."""
+    if opts.threads > 0:  # on a busy CPU, 1 thread avoids OpenMP threads spinning against each other
+        torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed)
     stop = _StopFlag()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    model_cfg = build(args.model, num_classes=2).cfg  # image size of the architecture
-    try:
-        train_set, val_set, class_names, skipped = build_datasets(args, model_cfg.image_size)
-    except DatasetError as e:
-        if rank == 0:
-            run = RunDir(args.out, 0, str(device))
-            run.log(f"dataset error: {e}")
-            run.set_status(state="failed", message=f"dataset error: {e}")
-        return 1
-    model = build(args.model, num_classes=len(class_names)).to(device)
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
+    _advance_rng_as_before(opts.model)
+    image_size = models.default_config(opts.model).image_size
+    train_set, val_set, class_names, skipped = build_datasets(opts, image_size)
+    model = _build_model(opts, class_names, device)
     model.class_names = list(class_names)
-    priors_cxcywh = default_boxes(model.cfg).cxcywh.to(device)
-    sampler = ResumableSampler(train_set, world, rank, args.seed)
-    steps_per_epoch = len(sampler) // args.batch_size
+    init_note = f"; init: {model.init_note}" if getattr(model, "init_note", "") else ""
+    sampler = ResumableSampler(train_set, world, rank, opts.seed)
+    steps_per_epoch = len(sampler) // opts.batch_size
     if steps_per_epoch == 0:
-        raise SystemExit(f"error: {len(sampler)} training images per process is fewer than --batch-size {args.batch_size}")
-    total_steps = args.epochs * steps_per_epoch
-    if args.max_steps:
-        total_steps = min(total_steps, args.max_steps)
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(args.schedule, args.epochs * steps_per_epoch, args.warmup_steps)
-    )
-    step, best_map, train_seconds = 0, None, 0.0
-    run = RunDir(args.out, total_steps, str(device)) if rank == 0 else None
-    if args.resume:
-        ckpt = checkpoint.load_state_into(model, Path(args.out) / "checkpoints" / "last.pt")
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        step, best_map = int(ckpt["step"]), ckpt.get("best_map")
-        train_seconds = float(ckpt.get("train_seconds", 0.0))
-        if "rng" in ckpt:
-            torch.set_rng_state(ckpt["rng"])
-    recipe = {
-        "command": "python -m ssd.train " + " ".join(shlex.quote(a) for a in _argv_of(args)),
-        "seed": args.seed, "dataset": args.dataset, "data_seed": args.data_seed,
-        "train_size": args.train_size, "epochs": args.epochs, "world_size": world,
-        "args": {k: v for k, v in vars(args).items() if k not in ("resume", "out")},
-    }
-    if run is not None:
-        write_json_atomic(run.root / "config.json", {
-            "args": {k: v for k, v in vars(args).items() if k != "resume"},
-            "model_config": model.cfg.to_dict(), "class_names": list(class_names),
-            "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "world_size": world,
-            "torch": torch.__version__, "recipe": recipe,
-        })
-        run.log(f"{'resuming at step ' + str(step) if args.resume else 'starting'}: {args.model} on {device}"
-                f" x{world}, {len(train_set)} train / {len(val_set)} val images ({args.dataset}), "
-                f"{steps_per_epoch} steps/epoch, {total_steps} steps")
-        if skipped:
-            run.log(f"skipped {skipped} bad sample(s) (--skip-bad)")
-        run.set_status(state="running", message="training", epoch=step // steps_per_epoch + 1, step=step,
-                       best_map=best_map, pid=os.getpid())
+        raise TrainingError(f"{len(sampler)} training images per process is fewer than "
+                            f"--batch-size {opts.batch_size}; lower --batch-size or add images")
+    total_steps = opts.epochs * steps_per_epoch
+    if opts.max_steps:
+        total_steps = min(total_steps, opts.max_steps)
+    optimizer = build_optimizer(opts.optimizer, model.parameters(), opts.lr, opts.weight_decay)
+    scheduler = build_scheduler(optimizer, opts.schedule, opts.epochs * steps_per_epoch, opts.warmup_steps)
+    trainer = Trainer(
+        net=torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model, model=model,
+        priors_cxcywh=default_boxes(model.cfg).cxcywh.to(device), optimizer=optimizer, scheduler=scheduler,
+        device=device, memory_format=_memory_format(opts), clip_grad=opts.clip_grad, world=world)
+    progress = Progress()
+    if opts.resume:
+        progress = restore_training_state(paths(opts.out).last, model, optimizer, scheduler)
+    book = RunBook(run, trainer, class_names, _recipe(opts, world), progress, total_steps, opts)
+    book.start({
+        "args": {k: v for k, v in opts.to_dict().items() if k != "resume"},
+        "model_config": model.cfg.to_dict(), "class_names": list(class_names),
+        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "world_size": world,
+        "torch": torch.__version__, "recipe": book.recipe,
+    }, f"{'resuming at step ' + str(progress.step) if opts.resume else 'starting'}: {opts.model} on {device}"
+       f" x{world}, {len(train_set)} train / {len(val_set)} val images ({opts.dataset}), "
+       f"{steps_per_epoch} steps/epoch, {total_steps} steps{init_note}", skipped)
+    progress.session_start = time.time()
+    return _fit(trainer, book, sampler, train_set, val_set, steps_per_epoch, stop, opts)
 
-    t_start = time.time()
 
-    def elapsed() -> float:
-        """Wall-clock seconds of training so far, over all resumed sessions."""
-        return train_seconds + time.time() - t_start
+def _fit(trainer: Trainer, book: "RunBook", sampler: ResumableSampler, train_set, val_set,
+         steps_per_epoch: int, stop: _StopFlag, opts: TrainOptions) -> int:
+    """The training loop: epochs of `train_one_epoch`, evaluation every `eval_every`
+    epochs and at the end, last.pt after each epoch. Returns the exit code."""
+    progress, total_steps = book.progress, book.total_steps
+    book.open_bar()
+    trainer.model.train()
+    epoch = progress.step // steps_per_epoch
+    evaluated_at = -1
+    rng_at_resume = torch.get_rng_state() if opts.resume else None  # as last.pt saved it
+    while progress.step < total_steps:
+        # Resuming mid-epoch: the sampler skips the images this epoch already used.
+        skip = (progress.step - epoch * steps_per_epoch) * opts.batch_size
+        sampler.set_epoch(epoch, skip=skip)
+        batches = iter(build_loader(train_set, sampler, opts.batch_size, opts.num_workers, trainer.device))
+        if rng_at_resume is not None and skip:
+            # Starting the loader drew its seed from torch's RNG; the uninterrupted run drew it
+            # at the start of this epoch, before last.pt was saved: go back to the saved state,
+            # so the resumed run augments exactly as the uninterrupted one.
+            torch.set_rng_state(rng_at_resume)
+        rng_at_resume = None
+        book.epoch = epoch + 1
+        end = trainer.train_one_epoch(batches, progress, total_steps, stop.asked, book.after_step)
+        if end.reason == "non_finite":
+            return book.non_finite(end, epoch + 1)
+        if end.reason == "stopped":
+            book.save_last(epoch + 1)
+            return book.cancelled(stop.signum)
+        if progress.step % steps_per_epoch == 0:  # a full epoch ended
+            epoch += 1
+            if epoch % opts.eval_every == 0 and progress.step < total_steps:
+                book.evaluate(epoch, val_set)
+                evaluated_at = progress.step
+            book.report_skips(train_set, val_set)
+            book.save_last(epoch)
+    final_epoch = max(1, -(-progress.step // steps_per_epoch))
+    if evaluated_at != progress.step:
+        book.evaluate(final_epoch, val_set)
+    book.save_last(final_epoch)
+    book.report_skips(train_set, val_set)
+    return book.finished(final_epoch)
 
-    def save_last(epoch: int) -> None:
-        if run is None:
+
+class RunBook:
+    """Run bookkeeping: config.json, train.log, metrics.jsonl, status.json, last.pt and
+    best.pt. Only rank 0 has a `RunDir`; on other ranks the writes do nothing."""
+
+    def __init__(self, run: RunDir | None, trainer: Trainer, class_names, recipe: dict, progress: Progress,
+                 total_steps: int, opts: TrainOptions):
+        self.run, self.trainer, self.class_names = run, trainer, list(class_names)
+        self.recipe, self.progress, self.total_steps, self.opts = recipe, progress, total_steps, opts
+        self.window = LossWindow()
+        self.epoch = 1  # the epoch being trained (1-based)
+        self.bar = None
+        self.skipped = 0  # bad samples left out when the datasets were built (--skip-bad)
+        self.skipped_logged = 0  # of those found only while decoding images, how many are logged
+
+    def start(self, config: dict, message: str, skipped: int) -> None:
+        if self.run is None:
             return
-        checkpoint.save(run.last_path, model, class_names, recipe, extra={
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "epoch": epoch, "step": step, "best_map": best_map, "rng": torch.get_rng_state(),
-            "train_seconds": elapsed(),
-        })
+        self.run.write_config(config)
+        self.run.log(message)
+        self.skipped = skipped
+        if skipped:
+            self.run.log(f"skipped {skipped} bad sample(s) (--skip-bad)")
+        self.run.set_status(state="running", message="training", epoch=self.progress.step //
+                            max(1, config["steps_per_epoch"]) + 1, step=self.progress.step,
+                            best_map=self.progress.best_map, pid=os.getpid(), total_steps=self.total_steps,
+                            device=str(self.trainer.device))
 
-    def evaluate(epoch: int) -> None:
-        nonlocal best_map
-        if run is None:
+    def report_skips(self, train_set, val_set) -> None:
+        """Log images found bad only when decoded (--skip-bad skips them in __getitem__)."""
+        on_load = skipped_on_load(train_set) + skipped_on_load(val_set)
+        if self.run is not None and on_load > self.skipped_logged:
+            self.run.log(f"skipped {self.skipped + on_load} bad sample(s) (--skip-bad), "
+                         f"{on_load} found while decoding images")
+            self.skipped_logged = on_load
+
+    def open_bar(self) -> None:
+        """Start the loss window, and a tqdm progress bar on an interactive terminal (rank 0)."""
+        self.window.reset()
+        if self.run is not None and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total_steps, initial=self.progress.step, desc="train", dynamic_ncols=True)
+
+    def _close_bar(self) -> None:
+        if self.bar:
+            self.bar.close()
+
+    def after_step(self, result: StepResult, images: int) -> None:
+        """Count the step; log every `log_every` steps; write last.pt every `save_every`."""
+        step = self.progress.step
+        self.window.add(result.losses, images * self.trainer.world)
+        if self.bar:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{float(result.losses[0]):.3f}")
+        if self.run is not None and (step % self.opts.log_every == 0 or step == self.total_steps):
+            self._log_window(step)
+        if not result.stop and step % self.opts.save_every == 0:
+            self.save_last(self.epoch)
+
+    def _log_window(self, step: int) -> None:
+        avg = self.window.mean()
+        rec = {"kind": "train", "epoch": self.epoch, "step": step, "loss": avg[0], "conf": avg[1], "loc": avg[2],
+               "lr": self.trainer.scheduler.get_last_lr()[0], "images_per_s": self.window.images_per_s(),
+               "time": time.time()}
+        self.run.log_metrics(rec)
+        self.run.log(f"epoch {self.epoch} step {step}/{self.total_steps} loss {avg[0]:.4f} (conf {avg[1]:.4f} "
+                     f"loc {avg[2]:.4f}) lr {rec['lr']:.2e} {rec['images_per_s']:.1f} img/s")
+        self.run.set_status(epoch=self.epoch, step=step, message=f"epoch {self.epoch}, loss {avg[0]:.3f}")
+        self.window.reset()
+
+    def save_last(self, epoch: int) -> None:
+        if self.run is not None:
+            t = self.trainer
+            save_training_state(self.run.last_path, t.model, self.class_names, self.recipe, t.optimizer,
+                                t.scheduler, self.progress, epoch)
+
+    def evaluate(self, epoch: int, val_set) -> None:
+        """COCO AP on the validation set (rank 0); best.pt when it improves."""
+        if self.run is None:
             return
         from ssd.evaluate import evaluate_model
 
-        t0 = time.time()
-        res = evaluate_model(model, val_set, class_names, device=device)
+        t0, step, model = time.time(), self.progress.step, self.trainer.model
+        res = evaluate_model(model, val_set, self.class_names, device=self.trainer.device)
         model.train()
-        run.log_metrics({"kind": "eval", "epoch": epoch, "step": step, "map": res["AP"], "ap50": res["AP50"],
-                         "ap75": res["AP75"], "voc07_map": res["voc07_map"], "time": time.time()})
-        run.log(f"eval epoch {epoch} step {step}: AP {res['AP']:.3f} AP50 {res['AP50']:.3f} "
-                f"AP75 {res['AP75']:.3f} ({time.time() - t0:.0f}s)")
-        if best_map is None or res["AP"] > best_map:
-            best_map = res["AP"]
-            checkpoint.save(run.best_path, model, class_names, recipe, extra={
-                "epoch": epoch, "step": step, "best_map": best_map, "train_seconds": elapsed(),
+        self.run.log_metrics({"kind": "eval", "epoch": epoch, "step": step, "map": res["AP"], "ap50": res["AP50"],
+                              "ap75": res["AP75"], "voc07_map": res["voc07_map"], "time": time.time()})
+        self.run.log(f"eval epoch {epoch} step {step}: AP {res['AP']:.3f} AP50 {res['AP50']:.3f} "
+                     f"AP75 {res['AP75']:.3f} ({time.time() - t0:.0f}s)")
+        if self.progress.best_map is None or res["AP"] > self.progress.best_map:
+            self.progress.best_map = res["AP"]
+            from ssd import checkpoint
+
+            checkpoint.save(self.run.best_path, model, self.class_names, self.recipe, extra={
+                "epoch": epoch, "step": step, "best_map": self.progress.best_map,
+                "train_seconds": self.progress.elapsed(),
                 "eval": {k: res[k] for k in ("AP", "AP50", "AP75", "voc07_map", "num_images")}})
-        run.set_status(best_map=best_map, message=f"epoch {epoch}: AP {res['AP']:.3f} AP50 {res['AP50']:.3f}")
+        self.run.set_status(best_map=self.progress.best_map,
+                            message=f"epoch {epoch}: AP {res['AP']:.3f} AP50 {res['AP50']:.3f}")
 
-    def report_skips() -> None:
-        """Log images found bad only when decoded (--skip-bad skips them in __getitem__)."""
-        nonlocal skipped_logged
-        on_load = skipped_on_load(train_set) + skipped_on_load(val_set)
-        if run is not None and on_load > skipped_logged:
-            run.log(f"skipped {skipped + on_load} bad sample(s) (--skip-bad), {on_load} found while decoding images")
-            skipped_logged = on_load
+    def non_finite(self, end: EpochEnd, epoch: int) -> int:
+        """End the run as failed with advice; exit code 1."""
+        self._close_bar()
+        msg = (f"loss became non-finite ({end.result.local_total}) at step {self.progress.step + 1} "
+               f"(epoch {epoch}); try a lower --lr (now {self.opts.lr:g}), a longer --warmup-steps or --clip-grad")
+        if self.run is not None:
+            self.run.log(msg)
+            self.run.set_status(state="failed", message=msg, step=self.progress.step)
+        return 1
 
-    skipped_logged = 0
+    def cancelled(self, signum: int) -> int:
+        """End the run as cancelled after last.pt was saved; exit code 0."""
+        self._close_bar()
+        if self.run is not None:
+            step = self.progress.step
+            name = signal.Signals(signum).name if signum else "a signal"
+            self.run.log(f"stopped by {name} after step {step}; last.pt saved (resume with --resume)")
+            self.run.set_status(state="cancelled", message=f"cancelled by {name} at step {step}", step=step)
+        return 0
 
-    bar = None
-    if rank == 0 and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=total_steps, initial=step, desc="train", dynamic_ncols=True)
-    model.train()
-    window = {"n": 0, "images": 0, "t": time.time(), "sum": torch.zeros(3)}
-    epoch = step // steps_per_epoch
-    evaluated_at = -1
-    while step < total_steps:
-        sampler.set_epoch(epoch, skip=(step - epoch * steps_per_epoch) * args.batch_size)
-        loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, drop_last=True,
-                            collate_fn=collate, num_workers=args.num_workers,
-                            persistent_workers=False, pin_memory=device.type == "cuda")
-        for images, targets in loader:
-            images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-            out = net(images)
-            loss = multibox_loss(out.cls_logits_flat(), out.bbox_regression_flat(), priors_cxcywh, targets)
-            # One all-reduce: the losses for logging, "all finite" and "stop asked".
-            flags = torch.stack([loss.total.detach(), loss.conf.detach(), loss.loc.detach(),
-                                 (~torch.isfinite(loss.total.detach())).float(),
-                                 torch.tensor(float(stop.signum != 0), device=device)])
-            if world > 1:
-                dist.all_reduce(flags)
-                flags[:3] /= world
-            if flags[3] > 0:
-                msg = (f"loss became non-finite ({loss.total.item()}) at step {step + 1} (epoch {epoch + 1}); "
-                       f"try a lower --lr (now {args.lr:g}), a longer --warmup-steps or --clip-grad")
-                if run is not None:
-                    run.log(msg)
-                    run.set_status(state="failed", message=msg, step=step)
-                if bar:
-                    bar.close()
-                return 1
-            optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()
-            if args.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            window["n"] += 1
-            window["images"] += images.shape[0] * world
-            window["sum"] += flags[:3].cpu()
-            if bar:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(flags[0]):.3f}")
-            if run is not None and (step % args.log_every == 0 or step == total_steps):
-                dt = time.time() - window["t"]
-                avg = (window["sum"] / window["n"]).tolist()
-                rec = {"kind": "train", "epoch": epoch + 1, "step": step, "loss": avg[0], "conf": avg[1],
-                       "loc": avg[2], "lr": scheduler.get_last_lr()[0], "images_per_s": window["images"] / dt,
-                       "time": time.time()}
-                run.log_metrics(rec)
-                run.log(f"epoch {epoch + 1} step {step}/{total_steps} loss {avg[0]:.4f} (conf {avg[1]:.4f} "
-                        f"loc {avg[2]:.4f}) lr {rec['lr']:.2e} {rec['images_per_s']:.1f} img/s")
-                run.set_status(epoch=epoch + 1, step=step, message=f"epoch {epoch + 1}, loss {avg[0]:.3f}")
-                window.update(n=0, images=0, t=time.time(), sum=torch.zeros(3))
-            if flags[4] > 0:
-                save_last(epoch + 1)
-                if run is not None:
-                    name = signal.Signals(stop.signum).name if stop.signum else "a signal"
-                    run.log(f"stopped by {name} after step {step}; last.pt saved (resume with --resume)")
-                    run.set_status(state="cancelled", message=f"cancelled by {name} at step {step}", step=step)
-                if bar:
-                    bar.close()
-                return 0
-            if step % args.save_every == 0:
-                save_last(epoch + 1)
-            if step >= total_steps:
-                break
-        if step % steps_per_epoch == 0:  # a full epoch ended
-            epoch += 1
-            if epoch % args.eval_every == 0 and step < total_steps:
-                evaluate(epoch)
-                evaluated_at = step
-            report_skips()
-            save_last(epoch)
-    if bar:
-        bar.close()
-    final_epoch = max(1, -(-step // steps_per_epoch))
-    if evaluated_at != step:
-        evaluate(final_epoch)
-    save_last(final_epoch)
-    report_skips()
-    if run is not None:
-        run.log(f"finished: {step} steps in {elapsed():.0f} s, best AP "
-                f"{best_map if best_map is None else round(best_map, 4)}")
-        run.set_status(state="finished", message="finished", epoch=final_epoch, step=step, best_map=best_map)
-    return 0
-
-
-def _argv_of(args) -> list[str]:
-    """The command-line flags that rebuild `args` (for the recipe)."""
-    out = []
-    defaults = vars(build_parser().parse_args(["--out", "x"]))
-    for k, v in vars(args).items():
-        if k in ("resume",) or (k != "out" and defaults.get(k) == v):
-            continue
-        flag = "--" + k.replace("_", "-")
-        if isinstance(v, bool):
-            if v:
-                out.append(flag)
-        else:
-            out += [flag, str(v)]
-    return out
+    def finished(self, epoch: int) -> int:
+        self._close_bar()
+        if self.run is not None:
+            best, step = self.progress.best_map, self.progress.step
+            self.run.log(f"finished: {step} steps in {self.progress.elapsed():.0f} s, best AP "
+                         f"{best if best is None else round(best, 4)}")
+            self.run.set_status(state="finished", message="finished", epoch=epoch, step=step, best_map=best)
+        return 0
 
 
 if __name__ == "__main__":

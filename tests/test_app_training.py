@@ -24,7 +24,7 @@ def runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SSD_RUNS_DIR", str(runs))
     yield runs
     for info in jobs.list_runs(runs):  # never leave a training process behind
-        if info.alive:
+        if info.alive and (info.run_dir / "job.json").is_file():
             job = json.loads((info.run_dir / "job.json").read_text())
             try:
                 os.killpg(job["attempts"][-1]["pid"], signal.SIGKILL)
@@ -128,3 +128,75 @@ def test_use_in_explorer_sets_model_choice(runs_dir):
     at.button(key="train_use").click().run()
     assert not at.exception, at.exception
     assert at.session_state["model_choice"] == str((run_dir / "checkpoints" / "best.pt").resolve())
+
+
+def test_failed_run_shows_the_trainers_reason(runs_dir, tmp_path, peer_data):
+    """Issue 9.7: a run that ended on an image that does not decode says so on the page,
+    not "process is gone"."""
+    import shutil
+    import signal as sig
+
+    from ssd.train import main
+
+    voc = tmp_path / "voc"
+    src = peer_data / "mmdet" / "VOC2007"
+    shutil.copytree(src / "Annotations", voc / "Annotations")
+    shutil.copytree(src / "JPEGImages", voc / "JPEGImages")
+    shutil.copy(peer_data / "truncated" / "000001.jpg", voc / "JPEGImages" / "000001.jpg")
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "train.txt").write_text("000001\n000002\n000003\n000004\n")
+    (voc / "ImageSets" / "Main" / "val.txt").write_text("000005\n")
+    handlers = {s: sig.getsignal(s) for s in (sig.SIGTERM, sig.SIGINT)}
+    try:
+        assert main(["--dataset", "voc", "--data-root", str(voc), "--classes", "voc", "--batch-size", "4",
+                     "--max-steps", "1", "--device", "cpu", "--out", str(runs_dir / "broken")]) == 1
+    finally:
+        for s, h in handlers.items():
+            sig.signal(s, h)
+    at = _page()
+    assert _state(at, "broken") == "failed"
+    errors = [e.value for e in at.error]
+    assert any("broken failed" in e and "000001.jpg" in e and "unreadable image" in e for e in errors), errors
+    assert not any("is gone" in e for e in errors)
+
+
+def test_recipe_fills_the_form_and_a_wrong_start_is_refused(runs_dir):
+    at = _page()
+    at.selectbox(key="train_recipe").set_value("cpu_demo").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="train_train_size").value == 256 and at.number_input(key="train_epochs").value == 3
+    assert any("augment=light" in c.value for c in at.caption)  # what the recipe sets unseen
+    at.radio(key="train_start").set_value("ImageNet backbone").run()
+    at.button(key="train_launch_button").click().run()
+    assert not at.exception, at.exception
+    assert any("Not launched" in e.value and "--backbone-weights works with --model ssd300_vgg16" in e.value
+               for e in at.error), [e.value for e in at.error]
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
+    at.selectbox(key="train_recipe").set_value("ssd300_voc_paper").run()
+    assert at.radio(key="train_start").value == "ImageNet backbone" and at.radio(key="train_dataset").value == "voc"
+    assert at.selectbox(key="train_model").value == "ssd300_vgg16"
+
+
+def test_fine_tune_from_a_runs_checkpoint_from_the_page(runs_dir):
+    import shutil
+
+    done = runs_dir / "done"
+    (done / "checkpoints").mkdir(parents=True)
+    shutil.copy(Path(PAGE).parents[1] / "checkpoints" / "compact256_shapes.pt", done / "checkpoints" / "best.pt")
+    (done / "status.json").write_text(json.dumps({"state": "finished", "message": "finished", "step": 1,
+                                                  "total_steps": 1, "started_at": 1.0, "updated_at": 2.0}))
+    at = _page()
+    at.radio(key="train_start").set_value("Fine-tune from a run's checkpoint").run()
+    assert at.selectbox(key="train_init_path").value == str((done / "checkpoints" / "best.pt").resolve())
+    for key, value in (("train_train_size", 8), ("train_val_size", 4), ("train_batch_size", 4),
+                       ("train_max_steps", 1), ("train_epochs", 1)):
+        at.number_input(key=key).set_value(value)
+    at.selectbox(key="train_device").set_value("cpu")
+    at.text_input(key="train_name").input("tuned")
+    at.button(key="train_launch_button").click().run()
+    assert not at.exception, at.exception
+    _rerun_until(at, lambda a: _state(a, "tuned") in ("finished", "failed"), what="tuned ended")
+    info = jobs.read_run(runs_dir / "tuned")
+    assert info.state == "finished", info.message
+    log = (runs_dir / "tuned" / "train.log").read_text()
+    assert "init: all weights from weights file" in log and "compact256_shapes" not in log  # best.pt of `done`

@@ -98,8 +98,6 @@ def test_build_rejects_bad_arguments():
 
     with pytest.raises(ValueError, match="feature_maps"):
         build("compact256", cfg=dataclasses.replace(compact256(7), feature_maps=(32, 16, 8, 4, 2, 2)))
-    with pytest.raises(ValueError, match="91 classes"):
-        build("ssd300_vgg16", num_classes=5, weights="coco")
     with pytest.raises(ValueError, match="architecture options"):
         build("ssdlite320_mobilenet_v3_large", stage_channels=(1, 2, 3))
     with pytest.raises(WeightsError, match="no COCO weights"):
@@ -127,8 +125,6 @@ def test_weights_path_errors(tmp_path, compact):
         build("compact256", weights=junk)
     good = tmp_path / "c7.pth"
     torch.save(compact.state_dict(), good)
-    with pytest.raises(WeightsError, match="number of classes"):
-        build("compact256", num_classes=3, weights=good)
     with pytest.raises(WeightsError, match="missing key"):
         build("ssdlite320_mobilenet_v3_large", weights=good)
     net = build("compact256", num_classes=7, weights=good)  # and the right one loads
@@ -207,3 +203,182 @@ def test_ssdlite_matches_torchvision(tmp_path):
     torch.testing.assert_close(
         default_boxes(ours.cfg).cxcywh, _tv_anchors(tv, 320, out.feature_sizes), atol=0, rtol=0
     )
+
+
+# ---------------------------------------------------------------- ImageNet backbone (issue 12)
+
+
+@pytest.fixture(scope="module")
+def vgg16_file(tmp_path_factory):
+    """A local file in torchvision's VGG-16 format (`vgg16().state_dict()` keys), written
+    here: its "features.*" part (seeded random weights); SSD drops the classifier anyway."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(7)
+    features = make_layers(cfgs["D"], batch_norm=False)
+    for p in features.parameters():
+        torch.nn.init.normal_(p, std=0.01)
+    path = tmp_path_factory.mktemp("vgg") / "vgg16_features.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def test_backbone_weights_from_a_local_file(vgg16_file):
+    from torchvision.models import vgg16
+    from torchvision.models.detection.ssd import _vgg_extractor
+
+    state = torch.load(vgg16_file, weights_only=True)
+    model = build("ssd300_vgg16", num_classes=3, backbone_weights=vgg16_file)
+    own = model.state_dict()
+    for key, value in state.items():  # features.<j>.<param>: conv1_1 .. conv4_3 then conv5 in extra[0]
+        j, param = int(key.split(".")[1]), key.split(".")[2]
+        ours = f"backbone.features.{j}.{param}" if j < 23 else f"backbone.extra.0.{j - 23}.{param}"
+        assert torch.equal(own[ours], value), key
+    # Frozen exactly as torchvision's ssd300_vgg16 freezes a pretrained backbone: its call
+    # `_vgg_extractor(vgg16(weights=...), False, 4)` on a real torchvision VGG-16.
+    tv = _vgg_extractor(vgg16(), False, 4)
+    tv_frozen = {f"backbone.{n}" for n, p in tv.named_parameters() if not p.requires_grad}
+    assert {n for n, p in model.named_parameters() if not p.requires_grad} == tv_frozen
+    assert tv_frozen == {"backbone.features.0.weight", "backbone.features.0.bias",
+                         "backbone.features.2.weight", "backbone.features.2.bias"}
+    assert all(p.requires_grad for p in build("ssd300_vgg16", num_classes=3).parameters())
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda tmp: torch.save(build("compact256").state_dict(), tmp / "compact.pth"), "no 'features.*' keys"),
+    (lambda tmp: torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp / "part.pth"), "missing key"),
+    (lambda tmp: torch.save({"features.0.weight": torch.zeros(8, 3, 3, 3)}, tmp / "shape.pth"), "shape mismatch"),
+])
+def test_backbone_weights_of_another_architecture_are_refused(tmp_path, make, words):
+    make(tmp_path)
+    path = next(tmp_path.glob("*.pth"))
+    with pytest.raises(WeightsError, match=words) as e:
+        build("ssd300_vgg16", num_classes=3, backbone_weights=path)
+    assert path.name in str(e.value)
+
+
+def test_truncated_backbone_file_is_refused(tmp_path, vgg16_file):
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(vgg16_file.read_bytes()[:4096])
+    with pytest.raises(WeightsError, match="cut.pth is not a readable PyTorch file"):
+        build("ssd300_vgg16", num_classes=3, backbone_weights=cut)
+
+
+def test_backbone_weights_bad_arguments(vgg16_file):
+    with pytest.raises(WeightsError, match=r"\['ssd300_vgg16'\] only"):
+        build("compact256", backbone_weights=vgg16_file)
+    with pytest.raises(ValueError, match="not both"):
+        build("ssd300_vgg16", weights=vgg16_file, backbone_weights=vgg16_file)
+    with pytest.raises(ValueError, match="0..5"):
+        build("ssd300_vgg16", num_classes=3, trainable_backbone_layers=6)
+
+
+def test_imagenet_offline_error_is_clear(monkeypatch, tmp_path):
+    # As for COCO: an empty hub cache and HTTPS through a closed local port, so nothing downloads.
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    with pytest.raises(WeightsError) as e:
+        build("ssd300_vgg16", num_classes=3, backbone_weights="imagenet")
+    msg = str(e.value)
+    assert "ImageNet backbone" in msg and "--backbone-weights PATH" in msg
+    assert str(tmp_path) in msg and "vgg16_features" in msg
+
+
+# ---------------------------------------------------------------- fine-tuning (issue 12)
+
+
+def _class_rows(model, level=0):
+    """Level `level`'s class predictor as (K, C, ...) weights and (K, C) bias."""
+    m = model.head.classification_head.module_list[level]
+    m = m if isinstance(m, torch.nn.Conv2d) else m[-1]  # SSDlite: the conv after the depthwise block
+    k = model.cfg.boxes_per_location()[level]
+    return m.weight.detach().view(k, model.num_classes, *m.weight.shape[1:]), m.bias.detach().view(k, -1)
+
+
+def test_fine_tuning_keeps_backbone_and_box_head_and_reinitialises_classes(tmp_path, compact):
+    path = tmp_path / "c7.pth"
+    torch.save(compact.state_dict(), path)
+    torch.manual_seed(1)
+    with pytest.warns(UserWarning, match="class predictors re-initialised"):
+        model = build("compact256", num_classes=3, weights=path)
+    assert "7 classes -> 3" in model.init_note
+    src, own = compact.state_dict(), model.state_dict()
+    for key, value in own.items():
+        if key.startswith("head.classification_head."):
+            assert value.shape != src[key].shape  # K*3 rows, not K*7
+        else:
+            assert torch.equal(value, src[key]), key  # backbone and box predictors loaded
+    torch.manual_seed(1)
+    fresh = build("compact256", num_classes=3)  # the same seed: the class head is this fresh init
+    assert torch.equal(own["head.classification_head.module_list.0.weight"],
+                       fresh.state_dict()["head.classification_head.module_list.0.weight"])
+    # ... and it trains.
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    from ssd.loss import multibox_loss
+
+    priors = default_boxes(model.cfg).cxcywh
+    targets = [{"boxes": torch.tensor([[0.1, 0.1, 0.5, 0.6]]), "labels": torch.tensor([2])}] * 2
+    losses = []
+    for _ in range(3):
+        out = model(torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0)))
+        loss = multibox_loss(out.cls_logits_flat(), out.bbox_regression_flat(), priors, targets).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+
+
+def test_fine_tuning_keeps_the_rows_of_shared_classes(tmp_path, compact):
+    from ssd import checkpoint
+    from ssd.data.procedural import CLASSES
+
+    path = checkpoint.save(tmp_path / "c7.pt", compact, CLASSES)  # records its class names
+    names = ["background", "fish", "cat"]  # a subset, in another order
+    model = build("compact256", num_classes=3, weights=path, class_names=names, keep_class_rows=True)
+    assert "rows kept for ['fish', 'cat']" in model.init_note
+    for level in range(6):
+        (w_new, b_new), (w_src, b_src) = _class_rows(model, level), _class_rows(compact, level)
+        rows = [CLASSES.index(n) for n in names]
+        assert torch.equal(w_new, w_src[:, rows]) and torch.equal(b_new, b_src[:, rows])
+    other = build("compact256", num_classes=2, weights=path, class_names=["background", "zebra"],
+                  keep_class_rows=True)
+    assert "not kept: ['zebra']" in other.init_note
+
+
+def test_head_mismatch_that_is_not_a_class_count_is_refused(tmp_path, compact):
+    state = dict(compact.state_dict())
+    key = "head.classification_head.module_list.0.weight"
+    state[key] = state[key][:-1]  # K*C - 1 outputs: no class count fits
+    state[key.replace("weight", "bias")] = state[key.replace("weight", "bias")][:-1]
+    path = tmp_path / "odd.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="differs by more than its number of classes"):
+        build("compact256", num_classes=3, weights=path)
+    reg = dict(compact.state_dict())
+    rkey = "head.regression_head.module_list.0.weight"
+    reg[rkey] = torch.zeros(8, *reg[rkey].shape[1:])  # other boxes per cell in the box head
+    torch.save(reg, path)
+    with pytest.raises(WeightsError, match="shape mismatch"):
+        build("compact256", num_classes=3, weights=path)
+
+
+def test_ssdlite_fine_tuning_from_a_torchvision_state_dict(tmp_path):
+    """SSDlite's class predictors sit after a depthwise block: rows kept there too."""
+    torch.manual_seed(0)
+    src = build("ssdlite320_mobilenet_v3_large", num_classes=5)
+    path = tmp_path / "lite5.pth"
+    torch.save(src.state_dict(), path)
+    names = ["background", "c3", "c1"]
+    model = build("ssdlite320_mobilenet_v3_large", num_classes=3, weights=path)
+    assert "class predictors re-initialised" in model.init_note
+    torch.save({"state_dict": src.state_dict(), "class_names": ["background", "c1", "c2", "c3", "c4"]},
+               tmp_path / "named.pt")
+    kept = build("ssdlite320_mobilenet_v3_large", num_classes=3, weights=tmp_path / "named.pt",
+                 class_names=names, keep_class_rows=True)
+    (w_new, b_new), (w_src, b_src) = _class_rows(kept, 2), _class_rows(src, 2)
+    assert torch.equal(w_new, w_src[:, [0, 3, 1]]) and torch.equal(b_new, b_src[:, [0, 3, 1]])

@@ -1,7 +1,10 @@
-"""Tests for ssd/train.py (+ ssd/engine.py, ssd/runlog.py): run-directory files, status,
-SIGTERM -> cancelled -> resume, non-finite loss -> failed, DDP with 2 CPU processes."""
+"""Tests for ssd/train.py: run-directory files, status, SIGTERM -> cancelled -> resume
+(losses equal to an uninterrupted run), non-finite loss -> failed, any error -> failed
+with its reason (a JPEG that does not decode, in a real subprocess), DDP with 2 CPU
+processes."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,9 +15,9 @@ import pytest
 import torch
 
 from ssd import checkpoint
-from ssd.engine import ResumableSampler, lr_lambda
-from ssd.runlog import RunDir, read_metrics, write_json_atomic
-from ssd.train import main, parse_args
+from ssd.runlog import read_metrics
+from ssd.train import main
+from ssd.train_options import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "procedural", "--train-size", "8", "--val-size", "4", "--batch-size", "4",
@@ -91,39 +94,8 @@ def test_resume_without_run_dir_errors(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
-def test_lr_schedules():
-    f = lr_lambda("cosine", total_steps=110, warmup_steps=10)
-    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
-    assert f(10) == pytest.approx(1.0) and f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0)
-    s = lr_lambda("step", total_steps=90, warmup_steps=0)
-    assert (s(0), s(59), s(60), s(80)) == pytest.approx((1.0, 1.0, 0.1, 0.01))
-    assert lr_lambda("constant", 10, 0)(7) == 1.0
-    with pytest.raises(ValueError, match="schedule"):
-        lr_lambda("linear", 10, 0)
-
-
-def test_resumable_sampler_skips_and_shards():
-    ds = list(range(10))
-    a = ResumableSampler(ds, 1, 0, seed=3)
-    a.set_epoch(2)
-    full = list(a)
-    a.set_epoch(2, skip=4)
-    assert list(a) == full[4:] and len(a) == 6
-    r0, r1 = ResumableSampler(ds, 2, 0, 3), ResumableSampler(ds, 2, 1, 3)
-    r0.set_epoch(0), r1.set_epoch(0)
-    assert sorted(list(r0) + list(r1)) == list(range(10))
-
-
-def test_run_dir_status_is_atomic_and_checked(tmp_path):
-    rd = RunDir(tmp_path / "r", total_steps=10, device="cpu")
-    rd.set_status(state="running", step=5)
-    assert _status(tmp_path / "r")["progress"] == 0.5
-    with pytest.raises(ValueError, match="state"):
-        rd.set_status(state="exploded")
-    with pytest.raises(KeyError):
-        rd.set_status(colour="red")
-    write_json_atomic(tmp_path / "x.json", {"a": 1})
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+def _losses(run):
+    return [r["loss"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"]
 
 
 def _launch(args, log):
@@ -163,6 +135,11 @@ def test_sigterm_cancels_then_resume_finishes(tmp_path):
     _, meta = checkpoint.load(run / "checkpoints" / "last.pt")
     assert meta["step"] == 8 and meta["scheduler"]["last_epoch"] == 8
     assert "resuming at step" in (run / "train.log").read_text()
+    # The same 8 steps without interruption: the resumed run trained exactly as it would have
+    # (weights, optimizer, schedule, sampler position and augmentation RNG all restored).
+    straight = tmp_path / "straight"
+    assert main([*TINY, "--out", str(straight), "--epochs", "100", "--max-steps", "8", "--device", "cpu"]) == 0
+    assert _losses(run) == _losses(straight)
 
 
 @pytest.mark.slow
@@ -206,3 +183,153 @@ def test_voc_and_coco_exports_train_through_the_real_readers(tmp_path, restore_s
                  str(tmp_path / "coco" / "img"), "--out", str(run3), *common]) == 0
     cfg = json.loads((run3 / "config.json").read_text())
     assert cfg["steps_per_epoch"] == 2  # 10 images, 2 held out for validation, batches of 4
+
+
+def _voc_with_truncated_jpeg(peer_data, root):
+    """mmdetection's 5-image VOC2007 sample in a tmp folder, with 000001.jpg replaced by
+    its real truncated upload (8192-byte prefix): the header reads, decoding fails."""
+    src = peer_data / "mmdet" / "VOC2007"
+    shutil.copytree(src / "Annotations", root / "Annotations")
+    shutil.copytree(src / "JPEGImages", root / "JPEGImages")
+    shutil.copy(peer_data / "truncated" / "000001.jpg", root / "JPEGImages" / "000001.jpg")
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("000001\n000002\n000003\n000004\n")
+    (root / "ImageSets" / "Main" / "val.txt").write_text("000005\n")
+    return root
+
+
+def test_image_that_fails_to_decode_ends_the_run_failed_naming_it(tmp_path, peer_data):
+    """Issue 9.7: a real `python -m ssd.train` subprocess, no --skip-bad; it used to die
+    with a traceback and leave status.json at "running"."""
+    voc = _voc_with_truncated_jpeg(peer_data, tmp_path / "voc")
+    run = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "ssd.train", "--dataset", "voc", "--data-root", str(voc),
+                          "--classes", "voc", "--batch-size", "4", "--max-steps", "2", "--threads", "1",
+                          "--device", "cpu", "--out", str(run)],
+                         cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 1, res.stderr[-3000:]
+    st = _status(run)
+    assert st["state"] == "failed"
+    assert str(voc / "JPEGImages" / "000001.jpg") in st["message"] and "unreadable image" in st["message"]
+    assert f"failed: dataset error: {voc / 'JPEGImages' / '000001.jpg'}" in (run / "train.log").read_text()
+    assert "Traceback" not in res.stderr  # a dataset error is the user's to fix: its message, no traceback
+
+
+def test_too_few_images_for_a_batch_ends_failed(tmp_path, restore_signals):
+    run = tmp_path / "run"
+    assert main([*TINY, "--batch-size", "16", "--out", str(run), "--device", "cpu"]) == 1
+    st = _status(run)
+    assert st["state"] == "failed" and "fewer than --batch-size 16" in st["message"]
+
+
+def test_unexpected_error_ends_failed_with_its_type(tmp_path, restore_signals, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "last.pt").mkdir(parents=True)  # a folder where last.pt must go
+    assert main([*TINY, "--out", str(run), "--epochs", "1", "--device", "cpu"]) == 1
+    st = _status(run)
+    assert st["state"] == "failed" and st["message"].startswith(("IsADirectoryError", "OSError"))
+    assert "last.pt" in st["message"]
+    assert "failed: " + st["message"] in (run / "train.log").read_text()
+    assert "Traceback" in capsys.readouterr().err  # unexpected: the traceback is kept for the report
+
+
+def test_unusable_device_ends_failed(tmp_path, restore_signals):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --device cuda is usable")
+    run = tmp_path / "run"
+    assert main([*TINY, "--out", str(run), "--device", "cuda"]) == 2
+    st = _status(run)
+    assert st["state"] == "failed" and "no CUDA GPU" in st["message"]
+
+
+# ---------------------------------------------------------------- ImageNet backbone (issue 12)
+def _vgg16_features_file(path):
+    """A local VGG-16 file in torchvision's format ("features.*" keys), seeded weights."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(3)
+    torch.save({f"features.{k}": v for k, v in make_layers(cfgs["D"]).state_dict().items()}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["truncated", "other architecture"])
+def test_bad_backbone_weights_fail_before_training(tmp_path, restore_signals, kind):
+    bad = tmp_path / "bad.pth"
+    if kind == "truncated":
+        bad.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    else:
+        torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, bad)  # e.g. a ResNet's
+    run = tmp_path / "run"
+    rc = main(["--model", "ssd300_vgg16", "--backbone-weights", str(bad), "--train-size", "2", "--val-size", "1",
+               "--batch-size", "1", "--out", str(run), "--device", "cpu"])
+    assert rc == 1
+    st = _status(run)
+    assert st["state"] == "failed" and "bad.pth" in st["message"] and st["step"] == 0
+    assert ("not a readable PyTorch file" if kind == "truncated" else "not a torchvision VGG-16") in st["message"]
+    assert sorted(p.name for p in run.iterdir()) == ["status.json", "train.log"]  # nothing else written
+
+
+def test_resumed_backbone_run_freezes_without_reading_the_weights(restore_signals):
+    from ssd.train import _build_model
+    from ssd.train_options import TrainOptions
+
+    opts = TrainOptions(out="x", model="ssd300_vgg16", backbone_weights="imagenet", resume=True)
+    model = _build_model(opts, ["background", "a", "b"], torch.device("cpu"))  # no download: last.pt holds the weights
+    assert {n for n, p in model.named_parameters() if not p.requires_grad} == {
+        "backbone.features.0.weight", "backbone.features.0.bias", "backbone.features.2.weight",
+        "backbone.features.2.bias"}
+
+
+@pytest.mark.slow
+def test_ssd300_trains_from_a_local_imagenet_style_backbone(tmp_path, restore_signals):
+    path = _vgg16_features_file(tmp_path / "vgg16.pth")
+    run = tmp_path / "run"
+    assert main(["--model", "ssd300_vgg16", "--backbone-weights", str(path), "--train-size", "2",
+                 "--val-size", "1", "--batch-size", "1", "--max-steps", "2", "--augment", "none",
+                 "--out", str(run), "--device", "cpu", "--threads", "1", "--log-every", "1"]) == 0
+    assert _status(run)["state"] == "finished"
+    _, meta = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert f"--backbone-weights {path}" in meta["recipe"]["command"]
+    state, file = checkpoint.read(run / "checkpoints" / "last.pt")["state_dict"], torch.load(path, weights_only=True)
+    assert torch.equal(state["backbone.features.0.weight"], file["features.0.weight"])  # frozen stage: unchanged
+    assert not torch.equal(state["backbone.features.5.weight"], file["features.5.weight"])  # trained
+
+
+
+# ---------------------------------------------------------------- fine-tuning (issue 12)
+def test_fine_tune_from_a_checkpoint_keeping_shared_classes(tmp_path, restore_signals):
+    from ssd.data.procedural import write_voc
+
+    src = tmp_path / "src"
+    assert main([*TINY, "--out", str(src), "--epochs", "1", "--device", "cpu"]) == 0  # 7 classes
+    voc = write_voc(tmp_path / "voc", 20, seed=3, size=128)
+    run = tmp_path / "ft"
+    assert main(["--dataset", "voc", "--data-root", str(voc), "--classes", "dog,cat,fish,bird,car", "--skip-bad",
+                 "--init", str(src / "checkpoints" / "best.pt"), "--init-keep-classes", "--batch-size", "4",
+                 "--max-steps", "1", "--threads", "1", "--device", "cpu", "--out", str(run)]) == 0
+    log = (run / "train.log").read_text()
+    assert "init: backbone and box predictors from weights file" in log and "7 classes -> 6" in log
+    assert "rows kept for ['dog', 'cat', 'fish', 'bird', 'car']" in log
+    assert _status(run)["state"] == "finished"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--init", "MISSING"], "does not exist"),
+    (["--init", "OTHER"], "missing key"),
+])
+def test_bad_init_fails_before_training(tmp_path, restore_signals, argv, words):
+    other = tmp_path / "other.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, other)
+    argv = [a.replace("MISSING", str(tmp_path / "none.pt")).replace("OTHER", str(other)) for a in argv]
+    run = tmp_path / "run"
+    assert main([*TINY, *argv, "--out", str(run), "--device", "cpu"]) == 1
+    st = _status(run)
+    assert st["state"] == "failed" and words in st["message"] and st["step"] == 0
+    assert sorted(p.name for p in run.iterdir()) == ["status.json", "train.log"]
+
+
+def test_init_and_backbone_weights_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--init", "coco", "--backbone-weights", "imagenet", "--out", str(tmp_path / "r")])
+    assert "exclude each other" in capsys.readouterr().err

@@ -4,17 +4,16 @@ import plotly.graph_objects as go
 from explorer.jobs.metrics import split_records
 from explorer.views.training import loss_figure, map_figure, throughput_figure
 
-RECORDS = [
-    {"epoch": 0, "step": 1, "loss": {"total": 8.0, "conf": 6.0, "loc": 2.0}, "lr": 1e-3,
+RECORDS = [  # as ssd.train writes them (ssd.runlog: "kind" train / eval)
+    {"kind": "train", "epoch": 0, "step": 1, "loss": 8.0, "conf": 6.0, "loc": 2.0, "lr": 1e-3,
      "images_per_s": 10.0, "time": 100.0},
-    {"epoch": 0, "step": 2, "loss": {"total": 4.0, "conf": 3.0, "loc": 1.0}, "lr": 1e-3,
+    {"kind": "train", "epoch": 0, "step": 2, "loss": 4.0, "conf": 3.0, "loc": 1.0, "lr": 1e-3,
      "images_per_s": 12.0, "time": 101.0},
-    {"epoch": 0, "step": 2, "map": 0.05, "ap50": 0.2, "time": 102.0},
-    {"epoch": 1, "step": 4, "loss": {"total": 0.5, "conf": 0.4, "loc": 0.1}, "lr": 5e-4,
+    {"kind": "eval", "epoch": 0, "step": 2, "map": 0.05, "ap50": 0.2, "time": 102.0},
+    {"kind": "train", "epoch": 1, "step": 4, "loss": 0.5, "conf": 0.4, "loc": 0.1, "lr": 5e-4,
      "images_per_s": 11.0, "time": 103.0},
-    {"epoch": 1, "step": 4, "map": 0.10, "ap50": 0.3, "time": 104.0},
+    {"kind": "eval", "epoch": 1, "step": 4, "map": 0.10, "ap50": 0.3, "time": 104.0},
 ]
-
 
 def test_loss_figure_has_total_conf_loc_per_step():
     log_rows, _ = split_records(RECORDS)

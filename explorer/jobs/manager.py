@@ -1,7 +1,8 @@
 """Training-job manager: launch, list, watch, cancel, resume and delete runs.
 
 A run is a detached OS process with its own directory `runs_dir/<name>/`; all its
-state is on disk (see `explorer.jobs.state`), so runs survive reruns, closed tabs
+state is on disk (the run directory of `ssd.runlog`, plus the manager's files and
+locks of `explorer.jobs.state`), so runs survive reruns, closed tabs
 and server restarts, and a restarted server finds them all again. Launch starts
 `python -m explorer.jobs.runner RUN_DIR` in a new session; the runner queues for
 the device (one run per device, launch order) and then execs `python -m ssd.train`.
@@ -27,34 +28,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from explorer.jobs.metrics import eta_seconds, read_metrics, tail_log, tail_log_file, tail_metrics
 from explorer.jobs.spec import JobError, JobSpec, resolve_device, sanitize_run_name, train_argv, validate_spec
 from explorer.jobs.state import (
     CANCEL_MARK,
     JOB_FILE,
-    LIVE_STATES,
     RUN_LOCK,
-    STATUS_FILE,
+    STDOUT_FILE,
     flock_wait,
+    next_seq,
     open_lock,
     pid_alive_since,
     probe_run_lock,
-    read_json,
-    update_status,
-    write_json_atomic,
-    next_seq,
 )
 from explorer.paths import REPO_ROOT as PROJECT_ROOT, runs_dir
-from explorer.jobs.metrics import eta_seconds, read_metrics, tail_log, tail_log_file, tail_metrics
+from ssd import runlog
+from ssd.runlog import LIVE_STATES, read_json_or_none, read_status, update_status, write_json_atomic
 
 __all__ = [
     "JobError", "JobSpec", "RunInfo", "default_runs_dir", "available_devices", "launch",
     "list_runs", "read_run", "cancel", "resume", "delete_run", "read_metrics", "tail_log",
     "sanitize_run_name",
 ]
-
-LAST_CKPT = Path("checkpoints") / "last.pt"
-BEST_CKPT = Path("checkpoints") / "best.pt"
-
 
 def default_runs_dir() -> Path:
     """The runs folder (`explorer.paths.runs_dir`)."""
@@ -98,7 +93,7 @@ class RunInfo:
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.run_dir / BEST_CKPT
+        return runlog.paths(self.run_dir).best
 
     def row(self) -> dict:
         """A table row for the runs overview."""
@@ -138,7 +133,7 @@ def _spawn_runner(run_dir: Path, lock_fd: int) -> int:
     argv = [sys.executable, "-m", "explorer.jobs.runner", str(run_dir), "--lock-fd", str(lock_fd)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-    with open(run_dir / "stdout.log", "ab") as log:
+    with open(run_dir / STDOUT_FILE, "ab") as log:
         proc = subprocess.Popen(
             argv, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, pass_fds=(lock_fd,),
@@ -157,7 +152,7 @@ def _start(run_dir: Path, job: dict, resume: bool) -> None:
         flock_wait(fd)
         job["seq"] = next_seq(run_dir.parent)
         argv = list(job["train_argv"])
-        if resume and (run_dir / LAST_CKPT).is_file():
+        if resume and runlog.paths(run_dir).last.is_file():
             argv.append("--resume")
         job["argv"] = argv
         job.setdefault("attempts", []).append(
@@ -184,10 +179,10 @@ def launch(runs_dir: Path, spec: JobSpec, name: str | None = None, devices: dict
     setting or dataset path is bad."""
     summary = validate_spec(spec)
     devices = devices if devices is not None else available_devices()
-    device = resolve_device(spec.device, devices["cuda"], devices["gpu_count"], spec.nproc)
+    device = resolve_device(spec.train.device, devices["cuda"], devices["gpu_count"], spec.nproc)
     runs_dir = Path(runs_dir).expanduser().resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
-    base = sanitize_run_name(name or f"{spec.model}-{spec.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    base = sanitize_run_name(name or f"{spec.train.model}-{spec.train.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = _create_run_dir(runs_dir, base)
     job = {
         "name": run_dir.name, "created_at": time.time(), "device": device, "nproc": spec.nproc,
@@ -203,20 +198,21 @@ def read_run(run_dir: Path) -> RunInfo:
     running while no process of the run is alive becomes `failed` (or `cancelled`
     when the user asked to cancel), and is written back so it stays so."""
     run_dir = Path(run_dir).resolve()
-    job = read_json(run_dir / JOB_FILE) or {}
-    status = read_json(run_dir / STATUS_FILE) or {}
+    job = read_json_or_none(run_dir / JOB_FILE) or {}
+    status = read_status(run_dir) or {}
     state = status.get("state", "queued" if job else "failed")
     if job:
         alive = _check_alive_and_fix(run_dir)
-        status = read_json(run_dir / STATUS_FILE) or status
+        status = read_status(run_dir) or status
         state = status.get("state", state)
     else:  # run written by `python -m ssd.train` by hand: no run lock, check the pid
-        alive = pid_alive_since(status.get("pid"), status.get("started_at"))
+        # Only a live state has a run process; the writer of an ended run may live on (in-process main()).
+        alive = state in LIVE_STATES and pid_alive_since(status.get("pid"), status.get("started_at"))
         if state in LIVE_STATES and not alive:
             state = "failed"
             status = dict(status, message="process is gone (killed or machine restarted)")
-    spec = job.get("spec", {})
-    config = read_json(run_dir / "config.json") or {}
+    # What was launched (job.json), else what ran (config.json of a run started by hand).
+    options = (job.get("spec") or {}).get("train") or (runlog.read_config(run_dir) or {}).get("args") or {}
     started, updated = status.get("started_at"), status.get("updated_at")
     elapsed = None
     if started:
@@ -232,9 +228,8 @@ def read_run(run_dir: Path) -> RunInfo:
         started_at=started, updated_at=updated, elapsed_s=elapsed,
         eta_s=eta_seconds(recent, status) if state == "running" else None,
         images_per_s=next((r["images_per_s"] for r in reversed(recent) if r.get("images_per_s")), None),
-        model=str(spec.get("model") or config.get("model") or ""),
-        dataset=str(spec.get("dataset") or config.get("dataset") or ""),
-        has_last=(run_dir / LAST_CKPT).is_file(), has_best=(run_dir / BEST_CKPT).is_file(),
+        model=str(options.get("model", "")), dataset=str(options.get("dataset", "")),
+        has_last=runlog.paths(run_dir).last.is_file(), has_best=runlog.paths(run_dir).best.is_file(),
     )
 
 
@@ -243,7 +238,7 @@ def _check_alive_and_fix(run_dir: Path) -> bool:
         if alive:
             return True
         # We hold the run lock: nothing of this run runs, nothing can start.
-        status = read_json(run_dir / STATUS_FILE) or {}
+        status = read_status(run_dir) or {}
         if status.get("state", "queued") in LIVE_STATES:
             if (run_dir / CANCEL_MARK).exists():
                 update_status(run_dir, state="cancelled", message="cancelled")
@@ -257,7 +252,7 @@ def _check_alive_and_fix(run_dir: Path) -> bool:
 
 def _last_output_line(run_dir: Path) -> str:
     """Last non-empty line the run printed (a traceback ends with the error)."""
-    lines = [ln.strip() for ln in tail_log_file(run_dir / "stdout.log").splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in tail_log_file(run_dir / STDOUT_FILE).splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
 
 
@@ -268,7 +263,7 @@ def list_runs(runs_dir: Path) -> list[RunInfo]:
         return []
     runs = [read_run(d) for d in runs_dir.iterdir()
             if d.is_dir() and not d.name.startswith(".")
-            and ((d / JOB_FILE).is_file() or (d / STATUS_FILE).is_file())]
+            and ((d / JOB_FILE).is_file() or runlog.paths(d).status.is_file())]
     return sorted(runs, key=lambda r: (r.created_at or r.started_at or 0.0, r.name), reverse=True)
 
 
@@ -290,7 +285,7 @@ def cancel(run_dir: Path) -> None:
     info = read_run(run_dir)
     if info.state not in LIVE_STATES or not info.alive:
         raise JobError(f"run {info.name} is {info.state}, nothing to cancel")
-    job = read_json(run_dir / JOB_FILE) or {}
+    job = read_json_or_none(run_dir / JOB_FILE) or {}
     attempts = job.get("attempts") or []
     pgid = attempts[-1].get("pid") if attempts else None
     (run_dir / CANCEL_MARK).write_text(str(time.time()))
@@ -311,7 +306,7 @@ def resume(run_dir: Path) -> Path:
     info = read_run(run_dir)
     if info.alive or info.state not in ("cancelled", "failed"):
         raise JobError(f"run {info.name} is {info.state}; only cancelled or failed runs resume")
-    job = read_json(run_dir / JOB_FILE)
+    job = read_json_or_none(run_dir / JOB_FILE)
     if not job or not job.get("train_argv"):
         raise JobError(f"run {info.name} was not launched by the job manager (no job.json)")
     _start(run_dir, job, resume=True)

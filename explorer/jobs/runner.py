@@ -25,17 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from explorer.jobs.state import (
-    JOB_FILE,
-    LOCKS_DIR,
-    RUN_LOCK,
-    STATUS_FILE,
-    is_alive,
-    open_lock,
-    read_json,
-    try_flock,
-    update_status,
-)
+from explorer.jobs.state import JOB_FILE, LOCKS_DIR, RUN_LOCK, is_alive, open_lock, try_flock
+from ssd.runlog import read_json_or_none, read_status, update_status
 
 POLL_S = 0.5  # how often a queued run looks at the queue again
 
@@ -54,10 +45,10 @@ def runs_ahead(run_dir: Path, device: str, seq: int) -> list[str]:
     for other in sorted(run_dir.parent.iterdir()):
         if other == run_dir or not other.is_dir():
             continue
-        job = read_json(other / JOB_FILE)
+        job = read_json_or_none(other / JOB_FILE)
         if not job or job.get("device") != device or int(job.get("seq", 1 << 62)) >= seq:
             continue
-        status = read_json(other / STATUS_FILE) or {}
+        status = read_status(other) or {}
         if status.get("state") == "queued" and is_alive(other):
             ahead.append(other.name)
     return ahead
@@ -132,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to hang up, but be sure
 
-    job = read_json(run_dir / JOB_FILE)
+    job = read_json_or_none(run_dir / JOB_FILE)
     if not job or not job.get("argv") or job.get("device") not in ("cpu", "cuda"):
         print(f"jobs.runner: {run_dir / JOB_FILE} is missing or lacks argv/device", file=sys.stderr)
         if run_dir.is_dir():

@@ -1,10 +1,14 @@
 """What a training job is: its settings, their checks, and the argv they become.
 
-`JobSpec` holds what the user picked on the training page; `validate_spec` refuses
-a bad one *before* anything is launched (missing dataset folders, a COCO file that
-does not parse, an impossible device); `train_argv` turns it into the argument list
-of `python -m ssd.train` (or `torch.distributed.run` for several GPU processes).
-Nothing here reaches a shell: argv lists only. No streamlit, no torch import.
+`JobSpec` is what the user picked on the training page: the training options
+themselves (`ssd.train_options.TrainOptions`, declared once, with their choices,
+defaults and rules) plus how many processes run them. `validate_spec` refuses a bad
+one *before* anything is launched (an option out of range, missing dataset folders,
+a COCO file that does not parse, an impossible device); `train_argv` turns it into
+the argument list of `python -m ssd.train` (or `torch.distributed.run` for several
+GPU processes) with `TrainOptions.to_argv`, the same function that writes a
+checkpoint's recorded command. Nothing here reaches a shell: argv lists only.
+No streamlit import.
 """
 from __future__ import annotations
 
@@ -12,15 +16,19 @@ import dataclasses
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-DATASETS = ("procedural", "voc", "coco")
-MODELS = ("compact256", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
-DEVICES = ("auto", "cpu", "cuda")
+from ssd.recipes import RECIPES
+from ssd.train_options import DATASETS, DEVICES, MODEL_NAMES as MODELS, TrainOptions
+
+__all__ = ["DATASETS", "DEVICES", "MODELS", "RECIPES", "JobError", "JobSpec", "TrainOptions", "sanitize_run_name",
+           "resolve_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_NAME_LEN = 64
 _MAX_XML_CHECKED = 200  # VOC: stop looking for a usable sample after this many files
+# Options the manager sets itself: the run directory, resuming, the resolved device.
+MANAGED_OPTIONS = ("out", "resume")
 
 
 class JobError(ValueError):
@@ -29,26 +37,27 @@ class JobError(ValueError):
 
 @dataclass(frozen=True)
 class JobSpec:
-    dataset: str = "procedural"  # procedural | voc | coco
-    data_root: str = ""  # VOC: folder holding Annotations/ and JPEGImages/
-    coco_json: str = ""  # COCO: instances JSON file
-    coco_images: str = ""  # COCO: folder of the images named in the JSON
-    train_size: int = 256  # procedural: training scenes
-    val_size: int = 64  # procedural: validation scenes
-    data_seed: int = 0  # procedural: seed of the generated scenes
-    model: str = "compact256"  # model preset for ssd.models.build
-    epochs: int = 10  # passes over the training set
-    batch_size: int = 16  # images per step (per process)
-    lr: float = 1e-3  # base learning rate
-    device: str = "auto"  # auto | cpu | cuda (auto: cuda when available)
-    seed: int = 0  # training seed (init, shuffling, augmentation)
+    """A training job: the options of its `ssd.train` run and its process count."""
+
+    train: TrainOptions = field(default_factory=TrainOptions)  # ssd.train's options (out/resume: set at launch)
     nproc: int = 1  # processes (GPUs) per run; >1 launches torch.distributed.run
-    max_steps: int = 0  # stop after this many steps (0: no limit); for smoke runs
-    eval_every: int = 0  # evaluate every N epochs (0: ssd.train's default)
-    log_every: int = 0  # log every N steps (0: ssd.train's default)
+
+    @classmethod
+    def of(cls, nproc: int = 1, **options) -> "JobSpec":
+        """`JobSpec(TrainOptions(**options), nproc)`; JobError names an unknown option."""
+        known = {f.name for f in dataclasses.fields(TrainOptions)} - set(MANAGED_OPTIONS)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise JobError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return cls(TrainOptions(**options), nproc)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """JSON-ready: {"train": {option: value}, "nproc": int}."""
+        return {"train": self.train.to_dict(), "nproc": self.nproc}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "JobSpec":
+        return cls.of(data.get("nproc", 1), **{k: v for k, v in data["train"].items() if k not in MANAGED_OPTIONS})
 
 
 def sanitize_run_name(name: str) -> str:
@@ -156,51 +165,35 @@ def check_coco(coco_json: str, coco_images: str) -> str:
 
 def validate_spec(spec: JobSpec) -> str:
     """Raise JobError naming the first bad setting; returns a dataset summary line."""
-    if spec.dataset not in DATASETS:
-        raise JobError(f"dataset must be one of {DATASETS}, got {spec.dataset!r}")
-    if spec.model not in MODELS:
-        raise JobError(f"model must be one of {MODELS}, got {spec.model!r}")
-    for field, low in (("epochs", 1), ("batch_size", 1), ("nproc", 1), ("max_steps", 0),
-                       ("eval_every", 0), ("log_every", 0)):
-        value = getattr(spec, field)
-        if not isinstance(value, int) or value < low:
-            raise JobError(f"{field} must be an integer >= {low}, got {value!r}")
-    if not (isinstance(spec.lr, (int, float)) and 0 < spec.lr < 10):
-        raise JobError(f"learning rate must be in (0, 10), got {spec.lr!r}")
-    if spec.dataset == "procedural":
-        for field in ("train_size", "val_size"):
-            value = getattr(spec, field)
-            if not isinstance(value, int) or value < 1:
-                raise JobError(f"procedural {field} must be an integer >= 1, got {value!r}")
-        return f"procedural: {spec.train_size} train / {spec.val_size} val scenes, seed {spec.data_seed}"
-    if spec.dataset == "voc":
-        return "VOC: " + check_voc_root(spec.data_root)
-    return "COCO: " + check_coco(spec.coco_json, spec.coco_images)
+    if not isinstance(spec.nproc, int) or spec.nproc < 1:
+        raise JobError(f"number of processes must be an integer >= 1, got {spec.nproc!r}")
+    try:
+        opts = spec.train.validate()
+    except ValueError as e:
+        raise JobError(str(e)) from None
+    if opts.dataset == "procedural":
+        return f"procedural: {opts.train_size} train / {opts.val_size} val scenes, seed {opts.data_seed}"
+    if opts.dataset == "voc":
+        return "VOC: " + check_voc_root(opts.data_root)
+    return "COCO: " + check_coco(opts.coco_json, opts.coco_images)
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve()) if path else path
 
 
 def train_argv(spec: JobSpec, run_dir: Path, device: str, python: str = sys.executable) -> list[str]:
     """argv of the training process for `spec` writing into `run_dir` on `device`
-    ("cpu"/"cuda", already resolved). Paths are made absolute (the trainer's cwd is
-    the project root, not the user's)."""
+    ("cpu"/"cuda", already resolved): `--out` and the options that differ from
+    their defaults. Paths are made absolute (the trainer's cwd is the project root,
+    not the user's)."""
     if spec.nproc > 1:
         head = [python, "-m", "torch.distributed.run", "--standalone",
                 f"--nproc_per_node={spec.nproc}", "-m", "ssd.train"]
     else:
         head = [python, "-m", "ssd.train"]
-    args = ["--dataset", spec.dataset]
-    if spec.dataset == "procedural":
-        args += ["--train-size", str(spec.train_size), "--val-size", str(spec.val_size),
-                 "--data-seed", str(spec.data_seed)]
-    elif spec.dataset == "voc":
-        args += ["--data-root", str(Path(spec.data_root).expanduser().resolve())]
-    else:
-        args += ["--coco-json", str(Path(spec.coco_json).expanduser().resolve()),
-                 "--coco-images", str(Path(spec.coco_images).expanduser().resolve())]
-    args += ["--model", spec.model, "--out", str(Path(run_dir).resolve()),
-             "--epochs", str(spec.epochs), "--batch-size", str(spec.batch_size),
-             "--lr", repr(float(spec.lr)), "--device", device, "--seed", str(spec.seed)]
-    for flag, value in (("--max-steps", spec.max_steps), ("--eval-every", spec.eval_every),
-                        ("--log-every", spec.log_every)):
-        if value:
-            args += [flag, str(value)]
-    return head + args
+    opts = dataclasses.replace(
+        spec.train, out=str(Path(run_dir).resolve()), resume=False, device=device,
+        **{k: _absolute(getattr(spec.train, k)) for k in ("data_root", "coco_json", "coco_images",
+                                                          "coco_val_json", "coco_val_images")})
+    return head + opts.to_argv()

@@ -1,12 +1,14 @@
-"""On-disk state of training runs, shared by the job manager and the job runner.
+"""What the job manager adds to a run directory, and the locks that say who is alive.
 
-Everything a run is lives in its run directory; nothing is held in memory, so a
-restarted server finds every run again. No streamlit, no torch import here (the
-runner waiting in a queue should stay light).
+The run directory's own format (status.json, its states and fields, config.json,
+metrics.jsonl, train.log, checkpoints, the atomic write) belongs to `ssd.runlog`;
+this module names only the manager's additions. Everything a run is lives on disk;
+nothing is held in memory, so a restarted server finds every run again. No
+streamlit, no torch import here (the runner waiting in a queue should stay light).
 
-Files in a run directory (`RUN = runs/<name>/`):
+Files the manager adds to a run directory (`RUN = runs/<name>/`):
 - `job.json`    what the manager launched: training argv, device class, seq, ...
-- `status.json` written by the runner while queued, then by `ssd.train`
+- `stdout.log`  what the runner and the trainer print
 - `.run.lock`   flock held by the run's process tree for its whole life
 - `cancel_requested` marker: the user asked to cancel (so a run killed by the
   SIGTERM before it could say so still shows `cancelled`)
@@ -22,52 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import time
 from pathlib import Path
 from typing import Iterator
 
-JOB_FILE = "job.json"
-STATUS_FILE = "status.json"
-RUN_LOCK = ".run.lock"
-CANCEL_MARK = "cancel_requested"
+from ssd.runlog import atomic_write
+
+JOB_FILE = "job.json"  # the manager's launch record (argv, device class, seq, attempts)
+STDOUT_FILE = "stdout.log"  # everything the runner and the trainer print (tracebacks too)
+RUN_LOCK = ".run.lock"  # flock held by the run's process tree for its whole life
+CANCEL_MARK = "cancel_requested"  # marker: the user asked to cancel
 LOCKS_DIR = ".locks"  # under the runs dir: device locks and the seq counter
-LIVE_STATES = ("queued", "running")
-END_STATES = ("finished", "failed", "cancelled")
-STATES = LIVE_STATES + END_STATES
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write `data` as JSON to `path` via a temp file + os.replace (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict | None:
-    """The JSON object in `path`, or None when missing or unreadable (mid-write by a
-    foreign writer, truncated by a crash)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def update_status(run_dir: Path, **fields) -> dict:
-    """Merge `fields` into run_dir/status.json (atomically) and return the new dict."""
-    path = Path(run_dir) / STATUS_FILE
-    status = read_json(path) or {}
-    status.update(fields)
-    status["updated_at"] = time.time()
-    write_json_atomic(path, status)
-    return status
 
 
 def open_lock(path: Path) -> int:
@@ -131,9 +99,7 @@ def next_seq(runs_dir: Path) -> int:
         except (OSError, ValueError):
             last = 0
         seq = last + 1
-        tmp = counter.with_name(".seq.tmp")
-        tmp.write_text(str(seq))
-        os.replace(tmp, counter)
+        atomic_write(counter, lambda f: f.write(str(seq).encode()))
         return seq
     finally:
         os.close(fd)

@@ -11,12 +11,15 @@ has torchvision's keys and its COCO weights load unchanged.
 """
 from __future__ import annotations
 
-from torch import nn
-from torchvision.models.detection.ssd import SSDFeatureExtractorVGG, SSDHead
+from types import SimpleNamespace
+
+from torch import Tensor, nn
+from torchvision.models.detection.ssd import SSDHead, _vgg_extractor
 from torchvision.models.vgg import cfgs, make_layers
 
 from ssd.config import SSDConfig, ssd300_coco
 from ssd.models.common import SSDNet
+from ssd.models.weights import load_vgg16_features
 
 # torchvision's ssd300_vgg16 normalisation: the Caffe VGG mean in [0, 1] units and
 # std 1/255, i.e. the backbone sees 0..255 pixel values minus the mean.
@@ -39,11 +42,27 @@ def _vgg16_features() -> nn.Sequential:
     return features
 
 
-def build_ssd300_vgg16(num_classes: int = 91, cfg: SSDConfig | None = None) -> SSDNet:
-    """A randomly initialised SSD300-VGG16 with torchvision's layer names."""
+def build_ssd300_vgg16(num_classes: int = 91, cfg: SSDConfig | None = None,
+                       backbone_state: tuple[dict[str, Tensor], str] | None = None,
+                       trainable_backbone_layers: int | None = None) -> SSDNet:
+    """An SSD300-VGG16 with torchvision's layer names, randomly initialised.
+
+    backbone_state: (torchvision VGG-16 state dict, its name for messages) loaded into
+        the VGG conv layers, e.g. ImageNet's `VGG16_Weights.IMAGENET1K_FEATURES`.
+    trainable_backbone_layers: VGG stages left trainable, 0..5; default as torchvision's
+        `ssd300_vgg16`: 4 with pretrained backbone weights (the first stage frozen), else 5.
+    """
     cfg = cfg if cfg is not None else ssd300_coco(num_classes)
-    # highres=False: the SSD300 extras (SSD512 adds conv12_2).
-    backbone = SSDFeatureExtractorVGG(_vgg16_features(), highres=False)
+    features = _vgg16_features()
+    if backbone_state is not None:
+        load_vgg16_features(features, *backbone_state)
+    if trainable_backbone_layers is None:
+        trainable_backbone_layers = 4 if backbone_state is not None else 5
+    if not 0 <= trainable_backbone_layers <= 5:
+        raise ValueError(f"trainable_backbone_layers must be in 0..5, got {trainable_backbone_layers}")
+    # torchvision's own extractor: the same freezing and the SSD300 extras (highres=False;
+    # SSD512 adds conv12_2). It only reads `.features` of the VGG it is given.
+    backbone = _vgg_extractor(SimpleNamespace(features=features), False, trainable_backbone_layers)
     in_channels = [512, 1024, 512, 256, 256, 256]
     head = SSDHead(in_channels, list(cfg.boxes_per_location()), cfg.num_classes)
     return SSDNet(backbone, head, cfg, "ssd300_vgg16", IMAGE_MEAN, IMAGE_STD, LEVEL_NAMES)

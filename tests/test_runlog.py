@@ -1,0 +1,140 @@
+"""Tests for ssd/runlog.py: the run directory's one atomic write, its status checks,
+its readers (strict and tolerant), and the metrics records."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from pathlib import Path
+
+import pytest
+
+from ssd import runlog
+from ssd.runlog import (
+    RunDir,
+    RunDirError,
+    atomic_write,
+    read_json,
+    read_json_or_none,
+    read_metrics,
+    read_status,
+    split_records,
+    update_status,
+    write_json_atomic,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dot_files(folder):
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "sub" / "f.bin"
+    assert atomic_write(path, lambda f: f.write(b"one")) == path
+    atomic_write(path, lambda f: f.write(b"two"))
+    assert path.read_bytes() == b"two" and _dot_files(path.parent) == []
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    path = tmp_path / "f.json"
+    write_json_atomic(path, {"a": 1})
+
+    def broken(f):
+        f.write(b'{"a": ')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, broken)
+    assert read_json(path) == {"a": 1} and _dot_files(tmp_path) == []
+
+
+def test_reader_never_sees_half_a_file_while_a_process_is_killed_mid_writes(tmp_path):
+    """A writer SIGKILLed at a random moment of a stream of big atomic writes leaves
+    either the old or a new complete file, never a partial one."""
+    path = tmp_path / "status.json"
+    code = ("import sys; from ssd.runlog import write_json_atomic\n"
+            "i = 0\n"
+            "while True:\n"
+            "    write_json_atomic(sys.argv[1], {'i': i, 'pad': 'x' * 200_000}); i += 1\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=ROOT)
+    deadline = time.time() + 30
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    for _ in range(20):
+        assert len(read_json(path)["pad"]) == 200_000
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(read_json(path)["pad"]) == 200_000
+
+
+def test_read_json_names_the_file_and_the_problem(tmp_path):
+    with pytest.raises(RunDirError, match="none.json: not found"):
+        read_json(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text('{"a": ')
+    with pytest.raises(RunDirError, match="bad.json: not readable JSON"):
+        read_json(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(RunDirError, match="list.json: holds a JSON list"):
+        read_json(tmp_path / "list.json")
+    assert read_json_or_none(tmp_path / "bad.json") is None and read_json_or_none(tmp_path / "none.json") is None
+
+
+def test_run_dir_status_is_atomic_and_checked(tmp_path):
+    rd = RunDir(tmp_path / "r", total_steps=10, device="cpu")
+    assert read_status(tmp_path / "r") is None and sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "train.log"]
+    rd.set_status(state="running", step=5)
+    st = read_status(tmp_path / "r")
+    assert st["progress"] == 0.5 and set(st) == set(runlog.STATUS_FIELDS) and st["pid"] == os.getpid()
+    with pytest.raises(ValueError, match="state must be one of"):
+        rd.set_status(state="exploded")
+    with pytest.raises(KeyError, match="colour"):
+        rd.set_status(colour="red")
+    assert _dot_files(tmp_path / "r") == []
+
+
+def test_run_dir_keeps_the_first_start_time_when_resumed(tmp_path):
+    first = RunDir(tmp_path / "r", 10, "cpu")
+    first.set_status(state="running")
+    started = read_status(tmp_path / "r")["started_at"]
+    time.sleep(0.01)
+    RunDir(tmp_path / "r", 10, "cpu").set_status(state="running")
+    assert read_status(tmp_path / "r")["started_at"] == started
+
+
+def test_update_status_merges_and_checks(tmp_path):
+    update_status(tmp_path, state="queued", message="queued", pid=1)
+    st = update_status(tmp_path, state="running", message="go")
+    assert (st["state"], st["message"], st["pid"]) == ("running", "go", 1)
+    assert read_status(tmp_path) == st
+    with pytest.raises(ValueError, match="state must be one of"):
+        update_status(tmp_path, state="paused")
+    with pytest.raises(KeyError, match="unknown status field"):
+        update_status(tmp_path, colour="red")
+
+
+def test_paths_are_the_documented_layout(tmp_path):
+    p = runlog.paths(tmp_path)
+    assert [x.relative_to(tmp_path).as_posix() for x in (p.config, p.metrics, p.log, p.status, p.last, p.best)] == [
+        "config.json", "metrics.jsonl", "train.log", "status.json", "checkpoints/last.pt", "checkpoints/best.pt"]
+
+
+def test_metrics_records_round_trip_and_split_by_kind(tmp_path):
+    rd = RunDir(tmp_path, 2, "cpu")
+    rd.log_metrics({"kind": "train", "epoch": 1, "step": 1, "loss": 2.0, "conf": 1.5, "loc": 0.5, "lr": 1e-3,
+                    "images_per_s": 3.0, "time": 1.0})
+    rd.log_metrics({"kind": "eval", "epoch": 1, "step": 1, "map": 0.2, "ap50": 0.4, "time": 2.0})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "train", "step": 2, "lo')  # a line being written
+    recs = read_metrics(tmp_path)
+    assert len(recs) == 2 and recs == read_metrics(tmp_path / "metrics.jsonl")
+    train, evals = split_records(recs)
+    assert train[0]["loss"] == 2.0 and tuple(train[0]) == runlog.TRAIN_KEYS
+    assert evals[0]["map"] == 0.2 and evals[0]["ap75"] is None and tuple(evals[0]) == runlog.EVAL_KEYS
+    assert read_metrics(tmp_path / "missing.jsonl") == []
+    assert json.loads(json.dumps(train[0])) == train[0]
