@@ -141,6 +141,12 @@ def evaluate_model(model, dataset, class_names, device="cpu", batch_size: int = 
     """`score(*collect(...))`: the AP figures of `model` on `dataset`, plus the error
     analysis (`ssd.errors.ErrorAnalysis.report()` keys) when `errors`."""
     gts, dets, analysis = collect(model, dataset, class_names, device, batch_size, config, errors)
+    return score_with_errors(gts, dets, class_names, analysis, curves)
+
+
+def score_with_errors(gts: list[dict], dets: list[dict], class_names, analysis, curves: bool = False) -> dict:
+    """`score` plus, when `analysis` (an `ssd.errors.ErrorAnalysis`) is given, its report:
+    what `evaluate_model(errors=True)` returns, from `collect`'s three outputs."""
     return _with_errors(score(gts, dets, class_names, curves), analysis)
 
 
