@@ -175,6 +175,13 @@ def load_raw(eval_dir: Path) -> RawOutputs:
     return raw_from_file(Path(eval_dir) / RAW_FILE)
 
 
+def model_config(result: dict):
+    """The evaluated model's `SSDConfig` (default boxes and levels), from result.json."""
+    from ssd.config import SSDConfig
+
+    return SSDConfig.from_dict(dict(result["model_config"]))
+
+
 def log_tail(eval_dir: Path, n: int = 20) -> str:
     """The last `n` lines of runner.log (tracebacks of a failed run)."""
     try:

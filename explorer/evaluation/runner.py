@@ -89,6 +89,7 @@ def run(eval_dir: Path, batch_size: int = 16) -> dict:
     res = score_with_errors(gts, dets, class_names, analysis, curves=True)
     res.update(per_image=per_image_errors(analysis), sources=image_sources(ds, spec.dataset),
                class_names=class_names, feature_maps=list(model.cfg.feature_maps), image_size=model.cfg.image_size,
+               model_config=model.cfg.to_dict(),
                checkpoint=spec.checkpoint, dataset=spec.dataset.describe(), thresholds=spec.thresholds(),
                seconds=time.time() - t0)
     write_bytes_atomic(eval_dir / RAW_FILE, raw_to_bytes(raw.result()))
