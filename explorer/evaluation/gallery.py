@@ -16,9 +16,11 @@ GT_RGB, TP_RGB, ERR_RGB = (0, 200, 255), (40, 200, 40), (230, 40, 40)
 
 def gallery_kinds(result: dict) -> list[str]:
     """The kinds a gallery can show: TIDE error types, then "miss: <cause>"."""
-    kinds = list(result["per_image"][0]["errors"]) if result.get("per_image") else []
-    causes = list(result["per_image"][0]["causes"]) if result.get("per_image") else []
-    return kinds + [f"miss: {c}" for c in causes]
+    if not result.get("per_image"):
+        return []
+    kinds = result.get("error_types") or list(result["per_image"][0]["errors"])
+    causes = result.get("causes") or list(result["per_image"][0]["causes"])
+    return list(kinds) + [f"miss: {c}" for c in causes]
 
 
 def _count(row: dict, kind: str) -> int:

@@ -63,6 +63,14 @@ def per_image_errors(analysis) -> list[dict]:
     return rows
 
 
+def _orders() -> dict:
+    """The orders the page shows things in (result.json is written with sorted keys)."""
+    from ssd.errors.causes import CAUSES
+    from ssd.errors.tide import ERROR_TYPES
+
+    return {"error_types": list(ERROR_TYPES), "causes": list(CAUSES)}
+
+
 def run(eval_dir: Path, batch_size: int = 16) -> dict:
     """Evaluate `eval_dir`'s spec and write its files; returns the result dict."""
     from ssd.data.formats.base import write_bytes_atomic
@@ -89,9 +97,8 @@ def run(eval_dir: Path, batch_size: int = 16) -> dict:
     res = score_with_errors(gts, dets, class_names, analysis, curves=True)
     res.update(per_image=per_image_errors(analysis), sources=image_sources(ds, spec.dataset),
                class_names=class_names, feature_maps=list(model.cfg.feature_maps), image_size=model.cfg.image_size,
-               model_config=model.cfg.to_dict(),
-               checkpoint=spec.checkpoint, dataset=spec.dataset.describe(), thresholds=spec.thresholds(),
-               seconds=time.time() - t0)
+               model_config=model.cfg.to_dict(), checkpoint=spec.checkpoint, dataset=spec.dataset.describe(),
+               thresholds=spec.thresholds(), seconds=time.time() - t0, **_orders())
     write_bytes_atomic(eval_dir / RAW_FILE, raw_to_bytes(raw.result()))
     write_json_atomic(eval_dir / RESULT_FILE, res)
     return res

@@ -90,6 +90,8 @@ def _file_sha1(path: str, mtime_ns: int, size: int) -> str:  # noqa: ARG001 - mt
 def file_sha1(path) -> str:
     """sha1 of a file's bytes (cached by path, mtime and size). EvalInputError if unreadable."""
     p = Path(path)
+    if not p.is_file():
+        raise EvalInputError(f"checkpoint {p} does not exist" if not p.exists() else f"checkpoint {p} is not a file")
     try:
         st = p.stat()
         return _file_sha1(str(p.resolve()), st.st_mtime_ns, st.st_size)

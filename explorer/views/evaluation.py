@@ -18,6 +18,21 @@ def _r(v, nd: int = 4):
     return None if v is None else round(float(v), nd)
 
 
+def error_types(result: dict) -> list[str]:
+    """TIDE's types in TIDE's order (Cls, Loc, Both, Dupe, Bkg, Miss)."""
+    return list(result.get("error_types") or result["errors"]["dAP"])
+
+
+def causes(result: dict) -> list[str]:
+    """Causes of a miss in the pipeline's order (no default box ... mislocalized)."""
+    return list(result.get("causes") or result["misses_by_cause"])
+
+
+def class_order(result: dict) -> list[str]:
+    """Object classes in the model's order (background left out)."""
+    return [n for n in result["class_names"][1:] if n in result["per_class"]]
+
+
 def summary_rows(result: dict) -> list[dict]:
     """The headline figures: COCO AP@[.5:.95], AP50, AP75, AP by size, VOC07 mAP, TIDE AP50."""
     keys = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "voc07_map")
@@ -31,7 +46,8 @@ def summary_rows(result: dict) -> list[dict]:
 def ap_table(result: dict) -> list[dict]:
     """Per class: COCO AP@[.5:.95], AP50, VOC07 11-point AP, GT count (PR curves' num_gt)."""
     rows = []
-    for name, ap in result["per_class"].items():
+    for name in class_order(result):
+        ap = result["per_class"][name]
         curve = result.get("curves", {}).get(name, {})
         rows.append({"class": name, "AP": _r(ap), "AP50": _r(result["per_class_AP50"].get(name)),
                      "VOC07 AP": _r(result.get("voc07_per_class", {}).get(name)), "GT": curve.get("num_gt")})
@@ -41,7 +57,7 @@ def ap_table(result: dict) -> list[dict]:
 def tide_figure(result: dict, title: str = "TIDE: AP50 lost to each error type") -> go.Figure:
     """Bars of dAP (AP50 points gained by fixing that error type alone), count in the label."""
     e = result["errors"]
-    types = list(e["dAP"])
+    types = error_types(result)
     fig = go.Figure(go.Bar(x=types, y=[e["dAP"][t] for t in types], text=[f"{e['counts'][t]}" for t in types],
                            textposition="outside", marker_color=[class_color(k + 1) for k in range(len(types))],
                            hovertemplate="%{x}: dAP %{y:.2f} points, %{text} errors<extra></extra>"))
@@ -70,15 +86,16 @@ def level_rows(result: dict) -> list[dict]:
     """The per-level table: TP, FP by type, GT owned, recall, AP, AP50."""
     rows = []
     for lv in result["per_level"]:
-        rows.append({"level": level_label(lv), "TP": lv["tp"], "FP": lv["fp"], **lv["fp_by_type"], "GT": lv["gt"],
+        by_type = {t: lv["fp_by_type"][t] for t in error_types(result) if t in lv["fp_by_type"]}
+        rows.append({"level": level_label(lv), "TP": lv["tp"], "FP": lv["fp"], **by_type, "GT": lv["gt"],
                      "recall": _r(lv["recall"]), "AP": _r(lv["AP"]), "AP50": _r(lv["AP50"])})
     return rows
 
 
 def causes_figure(result: dict, title: str = "Why the missed objects were missed") -> go.Figure:
     """Bars of missed GTs per cause (`ssd.errors.causes`), in the pipeline's order."""
-    causes = result["misses_by_cause"]
-    fig = go.Figure(go.Bar(x=[c.replace("_", " ") for c in causes], y=list(causes.values()),
+    order = causes(result)
+    fig = go.Figure(go.Bar(x=[c.replace("_", " ") for c in order], y=[result["misses_by_cause"][c] for c in order],
                            marker_color="#9467bd", hovertemplate="%{x}: %{y} misses<extra></extra>"))
     fig.update_layout(title=title, yaxis_title="missed GTs", **_LAYOUT)
     return fig
@@ -88,8 +105,11 @@ def pr_figure(result: dict, title: str = "Precision-recall per class (IoU 0.5)")
     """One precision-recall curve per class over detections ranked by score."""
     names = list(result["class_names"])
     fig = go.Figure()
-    for name, cur in result.get("curves", {}).items():
-        c = names.index(name) if name in names else 0
+    for name in class_order(result):
+        cur = result.get("curves", {}).get(name)
+        if cur is None:
+            continue
+        c = names.index(name)
         fig.add_trace(go.Scatter(x=cur["recall"], y=cur["precision"], mode="lines", line={"color": class_color(c)},
                                  name=f"{name} (VOC07 AP {cur['ap_voc07']:.3f})"))
     fig.update_layout(title=title, xaxis={"title": "recall", "range": [0, 1.02]},
@@ -124,13 +144,13 @@ def compare_rows(a: dict, b: dict) -> list[dict]:
 
     for k in ("AP", "AP50", "AP75", "voc07_map"):
         add("overall", k, a.get(k), b.get(k))
-    for name in a["per_class"]:
+    for name in class_order(a):
         add("AP per class", name, a["per_class"].get(name), b["per_class"].get(name))
-    for t in a["errors"]["dAP"]:
+    for t in error_types(a):
         add("TIDE dAP (points)", t, a["errors"]["dAP"][t], b["errors"]["dAP"].get(t))
     for la, lb in zip(a["per_level"], b["per_level"]):
         add("recall per level", level_label(la), la["recall"], lb["recall"])
-    for c in a["misses_by_cause"]:
+    for c in causes(a):
         add("misses by cause", c, a["misses_by_cause"][c], b["misses_by_cause"].get(c))
     return rows
 
@@ -138,9 +158,9 @@ def compare_rows(a: dict, b: dict) -> list[dict]:
 def diff_figure(a: dict, b: dict, title: str = "B - A: AP per class and TIDE dAP") -> go.Figure:
     """Two bar groups of B - A: AP per class (x 100, points) and dAP per error type
     (points; negative = B loses less AP to that error)."""
-    classes = list(a["per_class"])
+    classes = class_order(a)
     d_ap = [100 * ((b["per_class"].get(c) or 0.0) - (a["per_class"].get(c) or 0.0)) for c in classes]
-    types = list(a["errors"]["dAP"])
+    types = error_types(a)
     d_tide = [b["errors"]["dAP"].get(t, 0.0) - a["errors"]["dAP"][t] for t in types]
     fig = go.Figure([
         go.Bar(name="AP per class (points)", x=classes, y=d_ap, marker_color=[level_color(0)] * len(classes)),
