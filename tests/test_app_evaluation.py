@@ -113,3 +113,25 @@ def test_bad_checkpoint_file_is_refused_with_its_name(tmp_path):
     assert not at.exception
     assert any("Cannot evaluate" in e.value for e in at.error)
     assert any("cut.pt is truncated or corrupt" in c.value for c in at.code)
+
+
+def test_evaluate_button_runs_in_the_background(tmp_path, monkeypatch):
+    import time
+
+    from explorer.evaluation import jobs
+
+    monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
+    at = _page()
+    at.number_input(key="ev_n").set_value(4).run()
+    at.button(key="ev_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (info,) = jobs.list_evals()
+    assert info.spec.dataset.num_images == 4 and info.spec.checkpoint == SHIPPED
+    t0 = time.time()
+    while jobs.read_eval(info.eval_dir).state == "running" and time.time() - t0 < 180:
+        time.sleep(0.5)
+    assert jobs.read_eval(info.eval_dir).state == "finished", jobs.log_tail(info.eval_dir)
+    at.run()  # what the polling fragment's rerun shows
+    assert not at.exception
+    assert at.selectbox(key="eval_a").value == info.key
+    assert _metric(at, "AP@[.5:.95]")
