@@ -30,6 +30,7 @@ pages = [
     st.Page("pages/per_scale.py", title="Per-scale detections", icon=":material/layers:"),
     st.Page("pages/nms.py", title="NMS", icon=":material/filter_alt:"),
     st.Page("pages/augment.py", title="Augmentation", icon=":material/auto_fix_high:"),
+    st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
 ]
 if (ROOT / "pages" / "training.py").is_file():  # written by the training engineer
     pages.append(st.Page("pages/training.py", title="Training", icon=":material/model_training:"))

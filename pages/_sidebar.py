@@ -90,6 +90,10 @@ def _image_picker() -> samples_mod.LoadedImage:
         else:
             st.sidebar.caption("No file yet: showing the default sample scene.")
         return _cache.sample_image(default_id)
+    want = st.session_state.get("sample_id")
+    if want and want not in ids and want.startswith("procedural:scene_"):  # sent by the Evaluation page
+        ids.insert(0, want)
+        labels[want] = f"evaluated scene {want.split('_', 1)[1]} (generated)"
     if st.session_state.get("sample_id") not in ids:
         st.session_state["sample_id"] = default_id
     sid = st.sidebar.selectbox("Sample scene", ids, key="sample_id", format_func=lambda i: labels.get(i, i))

@@ -77,8 +77,13 @@ def _check_classes(model, class_names) -> None:
 
 @torch.no_grad()
 def collect(model, dataset, class_names, device="cpu", batch_size: int = 32,
-            config: PostprocessConfig | None = None, errors: bool = False):
+            config: PostprocessConfig | None = None, errors: bool = False, on_batch=None):
     """Run `model` over `dataset` (items: (image (3, S, S), target with normalised boxes)).
+
+    `on_batch(done, total, scores (B, A, C), boxes_px_in (B, A, 4), batch_gts)`, when given,
+    is called after each batch with the images done so far and the batch's threshold-free
+    outputs (`forward_batch`), so a caller can report progress, keep the raw outputs, or
+    stop the evaluation by raising.
 
     Returns:
         (gts, dets, analysis): per image {"boxes_xyxy_px_in" (G, 4), "labels" (G,)} and the
@@ -108,6 +113,8 @@ def collect(model, dataset, class_names, device="cpu", batch_size: int = 32,
             analysis.add_batch(batch_gts, batch_dets, scores, boxes_px_in, posts)
         gts += batch_gts
         dets += batch_dets
+        if on_batch is not None:
+            on_batch(len(gts), len(dataset), scores, boxes_px_in, batch_gts)
     model.train(was_training)
     if not any(len(g["labels"]) for g in gts):
         raise DatasetError(f"none of the {len(gts)} images has a ground-truth box: AP is undefined")
@@ -134,6 +141,12 @@ def evaluate_model(model, dataset, class_names, device="cpu", batch_size: int = 
     """`score(*collect(...))`: the AP figures of `model` on `dataset`, plus the error
     analysis (`ssd.errors.ErrorAnalysis.report()` keys) when `errors`."""
     gts, dets, analysis = collect(model, dataset, class_names, device, batch_size, config, errors)
+    return score_with_errors(gts, dets, class_names, analysis, curves)
+
+
+def score_with_errors(gts: list[dict], dets: list[dict], class_names, analysis, curves: bool = False) -> dict:
+    """`score` plus, when `analysis` (an `ssd.errors.ErrorAnalysis`) is given, its report:
+    what `evaluate_model(errors=True)` returns, from `collect`'s three outputs."""
     return _with_errors(score(gts, dets, class_names, curves), analysis)
 
 

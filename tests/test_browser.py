@@ -34,6 +34,7 @@ PAGES = [
     ("per_scale", "Per-scale detections", "per_scale"),
     ("nms", "Non-maximum suppression", "nms"),
     ("augment", "Data augmentation", "augment"),
+    ("evaluation", "Evaluation", "evaluation"),
 ]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 

@@ -153,3 +153,28 @@ def test_cli_on_voc_and_coco_exports(tmp_path, model, capsys):
     assert json.loads(capsys.readouterr().out)["num_images"] == 2
     assert main(["--checkpoint", str(ckpt), "--dataset", "voc", "--data-root", str(tmp_path / "none")]) == 2
     assert "VOC root folder not found" in capsys.readouterr().err
+
+
+def test_collect_on_batch_sees_every_image_and_can_stop(model):
+    """`collect(on_batch=...)`: called per batch with the images done, the total and the
+    batch's raw outputs (those `forward_batch` returns); raising in it stops the evaluation."""
+    from ssd.evaluate import collect, forward_batch
+
+    ds = ProceduralDataset(5, seed=7, size=256)
+    seen = []
+    collect(model, ds, CLASSES, batch_size=2,
+            on_batch=lambda done, total, scores, boxes, gts: seen.append((done, total, scores, boxes, len(gts))))
+    assert [(d, t, n) for d, t, _, _, n in seen] == [(2, 5, 2), (4, 5, 2), (5, 5, 1)]
+    x = torch.stack([ds[4][0]])
+    scores, boxes = forward_batch(model, x)
+    assert torch.equal(seen[-1][2], scores) and torch.equal(seen[-1][3], boxes)
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, *_):
+        if done >= 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        collect(model, ds, CLASSES, batch_size=2, on_batch=stop)

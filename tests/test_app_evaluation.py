@@ -1,0 +1,137 @@
+"""The Evaluation page under Streamlit's AppTest: a cached evaluation's figures and
+tables, the threshold tuner and its hand-off to the NMS page, a gallery image sent to the
+explorer, two evaluations compared, a failed evaluation with its reason, and bad input."""
+from pathlib import Path
+
+import pytest
+
+from explorer.evaluation import runner
+from tests.eval_helpers import SHIPPED, make_eval
+
+st_testing = pytest.importorskip("streamlit.testing.v1")
+AppTest = st_testing.AppTest
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGE = "pages/evaluation.py"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    a = make_eval(root / "evaluations", num_images=8)
+    b = make_eval(root / "evaluations", num_images=8, nms_thresh=0.3)
+    return root, a, b
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch, runs):
+    monkeypatch.setenv("SSD_RUNS_DIR", str(runs[0]))
+    monkeypatch.setenv("SSD_TORCH_THREADS", "1")
+    from streamlit.runtime import pages_manager  # as tests/test_app_pages.py: app.py runs on every rerun
+
+    original = pages_manager.PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        pages_manager.PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_results_tuner_and_hand_off(runs):
+    at = _page()
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="eval_a").value in (runs[1].name, runs[2].name)
+    at.selectbox(key="eval_a").set_value(runs[1].name).run()
+    ap_eval = _metric(at, "AP@[.5:.95]")
+    at.slider(key="evt_score").set_value(0.6).run()
+    assert not at.exception
+    assert _metric(at, "AP@[.5:.95]") != ap_eval  # thresholds re-run post-processing and AP
+    at.button(key="evt_use").click().run()
+    assert not at.exception
+    ss = at.session_state
+    assert (ss["nms_score"], ss["nms_iou"], ss["nms_topk"]) == (0.6, 0.45, 200)
+    assert any("--score-threshold 0.6 --nms-threshold 0.45 --top-k 200" in c.value for c in at.code)
+    at.switch_page("pages/nms.py").run()
+    assert not at.exception
+    assert at.slider(key="nms_score").value == 0.6
+
+
+def test_gallery_sends_a_scene_to_the_explorer():
+    at = _page()
+    at.selectbox(key="evg_kind").set_value("Bkg").run()
+    assert not at.exception
+    at.button(key="evg_ps_0").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    sid = at.session_state["sample_id"]
+    assert sid.startswith("procedural:scene_10000000")
+    assert at.sidebar.selectbox(key="sample_id").value == sid
+    assert at.session_state["model_choice"] == SHIPPED
+
+
+def test_two_evaluations_side_by_side(runs):
+    at = _page()
+    at.selectbox(key="eval_a").set_value(runs[1].name).run()
+    at.selectbox(key="eval_b").set_value(runs[2].name).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Differences (B - A)" in s.value for s in at.subheader)
+
+
+def test_failed_evaluation_shows_the_reason(runs):
+    d = runs[0] / "evaluations" / "deadbeefdeadbeef"
+    d.mkdir()
+    (d / runner.SPEC_FILE).write_text((runs[1] / runner.SPEC_FILE).read_text())
+    runner.write_status(d, state="failed", message="checkpoint x.pt is truncated or corrupt")
+    try:
+        at = _page()
+        assert any("failed: checkpoint x.pt is truncated or corrupt" in e.value for e in at.error)
+    finally:
+        import shutil
+
+        shutil.rmtree(d)
+
+
+def test_bad_checkpoint_file_is_refused_with_its_name(tmp_path):
+    cut = tmp_path / "cut.pt"
+    data = Path(SHIPPED).read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    at = _page()
+    at.selectbox(key="ev_ckpt").set_value("__other__").run()
+    at.text_input(key="ev_ckpt_path").set_value(str(cut)).run()
+    at.button(key="ev_go").click().run()
+    assert not at.exception
+    assert any("Cannot evaluate" in e.value for e in at.error)
+    assert any("cut.pt is truncated or corrupt" in c.value for c in at.code)
+
+
+def test_evaluate_button_runs_in_the_background(tmp_path, monkeypatch):
+    import time
+
+    from explorer.evaluation import jobs
+
+    monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
+    at = _page()
+    at.number_input(key="ev_n").set_value(4).run()
+    at.button(key="ev_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (info,) = jobs.list_evals()
+    assert info.spec.dataset.num_images == 4 and info.spec.checkpoint == SHIPPED
+    t0 = time.time()
+    while jobs.read_eval(info.eval_dir).state == "running" and time.time() - t0 < 180:
+        time.sleep(0.5)
+    assert jobs.read_eval(info.eval_dir).state == "finished", jobs.log_tail(info.eval_dir)
+    at.run()  # what the polling fragment's rerun shows
+    assert not at.exception
+    assert at.selectbox(key="eval_a").value == info.key
+    assert _metric(at, "AP@[.5:.95]")

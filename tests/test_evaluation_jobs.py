@@ -1,0 +1,157 @@
+"""explorer/evaluation/jobs.py + spec.py + runner.py: real detached evaluations (finish,
+cache hit, cancel, failure with its reason, dead process), the cache key, and a clear
+message for each kind of bad input."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from explorer.evaluation import jobs, runner
+from explorer.evaluation.spec import DatasetSpec, EvalInputError, EvalSpec, eval_key, load_checked
+from ssd import checkpoint
+from ssd.models import build
+from tests.eval_helpers import SHIPPED
+
+
+def _wait(d, states=("finished", "failed", "cancelled"), timeout=180):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        info = jobs.read_eval(d)
+        if info.state in states:
+            return info
+        time.sleep(0.3)
+    raise AssertionError(f"still {jobs.read_eval(d)} after {timeout}s; log:\n{jobs.log_tail(d)}")
+
+
+def _spec(n=6, **kw):
+    return EvalSpec(SHIPPED, DatasetSpec("procedural", seed=1000, num_images=n), **kw)
+
+
+def test_key_follows_checkpoint_bytes_data_and_thresholds(tmp_path):
+    base = eval_key(_spec())
+    assert base == eval_key(_spec()) and len(base) == 16
+    assert eval_key(_spec(n=7)) != base
+    assert eval_key(_spec(score_thresh=0.05)) != base
+    copy = tmp_path / "copy.pt"
+    shutil.copy(SHIPPED, copy)
+    same = EvalSpec(str(copy), _spec().dataset)
+    assert eval_key(same) == base  # same bytes, another path: the same evaluation
+    with open(copy, "ab") as f:
+        f.write(b"x")
+    assert eval_key(same) != base
+
+
+def test_launch_finishes_in_the_background_and_is_cached(tmp_path):
+    d = jobs.launch(_spec(), tmp_path)
+    assert d.parent == tmp_path and d.name == eval_key(_spec())
+    info = _wait(d)
+    assert info.state == "finished", info.message
+    res = jobs.load_result(d)
+    assert res["num_images"] == 6 and len(res["per_image"]) == 6 and len(res["sources"]) == 6
+    assert res["sources"][0] == "procedural:scene_1000000000"
+    assert sum(r["errors"]["Miss"] for r in res["per_image"]) == res["errors"]["counts"]["Miss"]
+    assert jobs.load_raw(d).num_images == 6
+    before = (d / runner.STATUS_FILE).stat().st_mtime_ns
+    assert jobs.launch(_spec(), tmp_path) == d  # cache hit: nothing runs again
+    time.sleep(0.5)
+    assert (d / runner.STATUS_FILE).stat().st_mtime_ns == before
+    assert [i.key for i in jobs.list_evals(tmp_path)] == [d.name]
+
+
+def test_cancel_a_running_evaluation(tmp_path):
+    d = jobs.launch(_spec(n=3000), tmp_path)
+    t0 = time.time()
+    while jobs.read_eval(d).progress <= 0 and time.time() - t0 < 120:
+        time.sleep(0.3)
+    jobs.cancel(d)
+    info = _wait(d)
+    assert info.state == "cancelled" and "cancelled" in info.message
+    jobs.delete(d)
+    assert not d.exists()
+
+
+def test_failure_in_the_run_shows_failed_with_the_reason(tmp_path):
+    """A COCO dataset whose images have no box passes the quick check; the run finds it."""
+    from ssd.data.procedural import write_coco
+
+    js = write_coco(tmp_path / "data" / "ann.json", tmp_path / "data" / "images", 3, seed=5)
+    doc = json.loads(js.read_text())
+    doc["annotations"] = []
+    js.write_text(json.dumps(doc))
+    spec = EvalSpec(SHIPPED, DatasetSpec("coco", num_images=0, coco_json=str(js),
+                                         coco_images=str(tmp_path / "data" / "images")))
+    d = jobs.launch(spec, tmp_path / "evals")
+    info = _wait(d)
+    assert info.state == "failed"
+    assert "none of the 3 images has a ground-truth box" in info.message
+
+
+def test_a_dead_process_reads_failed(tmp_path):
+    d = tmp_path / "k"
+    d.mkdir()
+    (d / runner.SPEC_FILE).write_text(json.dumps({"spec": _spec().to_dict()}))
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    runner.write_status(d, state="running", pid=p.pid, started_at=time.time(), message="3/6 images")
+    info = jobs.read_eval(d)
+    assert info.state == "failed" and "ended without a result" in info.message and "3/6" in info.message
+
+
+def _ckpt_with_classes(path, names):
+    torch.manual_seed(0)
+    checkpoint.save(path, build("compact256", num_classes=len(names)), names)
+    return str(path)
+
+
+@pytest.mark.parametrize("case,match", [
+    ("truncated", "truncated or corrupt"),
+    ("missing", "does not exist"),
+    ("classes", "procedural scenes have the classes"),
+    ("empty", "the dataset is empty"),
+    ("voc_missing", "VOC"),
+    ("coco_classes", "differ from the checkpoint's classes"),
+    ("thresholds", "thresholds: PostprocessConfig.nms_thresh"),
+])
+def test_bad_input_is_refused_before_launch(tmp_path, case, match):
+    ds, ckpt, kw = DatasetSpec("procedural", num_images=4), SHIPPED, {}
+    if case == "truncated":
+        data = open(SHIPPED, "rb").read()
+        (tmp_path / "cut.pt").write_bytes(data[: len(data) // 3])
+        ckpt = str(tmp_path / "cut.pt")
+    elif case == "missing":
+        ckpt = str(tmp_path / "nope.pt")
+    elif case == "classes":
+        ckpt = _ckpt_with_classes(tmp_path / "two.pt", ["background", "person", "boat"])
+    elif case == "empty":
+        ds = DatasetSpec("procedural", num_images=0)
+    elif case == "voc_missing":
+        ds = DatasetSpec("voc", data_root=str(tmp_path / "no_voc"))
+    elif case == "coco_classes":
+        from ssd.data.procedural import write_coco
+
+        js = write_coco(tmp_path / "ann.json", tmp_path / "images", 2, seed=5)
+        ds = DatasetSpec("coco", coco_json=str(js), coco_images=str(tmp_path / "images"))
+        ckpt = _ckpt_with_classes(tmp_path / "two.pt", ["background", "person", "boat"])
+    elif case == "thresholds":
+        kw = {"nms_thresh": 1.5}
+    spec = EvalSpec(ckpt, ds, **kw)
+    with pytest.raises(EvalInputError, match=match):
+        jobs.launch(spec, tmp_path / "evals")
+    assert not (tmp_path / "evals").exists() or not any((tmp_path / "evals").iterdir())
+
+
+def test_load_checked_returns_model_names_and_data():
+    model, names, ds = load_checked(_spec(n=3))
+    assert names[0] == "background" and len(ds) == 3 and not model.training
+
+
+def test_delete_refuses_a_folder_that_is_not_an_evaluation(tmp_path):
+    with pytest.raises(EvalInputError, match="not an evaluation folder"):
+        jobs.delete(tmp_path)
+    assert tmp_path.exists()
+    assert os.path.isdir(tmp_path)

@@ -1,0 +1,58 @@
+"""explorer/evaluation/raw.py: the kept network outputs give the same detections as the
+full outputs for every threshold the tuner offers; files round-trip; junk is refused."""
+import pytest
+import torch
+
+from explorer.evaluation.raw import RAW_FLOOR, RawCollector, raw_from_file, raw_to_bytes
+from ssd import checkpoint
+from ssd.data.procedural import ProceduralDataset
+from ssd.data.transforms import eval_transform
+from ssd.evaluate import forward_batch
+from ssd.postprocess import PostprocessConfig, postprocess
+from tests.eval_helpers import SHIPPED
+
+
+@pytest.fixture(scope="module")
+def outputs():
+    model, _ = checkpoint.load(SHIPPED)
+    ds = ProceduralDataset(4, seed=1000, size=256, transform=eval_transform(256))
+    x = torch.stack([ds[i][0] for i in range(4)])
+    gts = [{"boxes_xyxy_px_in": ds[i][1]["boxes"] * 256, "labels": ds[i][1]["labels"]} for i in range(4)]
+    scores, boxes = forward_batch(model, x)
+    col = RawCollector()
+    col.add_batch(scores[:3], boxes[:3], gts[:3])  # two batches, as collect calls it
+    col.add_batch(scores[3:], boxes[3:], gts[3:])
+    return scores, boxes, gts, col.result()
+
+
+@pytest.mark.parametrize("score,iou,top_k,cand", [(RAW_FLOOR, 0.45, 200, 400), (0.3, 0.45, 200, 400),
+                                                  (0.05, 0.7, 10, 50), (0.9, 0.2, 1, 1)])
+def test_dense_equals_full_outputs(outputs, score, iou, top_k, cand):
+    scores, boxes, _, raw = outputs
+    cfg = PostprocessConfig(score_thresh=score, nms_thresh=iou, detections_per_img=top_k, topk_candidates=cand)
+    for i in range(4):
+        full = postprocess(scores[i], boxes[i], cfg).detections()
+        s, b = raw.dense_image(i)
+        kept = postprocess(s, b, cfg).detections()
+        for k in full:
+            assert torch.equal(full[k], kept[k]), (i, k)
+
+
+def test_kept_rows_are_few_and_gts_round_trip(outputs):
+    scores, _, gts, raw = outputs
+    assert raw.num_images == 4 and raw.num_defaults == scores.shape[1]
+    assert len(raw.default_index) < 0.1 * 4 * scores.shape[1]  # sparse: a few % of the default boxes
+    for i in range(4):
+        assert torch.equal(raw.gt(i)["labels"], gts[i]["labels"])
+        assert torch.allclose(raw.gt(i)["boxes_xyxy_px_in"], gts[i]["boxes_xyxy_px_in"])
+
+
+def test_file_round_trip_and_truncated_file(outputs, tmp_path):
+    raw = outputs[3]
+    data = raw_to_bytes(raw)
+    (tmp_path / "raw.pt").write_bytes(data)
+    back = raw_from_file(tmp_path / "raw.pt")
+    assert torch.equal(back.scores, raw.scores) and torch.equal(back.row_offsets, raw.row_offsets)
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.pt: not readable"):
+        raw_from_file(tmp_path / "cut.pt")
