@@ -140,7 +140,9 @@ def _nms_rows(stages, label: int, gt_px: Tensor, limit: int) -> list[dict]:
         fate = prediction_fate(stages, a, label)
         rows.append(dict(candidate=p, **where(stages.default_boxes, a), score=round(float(cand.scores[p]), 4),
                          iou_with_gt=round(float(box_iou(cand.boxes_xyxy_px[p:p + 1].float(), gt_px[None])), 4),
-                         fate=fate["fate"], detail=fate_text(fate), box_xyxy_px=decoded_box_px(stages, a)))
+                         fate=fate["fate"], suppressed_by=fate.get("suppressed_by"),
+                         suppress_iou=fate.get("suppress_iou"), detail=fate_text(fate),
+                         box_xyxy_px=decoded_box_px(stages, a)))
     return rows
 
 

@@ -23,8 +23,15 @@ def image_frames(stages) -> tuple[int, int, int]:
 
 
 def check_gt(gt_boxes_xyxy_px, gt_labels, num_classes: int) -> tuple[Tensor, Tensor]:
+    """(G, 4) float32 GT boxes and (G,) long labels, checked.
+
+    Raises:
+        ValueError: boxes not (G, 4), a label count that differs, a label outside 1..C-1.
+    """
     boxes = torch.as_tensor(gt_boxes_xyxy_px, dtype=torch.float32)
     labels = torch.as_tensor(gt_labels, dtype=torch.long).reshape(-1)
+    if boxes.numel() == 0:  # no GT: (0,) or (0, 4) alike
+        boxes = boxes.reshape(0, 4)
     if boxes.dim() != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"gt_boxes_xyxy_px must be (G, 4) xyxy pixels, got shape {tuple(boxes.shape)}")
     if labels.shape[0] != boxes.shape[0]:
