@@ -267,3 +267,22 @@ def test_bad_input_is_named(scene, stages):
         tv.trace_target(stages, {"kind": "cat"}, boxes, labels)
     with pytest.raises(ValueError, match="lacks an integer 'label'"):
         tv.trace_target(stages, {"kind": "detection", "default_index": 3}, boxes, labels)
+
+
+def test_a_wide_image_keeps_its_frames(scene):
+    """The scene stretched to 512x256 (W x H): GT pixels and default boxes meet in the right
+    frame (the network input is the image stretched to a square)."""
+    model, img, boxes, labels = scene
+    wide = img.resize((512, 256))
+    b = boxes * torch.tensor([2.0, 1.0, 2.0, 1.0])
+    stg = run_stages(model, wide, score_threshold=0.3)
+    assert _reference_causes(model, stg, b, labels) == {}
+    db = stg.default_boxes
+    iou_px = box_iou(b, db.xyxy * torch.tensor([512.0, 256.0, 512.0, 256.0]))  # (G, A)
+    for g, level in ((0, 2), (1, 3)):
+        tr = tv.trace_gt(stg, b, labels, g)
+        assert tr["verdict"]["verdict"] == "detected" and tr["verdict"]["level"] == level
+        for r in tr["candidates"]:
+            assert r["iou"] == pytest.approx(float(iou_px[g, r["default_index"]]), abs=1e-4)
+        square = tv.trace_gt(run_stages(model, img, score_threshold=0.3), boxes, labels, g)
+        assert tr["matching"]["best_default"] == square["matching"]["best_default"]  # same cell, stretched

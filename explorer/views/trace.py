@@ -131,22 +131,24 @@ def _nms_rows(stages, label: int, gt_px: Tensor, limit: int) -> list[dict]:
     same = (cand.labels == label).nonzero().flatten()
     if not len(same):
         return []
-    iou = box_iou(cand.boxes_xyxy_px[same].float(), gt_px[None])[:, 0]
-    on_gt = same[iou >= MATCH_IOU]
+    iou_all = torch.zeros(len(cand))  # (N,) IoU with the GT, filled for its class
+    iou_all[same] = box_iou(cand.boxes_xyxy_px[same].float(), gt_px[None])[:, 0]
+    on_gt = same[iou_all[same] >= MATCH_IOU]
     on_gt = on_gt[cand.scores[on_gt].argsort(descending=True, stable=True)][:limit]
     rows = []
     for p in on_gt.tolist():
         a = int(cand.default_index[p])
         fate = prediction_fate(stages, a, label)
         rows.append(dict(candidate=p, **where(stages.default_boxes, a), score=round(float(cand.scores[p]), 4),
-                         iou_with_gt=round(float(box_iou(cand.boxes_xyxy_px[p:p + 1].float(), gt_px[None])), 4),
+                         iou_with_gt=round(float(iou_all[p]), 4),
                          fate=fate["fate"], suppressed_by=fate.get("suppressed_by"),
                          suppress_iou=fate.get("suppress_iou"), detail=fate_text(fate),
                          box_xyxy_px=decoded_box_px(stages, a)))
     return rows
 
 
-def _gt_verdict(stages, g: int, label: int, gt_norm: Tensor, gt_labels: Tensor, max_dets: int) -> dict:
+def _gt_verdict(stages, g: int, label: int, gt_norm: Tensor, gt_labels: Tensor, iou_g: Tensor,
+                max_dets: int) -> dict:
     """Detected (TIDE's matching of the final detections) or the cause of the miss, from
     `ssd.errors.causes.miss_cause` on the same stages."""
     res = tide_matching(stages, gt_norm, gt_labels, max_dets)
@@ -160,9 +162,8 @@ def _gt_verdict(stages, g: int, label: int, gt_norm: Tensor, gt_labels: Tensor, 
         rec = dict(where(stages.default_boxes, a), verdict="detected", detection=d, class_name=names[label],
                    score=round(float(det.scores[d]), 4), iou=round(iou, 4))
         return dict(rec, text=VERDICT_TEXT["detected"].format(**rec))
-    s = image_frames(stages)[2]
-    iou_default = box_iou(gt_norm[g:g + 1] * s, stages.default_boxes.xyxy * s)[0]  # (A,) network-input frame
-    rec = miss_cause(label, iou_default, stages.raw.scores.cpu(), postprocessed(stages), cfg, max_dets)
+    # iou_g: (A,) IoU with every default box; the same in the network-input frame miss_cause names
+    rec = miss_cause(label, iou_g, stages.raw.scores.cpu(), postprocessed(stages), cfg, max_dets)
     rec = dict(rec, verdict=rec["cause"])
     text = VERDICT_TEXT[rec["cause"]].format(**rec, score_thresh=cfg.score_thresh, nms_thresh=cfg.nms_thresh,
                                              topk_candidates=cfg.topk_candidates,
@@ -208,13 +209,14 @@ def trace_gt(stages, gt_boxes_xyxy_px, gt_labels, gt_index: int, iou_threshold: 
     h, w, _ = image_frames(stages)
     db = stages.default_boxes
     gt_norm = px_to_norm(boxes_px, h, w)
-    m = match(db.xyxy, gt_norm, iou_threshold)
-    iou_g = box_iou(gt_norm[g:g + 1], db.xyxy)[0]  # (A,) Sec. 2.2 matching frame
+    default_xyxy_norm = db.xyxy  # (A, 4), computed once
+    m = match(default_xyxy_norm, gt_norm, iou_threshold)
+    iou_g = box_iou(gt_norm[g:g + 1], default_xyxy_norm)[0]  # (A,) Sec. 2.2 matching frame
     dec_iou = box_iou(boxes_px[g:g + 1], stages.raw.boxes_xyxy_px.cpu().float())[0]  # (A,) decoded boxes
     mine = m.gt_index == g
     best_a = int(iou_g.argmax())
     forced = (mine & m.forced).nonzero().flatten()
-    verdict = _gt_verdict(stages, g, label, gt_norm, labels, max_dets)
+    verdict = _gt_verdict(stages, g, label, gt_norm, labels, iou_g, max_dets)
     first = int(forced[0]) if len(forced) else best_a  # step 1's box: the GT's best default box
     how = _match_kind(m, first, g)
     enc_a = [(first, f"its best default box ({how + ' match' if how in ('forced', 'threshold') else 'not matched'})")]

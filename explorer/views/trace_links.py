@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from explorer.views.encoding import encoding_rows
+from ssd.boxes import cxcywh_to_xyxy
 from ssd.errors.tide import TideConfig, classify_image
 from ssd.postprocess import Postprocessed
 
@@ -49,7 +50,8 @@ def px_to_norm(boxes_xyxy_px: Tensor, h: int, w: int) -> Tensor:
 
 def default_box_px(db, a: int, h: int, w: int) -> list[float]:
     """Default box `a` (xyxy) in original-image pixels."""
-    return [round(float(v), 1) for v in db.xyxy[a] * torch.tensor([w, h, w, h], dtype=torch.float32)]
+    box_norm = cxcywh_to_xyxy(db.cxcywh[a:a + 1])[0]  # one box, not all A
+    return [round(float(v), 1) for v in box_norm * torch.tensor([w, h, w, h], dtype=torch.float32)]
 
 
 def decoded_box_px(stages, a: int) -> list[float]:
