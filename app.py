@@ -29,6 +29,7 @@ pages = [
     st.Page("pages/matching.py", title="Matching & hard negatives", icon=":material/join_inner:"),
     st.Page("pages/per_scale.py", title="Per-scale detections", icon=":material/layers:"),
     st.Page("pages/nms.py", title="NMS", icon=":material/filter_alt:"),
+    st.Page("pages/trace.py", title="Trace one object", icon=":material/timeline:"),
     st.Page("pages/augment.py", title="Augmentation", icon=":material/auto_fix_high:"),
     st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
 ]

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from explorer.views import nms as nv
-from pages import _cache, _sidebar, _ui
+from pages import _cache, _sidebar, _trace_link, _ui
 
 _ui.require_app_frame()
 
@@ -61,6 +61,7 @@ def _nms_section(ctx) -> None:
                                       "per_class": per_class, "per_level": per_level, "candidates": records})
     st.markdown("**Final detections**")
     st.dataframe(final_rows, hide_index=True, width="stretch")
+    _trace_link.trace_row(ctx, "nms", {"score_threshold": score_thr, "nms_threshold": iou_thr, "top_k": top_k})
 
 
 _nms_section(ctx)

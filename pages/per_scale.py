@@ -3,7 +3,7 @@ import streamlit as st
 
 from explorer.views import matching as mv
 from explorer.views import per_scale as psv
-from pages import _cache, _sidebar, _ui
+from pages import _cache, _sidebar, _trace_link, _ui
 
 _ui.require_app_frame()
 
@@ -58,3 +58,4 @@ def _per_scale_section(ctx) -> None:
 
 
 _per_scale_section(ctx)
+_trace_link.trace_row(ctx, "ps")

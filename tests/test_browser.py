@@ -33,6 +33,7 @@ PAGES = [
     ("matching", "Matching & hard negatives", "matching"),
     ("per_scale", "Per-scale detections", "per_scale"),
     ("nms", "Non-maximum suppression", "nms"),
+    ("trace", "Trace one object", "trace"),
     ("augment", "Data augmentation", "augment"),
     ("evaluation", "Evaluation", "evaluation"),
 ]

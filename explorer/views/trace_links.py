@@ -1,0 +1,150 @@
+"""The links every trace shares: where a default box sits, what post-processing did with
+one prediction (its fate in `Stages.candidates` / `Stages.nms`), TIDE's matching of the
+final detections, and the encoded target next to the network's prediction.
+
+Letters: A = default boxes, C = classes incl. background 0, G = GT boxes, N = candidates.
+Frames: `_px` = original-image pixels; `_px_in` = network-input pixels (S x S, the frame
+NMS and the evaluation use); `_norm` = fractions of the input side (default boxes).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from explorer.views.encoding import encoding_rows
+from ssd.boxes import cxcywh_to_xyxy
+from ssd.errors.tide import TideConfig, classify_image
+from ssd.postprocess import Postprocessed
+
+
+def image_frames(stages) -> tuple[int, int, int]:
+    """(H, W) of the original image and the input side S."""
+    h, w = stages.image_hw
+    return h, w, int(stages.raw.input_tensor.shape[-1])
+
+
+def check_gt(gt_boxes_xyxy_px, gt_labels, num_classes: int) -> tuple[Tensor, Tensor]:
+    """(G, 4) float32 GT boxes and (G,) long labels, checked.
+
+    Raises:
+        ValueError: boxes not (G, 4), a label count that differs, a label outside 1..C-1.
+    """
+    boxes = torch.as_tensor(gt_boxes_xyxy_px, dtype=torch.float32)
+    labels = torch.as_tensor(gt_labels, dtype=torch.long).reshape(-1)
+    if boxes.numel() == 0:  # no GT: (0,) or (0, 4) alike
+        boxes = boxes.reshape(0, 4)
+    if boxes.dim() != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"gt_boxes_xyxy_px must be (G, 4) xyxy pixels, got shape {tuple(boxes.shape)}")
+    if labels.shape[0] != boxes.shape[0]:
+        raise ValueError(f"gt_labels has {labels.shape[0]} entries for {boxes.shape[0]} GT boxes")
+    bad = ((labels < 1) | (labels >= num_classes)).nonzero().flatten()
+    if len(bad):
+        raise ValueError(f"gt_labels[{int(bad[0])}] = {int(labels[bad[0]])} is not a class 1..{num_classes - 1}")
+    return boxes, labels
+
+
+def px_to_norm(boxes_xyxy_px: Tensor, h: int, w: int) -> Tensor:
+    """(G, 4) original pixels -> (G, 4) fractions of the image (= of the stretched input)."""
+    return boxes_xyxy_px.reshape(-1, 4) / torch.tensor([w, h, w, h], dtype=torch.float32)
+
+
+def default_box_px(db, a: int, h: int, w: int) -> list[float]:
+    """Default box `a` (xyxy) in original-image pixels."""
+    box_norm = cxcywh_to_xyxy(db.cxcywh[a:a + 1])[0]  # one box, not all A
+    return [round(float(v), 1) for v in box_norm * torch.tensor([w, h, w, h], dtype=torch.float32)]
+
+
+def decoded_box_px(stages, a: int) -> list[float]:
+    """Decoded, clipped box of default box `a`, original pixels."""
+    return [round(float(v), 1) for v in stages.raw.boxes_xyxy_px[a].cpu()]
+
+
+def where(db, a: int) -> dict:
+    """Level, feature map, cell, box shape of default box `a`."""
+    k, b = int(db.level[a]), int(db.box_index[a])
+    f = db.feature_maps[k]
+    return {"default_index": int(a), "level": k, "feature_map": f"{f}x{f}", "row": int(db.row[a]),
+            "col": int(db.col[a]), "box": b, "ratio": db.labels_per_level[k][b]}
+
+
+def postprocessed(stages) -> Postprocessed:
+    """The `Postprocessed` that `stages` was built from (candidates, NMS trace, final), on the
+    CPU, as `ssd.errors.causes.miss_cause` reads it."""
+    cand = stages.candidates
+    keep = stages.nms.keep.cpu()
+    return Postprocessed(candidate_index=cand.default_index, candidate_scores=cand.scores,
+                         candidate_labels=cand.labels,
+                         candidate_boxes_px_in=stages.raw.boxes_px_in[cand.default_index.to(
+                             stages.raw.boxes_px_in.device)].cpu(),
+                         nms=stages.nms, final=keep[: stages.config.detections_per_img])
+
+
+def prediction_fate(stages, default_index: int, label: int) -> dict:
+    """What post-processing did with the prediction of default box `default_index` for class
+    `label`, read from `stages` (candidates, `nms` trace, final detections).
+
+    Returns:
+        {"fate": one of "below_score_threshold", "cut_before_nms" (not among the class's
+        `topk_candidates`), "suppressed", "cut_by_top_k" (kept by NMS, beyond
+        `detections_per_img`), "final"; "score"; "candidate" (index into candidates or None);
+        "detection" (index into final detections or None); for "suppressed": "suppressed_by"
+        (candidate), "suppressor" (its default box, level, cell, score), "suppress_iou"}.
+    """
+    cfg, cand = stages.config, stages.candidates
+    score = float(stages.raw.scores[default_index, label])
+    rec = {"fate": "", "score": round(score, 4), "candidate": None, "detection": None}
+    pos = ((cand.default_index == default_index) & (cand.labels == label)).nonzero().flatten()
+    if pos.numel() == 0:
+        return dict(rec, fate="below_score_threshold" if score <= cfg.score_thresh else "cut_before_nms")
+    p = int(pos[0])
+    rec["candidate"] = p
+    nms = stages.nms
+    if not bool(nms.kept[p]):
+        by = int(nms.suppressed_by[p])
+        sup = dict(where(stages.default_boxes, int(cand.default_index[by])), score=round(float(cand.scores[by]), 4),
+                   box_xyxy_px=[round(float(v), 1) for v in cand.boxes_xyxy_px[by]])
+        return dict(rec, fate="suppressed", suppressed_by=by, suppressor=sup,
+                    suppress_iou=round(float(nms.suppress_iou[p]), 4))
+    rank = int((nms.keep.cpu() == p).nonzero()[0, 0])  # keep is by descending score
+    if rank >= len(stages.detections):
+        return dict(rec, fate="cut_by_top_k", rank=rank)
+    return dict(rec, fate="final", detection=rank)
+
+
+FATE_TEXT = {
+    "below_score_threshold": "not a candidate: score {score:.3f} is not above the threshold",
+    "cut_before_nms": "not a candidate: above the threshold, but not among its class's top-k before NMS",
+    "suppressed": "suppressed by NMS: candidate #{suppressed_by} (default box {sup_a}, score {sup_score:.3f}) "
+                  "at IoU {suppress_iou:.2f}",
+    "cut_by_top_k": "kept by NMS, then cut by the top-k detections limit (rank {rank})",
+    "final": "kept: final detection #{detection}",
+}
+
+
+def fate_text(fate: dict) -> str:
+    """One line for a `prediction_fate` record."""
+    extra = {}
+    if fate["fate"] == "suppressed":
+        extra = {"sup_a": fate["suppressor"]["default_index"], "sup_score": fate["suppressor"]["score"]}
+    return FATE_TEXT[fate["fate"]].format(**fate, **extra)
+
+
+def tide_matching(stages, gt_norm: Tensor, gt_labels: Tensor, max_dets: int):
+    """TIDE's matching of the final detections to the GTs, in the network-input frame
+    (as `ssd.evaluate`)."""
+    s = image_frames(stages)[2]
+    det = stages.detections
+    det_px_in = stages.raw.boxes_px_in[det.default_index.to(stages.raw.boxes_px_in.device)].cpu()
+    return classify_image(det_px_in, det.scores, det.labels, gt_norm * s, gt_labels, TideConfig(max_dets=max_dets))
+
+
+def encoding_with_prediction(stages, gt_norm_g: Tensor, a: int) -> dict:
+    """The encoded target of the GT against default box `a` (Eq. 2), with the network's
+    prediction at `a` beside each target."""
+    s = image_frames(stages)[2]
+    enc = encoding_rows(gt_norm_g, stages.default_boxes.cxcywh[a], stages.raw.variances, s)
+    predicted = stages.bbox_regression_flat()[a].tolist()
+    for row, p in zip(enc["rows"], predicted):
+        row["predicted"] = round(float(p), 4)
+        row["error"] = round(float(p) - row["encoded"], 4)
+    return dict(enc, **where(stages.default_boxes, a))

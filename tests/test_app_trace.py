@@ -1,0 +1,104 @@
+"""pages/trace.py under Streamlit's AppTest: the selector, the verdicts on the cat-and-dog
+sample with the shipped model, a miss made by the score threshold, the "Trace this object"
+rows of the NMS and Per-scale pages, and the selection persisting across pages."""
+import pytest
+
+from tests.test_app_pages import _app, _errors, _metric, _navigation_mode, _no_user_runs  # noqa: F401
+
+pytest.importorskip("streamlit.testing.v1")
+
+
+def _verdicts(at) -> list[str]:
+    return [s.value for s in at.success] + [w.value for w in at.warning]
+
+
+def test_trace_page_follows_each_gt_and_detection():
+    at = _app()
+    at.switch_page("pages/trace.py").run()
+    assert not at.exception and not _errors(at), _errors(at)
+    pick = at.selectbox(key="_trace_pick")
+    texts = list(pick.options)  # AppTest gives the formatted texts
+    assert texts[:2] == ["GT 0: cat", "GT 1: dog"] and len(texts) == 4  # 2 GT + 2 detections at 0.3
+    assert any("Detected" in s and "level 2 (8x8)" in s for s in _verdicts(at))  # the cat, first by default
+    assert int(_metric(at, "Matched default boxes")) >= 1
+    assert at.session_state["trace_target"]["kind"] == "gt" and at.session_state["trace_target"]["index"] == 0
+    at.selectbox(key="_trace_pick").set_value("gt:1").run()
+    assert any("Detected" in s and "level 3 (4x4)" in s for s in _verdicts(at))  # the dog
+    det = next(o for o in texts if o.startswith("detection 0: dog"))
+    at.selectbox(key="_trace_pick").select(det).run()  # a detection
+    assert not at.exception
+    assert any(s.startswith("True positive") for s in _verdicts(at))
+    assert at.session_state["trace_target"]["kind"] == "detection"
+
+
+def test_a_high_score_threshold_makes_a_miss_with_its_cause():
+    at = _app()
+    at.switch_page("pages/trace.py").run()
+    at.slider(key="trace_score").set_value(0.95).run()
+    assert not at.exception
+    assert any("Missed, low score" in w.value for w in at.warning)
+    # the dog's detection, traced earlier, is no longer final: it stays selectable and says why
+    at.slider(key="trace_score").set_value(0.3).run()
+    cat = next(o for o in at.selectbox(key="_trace_pick").options if o.startswith("detection 1: cat"))
+    at.selectbox(key="_trace_pick").select(cat).run()
+    assert any(s.startswith("True positive") for s in _verdicts(at))
+    at.slider(key="trace_topk").set_value(1).run()  # the dog takes the one place
+    pick = at.selectbox(key="_trace_pick")
+    assert "not a final detection now" in pick.options[pick.index]
+    assert any("Not a final detection: kept by NMS, then cut by the top-k" in w for w in _verdicts(at))
+
+
+def test_nms_page_sends_an_object_and_the_pick_persists():
+    at = _app()
+    at.switch_page("pages/nms.py").run()
+    at.slider(key="nms_score").set_value(0.5).run()
+    row = at.selectbox(key="nms_trace_pick")
+    at.selectbox(key="nms_trace_pick").select("GT 1: dog").run()
+    at.button(key="nms_trace_go").click().run()
+    assert not at.exception
+    assert at.session_state["trace_target"]["index"] == 1
+    assert at.session_state["trace_target"]["thresholds"]["score_threshold"] == 0.5
+    assert [t.value for t in at.title] == ["Trace one object"]  # st.switch_page opened the Trace page
+    assert at.selectbox(key="_trace_pick").value == "gt:1"
+    assert at.slider(key="trace_score").value == 0.5  # the NMS page's thresholds came along
+    assert any("level 3 (4x4)" in s for s in _verdicts(at))
+    # leave and come back: the pick is kept
+    at.switch_page("pages/architecture.py").run()
+    at.switch_page("pages/trace.py").run()
+    assert at.selectbox(key="_trace_pick").value == "gt:1" and at.slider(key="trace_score").value == 0.5
+
+
+def test_per_scale_page_has_a_trace_row():
+    at = _app()
+    at.switch_page("pages/per_scale.py").run()
+    row = at.selectbox(key="ps_trace_pick")
+    assert row.options[0] == "GT 0: cat"
+    at.button(key="ps_trace_go").click().run()
+    assert not at.exception and at.session_state["trace_target"]["kind"] == "gt"
+    assert [t.value for t in at.title] == ["Trace one object"]
+    assert any("level 2 (8x8)" in s for s in _verdicts(at))
+
+
+def test_no_gt_and_no_detection_says_so():
+    at = _app()
+    at.button(key="gt_clear").click().run()
+    at.switch_page("pages/trace.py").run()
+    at.slider(key="trace_score").set_value(0.95).run()
+    assert not at.exception
+    pick = [s for s in at.selectbox if s.key == "_trace_pick"]
+    if pick:  # the model may still find something at 0.95
+        assert all(o.startswith("detection") for o in pick[0].options)
+    else:
+        assert any("Nothing to trace" in i.value for i in at.info)
+
+
+def test_a_pick_from_another_image_is_not_applied_to_this_one():
+    at = _app()
+    at.switch_page("pages/trace.py").run()
+    at.selectbox(key="_trace_pick").set_value("gt:1").run()
+    digest = at.session_state["trace_target"]["image"]
+    at.selectbox(key="sample_id").select("scene 1").run()
+    assert not at.exception
+    assert any("not in this image's ground truth any more" in i.value for i in at.info)
+    assert at.selectbox(key="_trace_pick").value == "gt:0"  # the new image's first object instead
+    assert at.session_state["trace_target"]["image"] != digest
