@@ -191,51 +191,63 @@ def voc07_ap(recall, precision) -> float:
     return float(ap)
 
 
+def _voc_best_gt(gts: list[dict], dets: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Per detection (all images, in order): IoU with its best same-class GT of the image and
+    that GT's global row (-1 when the image has none of its class)."""
+    best, row, g_start = [], [], 0
+    for g, d in zip(gts, dets):
+        g_boxes = torch.as_tensor(g["boxes_xyxy_px_in"], dtype=torch.float32).reshape(-1, 4)
+        g_lab = torch.as_tensor(g["labels"]).reshape(-1)
+        d_boxes = torch.as_tensor(d["boxes_xyxy_px_in"], dtype=torch.float32).reshape(-1, 4)
+        d_lab = torch.as_tensor(d["labels"]).reshape(-1)
+        if len(g_lab) and len(d_lab):
+            same = d_lab[:, None] == g_lab[None, :]  # (D, G)
+            iou = box_iou(d_boxes, g_boxes).masked_fill(~same, -1.0)
+            b, j = iou.max(1)  # the first of the best
+            best.append(b.numpy())
+            row.append(torch.where(same.any(1), j + g_start, -1).numpy())
+        else:
+            best.append(np.full(len(d_lab), -1.0, dtype=np.float32))
+            row.append(np.full(len(d_lab), -1, dtype=np.int64))
+        g_start += len(g_lab)
+    return (np.concatenate(best) if best else np.zeros(0, np.float32)), \
+        (np.concatenate(row) if row else np.zeros(0, np.int64))
+
+
 def pr_curves(gts: list[dict], dets: list[dict], num_classes: int, iou_threshold: float = 0.5) -> dict:
     """Per class precision/recall over detections ranked by score (VOC protocol: a
     detection is a true positive if its best-IoU same-class GT has IoU >= threshold and
-    was not already taken by a higher-scoring detection).
+    was not already taken by a higher-scoring detection). Ties in score keep the input
+    order (image, then detection).
 
     Returns {label: {"recall": [...], "precision": [...], "scores": [...], "num_gt": int,
     "ap_voc07": float}} for labels 1..num_classes-1.
     """
     if len(gts) != len(dets):
         raise ValueError(f"{len(gts)} ground-truth images but {len(dets)} detection lists")
+    gt, dt = flatten(gts), flatten(dets, detections=True)
+    best, gt_row = _voc_best_gt(gts, dets)
+    score32 = np.concatenate([_np(d["scores"]).reshape(-1) for d in dets]).astype(np.float32) if dets else \
+        np.zeros(0, np.float32)
+    order = np.lexsort((np.arange(len(dt.score)), -dt.score))  # by score, stable
     out = {}
     for c in range(1, num_classes):
-        records = []  # (score, is_tp)
-        num_gt = 0
-        for g, d in zip(gts, dets):
-            g_boxes = torch.as_tensor(g["boxes_xyxy_px_in"], dtype=torch.float32).reshape(-1, 4)
-            g_lab = torch.as_tensor(g["labels"]).reshape(-1)
-            gb = g_boxes[g_lab == c]
-            num_gt += gb.shape[0]
-            d_lab = torch.as_tensor(d["labels"]).reshape(-1)
-            keep = d_lab == c
-            db = torch.as_tensor(d["boxes_xyxy_px_in"], dtype=torch.float32).reshape(-1, 4)[keep]
-            ds = torch.as_tensor(d["scores"], dtype=torch.float32).reshape(-1)[keep]
-            order = torch.argsort(ds, descending=True)
-            db, ds = db[order], ds[order]
-            taken = torch.zeros(gb.shape[0], dtype=torch.bool)
-            iou = box_iou(db, gb) if gb.numel() and db.numel() else torch.zeros(db.shape[0], gb.shape[0])
-            for n in range(db.shape[0]):
-                tp = False
-                if gb.shape[0]:
-                    best, j = iou[n].max(0)
-                    if best >= iou_threshold and not taken[j]:
-                        taken[j] = True
-                        tp = True
-                records.append((float(ds[n]), tp))
-        records.sort(key=lambda r: -r[0])
-        tp = np.cumsum([r[1] for r in records]).astype(float)
-        fp = np.cumsum([not r[1] for r in records]).astype(float)
+        rows = order[dt.label[order] == c]
+        hit = rows[(gt_row[rows] >= 0) & (best[rows] >= iou_threshold)]
+        # the first detection (by score) on a GT takes it; the later ones are false positives
+        _, first = np.unique(gt_row[hit], return_index=True)
+        is_tp = np.zeros(len(dt.score), dtype=bool)
+        is_tp[hit[first]] = True
+        num_gt = int((gt.label == c).sum())
+        tp = np.cumsum(is_tp[rows]).astype(float)
+        fp = np.cumsum(~is_tp[rows]).astype(float)
         recall = tp / max(num_gt, 1)
         precision = tp / np.maximum(tp + fp, 1e-12)
         out[c] = {
             "recall": recall.tolist(),
             "precision": precision.tolist(),
-            "scores": [r[0] for r in records],
-            "num_gt": int(num_gt),
+            "scores": score32[rows].astype(float).tolist(),
+            "num_gt": num_gt,
             "ap_voc07": voc07_ap(recall, precision) if num_gt else 0.0,
         }
     return out
