@@ -203,7 +203,8 @@ def _voc_best_gt(gts: list[dict], dets: list[dict]) -> tuple[np.ndarray, np.ndar
         if len(g_lab) and len(d_lab):
             same = d_lab[:, None] == g_lab[None, :]  # (D, G)
             iou = box_iou(d_boxes, g_boxes).masked_fill(~same, -1.0)
-            b, j = iou.max(1)  # the first of the best
+            j = iou.argmax(1)  # the first of the best (argmax: max(dim) stalls on a busy CPU)
+            b = iou.gather(1, j[:, None])[:, 0]
             best.append(b.numpy())
             row.append(torch.where(same.any(1), j + g_start, -1).numpy())
         else:

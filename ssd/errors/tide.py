@@ -106,7 +106,9 @@ def greedy_match(affinity: Tensor, det_valid: Tensor, thresh: float) -> tuple[Te
         return gt_index, taken
     rows = torch.arange(b)
     for d in range(d_max):
-        best, j = affinity[:, d].masked_fill(taken, -1.0).max(1)  # (B,): the first maximum
+        row = affinity[:, d].masked_fill(taken, -1.0)  # (B, G)
+        j = row.argmax(1)  # (B,): the first maximum (argmax, not max(dim): that one stalls on a busy CPU)
+        best = row.gather(1, j[:, None])[:, 0]
         hit = (best >= thresh) & det_valid[:, d]
         gt_index[:, d] = torch.where(hit, j, -1)
         taken[rows[hit], j[hit]] = True
@@ -117,7 +119,8 @@ def _first_argmax(x: Tensor) -> tuple[Tensor, Tensor]:
     """(max, index of its first occurrence) over the last dim, as `Tensor.argmax`; (0, 0) if empty."""
     if x.shape[-1] == 0:
         return torch.zeros(x.shape[:-1], dtype=x.dtype), torch.zeros(x.shape[:-1], dtype=torch.long)
-    return x.max(-1).values, x.argmax(-1)
+    j = x.argmax(-1)
+    return x.gather(-1, j[..., None])[..., 0], j
 
 
 def _error_codes(iou: Tensor, same: Tensor, gt_used: Tensor, has_gt: Tensor, cfg: TideConfig):
