@@ -1,9 +1,11 @@
-"""Detection metrics: COCO AP through pycocotools (built in memory), and the VOC2007
-11-point mAP the SSD paper reports (Sec. 3.1-3.3), with precision/recall curves.
+"""Detection metrics: COCO AP (`ssd.coco_ap`, vectorised, equal to pycocotools, which
+stays the reference: `reference=True`), and the VOC2007 11-point mAP the SSD paper
+reports (Sec. 3.1-3.3), with precision/recall curves.
 
 Inputs everywhere: per image a ground-truth dict {"boxes_xyxy_px_in": (G, 4), "labels": (G,)}
 and a detection dict {"boxes_xyxy_px_in": (N, 4), "scores": (N,), "labels": (N,)}; labels
-are 1..C-1 (0 = background never appears). Boxes are in network-input pixels, the frame
+are 1..C-1 (0 = background never appears). A ground-truth dict may also carry "iscrowd"
+(G,) (crowd regions, COCO's rule) and "area" (G,) (the area COCO's size bins read). Boxes are in network-input pixels, the frame
 `ssd.evaluate` scores in (any one pixel frame works if both sides share it).
 """
 from __future__ import annotations
@@ -14,6 +16,8 @@ import io
 import numpy as np
 import torch
 from torchvision.ops import box_iou
+
+from ssd.coco_ap import COCO_AREA_RANGES, COCO_MAX_DETS, Accumulated, accumulate, flatten, mean_precision
 
 
 def _np(x) -> np.ndarray:
@@ -29,10 +33,14 @@ def coco_gt_json(gts: list[dict], class_names, image_hw: tuple[int, int] = (1, 1
     images, annotations = [], []
     for i, g in enumerate(gts):
         images.append({"id": i + 1, "file_name": f"image_{i:06d}", "width": int(image_hw[1]), "height": int(image_hw[0])})
-        for b, lab in zip(_np(g["boxes_xyxy_px_in"]).reshape(-1, 4).tolist(), _np(g["labels"]).reshape(-1).tolist()):
+        labels = _np(g["labels"]).reshape(-1).tolist()
+        crowd = _np(g["iscrowd"]).reshape(-1).tolist() if "iscrowd" in g else [0] * len(labels)
+        areas = _np(g["area"]).reshape(-1).tolist() if "area" in g else [None] * len(labels)
+        for b, lab, cr, ar in zip(_np(g["boxes_xyxy_px_in"]).reshape(-1, 4).tolist(), labels, crowd, areas):
             w, h = b[2] - b[0], b[3] - b[1]
             annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": int(lab),
-                                "bbox": [b[0], b[1], w, h], "area": w * h, "iscrowd": 0,
+                                "bbox": [b[0], b[1], w, h], "area": w * h if ar is None else float(ar),
+                                "iscrowd": int(cr),
                                 "segmentation": [[b[0], b[1], b[2], b[1], b[2], b[3], b[0], b[3]]]})
     cats = [{"id": k, "name": n} for k, n in enumerate(class_names) if k > 0]
     return {"images": images, "annotations": annotations, "categories": cats}
@@ -70,8 +78,62 @@ def check_coco_results(results, gt: dict, source: str = "detections") -> None:
             raise ValueError(f"{source}: entry {n} bbox must be [x, y, w, h], got {r['bbox']!r}")
 
 
-def coco_eval(gts: list[dict], dets: list[dict], class_names) -> dict:
-    """COCO-style AP with pycocotools.
+def _pycocotools(gts: list[dict], dets: list[dict], class_names, area_ranges: dict, max_dets: tuple,
+                 gt_values: list | None = None, det_values: list | None = None) -> Accumulated:
+    """The reference: pycocotools' COCOeval on the same boxes (built in memory), with
+    `gt_values` / `det_values` (per image) written into the annotations' "area"."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_json = coco_gt_json(gts, class_names)
+    if gt_values is not None:
+        for ann, v in zip(gt_json["annotations"], flatten(gts, gt_values).area.tolist()):
+            ann["area"] = v
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco_gt = COCO()
+        coco_gt.dataset = gt_json
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(coco_results_json(dets))
+        if det_values is not None:  # loadRes numbers them 1..N in order
+            for ann_id, v in zip(sorted(coco_dt.anns), flatten(dets, det_values, detections=True).area.tolist()):
+                coco_dt.anns[ann_id]["area"] = v
+        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        ev.params.areaRng = [list(r) for r in area_ranges.values()]
+        ev.params.areaRngLbl = list(area_ranges)
+        ev.params.maxDets = list(max_dets)
+        ev.evaluate()
+        ev.accumulate()
+    return Accumulated(ev.eval["precision"], ev.eval["recall"], tuple(area_ranges), tuple(max_dets),
+                       tuple(ev.params.catIds))
+
+
+def coco_accumulate(gts: list[dict], dets: list[dict], class_names, area_ranges: dict | None = None,
+                    max_dets: tuple = COCO_MAX_DETS, gt_values: list | None = None, det_values: list | None = None,
+                    reference: bool = False) -> Accumulated:
+    """COCO's precision (T, R, K, A, M) and recall arrays (`ssd.coco_ap.Accumulated`) of
+    detections against ground truth, by `ssd.coco_ap` or, with `reference`, pycocotools.
+
+    Args:
+        gts, dets: per image dicts (module docstring); class_names: C names, background first.
+        area_ranges: {name: (lo, hi)} (default COCO's all / small / medium / large, px^2).
+        max_dets: detections per image and class (COCO's 1, 10, 100).
+        gt_values, det_values: per image values the ranges test instead of the box area.
+    """
+    if len(gts) != len(dets):
+        raise ValueError(f"{len(gts)} ground-truth images but {len(dets)} detection lists")
+    area_ranges = dict(COCO_AREA_RANGES if area_ranges is None else area_ranges)
+    if reference:
+        return _pycocotools(gts, dets, class_names, area_ranges, max_dets, gt_values, det_values)
+    gt, dt = flatten(gts, gt_values), flatten(dets, det_values, detections=True)
+    return accumulate(gt, dt, len(class_names), area_ranges, max_dets)
+
+
+def _class_mean(p: np.ndarray) -> float | None:
+    return float(p[p > -1].mean()) if (p > -1).any() else None
+
+
+def coco_eval(gts: list[dict], dets: list[dict], class_names, reference: bool = False) -> dict:
+    """COCO-style AP (`ssd.coco_ap`; pycocotools with `reference`, same numbers).
 
     Returns {"AP": AP@[.5:.95], "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
     "per_class": {name: AP@[.5:.95]}, "per_class_AP50": {name: AP50}, "by_size": {"small" |
@@ -79,60 +141,40 @@ def coco_eval(gts: list[dict], dets: list[dict], class_names) -> dict:
     ground truth gets nan-free -1 excluded from means (pycocotools' convention) and is
     reported as None.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     if len(gts) != len(dets):
         raise ValueError(f"{len(gts)} ground-truth images but {len(dets)} detection lists")
     names = list(class_names)
-    gt_json = coco_gt_json(gts, names)
-    images, annotations, results = gt_json["images"], gt_json["annotations"], coco_results_json(dets)
-    empty = {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AP_small": 0.0, "AP_medium": 0.0, "AP_large": 0.0,
-             "per_class": {n: 0.0 for n in names[1:]}, "per_class_AP50": {n: 0.0 for n in names[1:]},
-             "by_size": {}}
-    if not annotations:
+    gt = flatten(gts)
+    if not len(gt.label):
         raise ValueError("coco_eval needs at least one ground-truth box")
-    if not results:
-        return empty
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        coco_gt = COCO()
-        coco_gt.dataset = gt_json
-        coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(results)
-        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    s = ev.stats
-    precision = ev.eval["precision"]  # (T iou thresholds, R recall points, K classes, A areas, M maxDets)
-    per_class, per_class50 = {}, {}
-    for k, cat_id in enumerate(ev.params.catIds):
-        p_all = precision[:, :, k, 0, -1]
-        p50 = precision[0, :, k, 0, -1]
-        name = names[cat_id]
-        per_class[name] = float(p_all[p_all > -1].mean()) if (p_all > -1).any() else None
-        per_class50[name] = float(p50[p50 > -1].mean()) if (p50 > -1).any() else None
-    out = {"AP": s[0], "AP50": s[1], "AP75": s[2], "AP_small": s[3], "AP_medium": s[4], "AP_large": s[5]}
+    if not sum(int(_np(d["labels"]).size) for d in dets):
+        return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AP_small": 0.0, "AP_medium": 0.0, "AP_large": 0.0,
+                "per_class": {n: 0.0 for n in names[1:]}, "per_class_AP50": {n: 0.0 for n in names[1:]},
+                "by_size": {}}
+    acc = coco_accumulate(gts, dets, names, reference=reference)
+    out = {"AP": mean_precision(acc), "AP50": mean_precision(acc, iou=.5), "AP75": mean_precision(acc, iou=.75)}
+    for size in ("small", "medium", "large"):
+        out[f"AP_{size}"] = mean_precision(acc, area=size)
     out = {k: max(0.0, float(v)) for k, v in out.items()}  # -1 = "no such boxes" -> 0
-    out["per_class"], out["per_class_AP50"] = per_class, per_class50
-    out["by_size"] = _by_area(ev, annotations)
+    precision = acc.precision  # (T iou thresholds, R recall points, K classes, A areas, M maxDets)
+    out["per_class"] = {names[c]: _class_mean(precision[:, :, k, 0, -1]) for k, c in enumerate(acc.class_ids)}
+    out["per_class_AP50"] = {names[c]: _class_mean(precision[0, :, k, 0, -1]) for k, c in enumerate(acc.class_ids)}
+    out["by_size"] = _by_area(acc, gt.area, COCO_AREA_RANGES)
     return out
 
 
-def _by_area(ev, annotations: list[dict]) -> dict:
-    """{"small" | "medium" | "large": {"AP", "AP50", "num_gt"}} from a finished COCOeval
-    (COCO's area bins, pixels^2 of the frame the boxes are in); None where no GT."""
+def _by_area(acc: Accumulated, gt_area: np.ndarray, ranges: dict) -> dict:
+    """{name: {"AP", "AP50", "num_gt"}} for every range but "all" (None where no GT)."""
     out = {}
-    precision = ev.eval["precision"]  # (T, R, K, A, M)
-    for a, name in enumerate(ev.params.areaRngLbl):
+    for a, name in enumerate(acc.area_labels):
         if name == "all":
             continue
-        lo, hi = ev.params.areaRng[a]
-        p_all, p50 = precision[:, :, :, a, -1], precision[0, :, :, a, -1]
-        has = (p_all > -1).any()
-        out[name] = {"AP": float(p_all[p_all > -1].mean()) if has else None,
-                     "AP50": float(p50[p50 > -1].mean()) if has else None,
-                     "num_gt": sum(1 for g in annotations if lo <= g["area"] <= hi)}
+        lo, hi = ranges[name]
+        num_gt = int(((gt_area >= lo) & (gt_area <= hi)).sum())
+        p_all, p50 = acc.precision[:, :, :, a, -1], acc.precision[0, :, :, a, -1]
+        has = num_gt > 0 and (p_all > -1).any()
+        out[name] = {"AP": _class_mean(p_all) if has else None, "AP50": _class_mean(p50) if has else None,
+                     "num_gt": num_gt}
     return out
 
 
@@ -149,51 +191,64 @@ def voc07_ap(recall, precision) -> float:
     return float(ap)
 
 
+def _voc_best_gt(gts: list[dict], dets: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Per detection (all images, in order): IoU with its best same-class GT of the image and
+    that GT's global row (-1 when the image has none of its class)."""
+    best, row, g_start = [], [], 0
+    for g, d in zip(gts, dets):
+        g_boxes = torch.as_tensor(g["boxes_xyxy_px_in"], dtype=torch.float32).reshape(-1, 4)
+        g_lab = torch.as_tensor(g["labels"]).reshape(-1)
+        d_boxes = torch.as_tensor(d["boxes_xyxy_px_in"], dtype=torch.float32).reshape(-1, 4)
+        d_lab = torch.as_tensor(d["labels"]).reshape(-1)
+        if len(g_lab) and len(d_lab):
+            same = d_lab[:, None] == g_lab[None, :]  # (D, G)
+            iou = box_iou(d_boxes, g_boxes).masked_fill(~same, -1.0)
+            j = iou.argmax(1)  # the first of the best (argmax: max(dim) stalls on a busy CPU)
+            b = iou.gather(1, j[:, None])[:, 0]
+            best.append(b.numpy())
+            row.append(torch.where(same.any(1), j + g_start, -1).numpy())
+        else:
+            best.append(np.full(len(d_lab), -1.0, dtype=np.float32))
+            row.append(np.full(len(d_lab), -1, dtype=np.int64))
+        g_start += len(g_lab)
+    return (np.concatenate(best) if best else np.zeros(0, np.float32)), \
+        (np.concatenate(row) if row else np.zeros(0, np.int64))
+
+
 def pr_curves(gts: list[dict], dets: list[dict], num_classes: int, iou_threshold: float = 0.5) -> dict:
     """Per class precision/recall over detections ranked by score (VOC protocol: a
     detection is a true positive if its best-IoU same-class GT has IoU >= threshold and
-    was not already taken by a higher-scoring detection).
+    was not already taken by a higher-scoring detection). Ties in score keep the input
+    order (image, then detection).
 
     Returns {label: {"recall": [...], "precision": [...], "scores": [...], "num_gt": int,
     "ap_voc07": float}} for labels 1..num_classes-1.
     """
     if len(gts) != len(dets):
         raise ValueError(f"{len(gts)} ground-truth images but {len(dets)} detection lists")
+    gt, dt = flatten(gts), flatten(dets, detections=True)
+    best, gt_row = _voc_best_gt(gts, dets)
+    score32 = np.concatenate([_np(d["scores"]).reshape(-1) for d in dets]).astype(np.float32) if dets else \
+        np.zeros(0, np.float32)
+    order = np.lexsort((np.arange(len(dt.score)), -dt.score))  # by score, stable
     out = {}
     for c in range(1, num_classes):
-        records = []  # (score, is_tp)
-        num_gt = 0
-        for g, d in zip(gts, dets):
-            g_boxes = torch.as_tensor(g["boxes_xyxy_px_in"], dtype=torch.float32).reshape(-1, 4)
-            g_lab = torch.as_tensor(g["labels"]).reshape(-1)
-            gb = g_boxes[g_lab == c]
-            num_gt += gb.shape[0]
-            d_lab = torch.as_tensor(d["labels"]).reshape(-1)
-            keep = d_lab == c
-            db = torch.as_tensor(d["boxes_xyxy_px_in"], dtype=torch.float32).reshape(-1, 4)[keep]
-            ds = torch.as_tensor(d["scores"], dtype=torch.float32).reshape(-1)[keep]
-            order = torch.argsort(ds, descending=True)
-            db, ds = db[order], ds[order]
-            taken = torch.zeros(gb.shape[0], dtype=torch.bool)
-            iou = box_iou(db, gb) if gb.numel() and db.numel() else torch.zeros(db.shape[0], gb.shape[0])
-            for n in range(db.shape[0]):
-                tp = False
-                if gb.shape[0]:
-                    best, j = iou[n].max(0)
-                    if best >= iou_threshold and not taken[j]:
-                        taken[j] = True
-                        tp = True
-                records.append((float(ds[n]), tp))
-        records.sort(key=lambda r: -r[0])
-        tp = np.cumsum([r[1] for r in records]).astype(float)
-        fp = np.cumsum([not r[1] for r in records]).astype(float)
+        rows = order[dt.label[order] == c]
+        hit = rows[(gt_row[rows] >= 0) & (best[rows] >= iou_threshold)]
+        # the first detection (by score) on a GT takes it; the later ones are false positives
+        _, first = np.unique(gt_row[hit], return_index=True)
+        is_tp = np.zeros(len(dt.score), dtype=bool)
+        is_tp[hit[first]] = True
+        num_gt = int((gt.label == c).sum())
+        tp = np.cumsum(is_tp[rows]).astype(float)
+        fp = np.cumsum(~is_tp[rows]).astype(float)
         recall = tp / max(num_gt, 1)
         precision = tp / np.maximum(tp + fp, 1e-12)
         out[c] = {
             "recall": recall.tolist(),
             "precision": precision.tolist(),
-            "scores": [r[0] for r in records],
-            "num_gt": int(num_gt),
+            "scores": score32[rows].astype(float).tolist(),
+            "num_gt": num_gt,
             "ap_voc07": voc07_ap(recall, precision) if num_gt else 0.0,
         }
     return out
@@ -206,8 +261,8 @@ def voc07_map(curves: dict) -> float:
 
 
 def coco_eval_by(gts: list[dict], dets: list[dict], class_names, gt_values: list, det_values: list,
-                 ranges: dict[str, tuple[float, float]]) -> dict:
-    """COCO AP (pycocotools) split by a per-box value, with COCO's own area-range rule:
+                 ranges: dict[str, tuple[float, float]], reference: bool = False) -> dict:
+    """COCO AP split by a per-box value, with COCO's own area-range rule:
     ground truths whose value is outside a range are ignored there, and so are detections
     that match them or, unmatched, have a value outside the range. With the box area as the
     value this is pycocotools' AP_small/medium/large; with the level that owns each GT and
@@ -216,39 +271,19 @@ def coco_eval_by(gts: list[dict], dets: list[dict], class_names, gt_values: list
     Args:
         gts, dets: as `coco_eval`; gt_values: per image (G,) values; det_values: per image (N,).
         ranges: {name: (lo, hi)}, a box is in when lo <= value <= hi.
+        reference: compute with pycocotools (same numbers, slower).
     Returns:
         {name: {"AP": AP@[.5:.95] or None, "AP50": or None, "num_gt": int}} (None: no GT there).
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    gt_json = coco_gt_json(gts, class_names)
-    for ann, v in zip(gt_json["annotations"], [float(v) for vs in gt_values for v in _np(vs).reshape(-1)]):
-        ann["area"] = v
-    results = coco_results_json(dets)
-    flat_det_values = [float(v) for vs in det_values for v in _np(vs).reshape(-1)]
-    out = {name: {"AP": None, "AP50": None,
-                  "num_gt": sum(1 for a in gt_json["annotations"] if lo <= a["area"] <= hi)}
+    gt_value = flatten(gts, gt_values).area
+    out = {name: {"AP": None, "AP50": None, "num_gt": int(((gt_value >= lo) & (gt_value <= hi)).sum())}
            for name, (lo, hi) in ranges.items()}
-    if not results or not gt_json["annotations"]:
+    if not len(gt_value) or not sum(int(_np(d["labels"]).size) for d in dets):
         return out
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO()
-        coco_gt.dataset = gt_json
-        coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(results)
-        for ann_id, v in zip(sorted(coco_dt.anns), flat_det_values):  # loadRes numbers them 1..N in order
-            coco_dt.anns[ann_id]["area"] = v
-        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
-        ev.params.areaRng = [list(r) for r in ranges.values()]
-        ev.params.maxDets = [100]  # AP reads only maxDets=100: skip accumulating 1 and 10
-        ev.params.areaRngLbl = list(ranges)
-        ev.evaluate()
-        ev.accumulate()
-    precision = ev.eval["precision"]  # (T, R, K, A, M)
+    # AP reads only maxDets=100: skip accumulating 1 and 10
+    acc = coco_accumulate(gts, dets, class_names, dict(ranges), (100,), gt_values, det_values, reference)
     for a, name in enumerate(ranges):
-        p_all, p50 = precision[:, :, :, a, -1], precision[0, :, :, a, -1]
+        p_all, p50 = acc.precision[:, :, :, a, -1], acc.precision[0, :, :, a, -1]
         if out[name]["num_gt"] and (p_all > -1).any():
-            out[name]["AP"] = float(p_all[p_all > -1].mean())
-            out[name]["AP50"] = float(p50[p50 > -1].mean())
+            out[name]["AP"], out[name]["AP50"] = _class_mean(p_all), _class_mean(p50)
     return out

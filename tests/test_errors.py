@@ -14,7 +14,7 @@ from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.data.transforms import eval_transform
 from ssd.errors import ErrorAnalysis
 from ssd.errors.causes import CAUSES, miss_cause
-from ssd.errors.tide import TideAccumulator, classify_image, tide_ap
+from ssd.errors.tide import TideAccumulator, classify_batch, classify_image, greedy_match, tide_ap
 from ssd.evaluate import collect, main, score
 from ssd.metrics import check_coco_results, coco_eval, coco_eval_by, coco_gt_json
 from ssd.models import build
@@ -65,6 +65,28 @@ def test_tide_ap_and_oracle_by_hand():
     e = acc.errors()
     assert e["counts"]["Bkg"] == 1 and e["AP50"] == pytest.approx(50.0)
     assert e["dAP"]["Bkg"] == pytest.approx(50.0) and e["dAP"]["Cls"] == 0.0
+
+
+def test_classify_batch_equals_one_image_at_a_time():
+    """Batching pads images to the batch's most detections and GTs: the verdicts do not change."""
+    model, _ = checkpoint.load(SHIPPED)
+    gts, dets, _ = collect(model, ProceduralDataset(12, seed=1000, size=256, transform=eval_transform(256)), CLASSES)
+    gts[3] = {"boxes_xyxy_px_in": _t([]), "labels": torch.zeros(0, dtype=torch.long)}  # an image without GT
+    batched = classify_batch(dets, gts)
+    for d, g, b in zip(dets, gts, batched):
+        one = classify_image(d["boxes_xyxy_px_in"], d["scores"], d["labels"], g["boxes_xyxy_px_in"], g["labels"])
+        assert b.kind == one.kind and torch.equal(b.order, one.order) and torch.equal(b.gt_index, one.gt_index)
+        assert torch.equal(b.gt_matched, one.gt_matched) and torch.equal(b.gt_missed, one.gt_missed)
+    assert set(batched[3].kind) == {"Bkg"} and len(set(k for b in batched for k in b.kind)) >= 4
+
+
+def test_greedy_match_takes_the_first_best_untaken():
+    # detection 0 ties between GTs 0 and 1 (takes 0, the first); detection 1 then takes 1;
+    # detection 2 is below the threshold; image 2 has no valid detection
+    aff = torch.tensor([[[0.7, 0.7], [0.9, 0.6], [0.3, 0.2]], [[0.8, -1], [0.8, -1], [0.1, 0.9]]], dtype=torch.float64)
+    valid = torch.tensor([[True, True, True], [False, False, False]])
+    j, taken = greedy_match(aff, valid, 0.5)
+    assert j.tolist() == [[0, 1, -1], [-1, -1, -1]] and taken.tolist() == [[True, True], [False, False]]
 
 
 @pytest.fixture(scope="module")

@@ -18,31 +18,32 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchvision.ops import box_iou
 
 from ssd.config import SSDConfig
 from ssd.errors.causes import CAUSES, miss_cause
-from ssd.errors.tide import ERROR_TYPES, TP, TideAccumulator, TideConfig, classify_image
+from ssd.errors.tide import ERROR_TYPES, KINDS, TideAccumulator, TideConfig, batched_box_iou, classify_batch, \
+    greedy_match, pad
 from ssd.postprocess import PostprocessConfig, Postprocessed, default_boxes_px_in
 
-def _confusion_image(conf: Tensor, det: dict, gt: dict, score_thresh: float, iou_thresh: float = 0.5) -> None:
-    """Add one image to the (C, C) confusion matrix: detections above `score_thresh`, best
-    first, each matched to the untaken GT of highest IoU >= iou_thresh, whatever its class."""
-    keep = det["scores"] >= score_thresh
-    d_box, d_lab = det["boxes_xyxy_px_in"][keep], det["labels"][keep].long()
-    g_box, g_lab = gt["boxes_xyxy_px_in"], gt["labels"].long()
-    taken = torch.zeros(len(g_lab), dtype=torch.bool)
-    iou = box_iou(d_box, g_box) if len(g_lab) and len(d_lab) else torch.zeros(len(d_lab), len(g_lab))
-    for n in range(len(d_lab)):  # detections are by descending score
-        row = iou[n].masked_fill(taken, -1.0)
-        j = int(row.argmax()) if len(g_lab) else -1
-        if j >= 0 and float(row[j]) >= iou_thresh:
-            taken[j] = True
-            conf[int(g_lab[j]), int(d_lab[n])] += 1
-        else:
-            conf[0, int(d_lab[n])] += 1  # fired on background
-    for j in torch.where(~taken)[0].tolist():
-        conf[int(g_lab[j]), 0] += 1  # missed
+
+def _confusion_batch(conf: Tensor, dets: list[dict], gts: list[dict], score_thresh: float,
+                     iou_thresh: float = 0.5) -> None:
+    """Add a batch to the (C, C) confusion matrix: per image, detections above `score_thresh`,
+    best first, each matched to the untaken GT of highest IoU >= iou_thresh, whatever its class."""
+    keeps = [d["scores"] >= score_thresh for d in dets]
+    d_box, d_valid = pad([d["boxes_xyxy_px_in"][k].float().reshape(-1, 4) for d, k in zip(dets, keeps)])
+    d_lab, _ = pad([d["labels"][k].long().reshape(-1) for d, k in zip(dets, keeps)])
+    g_box, g_valid = pad([g["boxes_xyxy_px_in"].float().reshape(-1, 4) for g in gts])
+    g_lab, _ = pad([g["labels"].long().reshape(-1) for g in gts])
+    pair = d_valid[:, :, None] & g_valid[:, None, :]  # (B, D, G)
+    iou = batched_box_iou(d_box, g_box).double().masked_fill(~pair, -1.0)
+    j, taken = greedy_match(iou, d_valid, iou_thresh)  # detections are by descending score
+    g_lab0 = torch.cat([g_lab, torch.zeros(len(gts), 1, dtype=torch.long)], 1)  # (B, G + 1): gather never empty
+    row = torch.where(j >= 0, torch.gather(g_lab0, 1, j.clamp(min=0)), 0)  # GT class, 0 = fired on background
+    conf.index_put_((row[d_valid], d_lab[d_valid]), torch.ones(int(d_valid.sum()), dtype=conf.dtype), accumulate=True)
+    missed = g_valid & ~taken
+    conf.index_put_((g_lab[missed], torch.zeros_like(g_lab[missed])), torch.ones(int(missed.sum()), dtype=conf.dtype),
+                    accumulate=True)
 
 
 class ErrorAnalysis:
@@ -67,8 +68,10 @@ class ErrorAnalysis:
         self.tide = TideAccumulator(tide_cfg)
         c, n_levels = len(self.class_names), len(self.feature_maps)
         self.confusion = torch.zeros(c, c, dtype=torch.long)
-        self.level_counts = [dict({"tp": 0, "fp": 0, "gt": 0, "gt_matched": 0}, **{t: 0 for t in ERROR_TYPES[:-1]})
-                             for _ in range(n_levels)]
+        # per level: detections by `KINDS` code (TP, Cls, Loc, Both, Dupe, Bkg); GTs owned; of them matched
+        self.level_kinds = torch.zeros(n_levels, len(KINDS), dtype=torch.long)
+        self.level_gt = torch.zeros(n_levels, dtype=torch.long)
+        self.level_gt_matched = torch.zeros(n_levels, dtype=torch.long)
         self.misses: list[dict] = []
         self.gts: list[dict] = []
         self.dets: list[dict] = []
@@ -79,31 +82,34 @@ class ErrorAnalysis:
                   posts: list[Postprocessed]) -> None:
         """One batch: gts / dets per image as `ssd.evaluate.collect` builds them,
         scores (B, A, C) and boxes_px_in (B, A, 4) from `forward_batch`, and the `Postprocessed`."""
-        for b, (gt, det, post) in enumerate(zip(gts, dets, posts)):
-            self._add_image(gt, det, scores[b].cpu(), post)
+        raw, gts = gts, [{"boxes_xyxy_px_in": g["boxes_xyxy_px_in"].float().reshape(-1, 4),
+                          "labels": g["labels"].long().reshape(-1)} for g in gts]
+        results = classify_batch(dets, gts, self.tide_cfg)
+        sizes = [len(g["labels"]) for g in gts]
+        all_gt = torch.cat([g["boxes_xyxy_px_in"] for g in gts])  # (sum G, 4)
+        iou_default = batched_box_iou(all_gt[None], self.default_xyxy_px_in[None])[0]  # (sum G, A)
+        g_levels = self.level_of_default[iou_default.argmax(1)] if len(all_gt) else torch.zeros(0, dtype=torch.long)
+        starts = [sum(sizes[:b]) for b in range(len(gts))]
+        for b, (gt, det, post, res) in enumerate(zip(gts, dets, posts, results)):
+            rows = slice(starts[b], starts[b] + sizes[b])
+            self._add_image(gt, det, scores[b].cpu(), post, res, g_levels[rows], iou_default[rows])
+            self.gts[-1] = raw[b]
+        _confusion_batch(self.confusion, dets, gts, self.confusion_score_thresh)
 
-    def _add_image(self, gt: dict, det: dict, scores: Tensor, post: Postprocessed) -> None:
+    def _add_image(self, gt: dict, det: dict, scores: Tensor, post: Postprocessed, res, g_level: Tensor,
+                   iou_default: Tensor) -> None:
         image = len(self.gts)
-        g_box, g_lab = gt["boxes_xyxy_px_in"].float(), gt["labels"].long()
-        res = classify_image(det["boxes_xyxy_px_in"], det["scores"], det["labels"], g_box, g_lab, self.tide_cfg)
+        g_lab = gt["labels"]
         self.tide.add(det["scores"], det["labels"], g_lab, res)
-        iou_default = box_iou(g_box, self.default_xyxy_px_in)  # (G, A)
-        g_level = self.level_of_default[iou_default.argmax(1)] if len(g_lab) else torch.zeros(0, dtype=torch.long)
         d_level = self.level_of_default[det["default_index"].cpu()]
-        for n, kind in zip(res.order.tolist(), res.kind):
-            counts = self.level_counts[int(d_level[n])]
-            counts["tp" if kind == TP else "fp"] += 1
-            if kind != TP:
-                counts[kind] += 1
-        for j in range(len(g_lab)):
-            counts = self.level_counts[int(g_level[j])]
-            counts["gt"] += 1
-            counts["gt_matched"] += int(res.gt_matched[j])
-            if not bool(res.gt_matched[j]):
-                rec = miss_cause(int(g_lab[j]), iou_default[j], scores, post, self.post_cfg, self.tide_cfg.max_dets)
-                self.misses.append(dict(rec, image=image, gt=j, label=self.class_names[int(g_lab[j])],
-                                        level=int(g_level[j])))
-        _confusion_image(self.confusion, det, gt, self.confusion_score_thresh)
+        self.level_kinds.index_put_((d_level[res.order], res.code), torch.ones(len(res.order), dtype=torch.long),
+                                    accumulate=True)
+        self.level_gt += torch.bincount(g_level, minlength=len(self.feature_maps))
+        self.level_gt_matched += torch.bincount(g_level[res.gt_matched], minlength=len(self.feature_maps))
+        for j in torch.where(~res.gt_matched)[0].tolist():
+            rec = miss_cause(int(g_lab[j]), iou_default[j], scores, post, self.post_cfg, self.tide_cfg.max_dets)
+            self.misses.append(dict(rec, image=image, gt=j, label=self.class_names[int(g_lab[j])],
+                                    level=int(g_level[j])))
         self.gts.append(gt)
         self.dets.append(det)
         self.gt_level.append(g_level)
@@ -115,10 +121,13 @@ class ErrorAnalysis:
         ranges = {str(k): (float(k), float(k)) for k in range(len(self.feature_maps))}
         ap = coco_eval_by(self.gts, self.dets, self.class_names, self.gt_level, self.det_level, ranges)
         out = []
-        for k, c in enumerate(self.level_counts):
-            out.append({"level": k, "feature_map": [self.feature_maps[k]] * 2, "tp": c["tp"], "fp": c["fp"],
-                        "fp_by_type": {t: c[t] for t in ERROR_TYPES[:-1]}, "gt": c["gt"],
-                        "gt_matched": c["gt_matched"], "recall": c["gt_matched"] / c["gt"] if c["gt"] else None,
+        for k in range(len(self.feature_maps)):
+            kinds = dict(zip(KINDS, self.level_kinds[k].tolist()))
+            gt, gt_matched = int(self.level_gt[k]), int(self.level_gt_matched[k])
+            out.append({"level": k, "feature_map": [self.feature_maps[k]] * 2, "tp": kinds["TP"],
+                        "fp": sum(kinds[t] for t in ERROR_TYPES[:-1]),
+                        "fp_by_type": {t: kinds[t] for t in ERROR_TYPES[:-1]}, "gt": gt,
+                        "gt_matched": gt_matched, "recall": gt_matched / gt if gt else None,
                         "AP": ap[str(k)]["AP"], "AP50": ap[str(k)]["AP50"]})
         return out
 
