@@ -157,7 +157,8 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
             row["label"] = ss.get("gt_draw_label") or class_names[1]
             ss["gt_base"] = list(ss.get("gt_current", ss["gt_base"])) + [row]
             ss["gt_version"] += 1
-    with st.sidebar.expander(f"Ground-truth boxes ({len(ss['gt_base'])} given)", expanded=False):
+    # No count in the label: it is drawn before the table's edits of this run are known.
+    with st.sidebar.expander("Ground-truth boxes", expanded=False):
         st.caption("Pixels of the original image. Edit the table, add rows, load a VOC .xml / COCO "
                    ".json, or draw boxes on the Home page.")
         _gt_file(image)
@@ -170,14 +171,18 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
         edited = st.data_editor(
             df, num_rows="dynamic", hide_index=True, key=f"gt_table_{ss['gt_version']}",
             column_config={
-                "label": st.column_config.SelectboxColumn("label", options=class_names[1:]),
-                **{c: st.column_config.NumberColumn(c, format="%g") for c in ("x1", "y1", "x2", "y2")},
-                "difficult": st.column_config.CheckboxColumn("difficult", help="VOC difficult object"),
-                "crowd": st.column_config.CheckboxColumn("crowd", help="COCO crowd region: never ground truth"),
+                # Narrow columns so label and all four corners fit the sidebar without scrolling.
+                "label": st.column_config.SelectboxColumn("label", options=class_names[1:], width="small"),
+                **{c: st.column_config.NumberColumn(c, format="%g", width=40) for c in ("x1", "y1", "x2", "y2")},
+                "difficult": st.column_config.CheckboxColumn("diff.", help="VOC difficult object", width=40),
+                "crowd": st.column_config.CheckboxColumn("crowd", help="COCO crowd region: never ground truth",
+                                                         width=40),
             },
         )
         rows = edited.to_dict("records")
         ss["gt_current"] = rows
+        in_use = gt_mod.validate_rows(rows, class_names, image.image.size, keep_difficult=keep_difficult)
+        st.caption(f"{len(in_use)} box(es) in use, of {len(rows)} row(s).")
         if st.button("Clear all boxes", key="gt_clear"):
             ss["gt_base"] = []
             ss["gt_version"] += 1

@@ -261,3 +261,10 @@ def test_matching_page_box_encoding_of_a_chosen_pair():
     at.selectbox(key="enc_pick").set_value(len(at.selectbox(key="enc_pick").options) - 1).run()
     assert not at.exception
     assert any("Decoding the targets gives the GT back" in c.value for c in at.caption)
+
+
+def test_gt_count_shown_is_the_boxes_in_use():
+    at = _app()
+    assert not at.exception
+    assert any("2 box(es) in use, of 2 row(s)" in c.value for c in at.sidebar.caption)
+    assert not any("given)" in e.label for e in at.sidebar.expander)

@@ -281,3 +281,15 @@ def test_flags_from_table_cells():
                         {"label": "cat", "x1": 0, "y1": 0, "x2": 5, "y2": 5, "difficult": 1.0}], NAMES, (10, 10),
                        keep_difficult=True)
     assert len(gt) == 1 and gt.ignored[0]["crowd"]  # crowd is never ground truth, difficult is when kept
+
+
+def test_a_blank_row_just_added_is_not_an_error():
+    from explorer.inputs.ground_truth import validate_rows
+
+    rows = [{"label": "cat", "x1": 1, "y1": 2, "x2": 30, "y2": 40},
+            {"label": None, "x1": float("nan"), "y1": None, "x2": None, "y2": ""}]
+    gt = validate_rows(rows, ["background", "cat"], (100, 100))
+    assert len(gt) == 1 and gt.errors == []
+    half = validate_rows([{"label": "cat", "x1": None, "y1": None, "x2": None, "y2": None}], ["background", "cat"],
+                         (100, 100))
+    assert half.errors  # a row started but incomplete is still named

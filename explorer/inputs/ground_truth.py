@@ -175,6 +175,14 @@ def flag(value) -> bool:
         return False
 
 
+def _is_blank(row: dict) -> bool:
+    """True when a row has no label and no coordinate (missing, None, NaN or empty text)."""
+    def empty(v) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+    return all(empty(row.get(k)) for k in ("label", "x1", "y1", "x2", "y2"))
+
+
 def validate_rows(rows: list[dict], class_names: list[str], image_wh: tuple[int, int],
                   keep_difficult: bool = False) -> GroundTruth:
     """Check GT rows against the model's classes and the image; keep the good ones.
@@ -186,7 +194,8 @@ def validate_rows(rows: list[dict], class_names: list[str], image_wh: tuple[int,
         keep_difficult: difficult rows are ground truth too (crowd rows never are).
     Returns:
         GroundTruth: boxes to match, and the valid difficult/crowd rows in `ignored`.
-    A row is skipped (and named in `errors`, 1-based) when: its label is not one of the
+    An empty row (no label, no coordinate: one just added in the table) is left out
+    silently. A row is skipped (and named in `errors`, 1-based) when: its label is not one of the
     model's classes (background excluded); a coordinate is missing or not a finite
     number; x2 <= x1 or y2 <= y1; or no part of the box lies inside the image. Boxes that
     stick out are clipped to the image; a box thinner than a pixel inside it is kept
@@ -196,6 +205,8 @@ def validate_rows(rows: list[dict], class_names: list[str], image_wh: tuple[int,
     lookup = {n.lower(): i for i, n in enumerate(class_names) if i > 0}
     boxes, labels, names, errors, ignored = [], [], [], [], []
     for n, row in enumerate(rows, start=1):
+        if _is_blank(row):  # a row just added in the table, not filled in yet: not an error
+            continue
         label = row.get("label")
         label = "" if label is None or (isinstance(label, float) and math.isnan(label)) else str(label).strip()
         if label.lower() not in lookup:
