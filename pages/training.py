@@ -75,6 +75,9 @@ def _delete(runs_dir, name: str) -> None:
 def _use_in_explorer(info: jobs.RunInfo) -> None:
     # The sidebar's model picker takes this as its default model id.
     st.session_state["model_choice"] = str(info.best_checkpoint)
+    # The button lives in the polling fragment, whose reruns leave the sidebar as it was:
+    # ask `watch` for one whole-app rerun so the sidebar's model picker shows it now.
+    st.session_state["_train_rerun_app"] = True
     _flash("success", f"The explorer pages now use {info.name}'s best checkpoint.")
 
 
@@ -216,6 +219,8 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
 
 @st.fragment(run_every=REFRESH_S)
 def watch(runs_dir) -> None:
+    if st.session_state.pop("_train_rerun_app", False):
+        st.rerun(scope="app")
     _show_flash()
     runs = jobs.list_runs(runs_dir)
     st.subheader(f"Runs ({len(runs)})")

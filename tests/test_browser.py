@@ -102,6 +102,23 @@ def _shot(page, stem: str, for_docs: bool = True) -> None:
         shutil.copyfile(path, SCREENSHOTS / f"{stem}.png")
 
 
+def _use_in_explorer_updates_the_sidebar_at_once(page, base: str, runs: Path) -> None:
+    """Issue 11: "Use in explorer" on Training changes the sidebar's model at once, not
+    after the next page change (the button sits in the 2-second polling fragment)."""
+    run = runs / "browser_done"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copyfile(ROOT / "checkpoints" / "compact256_shapes.pt", run / "checkpoints" / "best.pt")
+    (run / "status.json").write_text(
+        '{"state": "finished", "progress": 1.0, "message": "finished", "step": 4, "total_steps": 4, '
+        '"best_map": 0.25, "device": "cpu", "started_at": 1.0, "updated_at": 2.0}')
+    page.goto(f"{base}/training")
+    _settle(page, "Training")
+    page.get_by_role("button", name="Use in explorer").click()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("training run: browser_done", exact=False).first.wait_for(timeout=30_000)
+    _check_no_exception(page, "training after Use in explorer")
+
+
 def test_every_page_in_chromium(tmp_path):
     chromium = _chromium()
     if chromium is None:
@@ -163,6 +180,7 @@ def test_every_page_in_chromium(tmp_path):
                 _settle(page, "Per-scale detections")
                 _check_no_exception(page, "per_scale after upload")
                 _shot(page, "per_scale_upload", for_docs=False)
+                _use_in_explorer_updates_the_sidebar_at_once(page, base, tmp_path / "runs")
             finally:
                 browser.close()
     except Exception:
