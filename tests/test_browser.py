@@ -114,8 +114,9 @@ def _use_in_explorer_updates_the_sidebar_at_once(page, base: str, runs: Path) ->
     page.goto(f"{base}/training")
     _settle(page, "Training")
     page.get_by_role("button", name="Use in explorer").click()
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.get_by_text("training run: browser_done", exact=False).first.wait_for(timeout=30_000)
+    # The selectbox shows its value in an input (not as text).
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stSidebar"] input')]
+        .some(i => i.getAttribute('aria-label') === 'Model' && i.value.includes('browser_done'))""", timeout=30_000)
     _check_no_exception(page, "training after Use in explorer")
 
 
