@@ -112,3 +112,70 @@ class COCODataset(SampleListDataset):
                 self.skipped.append((src, msg))
         if not self.samples:
             raise DatasetError(f"{src}: no usable images ({len(self.skipped)} skipped)")
+
+
+def read_boxes(json_path, skip_bad: bool = False):
+    """The ground truth of an instances JSON alone, without reading any image file.
+
+    Returns (class_names with "background" first, [(file_name, width, height,
+    boxes_xyxy px (G, 4) float32, labels (G,) int64 in 1..K)] per image, in the JSON's
+    order, skipped [(image, reason)]: with `skip_bad`, images with a bad entry are left
+    out and listed instead of raising). Crowd annotations are ignored, as in
+    `COCODataset`. Image sizes come from the JSON's `width`/`height`, which this needs.
+    Raises DatasetError naming the file and the problem: not JSON, missing lists, an
+    image without `width`/`height`, an unknown category, a bad or zero-size bbox.
+    """
+    path = require_path(Path(json_path), "COCO annotation JSON")
+    data = _load_json(path)
+    src = str(path)
+    cats = sorted(data["categories"], key=lambda c: c.get("id", 0) if isinstance(c, dict) else 0)
+    try:
+        label_of = {int(c["id"]): k + 1 for k, c in enumerate(cats)}
+        names = ("background", *(str(c["name"]) for c in cats))
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(f"{src}: every category needs an integer 'id' and a 'name'") from None
+    if not cats:
+        raise DatasetError(f"{src}: no categories")
+    anns_by_image: dict = {}
+    for a in data["annotations"]:
+        anns_by_image.setdefault(a.get("image_id"), []).append(a)
+    out, skipped = [], []
+    for im in data["images"]:
+        try:
+            out.append(_image_boxes(src, im, anns_by_image, label_of))
+        except DatasetError as e:
+            if not skip_bad:
+                raise
+            skipped.append((str(im.get("file_name", im.get("id")) if isinstance(im, dict) else im), str(e)))
+    return names, out, skipped
+
+
+def _image_boxes(src: str, im, anns_by_image: dict, label_of: dict):
+    """(file_name, width, height, boxes_xyxy px, labels) of one image entry of `read_boxes`."""
+    if not isinstance(im, dict) or "id" not in im:
+        raise DatasetError(f"{src}: image entry {im!r} needs an 'id'")
+    try:
+        w, h = int(im["width"]), int(im["height"])
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(f"{src}: image {im['id']} has no integer 'width' and 'height' (the image "
+                           "sizes are needed to normalise its boxes; no image file is read)") from None
+    if w <= 0 or h <= 0:
+        raise DatasetError(f"{src}: image {im['id']} has size {w}x{h}; both must be positive")
+    boxes, labels = [], []
+    for a in anns_by_image.get(im["id"], []):
+        where = f"{src} annotation {a.get('id')} (image {im['id']})"
+        if a.get("iscrowd", 0):
+            continue
+        if a.get("category_id") not in label_of:
+            raise DatasetError(f"{where}: unknown category_id {a.get('category_id')!r}; known: {sorted(label_of)}")
+        bbox = a.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise DatasetError(f"{where}: bbox must be [x, y, w, h], got {bbox!r}")
+        try:
+            x, y, bw, bh = (float(v) for v in bbox)
+        except (TypeError, ValueError):
+            raise DatasetError(f"{where}: bbox must hold four numbers, got {bbox!r}") from None
+        boxes.append(check_box(where, (x, y, x + bw, y + bh), w, h))
+        labels.append(label_of[a["category_id"]])
+    return (str(im.get("file_name", im["id"])), w, h, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            torch.tensor(labels, dtype=torch.int64))
