@@ -62,7 +62,8 @@ def _collect(per_image, class_names, source: str, skipped=()) -> DatasetBoxes:
         index.append(torch.full((len(lab),), n, dtype=torch.int64))
         names.append(str(name))
     if not boxes or sum(len(lab) for lab in labels) == 0:
-        raise DatasetError(f"{source}: no ground-truth boxes found")
+        why = f" ({len(skipped)} image(s) skipped as bad; first: {skipped[0][1]})" if skipped else ""
+        raise DatasetError(f"{source}: no ground-truth boxes found{why}")
     return DatasetBoxes(torch.cat(boxes), torch.cat(labels), torch.cat(index), tuple(names), tuple(class_names),
                         source, tuple(skipped))
 
