@@ -262,25 +262,25 @@ def _positives(gt: Tensor, g: _Grids, t: float, ub: Tensor, num_levels: int) -> 
     i_lo, ny = _window((y1 + y2) / 2, ry, g.f_in[types], g.f[types])
     keep = (nx > 0) & (ny > 0)
     box_idx, types, j_lo, nx, i_lo, ny = (v[keep] for v in (box_idx, types, j_lo, nx, i_lo, ny))
-    order = torch.argsort(nx * ny)  # similar windows together: little padding per step
-    start = 0
-    while start < order.numel():
-        step = max(1, _CELL_BUDGET // int(nx[order[start]] * ny[order[start]]))
-        sel = order[start:start + step]
-        wx, wy = int(nx[sel].max()), int(ny[sel].max())
-        pos = _count_windows(gt[box_idx[sel]], types[sel], j_lo[sel], nx[sel], i_lo[sel], ny[sel], wx, wy, g, t)
-        counts.index_add_(0, box_idx[sel], pos)
-        per_level.index_add_(0, g.level[types[sel]], pos)
-        start += step
+    # One step per window shape (nx, ny): no padding, so every evaluated cell is a real one.
+    shape_key = nx * (int(ny.max()) + 1) + ny
+    for key in torch.unique(shape_key).tolist():
+        group = torch.nonzero(shape_key == key).flatten()
+        wx, wy = int(nx[group[0]]), int(ny[group[0]])
+        step = max(1, _CELL_BUDGET // (wx * wy))
+        for lo in range(0, group.numel(), step):
+            sel = group[lo:lo + step]
+            pos = _count_windows(gt[box_idx[sel]], types[sel], j_lo[sel], i_lo[sel], wx, wy, g, t)
+            counts.index_add_(0, box_idx[sel], pos)
+            per_level.index_add_(0, g.level[types[sel]], pos)
     return counts, per_level
 
 
-def _count_windows(gt, types, j_lo, nx, i_lo, ny, wx: int, wy: int, g: _Grids, t: float) -> Tensor:
-    """Positives of P (box, type) pairs over their (ny, nx) windows, padded to (wy, wx)."""
-    valid = (torch.arange(wy)[None, :, None] < ny[:, None, None]) & (torch.arange(wx)[None, None, :] < nx[:, None, None])
-    f_last, base = (g.f[types] - 1)[:, None], types[:, None] * g.x1.shape[1]
-    cols = torch.minimum(j_lo[:, None] + torch.arange(wx), f_last) + base  # (P, wx) into (T*F,)
-    rows = torch.minimum(i_lo[:, None] + torch.arange(wy), f_last) + base  # (P, wy)
+def _count_windows(gt, types, j_lo, i_lo, wx: int, wy: int, g: _Grids, t: float) -> Tensor:
+    """Positives of P (box, type) pairs, each over its window of wy rows x wx columns."""
+    base = types[:, None] * g.x1.shape[1]
+    cols = j_lo[:, None] + torch.arange(wx) + base  # (P, wx) into (T*F,)
+    rows = i_lo[:, None] + torch.arange(wy) + base  # (P, wy)
     dx1, dx2 = g.x1.reshape(-1)[cols], g.x2.reshape(-1)[cols]  # (P, wx)
     dy1, dy2 = g.y1.reshape(-1)[rows], g.y2.reshape(-1)[rows]  # (P, wy)
     x1, y1, x2, y2 = (gt[:, c:c + 1] for c in range(4))  # (P, 1)
@@ -290,7 +290,7 @@ def _count_windows(gt, types, j_lo, nx, i_lo, ny, wx: int, wy: int, g: _Grids, t
     area1 = ((x2 - x1) * (y2 - y1))[:, :, None]  # (P, 1, 1)
     area2 = (dx2 - dx1)[:, None, :] * (dy2 - dy1)[:, :, None]
     iou = inter / (area1 + area2 - inter)  # box_iou's order of operations
-    return ((iou >= t) & valid).sum(dim=(1, 2))
+    return (iou >= t).sum(dim=(1, 2))
 
 
 def coverage_brute(gt_xyxy_norm: Tensor, cfg: SSDConfig, iou_threshold: float = 0.5,
