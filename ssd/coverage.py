@@ -262,6 +262,8 @@ def _positives(gt: Tensor, g: _Grids, t: float, ub: Tensor, num_levels: int) -> 
     i_lo, ny = _window((y1 + y2) / 2, ry, g.f_in[types], g.f[types])
     keep = (nx > 0) & (ny > 0)
     box_idx, types, j_lo, nx, i_lo, ny = (v[keep] for v in (box_idx, types, j_lo, nx, i_lo, ny))
+    if box_idx.numel() == 0:  # upper bounds allowed it, but no cell centre is near enough
+        return counts, per_level
     # One step per window shape (nx, ny): no padding, so every evaluated cell is a real one.
     shape_key = nx * (int(ny.max()) + 1) + ny
     for key in torch.unique(shape_key).tolist():

@@ -86,6 +86,15 @@ def test_hand_checked_box_on_a_default_box():
     assert coverage(half, cfg).best_iou.item() >= 0.5 - 1e-6
 
 
+def test_box_whose_upper_bound_reaches_t_but_no_cell_does():
+    # A 4 x 4 px box in the corner of a 100 x 50 image: compact256's smallest boxes could
+    # reach IoU 0.5 if centred on it, but no cell centre is near enough.
+    gt = torch.tensor([[0.01, 0.02, 0.05, 0.10]])
+    fast, brute = coverage(gt, compact256()), coverage_brute(gt, compact256())
+    assert fast.num_positive.item() == brute.num_positive.item() == 0
+    assert fast.best_iou.item() == pytest.approx(brute.best_iou.item(), abs=1e-6)
+
+
 def test_empty_and_bad_boxes_name_the_problem():
     empty = coverage(torch.zeros(0, 4), compact256())
     assert len(empty) == 0 and empty.bpr == 0.0
