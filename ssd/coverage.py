@@ -342,39 +342,13 @@ def config_from_args(preset_name: str | None, box_config: str | None, model: str
     return reference if reference is not None else preset("compact256")
 
 
-def _print_table(title: str, rows: list[dict]) -> None:
-    if not rows:
-        return
-    cols = list(rows[0])
-    widths = [max(len(str(c)), *(len(str(r[c])) for r in rows)) for c in cols]
-    print(f"\n{title}")
-    print("  ".join(str(c).rjust(w) for c, w in zip(cols, widths)))
-    for r in rows:
-        print("  ".join(str(r[c]).rjust(w) for c, w in zip(cols, widths)))
-
-
-def print_summary(s: dict, source: str) -> None:
-    """The text report of `ssd.coverage_summary.summarize`."""
-    print(f"{s['config']} ({s['num_default_boxes']} default boxes) on {source}: {s['num_boxes']} boxes")
-    print(f"BPR at IoU {s['iou_threshold']:g}: {s['bpr']:.4f}   mean best IoU {s['mean_best_iou']}   "
-          f"mean positives per box {s['mean_positives']}")
-    print(f"only reached by the forced best match: {s['forced_only']}   "
-          f"smaller than the smallest default box: {s['smaller_than_smallest_default']}")
-    _print_table("per level (the level of each box's best default box)", s["per_level"])
-    _print_table("per size (sqrt(w*h) on the network input)", s["per_size"])
-    if "per_class" in s:
-        _print_table("per class", s["per_class"])
-    _print_table("positives per box", s["positives_histogram"])
-    _print_table(f"uncovered boxes (worst {min(20, len(s['uncovered']))})", s["uncovered"][:20])
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
     import sys
 
     from ssd.config import PRESETS
-    from ssd.coverage_summary import summarize
+    from ssd.coverage_summary import print_summary, summarize
     from ssd.data import gt_boxes
 
     p = argparse.ArgumentParser(prog="python -m ssd.coverage",

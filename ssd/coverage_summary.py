@@ -136,3 +136,29 @@ def summarize(cov: Coverage, gt_xyxy_norm: Tensor, cfg: SSDConfig, labels: Tenso
     out["uncovered"] = uncovered_rows(cov, gt_xyxy_norm, cfg, labels, class_names, image_index, image_names,
                                       uncovered_limit)
     return out
+
+
+def _print_table(title: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    widths = [max(len(str(c)), *(len(str(r[c])) for r in rows)) for c in cols]
+    print(f"\n{title}")
+    print("  ".join(str(c).rjust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("  ".join(str(r[c]).rjust(w) for c, w in zip(cols, widths)))
+
+
+def print_summary(s: dict, source: str) -> None:
+    """The text report of `ssd.coverage_summary.summarize`."""
+    print(f"{s['config']} ({s['num_default_boxes']} default boxes) on {source}: {s['num_boxes']} boxes")
+    print(f"BPR at IoU {s['iou_threshold']:g}: {s['bpr']:.4f}   mean best IoU {s['mean_best_iou']}   "
+          f"mean positives per box {s['mean_positives']}")
+    print(f"only reached by the forced best match: {s['forced_only']}   "
+          f"smaller than the smallest default box: {s['smaller_than_smallest_default']}")
+    _print_table("per level (the level of each box's best default box)", s["per_level"])
+    _print_table("per size (sqrt(w*h) on the network input)", s["per_size"])
+    if "per_class" in s:
+        _print_table("per class", s["per_class"])
+    _print_table("positives per box", s["positives_histogram"])
+    _print_table(f"uncovered boxes (worst {min(20, len(s['uncovered']))})", s["uncovered"][:20])
