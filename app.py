@@ -26,6 +26,7 @@ pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
     st.Page("pages/default_boxes.py", title="Default boxes", icon=":material/grid_on:"),
+    st.Page("pages/dataset.py", title="Dataset coverage", icon=":material/dataset:"),
     st.Page("pages/matching.py", title="Matching & hard negatives", icon=":material/join_inner:"),
     st.Page("pages/per_scale.py", title="Per-scale detections", icon=":material/layers:"),
     st.Page("pages/nms.py", title="NMS", icon=":material/filter_alt:"),

@@ -12,36 +12,66 @@ _ui.page_header(
     "Every cell of every feature map owns a few fixed **default boxes** centred on it. Level k "
     "has scale s_k (box side as a fraction of the input), spread linearly from s_min to s_max; "
     "each aspect ratio a_r gives a box of width s_k·√a_r and height s_k/√a_r, and ratio 1 gets "
-    "an extra box of scale s'_k = √(s_k·s_k+1). Move the sliders and pick a cell (click a dot on "
-    "the image, or type its row and column).",
+    "an extra box of scale s'_k = √(s_k·s_k+1). A preset fills every control with its exact values; "
+    "edit a level's scale directly, or let the paper's rule fill them. Pick a cell by clicking a dot "
+    "on the image, or type its row and column. The Dataset page measures these boxes on your data.",
     "Sec. 2.2, \"Choosing scales and aspect ratios for default boxes\"",
 )
 
 ss = st.session_state
-CUSTOM = "custom (your settings, paper's linear rule)"
+CUSTOM = "custom (your settings)"
 model_cfg = ctx.loaded.model.cfg
 presets = dict(dbv.PRESETS)
 presets[f"the selected model's own ({model_cfg.name})"] = lambda: model_cfg
 options = list(presets) + [CUSTOM]
-CONTROL_KEYS = {"image_size": "db_size", "s_min": "db_smin", "s_max": "db_smax",
-                "feature_maps": "db_maps", "ratios": "db_ratios", "extra_box": "db_extra",
-                "clip": "db_clip", "four_box_levels": "db_four"}
+KEYS = {"image_size": "db_size", "feature_maps": "db_maps", "steps": "db_steps", "scales": "db_scales",
+        "ratio_sets": "db_ratio_sets", "extra_box": "db_extra", "clip": "db_clip", "s_min": "db_smin",
+        "s_max": "db_smax", "first_separate": "db_first", "s_first": "db_sfirst"}
+
+
+def _controls() -> dict:
+    return {field: ss[key] for field, key in KEYS.items()}
+
+
+def _set_controls(values: dict) -> None:
+    for field, value in values.items():
+        ss[KEYS[field]] = value
 
 
 def _apply_preset() -> None:
-    name = ss["db_preset"]
-    if name in presets:
-        for field, value in dbv.controls_from_config(presets[name]()).items():
-            ss[CONTROL_KEYS[field]] = value
+    if ss["db_preset"] in presets:
+        _set_controls(dbv.controls_from_config(presets[ss["db_preset"]]()))
 
 
 def _to_custom() -> None:
     ss["db_preset"] = CUSTOM
 
 
+def _rule_changed() -> None:
+    """A rule control moved: the scales follow the rule; nothing else changes."""
+    _to_custom()
+    try:
+        ss["db_scales"] = dbv.scales_text_from_rule(_controls(), len(dbv.parse_feature_maps(ss["db_maps"])))
+    except ValueError:
+        pass  # the config below reports what is wrong
+
+
+def _maps_changed() -> None:
+    _to_custom()
+    try:
+        _set_controls(dbv.controls_for_new_maps(_controls()))
+    except ValueError:
+        pass
+
+
 if ss.get("db_preset") not in options:
     ss["db_preset"] = options[0]
     _apply_preset()
+# A configuration tuned on another page (the dataset page's optimizer) is shown here.
+shared = ss.get(dbv.TUNED_CFG_KEY)
+if shared is not None and shared != ss.get("_db_built"):
+    _set_controls(dbv.controls_from_config(shared))
+    ss["db_preset"] = CUSTOM
 
 # A click on a cell centre (points selection) arrives before the widgets are drawn.
 clicked = _ui.new_selection("db_chart", "points")
@@ -53,39 +83,46 @@ left, right = st.columns([1, 2], gap="medium")
 with left:
     st.selectbox("Preset", options, key="db_preset", on_change=_apply_preset)
     st.slider("Input size S (px)", 64, 1024, step=4, key="db_size", on_change=_to_custom)
-    c1, c2 = st.columns(2)
-    c1.slider("s_min", 0.02, 1.0, step=0.01, key="db_smin", on_change=_to_custom)
-    c2.slider("s_max", 0.05, 1.5, step=0.01, key="db_smax", on_change=_to_custom)
-    st.text_input("Feature-map sizes (one per level)", key="db_maps", on_change=_to_custom,
+    st.text_input("Feature-map sizes (one per level)", key="db_maps", on_change=_maps_changed,
                   help="Comma-separated sides of the square feature maps, largest first: the number "
-                       "of entries is the number of levels m.")
-    st.multiselect("Aspect ratios a_r", list(dbv.RATIO_CHOICES), key="db_ratios", on_change=_to_custom)
-    st.checkbox("extra box s'_k = √(s_k·s_k+1) for ratio 1", key="db_extra", on_change=_to_custom)
-    st.checkbox("clip box sizes to the image", key="db_clip", on_change=_to_custom)
-    st.checkbox("only 1, 2, 1/2 on the first and last two levels (SSD300)", key="db_four", on_change=_to_custom)
+                       "of entries is the number of levels m. Steps, scales and ratio sets follow.")
+    st.text_input("Steps (input px between cell centres, per level)", key="db_steps", on_change=_to_custom)
+    st.text_input("Scales s_1 .. s_m+1 (fractions of S; the last one only sets the last extra box)",
+                  key="db_scales", on_change=_to_custom)
+    st.text_input("Aspect ratios per level (levels split by ';')", key="db_ratio_sets", on_change=_to_custom,
+                  help="For example '1, 2, 1/2; 1, 2, 1/2, 3, 1/3'. One set alone applies to every level.")
+    c1, c2 = st.columns(2)
+    c1.checkbox("extra box s'_k = √(s_k·s_k+1)", key="db_extra", on_change=_to_custom)
+    c2.checkbox("clip box sizes to the image", key="db_clip", on_change=_to_custom)
+    with st.expander("The paper's rule: fill the scales from s_min and s_max", expanded=True):
+        c3, c4 = st.columns(2)
+        c3.slider("s_min", 0.02, 1.0, step=0.01, key="db_smin", on_change=_rule_changed)
+        c4.slider("s_max", 0.05, 1.5, step=0.01, key="db_smax", on_change=_rule_changed)
+        c5, c6 = st.columns(2)
+        c5.checkbox("first level on its own (SSD300: 0.1 for conv4_3)", key="db_first", on_change=_rule_changed)
+        c6.number_input("its scale", 0.01, 1.0, step=0.01, format="%.3f", key="db_sfirst", on_change=_rule_changed)
 
+if ss["db_preset"] in presets:
+    name, num_classes = presets[ss["db_preset"]]().name, presets[ss["db_preset"]]().num_classes
+else:  # custom keeps the class count it started from: only the boxes change here
+    name, num_classes = "custom", getattr(ss.get("_db_built"), "num_classes", model_cfg.num_classes)
 try:
-    if ss["db_preset"] in presets:
-        cfg = presets[ss["db_preset"]]()
-    else:
-        cfg = dbv.custom_config(
-            ss["db_size"], ss["db_smin"], ss["db_smax"], dbv.parse_feature_maps(ss["db_maps"]),
-            tuple(dbv.RATIO_CHOICES[r] for r in ss["db_ratios"]), ss["db_extra"], ss["db_clip"], ss["db_four"],
-        )
+    cfg = dbv.config_from_controls(_controls(), name=name, num_classes=num_classes)
 except ValueError as e:
     with right:
         st.error(f"These settings do not make a valid SSD: {e}")
     st.stop()
+ss["_db_built"] = cfg
+ss[dbv.TUNED_CFG_KEY] = cfg  # the configuration the dataset page measures
 
 db = _cache.default_boxes_of(cfg)
 with left:
-    if ss.get("db_level", 0) >= cfg.num_levels:
-        ss["db_level"] = 0
+    ss["db_level"] = dbv.valid_level(ss.get("db_level"), cfg.num_levels)
     level = st.selectbox("Level (feature map)", list(range(cfg.num_levels)), key="db_level",
                          format_func=lambda k: f"{k}: {cfg.feature_maps[k]}x{cfg.feature_maps[k]}")
     f = cfg.feature_maps[level]
     for key in ("db_row", "db_col"):
-        if ss.get(key) is None or ss[key] > f - 1:
+        if not isinstance(ss.get(key), int) or not 0 <= ss[key] <= f - 1:
             ss[key] = f // 2
     c6, c7 = st.columns(2)
     row = c6.number_input("Cell row i", 0, f - 1, key="db_row")

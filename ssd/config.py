@@ -239,3 +239,65 @@ def preset(name: str, **overrides) -> SSDConfig:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     cfg = PRESETS[name]()
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+# ---------------------------------------------------------------- config files (`--box-config FILE`)
+
+
+def check_fits(cfg: SSDConfig, reference: SSDConfig, source: str = "config") -> None:
+    """Raise ValueError (naming `source`) unless `cfg` keeps `reference`'s network geometry:
+    the input size, the feature maps and their steps, which the model's layers fix. Scales,
+    aspect ratios and the extra box are free: they only change the default boxes."""
+    for what, a, b in (
+        ("image_size", cfg.image_size, reference.image_size),
+        ("feature_maps", cfg.feature_maps, reference.feature_maps),
+        ("steps", cfg.steps, reference.steps),
+    ):
+        if a != b:
+            raise ValueError(f"{source}: {what} {list(a) if isinstance(a, tuple) else a} cannot be produced by "
+                             f"{reference.name}, which has {what} {list(b) if isinstance(b, tuple) else b}")
+
+
+def config_from_json_text(text: str, source: str = "config", reference: SSDConfig | None = None) -> SSDConfig:
+    """An `SSDConfig` from `SSDConfig.to_dict()` JSON text.
+
+    Raises ValueError naming `source` and the problem: not JSON, not an object, unknown or
+    missing fields, an invalid value (see `validate`), or (with `reference`) a geometry
+    the reference model cannot produce (see `check_fits`).
+    """
+    import json
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{source}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a JSON object of SSDConfig fields, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(SSDConfig)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{source}: unknown field(s) {unknown}; SSDConfig has {sorted(fields)}")
+    missing = sorted(n for n, f in fields.items() if n not in data
+                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise ValueError(f"{source}: missing field(s) {missing}")
+    try:
+        cfg = SSDConfig(**data)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{source}: {e}") from None
+    if reference is not None:
+        check_fits(cfg, reference, source)
+    return cfg
+
+
+def load_config_json(path, reference: SSDConfig | None = None) -> SSDConfig:
+    """`config_from_json_text` of the file at `path` (what `--box-config FILE` reads);
+    ValueError naming the file when it cannot be read."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    return config_from_json_text(text, str(path), reference)

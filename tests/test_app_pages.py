@@ -89,36 +89,7 @@ def test_architecture_shows_8732_for_ssd300():
     assert compact_total != "8732"
 
 
-def test_default_boxes_presets_sliders_and_bad_settings():
-    at = _app()
-    at.switch_page("pages/default_boxes.py").run()
-    assert _metric(at, "Total default boxes") == "8732"  # SSD300 VOC preset
-    preset = at.selectbox(key="db_preset")
-    at.selectbox(key="db_preset").set_value([o for o in preset.options if o.startswith("SSD512")][0]).run()
-    assert _metric(at, "Total default boxes") == "24564"
-    assert at.slider(key="db_size").value == 512  # the sliders follow the preset
-    # Moving a slider switches to the paper's linear rule on the shown settings.
-    at.slider(key="db_smin").set_value(0.2).run()
-    assert not at.exception
-    assert at.selectbox(key="db_preset").value.startswith("custom")
-    assert _metric(at, "Total default boxes") == "24564"  # same maps and ratios
-    at.multiselect(key="db_ratios").set_value(["1"]).run()
-    at.checkbox(key="db_extra").set_value(False).run()
-    assert _metric(at, "Total default boxes") == str(64**2 + 32**2 + 16**2 + 8**2 + 4**2 + 2**2 + 1)
-    at.selectbox(key="db_level").set_value(6).run()
-    assert not at.exception and _metric(at, "Boxes on level 6") == "1"
-    # Invalid settings explain themselves and the page survives.
-    at.slider(key="db_smin").set_value(0.95).run()
-    at.slider(key="db_smax").set_value(0.5).run()
-    assert not at.exception
-    assert any("s_min < s_max" in e for e in _errors(at))
-    at.slider(key="db_smax").set_value(1.2).run()
-    at.text_input(key="db_maps").input("38, x").run()
-    assert any("'x'" in e for e in _errors(at))
-    at.text_input(key="db_maps").input("10, 5").run()
-    assert not _errors(at)
-    at.number_input(key="db_row").set_value(2).run()
-    assert not at.exception
+# The Default boxes page has its own file: tests/test_app_default_boxes.py.
 
 
 def test_matching_sliders_change_positives_and_loss():

@@ -30,6 +30,7 @@ PAGES = [
     ("", "SSD Explorer", "home"),
     ("architecture", "Architecture", "architecture"),
     ("default_boxes", "Default boxes", "default_boxes"),
+    ("dataset", "Dataset: do the default boxes fit your data?", "dataset"),
     ("matching", "Matching & hard negatives", "matching"),
     ("per_scale", "Per-scale detections", "per_scale"),
     ("nms", "Non-maximum suppression", "nms"),

@@ -155,3 +155,54 @@ def _replace(**kw):
 def test_invalid_config_names_the_field(build, field):
     with pytest.raises(ValueError, match=field):
         build()
+
+
+# ---------------------------------------------------------------- config files (--box-config)
+
+
+def test_config_json_round_trip_and_fit(tmp_path):
+    from ssd.config import check_fits, load_config_json
+
+    cfg = dataclasses.replace(compact256(), scales=(0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0), name="tuned")
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert load_config_json(path) == cfg
+    assert load_config_json(path, reference=compact256()) == cfg
+    check_fits(cfg, compact256())
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{oops", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        (json.dumps({**compact256().to_dict(), "anchor_sizes": [1]}), r"unknown field\(s\) \['anchor_sizes'\]"),
+        (json.dumps({k: v for k, v in compact256().to_dict().items() if k != "scales"}), r"missing field\(s\) \['scales'\]"),
+        (json.dumps({**compact256().to_dict(), "scales": [0.1, 0.2]}), "scales must have"),
+        (json.dumps({**compact256().to_dict(), "aspect_ratios": [[1.0]] * 5}), "aspect_ratios has 5 levels"),
+    ],
+)
+def test_config_json_bad_input_names_the_file(tmp_path, text, message):
+    from ssd.config import load_config_json
+
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as e:
+        load_config_json(path)
+    assert str(path) in str(e.value)
+
+
+def test_config_json_geometry_the_model_cannot_produce(tmp_path):
+    from ssd.config import load_config_json
+
+    other = ssd_linear(0.2, 0.9, image_size=256, feature_maps=(32, 16, 8, 4, 2), num_classes=7)
+    path = tmp_path / "five_levels.json"
+    path.write_text(json.dumps(other.to_dict()))
+    with pytest.raises(ValueError, match=r"five_levels.json: feature_maps \[32, 16, 8, 4, 2\] cannot be produced by compact256"):
+        load_config_json(path, reference=compact256())
+    wrong_size = dataclasses.replace(compact256(), image_size=300)
+    path.write_text(json.dumps(wrong_size.to_dict()))
+    with pytest.raises(ValueError, match="image_size 300 cannot be produced by compact256"):
+        load_config_json(path, reference=compact256())
+    with pytest.raises(ValueError, match="missing.json: cannot read"):
+        load_config_json(tmp_path / "missing.json")

@@ -114,3 +114,59 @@ def test_dataset_items_and_disjoint_seeds():
         ds.scene(5)
     other = ProceduralDataset(5, seed=4, size=128)
     assert not any(torch.equal(ds[i][0], other[j][0]) for i in range(5) for j in range(5))
+
+
+# ---------------------------------------------------------------- object-size range, boxes only
+
+# sha256 of (image bytes, boxes, labels) of seeds 0..39 at 256 and 300 px, taken from the
+# generator before the object-size range existed: the default must stay byte-identical.
+_SCENES_BEFORE_OBJECT_SIZE = "435db3f0ad5199c73479dcc29921403da4ac3c36903e54f5f404f9cd87241914"
+
+
+def test_default_object_size_reproduces_todays_scenes_byte_identically():
+    import hashlib
+
+    h = hashlib.sha256()
+    for size in (256, 300):
+        for seed in range(40):
+            img, b, lab = make_scene(seed, size)
+            h.update(img.tobytes())
+            h.update(b.numpy().tobytes())
+            h.update(lab.numpy().tobytes())
+    assert h.hexdigest() == _SCENES_BEFORE_OBJECT_SIZE
+
+
+@pytest.mark.parametrize("object_size", [(0.05, 0.90), (0.03, 0.12), (0.4, 1.0)])
+def test_scene_boxes_equal_make_scene(object_size):
+    ds = ProceduralDataset(40, seed=3, size=300, object_size=object_size)
+    for i in range(40):
+        _, boxes, labels = ds.scene(i)
+        fast_boxes, fast_labels = ds.boxes(i)
+        assert torch.equal(boxes, fast_boxes) and torch.equal(labels, fast_labels)
+        assert torch.equal(fast_boxes, procedural.scene_boxes(scene_seed(3, i), 300, object_size=object_size)[0])
+
+
+def test_object_size_range_is_respected():
+    sides = []
+    for seed in range(150):
+        boxes, _ = procedural.scene_boxes(seed, 256, object_size=(0.03, 0.12))
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        sides += (torch.sqrt(w * h) / 256).tolist()
+    # Clipping at the border only shrinks boxes; the fallback object (0.4) is the one exception.
+    small = [s for s in sides if s < 0.39]
+    assert len(small) > 0.95 * len(sides)
+    assert max(small) <= 0.12 + 1e-6 and min(small) < 0.04
+
+
+def test_bad_object_size_names_the_problem():
+    with pytest.raises(ValueError, match="0 < min <= max <= 1"):
+        make_scene(0, object_size=(0.5, 0.1))
+    with pytest.raises(ValueError, match="0 < min <= max <= 1"):
+        ProceduralDataset(3, object_size=(0.0, 0.5))
+    with pytest.raises(ValueError, match="two numbers"):
+        procedural.scene_boxes(0, object_size=("a", 1))
+    with pytest.raises(ValueError, match="--object-size wants MIN,MAX.*'x'"):
+        procedural.parse_object_size("x")
+    with pytest.raises(ValueError, match="--object-size '0.1,nan'"):
+        procedural.parse_object_size("0.1,nan")
+    assert procedural.parse_object_size(" 0.03, 0.12") == (0.03, 0.12)

@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import pytest
 
 from explorer.views import default_boxes as dbv
-from ssd.config import ssd300_voc, ssd512_voc
+from ssd.config import compact256, ssd300_coco, ssd300_voc, ssd512_voc
 from ssd.priors import default_boxes
 
 
@@ -42,14 +42,56 @@ def test_custom_config_bad_input_names_the_problem():
         dbv.custom_config(0, 0.2, 0.9, (38, 19), (1.0,))
 
 
-def test_controls_from_preset_round_trip_counts():
+@pytest.mark.parametrize("factory", [ssd300_voc, ssd300_coco, ssd512_voc, compact256])
+def test_controls_reproduce_every_preset_exactly(factory):
+    cfg = factory()
+    c = dbv.controls_from_config(cfg)
+    assert dbv.config_from_controls(c, cfg.name, cfg.num_classes) == cfg  # every scale, step and ratio
+    # The rule settings the controls show describe the preset's scales too.
+    first = c["s_first"] if c["first_separate"] else None
+    assert dbv.rule_scales(c["s_min"], c["s_max"], cfg.num_levels, first) == pytest.approx(cfg.scales, abs=1e-9)
+    assert dbv.scales_text_from_rule(c, cfg.num_levels) == c["scales"]
+
+
+def test_ssd300_rule_is_conv4_3_apart_then_linear():
     c = dbv.controls_from_config(ssd300_voc())
-    assert c["image_size"] == 300 and c["feature_maps"] == "38, 19, 10, 5, 3, 1"
-    assert set(c["ratios"]) == {"1", "2", "3", "1/2", "1/3"} and c["four_box_levels"]
-    cfg = dbv.custom_config(c["image_size"], c["s_min"], c["s_max"], dbv.parse_feature_maps(c["feature_maps"]),
-                            tuple(dbv.RATIO_CHOICES[r] for r in c["ratios"]), c["extra_box"], c["clip"],
-                            c["four_box_levels"])
-    assert len(default_boxes(cfg)) == 8732
+    assert (c["s_min"], c["s_max"], c["first_separate"], c["s_first"]) == (0.2, 0.88, True, 0.1)
+    assert c["ratio_sets"] == "1, 2, 1/2; 1, 2, 1/2, 3, 1/3; 1, 2, 1/2, 3, 1/3; 1, 2, 1/2, 3, 1/3; 1, 2, 1/2; 1, 2, 1/2"
+    assert len(default_boxes(dbv.config_from_controls(c))) == 8732
+    # s_max one notch up moves levels 2.. only; level 1 (60 px) stays.
+    moved = dbv.rule_scales(0.2, 0.89, 6, 0.1)
+    assert moved[:2] == (0.1, 0.2) and moved[5] == pytest.approx(0.89)
+
+
+def test_ratio_sets_text_round_trip_and_errors():
+    assert dbv.parse_ratio_sets("1, 2, 1/2; 1, 3, 1/3", 2) == ((1.0, 2.0, 0.5), (1.0, 3.0, 1 / 3))
+    assert dbv.parse_ratio_sets("1, 2", 3) == ((1.0, 2.0),) * 3  # one set for every level
+    with pytest.raises(ValueError, match="3 level sets for 2 feature maps"):
+        dbv.parse_ratio_sets("1; 2; 3", 2)
+    with pytest.raises(ValueError, match="level 1: 'x' is not a number"):
+        dbv.parse_ratio_sets("1; x", 2)
+    with pytest.raises(ValueError, match="'1/0' is not a number"):
+        dbv.parse_ratio_sets("1/0", 2)
+    with pytest.raises(ValueError, match="'-2' must be a positive number"):
+        dbv.parse_ratio_sets("-2", 2)
+
+
+def test_controls_for_new_maps_follow_the_number_of_levels():
+    c = dbv.controls_from_config(ssd300_voc())
+    c["feature_maps"] = "10, 5, 3"
+    new = dbv.controls_for_new_maps(c)
+    cfg = dbv.config_from_controls(new)
+    assert cfg.feature_maps == (10, 5, 3) and cfg.steps == pytest.approx((30, 60, 100))
+    assert cfg.aspect_ratios[2] == cfg.aspect_ratios[1] == (1.0, 2.0, 0.5, 3.0, 1 / 3)
+    c["feature_maps"] = "10, 5"  # two levels: the rule covers both, no separate first level
+    assert dbv.config_from_controls(dbv.controls_for_new_maps(c)).scales == pytest.approx((0.2, 0.88, 1.56))
+
+
+def test_valid_level_drops_stale_values():
+    assert dbv.valid_level(3, 6) == 3
+    assert dbv.valid_level(6, 6) == 0
+    assert dbv.valid_level("6: 1x1", 6) == 0
+    assert dbv.valid_level(None, 6) == 0
 
 
 def test_level_rows_sum_to_total():

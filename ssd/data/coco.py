@@ -91,3 +91,47 @@ class COCODataset(SampleListDataset):
         if not self.samples:
             raise DatasetError(f"{src}: no usable images ({len(self.skipped)} skipped)")
         self._init_skips(skip_bad)
+
+
+def read_boxes(json_path, skip_bad: bool = False):
+    """The ground truth of an instances JSON alone, without reading any image file.
+
+    Returns (class_names with "background" first, [(file_name, width, height,
+    boxes_xyxy px (G, 4) float32, labels (G,) int64 in 1..K)] per image, in the JSON's
+    order, skipped [(image, reason)]: with `skip_bad`, images with a bad entry are left
+    out and listed instead of raising). Read through the one COCO reader
+    (`ssd.data.formats.read_coco_json`); crowd regions are not ground truth. Image sizes
+    come from the JSON's `width`/`height`, which this needs.
+    Raises DatasetError naming the file and the problem.
+    """
+    doc = read_coco_json(require_path(Path(json_path), "COCO annotation JSON"))
+    if not doc.category_ids:
+        raise DatasetError(f"{doc.source}: no categories")
+    label_of = {cid: k + 1 for k, cid in enumerate(doc.category_ids)}
+    out, skipped = [], []
+    for im in doc.images:
+        try:
+            out.append(_image_boxes(doc, im, label_of))
+        except DatasetError as e:  # AnnotationError is a DatasetError
+            if not skip_bad:
+                raise
+            skipped.append((im.file_name, str(e)))
+    return doc.class_names, out, skipped
+
+
+def _image_boxes(doc: COCOAnnotations, im: COCOImage, label_of: dict):
+    """(file_name, width, height, boxes_xyxy px, labels) of one image entry of `read_boxes`."""
+    if im.image_hw is None:
+        raise DatasetError(f"{doc.source}: image {im.id} has no integer 'width' and 'height' (the image "
+                           "sizes are needed to normalise its boxes; no image file is read)")
+    h, w = im.image_hw
+    if w <= 0 or h <= 0:
+        raise DatasetError(f"{doc.source}: image {im.id} has size {w}x{h}; both must be positive")
+    boxes, labels = [], []
+    for obj in doc.objects(im.id):
+        if not is_ground_truth(obj):
+            continue
+        boxes.append(check_box(f"{doc.source} image {im.id} ({obj.name!r})", obj.box_xyxy, w, h))
+        labels.append(label_of[obj.category_id])
+    return (im.file_name, w, h, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),  # (G, 4)
+            torch.tensor(labels, dtype=torch.int64))

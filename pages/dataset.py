@@ -1,0 +1,119 @@
+"""Dataset: do the default boxes fit your data? Coverage of every ground-truth box (Sec. 2.2, 2.3)."""
+import streamlit as st
+
+from explorer.inputs import datasets
+from explorer.views import dataset as dsv
+from explorer.views import default_boxes as dbv
+from pages import _sidebar, _ui
+
+_ui.require_app_frame()
+
+ctx = _sidebar.context()
+_ui.page_header(
+    "Dataset: do the default boxes fit your data?",
+    "Training matches each ground-truth box to the default boxes that overlap it with IoU ≥ 0.5; a box "
+    "that no default box reaches only gets its single forced best match. Here every box of a dataset is "
+    "measured against the configuration of the **Default boxes** page: the **best possible recall** (BPR, "
+    "the share of boxes some default box reaches at the threshold), which level owns each box, how many "
+    "positives each box gets, and the boxes no default box covers. The optimizer searches scales and "
+    "aspect ratios for this dataset within a budget of default boxes.",
+    "Sec. 2.2 \"Choosing scales and aspect ratios\" and Sec. 2.3 \"Matching strategy\"",
+)
+ss = st.session_state
+SOURCES = {"procedural": "Procedural scenes", "voc": "VOC folder on disk", "coco": "COCO JSON on disk",
+           "coco upload": "Upload a COCO JSON"}
+
+c1, c2 = st.columns([1, 2], gap="medium")
+with c1:
+    kind = st.radio("Dataset", list(SOURCES), format_func=SOURCES.get, key="ds_kind")
+with c2:
+    if kind == "procedural":
+        a, b = st.columns(2)
+        n = a.number_input("Scenes", 1, 100_000, 500, step=100, key="ds_n")
+        seed = b.number_input("Seed", 0, 10_000, 1000, key="ds_seed")
+        size = st.slider("Object size (fraction of the image side)", 0.01, 1.0, (0.05, 0.9), step=0.01, key="ds_size")
+        choice = datasets.DatasetChoice("procedural", int(n), int(seed), (float(size[0]), float(size[1])))
+    elif kind in ("voc", "coco"):
+        label = "VOC folder (holding Annotations/)" if kind == "voc" else "COCO instances JSON"
+        path = st.text_input(label, key=f"ds_path_{kind}")
+        n = st.number_input("First N images (0: all)", 0, 1_000_000, 0, key=f"ds_n_{kind}")
+        choice = datasets.DatasetChoice(kind, int(n), path=path)
+    else:
+        up = st.file_uploader("COCO instances JSON (image sizes needed, images not)", type=["json"], key="ds_upload")
+        choice = None if up is None else ("upload", up.name, up.getvalue())
+
+if choice is None:
+    st.info("Upload a COCO JSON to measure it.")
+    st.stop()
+cached = ss.get("_ds_loaded")
+if cached is None or cached[0] != choice:
+    bar = st.progress(0.0, text="Reading the dataset's boxes...")
+    try:
+        if isinstance(choice, tuple):
+            data = datasets.load_upload(choice[1], choice[2])
+        else:
+            data = datasets.load(choice, lambda done, total: bar.progress(done / total, text=f"{done}/{total} images"))
+    except ValueError as e:  # DatasetError is a ValueError
+        bar.empty()
+        st.error(str(e))
+        st.stop()
+    bar.empty()
+    ss["_ds_loaded"] = cached = (choice, data)
+data = cached[1]
+if data.skipped:
+    st.warning(f"{len(data.skipped)} image(s) skipped as bad, e.g. {data.skipped[0][1]}")
+
+cfg = ss.get(dbv.TUNED_CFG_KEY) or ctx.loaded.model.cfg
+st.caption(f"{len(data)} boxes from {data.source}. Default boxes: **{cfg.name}** "
+           f"({sum(f * f * k for f, k in zip(cfg.feature_maps, cfg.boxes_per_location()))} boxes, "
+           f"{cfg.image_size} px input); edit them on the Default boxes page.")
+
+
+@st.fragment
+def results() -> None:
+    iou = st.slider("IoU threshold", 0.1, 0.9, 0.5, step=0.05, key="ds_iou")
+    cov, s = dsv.measure(data, cfg, float(iou))
+    m = st.columns(5)
+    m[0].metric("Best possible recall", f"{s['bpr']:.3f}")
+    m[1].metric("Boxes", s["num_boxes"])
+    m[2].metric("Mean positives per box", s["mean_positives"])
+    m[3].metric("Forced match only", s["forced_only"])
+    m[4].metric("Smaller than the smallest default box", s["smaller_than_smallest_default"])
+    _ui.show_plotly(dsv.size_figure(data, cfg, cov), key="ds_sizes")
+    a, b = st.columns(2)
+    with a:
+        _ui.show_plotly(dsv.ownership_figure(s), key="ds_levels")
+    with b:
+        _ui.show_plotly(dsv.histogram_figure(s), key="ds_hist")
+    for title, rows in (("Per level", s["per_level"]), ("Per class", s.get("per_class", [])),
+                        ("Per size (sqrt(w·h) on the network input)", s["per_size"])):
+        st.markdown(f"**{title}**")
+        st.dataframe(rows, hide_index=True, width="stretch")
+    st.markdown(f"**Uncovered boxes** (best IoU < {iou:g}; worst {len(s['uncovered'])} shown)")
+    st.dataframe(s["uncovered"], hide_index=True, width="stretch")
+    _ui.download_buttons("Coverage summary", s["per_level"], key="dataset_coverage", payload=s)
+
+
+results()
+
+st.subheader("Optimizer")
+model_cfg = ctx.loaded.model.cfg
+base_count = sum(f * f * k for f, k in zip(model_cfg.feature_maps, model_cfg.boxes_per_location()))
+st.caption(f"Keeps {model_cfg.name}'s input size and feature maps; searches the scales, each level's aspect "
+           "ratios and the extra box to maximise BPR at IoU 0.5, then positives per box.")
+budget = st.number_input("Budget: most default boxes", 100, 200_000, base_count, step=100, key="ds_budget")
+if st.button("Tune the default boxes for this dataset", key="ds_tune"):
+    with st.spinner("Searching scales and aspect ratios..."):
+        try:
+            res = dsv.tune(data, model_cfg, int(budget))
+        except ValueError as e:
+            st.error(str(e))
+            st.stop()
+    ss[dbv.TUNED_CFG_KEY] = res.cfg
+    ss["_ds_tuned"] = (res.before, res.after)
+    st.rerun()
+if ss.get("_ds_tuned"):
+    before, after = ss["_ds_tuned"]
+    st.success(f"Tuned: BPR {before['bpr']:.3f} -> {after['bpr']:.3f}, positives per box "
+               f"{before['mean_positives']:.2f} -> {after['mean_positives']:.2f}, default boxes "
+               f"{before['default_boxes']} -> {after['default_boxes']}. The Default boxes page now shows it.")

@@ -1,0 +1,111 @@
+"""The Dataset page under Streamlit's AppTest: procedural scenes with a size range, a VOC folder
+and COCO JSON on disk, an uploaded COCO JSON, bad files, the shared tuned configuration and the
+optimizer button."""
+import json
+from pathlib import Path
+
+import pytest
+
+st_testing = pytest.importorskip("streamlit.testing.v1")
+AppTest = st_testing.AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def _app_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("SSD_TORCH_THREADS", "1")
+    from streamlit.runtime import pages_manager
+
+    original = pages_manager.PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # run app.py on every AppTest run, as the server does
+        original(self, *args, **kwargs)
+        pages_manager.PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+
+
+def _page(n_scenes: int = 60) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/dataset.py")
+    at.session_state["ds_n"] = n_scenes
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metric(at, label: str) -> str:
+    return [m for m in at.metric if m.label == label][0].value
+
+
+def test_procedural_coverage_with_size_range_and_threshold():
+    from ssd.coverage import coverage_brute
+    from ssd.data.gt_boxes import procedural_boxes
+    from ssd.models import default_config
+
+    at = _page()
+    data = procedural_boxes(60, 1000, 256)
+    assert _metric(at, "Boxes") == str(len(data))
+    cfg = default_config("compact256")  # the sidebar model's config until Default boxes edits it
+    assert _metric(at, "Best possible recall") == f"{coverage_brute(data.boxes_xyxy_norm, cfg).bpr:.3f}"
+    at.slider(key="ds_iou").set_value(0.7).run()
+    assert _metric(at, "Best possible recall") == f"{coverage_brute(data.boxes_xyxy_norm, cfg, 0.7).bpr:.3f}"
+    at.slider(key="ds_size").set_value((0.03, 0.12)).run()
+    small = procedural_boxes(60, 1000, 256, (0.03, 0.12))
+    assert not at.exception and _metric(at, "Boxes") == str(len(small))
+
+
+def test_default_boxes_page_config_is_measured_here():
+    from ssd.config import ssd300_voc
+
+    at = _page()
+    at.switch_page("pages/default_boxes.py").run()
+    assert at.session_state["tuned_cfg"] == ssd300_voc()
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception
+    assert any("ssd300_voc" in c.value and "8732 boxes" in c.value for c in at.caption)
+
+
+def test_optimizer_button_shares_its_config_with_default_boxes():
+    at = _page(40)
+    at.slider(key="ds_size").set_value((0.03, 0.12)).run()
+    before = float(_metric(at, "Best possible recall"))
+    at.button(key="ds_tune").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    tuned = at.session_state["tuned_cfg"]
+    assert tuned.name == "tuned_compact256" and float(_metric(at, "Best possible recall")) > before
+    assert any("Tuned: BPR" in s.value for s in at.success)
+    at.switch_page("pages/default_boxes.py").run()
+    assert not at.exception and at.session_state["tuned_cfg"].scales == tuned.scales
+    assert at.selectbox(key="db_preset").value.startswith("custom")
+
+
+def test_voc_folder_and_coco_json_on_disk(peer_data):
+    at = _page()
+    at.radio(key="ds_kind").set_value("voc").run()
+    at.text_input(key="ds_path_voc").input(str(peer_data / "mmdet" / "VOC2007")).run()
+    assert not at.exception and _metric(at, "Boxes") == "15"
+    at.radio(key="ds_kind").set_value("coco").run()
+    at.text_input(key="ds_path_coco").input(str(peer_data / "mmdet" / "coco_sample.json")).run()
+    assert not at.exception and _metric(at, "Boxes") == "3"
+    assert any("1 image(s) skipped" in w.value and "unknown category_id 3" in w.value for w in at.warning)
+
+
+def test_bad_dataset_inputs_show_what_is_wrong(tmp_path):
+    at = _page()
+    at.radio(key="ds_kind").set_value("voc").run()
+    at.text_input(key="ds_path_voc").input(str(tmp_path)).run()
+    assert any("no VOC annotation XML files" in e.value for e in at.error)
+    at.radio(key="ds_kind").set_value("coco upload").run()
+    no_sizes = {"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "x"}],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}]}
+    at.file_uploader(key="ds_upload").set_value(("mine.json", json.dumps(no_sizes).encode(), "application/json")).run()
+    assert not at.exception
+    errs = [e.value for e in at.error]
+    assert any("mine.json" in e and "no integer 'width' and 'height'" in e for e in errs), errs
+    good = {**no_sizes, "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 50}]}
+    at.file_uploader(key="ds_upload").set_value(("ok.json", json.dumps(good).encode(), "application/json")).run()
+    assert not at.exception and _metric(at, "Boxes") == "1"
