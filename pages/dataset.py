@@ -1,4 +1,4 @@
-"""Dataset: do the default boxes fit your data? Coverage of every ground-truth box (Sec. 2.2, 2.3)."""
+"""Dataset: do the default boxes fit your data? Coverage of every ground-truth box (Sec. 2.2)."""
 import streamlit as st
 
 from explorer.inputs import datasets
@@ -17,7 +17,7 @@ _ui.page_header(
     "the share of boxes some default box reaches at the threshold), which level owns each box, how many "
     "positives each box gets, and the boxes no default box covers. The optimizer searches scales and "
     "aspect ratios for this dataset within a budget of default boxes.",
-    "Sec. 2.2 \"Choosing scales and aspect ratios\" and Sec. 2.3 \"Matching strategy\"",
+    "Sec. 2.2 \"Choosing scales and aspect ratios\" and \"Matching strategy\"",
 )
 ss = st.session_state
 SOURCES = {"procedural": "Procedural scenes", "voc": "VOC folder on disk", "coco": "COCO JSON on disk",

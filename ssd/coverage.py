@@ -1,10 +1,10 @@
-"""Coverage: how well a config's default boxes can reach a dataset's ground truth (Sec. 2.2-2.3).
+"""Coverage: how well a config's default boxes can reach a dataset's ground truth (Sec. 2.2).
 
 For G ground-truth boxes (xyxy, normalised to the image; SSD's resize maps the image
 onto the S x S network input, so the same numbers hold there) and the A default boxes
 of an `SSDConfig`, `coverage` gives per box the best IoU any default box reaches, which
 one reaches it, and how many default boxes reach the threshold (the positives the
-matcher would give it, Sec. 2.3). The best possible recall (BPR) is the share of boxes
+matcher would give it, Sec. 2.2). The best possible recall (BPR) is the share of boxes
 whose best IoU reaches the threshold: a box below it is only matched by the forced
 best-default-box rule.
 
@@ -149,7 +149,7 @@ def coverage(gt_xyxy_norm: Tensor, cfg: SSDConfig, iou_threshold: float = 0.5) -
     Args:
         gt_xyxy_norm: (G, 4) xyxy, normalised to the image (= the network input).
         cfg: the config whose default boxes (`ssd.priors.default_boxes(cfg)`) are tested.
-        iou_threshold: t in (0, 1]; a default box with IoU >= t is a positive (Sec. 2.3).
+        iou_threshold: t in (0, 1]; a default box with IoU >= t is a positive (Sec. 2.2).
     Returns:
         `Coverage`, equal to `coverage_brute` (exactly for counts, to 1e-6 for IoUs).
     Raises:

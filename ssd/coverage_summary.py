@@ -114,7 +114,7 @@ def summarize(cov: Coverage, gt_xyxy_norm: Tensor, cfg: SSDConfig, labels: Tenso
     """Everything about one coverage run as a JSON-ready dict.
 
     Keys: num_boxes, iou_threshold, bpr, mean_best_iou, mean_positives, forced_only (boxes
-    no default box reaches at the threshold: only the forced best match, Sec. 2.3, gives
+    no default box reaches at the threshold: only the forced best match, Sec. 2.2, gives
     them a positive), smaller_than_smallest_default (sqrt(w h) below the smallest default
     box's), per_level, per_size, per_class (if labels), positives_histogram, uncovered.
     """

@@ -1,5 +1,5 @@
 """Figures and tables for the Dataset page: how well the shared default-box configuration
-covers a whole dataset's ground truth (Sec. 2.2 scales and ratios, Sec. 2.3 matching).
+covers a whole dataset's ground truth (Sec. 2.2 scales and ratios, Sec. 2.2 matching).
 
 Frame: the S x S network input (every image stretched to it, as SSD resizes), pixels.
 """
