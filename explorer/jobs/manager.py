@@ -100,10 +100,11 @@ def launch(runs_dir: Path, spec: JobSpec, name: str | None = None, devices: dict
     setting or dataset path is bad or a limit is reached."""
     limits = limits or JobLimits()
     roots = data_roots if data_roots is not None else paths_mod.data_roots(exposed=False)
-    summary = validate_spec(spec, roots=roots, limits=limits)
+    runs_dir = Path(runs_dir).expanduser().resolve()
+    ckpt_roots = (*roots, runs_dir, paths_mod.CHECKPOINTS_DIR.resolve())  # a run's best.pt, the shipped ones
+    summary = validate_spec(spec, roots=roots, limits=limits, checkpoint_roots=ckpt_roots)
     devices = devices if devices is not None else available_devices()
     device = resolve_device(spec.train.device, devices["cuda"], devices["gpu_count"], spec.nproc)
-    runs_dir = Path(runs_dir).expanduser().resolve()
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -121,8 +121,9 @@ def _read_run(run_dir: Path) -> RunInfo:
     status, unreadable = _read_status(run_dir, problems)
     launched = raw_job is not None or job_problem is not None
     if launched:
-        alive = _check_alive_and_fix(run_dir, unreadable, problems)
+        alive, unsaved = _check_alive_and_fix(run_dir, unreadable, problems)
         status, unreadable = _read_status(run_dir, [])
+        status.update(unsaved)  # the effective state when the folder refused the write
     else:  # run written by `python -m ssd.train` by hand: no run lock, check the pid
         state = status.get("state")
         # Only a live state has a run process; the writer of an ended run may live on (in-process main()).
@@ -171,33 +172,48 @@ def _run_info(run_dir: Path, job: dict, status: dict, state: str, alive: bool, p
     )
 
 
-def _check_alive_and_fix(run_dir: Path, unreadable: bool, problems: list[str]) -> bool:
+def _check_alive_and_fix(run_dir: Path, unreadable: bool, problems: list[str]) -> tuple[bool, dict]:
+    """(alive, fields to show that could not be saved). A dead run's stale live status is
+    rewritten (`fix_dead_status`); in a read-only folder it is only shown."""
     with probe_run_lock(run_dir) as alive:
         if alive:
-            return True
-        if not unreadable:  # never rewrite a status we could not read (it may say finished)
+            return True, {}
+        if unreadable:  # never rewrite a status we could not read (it may say finished)
+            return False, {}
+        fields = dead_status_fields(run_dir)
+        if fields:
             try:
-                fix_dead_status(run_dir)
+                update_status(run_dir, **fields)
             except OSError as exc:
-                problems.append(f"the run folder is not writable ({exc.strerror}); its state is shown, not saved")
-        return False
+                problems.append(f"the run folder is not writable ({exc.strerror or exc}); "
+                                "its state is shown, not saved")
+                return False, fields
+        return False, {}
+
+
+def dead_status_fields(run_dir: Path) -> dict:
+    """For a run known dead: the status fields that end a status still saying queued or
+    running, `cancelled` (cancel asked) or `failed`; {} when the status needs nothing."""
+    raw, problem = read_json_checked(runlog.paths(run_dir).status)
+    if problem:
+        return {}
+    status, _ = clean_status(raw or {})
+    if status.get("state", "queued") not in LIVE_STATES:
+        return {}
+    if (run_dir / CANCEL_MARK).exists():
+        return {"state": "cancelled", "message": "cancelled"}
+    last = _last_output_line(run_dir)
+    return {"state": "failed", "message": "process died without reporting (killed, crashed or machine "
+                                          "restarted)" + (f"; last output: {last}" if last else "")}
 
 
 def fix_dead_status(run_dir: Path) -> None:
     """With the run lock held (nothing of this run runs, nothing can start): a status
-    still saying queued/running becomes `cancelled` (cancel asked) or `failed`."""
-    raw, problem = read_json_checked(runlog.paths(run_dir).status)
-    if problem:
-        return
-    status, _ = clean_status(raw or {})
-    if status.get("state", "queued") in LIVE_STATES:
-        if (run_dir / CANCEL_MARK).exists():
-            update_status(run_dir, state="cancelled", message="cancelled")
-        else:
-            last = _last_output_line(run_dir)
-            update_status(run_dir, state="failed",
-                          message="process died without reporting (killed, crashed or machine "
-                                  "restarted)" + (f"; last output: {last}" if last else ""))
+    still saying queued/running becomes `cancelled` (cancel asked) or `failed`.
+    OSError when the folder refuses the write."""
+    fields = dead_status_fields(run_dir)
+    if fields:
+        update_status(run_dir, **fields)
 
 
 def _last_output_line(run_dir: Path) -> str:

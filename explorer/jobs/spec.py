@@ -185,7 +185,8 @@ def check_coco(coco_json: str, coco_images: str, roots=None, limits: JobLimits |
 
 
 def _check_file_option(opts, roots) -> None:
-    """init / backbone_weights given as paths must resolve inside the roots too."""
+    """init / backbone_weights given as paths must resolve inside `roots` (the data roots
+    plus the runs and shipped checkpoints folders, as `launch` passes them)."""
     for name in ("init", "backbone_weights"):
         value = str(getattr(opts, name, "") or "")
         if value and value not in ("coco", "imagenet"):
@@ -194,10 +195,11 @@ def _check_file_option(opts, roots) -> None:
                 raise JobError(f"{name} checkpoint: {path} is not a file")
 
 
-def validate_spec(spec: JobSpec, roots=None, limits: JobLimits | None = None) -> str:
+def validate_spec(spec: JobSpec, roots=None, limits: JobLimits | None = None, checkpoint_roots=None) -> str:
     """Raise JobError naming the first bad setting; returns a dataset summary line.
 
-    roots: folders dataset paths must resolve into (None: anywhere); limits: the
+    roots: folders dataset paths must resolve into (None: anywhere); checkpoint_roots:
+    folders an init / backbone weights file may be in (default: `roots`); limits: the
     resource limits (default `JobLimits()`), batch x model and images x epochs."""
     limits = limits or JobLimits()
     if not isinstance(spec.nproc, int) or spec.nproc < 1:
@@ -207,7 +209,7 @@ def validate_spec(spec: JobSpec, roots=None, limits: JobLimits | None = None) ->
     except ValueError as e:
         raise JobError(str(e)) from None
     check_budget(opts, spec.nproc, None, limits)  # batch first: no dataset read for a refused launch
-    _check_file_option(opts, roots)
+    _check_file_option(opts, roots if checkpoint_roots is None else checkpoint_roots)
     if opts.dataset == "procedural":
         summary, n = (f"procedural: {opts.train_size} train / {opts.val_size} val scenes, seed {opts.data_seed}",
                       opts.train_size)

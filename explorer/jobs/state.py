@@ -91,8 +91,13 @@ def probe_run_lock(run_dir: Path) -> Iterator[bool]:
     `with`, so no runner of this run can start meanwhile (a launch takes it
     exclusively): safe to rewrite status.json. Shared, so that two probes at the
     same moment (two browser tabs, a queued runner) never mistake each other for
-    the run."""
-    fd = open_lock(Path(run_dir) / RUN_LOCK)
+    the run. A lock file that is missing and cannot be created (a read-only folder) is
+    held by nobody: every launched run has one from its first moment."""
+    try:
+        fd = open_lock(Path(run_dir) / RUN_LOCK)
+    except FileNotFoundError:
+        yield False
+        return
     try:
         got = try_flock(fd, shared=True)
         yield not got
