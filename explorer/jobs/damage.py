@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -111,16 +112,14 @@ def first_logged_loss(run_dir: Path, max_bytes: int = 4096) -> float | None:
 
 def checkpoint_problem(path: Path) -> str | None:
     """Why `path` is not a usable checkpoint file, looked at without unpickling anything
-    (None when it looks whole): not a regular file, empty, not a zip archive (cut short:
-    torch.save writes a zip whose directory is at the end), or a member that fails its CRC
-    when `deep` reading is asked by `checkpoint_problem_deep`."""
+    (None when it looks whole): unreadable, not a regular file, empty, or not a zip
+    archive (cut short: torch.save writes a zip whose directory is at the end). Cheap:
+    reads the archive's end only, so the model picker can call it for every run."""
     try:
         st = os.stat(path)
     except OSError as exc:
         return f"{Path(path).name}: cannot be read ({exc.strerror})"
-    import stat as stat_mod
-
-    if not stat_mod.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):
         return f"{Path(path).name}: not a regular file"
     if st.st_size == 0:
         return f"{Path(path).name}: empty file"

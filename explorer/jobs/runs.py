@@ -130,10 +130,11 @@ def _read_run(run_dir: Path) -> RunInfo:
         alive = state in LIVE_STATES and pid_alive_since(status.get("pid"), status.get("started_at"))
         if state in LIVE_STATES and not alive:
             status = dict(status, state="failed", message="process is gone (killed or machine restarted)")
-    state = status.get("state") or ("running" if launched and alive else "damaged" if unreadable else
-                                     "queued" if launched and alive else "failed")
+    # No usable state: a live run is running (its trainer rewrites the file soon); a dead one
+    # whose status cannot be read is damaged (it may have finished), never guessed failed.
+    state = status.get("state") or ("running" if alive else DAMAGED if unreadable else "failed")
     if unreadable and not alive:
-        state = "damaged"
+        state = DAMAGED
         status = dict(status, message="status.json is unreadable: the run's state is unknown (the file "
                                       "is left as it is; delete the run or restore the file)")
     return _run_info(run_dir, job, status, state, alive, problems)
