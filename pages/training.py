@@ -57,7 +57,7 @@ def _state_now(run_dir) -> str:
     return info.state + (" (alive)" if info.alive else "")
 
 
-def _act(action, run_dir, done: str, *args) -> None:
+def _act(action, run_dir, done: str, *args, kind: str = "success") -> None:
     """Run a control; flash what happened and the state the run is in now (two tabs
     pressing at once: one acts, the other is told why not and what the run is now)."""
     try:
@@ -67,11 +67,11 @@ def _act(action, run_dir, done: str, *args) -> None:
         _flash("error", f"{exc}.{now}")
     else:
         now = f" It is now {_state_now(run_dir)}." if run_dir.is_dir() else ""
-        _flash("success" if "Deleted" in done or "Resumed" in done else "info", done + now)
+        _flash(kind, done + now)
 
 
 def _cancel(run_dir) -> None:
-    _act(jobs.cancel, run_dir, f"Cancelling {run_dir.name}: it saves a checkpoint and stops.", run_dir)
+    _act(jobs.cancel, run_dir, f"Cancelling {run_dir.name}: it saves a checkpoint and stops.", run_dir, kind="info")
 
 
 def _resume(run_dir) -> None:
