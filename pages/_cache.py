@@ -1,11 +1,22 @@
-"""Streamlit caches around `explorer/`: models (`st.cache_resource`, keyed by id + file
-mtime) and per-image results (`st.cache_data`, keyed by the image's sha1 + parameters),
-so switching pages recomputes nothing."""
+"""Caches around `explorer/`: models (`st.cache_resource`, keyed by id + file mtime) and
+per-image results (keyed by the image's sha1 + parameters), so switching pages
+recomputes nothing.
+
+Bounded by bytes as well as entries (a 127 KB PNG can decode to 40 megapixels, 160 MB):
+- decoded images are resources (never pickled and copied per rerun), at most
+  `MAX_UPLOADS` uploads: one full-resolution copy each, the one the pages draw from;
+- the network's outputs and the thresholded stages live in `explorer.bounded_cache.ByteLRU`s
+  (`RAW_BYTES`, `STAGES_BYTES`), and keep no copy of the image (`image=None`: the pages
+  draw `ctx.image`, the boxes are in its pixels);
+- figure backgrounds are JPEG data URIs at most 768 px on a side (`image_data_uri`)."""
 from __future__ import annotations
+
+import dataclasses
 
 import streamlit as st
 
 from explorer import results
+from explorer.bounded_cache import ByteLRU
 from explorer.inputs import models as models_mod
 from explorer.inputs import samples as samples_mod
 from explorer.views.figures import image_data_uri
@@ -21,37 +32,53 @@ def load_model(model_id: str) -> models_mod.LoadedModel:
     return _load_model_cached(models_mod.model_cache_key(model_id))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+MAX_UPLOADS = 2  # decoded uploads kept (<= 160 MB each at the 40 MP limit)
+RAW_BYTES = 256 << 20  # network outputs of recent (model, image) pairs (SSD300 on one image: ~6 MB)
+STAGES_BYTES = 192 << 20  # thresholded stages of recent slider positions (raw counted in each)
+RAW = ByteLRU(RAW_BYTES, max_entries=8)
+STAGES = ByteLRU(STAGES_BYTES, max_entries=16)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
 def sample_image(sample_id: str) -> samples_mod.LoadedImage:
+    """A built-in sample, decoded once (a resource: shared, never copied; nothing modifies it)."""
     return samples_mod.load_sample(sample_id)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=MAX_UPLOADS)
 def decode_upload(name: str, data: bytes) -> samples_mod.LoadedImage:
+    """An uploaded image, decoded once (a resource: a 40 MP image is not pickled per rerun)."""
     return samples_mod.load_upload(name, data)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def image_uri(digest: str, _image, size: tuple[int, int] | None = None) -> str:
-    """JPEG data URI of the image (stretched to `size` if given), keyed by its sha1."""
+    """JPEG data URI of the image (stretched to `size` if given), keyed by its sha1;
+    at most 768 px on a side (`image_data_uri`), so a few hundred KB per entry."""
     img = _image if size is None else _image.resize(size)
     return image_data_uri(img)
 
 
-@st.cache_resource(show_spinner="Running the model on the image...", max_entries=8)
 def raw_outputs(model_key: str, digest: str, _model, _image):
     """The network's threshold-free outputs on the image (`explorer.results.forward_raw`),
-    cached by (model, image sha1), so threshold sliders never re-run the network.
-    A resource (not copied per rerun): nothing downstream modifies it."""
-    return results.forward_raw(_model, _image)
+    cached by (model, image sha1) in `RAW`, so threshold sliders never re-run the network.
+    Shared, not copied: nothing downstream modifies it. The original image is dropped
+    from it (`image=None`): the pages draw `ctx.image`."""
+    def compute():
+        with st.spinner("Running the model on the image..."):
+            return dataclasses.replace(results.forward_raw(_model, _image), image=None)
+
+    return RAW.get_or_compute((model_key, digest), compute)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def stages(model_key: str, digest: str, _raw, score_threshold: float = 0.01,
            nms_threshold: float = 0.45, top_k: int = 200, level_score_threshold: float = 0.3):
-    """`explorer.results.stages_from_raw`, cached by (model, image sha1, thresholds)."""
-    return results.stages_from_raw(_raw, score_threshold=score_threshold, nms_threshold=nms_threshold,
-                                   top_k=top_k, level_score_threshold=level_score_threshold)
+    """`explorer.results.stages_from_raw`, cached by (model, image sha1, thresholds) in `STAGES`."""
+    key = (model_key, digest, float(score_threshold), float(nms_threshold), int(top_k),
+           float(level_score_threshold))
+    return STAGES.get_or_compute(key, lambda: results.stages_from_raw(
+        _raw, score_threshold=score_threshold, nms_threshold=nms_threshold, top_k=top_k,
+        level_score_threshold=level_score_threshold))
 
 
 def current_stages(ctx, score_threshold: float = 0.01, nms_threshold: float = 0.45, top_k: int = 200,

@@ -11,13 +11,16 @@ import streamlit as st
 
 from pages._ui import require_app_frame
 
+from explorer import paths
 from explorer.jobs import manager as jobs
+from explorer.jobs.limits import JobLimits
 from explorer.jobs.spec import DATASETS, MODELS, RECIPES, JobError, JobSpec, TrainOptions
 from explorer.views.training import loss_figure, map_figure
 
 require_app_frame()
 
 REFRESH_S = 2.0
+LIMITS = JobLimits()  # queue length per device, free disk, batch x model, images x epochs (README)
 DEFAULTS = TrainOptions()  # ssd.train's defaults, declared once there
 # Recipe options that have a widget below (field -> widget key); the others travel unseen.
 RECIPE_WIDGETS = {"dataset": "train_dataset", "train_size": "train_train_size", "val_size": "train_val_size",
@@ -48,28 +51,35 @@ def _show_flash() -> None:
 
 
 # --- actions (button callbacks: they run before the rerun, so the table is fresh) ---
-def _cancel(run_dir) -> None:
+def _state_now(run_dir) -> str:
+    """The run's state after an action, re-read from disk (what the page reports)."""
+    info = jobs.read_run(run_dir)
+    return info.state + (" (alive)" if info.alive else "")
+
+
+def _act(action, run_dir, done: str, *args, kind: str = "success") -> None:
+    """Run a control; flash what happened and the state the run is in now (two tabs
+    pressing at once: one acts, the other is told why not and what the run is now)."""
     try:
-        jobs.cancel(run_dir)
-        _flash("info", f"Cancelling {run_dir.name}: it saves a checkpoint and stops.")
-    except JobError as exc:
-        _flash("error", str(exc))
+        action(*args)
+    except (JobError, OSError) as exc:
+        now = f" The run is now {_state_now(run_dir)}." if run_dir.is_dir() else ""
+        _flash("error", f"{exc}.{now}")
+    else:
+        now = f" It is now {_state_now(run_dir)}." if run_dir.is_dir() else ""
+        _flash(kind, done + now)
+
+
+def _cancel(run_dir) -> None:
+    _act(jobs.cancel, run_dir, f"Cancelling {run_dir.name}: it saves a checkpoint and stops.", run_dir, kind="info")
 
 
 def _resume(run_dir) -> None:
-    try:
-        jobs.resume(run_dir)
-        _flash("success", f"Resumed {run_dir.name} (queued for its device).")
-    except JobError as exc:
-        _flash("error", str(exc))
+    _act(jobs.resume, run_dir, f"Resumed {run_dir.name} (queued for its device).", run_dir)
 
 
 def _delete(runs_dir, name: str) -> None:
-    try:
-        jobs.delete_run(runs_dir, name)
-        _flash("success", f"Deleted run {name}.")
-    except JobError as exc:
-        _flash("error", str(exc))
+    _act(jobs.delete_run, runs_dir / name, f"Deleted run {name}.", runs_dir, name)
 
 
 def _use_in_explorer(info: jobs.RunInfo) -> None:
@@ -117,6 +127,13 @@ def _starting_point(runs_dir) -> dict:
     return {"init": path or "", "init_keep_classes": keep}
 
 
+def _data_roots() -> tuple:
+    """Folders dataset paths may be in: $SSD_DATA_ROOTS, else data/ and home when the
+    server is on loopback, none when it is exposed."""
+    exposed = paths.server_is_exposed(st.get_option("server.address"))
+    return paths.data_roots(exposed)
+
+
 def launch_form(runs_dir) -> None:
     devices = _devices()
     gpus = devices["gpu_count"]
@@ -137,11 +154,14 @@ def launch_form(runs_dir) -> None:
             data["val_size"] = c2.number_input("Validation scenes", 1, 10_000, 64, key="train_val_size")
             data["data_seed"] = c3.number_input("Scene seed", 0, 2**31 - 1, DEFAULTS.data_seed,
                                                 key="train_data_seed")
-        elif dataset == "voc":
+        else:
+            st.caption("Dataset paths must be inside: " + (", ".join(f"`{r}`" for r in _data_roots()) or
+                       "nothing on this exposed server (the administrator sets SSD_DATA_ROOTS)"))
+        if dataset == "voc":
             data["data_root"] = st.text_input(
                 "VOC folder (holding Annotations/ and JPEGImages/)", key="train_data_root",
                 placeholder="/data/VOCdevkit/VOC2007")
-        else:
+        elif dataset == "coco":
             data["coco_json"] = st.text_input("COCO annotation JSON", key="train_coco_json",
                                               placeholder="/data/coco/annotations/instances_train2017.json")
             data["coco_images"] = st.text_input("COCO image folder", key="train_coco_images",
@@ -174,8 +194,9 @@ def launch_form(runs_dir) -> None:
                           max_steps=int(max_steps), eval_every=int(eval_every), log_every=int(log_every),
                           **{k: (int(v) if isinstance(v, (int, float)) else str(v).strip()) for k, v in data.items()})
         try:
-            run_dir = jobs.launch(runs_dir, spec, name=name.strip() or None, devices=devices)
-        except JobError as exc:
+            run_dir = jobs.launch(runs_dir, spec, name=name.strip() or None, devices=devices,
+                                  data_roots=_data_roots(), limits=LIMITS)
+        except (JobError, OSError) as exc:
             st.error(f"Not launched: {exc}")
         else:
             st.session_state["train_selected"] = run_dir.name
@@ -188,6 +209,8 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
     st.progress(info.progress, text=f"{info.state} · {steps} · {info.message}")
     if info.state == "failed":
         st.error(f"{info.name} failed: {info.message}")
+    if info.damage:
+        st.warning(f"{info.name}: damaged run folder, shown as far as it can be read: {info.damage}")
     c = st.columns(5)
     c[0].metric("Epoch", "–" if info.epoch is None else info.epoch)
     c[1].metric("Images / s", "–" if info.images_per_s is None else f"{info.images_per_s:.1f}")
@@ -224,7 +247,8 @@ def watch(runs_dir) -> None:
     _show_flash()
     runs = jobs.list_runs(runs_dir)
     st.subheader(f"Runs ({len(runs)})")
-    st.caption(f"Run folder: `{runs_dir}` · refreshes every {REFRESH_S:.0f} s")
+    st.caption(f"Run folder: `{runs_dir}` · refreshes every {REFRESH_S:.0f} s · at most "
+               f"{LIMITS.max_jobs_per_device} queued or running runs per device")
     if not runs:
         st.info("No runs yet: launch one above.")
         return

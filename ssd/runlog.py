@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ END_STATES = ("finished", "failed", "cancelled")  # the run ended (cancelled and
 STATES = LIVE_STATES + END_STATES
 STATUS_FIELDS = ("state", "progress", "message", "pid", "epoch", "step", "total_steps", "best_map",
                  "device", "started_at", "updated_at")
+MAX_JSON_BYTES = 1 << 20  # status.json / config.json / job.json larger than this are refused unread
+MAX_METRICS_BYTES = 64 << 20  # read_metrics reads at most the last 64 MiB of metrics.jsonl
 # metrics.jsonl records: "kind" says which keys the record has.
 TRAIN_KEYS = ("epoch", "step", "loss", "conf", "loc", "lr", "images_per_s", "time")
 EVAL_KEYS = ("epoch", "step", "map", "ap50", "ap75", "voc07_map", "time")
@@ -145,16 +148,37 @@ def update_status(run_dir, **fields) -> dict:
 
 
 # --------------------------------------------------------------------------- reads ---
+def open_regular(path, max_bytes: int | None = None) -> BinaryIO:
+    """`path` opened for binary reading if it is a regular file (of at most `max_bytes`).
+
+    Opened with O_NONBLOCK and checked with fstat before any read, so a FIFO or device
+    planted in a run folder never blocks a reader. Raises OSError (FileNotFoundError
+    when missing) with a message naming the file otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path}: not a regular file")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise OSError(f"{path}: {st.st_size} bytes, over the {max_bytes} limit")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_json(path) -> dict:
     """The JSON object in `path`; RunDirError naming the file when it is missing,
-    unreadable or not a JSON object."""
+    unreadable (not a regular file, over MAX_JSON_BYTES, truncated, nested too deep)
+    or not a JSON object."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        with open_regular(p, MAX_JSON_BYTES) as f:
+            data = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{p}: not found") from None
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{p}: not readable JSON ({e})") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise RunDirError(f"{p}: not readable JSON ({str(e)[:200]})") from None
     if not isinstance(data, dict):
         raise RunDirError(f"{p}: holds a JSON {type(data).__name__}, not an object")
     return data
@@ -189,7 +213,7 @@ def parse_records(lines: Iterable[str]) -> list[dict]:
             continue
         try:
             rec = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(rec, dict):
             records.append(rec)
@@ -198,15 +222,19 @@ def parse_records(lines: Iterable[str]) -> list[dict]:
 
 def read_metrics(path) -> list[dict]:
     """All records of a metrics.jsonl file, or of RUN_DIR/metrics.jsonl when `path` is
-    a directory ([] when absent)."""
+    a directory ([] when absent, unreadable or not a regular file). Of a file over
+    MAX_METRICS_BYTES only the last MAX_METRICS_BYTES are read."""
     p = Path(path)
     if p.is_dir():
         p = paths(p).metrics
     try:
-        with open(p, encoding="utf-8", errors="replace") as f:
-            return parse_records(f)
+        with open_regular(p) as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(size - MAX_METRICS_BYTES, 0))
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
         return []
+    return parse_records(lines[1:] if size > MAX_METRICS_BYTES else lines)
 
 
 def split_records(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:

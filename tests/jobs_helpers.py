@@ -12,18 +12,21 @@ from pathlib import Path
 from explorer.jobs import manager as jobs
 from explorer.jobs.metrics import tail_log
 from explorer.jobs.spec import JobSpec
-from explorer.jobs.state import RUN_LOCK, open_lock, try_flock
+from explorer.jobs.state import RUN_LOCK, enqueue, open_lock, try_flock
 from ssd.runlog import read_json_or_none, write_json_atomic
 
 CPU = {"cuda": False, "gpu_count": 0}
 
 
-def fake_run(runs: Path, name: str, state: str, seq: int = 1) -> Path:
-    """A run directory as the manager leaves it, with no process behind it."""
+def fake_run(runs: Path, name: str, state: str, seq: int = 1, device: str = "cpu") -> Path:
+    """A run directory as the manager leaves it (in its device's queue index when live),
+    with no process behind it."""
     run_dir = runs / name
     run_dir.mkdir(parents=True)
-    write_json_atomic(run_dir / "job.json", {"name": name, "device": "cpu", "seq": seq,
+    write_json_atomic(run_dir / "job.json", {"name": name, "device": device, "seq": seq,
                                              "train_argv": ["true"], "attempts": []})
+    if state in ("queued", "running"):
+        enqueue(run_dir, device, seq)
     write_json_atomic(run_dir / "status.json", {"state": state, "progress": 0.5, "step": 2,
                                                 "total_steps": 4, "started_at": time.time()})
     return run_dir

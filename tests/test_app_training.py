@@ -22,6 +22,7 @@ PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
 def runs_dir(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     monkeypatch.setenv("SSD_RUNS_DIR", str(runs))
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path / "data"))
     yield runs
     for info in jobs.list_runs(runs):  # never leave a training process behind
         if info.alive and (info.run_dir / "job.json").is_file():
@@ -109,7 +110,7 @@ def test_launch_watch_cancel_delete_from_the_page(runs_dir):
 def test_missing_voc_folder_is_refused_on_the_page(runs_dir, tmp_path):
     at = _page()
     at.radio(key="train_dataset").set_value("voc").run()
-    at.text_input(key="train_data_root").input(str(tmp_path / "no-such-voc"))
+    at.text_input(key="train_data_root").input(str(tmp_path / "data" / "no-such-voc"))
     at.button(key="train_launch_button").click().run()
     assert not at.exception, at.exception
     assert any("Not launched" in e.value and "does not exist" in e.value for e in at.error)
@@ -200,3 +201,113 @@ def test_fine_tune_from_a_runs_checkpoint_from_the_page(runs_dir):
     assert info.state == "finished", info.message
     log = (runs_dir / "tuned" / "train.log").read_text()
     assert "init: all weights from weights file" in log and "compact256_shapes" not in log  # best.pt of `done`
+
+
+def _launch_coco(at: AppTest, coco_json, images) -> AppTest:
+    at.radio(key="train_dataset").set_value("coco").run()
+    at.text_input(key="train_coco_json").input(str(coco_json))
+    at.text_input(key="train_coco_images").input(str(images))
+    at.button(key="train_launch_button").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _refusals(at: AppTest) -> list[str]:
+    return [e.value for e in at.error if "Not launched" in e.value]
+
+
+def test_hostile_dataset_paths_are_refused_before_anything_runs(runs_dir, tmp_path):
+    """Issue 14: paths outside the data roots (also through a link), /proc/self/environ,
+    a 100,000-deep JSON, a 1 GB sparse file and a FIFO: each a clear refusal, no
+    traceback, nothing launched, and the FIFO never blocks the session."""
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (tmp_path / "outside.json").write_text("{}")
+    (data / "link.json").symlink_to(tmp_path / "outside.json")
+    (data / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with open(data / "sparse.json", "wb") as f:
+        f.truncate(1_000_000_000)
+    os.mkfifo(data / "fifo.json")
+    cases = [("/proc/self/environ", "outside the allowed data folders"),
+             (tmp_path / "outside.json", "outside the allowed data folders"),
+             (data / "link.json", "outside the allowed data folders"),
+             (data / "deep.json", "nested too deeply"),
+             (data / "sparse.json", "over the 512 MiB limit"),
+             (data / "fifo.json", "not a regular file")]
+    at = _page()
+    for path, words in cases:
+        started = time.monotonic()
+        _launch_coco(at, path, data / "images")
+        assert any(words in e for e in _refusals(at)), (path, [e.value for e in at.error])
+        assert time.monotonic() - started < 30
+    assert not runs_dir.exists() or not any(d for d in runs_dir.iterdir() if not d.name.startswith("."))
+
+
+def test_exposed_server_without_data_roots_refuses_every_dataset_path(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("SSD_DATA_ROOTS")
+    at = _page()  # AppTest has no server.address: Streamlit would bind every interface (exposed)
+    at.radio(key="train_dataset").set_value("voc").run()
+    assert any("nothing on this exposed server" in c.value for c in at.caption)
+    at.text_input(key="train_data_root").input(str(Path.home()))
+    at.button(key="train_launch_button").click().run()
+    assert any("outside the allowed data folders (none on this server)" in e for e in _refusals(at))
+
+
+def test_launch_over_the_limits_is_refused_with_the_limit(runs_dir):
+    at = _page()
+    at.number_input(key="train_batch_size").set_value(1024)
+    at.button(key="train_launch_button").click().run()
+    assert any("batch size 1024 is over the limit of 256" in e for e in _refusals(at)), at.error
+    at.selectbox(key="train_model").set_value("ssd300_vgg16")
+    at.number_input(key="train_batch_size").set_value(64)
+    at.button(key="train_launch_button").click().run()
+    assert any("over the limit of 32 images per step for ssd300_vgg16" in e for e in _refusals(at))
+    at.selectbox(key="train_model").set_value("compact256")
+    at.number_input(key="train_batch_size").set_value(16)
+    at.number_input(key="train_train_size").set_value(100_000)
+    at.number_input(key="train_epochs").set_value(100)
+    at.button(key="train_launch_button").click().run()
+    assert any("10,000,000 image passes" in e for e in _refusals(at))
+    assert not runs_dir.exists() or not any(d for d in runs_dir.iterdir() if not d.name.startswith("."))
+
+
+def test_damaged_runs_are_flagged_and_the_others_stay_usable(runs_dir):
+    from jobs_helpers import fake_run
+
+    good = fake_run(runs_dir, "good", "cancelled")
+    bad = fake_run(runs_dir, "bad", "finished")
+    (bad / "status.json").write_text('{"state": "fini')
+    odd = fake_run(runs_dir, "odd", "failed")
+    (odd / "job.json").write_text(json.dumps({"seq": "x", "attempts": 7}))
+    at = _page()
+    assert {_state(at, n) for n in ("good", "bad", "odd")} == {"cancelled", jobs.DAMAGED, "failed"}
+    at.selectbox(key="train_selected").set_value("bad").run()
+    assert not at.exception, at.exception
+    assert any("damaged run folder" in w.value and "status.json" in w.value for w in at.warning)
+    assert at.button(key="train_cancel").disabled and at.button(key="train_resume").disabled
+    at.selectbox(key="train_selected").set_value("good").run()
+    assert not at.exception and not at.button(key="train_resume").disabled
+
+
+def test_a_second_tab_pressing_cancel_is_told_what_happened(runs_dir):
+    """Two tabs: while one action holds the run, Cancel in this tab is refused at once
+    with the reason and the state the run is in now."""
+    from explorer.jobs.state import CONTROL_LOCK, open_lock, try_flock
+    from jobs_helpers import fake_run, hold_lock
+
+    run_dir = fake_run(runs_dir, "live", "running")
+    holder = hold_lock(run_dir)
+    fd = open_lock(run_dir / CONTROL_LOCK)
+    try:
+        assert try_flock(fd)  # the other tab's action, in progress
+        at = _page()
+        started = time.monotonic()
+        at.button(key="train_cancel").click().run()
+        assert not at.exception, at.exception
+        assert time.monotonic() - started < 10
+        errors = [e.value for e in at.error]
+        assert any("another action on it is in progress" in e and "now running (alive)" in e for e in errors), errors
+    finally:
+        os.close(fd)
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()

@@ -97,3 +97,64 @@ def test_model_caveat_only_for_a_procedural_model_on_an_upload():
     assert "cat, dog" in model_caveat(shapes, "upload") and "COCO model" in model_caveat(shapes, "upload")
     assert model_caveat(shapes, "sample") is None
     assert model_caveat(voc, "upload") is None
+
+
+class _Planted:
+    """Unpickling this would create the marker file (what a malicious checkpoint does)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _malicious_checkpoint(path: Path, marker: Path) -> None:
+    """A real torch.save zip whose pickle calls open(marker, "w") when unpickled."""
+    torch.save({"format": "ssd-explorer/1", "model_state": _Planted(marker)}, path)
+    assert not marker.exists()
+
+
+def test_a_malicious_pickle_is_never_executed(tmp_path):
+    """Issue 14: a best.pt with code in it. The picker lists it, loading it is refused
+    (weights_only=True), the run list reads the run, and the marker never appears."""
+    from explorer.jobs import manager as jobs
+    from ssd.checkpoint import CheckpointError, load
+
+    runs = tmp_path / "runs"
+    best = runs / "evil" / "checkpoints" / "best.pt"
+    best.parent.mkdir(parents=True)
+    (runs / "evil" / "status.json").write_text('{"state": "finished"}')
+    marker = tmp_path / "marker"
+    _malicious_checkpoint(best, marker)
+    choices = mm.list_model_choices(tmp_path / "none", runs)
+    assert [c.model_id for c in choices if c.kind == "run"] == [str(best)]
+    with pytest.raises(mm.ModelLoadError, match="best.pt"):
+        mm.load_model(str(best))
+    with pytest.raises(CheckpointError):
+        load(best)
+    assert jobs.read_run(runs / "evil").has_best and [r.name for r in jobs.list_runs(runs)] == ["evil"]
+    assert not marker.exists()
+    torch.load(best, weights_only=False)  # the control: this file really does run code
+    assert marker.exists()
+
+
+def test_damaged_best_checkpoints_are_flagged_in_the_picker(tmp_path):
+    runs = tmp_path / "runs"
+    good = runs / "good" / "checkpoints" / "best.pt"
+    cut = runs / "cut" / "checkpoints" / "best.pt"
+    for p in (good, cut):
+        p.parent.mkdir(parents=True)
+    save(good, build("compact256", num_classes=3), ["background", "a", "b"])
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (runs / "gone" / "checkpoints").mkdir(parents=True)
+    (runs / "gone" / "checkpoints" / "best.pt").symlink_to(tmp_path / "nowhere.pt")  # dangling
+    labels = {Path(c.model_id).parent.parent.name: c.label for c in mm.list_model_choices(tmp_path / "none", runs)
+              if c.kind == "run"}
+    assert "damaged" not in labels["good"]
+    assert "damaged" in labels["cut"] and "truncated" in labels["cut"]
+    assert "gone" not in labels  # a dangling best.pt is not offered (and breaks nothing)
+    with pytest.raises(mm.ModelLoadError, match="truncated"):
+        mm.load_model(str(cut))
+    assert mm.model_cache_key(str(runs / "gone" / "checkpoints" / "best.pt")).endswith("best.pt")
+    assert mm.load_model(str(good)).class_names == ["background", "a", "b"]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_run_dirs_get_unique_suffixes(tmp_path):
 def test_launch_refuses_missing_dataset_before_anything_starts(tmp_path, spec):
     runs = tmp_path / "runs"
     with pytest.raises(JobError, match="does not exist"):
-        jobs.launch(runs, spec, name="x", devices=CPU)
+        jobs.launch(runs, spec, name="x", devices=CPU, data_roots=(Path("/"),))
     assert not runs.exists() or not any(runs.iterdir())  # no run dir, no process
 
 
@@ -187,7 +188,7 @@ def _voc_with_truncated_jpeg(peer_data, root):
 def test_run_with_undecodable_image_shows_failed_with_the_reason(runs, tmp_path, peer_data):
     voc = _voc_with_truncated_jpeg(peer_data, tmp_path / "voc")
     spec = tiny_spec(dataset="voc", data_root=str(voc), classes="voc", train_size=2000, val_size=200)
-    run_dir = jobs.launch(runs, spec, name="truncated", devices=CPU)
+    run_dir = jobs.launch(runs, spec, name="truncated", devices=CPU, data_roots=(tmp_path,))
     info = wait_for(run_dir, ended, what="failed")
     assert info.state == "failed", info.message
     assert "000001.jpg" in info.message and "unreadable image" in info.message

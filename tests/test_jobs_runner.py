@@ -27,8 +27,7 @@ def test_runs_ahead_counts_only_live_queued_runs_of_the_device(tmp_path):
     older_live = fake_run(tmp_path, "older", "queued", seq=2)
     fake_run(tmp_path, "older-dead", "queued", seq=1)  # no process: not in the way
     fake_run(tmp_path, "younger", "queued", seq=9)
-    gpu = fake_run(tmp_path, "gpu", "queued", seq=3)
-    write_json_atomic(gpu / "job.json", {"device": "cuda", "seq": 3})
+    gpu = fake_run(tmp_path, "gpu", "queued", seq=3, device="cuda")
     holders = [hold_lock(older_live), hold_lock(gpu)]
     try:
         assert runs_ahead(me, "cpu", 5) == ["older"]

@@ -137,7 +137,7 @@ def test_coco_check_refuses_bad_paths_and_json(tmp_path):
     path, images = _write_coco(tmp_path)
     with pytest.raises(JobError, match="does not exist"):
         check_coco(str(tmp_path / "nope.json"), str(images))
-    with pytest.raises(JobError, match="image folder .* does not exist"):
+    with pytest.raises(JobError, match="image folder.* does not exist"):
         check_coco(str(path), str(tmp_path / "nope"))
     with pytest.raises(JobError, match="give both"):
         check_coco("", str(images))

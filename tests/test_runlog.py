@@ -138,3 +138,31 @@ def test_metrics_records_round_trip_and_split_by_kind(tmp_path):
     assert evals[0]["map"] == 0.2 and evals[0]["ap75"] is None and tuple(evals[0]) == runlog.EVAL_KEYS
     assert read_metrics(tmp_path / "missing.jsonl") == []
     assert json.loads(json.dumps(train[0])) == train[0]
+
+
+def test_readers_survive_damaged_files(tmp_path):
+    """Issue 14: FIFOs, deep nesting, oversize and truncated files never block or raise."""
+    import threading
+
+    from ssd.runlog import MAX_JSON_BYTES, RunDirError, read_json, read_json_or_none, read_metrics
+
+    os.mkfifo(tmp_path / "fifo.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "big.json").write_text('{"a": "' + "x" * MAX_JSON_BYTES + '"}')
+    for name, words in (("fifo.json", "not a regular file"), ("deep.json", "not readable JSON"),
+                        ("big.json", "over the")):
+        out = []
+        t = threading.Thread(target=lambda n=name: out.append(read_json_or_none(tmp_path / n)), daemon=True)
+        t.start()
+        t.join(5)
+        assert out == [None], name
+        with pytest.raises(RunDirError, match=words):
+            read_json(tmp_path / name)
+    os.mkfifo(tmp_path / "metrics.jsonl")
+    out = []
+    t = threading.Thread(target=lambda: out.append(read_metrics(tmp_path / "metrics.jsonl")), daemon=True)
+    t.start()
+    t.join(5)
+    assert out == [[]]
+    (tmp_path / "m2.jsonl").write_text('{"kind": "train", "step": 1}\n' + "[" * 100_000 + "\n" + '{"kind": "tr')
+    assert read_metrics(tmp_path / "m2.jsonl") == [{"kind": "train", "step": 1}]

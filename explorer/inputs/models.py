@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from explorer.jobs.damage import checkpoint_problem
 from explorer.paths import CHECKPOINTS_DIR, REPO_ROOT, runs_dir  # noqa: F401 (re-exported)
 
 SHIPPED_CHECKPOINT = CHECKPOINTS_DIR / "compact256_shapes.pt"
@@ -53,12 +54,34 @@ def list_model_choices(checkpoints_dir: Path | None = None, runs: Path | None = 
     if checkpoints_dir.is_dir():
         for p in sorted(checkpoints_dir.glob("*.pt")):
             out.append(ModelChoice(str(p), f"shipped: {p.stem}", "checkpoint"))
-    if runs.is_dir():
-        for p in sorted(runs.glob("*/checkpoints/best.pt"), key=lambda q: q.stat().st_mtime, reverse=True):
-            out.append(ModelChoice(str(p), f"training run: {p.parent.parent.name} (best.pt)", "run"))
+    out.extend(_run_choices(runs))
     out.append(ModelChoice(RANDOM_COMPACT, "compact256, random weights (untrained)", "random"))
     for mid, label in TORCHVISION_MODELS.items():
         out.append(ModelChoice(mid, label, "torchvision"))
+    return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # gone, a dangling link, unreadable: listed last
+        return 0.0
+
+
+def _run_choices(runs: Path) -> list[ModelChoice]:
+    """The best.pt of every run folder, newest first. A folder someone else damaged
+    (unreadable, a truncated best.pt, not a checkpoint at all) never breaks the list:
+    its entry says what is wrong (looked at as a zip archive only, nothing unpickled)
+    and loading it is refused with that reason."""
+    try:
+        found = sorted(runs.glob("*/checkpoints/best.pt"), key=_mtime, reverse=True) if runs.is_dir() else []
+    except OSError:
+        return []
+    out = []
+    for p in found:
+        problem = checkpoint_problem(p)
+        label = f"training run: {p.parent.parent.name} (best.pt" + (f", damaged: {problem})" if problem else ")")
+        out.append(ModelChoice(str(p), label, "run"))
     return out
 
 
@@ -83,8 +106,11 @@ def choice_label(model_id: str, choices: list[ModelChoice]) -> str:
 def model_cache_key(model_id: str) -> str:
     """The id plus the file's modification time, so a re-trained best.pt reloads."""
     p = Path(model_id)
-    if not model_id.startswith(("random:", "torchvision:")) and p.is_file():
-        return f"{model_id}@{p.stat().st_mtime_ns}"
+    if not model_id.startswith(("random:", "torchvision:")):
+        try:
+            return f"{model_id}@{p.stat().st_mtime_ns}"
+        except OSError:
+            return model_id
     return model_id
 
 
@@ -118,7 +144,10 @@ def load_model(model_id: str) -> LoadedModel:
     path = Path(model_id)
     if not path.is_file():
         raise ModelLoadError(f"checkpoint {model_id} does not exist")
-    from ssd.checkpoint import load
+    problem = checkpoint_problem(path)
+    if problem:
+        raise ModelLoadError(f"Could not load checkpoint {path.name}: {problem}")
+    from ssd.checkpoint import load  # torch.load(weights_only=True): a pickle with code in it is refused
 
     try:
         model, meta = load(str(path))

@@ -1,1 +1,1 @@
-"""Background training runs: spec, launch / poll / cancel / resume, locks, metrics."""
+"""Background training runs: spec, limits, launch / poll / cancel / resume, locks, damage, metrics."""

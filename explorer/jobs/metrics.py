@@ -24,7 +24,7 @@ def read_metrics(run_dir: Path) -> tuple[list[dict], list[dict]]:
 
 def _tail_text(path: Path, max_bytes: int) -> str:
     try:
-        with open(path, "rb") as f:
+        with runlog.open_regular(path) as f:  # a FIFO planted here never blocks the page
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(size - max_bytes, 0))

@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-from explorer.jobs.state import JOB_FILE, LOCKS_DIR, RUN_LOCK, is_alive, open_lock, try_flock
+from explorer.jobs.state import JOB_FILE, LOCKS_DIR, RUN_LOCK, live_queue, open_lock, try_flock
 from ssd.runlog import read_json_or_none, read_status, update_status
 
-POLL_S = 0.5  # how often a queued run looks at the queue again
+POLL_S = 1.0  # how often a queued run looks at the queue again (a listdir + a few lock probes)
 
 
 class _Cancelled(Exception):
@@ -40,16 +40,15 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
 
 
 def runs_ahead(run_dir: Path, device: str, seq: int) -> list[str]:
-    """Names of live runs queued for the same device class with a smaller seq."""
+    """Names of live runs queued for the same device class with a smaller seq.
+
+    Reads the device's queue index (`explorer.jobs.state.live_queue`: a few entries,
+    at most `JobLimits.max_jobs_per_device`), not every run folder of the runs dir."""
     ahead = []
-    for other in sorted(run_dir.parent.iterdir()):
-        if other == run_dir or not other.is_dir():
+    for other_seq, other in live_queue(run_dir.parent, device):
+        if other == run_dir or other_seq >= seq:
             continue
-        job = read_json_or_none(other / JOB_FILE)
-        if not job or job.get("device") != device or int(job.get("seq", 1 << 62)) >= seq:
-            continue
-        status = read_status(other) or {}
-        if status.get("state") == "queued" and is_alive(other):
+        if (read_status(other) or {}).get("state") == "queued":
             ahead.append(other.name)
     return ahead
 

@@ -13,12 +13,12 @@ No streamlit import.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from explorer.jobs.limits import JobError, JobLimits, check_budget, inside_roots, read_regular
 from ssd.recipes import RECIPES
 from ssd.train_options import DATASETS, DEVICES, MODEL_NAMES as MODELS, TrainOptions
 
@@ -29,10 +29,6 @@ MAX_NAME_LEN = 64
 _MAX_XML_CHECKED = 200  # VOC: stop looking for a usable sample after this many files
 # Options the manager sets itself: the run directory, resuming, the resolved device.
 MANAGED_OPTIONS = ("out", "resume")
-
-
-class JobError(ValueError):
-    """A job cannot be launched/controlled; the message says what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -87,14 +83,32 @@ def resolve_device(device: str, cuda_available: bool, gpu_count: int, nproc: int
     return resolved
 
 
-def check_voc_root(data_root: str, splits: tuple[str, ...] = ("train", "val")) -> str:
-    """Raise JobError unless `data_root` holds a usable Pascal VOC sample: the split
-    files ImageSets/Main/<split>.txt that `ssd.train` reads (train and val), and in the
-    train split an Annotations/<id>.xml that parses, names at least one object, and
-    whose image is in JPEGImages/. Returns a one-line summary ("N train ids")."""
+def _split_ids(split_file: Path, limits: JobLimits) -> list[str]:
+    text = read_regular(split_file, "VOC split file", limits.max_list_bytes).decode("utf-8", errors="replace")
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
+
+
+def _voc_sample_problem(root: Path, stem: str, roots, read_voc_xml) -> str | None:
+    """Why Annotations/<stem>.xml is no usable sample (None when it is one)."""
+    from ssd.data.formats import AnnotationError, MAX_VOC_XML_BYTES
+
+    xml_path = root / "Annotations" / f"{stem}.xml"
+    try:  # each file resolved (a link may not leave the roots) and opened without blocking
+        data = read_regular(inside_roots(str(xml_path), roots, "VOC annotation"), "VOC annotation",
+                            MAX_VOC_XML_BYTES)
+        voc = read_voc_xml(data, source=str(xml_path))  # the one VOC reader, as ssd.train reads it
+    except (JobError, AnnotationError) as exc:
+        return str(exc)
+    image = root / "JPEGImages" / (stem + ".jpg")  # ssd.data.voc opens JPEGImages/<id>.jpg, as the devkit
+    if not image.is_file():
+        return f"{xml_path.name}: image {image.name} not in JPEGImages/"
+    return None if voc.objects else f"{xml_path.name}: no <object>"
+
+
+def _check_voc(data_root: str, splits: tuple[str, ...], roots, limits: JobLimits) -> tuple[str, int]:
     if not str(data_root).strip():
         raise JobError("VOC: give the dataset folder (the one holding Annotations/ and JPEGImages/)")
-    root = Path(data_root).expanduser()
+    root = inside_roots(data_root, roots, "VOC folder")
     if not root.is_dir():
         raise JobError(f"VOC: folder {root} does not exist")
     ann, img = root / "Annotations", root / "JPEGImages"
@@ -106,76 +120,110 @@ def check_voc_root(data_root: str, splits: tuple[str, ...] = ("train", "val")) -
     ids = {}
     for split in splits:
         split_file = root / "ImageSets" / "Main" / f"{split}.txt"
-        if not split_file.is_file():
+        if not split_file.exists():
             raise JobError(f"VOC: {split_file} is missing (training reads the {'/'.join(splits)} splits)")
-        ids[split] = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        ids[split] = _split_ids(inside_roots(str(split_file), roots, "VOC split file"), limits)
         if not ids[split]:
             raise JobError(f"VOC: {split_file} lists no image")
-    from ssd.data.formats import AnnotationError, read_voc_xml  # lazy: torch loads only when checking VOC
+    from ssd.data.formats import read_voc_xml  # lazy: torch loads only when checking VOC
 
     problems = []
     for stem in ids[splits[0]][:_MAX_XML_CHECKED]:
-        xml_path = ann / f"{stem}.xml"
-        try:  # the one VOC reader (defusedxml, size limits), as ssd.train reads it
-            voc = read_voc_xml(xml_path)
-        except AnnotationError as exc:
-            problems.append(str(exc))
-            continue
-        filename = stem + ".jpg"  # ssd.data.voc opens JPEGImages/<id>.jpg, as the VOC devkit
-        if not (img / filename).is_file():
-            problems.append(f"{xml_path.name}: image {filename} not in JPEGImages/")
-        elif not voc.objects:
-            problems.append(f"{xml_path.name}: no <object>")
-        else:
-            return f"{len(ids[splits[0]])} {splits[0]} ids"
+        problem = _voc_sample_problem(root, stem, roots, read_voc_xml)
+        if problem is None:
+            return f"{len(ids[splits[0]])} {splits[0]} ids", len(ids[splits[0]])
+        problems.append(problem)
     raise JobError(f"VOC: no usable sample in {root}; first problems: " + "; ".join(problems[:3]))
 
 
-def check_coco(coco_json: str, coco_images: str) -> str:
-    """Raise JobError unless `coco_json` parses as a COCO detection file with images,
-    annotations and categories, and at least one annotated image is in `coco_images`.
-    Returns a one-line summary ("N images, M annotations")."""
+def check_voc_root(data_root: str, splits: tuple[str, ...] = ("train", "val"), roots=None,
+                   limits: JobLimits | None = None) -> str:
+    """Raise JobError unless `data_root` holds a usable Pascal VOC sample: the split
+    files ImageSets/Main/<split>.txt that `ssd.train` reads (train and val), and in the
+    train split an Annotations/<id>.xml that parses, names at least one object, and
+    whose image is in JPEGImages/. Returns a one-line summary ("N train ids").
+
+    roots: folders every path must resolve into (None: anywhere). Split and XML files are
+    read only when they are regular files within `limits` (a FIFO never blocks)."""
+    return _check_voc(data_root, splits, roots, limits or JobLimits())[0]
+
+
+def _check_coco(coco_json: str, coco_images: str, roots, limits: JobLimits) -> tuple[str, int]:
     if not str(coco_json).strip() or not str(coco_images).strip():
         raise JobError("COCO: give both the annotation JSON file and the image folder")
-    json_path, img_dir = Path(coco_json).expanduser(), Path(coco_images).expanduser()
-    if not json_path.is_file():
-        raise JobError(f"COCO: annotation file {json_path} does not exist")
+    json_path = inside_roots(coco_json, roots, "COCO annotation file")
+    img_dir = inside_roots(coco_images, roots, "COCO image folder")
     if not img_dir.is_dir():
         raise JobError(f"COCO: image folder {img_dir} does not exist")
-    try:
-        with open(json_path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise JobError(f"COCO: {json_path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise JobError(f"COCO: {json_path} must hold a JSON object with images/annotations/categories")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list) or not data[key]:
-            raise JobError(f"COCO: {json_path} has no (or an empty) '{key}' list")
-    if len(data["images"]) < 2:
-        raise JobError(f"COCO: {json_path} has {len(data['images'])} image; training holds some out "
+    from ssd.data.formats import AnnotationError, read_coco_json  # lazy: the one COCO reader
+
+    data = read_regular(json_path, "COCO annotation file", limits.max_coco_json_bytes)
+    try:  # size-checked above; the reader refuses deep nesting, huge numbers, a broken structure
+        doc = read_coco_json(data, source=str(json_path), max_bytes=limits.max_coco_json_bytes)
+    except AnnotationError as exc:
+        raise JobError(f"COCO: {exc}") from None
+    for key, entries in (("images", doc.images), ("annotations", doc.annotations_by_image),
+                         ("categories", doc.category_ids)):
+        if not entries:
+            raise JobError(f"COCO: {json_path} has an empty '{key}' list")
+    if len(doc.images) < 2:
+        raise JobError(f"COCO: {json_path} has {len(doc.images)} image; training holds some out "
                        "for validation, so it needs at least 2")
-    annotated = {a.get("image_id") for a in data["annotations"] if isinstance(a, dict)}
-    for im in data["images"]:
-        if isinstance(im, dict) and im.get("id") in annotated:
-            if (img_dir / str(im.get("file_name", ""))).is_file():
-                return f"{len(data['images'])} images, {len(data['annotations'])} annotations"
+    n_ann = sum(len(v) for v in doc.annotations_by_image.values())
+    for im in doc.images:
+        if im.id in doc.annotations_by_image and (img_dir / im.file_name).is_file():
+            return f"{len(doc.images)} images, {n_ann} annotations", len(doc.images)
     raise JobError(f"COCO: none of the annotated images of {json_path.name} is in {img_dir}")
 
 
-def validate_spec(spec: JobSpec) -> str:
-    """Raise JobError naming the first bad setting; returns a dataset summary line."""
+def check_coco(coco_json: str, coco_images: str, roots=None, limits: JobLimits | None = None) -> str:
+    """Raise JobError unless `coco_json` is a COCO detection file (read by
+    `ssd.data.formats.read_coco_json` after a regular-file and size check) with images,
+    annotations and categories, and at least one annotated image is in `coco_images`.
+    Returns a one-line summary ("N images, M annotations"). roots: as `check_voc_root`."""
+    return _check_coco(coco_json, coco_images, roots, limits or JobLimits())[0]
+
+
+def _check_file_option(opts, roots) -> None:
+    """init / backbone_weights given as paths must resolve inside `roots` (the data roots
+    plus the runs and shipped checkpoints folders, as `launch` passes them)."""
+    for name in ("init", "backbone_weights"):
+        value = str(getattr(opts, name, "") or "")
+        if value and value not in ("coco", "imagenet"):
+            path = inside_roots(value, roots, f"{name} checkpoint")
+            if not path.is_file():
+                raise JobError(f"{name} checkpoint: {path} is not a file")
+
+
+def validate_spec(spec: JobSpec, roots=None, limits: JobLimits | None = None, checkpoint_roots=None) -> str:
+    """Raise JobError naming the first bad setting; returns a dataset summary line.
+
+    roots: folders dataset paths must resolve into (None: anywhere); checkpoint_roots:
+    folders an init / backbone weights file may be in (default: `roots`); limits: the
+    resource limits (default `JobLimits()`), batch x model and images x epochs."""
+    limits = limits or JobLimits()
     if not isinstance(spec.nproc, int) or spec.nproc < 1:
         raise JobError(f"number of processes must be an integer >= 1, got {spec.nproc!r}")
     try:
         opts = spec.train.validate()
     except ValueError as e:
         raise JobError(str(e)) from None
+    check_budget(opts, spec.nproc, None, limits)  # batch first: no dataset read for a refused launch
+    _check_file_option(opts, roots if checkpoint_roots is None else checkpoint_roots)
     if opts.dataset == "procedural":
-        return f"procedural: {opts.train_size} train / {opts.val_size} val scenes, seed {opts.data_seed}"
-    if opts.dataset == "voc":
-        return "VOC: " + check_voc_root(opts.data_root)
-    return "COCO: " + check_coco(opts.coco_json, opts.coco_images)
+        summary, n = (f"procedural: {opts.train_size} train / {opts.val_size} val scenes, seed {opts.data_seed}",
+                      opts.train_size)
+    elif opts.dataset == "voc":
+        summary, n = _check_voc(opts.data_root, ("train", "val"), roots, limits)
+        summary = "VOC: " + summary
+    else:
+        summary, n = _check_coco(opts.coco_json, opts.coco_images, roots, limits)
+        summary = "COCO: " + summary
+        for key in ("coco_val_json", "coco_val_images"):
+            if str(getattr(opts, key) or "").strip():
+                inside_roots(getattr(opts, key), roots, key.replace("_", " "))
+    check_budget(opts, spec.nproc, n, limits)
+    return summary
 
 
 def _absolute(path: str) -> str:

@@ -35,13 +35,22 @@ JOB_FILE = "job.json"  # the manager's launch record (argv, device class, seq, a
 STDOUT_FILE = "stdout.log"  # everything the runner and the trainer print (tracebacks too)
 RUN_LOCK = ".run.lock"  # flock held by the run's process tree for its whole life
 CANCEL_MARK = "cancel_requested"  # marker: the user asked to cancel
-LOCKS_DIR = ".locks"  # under the runs dir: device locks and the seq counter
+CONTROL_LOCK = ".control.lock"  # flock taken (never waited for) by cancel / resume / delete
+LOCKS_DIR = ".locks"  # under the runs dir: device locks, the seq counter, the queue index
+QUEUE_DIR = "queue-{device}"  # under LOCKS_DIR: one entry "<seq>-<run name>" per live run of a device
 
 
 def open_lock(path: Path) -> int:
-    """Open (creating) a lock file; returns a non-inheritable fd."""
+    """Open (creating) a lock file; returns a non-inheritable fd. In a folder made
+    read-only an existing lock file is opened read-only (flock needs no write access);
+    OSError when it is missing and cannot be created."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except (PermissionError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def try_flock(fd: int, shared: bool = False) -> bool:
@@ -50,6 +59,17 @@ def try_flock(fd: int, shared: bool = False) -> bool:
         fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    return True
+
+
+def try_flock_briefly(fd: int, shared: bool = False, within_s: float = 0.25) -> bool:
+    """`try_flock`, retried for at most `within_s`: a probe of another tab holds a free
+    run lock for a millisecond, a live run holds it for its whole life."""
+    deadline = time.monotonic() + within_s
+    while not try_flock(fd, shared):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
     return True
 
 
@@ -71,8 +91,13 @@ def probe_run_lock(run_dir: Path) -> Iterator[bool]:
     `with`, so no runner of this run can start meanwhile (a launch takes it
     exclusively): safe to rewrite status.json. Shared, so that two probes at the
     same moment (two browser tabs, a queued runner) never mistake each other for
-    the run."""
-    fd = open_lock(Path(run_dir) / RUN_LOCK)
+    the run. A lock file that is missing and cannot be created (a read-only folder) is
+    held by nobody: every launched run has one from its first moment."""
+    try:
+        fd = open_lock(Path(run_dir) / RUN_LOCK)
+    except FileNotFoundError:
+        yield False
+        return
     try:
         got = try_flock(fd, shared=True)
         yield not got
@@ -84,6 +109,44 @@ def is_alive(run_dir: Path) -> bool:
     """True while the run's runner/training process tree is alive."""
     with probe_run_lock(run_dir) as alive:
         return alive
+
+
+def queue_dir(runs_dir: Path, device: str) -> Path:
+    """The queue index of one device class: `runs/.locks/queue-<device>/`."""
+    return Path(runs_dir) / LOCKS_DIR / QUEUE_DIR.format(device=device)
+
+
+def enqueue(run_dir: Path, device: str, seq: int) -> None:
+    """Enter the run in its device's queue index (dropping its older entries).
+
+    The index is what the queued runners and the launch cap read: listing a folder of a
+    few live entries instead of every run folder's files on every poll."""
+    qdir = queue_dir(run_dir.parent, device)
+    qdir.mkdir(parents=True, exist_ok=True)
+    for old in qdir.glob(f"*-{run_dir.name}"):
+        if old.name.split("-", 1)[1] == run_dir.name:
+            old.unlink(missing_ok=True)
+    (qdir / f"{seq:012d}-{run_dir.name}").touch()
+
+
+def live_queue(runs_dir: Path, device: str) -> list[tuple[int, Path]]:
+    """(seq, run dir) of the device's live runs (queued or running), by seq. Entries of
+    runs whose process tree is gone are removed on the way (their lock is free)."""
+    qdir = queue_dir(runs_dir, device)
+    try:
+        names = sorted(os.listdir(qdir))
+    except OSError:
+        return []
+    live = []
+    for entry in names:
+        seq_text, _, name = entry.partition("-")
+        run_dir = Path(runs_dir) / name
+        if seq_text.isdigit() and name and run_dir.is_dir() and is_alive(run_dir):
+            live.append((int(seq_text), run_dir))
+        else:
+            with contextlib.suppress(OSError):
+                (qdir / entry).unlink()
+    return live
 
 
 def next_seq(runs_dir: Path) -> int:
