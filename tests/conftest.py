@@ -25,3 +25,32 @@ def peer_data() -> Path:
         pytest.skip(f"peer test data not found at {PEER_DATA} (CI has ../shared beside the clone; "
                     "a fresh clone of the project alone does not)")
     return PEER_DATA
+
+
+@pytest.fixture
+def app_navigation(monkeypatch):
+    """Run app.py on every AppTest run, as the server does.
+
+    A `pages/` folder next to app.py puts Streamlit in its old folder-based multipage
+    mode until the first `st.navigation` call turns that off for the whole server
+    process. AppTest resets the flag before each run, so from the second run on it would
+    run a page file alone, without app.py and its sidebar. Set the flag as the server
+    has it after its first run.
+    """
+    from streamlit.runtime import pages_manager
+
+    original = pages_manager.PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        pages_manager.PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, app_navigation):
+    """AppTest of app.py: navigation mode, no training runs of this machine in the model
+    picker (a fresh runs folder), and the suite's one torch thread (app.py sets it)."""
+    monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("SSD_TORCH_THREADS", "1")

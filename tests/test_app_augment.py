@@ -13,27 +13,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/augment.py"
 
 
-@pytest.fixture(autouse=True)
-def _no_user_runs(monkeypatch, tmp_path):
-    # As tests/test_app_pages.py: training runs on this machine must not change the model picker,
-    # and the app keeps the suite's one torch thread.
-    monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("SSD_TORCH_THREADS", "1")
-
-
-@pytest.fixture(autouse=True)
-def _navigation_mode(monkeypatch):
-    """Run app.py on every AppTest run, as the server does (see tests/test_app_pages.py:
-    AppTest resets Streamlit's pages-folder flag before each run)."""
-    from streamlit.runtime import pages_manager
-
-    original = pages_manager.PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        pages_manager.PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("app_env")
 
 
 def _page() -> AppTest:

@@ -11,19 +11,7 @@ AppTest = st_testing.AppTest
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
-@pytest.fixture(autouse=True)
-def _app_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("SSD_TORCH_THREADS", "1")
-    from streamlit.runtime import pages_manager
-
-    original = pages_manager.PagesManager.__init__
-
-    def init(self, *args, **kwargs):  # run app.py on every AppTest run, as the server does
-        original(self, *args, **kwargs)
-        pages_manager.PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("app_env")
 
 
 def _page() -> AppTest:

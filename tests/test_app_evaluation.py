@@ -23,18 +23,9 @@ def runs(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _env(monkeypatch, runs):
+def _env(monkeypatch, runs, app_navigation):
     monkeypatch.setenv("SSD_RUNS_DIR", str(runs[0]))
     monkeypatch.setenv("SSD_TORCH_THREADS", "1")
-    from streamlit.runtime import pages_manager  # as tests/test_app_pages.py: app.py runs on every rerun
-
-    original = pages_manager.PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        pages_manager.PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
 
 
 def _page() -> AppTest:

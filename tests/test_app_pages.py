@@ -17,33 +17,7 @@ MODEL_PAGES = ["pages/matching.py", "pages/per_scale.py", "pages/nms.py"]
 ALL_PAGES = ["pages/home.py", "pages/architecture.py", "pages/default_boxes.py"] + MODEL_PAGES
 
 
-@pytest.fixture(autouse=True)
-def _no_user_runs(monkeypatch, tmp_path):
-    # Training runs on this machine must not change what the picker offers.
-    monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
-    # app.py sets torch's thread count; keep the suite's one thread (tests/conftest.py).
-    monkeypatch.setenv("SSD_TORCH_THREADS", "1")
-
-
-@pytest.fixture(autouse=True)
-def _navigation_mode(monkeypatch):
-    """Run app.py on every AppTest run, as the server does.
-
-    A `pages/` folder next to app.py puts Streamlit in its old folder-based multipage
-    mode until the first `st.navigation` call turns that off for the whole server
-    process. AppTest resets the flag before each run, so from the second run on it would
-    run a page file alone, without app.py and its sidebar. Set the flag as the server
-    has it after its first run.
-    """
-    from streamlit.runtime import pages_manager
-
-    original = pages_manager.PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        pages_manager.PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("app_env")
 
 
 def _app() -> AppTest:

@@ -3,9 +3,10 @@ sample with the shipped model, a miss made by the score threshold, the "Trace th
 rows of the NMS and Per-scale pages, and the selection persisting across pages."""
 import pytest
 
-from tests.test_app_pages import _app, _errors, _metric, _navigation_mode, _no_user_runs  # noqa: F401
+from tests.test_app_pages import _app, _errors, _metric
 
 pytest.importorskip("streamlit.testing.v1")
+pytestmark = pytest.mark.usefixtures("app_env")
 
 
 def _verdicts(at) -> list[str]:

@@ -9,22 +9,18 @@ Skipped only when no Chromium (or playwright) is found, unless SSD_REQUIRE_BROWS
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from benchmarks.browser import CHROMIUM_ARGS, IDLE, chromium_path, free_port, wait_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 # (url path, heading the page shows, file stem of its screenshot)
 PAGES = [
     ("", "SSD Explorer", "home"),
@@ -38,16 +34,8 @@ PAGES = [
     ("augment", "Data augmentation", "augment"),
     ("evaluation", "Evaluation", "evaluation"),
 ]
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
 pytestmark = pytest.mark.slow
-
-
-def _chromium() -> str | None:
-    for c in CHROMIUM_CANDIDATES:
-        if Path(c).is_file():
-            return c
-    return shutil.which("chromium")
 
 
 def _skip_or_fail(why: str):
@@ -56,25 +44,8 @@ def _skip_or_fail(why: str):
     pytest.skip(why)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"streamlit did not answer at {url} within {timeout} s")
 
 
 def _settle(page, heading: str, timeout_ms: int = 90_000) -> None:
@@ -122,7 +93,7 @@ def _use_in_explorer_updates_the_sidebar_at_once(page, base: str, runs: Path) ->
 
 
 def test_every_page_in_chromium(tmp_path):
-    chromium = _chromium()
+    chromium = chromium_path()
     if chromium is None:
         _skip_or_fail("no Chromium found (apt-get install -y chromium)")
     try:
@@ -132,7 +103,7 @@ def test_every_page_in_chromium(tmp_path):
     pages = list(PAGES)
     if (ROOT / "pages" / "training.py").is_file():
         pages.append(("training", "Training", "training"))
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, SSD_RUNS_DIR=str(tmp_path / "runs"))
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
@@ -142,7 +113,7 @@ def test_every_page_in_chromium(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, proc)
+        wait_healthy(base, proc)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
