@@ -9,7 +9,6 @@ image, x right, y down (a box covering pixel columns 0..9 has x1 = 0, x2 = 10).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,16 +98,8 @@ def is_ground_truth(obj: AnnotatedBox, keep_difficult: bool = False) -> bool:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` via a temp file in the same folder + os.replace, so a reader
-    never sees a half-written annotation file. Returns the path."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write `data` to `path` atomically (the project's one helper, `ssd.runlog.atomic_write`),
+    so a reader never sees a half-written annotation file. Returns the path."""
+    from ssd.runlog import atomic_write
+
+    return atomic_write(path, lambda f: f.write(data))
