@@ -77,15 +77,17 @@ def validate_address(address: str) -> str:
 
 
 # ---------------------------------------------------------------- password
-def read_password(env: Mapping[str, str] | None = None, secrets_path: Path = SECRETS_PATH) -> str | None:
+def read_password(env: Mapping[str, str] | None = None, secrets_path: Path | None = None) -> str | None:
     """The configured password, or None when none is set.
 
     Read from `$SSD_EXPLORER_PASSWORD` first, else from the top-level key
-    `SSD_EXPLORER_PASSWORD` of `secrets_path` (Streamlit's `.streamlit/secrets.toml`).
+    `SSD_EXPLORER_PASSWORD` of `secrets_path` (default `SECRETS_PATH`, the project's
+    `.streamlit/secrets.toml`, read wherever the server was started from).
     Raises AuthConfigError, naming the file or variable, when the secrets file cannot be
     read or parsed, or when the value is not a non-empty string.
     """
     env = os.environ if env is None else env
+    secrets_path = SECRETS_PATH if secrets_path is None else secrets_path
     if PASSWORD_ENV in env:
         value = env[PASSWORD_ENV]
         if not value.strip():
@@ -269,7 +271,7 @@ def machine_host_names(address: str) -> list[str]:
 
 
 def preflight(address: str, allowed_hosts: str = "", env: Mapping[str, str] | None = None,
-              secrets_path: Path = SECRETS_PATH) -> list[str]:
+              secrets_path: Path | None = None) -> list[str]:
     """The Streamlit flags for `make run HOST=address`, or AuthConfigError.
 
     Refuses an exposed address with no password. `allowed_hosts` (space or comma
@@ -284,7 +286,7 @@ def preflight(address: str, allowed_hosts: str = "", env: Mapping[str, str] | No
             f"HOST={address} serves the explorer to every machine that can reach this one, and no "
             f"password is set. Set one, then run again: `export {PASSWORD_ENV}='a long passphrase'` "
             f"(not on the make command line: other users see command lines in `ps`), or "
-            f'{PASSWORD_ENV} = "..." in {secrets_path}.')
+            f'{PASSWORD_ENV} = "..." in {secrets_path or SECRETS_PATH}.')
     names = [n for n in re.split(r"[\s,]+", allowed_hosts or "") if n]
     for n in names:
         if n != "*" and not _is_ip(n) and not _HOSTNAME_RE.match(n):
