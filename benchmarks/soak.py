@@ -201,6 +201,10 @@ def session_upload(folder: Path, i: int) -> Upload:
 
 
 # ---------------------------------------------------------------- one browser session
+class SessionAborted(Exception):
+    """A session stops at its first error (recorded); the other sessions go on."""
+
+
 class Session:
     """One browser context = one Streamlit session, with its own expected caption."""
 
@@ -212,20 +216,24 @@ class Session:
     def sidebar(self):
         return self.page.locator('[data-testid="stSidebar"]')
 
-    async def act(self, action: str, do) -> None:
-        """Run `do()`, wait for the rerun it causes to finish, check, record seconds."""
+    async def act(self, action: str, do, wait_for: str | None = None) -> None:
+        """Run `do()`, wait for the rerun it causes to finish (or, with `wait_for`, for
+        that selector and an idle app), check, record seconds."""
         page, timeout_ms = self.page, self.cfg.action_timeout_s * 1000
         t0_page = await page.evaluate("performance.now()")
         t0 = time.perf_counter()
         try:
             await do()
-            await page.wait_for_function(RUN_FINISHED_JS, arg=t0_page, timeout=timeout_ms)
+            if wait_for:
+                await page.wait_for_selector(wait_for, state="attached", timeout=timeout_ms)
+            else:
+                await page.wait_for_function(RUN_FINISHED_JS, arg=t0_page, timeout=timeout_ms)
             await page.wait_for_selector(IDLE, timeout=timeout_ms)
             await self.check(action, timeout_ms)
         except Exception as e:  # noqa: BLE001: every failure is counted and reported
             self.rec.errors.append(f"{self.tag} {action}: {type(e).__name__}: {str(e)[:300]}")
             _log(f"{self.tag} {action}: ERROR {type(e).__name__}: {str(e)[:200]}")
-            return
+            raise SessionAborted(self.tag) from e  # later checks would only repeat this one
         self.rec.add(action, time.perf_counter() - t0)
         _log(f"{self.tag} {action}: {time.perf_counter() - t0:.2f} s")
 
@@ -257,7 +265,8 @@ class Session:
 
         if not await uploader("Your image").count():
             radio = self.sidebar.locator('[data-testid="stRadioGroup"]').get_by_text("Upload", exact=True)
-            await self.act("switch_to_upload", radio.click)
+            await self.act("switch_to_upload", radio.click, wait_for='[data-testid="stSidebar"] '
+                           '[data-testid="stFileUploader"]:has-text("Your image") input')
         w, h = up.size_wh
         self.expect = f"{up.name}: {w}x{h} px, 0 GT boxes"
         await self.act("upload_image", lambda: uploader("Your image").set_input_files(str(up.path)))
@@ -274,7 +283,7 @@ class Session:
     async def move_sliders(self, labels: tuple[str, ...], action: str) -> None:
         for label in labels:
             thumb = self.page.locator('[data-testid="stSlider"]').filter(has_text=label) \
-                .locator('[role="slider"]').first
+                .locator('input[type="range"]').first
             for key in ("ArrowRight", "ArrowLeft"):
                 async def press(thumb=thumb, key=key):
                     await thumb.focus()
@@ -283,7 +292,14 @@ class Session:
 
 
 async def action_script(session: Session, up: Upload, rounds: int, deadline: float) -> None:
-    """What every session of phases 1 and 2 does."""
+    """What every session of phases 1 and 2 does (until its first error)."""
+    try:
+        await _script_steps(session, up, rounds, deadline)
+    except SessionAborted:
+        pass
+
+
+async def _script_steps(session: Session, up: Upload, rounds: int, deadline: float) -> None:
     await session.open()
     await session.upload(up)
     for _ in range(rounds):
@@ -304,6 +320,7 @@ async def run_sessions(browser, base: str, uploads: list[Upload], cfg: SoakConfi
     contexts, sessions = [], []
     for i in range(len(uploads)):
         ctx = await browser.new_context(viewport={"width": 1400, "height": 1100})
+        ctx.set_default_timeout(cfg.action_timeout_s * 1000)  # clicks and file inputs wait as long
         await ctx.add_init_script(RUN_OBSERVER_JS)
         contexts.append(ctx)
         sessions.append(Session(await ctx.new_page(), base, f"session{i}", rec, cfg))
@@ -317,21 +334,28 @@ async def run_sessions(browser, base: str, uploads: list[Upload], cfg: SoakConfi
 async def run_uploads(browser, base: str, folder: Path, cfg: SoakConfig, rec: Recorder, deadline: float) -> None:
     """One session uploads `cfg.uploads` distinct images on the NMS page."""
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1100})
+    ctx.set_default_timeout(cfg.action_timeout_s * 1000)
     await ctx.add_init_script(RUN_OBSERVER_JS)
     session = Session(await ctx.new_page(), base, "uploader", rec, cfg)
     try:
         await session.open()
         await session.goto_page("NMS", "page_nms")
-        for k in range(cfg.uploads):
-            if time.time() > deadline:
-                rec.errors.append(f"uploader: stopped at the --minutes bound after {k} uploads")
-                return
-            size_wh = (120 + 5 * k, 100 + 3 * k)
-            path = folder / f"upload{k:02d}.png"
-            make_image(path, size_wh, seed=1000 + k)
-            await session.upload(Upload(path, path.name, size_wh, 0))
+        await _upload_many(session, folder, cfg, rec, deadline)
+    except SessionAborted:
+        pass
     finally:
         await ctx.close()
+
+
+async def _upload_many(session: Session, folder: Path, cfg: SoakConfig, rec: Recorder, deadline: float) -> None:
+    for k in range(cfg.uploads):
+        if time.time() > deadline:
+            rec.errors.append(f"uploader: stopped at the --minutes bound after {k} uploads")
+            return
+        size_wh = (120 + 5 * k, 100 + 3 * k)
+        path = folder / f"upload{k:02d}.png"
+        make_image(path, size_wh, seed=1000 + k)
+        await session.upload(Upload(path, path.name, size_wh, 0))
 
 
 async def _wait_reclaimed(sampler: RssSampler, phase: str, cfg: SoakConfig) -> None:
@@ -455,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--chromium {a.chromium}: no such file (apt-get install -y chromium)")
     cfg = SoakConfig(sessions=a.sessions, rounds=a.rounds, uploads=a.uploads, minutes=a.minutes,
                      session_ttl_s=a.session_ttl, chromium=a.chromium, out=a.out)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the server (finally)
     report = run(cfg)
     out = Path(cfg.out) if Path(cfg.out).is_absolute() else ROOT / cfg.out
     write_json_atomic(out, report)
