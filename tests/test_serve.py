@@ -282,7 +282,10 @@ def test_user_text_reaches_the_page_as_plain_text(loopback_server, tmp_path):
             _settle(page)
             sidebar = page.locator('[data-testid="stSidebar"]')
             sidebar.locator('[data-testid="stRadioGroup"]').get_by_text("Upload", exact=True).click()
-            drop = sidebar.locator('[data-testid="stFileUploaderDropzoneInput"]').first
+            # the image uploader by its label: the annotation-file uploader is in the sidebar too
+            drop = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Your image") \
+                .locator('[data-testid="stFileUploaderDropzoneInput"]').first
+            drop.wait_for(state="attached", timeout=90_000)
             drop.set_input_files(str(good / name))
             caption = sidebar.get_by_text("123x77 px", exact=False).first
             caption.wait_for(timeout=90_000)
