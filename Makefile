@@ -4,6 +4,12 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PORT    ?= 8501
+# Loopback by default. HOST=0.0.0.0 serves to other machines and needs a password in
+# $SSD_EXPLORER_PASSWORD or .streamlit/secrets.toml (never on this command line: other
+# users see command lines in `ps`). ALLOWED_HOSTS: the names users type in the address
+# bar (default: this machine's names and IPs when exposed, loopback names otherwise).
+HOST    ?= 127.0.0.1
+ALLOWED_HOSTS ?=
 
 .PHONY: run test test-fast bench setup clean
 
@@ -16,8 +22,13 @@ $(STAMP): requirements.txt
 	$(VPY) -m pip install -r requirements.txt
 	touch $(STAMP)
 
+# explorer.auth refuses an exposed HOST without a password, else prints the address and
+# allowed-hosts flags; `exec` leaves streamlit as the recipe's process.
 run: $(STAMP)
-	$(VPY) -m streamlit run app.py --server.port $(PORT)
+	@flags="$$($(VPY) -m explorer.auth preflight --address '$(HOST)' --allowed-hosts '$(ALLOWED_HOSTS)')" \
+	  || exit 2; \
+	echo "$(VPY) -m streamlit run app.py --server.port $(PORT) $$flags"; \
+	exec $(VPY) -m streamlit run app.py --server.port $(PORT) $$flags
 
 test: $(STAMP)
 	$(VPY) -m pytest -q

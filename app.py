@@ -1,7 +1,8 @@
 """SSD Explorer: routes to the pages and holds the sidebar shared by all of them.
 
-`make run` -> `streamlit run app.py`. The pages live in `pages/`; the sidebar (model,
-image, ground truth) is drawn here, before the chosen page runs, by `pages/_sidebar.py`.
+`make run` -> `streamlit run app.py`. The pages live in `pages/`; the login gate
+(`pages/_auth.py`) runs first, then the sidebar (model, image, ground truth) is drawn
+here, before the chosen page runs, by `pages/_sidebar.py`.
 """
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ if str(ROOT) not in sys.path:  # `explorer`, `ssd` and `pages._sidebar` import f
 import torch  # noqa: E402
 
 from explorer.inputs.models import app_torch_threads  # noqa: E402
-from pages import _sidebar  # noqa: E402
+from pages import _auth, _sidebar  # noqa: E402
 
 if torch.get_num_threads() != app_torch_threads():
     torch.set_num_threads(app_torch_threads())
@@ -37,6 +38,10 @@ pages = [
 if (ROOT / "pages" / "training.py").is_file():  # written by the training engineer
     pages.append(st.Page("pages/training.py", title="Training", icon=":material/model_training:"))
 
-nav = st.navigation(pages)
+# The gate (pages/_auth.py) runs before the sidebar and the page: a foreign Host header
+# or an exposed server without a password shows nothing else, and a configured password
+# is asked for first. Until then the page list stays hidden.
+nav = st.navigation(pages, position="sidebar" if _auth.signed_in() else "hidden")
+_auth.gate()
 _sidebar.sidebar()
 nav.run()

@@ -60,12 +60,12 @@ def _model_picker() -> tuple[models_mod.LoadedModel, str]:
     try:
         return _cache.load_model(model_id), models_mod.model_cache_key(model_id)
     except models_mod.ModelLoadError as e:
-        st.sidebar.error(f"{e}\n\nUsing the default model instead.")
+        st.sidebar.error(_ui.plain(str(e)) + "\n\nUsing the default model instead.")
         fallback = default if default != model_id else models_mod.RANDOM_COMPACT
         try:
             return _cache.load_model(fallback), models_mod.model_cache_key(fallback)
         except models_mod.ModelLoadError as e2:
-            st.sidebar.error(str(e2))
+            st.sidebar.error(_ui.plain(str(e2)))
             return _cache.load_model(models_mod.RANDOM_COMPACT), models_mod.RANDOM_COMPACT
 
 
@@ -85,7 +85,7 @@ def _image_picker() -> samples_mod.LoadedImage:
             try:
                 return _cache.decode_upload(up.name, data)
             except ValueError as e:  # ssd.images.ImageError is a ValueError
-                st.sidebar.error(f"Cannot use this upload: {e}")
+                st.sidebar.error(_ui.plain(f"Cannot use this upload: {e}"))
                 st.sidebar.caption("Showing the default sample scene instead.")
         else:
             st.sidebar.caption("No file yet: showing the default sample scene.")
@@ -201,8 +201,8 @@ def sidebar() -> ExplorerContext:
     image = _image_picker()
     gt = _gt_editor(image, loaded.class_names)
     w, h = image.image.size
-    st.sidebar.caption(f"{image.name}: {w}x{h} px, {len(gt)} GT boxes; model input "
-                       f"{loaded.model.cfg.image_size}x{loaded.model.cfg.image_size}.")
+    st.sidebar.caption(_ui.plain(f"{image.name}: {w}x{h} px, {len(gt)} GT boxes; model input "
+                                 f"{loaded.model.cfg.image_size}x{loaded.model.cfg.image_size}."))
     ctx = ExplorerContext(loaded, model_key, image, gt)
     st.session_state[CTX_KEY] = ctx
     return ctx

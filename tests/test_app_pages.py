@@ -4,6 +4,7 @@ checkpoint when present, else compact256 with random weights); SSD300 appears on
 where no weights are needed (architecture table, default-box presets)."""
 import io
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,13 @@ def _app() -> AppTest:
     return at
 
 
+def _shown(markdown: str) -> str:
+    """The text a markdown element shows: user text reaches it escaped (`_ui.plain`)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
 def _errors(at) -> list[str]:
-    return [e.value for e in at.error] + [e.value for e in at.sidebar.error]
+    return [_shown(e.value) for e in at.error] + [_shown(e.value) for e in at.sidebar.error]
 
 
 def _metric(at, label: str) -> str:
@@ -106,7 +112,7 @@ def test_every_page_runs_on_an_uploaded_image():
     at.radio(key="image_source").set_value("Upload").run()
     at.file_uploader(key="image_upload").set_value(("wide.png", _png((400, 200), "L"), "image/png")).run()
     assert not at.exception
-    assert any("wide.png: 400x200" in c.value for c in at.sidebar.caption)
+    assert any("wide.png: 400x200" in _shown(c.value) for c in at.sidebar.caption)
     for page in ALL_PAGES:
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])

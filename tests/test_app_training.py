@@ -244,8 +244,23 @@ def test_hostile_dataset_paths_are_refused_before_anything_runs(runs_dir, tmp_pa
 
 
 def test_exposed_server_without_data_roots_refuses_every_dataset_path(runs_dir, tmp_path, monkeypatch):
+    from streamlit import config
+
     monkeypatch.delenv("SSD_DATA_ROOTS")
-    at = _page()  # AppTest has no server.address: Streamlit would bind every interface (exposed)
+    monkeypatch.setenv("SSD_EXPLORER_PASSWORD", "pw for this test")
+    saved = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")  # as `make run HOST=0.0.0.0`
+    try:
+        at = AppTest.from_file(PAGE, default_timeout=60).run()
+        at.text_input[0].input("pw for this test")  # the gate of an exposed server
+        at.button[0].click().run()
+        assert not at.exception, at.exception
+        _refuses_every_path(at)
+    finally:
+        config.set_option("server.address", saved)
+
+
+def _refuses_every_path(at) -> None:
     at.radio(key="train_dataset").set_value("voc").run()
     assert any("nothing on this exposed server" in c.value for c in at.caption)
     at.text_input(key="train_data_root").input(str(Path.home()))
