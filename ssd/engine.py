@@ -282,18 +282,25 @@ class Trainer:
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
 
-    def forward_loss(self, images: Tensor, targets: list[dict]):
-        """The forward pass (under autocast with --amp) and the Eq. 1 loss, in fp32.
-
-        With --amp the log-softmax of the loss runs over the class axis in (B, C, A)
-        layout (`fast_cross_entropy`), ~4x faster on the CPU for few classes, equal to
-        ~1e-7 but not bit for bit; without --amp the loss is computed as it always was."""
+    def forward(self, images: Tensor):
+        """The network on images (B, 3, H, W), under autocast with --amp -> `HeadOutputs`."""
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            out = self.net(images)
+            return self.net(images)
+
+    def loss(self, out, targets: list[dict]):
+        """The Eq. 1 loss of head outputs `out`, in fp32 -> `MultiboxLoss`.
+
+        With --amp the log-softmax runs over the class axis in (B, C, A) layout
+        (`fast_cross_entropy`), ~4x faster on the CPU for few classes, equal to ~1e-7
+        but not bit for bit; without --amp the loss is computed as it always was."""
         # .float() is the identity in fp32; under autocast the head outputs are bf16/fp16.
         return multibox_loss(out.cls_logits_flat().float(), out.bbox_regression_flat().float(),
                              self.priors_cxcywh, targets, fast_cross_entropy=self.amp_dtype is not None)
+
+    def forward_loss(self, images: Tensor, targets: list[dict]):
+        """`loss(forward(images), targets)`."""
+        return self.loss(self.forward(images), targets)
 
     def step(self, images: Tensor, targets: list[dict], stop_asked: bool) -> StepResult:
         """Forward, Eq. 1 loss, backward, clip, optimizer and scheduler step on a
