@@ -1,7 +1,7 @@
 """One SSD300 training step, ours vs torchvision's `SSD`, same weights, same batch, one run.
 
     python -m benchmarks.bench_train_step [--device cpu|cuda] [--batch 8] [--repeats 5]
-        [--amp none|bf16|fp16] [--channels-last] [--threads N] [--json PATH]
+        [--amp none|bf16|fp16] [--channels-last] [--theirs-default] [--threads N] [--json PATH]
 
 A step is forward + loss (matching, hard-negative mining) + backward + SGD update.
 Ours: `build("ssd300_vgg16")` -> `multibox_loss` on the flat head outputs. Theirs:
@@ -10,12 +10,16 @@ loaded with the same state dict, fed 300x300 images so its resize is the identit
 Calls alternate ours / theirs (a busy machine slows both alike); medians are reported,
 with ours broken into forward / loss / backward / optimizer (synchronised laps) and
 images per second for both. ratio = ours / torchvision (target for issue 12: <= 0.8).
+With --amp, ours computes the loss as `ssd.train --amp` does (fp32, (B, C, A) softmax).
+--theirs-default runs torchvision's step as it comes (fp32, contiguous) while ours uses
+--amp / --channels-last: each library's fastest step on the same weights and batch.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import time
 
@@ -81,7 +85,7 @@ class OursStep:
             _sync(d)
             t1 = time.perf_counter()
             loss = multibox_loss(out.cls_logits_flat().float(), out.bbox_regression_flat().float(),
-                                 self.priors_cxcywh, self.targets)
+                                 self.priors_cxcywh, self.targets, fast_cross_entropy=self.amp != "none")
         _sync(d)
         t2 = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
@@ -122,14 +126,15 @@ class TheirsStep:
 
 
 def run(device: str = "cpu", batch: int = 8, repeats: int = 5, amp: str = "none",
-        channels_last: bool = False, warmup: int = 2) -> dict:
+        channels_last: bool = False, warmup: int = 2, theirs_default: bool = False) -> dict:
     """Median step time (ms) and images/s of both, ours' breakdown, and the ratio."""
     dev = torch.device(device)
     torch.manual_seed(0)
     state_dict = build("ssd300_vgg16", num_classes=NUM_CLASSES).state_dict()
     images, targets = make_batch(batch)
     ours = OursStep(state_dict, images, targets, dev, amp, channels_last)
-    theirs = TheirsStep(state_dict, images, targets, dev, amp, channels_last)
+    theirs = (TheirsStep(state_dict, images, targets, dev, "none", False) if theirs_default else
+              TheirsStep(state_dict, images, targets, dev, amp, channels_last))
     t_ours, t_theirs = [], []
     for i in range(warmup + repeats):
         for fn, acc in ((ours, t_ours), (theirs, t_theirs)):
@@ -142,7 +147,8 @@ def run(device: str = "cpu", batch: int = 8, repeats: int = 5, amp: str = "none"
     med_o, med_t = statistics.median(t_ours), statistics.median(t_theirs)
     breakdown = {k: round(statistics.median(v[warmup:]), 1) for k, v in ours.laps.items()}
     return {"device": device, "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "batch": batch, "amp": amp, "channels_last": channels_last, "threads": torch.get_num_threads(),
+            "batch": batch, "amp": amp, "channels_last": channels_last, "theirs_default": theirs_default,
+            "threads": torch.get_num_threads(), "load_avg_1min": round(os.getloadavg()[0], 2),
             "ours_ms": round(med_o, 1), "torchvision_ms": round(med_t, 1), "ratio": round(med_o / med_t, 3),
             "ours_img_per_s": round(batch / med_o * 1e3, 1), "torchvision_img_per_s": round(batch / med_t * 1e3, 1),
             "ours_breakdown_ms": breakdown}
@@ -156,12 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--theirs-default", action="store_true",
+                   help="torchvision in fp32, contiguous (its default), whatever --amp/--channels-last say")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", help="also write the result here")
     a = p.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    res = run(a.device, a.batch, a.repeats, a.amp, a.channels_last, a.warmup)
+    res = run(a.device, a.batch, a.repeats, a.amp, a.channels_last, a.warmup, a.theirs_default)
     print(json.dumps(res, indent=1))
     if a.json:
         with open(a.json, "w") as f:

@@ -144,6 +144,7 @@ def multibox_loss(
     neg_pos_ratio: float = 3,
     alpha: float = 1.0,
     variances: tuple[float, float] = (0.1, 0.2),
+    fast_cross_entropy: bool = False,
 ) -> MultiboxLoss:
     """SSD's training loss for a batch (Sec. 2.2 Eq. 1; matching and mining also Sec. 2.2).
 
@@ -197,10 +198,13 @@ def multibox_loss(
         cls_targets = torch.zeros((B, A), dtype=torch.long, device=device)
 
     # Confidence loss of every box (Eq. 3 terms): softmax cross-entropy.
-    # (B, A, C) -> (B*A, C) -> (B, A)
-    cls_loss = F.cross_entropy(cls_logits.reshape(B * A, C), cls_targets.reshape(B * A), reduction="none").reshape(
-        B, A
-    )
+    if fast_cross_entropy:
+        # (B, A, C) -> (B, C, A): classes on dim 1, a strided view (no copy); out (B, A)
+        cls_loss = F.cross_entropy(cls_logits.transpose(1, 2), cls_targets, reduction="none")
+    else:
+        # (B, A, C) -> (B*A, C) -> (B, A)
+        cls_loss = F.cross_entropy(cls_logits.reshape(B * A, C), cls_targets.reshape(B * A),
+                                   reduction="none").reshape(B, A)
     conf_loss_per_box = cls_loss.detach()
 
     # Hard negative mining (Sec. 2.2): per image, the negatives with the highest

@@ -37,6 +37,7 @@ from ssd.engine import (
     build_loader,
     build_optimizer,
     build_scheduler,
+    autocast_dtype,
     resolve_device,
     restore_training_state,
     save_training_state,
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     run = RunDir(opts.out, 0, opts.device) if rank == 0 else None
     try:
         device = _init_device(opts.device, world)
+        autocast_dtype(opts.amp, device)  # --amp fp16 without CUDA: refused here, before anything is built
     except (RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         _record_failure(run, str(e))
@@ -175,10 +177,10 @@ def _train(opts: TrainOptions, rank: int, world: int, device: torch.device, run:
     trainer = Trainer(
         net=torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model, model=model,
         priors_cxcywh=default_boxes(model.cfg).cxcywh.to(device), optimizer=optimizer, scheduler=scheduler,
-        device=device, memory_format=_memory_format(opts), clip_grad=opts.clip_grad, world=world)
+        device=device, memory_format=_memory_format(opts), clip_grad=opts.clip_grad, world=world, amp=opts.amp)
     progress = Progress()
     if opts.resume:
-        progress = restore_training_state(paths(opts.out).last, model, optimizer, scheduler)
+        progress = restore_training_state(paths(opts.out).last, model, optimizer, scheduler, trainer.scaler)
     book = RunBook(run, trainer, class_names, _recipe(opts, world), progress, total_steps, opts)
     book.start({
         "args": {k: v for k, v in opts.to_dict().items() if k != "resume"},
@@ -186,7 +188,8 @@ def _train(opts: TrainOptions, rank: int, world: int, device: torch.device, run:
         "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "world_size": world,
         "torch": torch.__version__, "recipe": book.recipe,
     }, f"{'resuming at step ' + str(progress.step) if opts.resume else 'starting'}: {opts.model} on {device}"
-       f" x{world}, {len(train_set)} train / {len(val_set)} val images ({opts.dataset}), "
+       f" x{world}{'' if opts.amp == 'none' else ' --amp ' + opts.amp}, {len(train_set)} train / "
+       f"{len(val_set)} val images ({opts.dataset}), "
        f"{steps_per_epoch} steps/epoch, {total_steps} steps{init_note}", skipped)
     progress.session_start = time.time()
     return _fit(trainer, book, sampler, train_set, val_set, steps_per_epoch, stop, opts)
@@ -202,11 +205,13 @@ def _fit(trainer: Trainer, book: "RunBook", sampler: ResumableSampler, train_set
     epoch = progress.step // steps_per_epoch
     evaluated_at = -1
     rng_at_resume = torch.get_rng_state() if opts.resume else None  # as last.pt saved it
+    # One loader for the run: with --num-workers its workers (and their scene caches) persist.
+    loader = build_loader(train_set, sampler, opts.batch_size, opts.num_workers, trainer.device)
     while progress.step < total_steps:
         # Resuming mid-epoch: the sampler skips the images this epoch already used.
         skip = (progress.step - epoch * steps_per_epoch) * opts.batch_size
         sampler.set_epoch(epoch, skip=skip)
-        batches = iter(build_loader(train_set, sampler, opts.batch_size, opts.num_workers, trainer.device))
+        batches = iter(loader)
         if rng_at_resume is not None and skip:
             # Starting the loader drew its seed from torch's RNG; the uninterrupted run drew it
             # at the start of this epoch, before last.pt was saved: go back to the saved state,
@@ -309,7 +314,7 @@ class RunBook:
         if self.run is not None:
             t = self.trainer
             save_training_state(self.run.last_path, t.model, self.class_names, self.recipe, t.optimizer,
-                                t.scheduler, self.progress, epoch)
+                                t.scheduler, self.progress, epoch, t.scaler)
 
     def evaluate(self, epoch: int, val_set) -> None:
         """COCO AP on the validation set (rank 0); best.pt when it improves."""

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 
 from ssd.data.transforms import AUGMENTATIONS
-from ssd.engine import OPTIMIZERS, SCHEDULES
+from ssd.engine import AMP_MODES, OPTIMIZERS, SCHEDULES
 from ssd.models import BACKBONE_WEIGHTS_MODELS, MODEL_NAMES
 from ssd.recipes import RECIPES
 from ssd.runlog import RunDirError, paths, read_json
@@ -25,7 +25,7 @@ DATASETS = ("procedural", "voc", "coco")
 DEVICES = ("auto", "cpu", "cuda")
 GROUPS = ("data", "model and optimisation", "run")
 # Options a resumed run may change on its command line (the rest come from config.json).
-RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "num_workers", "threads", "log_every", "eval_every")
+RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "num_workers", "threads", "log_every", "eval_every", "amp")
 # Options that must be >= 1, and >= 0.
 _AT_LEAST_ONE = ("epochs", "batch_size", "train_size", "val_size", "log_every", "eval_every", "save_every")
 _AT_LEAST_ZERO = ("max_steps", "num_workers", "threads", "warmup_steps")
@@ -84,6 +84,9 @@ class TrainOptions:
     threads: int = _opt(0, "run", "torch CPU threads per process (0: torch's default)")
     log_every: int = _opt(20, "run", "log every N steps")
     save_every: int = _opt(200, "run", "write last.pt every N steps (and each epoch)")
+    # New fields go last: a recorded command lists only non-default flags, in field order.
+    amp: str = _opt("none", "run", "mixed precision: none (fp32) | bf16 (autocast; CPU with AVX-512 BF16/AMX, "
+                    "or GPU) | fp16 (autocast + GradScaler; CUDA only)", AMP_MODES)
 
     def validate(self) -> "TrainOptions":
         """Return self, or raise ValueError naming the flag, the value and the rule."""

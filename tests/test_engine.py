@@ -12,6 +12,7 @@ from ssd.engine import (
     Progress,
     ResumableSampler,
     Trainer,
+    autocast_dtype,
     build_loader,
     build_optimizer,
     build_scheduler,
@@ -62,14 +63,14 @@ def test_resumable_sampler_skips_and_shards():
     assert sorted(list(r0) + list(r1)) == list(range(10))
 
 
-def _trainer(lr=1e-3, seed=0):
+def _trainer(lr=1e-3, seed=0, amp="none"):
     torch.manual_seed(seed)
     model = models.build("compact256", num_classes=len(procedural.CLASSES))
     model.class_names = list(procedural.CLASSES)
     opt = build_optimizer("adamw", model.parameters(), lr, 5e-4)
     return Trainer(net=model, model=model, priors_cxcywh=default_boxes(model.cfg).cxcywh, optimizer=opt,
                    scheduler=build_scheduler(opt, "constant", 10, 0), device=CPU,
-                   memory_format=torch.contiguous_format, clip_grad=10.0, world=1)
+                   memory_format=torch.contiguous_format, clip_grad=10.0, world=1, amp=amp)
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +148,73 @@ def test_loss_window_means():
     assert w.mean() == [2.0, 1.5, 0.5] and w.images == 8 and w.images_per_s() > 0
     w.reset()
     assert w.steps == 0 and w.mean() == [0.0, 0.0, 0.0]
+
+
+# ---------------------------------------------------------------- speed (issue 12)
+def _reference_steps(images, targets, n):
+    """The step as it was before --amp and the GradScaler: forward, Eq. 1 loss,
+    backward, clip, AdamW, written out by hand; returns the losses of `n` steps."""
+    torch.manual_seed(0)
+    model = models.build("compact256", num_classes=len(procedural.CLASSES))
+    opt = build_optimizer("adamw", model.parameters(), 1e-3, 5e-4)
+    priors = default_boxes(model.cfg).cxcywh
+    losses = []
+    for _ in range(n):
+        out = model(images)
+        loss = multibox_loss(out.cls_logits_flat(), out.bbox_regression_flat(), priors, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        losses.append(torch.stack([loss.total, loss.conf, loss.loc]).detach())
+    return torch.stack(losses)
+
+
+def test_default_fp32_step_is_bit_identical_to_the_former_step(data):
+    _, _, images, targets = data
+    t = _trainer()
+    assert t.amp_dtype is None and not t.scaler.is_enabled()
+    ours = torch.stack([t.step(images, targets, False).losses for _ in range(3)])
+    assert torch.equal(ours, _reference_steps(images, targets, 3))  # every bit, 3 steps
+
+
+def test_amp_modes():
+    assert autocast_dtype("none", CPU) is None
+    assert autocast_dtype("bf16", CPU) == torch.bfloat16
+    assert autocast_dtype("fp16", torch.device("cuda")) == torch.float16  # chosen without touching a GPU
+    with pytest.raises(ValueError, match="--amp fp16 needs a CUDA GPU.*use --amp bf16 on the CPU"):
+        autocast_dtype("fp16", CPU)
+    with pytest.raises(ValueError, match="--amp must be one of"):
+        autocast_dtype("fp8", CPU)
+    with pytest.raises(ValueError, match="--amp fp16 needs a CUDA GPU"):
+        _trainer(amp="fp16")
+
+
+def test_bf16_step_runs_the_network_in_bfloat16_and_the_loss_in_fp32(data):
+    _, _, images, targets = data
+    t, ref = _trainer(amp="bf16"), _trainer()
+    seen = []
+    t.model.head.classification_head.module_list[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    loss = t.forward_loss(images, targets)
+    assert seen == [torch.bfloat16] and loss.total.dtype == torch.float32
+    res, res_ref = t.step(images, targets, False), ref.step(images, targets, False)
+    assert not res.non_finite and not t.scaler.is_enabled()
+    # bfloat16 keeps 8 bits of mantissa: the same loss to about 1%, not bit for bit.
+    assert torch.allclose(res.losses, res_ref.losses, rtol=0.03)
+    assert not torch.equal(res.losses, res_ref.losses)
+
+
+def test_workers_persist_across_epochs_and_give_the_same_batches(data):
+    ds, _, _, _ = data
+    s0, s1 = ResumableSampler(ds, 1, 0, seed=0), ResumableSampler(ds, 1, 0, seed=0)
+    serial, workers = build_loader(ds, s0, 4, 0, CPU), build_loader(ds, s1, 4, 1, CPU)
+    assert workers.persistent_workers and not serial.persistent_workers
+    for epoch in range(2):
+        s0.set_epoch(epoch), s1.set_epoch(epoch, skip=4 * epoch)
+        a, b = list(serial)[epoch:], list(workers)  # epoch 1 resumes after one batch
+        assert len(a) == len(b) == 2 - epoch
+        for (ia, ta), (ib, tb) in zip(a, b):  # augment "none": no random draws, equal batches
+            assert torch.equal(ia, ib) and all(torch.equal(x["boxes"], y["boxes"]) for x, y in zip(ta, tb))
+    first = workers._iterator._workers[0].pid
+    list(workers)
+    assert workers._iterator._workers[0].pid == first  # the same worker process: its caches live on

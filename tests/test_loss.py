@@ -73,8 +73,9 @@ def torchvision_loss(model, targets, cls_logits, box_deltas, default_cxcywh):
 
 
 # ---------------------------------------------------------------- torchvision equality
+@pytest.mark.parametrize("fast_ce", [False, True])
 @pytest.mark.parametrize("prior_set, seed", [("voc", 0), ("voc", 1), ("coco", 2), ("coco", 3)])
-def test_equals_torchvision_compute_loss(tv_ssd, priors, prior_set, seed):
+def test_equals_torchvision_compute_loss(tv_ssd, priors, prior_set, seed, fast_ce):
     default_cxcywh = priors[prior_set]
     A, C, B = default_cxcywh.shape[0], 21, 4
     default_xyxy = cxcywh_to_xyxy(default_cxcywh)
@@ -89,7 +90,7 @@ def test_equals_torchvision_compute_loss(tv_ssd, priors, prior_set, seed):
     cls_logits = torch.randn(B, A, C, generator=gen) * 2
     box_deltas = torch.randn(B, A, 4, generator=gen)
 
-    out = multibox_loss(cls_logits, box_deltas, default_cxcywh, targets)
+    out = multibox_loss(cls_logits, box_deltas, default_cxcywh, targets, fast_cross_entropy=fast_ce)
     tv, tv_matched = torchvision_loss(tv_ssd, targets, cls_logits, box_deltas, default_cxcywh)
 
     assert isinstance(out, MultiboxLoss)
@@ -287,3 +288,25 @@ def test_cross_entropy_matches_functional(priors):
     out = multibox_loss(cls_logits, torch.zeros(2, A, 4), default_cxcywh, targets)
     ref = F.cross_entropy(cls_logits.reshape(-1, C), out.cls_targets.reshape(-1), reduction="none").reshape(2, A)
     assert torch.allclose(out.conf_loss_per_box, ref)
+
+
+def test_fast_cross_entropy_equals_the_row_layout(priors):
+    """The (B, C, A) softmax (training with --amp) against the default (B*A, C) rows: the
+    same mined negatives, the same losses and gradients to float32 rounding."""
+    default_cxcywh = priors["voc"]
+    B, A, C = 4, default_cxcywh.shape[0], 21
+    targets = random_targets(B, C, seed=7)
+    gen = torch.Generator().manual_seed(7)
+    logits0, deltas0 = torch.randn(B, A, C, generator=gen) * 3, torch.randn(B, A, 4, generator=gen)
+    results, grads = [], []
+    for fast in (False, True):
+        logits, deltas = logits0.clone().requires_grad_(), deltas0.clone().requires_grad_()
+        out = multibox_loss(logits, deltas, default_cxcywh, targets, fast_cross_entropy=fast)
+        out.total.backward()
+        results.append(out)
+        grads.append(logits.grad)
+    slow, fast = results
+    assert torch.equal(slow.positive, fast.positive) and torch.equal(slow.hard_negative, fast.hard_negative)
+    assert torch.allclose(slow.conf_loss_per_box, fast.conf_loss_per_box, rtol=1e-6, atol=1e-6)
+    assert fast.total.item() == pytest.approx(slow.total.item(), rel=1e-6)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-9)

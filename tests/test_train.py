@@ -243,6 +243,26 @@ def test_unusable_device_ends_failed(tmp_path, restore_signals):
     assert st["state"] == "failed" and "no CUDA GPU" in st["message"]
 
 
+def test_amp_fp16_on_the_cpu_ends_failed_naming_the_fix(tmp_path, restore_signals):
+    run = tmp_path / "run"
+    assert main([*TINY, "--out", str(run), "--device", "cpu", "--amp", "fp16"]) == 2
+    st = _status(run)
+    assert st["state"] == "failed" and "--amp fp16 needs a CUDA GPU" in st["message"]
+    assert "--amp bf16" in st["message"] and not (run / "checkpoints" / "last.pt").exists()
+
+
+def test_bf16_run_with_a_loader_worker_finishes_and_records_its_flags(tmp_path, restore_signals):
+    run = tmp_path / "run"
+    assert main([*TINY, "--out", str(run), "--epochs", "2", "--device", "cpu", "--amp", "bf16",
+                 "--num-workers", "1"]) == 0
+    assert _status(run)["state"] == "finished"
+    losses = [r["loss"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"]
+    assert len(losses) == 4 and all(0 < v < 100 for v in losses)
+    _, meta = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert "--num-workers 1" in meta["recipe"]["command"] and "--amp bf16" in meta["recipe"]["command"]
+    assert "--amp bf16" in (run / "train.log").read_text().splitlines()[0]
+
+
 # ---------------------------------------------------------------- ImageNet backbone (issue 12)
 def _vgg16_features_file(path):
     """A local VGG-16 file in torchvision's format ("features.*" keys), seeded weights."""

@@ -49,6 +49,7 @@ def test_to_argv_parses_back_and_writes_the_shipped_command():
     (["--clip-grad", "-1"], "--clip-grad must be >= 0"),
     (["--model", "yolo"], "invalid choice: 'yolo'"),
     (["--epochs", "two"], "invalid int value: 'two'"),
+    (["--amp", "fp8"], "invalid choice: 'fp8'"),
 ])
 def test_bad_option_is_a_usage_error_naming_it(argv, words, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -111,3 +112,11 @@ def test_unknown_recipe_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--recipe", "yolo", "--out", "r"])
     assert "invalid choice: 'yolo'" in capsys.readouterr().err
+
+
+def test_amp_is_opt_in_and_left_out_of_recorded_commands():
+    assert TrainOptions(out="r").amp == "none"  # today's fp32 results by default
+    opts = parse_args(["--out", "r", "--amp", "bf16"])
+    assert opts.amp == "bf16" and opts.to_argv()[-2:] == ["--amp", "bf16"]
+    assert "--amp" not in parse_args(SHIPPED_RECORDED.split()).to_argv()
+    assert "amp" in RESUME_OVERRIDABLE  # a resumed run may switch precision (a GPU run resumed on a CPU)
