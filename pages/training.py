@@ -12,9 +12,11 @@ import streamlit as st
 from pages._ui import require_app_frame
 
 from explorer import paths
+from explorer.inputs.box_config import write_for_training
 from explorer.jobs import manager as jobs
 from explorer.jobs.limits import JobLimits
 from explorer.jobs.spec import DATASETS, MODELS, RECIPES, JobError, JobSpec, TrainOptions
+from explorer.views.default_boxes import TUNED_CFG_KEY
 from explorer.views.training import loss_figure, map_figure
 
 require_app_frame()
@@ -28,6 +30,7 @@ RECIPE_WIDGETS = {"dataset": "train_dataset", "train_size": "train_train_size", 
                   "batch_size": "train_batch_size", "lr": "train_lr", "seed": "train_seed",
                   "eval_every": "train_eval_every", "log_every": "train_log_every"}
 STARTS = ("From scratch", "ImageNet backbone", "Fine-tune from COCO", "Fine-tune from a run's checkpoint")
+BOX_CHOICES = ("the model's preset", "the tuned configuration (from the Default boxes / Dataset page)")
 DATASET_LABELS = {
     "procedural": "Procedural shapes (generated, no download)",
     "voc": "Pascal VOC folder",
@@ -134,6 +137,23 @@ def _data_roots() -> tuple:
     return paths.data_roots(exposed)
 
 
+def _box_config(choice: str, model: str, runs_dir) -> dict | None:
+    """`--box-config` for the launch: {} for the preset; the shared tuned configuration written
+    as JSON when it fits `model`; None (with the reason shown) when it cannot be used."""
+    if choice == BOX_CHOICES[0]:
+        return {}
+    tuned = st.session_state.get(TUNED_CFG_KEY)
+    if tuned is None:
+        st.error("Not launched: there is no tuned configuration yet. Set one on the Default boxes page "
+                 "or tune one on the Dataset page, or train with the model's preset.")
+        return None
+    try:
+        return {"box_config": str(write_for_training(tuned, model, runs_dir))}
+    except ValueError as exc:
+        st.error(f"Not launched: the tuned configuration does not fit {model}: {exc}")
+        return None
+
+
 def launch_form(runs_dir) -> None:
     devices = _devices()
     gpus = devices["gpu_count"]
@@ -171,6 +191,9 @@ def launch_form(runs_dir) -> None:
         epochs = c2.number_input("Epochs", 1, 10_000, DEFAULTS.epochs, key="train_epochs")
         batch_size = c3.number_input("Batch size", 1, 1024, DEFAULTS.batch_size, key="train_batch_size")
         lr = c4.number_input("Learning rate", 1e-6, 1.0, DEFAULTS.lr, step=1e-4, format="%.5f", key="train_lr")
+        boxes = st.radio("Default boxes", BOX_CHOICES, horizontal=True, key="train_boxes",
+                         help="The tuned one keeps the model's input size and feature maps; its boxes per "
+                              "cell size the predictors")
         c1, c2, c3 = st.columns(3)
         device_options = ["auto", "cpu"] + (["cuda"] if devices["cuda"] else [])
         device = c1.selectbox("Device", device_options, key="train_device")
@@ -188,9 +211,10 @@ def launch_form(runs_dir) -> None:
                                          key="train_eval_every")
             log_every = c4.number_input("Log every N steps", 1, 100_000, DEFAULTS.log_every, key="train_log_every")
         submitted = st.form_submit_button("Launch", type="primary", key="train_launch_button")
-    if submitted:
-        spec = JobSpec.of(nproc=int(nproc), **_recipe_extras(), **start, dataset=dataset, model=model,
-                          epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), device=device, seed=int(seed),
+    box_config = _box_config(boxes, model, runs_dir) if submitted else None
+    if box_config is not None:
+        spec = JobSpec.of(nproc=int(nproc), **_recipe_extras(), **start, **box_config, dataset=dataset,
+                          model=model, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), device=device, seed=int(seed),
                           max_steps=int(max_steps), eval_every=int(eval_every), log_every=int(log_every),
                           **{k: (int(v) if isinstance(v, (int, float)) else str(v).strip()) for k, v in data.items()})
         try:

@@ -98,9 +98,12 @@ def build_datasets(args, image_size: int) -> tuple[Dataset, Dataset, tuple[str, 
     t_train = train_transform(image_size, args.augment)
     t_eval = eval_transform(image_size)
     if args.dataset == "procedural":
-        train = procedural.ProceduralDataset(args.train_size, args.data_seed, image_size, t_train, cache=True)
+        size = procedural.parse_object_size(args.object_size) if args.object_size else procedural.DEFAULT_OBJECT_SIZE
+        train = procedural.ProceduralDataset(args.train_size, args.data_seed, image_size, t_train, cache=True,
+                                             object_size=size)
         # Validation scenes use the next seed: disjoint from the training scenes.
-        val = procedural.ProceduralDataset(args.val_size, args.data_seed + 1, image_size, t_eval, cache=True)
+        val = procedural.ProceduralDataset(args.val_size, args.data_seed + 1, image_size, t_eval, cache=True,
+                                           object_size=size)
         return train, val, procedural.CLASSES, 0
     if args.dataset == "voc":
         if not args.data_root:

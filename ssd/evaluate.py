@@ -165,12 +165,17 @@ def build_eval_dataset(args, image_size: int, class_names):
 
     t = eval_transform(image_size)
     if args.dataset == "procedural":
-        from ssd.data.procedural import CLASSES, ProceduralDataset
+        from ssd.data.procedural import CLASSES, DEFAULT_OBJECT_SIZE, ProceduralDataset, parse_object_size
 
         if tuple(CLASSES) != tuple(class_names):
             raise DatasetError(f"procedural scenes have the classes {list(CLASSES[1:])} but the checkpoint's "
                                f"are {list(class_names[1:])}; evaluate it on its own dataset (--dataset voc/coco)")
-        return ProceduralDataset(args.num_images, args.seed, image_size, t)
+        size_text = getattr(args, "object_size", "")  # the Evaluation page's args have none
+        try:
+            object_size = parse_object_size(size_text) if size_text else DEFAULT_OBJECT_SIZE
+        except ValueError as e:
+            raise DatasetError(str(e)) from None
+        return ProceduralDataset(args.num_images, args.seed, image_size, t, object_size=object_size)
     if args.dataset == "voc":
         from ssd.data.voc import VOCDataset
 
@@ -194,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1000,
                    help="procedural: scene seed (training uses --data-seed 0 and validation 1)")
     p.add_argument("--num-images", type=int, default=500, help="procedural: scenes; voc/coco: first N (0: all)")
+    p.add_argument("--object-size", default="", help="procedural: MIN,MAX object side as fractions of the image "
+                                                      "(default 0.05,0.9, as training's default)")
     p.add_argument("--data-root", default="", help="VOC folder")
     p.add_argument("--split", default="val", help="VOC image set")
     p.add_argument("--coco-json", default="")

@@ -123,7 +123,11 @@ def _build_model(opts: TrainOptions, class_names, device: torch.device) -> model
                  {"backbone_weights": opts.backbone_weights})
     elif opts.init and not opts.resume:
         start = {"weights": opts.init, "class_names": list(class_names), "keep_class_rows": opts.init_keep_classes}
-    model = models.build(opts.model, num_classes=len(class_names), **start).to(device)
+    try:  # --box-config: the heads get its boxes per cell; parse_args has checked the file
+        cfg = opts.box_cfg(num_classes=len(class_names))
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
+    model = models.build(opts.model, num_classes=len(class_names), cfg=cfg, **start).to(device)
     return model.to(memory_format=_memory_format(opts))
 
 
@@ -164,6 +168,7 @@ def _train(opts: TrainOptions, rank: int, world: int, device: torch.device, run:
     model = _build_model(opts, class_names, device)
     model.class_names = list(class_names)
     init_note = f"; init: {model.init_note}" if getattr(model, "init_note", "") else ""
+    init_note += f"; default boxes: {model.cfg.name} from {opts.box_config}" if opts.box_config else ""
     sampler = ResumableSampler(train_set, world, rank, opts.seed)
     steps_per_epoch = len(sampler) // opts.batch_size
     if steps_per_epoch == 0:

@@ -15,9 +15,11 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field, fields
 
+from ssd.config import SSDConfig, load_config_json
+from ssd.data.procedural import parse_object_size
 from ssd.data.transforms import AUGMENTATIONS
 from ssd.engine import AMP_MODES, OPTIMIZERS, SCHEDULES
-from ssd.models import BACKBONE_WEIGHTS_MODELS, MODEL_NAMES
+from ssd.models import BACKBONE_WEIGHTS_MODELS, MODEL_NAMES, default_config
 from ssd.recipes import RECIPES
 from ssd.runlog import RunDirError, paths, read_json
 
@@ -54,8 +56,12 @@ class TrainOptions:
     data_seed: int = _opt(0, "data", "procedural: scene seed of the training set")
     skip_bad: bool = _opt(False, "data", "skip bad samples (count logged) instead of failing")
     augment: str = _opt("ssd", "data", "ssd | light (flip+colour) | none", AUGMENTATIONS)
+    object_size: str = _opt("", "data", "procedural: MIN,MAX object side, fractions of the image ('' = 0.05,0.9)")
     # --- model and optimisation ---
     model: str = _opt("compact256", "model and optimisation", "architecture (ssd.models.build)", MODEL_NAMES)
+    box_config: str = _opt("", "model and optimisation",
+                           "default boxes: an SSDConfig JSON (python -m ssd.tune_boxes --out) with the model's "
+                           "input size, feature maps and steps; '' = the model's preset")
     backbone_weights: str = _opt("", "model and optimisation",
                                  "ImageNet backbone: 'imagenet' (torchvision's weights API) or a PATH in "
                                  "torchvision's format; '' = random init (ssd300_vgg16 only)")
@@ -111,7 +117,28 @@ class TrainOptions:
             raise ValueError("--init-keep-classes needs --init")
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.object_size:
+            if self.dataset != "procedural":
+                raise ValueError("--object-size only applies to --dataset procedural")
+            parse_object_size(self.object_size)  # ValueError naming the flag and the problem
+        self.box_cfg()  # a bad --box-config file fails here, before any run file is written
         return self
+
+    def box_cfg(self, num_classes: int | None = None) -> SSDConfig | None:
+        """The default boxes of `--box-config` (None without it), checked to fit `--model`.
+
+        num_classes: the dataset's class count (background included); it replaces the
+            file's, which only describes default boxes.
+        Raises ValueError naming the flag, the file and the problem (unreadable, not JSON,
+        unknown or missing fields, invalid values, a geometry the model cannot produce)."""
+        if not self.box_config:
+            return None
+        try:
+            reference = dataclasses.replace(default_config(self.model), name=self.model)  # messages name the model
+            cfg = load_config_json(self.box_config, reference=reference)
+        except ValueError as e:
+            raise ValueError(f"--box-config {e}") from None
+        return dataclasses.replace(cfg, num_classes=num_classes) if num_classes else cfg
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

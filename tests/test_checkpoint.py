@@ -166,3 +166,43 @@ def test_load_state_into(saved):
     other = build("compact256", num_classes=3)
     with pytest.raises(CheckpointError, match="number of classes"):
         checkpoint.load_state_into(other, saved)
+
+
+def _tuned_cfg(num_classes: int):
+    """compact256 with tuned default boxes whose boxes per cell differ (K = 2, 4, 6, 6, 4, 4)."""
+    import dataclasses
+
+    from ssd.config import compact256
+
+    cfg = compact256(num_classes)
+    return dataclasses.replace(cfg, aspect_ratios=((1.0,), (1.0, 2.0, 0.5)) + cfg.aspect_ratios[2:],
+                               scales=(0.04, 0.09, 0.2, 0.4, 0.6, 0.8, 1.0), name="tuned_compact256")
+
+
+def test_a_tuned_checkpoint_loads_with_its_own_default_boxes(tmp_path):
+    from ssd.priors import default_boxes
+
+    cfg = _tuned_cfg(7)
+    torch.manual_seed(1)
+    tuned = build("compact256", cfg=cfg).eval()
+    p = checkpoint.save(tmp_path / "tuned.pt", tuned, NAMES)
+    assert checkpoint.read(p)["config"] == cfg.to_dict()
+    loaded, meta = checkpoint.load(p)
+    assert loaded.cfg == cfg and loaded.cfg.boxes_per_location() == (2, 4, 6, 6, 4, 4)
+    assert torch.equal(default_boxes(loaded.cfg).cxcywh, default_boxes(cfg).cxcywh)
+    x = torch.rand(1, 3, 256, 256)
+    with torch.no_grad():
+        a, b = tuned(x), loaded(x)
+    assert b.cls_logits_flat().shape[1] == default_boxes(cfg).cxcywh.shape[0] == 32 * 32 * 2 + 16 * 16 * 4 + 8 * 8 * 6 + 4 * 4 * 6 + 2 * 2 * 4 + 4
+    torch.testing.assert_close(a.cls_logits_flat(), b.cls_logits_flat())
+    torch.testing.assert_close(a.bbox_regression_flat(), b.bbox_regression_flat())
+
+
+def test_a_tuned_config_that_disagrees_with_its_weights_is_named(tmp_path, model):
+    """A checkpoint whose recorded config has other boxes per cell than its weights."""
+    p = checkpoint.save(tmp_path / "odd.pt", model, NAMES)
+    ckpt = torch.load(p, weights_only=True)
+    ckpt["config"] = _tuned_cfg(7).to_dict()
+    torch.save(ckpt, p)
+    with pytest.raises(CheckpointError, match=r"wrong architecture or class count.*odd.pt.*boxes per cell"):
+        checkpoint.load(p)

@@ -158,3 +158,23 @@ def test_damaged_best_checkpoints_are_flagged_in_the_picker(tmp_path):
         mm.load_model(str(cut))
     assert mm.model_cache_key(str(runs / "gone" / "checkpoints" / "best.pt")).endswith("best.pt")
     assert mm.load_model(str(good)).class_names == ["background", "a", "b"]
+
+
+def test_a_checkpoint_with_tuned_default_boxes_loads_with_them(tmp_path):
+    """A run trained with `--box-config` (other boxes per cell than the preset) is offered and
+    loaded with its own default boxes, not compact256's."""
+    import dataclasses
+
+    from ssd.config import compact256
+    from ssd.priors import default_boxes
+
+    preset = compact256(3)
+    tuned = dataclasses.replace(preset, aspect_ratios=((1.0, 2.0, 0.5),) * 6, name="tuned_compact256",
+                                scales=(0.04, 0.09, 0.2, 0.4, 0.6, 0.8, 1.0))
+    p = tmp_path / "runs" / "tuned" / "checkpoints" / "best.pt"
+    save(p, build("compact256", cfg=tuned), ["background", "cat", "dog"])
+    assert str(p) in [c.model_id for c in mm.list_model_choices(tmp_path / "none", tmp_path / "runs")]
+    loaded = mm.load_model(str(p))
+    assert loaded.model.cfg == tuned and loaded.model.cfg != preset
+    assert loaded.model.cfg.boxes_per_location() == (4,) * 6
+    assert default_boxes(loaded.model.cfg).cxcywh.shape[0] == 4 * (32**2 + 16**2 + 8**2 + 4**2 + 2**2 + 1)

@@ -382,3 +382,47 @@ def test_ssdlite_fine_tuning_from_a_torchvision_state_dict(tmp_path):
                  class_names=names, keep_class_rows=True)
     (w_new, b_new), (w_src, b_src) = _class_rows(kept, 2), _class_rows(src, 2)
     assert torch.equal(w_new, w_src[:, [0, 3, 1]]) and torch.equal(b_new, b_src[:, [0, 3, 1]])
+
+
+# ------------------------------------------------- tuned default boxes (`--box-config`)
+
+
+def _other_boxes_per_cell(cfg):
+    """`cfg` with another ratio set on the first two levels: K_0 = 2, K_1 = 4 (presets: 4, 6)."""
+    import dataclasses
+
+    ratios = ((1.0,), (1.0, 2.0, 0.5)) + cfg.aspect_ratios[2:]
+    return dataclasses.replace(cfg, aspect_ratios=ratios, scales=tuple(s * 0.8 for s in cfg.scales), name="tuned")
+
+
+@pytest.mark.parametrize("name", ["compact256", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large"])
+def test_a_config_with_other_boxes_per_cell_sizes_the_heads(name):
+    from ssd.models import default_config
+
+    cfg = _other_boxes_per_cell(default_config(name, 5))
+    assert cfg.boxes_per_location()[:2] != default_config(name, 5).boxes_per_location()[:2]
+    torch.manual_seed(0)
+    net = build(name, cfg=cfg).eval()
+    assert net.cfg == cfg
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, cfg.image_size, cfg.image_size))
+    for level, (f, k) in enumerate(zip(cfg.feature_maps, cfg.boxes_per_location())):
+        assert out.cls_logits[level].shape == (1, f * f * k, 5)
+        assert out.bbox_regression[level].shape == (1, f * f * k, 4)
+    # One output row per default box of the tuned config, in the same order.
+    assert out.cls_logits_flat().shape[1] == default_boxes(cfg).cxcywh.shape[0]
+
+
+def test_weights_for_other_boxes_per_cell_are_refused_and_same_boxes_per_cell_load(tmp_path, compact):
+    import dataclasses
+
+    path = tmp_path / "preset.pth"
+    torch.save(compact.state_dict(), path)
+    with pytest.raises(WeightsError, match=r"preset.pth does not fit compact256.*shape mismatch.*boxes per cell"):
+        build("compact256", cfg=_other_boxes_per_cell(compact256(7)), weights=path)
+    # Only the scales moved (the tuner's usual result): every weight loads, as fine-tuning.
+    same_k = dataclasses.replace(compact256(7), scales=(0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0))
+    net = build("compact256", cfg=same_k, weights=path)
+    assert net.init_note.startswith("all weights") and net.cfg == same_k
+    for k, v in compact.state_dict().items():
+        assert torch.equal(net.state_dict()[k], v)

@@ -56,11 +56,12 @@ def default_config(name: str, num_classes: int | None = None) -> SSDConfig:
 
 
 def _check_cfg(name: str, cfg: SSDConfig, reference: SSDConfig) -> None:
-    """A custom cfg may change scales/ratios values, not the layer geometry the weights need."""
+    """A custom cfg may change the default boxes (scales, ratios, the extra box, hence the
+    boxes per cell: the heads are sized from `cfg.boxes_per_location()`), not the input
+    size or the feature maps, which the layers fix."""
     for what, a, b in (
         ("image_size", cfg.image_size, reference.image_size),
         ("feature_maps", cfg.feature_maps, reference.feature_maps),
-        ("boxes per location", cfg.boxes_per_location(), reference.boxes_per_location()),
     ):
         if a != b:
             raise ValueError(f"{name}: cfg {what} {a} does not fit the architecture, which needs {b}")
@@ -103,8 +104,10 @@ def build(
             With another `num_classes` than the weights have (fine-tuning), everything
             but the class predictors loads; they stay freshly initialised, and
             `model.init_note` says so.
-        cfg: optional `SSDConfig` with other default-box scales/ratios; its image size,
-            feature maps and boxes per cell must equal the architecture's.
+        cfg: optional `SSDConfig` with other default boxes (scales, ratios, extra box;
+            e.g. `ssd.tune_boxes` output); its image size and feature maps must equal the
+            architecture's. The predictors get K_l = `cfg.boxes_per_location()[l]` boxes
+            per cell, so weights saved with other K_l do not load (WeightsError).
         backbone_weights: None, "imagenet" (ImageNet weights through torchvision's
             weights API, as torchvision's own builder loads them: VGG-16's
             IMAGENET1K_FEATURES for ssd300_vgg16) or a path to a local file in

@@ -10,7 +10,11 @@ max_ratio=0.95)` with no steps, i.e. centres at (j + 0.5) / f_k, 6 boxes per cel
 """
 from __future__ import annotations
 
+from functools import partial
+
+from torch import nn
 from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+from torchvision.models.detection.ssdlite import SSDLiteHead
 
 from ssd.config import SSDConfig, ratios_from_torchvision
 from ssd.models.common import SSDNet
@@ -47,6 +51,12 @@ def build_ssdlite320_mobilenet_v3_large(num_classes: int = 91, cfg: SSDConfig | 
     """A randomly initialised SSDlite320-MobileNetV3-Large (torchvision's modules and init)."""
     cfg = cfg if cfg is not None else ssdlite320_config(num_classes)
     tv = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=cfg.num_classes)
+    head = tv.head
+    if list(cfg.boxes_per_location()) != tv.anchor_generator.num_anchors_per_location():
+        # Other default boxes per cell (a tuned config): torchvision's head, sized for them.
+        in_channels = [m[0][0].in_channels for m in tv.head.classification_head.module_list]
+        head = SSDLiteHead(in_channels, list(cfg.boxes_per_location()), cfg.num_classes,
+                           partial(nn.BatchNorm2d, eps=0.001, momentum=0.03))  # torchvision's norm_layer
     return SSDNet(
-        tv.backbone, tv.head, cfg, "ssdlite320_mobilenet_v3_large", IMAGE_MEAN, IMAGE_STD, LEVEL_NAMES
+        tv.backbone, head, cfg, "ssdlite320_mobilenet_v3_large", IMAGE_MEAN, IMAGE_STD, LEVEL_NAMES
     )
