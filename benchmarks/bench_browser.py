@@ -58,7 +58,11 @@ def run(repeats: int = 7, controls=CONTROLS) -> dict:
                 for path, label in controls:
                     page.goto(f"{base}/{path}")
                     settle(page)
-                    ms = _steps(page, label, repeats)
+                    try:
+                        ms = _steps(page, label, repeats)
+                    except Exception as e:  # a control that never reruns is a finding, not a crash
+                        print(f"{path} {label!r}: {str(e).splitlines()[0]}", flush=True)
+                        continue
                     result["pages"].append({"page": path, "control": label, "median_ms": round(statistics.median(ms)),
                                             "p90_ms": round(sorted(ms)[int(0.9 * (len(ms) - 1))])})
         finally:
