@@ -91,3 +91,23 @@ def test_ground_truth_and_its_best_cell_on_the_cat_and_dog_scene():
     rings = [t for t in fig.data if t.name == "best default box of a GT"]
     assert [t.xaxis for t in rings] == ["x3", "x4"]  # level 2 (8x8) and level 3 (4x4)
     assert "cat" in rings[0].text[0] and "dog" in rings[1].text[0]
+
+
+def test_the_ring_legend_entry_appears_once():
+    from explorer.views import matching as mv
+    from ssd.config import compact256
+    from ssd.data.procedural import cat_and_dog_scene
+    from ssd.inference import run_stages
+    from ssd.models import build
+    from ssd.priors import default_boxes
+
+    img, boxes_px, _ = cat_and_dog_scene(256)
+    cfg = compact256()
+    stg = run_stages(build("compact256", num_classes=7).eval(), img)
+    maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, psv.ANY_CLASS)
+    best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size)
+    fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, 256, None,
+                               img.size, list(CLASSES), gt_xyxy_px=boxes_px.numpy(), gt_names=["cat", "dog"],
+                               gt_best=best)
+    rings = [t for t in fig.data if t.name == "best default box of a GT"]
+    assert len(rings) == 2 and [bool(t.showlegend) for t in rings] == [True, False]

@@ -160,7 +160,9 @@ def per_scale_figure(
                                  showlegend=cls not in shown_classes, axes=(xa, ya))
             shown_classes.add(cls)
         if gt_xyxy_px is not None and len(gt_xyxy_px):
-            traces += _gt_traces(k, gt_xyxy_px, gt_names, gt_best or [], feature_sizes[k], image_wh, (xa, ya))
+            first_ring = min((b["level"] for b in gt_best or []), default=-1) == k  # one legend entry
+            traces += _gt_traces(k, gt_xyxy_px, gt_names, gt_best or [], feature_sizes[k], image_wh, (xa, ya),
+                                 first_ring)
     layout.update({
         "height": panel_height * rows + 90, "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0,
@@ -170,7 +172,8 @@ def per_scale_figure(
     return to_figure(traces, layout)
 
 
-def _gt_traces(level: int, gt_xyxy_px, gt_names, gt_best: list[dict], feature_size, image_wh, axes) -> list[dict]:
+def _gt_traces(level: int, gt_xyxy_px, gt_names, gt_best: list[dict], feature_size, image_wh, axes,
+               ring_legend: bool = True) -> list[dict]:
     """Cyan GT boxes on one panel, and rings on the cells whose default box is some GT's best."""
     W, H = image_wh
     h, w = feature_size
@@ -186,6 +189,6 @@ def _gt_traces(level: int, gt_xyxy_px, gt_names, gt_best: list[dict], feature_si
                 f"IoU {b['iou']:.2f}" for b in mine]
         out.append({"type": "scatter", "x": xs, "y": ys, "mode": "markers", "text": text, "hoverinfo": "text",
                     "marker": {"symbol": "circle-open", "size": 16, "color": GT_COLOR, "line": {"width": 3}},
-                    "name": "best default box of a GT", "legendgroup": "gt best", "showlegend": True,
+                    "name": "best default box of a GT", "legendgroup": "gt best", "showlegend": ring_legend,
                     "xaxis": axes[0], "yaxis": axes[1]})
     return out
