@@ -135,6 +135,43 @@ def _check_values(boxes_all: Tensor, labels_all: Tensor, sizes: list[int], num_c
     )
 
 
+def _check_weights(neg_pos_ratio: float, alpha: float, variances) -> None:
+    """ValueError naming the bad hyper-parameter of `multibox_loss`."""
+    if not (math.isfinite(neg_pos_ratio) and neg_pos_ratio >= 0):
+        raise ValueError(f"neg_pos_ratio must be >= 0, got {neg_pos_ratio!r}")
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be >= 0, got {alpha!r}")
+    if len(variances) != 2 or not all(v > 0 for v in variances):
+        raise ValueError(f"variances must be two positive numbers, got {variances!r}")
+
+
+def _confidence_loss(cls_logits: Tensor, cls_targets: Tensor, fast: bool) -> Tensor:
+    """Softmax cross-entropy of every box (the terms of Eq. 3): (B, A, C), (B, A) -> (B, A)."""
+    B, A, C = cls_logits.shape
+    if fast:
+        # (B, A, C) -> (B, C, A): classes on dim 1, a strided view (no copy); out (B, A)
+        return F.cross_entropy(cls_logits.transpose(1, 2), cls_targets, reduction="none")
+    # (B, A, C) -> (B*A, C) -> (B, A)
+    return F.cross_entropy(cls_logits.reshape(B * A, C), cls_targets.reshape(B * A),
+                           reduction="none").reshape(B, A)
+
+
+def _hard_negatives(conf_loss_per_box: Tensor, positive: Tensor, neg_pos_ratio: float) -> Tensor:
+    """Hard negative mining (Sec. 2.2): per image, the negatives with the highest confidence
+    loss, at most `neg_pos_ratio` per positive. (B, A) losses, (B, A) bool -> (B, A) bool."""
+    B, A = positive.shape
+    num_pos_per_image = positive.sum(dim=1)  # (B,)
+    num_neg = torch.minimum((num_pos_per_image * neg_pos_ratio).long(), A - num_pos_per_image)  # (B,)
+    k_max = int(num_neg.max())
+    hard_negative = torch.zeros((B, A), dtype=torch.bool, device=positive.device)
+    if k_max > 0:
+        negative_loss = conf_loss_per_box.masked_fill(positive, -math.inf)
+        top_idx = negative_loss.topk(k_max, dim=1).indices  # (B, k_max), one partial sort
+        keep = torch.arange(k_max, device=positive.device) < num_neg[:, None]  # (B, k_max)
+        hard_negative.scatter_(1, top_idx, keep)
+    return hard_negative
+
+
 def multibox_loss(
     cls_logits: Tensor,
     box_deltas: Tensor,
@@ -167,12 +204,7 @@ def multibox_loss(
     """
     _check_inputs(cls_logits, box_deltas, default_cxcywh, targets)
     iou_threshold = check_threshold(iou_threshold)
-    if not (math.isfinite(neg_pos_ratio) and neg_pos_ratio >= 0):
-        raise ValueError(f"neg_pos_ratio must be >= 0, got {neg_pos_ratio!r}")
-    if not (math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha must be >= 0, got {alpha!r}")
-    if len(variances) != 2 or not all(v > 0 for v in variances):
-        raise ValueError(f"variances must be two positive numbers, got {variances!r}")
+    _check_weights(neg_pos_ratio, alpha, variances)
     B, A, C = cls_logits.shape
     device = cls_logits.device
     default_cxcywh = default_cxcywh.to(device)
@@ -197,29 +229,11 @@ def multibox_loss(
     else:
         cls_targets = torch.zeros((B, A), dtype=torch.long, device=device)
 
-    # Confidence loss of every box (Eq. 3 terms): softmax cross-entropy.
-    if fast_cross_entropy:
-        # (B, A, C) -> (B, C, A): classes on dim 1, a strided view (no copy); out (B, A)
-        cls_loss = F.cross_entropy(cls_logits.transpose(1, 2), cls_targets, reduction="none")
-    else:
-        # (B, A, C) -> (B*A, C) -> (B, A)
-        cls_loss = F.cross_entropy(cls_logits.reshape(B * A, C), cls_targets.reshape(B * A),
-                                   reduction="none").reshape(B, A)
+    cls_loss = _confidence_loss(cls_logits, cls_targets, fast_cross_entropy)  # (B, A)
     conf_loss_per_box = cls_loss.detach()
+    hard_negative = _hard_negatives(conf_loss_per_box, positive, neg_pos_ratio)  # (B, A)
 
-    # Hard negative mining (Sec. 2.2): per image, the negatives with the highest
-    # confidence loss, at most neg_pos_ratio per positive.
-    num_pos_per_image = positive.sum(dim=1)  # (B,)
-    num_neg = torch.minimum((num_pos_per_image * neg_pos_ratio).long(), A - num_pos_per_image)  # (B,)
-    k_max = int(num_neg.max())
-    hard_negative = torch.zeros((B, A), dtype=torch.bool, device=device)
-    if k_max > 0:
-        negative_loss = conf_loss_per_box.masked_fill(positive, -math.inf)
-        top_idx = negative_loss.topk(k_max, dim=1).indices  # (B, k_max), one partial sort
-        keep = torch.arange(k_max, device=device) < num_neg[:, None]  # (B, k_max)
-        hard_negative.scatter_(1, top_idx, keep)
-
-    num_pos = int(num_pos_per_image.sum())
+    num_pos = int(positive.sum())
     n = max(1, num_pos)  # N = 0 gives an exact, attached zero (module docstring)
     conf = cls_loss[positive | hard_negative].sum() / n
 
