@@ -64,82 +64,79 @@ def _maps_changed() -> None:
         pass
 
 
-# A fragment: a control here reruns the controls and figures only, not the sidebar.
-@st.fragment
-def _default_boxes_section() -> None:
+def _sync_state() -> None:
+    """Before the widgets are drawn: a first preset, a configuration tuned on another page
+    (the dataset page's optimizer), and a click on a cell centre (points selection)."""
     if ss.get("db_preset") not in options:
         ss["db_preset"] = options[0]
         _apply_preset()
-    # A configuration tuned on another page (the dataset page's optimizer) is shown here.
     shared = ss.get(dbv.TUNED_CFG_KEY)
     if shared is not None and shared != ss.get("_db_built"):
         _set_controls(dbv.controls_from_config(shared))
         ss["db_preset"] = CUSTOM
-
-    # A click on a cell centre (points selection) arrives before the widgets are drawn.
     clicked = _ui.new_selection("db_chart", "points")
     cell = dbv.cell_from_customdata(clicked.get("customdata")) if isinstance(clicked, dict) else None
     if cell is not None:
         ss["db_row"], ss["db_col"] = cell
 
-    left, right = st.columns([1, 2], gap="medium")
-    with left:
-        st.selectbox("Preset", options, key="db_preset", on_change=_apply_preset)
-        st.slider("Input size S (px)", 64, 1024, step=4, key="db_size", on_change=_to_custom)
-        st.text_input("Feature-map sizes (one per level)", key="db_maps", on_change=_maps_changed,
-                      help="Comma-separated sides of the square feature maps, largest first: the number "
-                           "of entries is the number of levels m. Steps, scales and ratio sets follow.")
-        st.text_input("Steps (input px between cell centres, per level)", key="db_steps", on_change=_to_custom)
-        st.text_input("Scales s_1 .. s_m+1 (fractions of S; the last one only sets the last extra box)",
-                      key="db_scales", on_change=_to_custom)
-        st.text_input("Aspect ratios per level (levels split by ';')", key="db_ratio_sets", on_change=_to_custom,
-                      help="For example '1, 2, 1/2; 1, 2, 1/2, 3, 1/3'. One set alone applies to every level.")
-        c1, c2 = st.columns(2)
-        c1.checkbox("extra box s'_k = √(s_k·s_k+1)", key="db_extra", on_change=_to_custom)
-        c2.checkbox("clip box sizes to the image", key="db_clip", on_change=_to_custom)
-        with st.expander("The paper's rule: fill the scales from s_min and s_max", expanded=True):
-            c3, c4 = st.columns(2)
-            c3.slider("s_min", 0.02, 1.0, step=0.01, key="db_smin", on_change=_rule_changed)
-            c4.slider("s_max", 0.05, 1.5, step=0.01, key="db_smax", on_change=_rule_changed)
-            c5, c6 = st.columns(2)
-            c5.checkbox("first level on its own (SSD300: 0.1 for conv4_3)", key="db_first", on_change=_rule_changed)
-            c6.number_input("its scale", 0.01, 1.0, step=0.01, format="%.3f", key="db_sfirst", on_change=_rule_changed)
 
+def _config_controls() -> None:
+    """Every number of the configuration as a control; the paper's rule fills the scales."""
+    st.selectbox("Preset", options, key="db_preset", on_change=_apply_preset)
+    st.slider("Input size S (px)", 64, 1024, step=4, key="db_size", on_change=_to_custom)
+    st.text_input("Feature-map sizes (one per level)", key="db_maps", on_change=_maps_changed,
+                  help="Comma-separated sides of the square feature maps, largest first: the number "
+                       "of entries is the number of levels m. Steps, scales and ratio sets follow.")
+    st.text_input("Steps (input px between cell centres, per level)", key="db_steps", on_change=_to_custom)
+    st.text_input("Scales s_1 .. s_m+1 (fractions of S; the last one only sets the last extra box)",
+                  key="db_scales", on_change=_to_custom)
+    st.text_input("Aspect ratios per level (levels split by ';')", key="db_ratio_sets", on_change=_to_custom,
+                  help="For example '1, 2, 1/2; 1, 2, 1/2, 3, 1/3'. One set alone applies to every level.")
+    c1, c2 = st.columns(2)
+    c1.checkbox("extra box s'_k = √(s_k·s_k+1)", key="db_extra", on_change=_to_custom)
+    c2.checkbox("clip box sizes to the image", key="db_clip", on_change=_to_custom)
+    with st.expander("The paper's rule: fill the scales from s_min and s_max", expanded=True):
+        c3, c4 = st.columns(2)
+        c3.slider("s_min", 0.02, 1.0, step=0.01, key="db_smin", on_change=_rule_changed)
+        c4.slider("s_max", 0.05, 1.5, step=0.01, key="db_smax", on_change=_rule_changed)
+        c5, c6 = st.columns(2)
+        c5.checkbox("first level on its own (SSD300: 0.1 for conv4_3)", key="db_first", on_change=_rule_changed)
+        c6.number_input("its scale", 0.01, 1.0, step=0.01, format="%.3f", key="db_sfirst", on_change=_rule_changed)
+
+
+def _built_config():
+    """The configuration the controls describe (shared with the dataset page), or the
+    reason it is not a valid SSD."""
     if ss["db_preset"] in presets:
-        name, num_classes = presets[ss["db_preset"]]().name, presets[ss["db_preset"]]().num_classes
+        preset_cfg = presets[ss["db_preset"]]()
+        name, num_classes = preset_cfg.name, preset_cfg.num_classes
     else:  # custom keeps the class count it started from: only the boxes change here
         name, num_classes = "custom", getattr(ss.get("_db_built"), "num_classes", model_cfg.num_classes)
     try:
         cfg = dbv.config_from_controls(_controls(), name=name, num_classes=num_classes)
     except ValueError as e:
-        with right:
-            st.error(f"These settings do not make a valid SSD: {e}")
-        return
+        return None, str(e)
     ss["_db_built"] = cfg
     ss[dbv.TUNED_CFG_KEY] = cfg  # the configuration the dataset page measures
+    return cfg, None
 
-    db = _cache.default_boxes_of(cfg)
-    with left:
-        ss["db_level"] = dbv.valid_level(ss.get("db_level"), cfg.num_levels)
-        level = st.selectbox("Level (feature map)", list(range(cfg.num_levels)), key="db_level",
-                             format_func=lambda k: f"{k}: {cfg.feature_maps[k]}x{cfg.feature_maps[k]}")
-        f = cfg.feature_maps[level]
-        for key in ("db_row", "db_col"):
-            if not isinstance(ss.get(key), int) or not 0 <= ss[key] <= f - 1:
-                ss[key] = f // 2
-        c6, c7 = st.columns(2)
-        row = c6.number_input("Cell row i", 0, f - 1, key="db_row")
-        col = c7.number_input("Cell column j", 0, f - 1, key="db_col")
 
-    img = ctx.image
-    uri = _cache.image_uri(img.digest, img.image, (cfg.image_size, cfg.image_size))
-    fig = dbv.default_box_figure(cfg, db, level, (int(row), int(col)), uri)
-    with right:
-        st.caption(f"The {cfg.image_size}x{cfg.image_size} network input (your image stretched to a square) "
-                   f"with the {f}x{f} grid of level {level} and the {db.wh_per_level[level].shape[0]} default "
-                   f"boxes of cell ({row}, {col}).")
-        _ui.show_plotly(fig, key="db_chart", on_select="rerun", selection_mode="points")
+def _cell_picker(cfg) -> tuple[int, int, int]:
+    """The level and cell (row, col) to draw; values a stale preset left are reset."""
+    ss["db_level"] = dbv.valid_level(ss.get("db_level"), cfg.num_levels)
+    level = st.selectbox("Level (feature map)", list(range(cfg.num_levels)), key="db_level",
+                         format_func=lambda k: f"{k}: {cfg.feature_maps[k]}x{cfg.feature_maps[k]}")
+    f = cfg.feature_maps[level]
+    for key in ("db_row", "db_col"):
+        if not isinstance(ss.get(key), int) or not 0 <= ss[key] <= f - 1:
+            ss[key] = f // 2
+    c6, c7 = st.columns(2)
+    row = c6.number_input("Cell row i", 0, f - 1, key="db_row")
+    col = c7.number_input("Cell column j", 0, f - 1, key="db_col")
+    return level, int(row), int(col)
 
+
+def _tables(cfg, db, level: int, row: int, col: int) -> None:
     rows = dbv.level_rows(cfg)
     total = len(db)
     m1, m2, m3 = st.columns(3)
@@ -147,10 +144,37 @@ def _default_boxes_section() -> None:
     m2.metric("Levels", cfg.num_levels)
     m3.metric(f"Boxes on level {level}", db.per_level[level])
     st.dataframe(rows, hide_index=True, width="stretch")
-    st.dataframe(dbv.cell_box_rows(db, cfg, level, int(row), int(col)), hide_index=True, width="stretch")
+    st.dataframe(dbv.cell_box_rows(db, cfg, level, row, col), hide_index=True, width="stretch")
     _ui.show_plotly(dbv.box_size_figure(cfg), key="db_sizes")
     _ui.download_buttons("Per-level default boxes", rows, key=f"default_boxes_{cfg.name}",
-                             payload={"config": cfg.to_dict(), "levels": rows, "total": total})
+                         payload={"config": cfg.to_dict(), "levels": rows, "total": total})
+
+
+# A fragment: a control here reruns the controls and figures only, not the sidebar.
+@st.fragment
+def _default_boxes_section() -> None:
+    _sync_state()
+    left, right = st.columns([1, 2], gap="medium")
+    with left:
+        _config_controls()
+    cfg, error = _built_config()
+    if cfg is None:
+        with right:
+            st.error(f"These settings do not make a valid SSD: {error}")
+        return
+    db = _cache.default_boxes_of(cfg)
+    with left:
+        level, row, col = _cell_picker(cfg)
+    img = ctx.image
+    uri = _cache.image_uri(img.digest, img.image, (cfg.image_size, cfg.image_size))
+    fig = dbv.default_box_figure(cfg, db, level, (row, col), uri)
+    f = cfg.feature_maps[level]
+    with right:
+        st.caption(f"The {cfg.image_size}x{cfg.image_size} network input (your image stretched to a square) "
+                   f"with the {f}x{f} grid of level {level} and the {db.wh_per_level[level].shape[0]} default "
+                   f"boxes of cell ({row}, {col}).")
+        _ui.show_plotly(fig, key="db_chart", on_select="rerun", selection_mode="points")
+    _tables(cfg, db, level, row, col)
 
 
 _default_boxes_section()
