@@ -54,3 +54,26 @@ def app_env(monkeypatch, tmp_path, app_navigation):
     picker (a fresh runs folder), and the suite's one torch thread (app.py sets it)."""
     monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("SSD_TORCH_THREADS", "1")
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """A fresh runs folder for the Training page (and data roots inside tmp_path); any
+    training process a test started is killed afterwards."""
+    import json
+    import os
+    import signal
+
+    from explorer.jobs import manager as jobs
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("SSD_RUNS_DIR", str(runs))
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path / "data"))
+    yield runs
+    for info in jobs.list_runs(runs):  # never leave a training process behind
+        if info.alive and (info.run_dir / "job.json").is_file():
+            job = json.loads((info.run_dir / "job.json").read_text())
+            try:
+                os.killpg(job["attempts"][-1]["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass

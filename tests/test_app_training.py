@@ -18,21 +18,6 @@ from explorer.jobs import manager as jobs
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
 
 
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("SSD_RUNS_DIR", str(runs))
-    monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path / "data"))
-    yield runs
-    for info in jobs.list_runs(runs):  # never leave a training process behind
-        if info.alive and (info.run_dir / "job.json").is_file():
-            job = json.loads((info.run_dir / "job.json").read_text())
-            try:
-                os.killpg(job["attempts"][-1]["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 def _page() -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception, at.exception

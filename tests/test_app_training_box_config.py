@@ -4,8 +4,6 @@ whose best.pt the explorer loads with those boxes; a missing or unfitting one is
 with the reason, and nothing is launched."""
 import dataclasses
 import json
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -19,20 +17,6 @@ from ssd.config import compact256, ssd300_voc
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
 TUNED = "the tuned configuration (from the Default boxes / Dataset page)"
-
-
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("SSD_RUNS_DIR", str(runs))
-    yield runs
-    for info in jobs.list_runs(runs):  # never leave a training process behind
-        if info.alive and (info.run_dir / "job.json").is_file():
-            job = json.loads((info.run_dir / "job.json").read_text())
-            try:
-                os.killpg(job["attempts"][-1]["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _page(tuned_cfg=None) -> AppTest:

@@ -9,14 +9,12 @@ Skipped only when no Chromium (or playwright) is found, unless SSD_REQUIRE_BROWS
 import io
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from benchmarks.browser import CHROMIUM_ARGS, IDLE, chromium_path, free_port, wait_healthy
+from benchmarks.browser import CHROMIUM_ARGS, IDLE, chromium_path, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -103,68 +101,57 @@ def test_every_page_in_chromium(tmp_path):
     pages = list(PAGES)
     if (ROOT / "pages" / "training.py").is_file():
         pages.append(("training", "Training", "training"))
-    port = free_port()
-    env = dict(os.environ, SSD_RUNS_DIR=str(tmp_path / "runs"))
-    log = open(tmp_path / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "streamlit.log"
     try:
-        wait_healthy(base, proc)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1500})
-                for url, heading, stem in pages:
-                    page.goto(f"{base}/{url}")
-                    _settle(page, heading)
-                    _check_no_exception(page, url or "home")
-                    _shot(page, stem)
-                # Draw a ground-truth box on Home: a drag on the image (Plotly box selection).
-                page.goto(base)
-                _settle(page, "SSD Explorer")
-                caption = page.locator('[data-testid="stSidebar"]').get_by_text("GT boxes", exact=False).first
-                n_before = int(caption.inner_text().split(" GT boxes")[0].rsplit(" ", 1)[-1])
-                area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-                x0, y0 = area["x"] + area["width"] * 0.55, area["y"] + area["height"] * 0.1
-                page.mouse.move(x0, y0)
-                page.mouse.down()
-                page.mouse.move(x0 + area["width"] * 0.15, y0 + area["height"] * 0.15, steps=8)
-                page.mouse.up()
-                page.get_by_text(f"{n_before + 1} GT boxes", exact=False).first.wait_for(timeout=60_000)
-                _settle(page, "SSD Explorer")
-                _check_no_exception(page, "home after drawing a box")
-                # An upload on the per-scale page: the whole pipeline on a new image.
-                page.goto(f"{base}/per_scale")
-                _settle(page, "Per-scale detections")
-                sidebar_radio = page.locator('[data-testid="stSidebar"] [data-testid="stRadioGroup"]')
-                sidebar_radio.get_by_text("Upload", exact=True).click()
-                page.wait_for_selector('[data-testid="stFileUploaderDropzoneInput"]', state="attached")
-                img = tmp_path / "upload_test.jpg"
-                buf = io.BytesIO()
-                Image.new("RGB", (480, 320), (40, 120, 200)).save(buf, format="JPEG")
-                img.write_bytes(buf.getvalue())
-                page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').first \
-                    .set_input_files(str(img))
-                page.get_by_text("480x320 px", exact=False).first.wait_for(timeout=90_000)  # the name is shown escaped (plain text)
-                _settle(page, "Per-scale detections")
-                _check_no_exception(page, "per_scale after upload")
-                _shot(page, "per_scale_upload", for_docs=False)
-                _use_in_explorer_updates_the_sidebar_at_once(page, base, tmp_path / "runs")
-            finally:
-                browser.close()
+        with streamlit_server("app.py", log_path, env={"SSD_RUNS_DIR": str(tmp_path / "runs")}) as (base, _):
+            _walk_the_app(sync_playwright, chromium, base, pages, tmp_path)
     except Exception:
-        log.flush()
-        print((tmp_path / "streamlit.log").read_text()[-5000:])
+        if log_path.is_file():
+            print(log_path.read_text()[-5000:])
         raise
-    finally:
-        proc.terminate()
+
+
+def _walk_the_app(sync_playwright, chromium: str, base: str, pages, tmp_path: Path) -> None:
+    """Every page, a drawn GT box, an upload on Per-scale, and "Use in explorer"."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            for url, heading, stem in pages:
+                page.goto(f"{base}/{url}")
+                _settle(page, heading)
+                _check_no_exception(page, url or "home")
+                _shot(page, stem)
+            # Draw a ground-truth box on Home: a drag on the image (Plotly box selection).
+            page.goto(base)
+            _settle(page, "SSD Explorer")
+            caption = page.locator('[data-testid="stSidebar"]').get_by_text("GT boxes", exact=False).first
+            n_before = int(caption.inner_text().split(" GT boxes")[0].rsplit(" ", 1)[-1])
+            area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+            x0, y0 = area["x"] + area["width"] * 0.55, area["y"] + area["height"] * 0.1
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            page.mouse.move(x0 + area["width"] * 0.15, y0 + area["height"] * 0.15, steps=8)
+            page.mouse.up()
+            page.get_by_text(f"{n_before + 1} GT boxes", exact=False).first.wait_for(timeout=60_000)
+            _settle(page, "SSD Explorer")
+            _check_no_exception(page, "home after drawing a box")
+            # An upload on the per-scale page: the whole pipeline on a new image.
+            page.goto(f"{base}/per_scale")
+            _settle(page, "Per-scale detections")
+            sidebar_radio = page.locator('[data-testid="stSidebar"] [data-testid="stRadioGroup"]')
+            sidebar_radio.get_by_text("Upload", exact=True).click()
+            page.wait_for_selector('[data-testid="stFileUploaderDropzoneInput"]', state="attached")
+            img = tmp_path / "upload_test.jpg"
+            buf = io.BytesIO()
+            Image.new("RGB", (480, 320), (40, 120, 200)).save(buf, format="JPEG")
+            img.write_bytes(buf.getvalue())
+            page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').first \
+                .set_input_files(str(img))
+            page.get_by_text("480x320 px", exact=False).first.wait_for(timeout=90_000)  # the name is shown escaped (plain text)
+            _settle(page, "Per-scale detections")
+            _check_no_exception(page, "per_scale after upload")
+            _shot(page, "per_scale_upload", for_docs=False)
+            _use_in_explorer_updates_the_sidebar_at_once(page, base, tmp_path / "runs")
+        finally:
+            browser.close()
