@@ -77,3 +77,20 @@ def runs_dir(tmp_path, monkeypatch):
                 os.killpg(job["attempts"][-1]["pid"], signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.fixture
+def voc_with_truncated_jpeg(peer_data, tmp_path) -> Path:
+    """mmdetection's 5-image VOC2007 sample in a tmp folder, with 000001.jpg replaced by
+    its real truncated upload (8192-byte prefix): the header reads, decoding fails."""
+    import shutil
+
+    root = tmp_path / "voc"
+    src = peer_data / "mmdet" / "VOC2007"
+    shutil.copytree(src / "Annotations", root / "Annotations")
+    shutil.copytree(src / "JPEGImages", root / "JPEGImages")
+    shutil.copy(peer_data / "truncated" / "000001.jpg", root / "JPEGImages" / "000001.jpg")
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("000001\n000002\n000003\n000004\n")
+    (root / "ImageSets" / "Main" / "val.txt").write_text("000005\n")
+    return root

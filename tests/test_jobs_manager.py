@@ -3,7 +3,6 @@ processes), controls, and real tiny `python -m ssd.train` runs launched through 
 finish, cancel, SIGKILL + resume, and a run whose dataset image does not decode
 ending `failed` with the reason."""
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +40,6 @@ def test_launch_refuses_missing_dataset_before_anything_starts(tmp_path, spec):
     with pytest.raises(JobError, match="does not exist"):
         jobs.launch(runs, spec, name="x", devices=CPU, data_roots=(Path("/"),))
     assert not runs.exists() or not any(runs.iterdir())  # no run dir, no process
-
 
 
 def test_dead_run_reads_as_failed_and_stays_failed(tmp_path):
@@ -170,23 +168,8 @@ def test_sigkill_shows_failed_then_resume_finishes(runs):
     assert [a["resume"] for a in job["attempts"]] == [False, True] and job["argv"][-1] == "--resume"
 
 
-
-
-def _voc_with_truncated_jpeg(peer_data, root):
-    """mmdetection's 5-image VOC2007 sample in a tmp folder, with 000001.jpg replaced by
-    its real truncated upload (8192-byte prefix): the header reads, decoding fails."""
-    src = peer_data / "mmdet" / "VOC2007"
-    shutil.copytree(src / "Annotations", root / "Annotations")
-    shutil.copytree(src / "JPEGImages", root / "JPEGImages")
-    shutil.copy(peer_data / "truncated" / "000001.jpg", root / "JPEGImages" / "000001.jpg")
-    (root / "ImageSets" / "Main").mkdir(parents=True)
-    (root / "ImageSets" / "Main" / "train.txt").write_text("000001\n000002\n000003\n000004\n")
-    (root / "ImageSets" / "Main" / "val.txt").write_text("000005\n")
-    return root
-
-
-def test_run_with_undecodable_image_shows_failed_with_the_reason(runs, tmp_path, peer_data):
-    voc = _voc_with_truncated_jpeg(peer_data, tmp_path / "voc")
+def test_run_with_undecodable_image_shows_failed_with_the_reason(runs, tmp_path, voc_with_truncated_jpeg):
+    voc = voc_with_truncated_jpeg
     spec = tiny_spec(dataset="voc", data_root=str(voc), classes="voc", train_size=2000, val_size=200)
     run_dir = jobs.launch(runs, spec, name="truncated", devices=CPU, data_roots=(tmp_path,))
     info = wait_for(run_dir, ended, what="failed")

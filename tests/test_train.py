@@ -4,7 +4,6 @@ with its reason (a JPEG that does not decode, in a real subprocess), DDP with 2 
 processes."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -185,23 +184,10 @@ def test_voc_and_coco_exports_train_through_the_real_readers(tmp_path, restore_s
     assert cfg["steps_per_epoch"] == 2  # 10 images, 2 held out for validation, batches of 4
 
 
-def _voc_with_truncated_jpeg(peer_data, root):
-    """mmdetection's 5-image VOC2007 sample in a tmp folder, with 000001.jpg replaced by
-    its real truncated upload (8192-byte prefix): the header reads, decoding fails."""
-    src = peer_data / "mmdet" / "VOC2007"
-    shutil.copytree(src / "Annotations", root / "Annotations")
-    shutil.copytree(src / "JPEGImages", root / "JPEGImages")
-    shutil.copy(peer_data / "truncated" / "000001.jpg", root / "JPEGImages" / "000001.jpg")
-    (root / "ImageSets" / "Main").mkdir(parents=True)
-    (root / "ImageSets" / "Main" / "train.txt").write_text("000001\n000002\n000003\n000004\n")
-    (root / "ImageSets" / "Main" / "val.txt").write_text("000005\n")
-    return root
-
-
-def test_image_that_fails_to_decode_ends_the_run_failed_naming_it(tmp_path, peer_data):
+def test_image_that_fails_to_decode_ends_the_run_failed_naming_it(tmp_path, voc_with_truncated_jpeg):
     """Issue 9.7: a real `python -m ssd.train` subprocess, no --skip-bad; it used to die
     with a traceback and leave status.json at "running"."""
-    voc = _voc_with_truncated_jpeg(peer_data, tmp_path / "voc")
+    voc = voc_with_truncated_jpeg
     run = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "ssd.train", "--dataset", "voc", "--data-root", str(voc),
                           "--classes", "voc", "--batch-size", "4", "--max-steps", "2", "--threads", "1",
@@ -314,7 +300,6 @@ def test_ssd300_trains_from_a_local_imagenet_style_backbone(tmp_path, restore_si
     state, file = checkpoint.read(run / "checkpoints" / "last.pt")["state_dict"], torch.load(path, weights_only=True)
     assert torch.equal(state["backbone.features.0.weight"], file["features.0.weight"])  # frozen stage: unchanged
     assert not torch.equal(state["backbone.features.5.weight"], file["features.5.weight"])  # trained
-
 
 
 # ---------------------------------------------------------------- fine-tuning (issue 12)
