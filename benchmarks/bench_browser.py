@@ -1,5 +1,5 @@
 """Page responsiveness as a user feels it: one keyboard step on each page's main slider,
-from key press to the page idle and painted, in a real Chromium, against a trivial
+from key press to the page painted after the rerun's last message, in a real Chromium, against a trivial
 one-slider Streamlit app on the same machine in the same run (the floor).
 
     python -m benchmarks.bench_browser [--repeats 7] [--json PATH]
@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.browser import CHROMIUM_ARGS, chromium_path, settle, slider_step_ms, streamlit_server
+from benchmarks.browser import CHROMIUM_ARGS, chromium_path, instrument, settle, slider_step, streamlit_server
 
 HERE = Path(__file__).resolve().parent
 # (url path, slider label): each page's main control.
@@ -27,18 +27,26 @@ CONTROLS = [
 ]
 
 
-def _steps(page, label: str, repeats: int) -> list[float]:
+def _steps(page, label: str, repeats: int) -> list[dict]:
     out = []
     for i in range(repeats + 1):
-        ms = slider_step_ms(page, label, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        r = slider_step(page, label, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
         settle(page)
         if i:  # the first step warms caches
-            out.append(ms)
+            out.append(r)
     return out
 
 
+def _summary(steps: list[dict]) -> dict:
+    ms = sorted(r["ms"] for r in steps)
+    return {"median_ms": round(statistics.median(ms)), "p90_ms": round(ms[int(0.9 * (len(ms) - 1))]),
+            "server_ms": round(statistics.median(r["server_ms"] for r in steps)),
+            "kb_sent": round(statistics.median(r["bytes"] for r in steps) / 1024, 1)}
+
+
 def run(repeats: int = 7, controls=CONTROLS) -> dict:
-    """{"floor_ms": median, "pages": [{"page", "control", "median_ms", "ratio"}]}."""
+    """{"floor_ms": median, "floor": {...}, "pages": [{"page", "control", "median_ms", "p90_ms",
+    "server_ms" (key press -> the rerun's last message), "kb_sent", "ratio"}]}."""
     from playwright.sync_api import sync_playwright
 
     exe = chromium_path()
@@ -50,24 +58,19 @@ def run(repeats: int = 7, controls=CONTROLS) -> dict:
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            instrument(page)
             with streamlit_server(HERE / "trivial_slider_app.py", tmp / "floor.log") as (base, _):
                 page.goto(base)
                 settle(page)
-                floor = _steps(page, "Value", repeats)
+                result["floor"] = _summary(_steps(page, "Value", repeats))
             with streamlit_server("app.py", tmp / "app.log", env={"SSD_RUNS_DIR": str(tmp / "runs")}) as (base, _):
                 for path, label in controls:
                     page.goto(f"{base}/{path}")
                     settle(page)
-                    try:
-                        ms = _steps(page, label, repeats)
-                    except Exception as e:  # a control that never reruns is a finding, not a crash
-                        print(f"{path} {label!r}: {str(e).splitlines()[0]}", flush=True)
-                        continue
-                    result["pages"].append({"page": path, "control": label, "median_ms": round(statistics.median(ms)),
-                                            "p90_ms": round(sorted(ms)[int(0.9 * (len(ms) - 1))])})
+                    result["pages"].append({"page": path, "control": label, **_summary(_steps(page, label, repeats))})
         finally:
             browser.close()
-    result["floor_ms"] = round(statistics.median(floor))
+    result["floor_ms"] = result["floor"]["median_ms"]
     for r in result["pages"]:
         r["ratio"] = round(r["median_ms"] / result["floor_ms"], 2)
     return result
@@ -81,7 +84,8 @@ def main(argv=None) -> int:
     res = run(a.repeats)
     print(f"floor (one-slider app): {res['floor_ms']} ms")
     for r in res["pages"]:
-        print(f"{r['page']:>14} {r['control']!r:>50}: {r['median_ms']:>5} ms  ({r['ratio']}x floor)")
+        print(f"{r['page']:>14} {r['control']!r:>50}: {r['median_ms']:>5} ms  ({r['ratio']}x floor; "
+              f"last message at {r['server_ms']} ms, {r['kb_sent']} KB)")
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
     return 0

@@ -1,9 +1,9 @@
 """A real Streamlit server and a real Chromium, for the browser benchmarks and tests.
 
 `streamlit_server(script)` starts `streamlit run SCRIPT` on a free loopback port and
-yields its base URL; `chromium_path()` finds Debian's Chromium; `slider_step_ms(page,
-label)` measures one keyboard step on a slider, from key press to the page idle again
-and painted, as a user feels it.
+yields its base URL; `chromium_path()` finds Debian's Chromium; `slider_step(page,
+label)` measures one keyboard step on a slider, from key press to the page painted after
+the rerun's last message, as a user feels it (`instrument(page)` first).
 """
 from __future__ import annotations
 
@@ -88,35 +88,71 @@ def settle(page, timeout_ms: int = 90_000) -> None:
     page.wait_for_timeout(300)
 
 
-# Arms a watcher on the app's script state: resolves with the ms from arming to the first
-# "running" -> "notRunning" change, plus two animation frames (the browser has painted).
-_ARM = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  window.__stepDone = new Promise(resolve => {
-    let running = false;
-    const t0 = performance.now();
-    const check = (records) => {
-      const s = app.getAttribute('data-test-script-state');
-      // A fast rerun can go running -> notRunning within one batch of records.
-      if (s === 'running' || records.some(r => r.oldValue === 'running')) running = true;
-      if (running && s === 'notRunning') {
-        obs.disconnect();
-        requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t0)));
-      }
-    };
-    const obs = new MutationObserver(check);
-    obs.observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
-  });
+# Counts the app's WebSocket messages (Streamlit's ForwardMsgs) and when the browser
+# painted after the newest one. Install with `instrument(page)` before the first goto.
+WS_PROBE = """(() => {
+  const Native = window.WebSocket;
+  const w = window.__ssdWs = {n: 0, last: 0, bytes: 0, paint: 0};
+  function Probed(...args) {
+    const sock = new Native(...args);
+    sock.addEventListener('message', (e) => {
+      w.n += 1; w.last = performance.now();
+      w.bytes += e.data.byteLength || e.data.size || e.data.length || 0;
+      const n = w.n;
+      requestAnimationFrame(() => requestAnimationFrame(() => { if (w.n === n) w.paint = performance.now(); }));
+    });
+    return sock;
+  }
+  Probed.prototype = Native.prototype;
+  Object.assign(Probed, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  window.WebSocket = Probed;
+})()"""
+
+_MARK = """() => { const w = window.__ssdWs;
+  window.__ssdStep = {t0: performance.now(), n0: w.n, b0: w.bytes}; return true; }"""
+
+# Resolves once the step is over: at least one message since the mark, the script idle,
+# the page painted after the newest message, and `quiet` ms with no message (a rerun's
+# messages arrive in bursts). Why not the script-state attribute alone: React may batch a
+# fast rerun's running -> notRunning into one render, so the DOM never shows "running".
+_WAIT = """async ([quiet, timeout]) => {
+  const w = window.__ssdWs, m = window.__ssdStep;
+  const idle = () => document.querySelector('[data-testid="stApp"]')
+      ?.getAttribute('data-test-script-state') === 'notRunning';
+  for (;;) {
+    await new Promise(r => setTimeout(r, 25));
+    const now = performance.now();
+    if (w.n > m.n0 && idle() && w.paint >= w.last && now - w.last > quiet) break;
+    if (now - m.t0 > timeout) return null;
+  }
+  return {ms: w.paint - m.t0, server_ms: w.last - m.t0, messages: w.n - m.n0, bytes: w.bytes - m.b0};
 }"""
 
 
-def slider_step_ms(page, label: str, key: str = "ArrowRight", timeout_ms: int = 60_000) -> float:
-    """One keyboard step on the slider labelled `label`: ms from the key press to the
-    script idle again and the page painted."""
+def instrument(page) -> None:
+    """Count the app's WebSocket messages on `page` (call before its first `goto`)."""
+    page.add_init_script(WS_PROBE)
+
+
+def step(page, action, quiet_ms: int = 400, timeout_ms: int = 60_000) -> dict:
+    """Run `action()` (a key press, a click) and wait until the rerun it causes is over.
+
+    Returns {"ms": key press -> the page painted after the rerun's last message,
+    "server_ms": -> that last message arrived, "messages", "bytes": what the rerun sent}.
+    Needs `instrument(page)`. Raises if nothing arrives within `timeout_ms` (the action
+    did not rerun the script).
+    """
+    page.evaluate(_MARK)
+    action()
+    out = page.evaluate(_WAIT, [quiet_ms, timeout_ms])
+    if out is None:
+        raise TimeoutError(f"no rerun within {timeout_ms} ms of the action")
+    return out
+
+
+def slider_step(page, label: str, key: str = "ArrowRight", timeout_ms: int = 60_000) -> dict:
+    """One keyboard step on the slider labelled `label` (see `step`)."""
     thumb = page.get_by_role("slider", name=label).first
     thumb.wait_for(timeout=timeout_ms)
     thumb.focus()
-    page.evaluate(_ARM)
-    thumb.press(key)
-    return float(page.evaluate(f"() => Promise.race([window.__stepDone, "
-                               f"new Promise((_, no) => setTimeout(() => no('no rerun'), {timeout_ms}))])"))
+    return step(page, lambda: thumb.press(key), timeout_ms=timeout_ms)
