@@ -25,7 +25,6 @@ _ui.page_header(
 
 def _encoding_section(view, gt, db, cfg, wh) -> None:
     """The box encoding of one positive the user picks (Sec. 2.2, Eq. 2)."""
-    st.subheader("Box encoding of one matched pair")
     st.caption("The regression target of a positive: the ground truth's centre offset in units of the default "
                "box's size, and the log of the size ratios (Eq. 2), each divided by a *variance* (0.1 centre, "
                "0.2 size). The variances are in every SSD code base (torchvision's BoxCoder weights 10, 10, 5, 5) "
@@ -47,6 +46,61 @@ def _encoding_section(view, gt, db, cfg, wh) -> None:
             _ui.show_plotly(ev.smooth_l1_figure(enc["rows"]), key="enc_chart")
 
 
+SECTIONS = ("Positives", "Box encoding", "Hard negatives & loss")
+
+
+def _positives_section(view, gt, uri, wh, model, iou_thr) -> None:
+    st.caption("Solid: matched with IoU >= threshold. Dashed: forced, a GT's best default box that the "
+               "threshold alone would not give it. "
+               "Hover a box centre for its level, cell, shape and IoU.")
+    _ui.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
+                    key="match_chart")
+    st.subheader("Best possible match per ground truth")
+    missing = [s for s in view.summary if not s["above_threshold"]]
+    if missing:
+        st.warning("No default box reaches the threshold for: " + ", ".join(
+            f"GT {s['gt']} ({s['label']}, best IoU {s['best_possible_iou']:.2f})" for s in missing)
+            + ". Only the forced match trains it; other scales or ratios would fit it better.")
+    st.dataframe(view.summary, hide_index=True, width="stretch")
+    with st.expander("Matches per ground truth and level", expanded=True):
+        st.dataframe(view.per_gt_level, hide_index=True, width="stretch")
+    with st.expander(f"All {len(view.records)} positive default boxes"):
+        st.dataframe(view.records, hide_index=True, width="stretch")
+    _ui.download_buttons("Matches", view.records, key="matches",
+                         payload={"iou_threshold": iou_thr, "summary": view.summary,
+                                  "per_gt_level": view.per_gt_level, "positives": view.records})
+
+
+def _loss_section(lv, db, gt, uri, wh, iou_thr, ratio) -> None:
+    st.latex(mv.LOSS_FORMULA)
+    st.markdown(
+        "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
+        "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
+    st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
+               f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
+    _ui.show_plotly(mv.hard_negative_figure(lv, uri, wh, gt.boxes_xyxy, gt.names), key="hardneg_chart")
+    st.dataframe(lv.negatives, hide_index=True, width="stretch")
+    loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
+                    "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
+                    "L_conf_sum": lv.conf_sum, "L_loc_sum": lv.loc_sum, "hard_negatives": lv.negatives}
+    _ui.download_buttons("Hard negatives and loss", lv.negatives, key="hard_negatives", payload=loss_numbers)
+
+
+def _metrics(gt, view, lv) -> None:
+    """The numbers of every section, always shown (cheap); the figures come one section at a time."""
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Ground-truth boxes", len(gt))
+    m2.metric("Positive default boxes", len(view.records))
+    m3.metric("of them forced (best box, below threshold)", sum(r["forced"] for r in view.records))
+    m4.metric("GTs with no box above threshold", sum(not s["above_threshold"] for s in view.summary))
+    l1, l2, l3, l4, l5 = st.columns(5)
+    l1.metric("N (positives)", lv.num_pos)
+    l2.metric("hard negatives", lv.num_hard_negative)
+    l3.metric("L_conf / N", f"{lv.conf:.4f}")
+    l4.metric("L_loc / N", f"{lv.loc:.4f}")
+    l5.metric("L total", f"{lv.total:.4f}")
+
+
 # A fragment: moving a control here reruns this part only, not the sidebar and the page.
 @st.fragment
 def _matching_section(ctx) -> None:
@@ -56,7 +110,6 @@ def _matching_section(ctx) -> None:
     img = ctx.image
     wh = img.image.size
     gt = ctx.gt
-    uri = _cache.image_uri(img.digest, img.image)
 
     c1, c2 = st.columns(2)
     iou_thr = c1.slider("IoU threshold", 0.05, 0.95, 0.5, 0.05, key="match_iou")
@@ -68,59 +121,21 @@ def _matching_section(ctx) -> None:
         return
 
     view = mv.matching_view(db, cfg.image_size, gt.boxes_xyxy, gt.names, wh, iou_thr)
-    n_forced = sum(r["forced"] for r in view.records)
-    missing = [s for s in view.summary if not s["above_threshold"]]
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Ground-truth boxes", len(gt))
-    m2.metric("Positive default boxes", len(view.records))
-    m3.metric("of them forced (best box, below threshold)", n_forced)
-    m4.metric("GTs with no box above threshold", len(missing))
-
-    st.subheader("Positives, coloured by level")
-    st.caption("Solid: matched with IoU >= threshold. Dashed: forced, a GT's best default box that the "
-               "threshold alone would not give it. "
-               "Hover a box centre for its level, cell, shape and IoU.")
-    _ui.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
-                        key="match_chart")
-
-    st.subheader("Best possible match per ground truth")
-    if missing:
-        st.warning("No default box reaches the threshold for: " + ", ".join(
-            f"GT {s['gt']} ({s['label']}, best IoU {s['best_possible_iou']:.2f})" for s in missing)
-            + ". Only the forced match trains it; other scales or ratios would fit it better.")
-    st.dataframe(view.summary, hide_index=True, width="stretch")
-    with st.expander("Matches per ground truth and level", expanded=True):
-        st.dataframe(view.per_gt_level, hide_index=True, width="stretch")
-    with st.expander(f"All {len(view.records)} positive default boxes"):
-        st.dataframe(view.records, hide_index=True, width="stretch")
-    _ui.download_buttons("Matches", view.records, key="matches",
-                             payload={"iou_threshold": iou_thr, "summary": view.summary,
-                                      "per_gt_level": view.per_gt_level, "positives": view.records})
-
-    _encoding_section(view, gt, db, cfg, wh)
-
-    st.subheader("Hard negatives and the loss of this image")
     stg = _cache.current_stages(ctx)
-    lv = mv.loss_view(stg.cls_logits_flat(), stg.bbox_regression_flat(), db, gt.boxes_xyxy, gt.labels, wh, ctx.loaded.class_names,
-                      iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
-    st.latex(mv.LOSS_FORMULA)
-    st.markdown(
-        "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
-        "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
-    l1, l2, l3, l4, l5 = st.columns(5)
-    l1.metric("N (positives)", lv.num_pos)
-    l2.metric("hard negatives", lv.num_hard_negative)
-    l3.metric("L_conf / N", f"{lv.conf:.4f}")
-    l4.metric("L_loc / N", f"{lv.loc:.4f}")
-    l5.metric("L total", f"{lv.total:.4f}")
-    st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
-               f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
-    _ui.show_plotly(mv.hard_negative_figure(lv, uri, wh, gt.boxes_xyxy, gt.names), key="hardneg_chart")
-    st.dataframe(lv.negatives, hide_index=True, width="stretch")
-    loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
-                    "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
-                    "L_conf_sum": lv.conf_sum, "L_loc_sum": lv.loc_sum, "hard_negatives": lv.negatives}
-    _ui.download_buttons("Hard negatives and loss", lv.negatives, key="hard_negatives", payload=loss_numbers)
+    lv = mv.loss_view(stg.cls_logits_flat(), stg.bbox_regression_flat(), db, gt.boxes_xyxy, gt.labels, wh,
+                      ctx.loaded.class_names, iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
+    _metrics(gt, view, lv)
+    # One section's figures at a time: each changed chart is rebuilt in the browser on a
+    # slider step (~60 ms each here), so showing all three made the IoU step ~3x slower.
+    section = st.radio("Show", SECTIONS, horizontal=True, key="match_section",
+                       help="The numbers above cover all three; the figures and tables of one section show below.")
+    uri = _cache.image_uri(img.digest, img.image)
+    if section == SECTIONS[0]:
+        _positives_section(view, gt, uri, wh, model, iou_thr)
+    elif section == SECTIONS[1]:
+        _encoding_section(view, gt, db, cfg, wh)
+    else:
+        _loss_section(lv, db, gt, uri, wh, iou_thr, ratio)
 
 
 _matching_section(ctx)

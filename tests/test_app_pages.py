@@ -89,6 +89,20 @@ def test_matching_sliders_change_positives_and_loss():
     assert int(_metric(at, "hard negatives")) == int(_metric(at, "N (positives)"))
 
 
+def test_matching_page_shows_one_section_at_a_time():
+    """The three sections' figures are one choice away; the numbers of all three stay."""
+    at = _app()
+    at.switch_page("pages/matching.py").run()
+    charts = {c.proto.id for c in at.get("plotly_chart")}
+    assert len(charts) == 1 and not any(s.label == "Positive default box" for s in at.selectbox)
+    for section, caption in (("Box encoding", "Decoding the targets gives the GT back"),
+                             ("Hard negatives & loss", "easy negatives are ignored")):
+        at.radio(key="match_section").set_value(section).run()
+        assert not at.exception
+        assert any(caption in c.value for c in at.caption), section
+        assert _metric(at, "N (positives)") and _metric(at, "Positive default boxes")
+
+
 def test_per_scale_and_nms_controls():
     at = _app()
     at.switch_page("pages/per_scale.py").run()
@@ -209,6 +223,7 @@ def test_per_scale_level_threshold_is_a_control_and_gt_is_marked():
 def test_matching_page_box_encoding_of_a_chosen_pair():
     at = _app()
     at.switch_page("pages/matching.py").run()
+    at.radio(key="match_section").set_value("Box encoding").run()
     at.selectbox(key="enc_pick").set_value(len(at.selectbox(key="enc_pick").options) - 1).run()
     assert not at.exception
     assert any("Decoding the targets gives the GT back" in c.value for c in at.caption)
