@@ -8,7 +8,7 @@ Bounded by bytes as well as entries (a 127 KB PNG can decode to 40 megapixels, 1
 - the network's outputs and the thresholded stages live in `explorer.bounded_cache.ByteLRU`s
   (`RAW_BYTES`, `STAGES_BYTES`), and keep no copy of the image (`image=None`: the pages
   draw `ctx.image`, the boxes are in its pixels);
-- figure backgrounds are JPEG data URIs at most 768 px on a side (`image_data_uri`)."""
+- figure backgrounds are JPEGs at most 768 px on a side, one file each (`pages._media`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,7 +19,7 @@ from explorer import results
 from explorer.bounded_cache import ByteLRU
 from explorer.inputs import models as models_mod
 from explorer.inputs import samples as samples_mod
-from explorer.views.figures import image_data_uri
+from pages import _media
 
 
 @st.cache_resource(show_spinner="Loading model...", max_entries=4)
@@ -51,12 +51,10 @@ def decode_upload(name: str, data: bytes) -> samples_mod.LoadedImage:
     return samples_mod.load_upload(name, data)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def image_uri(digest: str, _image, size: tuple[int, int] | None = None) -> str:
-    """JPEG data URI of the image (stretched to `size` if given), keyed by its sha1;
-    at most 768 px on a side (`image_data_uri`), so a few hundred KB per entry."""
-    img = _image if size is None else _image.resize(size)
-    return image_data_uri(img)
+def image_uri(digest: str, image, size: tuple[int, int] | None = None) -> str:
+    """The figure background's `source` for the image (stretched to `size`, (W, H), if
+    given): a URL to one JPEG served by Streamlit, or a data URI (`pages._media`)."""
+    return _media.image_source(digest, image, size)
 
 
 def raw_outputs(model_key: str, digest: str, _model, _image):

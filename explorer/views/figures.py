@@ -43,10 +43,10 @@ def class_color(c: int) -> str:
     return CLASS_COLORS[int(c) % len(CLASS_COLORS)]
 
 
-def image_data_uri(image: Image.Image, max_side: int = 768, quality: int = 85) -> str:
-    """A JPEG data URI of `image`, shrunk so its longer side is <= max_side pixels.
+def image_jpeg(image: Image.Image, max_side: int = 768, quality: int = 85) -> bytes:
+    """JPEG bytes of `image`, shrunk so its longer side is <= max_side pixels.
 
-    The figure stretches it back to the frame's size, so shrinking only saves bytes
+    Figures stretch the image back to their frame's size, so shrinking only saves bytes
     sent to the browser (and encoding time), never moves a box.
     """
     img = image.convert("RGB")
@@ -55,7 +55,12 @@ def image_data_uri(image: Image.Image, max_side: int = 768, quality: int = 85) -
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def image_data_uri(image: Image.Image, max_side: int = 768, quality: int = 85) -> str:
+    """A JPEG data URI of `image` (`image_jpeg`): the figure carries the image itself."""
+    return "data:image/jpeg;base64," + base64.b64encode(image_jpeg(image, max_side, quality)).decode("ascii")
 
 
 def image_layout(
