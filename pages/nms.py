@@ -48,7 +48,9 @@ def _nms_section(ctx) -> None:
     img = ctx.image
     fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links,
                         gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)
-    _ui.show_plotly(fig, key="nms_chart")
+    thresholds = {"score_threshold": score_thr, "nms_threshold": iou_thr, "top_k": top_k}
+    _ui.show_plotly(fig, key="nms_chart", on_select="rerun", selection_mode="points")
+    _trace_link.chart_pick(ctx, "nms_chart", thresholds)
     t1, t2 = st.columns(2)
     t1.markdown("**Per class**")
     t1.dataframe(per_class, hide_index=True, width="stretch")
@@ -61,7 +63,7 @@ def _nms_section(ctx) -> None:
                                       "per_class": per_class, "per_level": per_level, "candidates": records})
     st.markdown("**Final detections**")
     st.dataframe(final_rows, hide_index=True, width="stretch")
-    _trace_link.trace_row(ctx, "nms", {"score_threshold": score_thr, "nms_threshold": iou_thr, "top_k": top_k})
+    _trace_link.trace_row(ctx, "nms", thresholds)
 
 
 _nms_section(ctx)

@@ -44,7 +44,8 @@ def _per_scale_section(ctx) -> None:
     fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, cfg.image_size,
                                _cache.image_uri(img.digest, img.image), img.image.size, names, level_names,
                                opacity=opacity, gt_xyxy_px=gt.boxes_xyxy.numpy(), gt_names=gt.names, gt_best=gt_best)
-    _ui.show_plotly(fig, key="ps_chart")
+    _ui.show_plotly(fig, key="ps_chart", on_select="rerun", selection_mode="points")
+    _trace_link.chart_pick(ctx, "ps_chart")
     if gt_best:
         st.caption("Cyan dotted: ground truth. A cyan ring marks the cell of each ground truth's best default "
                    "box, on the panel of its level: the map that should find it. " + "; ".join(
@@ -55,7 +56,8 @@ def _per_scale_section(ctx) -> None:
     dets = [dict(d, level=k) for k, det in enumerate(stg.level_detections) for d in det.to_records(names)]
     _ui.download_buttons("Per-level summary", rows, key="per_scale_levels")
     _ui.download_buttons("Per-level detections", dets, key="per_scale_detections")
+    # In the fragment, with the figure: a click on it moves the row's selector at once.
+    _trace_link.trace_row(ctx, "ps")
 
 
 _per_scale_section(ctx)
-_trace_link.trace_row(ctx, "ps")

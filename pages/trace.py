@@ -4,6 +4,7 @@ import json
 import streamlit as st
 
 from explorer.views import trace as tv
+from explorer.views.trace_links import target_key
 from explorer.views.trace_figure import trace_figure
 from pages import _cache, _sidebar, _ui
 from pages._trace_link import DEFAULT_THRESHOLDS, TARGET_KEY
@@ -47,18 +48,14 @@ def _thresholds(target: dict, new_target: bool) -> dict:
             "top_k": c3.slider("Top k detections", 1, 400, step=1, key="trace_topk")}
 
 
-def _key(t: dict) -> str:
-    return f"gt:{t['index']}" if t["kind"] == "gt" else f"det:{t['default_index']}:{t['label']}"
-
-
 def _options(ctx, stg, target: dict) -> tuple[list[dict], str | None]:
     """The selector's targets (GT boxes, final detections, and a traced prediction that is no
     longer a detection) and the key of the stored target, None when it no longer applies."""
     options = tv.trace_targets(stg, ctx.gt.labels)
-    keys = [_key(t) for t in options]
+    keys = [target_key(t) for t in options]
     if not target or target.get("image") not in (None, ctx.image.digest):
         return options, None
-    want = _key(target)
+    want = target_key(target)
     if want not in keys:
         if target["kind"] == "gt":
             return options, None
@@ -76,7 +73,7 @@ def _pick(ctx, stg, target: dict, new_target: bool) -> dict | None:
     if target and want is None:
         st.info("The object you traced is not in this image's ground truth any more (another image, or the "
                 "boxes changed): pick one below.")
-    keys = [_key(t) for t in options]
+    keys = [target_key(t) for t in options]
     by_key = dict(zip(keys, options))
     _set("_trace_pick", want or keys[0], new_target or (bool(target) and want is None))
     if st.session_state["_trace_pick"] not in keys:

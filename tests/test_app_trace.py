@@ -103,3 +103,62 @@ def test_a_pick_from_another_image_is_not_applied_to_this_one():
     assert any("not in this image's ground truth any more" in i.value for i in at.info)
     assert at.selectbox(key="_trace_pick").value == "gt:0"  # the new image's first object instead
     assert at.session_state["trace_target"]["image"] != digest
+
+
+def _click(at, chart_key: str, customdata) -> None:
+    """A click on a marker, as Streamlit's plotly selection event stores it."""
+    at.session_state[chart_key] = {"selection": {"points": [{"curve_number": 3, "point_number": 0,
+                                                              "customdata": customdata}],
+                                                  "point_indices": [0], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _captions(at) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def test_a_click_on_the_nms_figure_picks_a_suppressed_candidate_for_the_trace_page():
+    at = _app()
+    at.switch_page("pages/nms.py").run()
+    assert any("Click a box's centre marker" in c for c in _captions(at))
+    assert "Trace the picked object" not in [p.label for p in at.get("page_link")]  # nothing picked yet
+    at.slider(key="nms_score").set_value(0.2).run()
+    # a suppressed candidate of the cat-and-dog scene (its key as the figure's marker carries it)
+    rows = at.dataframe[2].value  # "Every candidate"
+    sup = rows[~rows["kept"]].iloc[0]
+    key = f"det:{int(sup['default_index'])}:{int(sup['label'])}"
+    _click(at, "nms_chart", key)
+    target = at.session_state["trace_target"]
+    assert (target["kind"], target["default_index"], target["label"]) == ("detection", int(sup["default_index"]),
+                                                                          int(sup["label"]))
+    assert target["thresholds"]["score_threshold"] == 0.2
+    assert any("Picked" in c and "not a final detection" in c for c in _captions(at))
+    assert at.selectbox(key="nms_trace_pick").value == key  # the row's selector follows the click
+    assert [p.label for p in at.get("page_link")][-1] == "Trace the picked object"
+    at.switch_page("pages/trace.py").run()
+    assert at.selectbox(key="_trace_pick").value == key and at.slider(key="trace_score").value == 0.2
+    assert any("suppressed by NMS" in m.value for m in at.markdown)
+
+
+def test_a_click_on_a_per_scale_ring_picks_its_ground_truth_and_stays():
+    at = _app()
+    at.switch_page("pages/per_scale.py").run()
+    _click(at, "ps_chart", "gt:1")
+    assert at.session_state["trace_target"]["kind"] == "gt" and at.session_state["trace_target"]["index"] == 1
+    assert at.selectbox(key="ps_trace_pick").value == "gt:1"
+    at.run()  # the same selection again is not a new click: the selector may move freely
+    at.selectbox(key="ps_trace_pick").set_value("gt:0").run()
+    assert at.session_state["trace_target"]["index"] == 1  # only the button or a click stores a pick
+    at.switch_page("pages/nms.py").run()
+    assert at.selectbox(key="nms_trace_pick").value == "gt:1"  # the pick persists across pages
+
+
+def test_clicks_that_name_no_object_or_a_stale_one():
+    at = _app()
+    at.switch_page("pages/per_scale.py").run()
+    _click(at, "ps_chart", "cell (3, 4): cat")  # a heatmap cell
+    assert "trace_target" not in at.session_state
+    _click(at, "ps_chart", "gt:7")  # drawn before the ground truth changed
+    assert any("Cannot trace that click" in w.value and "GT box 7" in w.value for w in at.warning)
+    assert "trace_target" not in at.session_state

@@ -85,3 +85,22 @@ def test_nms_figure_draws_the_ground_truth():
     fig = nv.nms_figure([], None, (100, 80), gt_xyxy_px=np.array([[10, 10, 50, 40]]), gt_names=["cat"])
     gt = [t for t in fig.data if t.name == "ground truth"]
     assert gt and "GT 0: cat" in [t for t in gt if t.mode == "markers"][0].text[0]
+
+
+def test_markers_carry_the_pick_key_of_their_candidate(stages):
+    """A click on a box's centre marker names (default box, class) of that candidate; a GT's
+    corner marker names the GT. One GT marker trace, no trace per box."""
+    recs = nv.candidate_records(stages, list(CLASSES))
+    fig = nv.nms_figure(recs, None, stages.image.size, gt_xyxy_px=np.array([[10, 10, 50, 40], [5, 6, 7, 8]]),
+                        gt_names=["cat", "dog"])
+    valid(fig)
+    markers = [t for t in fig.data if t.mode == "markers" and t.customdata is not None]
+    dets = [(cd, x, y) for t in markers for cd, x, y in zip(t.customdata, t.x, t.y) if cd.startswith("det:")]
+    by_key = {f"det:{r['default_index']}:{r['label']}": r for r in recs}
+    drawn = [r for r in recs if r["kept"]] + [r for r in recs if not r["kept"]][:400]  # max_suppressed
+    assert sorted(cd for cd, _, _ in dets) == sorted(f"det:{r['default_index']}:{r['label']}" for r in drawn)
+    for cd, x, y in dets:  # at its box's centre
+        r = by_key[cd]
+        assert (x, y) == pytest.approx(((r["x1"] + r["x2"]) / 2, (r["y1"] + r["y2"]) / 2))
+    gt = [t for t in markers if list(t.customdata) == ["gt:0", "gt:1"]]
+    assert len(gt) == 1 and list(gt[0].x) == [10, 5] and list(gt[0].y) == [10, 6]  # top-left corners

@@ -111,3 +111,121 @@ def test_the_ring_legend_entry_appears_once():
                                gt_best=best)
     rings = [t for t in fig.data if t.name == "best default box of a GT"]
     assert len(rings) == 2 and [bool(t.showlegend) for t in rings] == [True, False]
+
+
+# ---------------------------------------------------------------- layout, image once, clicks
+def _cat_and_dog_figure(image_uri="data:image/png;base64,AAAA", image_wh=(256, 256), **kw):
+    from explorer.views import matching as mv
+    from ssd.config import compact256
+    from ssd.priors import default_boxes
+
+    img, boxes_px, _ = cat_and_dog_scene(256)
+    cfg = compact256()
+    stg = run_stages(build("compact256", num_classes=len(CLASSES)).eval(), img, level_score_threshold=0.05)
+    maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, psv.ANY_CLASS)
+    best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size)
+    fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, 256, image_uri,
+                               image_wh, list(CLASSES), gt_xyxy_px=boxes_px.numpy(), gt_names=["cat", "dog"],
+                               gt_best=best, **kw)
+    return fig, stg, boxes_px
+
+
+def _panel_px(fig, k: int) -> tuple[float, float]:
+    """(height, width) in px of panel k's axes domains, in the figure's plot area."""
+    m = fig.layout.margin
+    plot_w = psv.FIG_WIDTH_PX - m.l - m.r
+    plot_h = fig.layout.height - m.t - m.b
+    sfx = "" if k == 0 else str(k + 1)
+    xd, yd = fig.layout[f"xaxis{sfx}"].domain, fig.layout[f"yaxis{sfx}"].domain
+    return (yd[1] - yd[0]) * plot_h, (xd[1] - xd[0]) * plot_w
+
+
+@pytest.mark.parametrize("image_wh", [(640, 427), (427, 640), (300, 300)], ids=["landscape", "portrait", "square"])
+def test_panels_have_the_image_aspect_and_fill_the_figure(image_wh):
+    """No empty band: each panel's domain is the image's aspect in pixels, and the rows
+    take the whole plot height (the last row ends at the bottom)."""
+    w, h = image_wh
+    fig, _, _ = _cat_and_dog_figure(image_wh=image_wh)
+    valid(fig)
+    for k in range(6):
+        ph, pw = _panel_px(fig, k)
+        assert ph / pw == pytest.approx(h / w, rel=0.01), k
+    m = fig.layout.margin
+    plot_h = fig.layout.height - m.t - m.b
+    ys = sorted({tuple(fig.layout[f"yaxis{'' if k == 0 else k + 1}"].domain) for k in range(6)})
+    assert len(ys) == 2 and ys[0][0] == pytest.approx(0, abs=1e-9)  # two rows, the lower one ends at the bottom
+    assert (1 - ys[1][1]) * plot_h == pytest.approx(psv.TITLE_PX)  # the top row only leaves room for its titles
+    assert plot_h == 2 * (psv.TITLE_PX + round(_panel_px(fig, 0)[0]))  # nothing else in the height
+
+
+def test_a_landscape_image_makes_a_shorter_figure_than_a_square_one():
+    land, _, _ = _cat_and_dog_figure(image_wh=(640, 427))
+    square, _, _ = _cat_and_dog_figure(image_wh=(300, 300))
+    # the old layout was 330 px per row whatever the aspect: a band under landscape images
+    assert land.layout.height < square.layout.height
+    ph, pw = _panel_px(land, 0)
+    assert pw == pytest.approx((psv.FIG_WIDTH_PX - 85 - 2 * psv.GAP_X_PX) / 3)  # as wide as the columns allow
+
+
+def test_a_tall_portrait_is_capped_and_narrowed_not_stretched():
+    domains, height = psv.panel_grid(6, 3, (2000, 500), fig_width_px=1400)
+    plot_w = 1400 - psv.MARGIN_PX["l"] - psv.MARGIN_PX["r"]
+    plot_h = height - psv.MARGIN_PX["t"] - psv.MARGIN_PX["b"]
+    for xd, yd in domains:
+        assert (yd[1] - yd[0]) * plot_h == pytest.approx(psv.MAX_PANEL_PX)
+        assert (yd[1] - yd[0]) * plot_h / ((xd[1] - xd[0]) * plot_w) == pytest.approx(4.0)
+    assert domains[0][0][0] > 0  # centred in its column, so the column has room either side
+
+
+def test_panel_grid_rejects_what_it_cannot_lay_out():
+    with pytest.raises(ValueError, match="n=0"):
+        psv.panel_grid(0, 3, (10, 10))
+    with pytest.raises(ValueError, match="image_hw"):
+        psv.panel_grid(6, 3, (0, 10))
+
+
+@pytest.mark.parametrize("source", ["data:image/jpeg;base64," + "Q" * 5000, "/media/abc123.jpg"],
+                         ids=["data-uri", "url"])
+def test_the_image_source_is_in_the_figure_once(source):
+    """Six panels, one `source` in the JSON: the panels' layout images point to one named
+    template image. A short URL works the same as a data URI."""
+    fig, _, _ = _cat_and_dog_figure(image_uri=source)
+    valid(fig)
+    tail = source.rsplit("/", 1)[-1]  # the JSON writes "/" as \u002f
+    assert len(tail) >= 10 and fig.to_json().count(tail) == 1
+    photo = [im for im in fig.layout.template.layout.images if im.name == psv.PHOTO]
+    assert len(photo) == 1 and photo[0].source == source and photo[0].sizex == 256
+    assert [(im.templateitemname, im.xref, im.yref) for im in fig.layout.images] == \
+        [(psv.PHOTO, "x" + s, "y" + s) for s in ["", "2", "3", "4", "5", "6"]]
+
+
+def test_the_default_template_styling_is_kept_with_the_image():
+    import plotly.io as pio
+
+    fig, _, _ = _cat_and_dog_figure()
+    default = pio.templates[pio.templates.default]
+    assert fig.layout.template.layout.colorway == default.layout.colorway
+    assert not [im for im in (default.layout.images or ()) if im.name == psv.PHOTO]  # the global one is untouched
+    none, _, _ = _cat_and_dog_figure(image_uri=None)
+    assert not none.layout.images and f'"name":"{psv.PHOTO}"' not in none.to_json()
+
+
+def test_every_marker_names_its_object_for_a_click():
+    """Detection centres carry "det:A:C" (the level detection's default box and class),
+    GT corners "gt:G" at (x1, y1) on every panel, rings "gt:G": one GT marker trace per panel."""
+    fig, stg, boxes_px = _cat_and_dog_figure()
+    want = {f"det:{a}:{c}" for det in stg.level_detections
+            for a, c in zip(det.default_index.tolist(), det.labels.tolist())}
+    assert want, "the random model detects something at 0.05"
+    got = {cd for t in fig.data if t.type == "scatter" and t.mode == "markers" and t.customdata is not None
+           for cd in t.customdata if str(cd).startswith("det:")}
+    assert got == want
+    corners = [t for t in fig.data if t.type == "scatter" and t.marker.symbol == "diamond"]
+    assert len(corners) == 6
+    for t in corners:
+        assert list(t.customdata) == ["gt:0", "gt:1"]
+        assert list(t.x) == pytest.approx(boxes_px[:, 0].tolist()) and list(t.y) == pytest.approx(boxes_px[:, 1].tolist())
+    rings = [t for t in fig.data if t.name == "best default box of a GT"]
+    assert [list(t.customdata) for t in rings] == [["gt:0"], ["gt:1"]]
+    legend = [t.name for t in fig.data if t.showlegend]
+    assert legend.count("best default box of a GT") == 1 and legend.count("ground truth") == 1

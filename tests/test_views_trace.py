@@ -286,3 +286,66 @@ def test_a_wide_image_keeps_its_frames(scene):
             assert r["iou"] == pytest.approx(float(iou_px[g, r["default_index"]]), abs=1e-4)
         square = tv.trace_gt(run_stages(model, img, score_threshold=0.3), boxes, labels, g)
         assert tr["matching"]["best_default"] == square["matching"]["best_default"]  # same cell, stretched
+
+
+# ---------------------------------------------------------------- a figure click -> a trace target
+def test_target_keys_round_trip(stages):
+    from explorer.views import trace_links as tl
+
+    a, c = len(stages.default_boxes), len(CLASSES)
+    for t in tv.trace_targets(stages, torch.tensor([CAT, DOG])):
+        key = tl.target_key(t)
+        back = tl.target_from_key(key, 2, a, c)
+        assert tl.is_pick_key(key) and {k: t[k] for k in back} == back
+    assert tl.target_from_key(f"det:{a - 1}:{c - 1}", 0, a, c) == {"kind": "detection", "default_index": a - 1,
+                                                                     "label": c - 1}
+
+
+@pytest.mark.parametrize("key, match", [
+    ("gt:x", "expected 'gt:G' or 'det:A:C'"), ("det:5", "expected"), ("box:1", "expected"), ("gt:-1", "expected"),
+    ("gt:²", "expected"), ("gt:2", "GT box 2 is not in 0..1"), ("det:999999:1", "default box 999999"),
+    ("det:3:0", "class 0 is not in 1.."), ("det:3:99", "class 99"),
+])
+def test_bad_click_keys_are_named(stages, key, match):
+    from explorer.views import trace_links as tl
+
+    with pytest.raises(ValueError, match=match):
+        tl.target_from_key(key, 2, len(stages.default_boxes), len(CLASSES))
+
+
+def test_a_click_on_each_nms_marker_picks_that_candidate(scene, stages):
+    """Every marker of the NMS figure, clicked, traces the candidate it is drawn for: the
+    fate of the picked prediction is the record's kept / final / suppressed state."""
+    from explorer.views import trace_links as tl
+
+    _, _, boxes, labels = scene
+    recs = nv.candidate_records(stages, list(CLASSES))
+    fig = nv.nms_figure(recs, None, stages.image_hw[::-1], gt_xyxy_px=boxes.numpy(), gt_names=["cat", "dog"])
+    targets = tv.trace_targets(stages, labels)
+    by_key = {f"det:{r['default_index']}:{r['label']}": r for r in recs}
+    clicked = 0
+    for t in fig.data:
+        for cd in (t.customdata if t.mode == "markers" and t.customdata is not None else []):
+            target = tl.clicked_target(cd, targets, stages, len(labels))
+            clicked += 1
+            if target["kind"] == "gt":
+                assert target == targets[target["index"]]
+                continue
+            r = by_key[cd]
+            fate = prediction_fate(stages, target["default_index"], target["label"])["fate"]
+            assert fate == ("final" if r["final"] else "cut_by_top_k" if r["kept"] else "suppressed"), r
+            assert (target in targets) == r["final"]  # a final detection is the selector's own entry
+            if not r["final"]:
+                assert "not a final detection" in target["text"]
+                tv.trace_target(stages, target, boxes, labels)  # the Trace page can follow it
+    assert clicked == len(recs) + len(labels)
+
+
+def test_clicks_that_name_no_object_pick_nothing(stages):
+    from explorer.views import trace_links as tl
+
+    targets = tv.trace_targets(stages, torch.tensor([CAT, DOG]))
+    for cd in (None, "cell (0, 0): cat", 17, ["gt", 0], {"0": 5, "1": 3}):  # heatmap cell, frame, other charts
+        assert tl.clicked_target(cd, targets, stages, 2) is None
+    with pytest.raises(ValueError, match="not among this image's targets"):
+        tl.clicked_target("gt:1", targets[:1], stages, 2)  # targets built for other ground truth

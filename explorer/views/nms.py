@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import torch
 
 from explorer.views.figures import GT_COLOR, box_traces, class_color, image_figure
+from explorer.views.trace_links import gt_pick_markers, target_key
 
 
 def keep_mask(keep, n: int) -> torch.Tensor:
@@ -104,7 +105,10 @@ def nms_figure(
     """Kept boxes (solid, per class; dashed when the top-k cut drops them) and suppressed
     candidates (dotted, same class colour),
     with a thin line from each suppressed box's centre to its suppressor's centre.
-    Hover: score, level, cell, and for suppressed boxes who suppressed them at what IoU."""
+    Hover: score, level, cell, and for suppressed boxes who suppressed them at what IoU.
+
+    Clicking picks an object to trace: each box's centre marker carries customdata "det:A:C"
+    (its default box A, class C), each GT's corner marker "gt:G" (`trace_links.target_key`)."""
     w, h = image_wh
     traces: list[dict] = []
     by_index = {r["candidate"]: r for r in records}
@@ -126,7 +130,7 @@ def nms_figure(
             ]
             traces += box_traces(np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color,
                                  f"{cls}: suppressed", hover=hover, dash="dot", width=1, opacity=0.7,
-                                 customdata=[r["candidate"] for r in rs])
+                                 customdata=_pick_keys(rs))
         if show_links:
             pairs = [(centre(r), centre(by_index[r["suppressed_by"]])) for r in suppressed
                      if r["suppressed_by"] is not None and r["suppressed_by"] in by_index]
@@ -154,12 +158,17 @@ def nms_figure(
             traces += box_traces(np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color,
                                  f"{cls}: kept" if final else f"{cls}: cut by top k", hover=hover,
                                  width=3 if final else 1.5, dash="solid" if final else "dash",
-                                 customdata=[r["candidate"] for r in rs])
+                                 customdata=_pick_keys(rs))
     if gt_xyxy_px is not None and len(gt_xyxy_px):
         gt = np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4)
-        hover = [f"GT {n}: {gt_names[n] if gt_names else ''}" for n in range(len(gt))]
-        traces += box_traces(gt, GT_COLOR, "ground truth", hover=hover, width=1.5, dash="dot")
+        traces += box_traces(gt, GT_COLOR, "ground truth", width=1.5, dash="dot")
+        traces.append(gt_pick_markers(gt, gt_names))
     return image_figure(image_uri, w, h, fig_height=fig_height, traces=traces)
+
+
+def _pick_keys(rows: list[dict]) -> list[str]:
+    """Each candidate row's `target_key` ("det:A:C"): what a click on its marker picks."""
+    return [target_key({"kind": "detection", "default_index": r["default_index"], "label": r["label"]}) for r in rows]
 
 
 ALL_CLASSES = "all classes"  # the class filter's "no filter" choice

@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import sequential as _seq
 
-from explorer.views.figures import GT_COLOR, box_traces, class_color, layout_image, to_figure
+from explorer.views.figures import GT_COLOR, box_traces, class_color, to_figure
+from explorer.views.trace_links import gt_pick_markers, target_key
 
 ANY_CLASS = -1  # "any object": best non-background class per cell
 
@@ -82,6 +83,82 @@ def level_summary(maps, classes, level_detections, feature_sizes, class_names, l
     return rows
 
 
+# Figure geometry, in browser pixels. The page's chart stretches to its column, so the
+# figure is laid out for the width it is expected to get there.
+FIG_WIDTH_PX = 940  # expected chart width: measured in Chromium, 1400 px window, sidebar open
+MARGIN_PX = {"l": 15, "r": 70, "t": 70, "b": 15}  # the legend sits in the top margin, the colour bar in the right
+TITLE_PX = 22  # room above each panel for its title
+GAP_X_PX = 12  # between panel columns
+MAX_PANEL_PX = 420  # tallest panel (a portrait image on a wide screen stays on screen)
+PHOTO = "photo"  # name of the one template image every panel's layout image points to
+
+
+def panel_grid(n: int, cols: int, image_hw: tuple[int, int], fig_width_px: int = FIG_WIDTH_PX,
+               max_panel_px: int = MAX_PANEL_PX) -> tuple[list[tuple[list, list]], int]:
+    """Axis domains for n panels of an image, `cols` per row, sized so each panel has the
+    image's aspect ratio and the rows fill the figure (no empty band under them).
+
+    Args:
+        n: panels; cols: panels per row.
+        image_hw: (H, W) of the image, pixels.
+        fig_width_px: the figure's width in the browser; max_panel_px: cap on a panel's height.
+    Returns:
+        (domains, fig_height_px): per panel ([x0, x1], [y0, y1]) fractions of the plot area
+        (inside `MARGIN_PX`), row by row from the top; and the figure height in pixels.
+        A panel is domain_w * plot_w px wide and domain_h * plot_h px tall, plot_w / plot_h
+        the figure's size less the margins: domain_h * plot_h / (domain_w * plot_w) = H / W.
+    """
+    h, w = image_hw
+    if n < 1 or cols < 1 or h < 1 or w < 1:
+        raise ValueError(f"panel_grid needs n, cols >= 1 and an image (H, W) >= 1 px, got n={n}, cols={cols}, "
+                         f"image_hw={image_hw}")
+    cols = min(cols, n)
+    rows = (n + cols - 1) // cols
+    plot_w = fig_width_px - MARGIN_PX["l"] - MARGIN_PX["r"]
+    slot_w = (plot_w - GAP_X_PX * (cols - 1)) / cols
+    panel_h = max(1, round(min(slot_w * h / w, max_panel_px)))  # whole pixels: the figure height is an int
+    panel_w = min(slot_w, panel_h * w / h)  # narrower than its slot when the height is capped
+    plot_h = rows * (TITLE_PX + panel_h)
+    domains = []
+    for k in range(n):
+        r, c = divmod(k, cols)
+        x0 = c * (slot_w + GAP_X_PX) + (slot_w - panel_w) / 2  # centred in its slot
+        top = r * (TITLE_PX + panel_h) + TITLE_PX  # px from the plot area's top
+        domains.append(([x0 / plot_w, (x0 + panel_w) / plot_w], [1 - (top + panel_h) / plot_h, 1 - top / plot_h]))
+    return domains, plot_h + MARGIN_PX["t"] + MARGIN_PX["b"]
+
+
+def _default_template() -> dict:
+    """The current default Plotly template as a dict (what `to_figure` would apply), cached
+    per template name: the figure replaces it by a copy that also holds the image."""
+    import plotly.io as pio
+
+    name = pio.templates.default
+    if name not in _TEMPLATES:
+        _TEMPLATES[name] = pio.templates[name].to_plotly_json() if name else {}
+    return _TEMPLATES[name]
+
+
+_TEMPLATES: dict = {}
+
+
+def shared_image_layout(image_uri: str, image_wh: tuple[int, int], axes: list[tuple[str, str]]) -> dict:
+    """Layout entries that draw one image behind every (xaxis, yaxis) pair in `axes`, with
+    the image's `source` in the figure once: a named image in `layout.template.layout.images`
+    (the source, position and size), and per panel a `layout.images` item that refers to it
+    by `templateitemname` and sets only its axes (Plotly's template array items).
+
+    Returns: {"template": ..., "images": [...]} to merge into a layout dict.
+    """
+    w, h = image_wh
+    base = _default_template()
+    photo = {"name": PHOTO, "source": image_uri, "x": 0, "y": 0, "sizex": w, "sizey": h, "sizing": "stretch",
+             "layer": "below", "xanchor": "left", "yanchor": "top"}
+    template = {"data": base.get("data", {}),
+                "layout": dict(base.get("layout", {}), images=list(base.get("layout", {}).get("images", [])) + [photo])}
+    return {"template": template, "images": [{"templateitemname": PHOTO, "xref": xa, "yref": ya} for xa, ya in axes]}
+
+
 def per_scale_figure(
     maps,
     classes,
@@ -95,7 +172,7 @@ def per_scale_figure(
     level_names=None,
     cols: int = 3,
     opacity: float = 1.0,
-    panel_height: int = 330,
+    fig_width_px: int = FIG_WIDTH_PX,
     gt_xyxy_px=None,
     gt_names=None,
     gt_best=None,
@@ -107,88 +184,118 @@ def per_scale_figure(
     it in cyan, and `gt_best` (from `matching.best_default_boxes`) puts a cyan ring on the
     cell of each GT's best default box, in the panel of that level: where it should fire.
 
-    Panels are laid out by hand (axis domains), as `make_subplots` alone costs ~50 ms.
+    Clicking picks an object to trace: each detection's centre marker carries customdata
+    "det:A:C" (its default box A, class C), each GT's corner marker "gt:G"
+    (`trace_links.target_key`).
+
+    `image_uri` (a data URI or a URL) is put in the figure once (`shared_image_layout`).
+    Panels have the image's aspect and fill the figure (`panel_grid`), for a chart
+    `fig_width_px` wide. Laid out by hand (axis domains), as `make_subplots` alone costs ~50 ms.
     """
     n = len(maps)
-    rows = (n + cols - 1) // cols
     W, H = image_wh
-    gap_x, gap_y = 0.02, 0.10 / max(1, rows)
-    pw = (1 - gap_x * (cols - 1)) / cols
-    ph = (1 - gap_y * (rows - 1)) / rows
+    domains, fig_height = panel_grid(n, cols, (H, W), fig_width_px)
     traces: list[dict] = []
-    layout: dict = {"images": [], "annotations": []}
+    layout: dict = {"annotations": []}
     shown_classes: set[int] = set()
-    for k in range(n):
-        r, c = k // cols, k % cols
-        suffix = "" if k == 0 else str(k + 1)
-        xa, ya = f"x{suffix}", f"y{suffix}"
-        x0 = c * (pw + gap_x)
-        y1 = 1 - r * (ph + gap_y)
-        # Equal pixel aspect by shrinking the panel (constrain="domain"), kept under its title.
-        layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + pw], "range": [0, W], "anchor": ya, "showgrid": False,
-                                    "zeroline": False, "showticklabels": False, "constrain": "domain"}
-        layout[f"yaxis{suffix}"] = {"domain": [y1 - ph, y1], "range": [H, 0], "anchor": xa, "showgrid": False,
-                                    "zeroline": False, "showticklabels": False, "scaleanchor": xa, "scaleratio": 1,
-                                    "constrain": "domain", "constraintoward": "top"}
-        h, w = feature_sizes[k]
-        title = f"level {k}: {h}x{w}" + (f" ({level_names[k]})" if level_names else "")
-        layout["annotations"].append({"text": title, "x": x0 + pw / 2, "y": y1, "xref": "paper", "yref": "paper",
-                                      "xanchor": "center", "yanchor": "bottom", "showarrow": False,
-                                      "font": {"size": 13}})
-        if image_uri is not None:
-            layout["images"].append(layout_image(image_uri, W, H, xa, ya))
-        dx = steps[k] / image_size * W
-        dy = steps[k] / image_size * H
-        names = [[f"cell ({i}, {j}): {class_names[int(classes[k][i, j])]}" for j in range(w)] for i in range(h)]
-        heat = {
-            "type": "heatmap", "z": maps[k], "x0": dx / 2, "dx": dx, "y0": dy / 2, "dy": dy, "zmin": 0, "zmax": 1,
-            "colorscale": _INFERNO, "opacity": opacity, "showscale": k == 0, "customdata": names,
-            "hovertemplate": "%{customdata} %{z:.3f}<extra>level " + str(k) + "</extra>", "xaxis": xa, "yaxis": ya,
-        }
-        if k == 0:
-            heat["colorbar"] = {"title": {"text": "score"}, "len": 0.8}
-        traces.append(heat)
-        det = level_detections[k]
-        boxes = det.boxes_xyxy_px.reshape(-1, 4).numpy() if len(det.scores) else np.zeros((0, 4))
-        labels = det.labels.tolist() if len(det.scores) else []
-        det_scores, det_row, det_col = det.scores.tolist(), det.row.tolist(), det.col.tolist()
-        for cls in sorted(set(labels)):
-            idx = [q for q, lab in enumerate(labels) if lab == cls]
-            name = class_names[cls]
-            text = [f"{name} {det_scores[q]:.3f}, cell ({det_row[q]}, {det_col[q]})<br>level {k}" for q in idx]
-            traces += box_traces(boxes[idx], class_color(cls), name, hover=text, width=2.5, legendgroup=name,
-                                 showlegend=cls not in shown_classes, axes=(xa, ya))
-            shown_classes.add(cls)
+    axes = [("x" + ("" if k == 0 else str(k + 1)), "y" + ("" if k == 0 else str(k + 1))) for k in range(n)]
+    ring_level = min((b["level"] for b in gt_best or []), default=-1)  # the ring's one legend entry
+    for k, ((xd, yd), (xa, ya)) in enumerate(zip(domains, axes)):
+        _panel_axes(layout, k, xd, yd, (xa, ya), (W, H), feature_sizes[k], level_names)
+        traces.append(_heatmap(k, maps[k], classes[k], steps[k] / image_size * W, steps[k] / image_size * H,
+                               class_names, opacity, (xa, ya)))
+        traces += _detection_traces(k, level_detections[k], class_names, shown_classes, (xa, ya))
         if gt_xyxy_px is not None and len(gt_xyxy_px):
-            first_ring = min((b["level"] for b in gt_best or []), default=-1) == k  # one legend entry
             traces += _gt_traces(k, gt_xyxy_px, gt_names, gt_best or [], feature_sizes[k], image_wh, (xa, ya),
-                                 first_ring)
+                                 ring_level == k)
+    if image_uri is not None:
+        layout.update(shared_image_layout(image_uri, image_wh, axes))
     layout.update({
-        "height": panel_height * rows + 90, "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0,
+        "height": fig_height, "margin": dict(MARGIN_PX),
+        "legend": {"orientation": "h", "yref": "container", "yanchor": "top", "y": 1, "x": 0,
                    "title": {"text": "detections per level:"}},
         "plot_bgcolor": "white",
     })
     return to_figure(traces, layout)
 
 
+def _panel_axes(layout: dict, k: int, x_domain, y_domain, axes, image_wh, feature_size, level_names) -> None:
+    """Axes of panel k (image pixels, y down, equal pixel aspect) and its title, into `layout`."""
+    W, H = image_wh
+    suffix = "" if k == 0 else str(k + 1)
+    xa, ya = axes
+    # Equal pixel aspect: the domains have it already; constrain="domain" keeps it if the
+    # chart is narrower or wider than laid out for.
+    layout[f"xaxis{suffix}"] = {"domain": x_domain, "range": [0, W], "anchor": ya, "showgrid": False,
+                                "zeroline": False, "showticklabels": False, "constrain": "domain"}
+    layout[f"yaxis{suffix}"] = {"domain": y_domain, "range": [H, 0], "anchor": xa, "showgrid": False,
+                                "zeroline": False, "showticklabels": False, "scaleanchor": xa, "scaleratio": 1,
+                                "constrain": "domain", "constraintoward": "top"}
+    h, w = feature_size
+    title = f"level {k}: {h}x{w}" + (f" ({level_names[k]})" if level_names else "")
+    layout["annotations"].append({"text": title, "x": (x_domain[0] + x_domain[1]) / 2, "y": y_domain[1],
+                                  "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom",
+                                  "showarrow": False, "font": {"size": 13}})
+
+
+def _heatmap(k: int, score_map, class_map, dx: float, dy: float, class_names, opacity: float, axes) -> dict:
+    """Level k's best score per cell over its grid; cells dx x dy original pixels."""
+    h, w = score_map.shape
+    names = [[f"cell ({i}, {j}): {class_names[int(class_map[i, j])]}" for j in range(w)] for i in range(h)]
+    heat = {
+        "type": "heatmap", "z": score_map, "x0": dx / 2, "dx": dx, "y0": dy / 2, "dy": dy, "zmin": 0, "zmax": 1,
+        "colorscale": _INFERNO, "opacity": opacity, "showscale": k == 0, "customdata": names,
+        "hovertemplate": "%{customdata} %{z:.3f}<extra>level " + str(k) + "</extra>",
+        "xaxis": axes[0], "yaxis": axes[1],
+    }
+    if k == 0:
+        # Inside the right margin: a colour bar that pushed the margin (automargin) would
+        # narrow the panels below the width `panel_grid` sized them for.
+        heat["colorbar"] = {"title": {"text": "score"}, "len": 0.8, "thickness": 14, "x": 1.01, "xanchor": "left"}
+    return heat
+
+
+def _detection_traces(k: int, det, class_names, shown_classes: set, axes) -> list[dict]:
+    """Level k's own detections, one box trace (+ clickable centre markers) per class;
+    a class's legend entry only on its first panel (`shown_classes` is updated)."""
+    if not len(det.scores):
+        return []
+    boxes = det.boxes_xyxy_px.reshape(-1, 4).numpy()
+    labels, det_scores = det.labels.tolist(), det.scores.tolist()
+    det_row, det_col, default_index = det.row.tolist(), det.col.tolist(), det.default_index.tolist()
+    out = []
+    for cls in sorted(set(labels)):
+        idx = [q for q, lab in enumerate(labels) if lab == cls]
+        name = class_names[cls]
+        text = [f"{name} {det_scores[q]:.3f}, cell ({det_row[q]}, {det_col[q]})<br>level {k} (click to trace)"
+                for q in idx]
+        keys = [target_key({"kind": "detection", "default_index": default_index[q], "label": cls}) for q in idx]
+        out += box_traces(boxes[idx], class_color(cls), name, hover=text, width=2.5, legendgroup=name,
+                          showlegend=cls not in shown_classes, axes=axes, customdata=keys)
+        shown_classes.add(cls)
+    return out
+
+
 def _gt_traces(level: int, gt_xyxy_px, gt_names, gt_best: list[dict], feature_size, image_wh, axes,
                ring_legend: bool = True) -> list[dict]:
-    """Cyan GT boxes on one panel, and rings on the cells whose default box is some GT's best."""
+    """Cyan GT boxes on one panel with a clickable marker on each box's corner, and rings on
+    the cells whose default box is some GT's best (a click on a ring picks that GT too)."""
     W, H = image_wh
     h, w = feature_size
     boxes = np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4)
     out = box_traces(boxes, GT_COLOR, "ground truth", width=1.5, dash="dot", legendgroup="ground truth",
                      showlegend=level == 0, axes=axes)
+    out.append(gt_pick_markers(boxes, gt_names, axes))
     mine = [b for b in gt_best if b["level"] == level]
     if mine:
         # The cell centre in original pixels: the input square is the image stretched.
         xs = [(b["col"] + 0.5) / w * W for b in mine]
         ys = [(b["row"] + 0.5) / h * H for b in mine]
         text = [f"GT {b['gt']} ({gt_names[b['gt']]}): best default box here, cell ({b['row']}, {b['col']}), "
-                f"IoU {b['iou']:.2f}" for b in mine]
+                f"IoU {b['iou']:.2f} (click to trace)" for b in mine]
         out.append({"type": "scatter", "x": xs, "y": ys, "mode": "markers", "text": text, "hoverinfo": "text",
                     "marker": {"symbol": "circle-open", "size": 16, "color": GT_COLOR, "line": {"width": 3}},
+                    "customdata": [f"gt:{b['gt']}" for b in mine],
                     "name": "best default box of a GT", "legendgroup": "gt best", "showlegend": ring_legend,
                     "xaxis": axes[0], "yaxis": axes[1]})
     return out

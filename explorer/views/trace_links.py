@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from explorer.views.encoding import encoding_rows
+from explorer.views.figures import GT_COLOR
 from ssd.boxes import cxcywh_to_xyxy
 from ssd.errors.tide import TideConfig, classify_image
 from ssd.postprocess import Postprocessed
@@ -148,3 +149,93 @@ def encoding_with_prediction(stages, gt_norm_g: Tensor, a: int) -> dict:
         row["predicted"] = round(float(p), 4)
         row["error"] = round(float(p) - row["encoded"], 4)
     return dict(enc, **where(stages.default_boxes, a))
+
+
+# ---------------------------------------------------------------- picks from a figure click
+# A figure marks each object it lets the user pick with a key in its marker's customdata:
+# "gt:G" for GT box G, "det:A:C" for the prediction of class C at default box A (a detection
+# is named by its default box and class, which stay the same when thresholds change).
+GT_PICK_SYMBOL = "diamond"  # GT pick markers sit on the box's top-left corner, off the detections' centres
+
+
+def target_key(target: dict) -> str:
+    """The key naming a trace target (a `trace.trace_targets` dict) in selectors and clicks."""
+    if target["kind"] == "gt":
+        return f"gt:{int(target['index'])}"
+    return f"det:{int(target['default_index'])}:{int(target['label'])}"
+
+
+def is_pick_key(value) -> bool:
+    """Whether a clicked point's customdata names an object (other points, like a heatmap
+    cell or a frame corner, carry other customdata or none)."""
+    return isinstance(value, str) and value.split(":", 1)[0] in ("gt", "det")
+
+
+def target_from_key(key: str, num_gt: int, num_default_boxes: int, num_classes: int) -> dict:
+    """`target_key` backwards: {"kind": "gt", "index"} or {"kind": "detection",
+    "default_index", "label"}, checked against the image's G GT boxes, A default boxes and
+    C classes (incl. background 0).
+
+    Raises:
+        ValueError: not "gt:G" / "det:A:C" with integers, or an index out of range (a click
+            on a figure drawn for other ground truth or another model).
+    """
+    kind, *parts = str(key).split(":")
+    sizes = {"gt": (num_gt,), "det": (num_default_boxes, num_classes)}.get(kind)
+    if sizes is None or len(parts) != len(sizes) or not all(p.isascii() and p.isdigit() for p in parts):
+        raise ValueError(f"clicked object {key!r}: expected 'gt:G' or 'det:A:C' with integers")
+    values = [int(p) for p in parts]
+    what = ("GT box",) if kind == "gt" else ("default box", "class")
+    lows = (0,) if kind == "gt" else (0, 1)  # class 0 is the background, never a detection
+    for v, n, low, name in zip(values, sizes, lows, what):
+        if not low <= v < n:
+            raise ValueError(f"clicked object {key!r}: {name} {v} is not in {low}..{n - 1} "
+                             "(the figure was drawn for other ground truth or another model)")
+    if kind == "gt":
+        return {"kind": "gt", "index": values[0]}
+    return {"kind": "detection", "default_index": values[0], "label": values[1]}
+
+
+def clicked_target(customdata, targets: list[dict], stages, num_gt: int) -> dict | None:
+    """The trace target a figure click picks, or None when the clicked point names no object.
+
+    Args:
+        customdata: the clicked point's customdata (a `target_key` string on pick markers).
+        targets: `trace.trace_targets(stages, gt_labels)`: GT boxes and final detections.
+        stages: the `Stages` the figure was drawn from (default boxes, class names).
+        num_gt: G, the image's GT boxes.
+    Returns:
+        the matching entry of `targets` (with its "text"), or for a prediction that is not a
+        final detection (a level's own detection, a suppressed candidate) a new
+        {"kind": "detection", "default_index", "label", "text"}.
+    Raises:
+        ValueError: from `target_from_key`, for a malformed or out-of-range key.
+    """
+    if not is_pick_key(customdata):
+        return None
+    names = stages.class_names
+    target = target_from_key(customdata, num_gt, len(stages.default_boxes), len(names))
+    by_key = {target_key(t): t for t in targets}
+    if customdata in by_key:
+        return by_key[customdata]
+    if target["kind"] == "gt":  # every GT is among the targets; one missing means stale targets
+        raise ValueError(f"clicked object {customdata!r} is not among this image's targets")
+    w = where(stages.default_boxes, target["default_index"])
+    return dict(target, text=f"prediction: {names[target['label']]} at default box {target['default_index']} "
+                             f"(level {w['level']}, cell ({w['row']}, {w['col']})), not a final detection")
+
+
+def gt_pick_markers(gt_xyxy_px, gt_names, axes: tuple[str, str] | None = None) -> dict:
+    """One marker trace on the top-left corner of each GT box (G, 4) xyxy (the figure's
+    pixel frame), customdata `target_key` "gt:G", so a click picks that GT to trace.
+    `axes` ("x2", "y2") puts it in another subplot."""
+    boxes = torch.as_tensor(gt_xyxy_px, dtype=torch.float32).reshape(-1, 4).tolist()
+    text = [f"GT {g}: {gt_names[g] if gt_names else ''} (click to trace)" for g in range(len(boxes))]
+    out = {"type": "scatter", "x": [b[0] for b in boxes], "y": [b[1] for b in boxes], "mode": "markers",
+           "marker": {"symbol": GT_PICK_SYMBOL, "size": 10, "color": GT_COLOR, "line": {"width": 1, "color": "black"}},
+           "customdata": [f"gt:{g}" for g in range(len(boxes))], "text": text,
+           "hovertemplate": "%{text}<extra></extra>", "name": "ground truth", "legendgroup": "ground truth",
+           "showlegend": False}
+    if axes:
+        out.update(xaxis=axes[0], yaxis=axes[1])
+    return out
