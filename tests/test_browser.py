@@ -174,6 +174,10 @@ def _follow_one_object(page, base: str) -> None:
         assert verdict.inner_text().startswith("Detected")
     page.goto(f"{base}/per_scale")
     _settle(page, "Per-scale detections")
+    # The image is sent once: six panels, one source (a static URL, or one data URI).
+    sources = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot .imagelayer image')]
+        .map(i => i.getAttribute('href'))""")
+    assert len(sources) == 6 and len(set(sources)) == 1, sources[:2]
     page.goto(f"{base}/trace")
     _settle(page, "Trace one object")
     assert page.locator('input[aria-label="Object to trace"]').first.input_value() == chosen
