@@ -153,7 +153,7 @@ def _upload_a_photo(page, base: str, tmp_path: Path) -> None:
     note = page.locator('[data-testid="stAlert"]').filter(has_text="procedurally drawn").first
     note.wait_for(timeout=30_000)
     assert "COCO model" in note.inner_text()
-    _shot(page, "per_scale_upload", for_docs=False)
+    _shot(page, "per_scale_upload")
 
 
 def _follow_one_object(page, base: str) -> None:
