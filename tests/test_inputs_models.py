@@ -75,8 +75,51 @@ def test_torchvision_without_weights_is_a_clear_error(monkeypatch, tmp_path):
     assert str(cache).startswith(str(tmp_path))
     cache.parent.mkdir(parents=True)
     cache.write_bytes(b"junk")
-    with pytest.raises(mm.ModelLoadError, match="SSDlite320"):
+    with pytest.raises(mm.ModelLoadError, match="SSDlite320") as err:
         mm.load_model("torchvision:ssdlite320_mobilenet_v3_large")
+    assert "Load a model from a weights file" in str(err.value)  # the fix that works in the app
+
+
+@pytest.mark.parametrize("num_classes", [91, 5])
+def test_a_local_torchvision_weights_file_loads_with_its_weights(tmp_path, num_classes):
+    """torchvision's own SSDlite, saved as torchvision saves weights, loads from disk
+    (no network): every tensor equal, COCO names for 91 classes, numbered ones otherwise."""
+    import torchvision
+
+    torch.manual_seed(1)
+    tv = torchvision.models.detection.ssdlite320_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=num_classes)
+    path = tmp_path / "ssdlite_coco.pth"
+    torch.save(tv.state_dict(), path)
+    model_id = mm.weights_file_id("ssdlite320_mobilenet_v3_large", path)
+    loaded = mm.load_model(model_id)
+    ours = loaded.model.state_dict()
+    assert set(tv.state_dict()) <= set(ours)
+    assert all(torch.equal(ours[k], v) for k, v in tv.state_dict().items())
+    assert len(loaded.class_names) == num_classes and loaded.label.endswith("ssdlite_coco.pth")
+    assert (loaded.class_names[1] == "person") == (num_classes == 91)
+    assert mm.model_cache_key(model_id).startswith(model_id + "@")  # reloads when the file changes
+
+
+def test_bad_weights_files_are_clear_errors(tmp_path):
+    import torchvision
+
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a torch file")
+    vgg = tmp_path / "vgg_ssd.pth"
+    torch.save(torchvision.models.detection.ssd300_vgg16(weights=None, weights_backbone=None).state_dict(), vgg)
+    plain = tmp_path / "plain.pth"
+    torch.save({"w": torch.zeros(2)}, plain)
+    lite = "ssdlite320_mobilenet_v3_large"
+    for path, why in ((tmp_path / "missing.pth", "does not exist"), (junk, "not a readable PyTorch file"),
+                      (plain, "no torchvision SSD heads"), (vgg, "does not fit")):
+        with pytest.raises(mm.ModelLoadError, match=why) as err:
+            mm.load_model(mm.weights_file_id(lite, path))
+        assert path.name in str(err.value)
+    with pytest.raises(mm.ModelLoadError, match="unknown architecture"):
+        mm.weights_file_id("yolo", junk)
+    with pytest.raises(mm.ModelLoadError, match="unknown architecture"):
+        mm.load_model(f"{mm.WEIGHTS_FILE_PREFIX}yolo:{junk}")
 
 
 def test_app_torch_threads(monkeypatch):

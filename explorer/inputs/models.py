@@ -6,7 +6,10 @@ A model id is a plain string (kept in Streamlit's session state as "model_choice
   - "torchvision:ssd300_vgg16" / "torchvision:ssdlite320_mobilenet_v3_large":
     torchvision's COCO weights (needs them downloaded or in the torch hub cache);
   - "random:compact256": the compact model with random weights (always works, but
-    predicts nothing meaningful; the app says so).
+    predicts nothing meaningful; the app says so);
+  - "file:ARCH:PATH": a local torchvision-format state dict (`.pth`, e.g. torchvision's
+    COCO weights saved on a machine with internet) for ARCH, one of `WEIGHTS_FILE_ARCHS`
+    (`weights_file_id`): a user with the weights on disk but no network runs them.
 """
 from __future__ import annotations
 
@@ -23,6 +26,17 @@ TORCHVISION_MODELS = {
     "torchvision:ssd300_vgg16": "torchvision SSD300 VGG16, COCO weights (download)",
     "torchvision:ssdlite320_mobilenet_v3_large": "torchvision SSDlite320 MobileNetV3, COCO weights (download)",
 }
+
+
+WEIGHTS_FILE_PREFIX = "file:"
+# Architectures a local weights file may be for -> what the picker shows.
+WEIGHTS_FILE_ARCHS = {
+    "ssd300_vgg16": "SSD300 VGG16",
+    "ssdlite320_mobilenet_v3_large": "SSDlite320 MobileNetV3",
+}
+# Where the app tells a user without internet to go (the sidebar's expander).
+LOAD_FROM_FILE_HINT = ("In the app: sidebar, \"Load a model from a weights file\": give the path of the "
+                       ".pth (or upload it) and pick its architecture.")
 
 
 class ModelLoadError(RuntimeError):
@@ -103,9 +117,21 @@ def choice_label(model_id: str, choices: list[ModelChoice]) -> str:
     return model_id
 
 
+def weights_file_id(arch: str, path: str | os.PathLike) -> str:
+    """The model id of a local torchvision-format weights file for `arch`."""
+    if arch not in WEIGHTS_FILE_ARCHS:
+        raise ModelLoadError(f"unknown architecture {arch!r}: weights files are for {sorted(WEIGHTS_FILE_ARCHS)}")
+    return f"{WEIGHTS_FILE_PREFIX}{arch}:{Path(path)}"
+
+
+def _split_weights_file_id(model_id: str) -> tuple[str, Path]:
+    arch, _, path = model_id[len(WEIGHTS_FILE_PREFIX):].partition(":")
+    return arch, Path(path)
+
+
 def model_cache_key(model_id: str) -> str:
     """The id plus the file's modification time, so a re-trained best.pt reloads."""
-    p = Path(model_id)
+    p = _split_weights_file_id(model_id)[1] if model_id.startswith(WEIGHTS_FILE_PREFIX) else Path(model_id)
     if not model_id.startswith(("random:", "torchvision:")):
         try:
             return f"{model_id}@{p.stat().st_mtime_ns}"
@@ -136,11 +162,13 @@ def load_model(model_id: str) -> LoadedModel:
         try:
             model = build(name, num_classes=91, weights="coco")
         except Exception as e:  # offline: the download fails; say so and let the caller fall back
-            raise ModelLoadError(f"Could not load {TORCHVISION_MODELS[model_id]}: {e}") from e
+            raise ModelLoadError(f"Could not load {TORCHVISION_MODELS[model_id]}: {e}. {LOAD_FROM_FILE_HINT}") from e
         from ssd.models import coco_class_names
 
         names = coco_class_names(name)
         return LoadedModel(model.eval(), names, model_id, TORCHVISION_MODELS[model_id])
+    if model_id.startswith(WEIGHTS_FILE_PREFIX):
+        return _load_weights_file(model_id)
     path = Path(model_id)
     if not path.is_file():
         raise ModelLoadError(f"checkpoint {model_id} does not exist")
@@ -159,6 +187,39 @@ def load_model(model_id: str) -> LoadedModel:
         names = ["background"] + [f"class {i}" for i in range(1, c)]
     return LoadedModel(model.eval(), names, model_id, path.stem, meta=dict(meta))
 
+
+def _load_weights_file(model_id: str) -> LoadedModel:
+    """A torchvision-format state dict on disk (weights_only=True) in its architecture,
+    with COCO's class names when it has COCO's 91 classes."""
+    from ssd.models import build, coco_class_names
+    from ssd.models.weights import WeightsError, read_state_dict
+
+    arch, path = _split_weights_file_id(model_id)
+    if arch not in WEIGHTS_FILE_ARCHS:
+        raise ModelLoadError(f"unknown architecture {arch!r} in {model_id!r}: one of {sorted(WEIGHTS_FILE_ARCHS)}")
+    try:
+        state = read_state_dict(path)
+        num_classes = _num_classes_of(state)
+        model = build(arch, num_classes=num_classes, weights=path)
+    except WeightsError as e:
+        raise ModelLoadError(f"Could not load {path.name} as {WEIGHTS_FILE_ARCHS[arch]}: {e}") from e
+    names = coco_class_names(arch) if num_classes == 91 else ["background"] + [f"class {i}" for i in range(1, num_classes)]
+    return LoadedModel(model.eval(), names, model_id, f"{WEIGHTS_FILE_ARCHS[arch]} from {path.name}")
+
+
+def _num_classes_of(state: dict) -> int:
+    """Classes (background included) of a torchvision SSD state dict, from the first
+    level's last conv in each head: class outputs / (box outputs / 4 coordinates)."""
+    from ssd.models.weights import WeightsError
+
+    def last_bias(head: str):
+        keys = [k for k in state if k.startswith(f"head.{head}.module_list.0.") and k.endswith(".bias")]
+        return state[keys[-1]].shape[0] if keys else None
+
+    cls, reg = last_bias("classification_head"), last_bias("regression_head")
+    if not cls or not reg or reg % 4 or cls % (reg // 4):
+        raise WeightsError("it holds no torchvision SSD heads (head.classification_head / head.regression_head)")
+    return int(cls // (reg // 4))
 
 
 def app_torch_threads() -> int:
