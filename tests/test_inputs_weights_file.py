@@ -1,0 +1,71 @@
+"""explorer/inputs/weights_file.py: a model from a weights file on the server or uploaded."""
+import os
+
+import pytest
+import torch
+
+from explorer.inputs import models as mm
+from explorer.inputs import weights_file as wf
+
+LITE = "ssdlite320_mobilenet_v3_large"
+
+
+@pytest.fixture
+def lite_weights(tmp_path):
+    import torchvision
+
+    torch.manual_seed(2)
+    tv = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=91)
+    path = tmp_path / "data" / "ssdlite_coco.pth"
+    path.parent.mkdir()
+    torch.save(tv.state_dict(), path)
+    return path
+
+
+def test_a_path_inside_the_roots_becomes_a_model_that_loads(lite_weights):
+    model_id = wf.from_path(LITE, str(lite_weights), roots=(lite_weights.parent.resolve(),))
+    loaded = mm.load_model(model_id)
+    assert len(loaded.class_names) == 91 and "ssdlite_coco.pth" in loaded.label
+
+
+def test_paths_outside_the_roots_missing_or_not_files_are_refused(lite_weights, tmp_path):
+    roots = (lite_weights.parent.resolve(),)
+    outside = tmp_path / "elsewhere.pth"
+    outside.write_bytes(lite_weights.read_bytes())
+    link = lite_weights.parent / "link.pth"
+    link.symlink_to(outside)  # a link inside that points outside: refused after resolving
+    for path_text, why in ((str(outside), "outside the allowed data folders"), (str(link), "outside"),
+                           (str(lite_weights.parent / "nope.pth"), "does not exist"),
+                           (str(lite_weights.parent), "not a regular file"), ("  ", "give the path")):
+        with pytest.raises(mm.ModelLoadError, match=why):
+            wf.from_path(LITE, path_text, roots)
+    with pytest.raises(mm.ModelLoadError, match="outside"):  # an exposed server with no roots listed
+        wf.from_path(LITE, str(lite_weights), roots=())
+    with pytest.raises(mm.ModelLoadError, match="unknown architecture"):
+        wf.from_path("yolo", str(lite_weights), roots)
+
+
+def test_a_project_checkpoint_by_path_is_its_own_id():
+    shipped = mm.SHIPPED_CHECKPOINT
+    model_id = wf.from_path(wf.CHECKPOINT, str(shipped), roots=(shipped.parent.resolve(),))
+    assert model_id == str(shipped.resolve()) and mm.load_model(model_id).model.cfg.name
+
+
+def test_uploads_are_written_once_and_only_the_newest_kept(lite_weights, tmp_path):
+    folder = tmp_path / "up"
+    data = lite_weights.read_bytes()
+    model_id = wf.from_upload(LITE, "ssdlite.pth", data, folder)
+    assert wf.from_upload(LITE, "again.pth", data, folder) == model_id
+    assert len(mm.load_model(model_id).class_names) == 91
+    for n in range(3):
+        wf.from_upload(wf.CHECKPOINT, f"{n}.pt", bytes([n]) * 10, folder)
+        os.utime(sorted(folder.iterdir())[0], (1, 1))  # make some file the oldest
+    assert len(list(folder.iterdir())) == wf.MAX_UPLOADED and not list(folder.glob("*.tmp"))
+    with pytest.raises(mm.ModelLoadError, match="empty"):
+        wf.from_upload(LITE, "e.pth", b"", folder)
+
+
+def test_an_uploaded_junk_file_fails_to_load_with_its_reason(tmp_path):
+    model_id = wf.from_upload(LITE, "junk.pth", b"not torch", tmp_path)
+    with pytest.raises(mm.ModelLoadError, match="not a readable PyTorch file"):
+        mm.load_model(model_id)
