@@ -26,6 +26,10 @@ def test_a_path_inside_the_roots_becomes_a_model_that_loads(lite_weights):
     model_id = wf.from_path(LITE, str(lite_weights), roots=(lite_weights.parent.resolve(),))
     loaded = mm.load_model(model_id)
     assert len(loaded.class_names) == 91 and "ssdlite_coco.pth" in loaded.label
+    choice = mm.extra_choice(model_id)  # the picker shows it
+    assert choice.model_id == model_id and "ssdlite_coco.pth" in choice.label
+    lite_weights.unlink()
+    assert mm.extra_choice(model_id) is None and mm.extra_choice("file:yolo:/x") is None
 
 
 def test_paths_outside_the_roots_missing_or_not_files_are_refused(lite_weights, tmp_path):

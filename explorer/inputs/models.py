@@ -99,6 +99,21 @@ def _run_choices(runs: Path) -> list[ModelChoice]:
     return out
 
 
+def extra_choice(model_id: str | None) -> ModelChoice | None:
+    """A picker entry for a model the list does not hold: a checkpoint elsewhere on disk
+    or a weights file (`weights_file_id`) the user loaded; None for anything else."""
+    if not model_id:
+        return None
+    if model_id.startswith(WEIGHTS_FILE_PREFIX):
+        arch, path = _split_weights_file_id(model_id)
+        if arch in WEIGHTS_FILE_ARCHS and path.is_file():
+            return ModelChoice(model_id, f"weights file: {path.name} ({WEIGHTS_FILE_ARCHS[arch]})", "file")
+        return None
+    if Path(model_id).is_file():
+        return ModelChoice(model_id, f"checkpoint: {model_id}", "checkpoint")
+    return None
+
+
 def default_model_id(choices: list[ModelChoice]) -> str:
     """The shipped checkpoint if present, else the first checkpoint, else random compact."""
     ids = [c.model_id for c in choices]
