@@ -159,7 +159,7 @@ def _figure_caption(cfg, db, level: int, row: int, col: int) -> str:
     text = (f"The {cfg.image_size}x{cfg.image_size} network input (your image stretched to a square) "
             f"with the {f}x{f} grid of level {level}, the picked cell ({row}, {col}) outlined in black and "
             f"its {db.wh_per_level[level].shape[0]} default boxes in colour.")
-    style = dbv.grid_style(f, cfg.steps[level], cfg.image_size, dbv.plot_side_px(FIG_HEIGHT))
+    style = dbv.grid_style(f, cfg.steps[level], cfg.image_size, dbv.PLOT_PX)
     if style.every > 1:
         text += (f" Cells are {style.cell_px:.0f} px on screen: the grid draws a line every {style.every} "
                  "cells, and every dot is still a cell to click (zoom in to see them all).")

@@ -257,6 +257,10 @@ def cell_box_rows(db: DefaultBoxes, cfg: SSDConfig, k: int, i: int, j: int) -> l
 GRID_INK_MAX = 0.04  # grid lines' share of the image (opacity x covered area)
 DOT_INK_MAX = 0.03  # cell-centre dots' share of the image (opacity x covered area)
 MIN_LINE_GAP_PX = 12  # closer grid lines than this on screen: draw only every n-th line
+# Side of the square plot on screen (px) the budgets are computed for: measured 448 px in a
+# 1400 px wide Chromium window, where the page column's width (not the 560 px height) limits
+# it. Ink scales as 1/side (lines) and 1/side^2 (dots): a wider window stays under budget.
+PLOT_PX = 448
 # The selected cell: a black outline over a translucent white fill, colours no box uses.
 CELL_LINE_COLOR = "#000000"
 CELL_FILL_COLOR = "rgba(255,255,255,0.35)"
@@ -309,12 +313,6 @@ def _grid_edges(f: int, every: int) -> np.ndarray:
     return np.unique(np.append(np.arange(0, f + 1, every), f))
 
 
-def plot_side_px(fig_height: int) -> int:
-    """Side of the square plot area (screen px) of an `image_figure` `fig_height` px tall
-    (its margins take 10 px at the top and bottom); a narrower column only shrinks it."""
-    return int(fig_height) - 20
-
-
 def _grid_trace(f: int, step: float, style: GridStyle) -> dict:
     """Cell borders at multiples of the step, every `style.every`-th one and the last (they
     may pass the image edge when f * step > S, as for SSD300's 10x10 map with step 32)."""
@@ -351,18 +349,20 @@ def default_box_figure(
     cell: tuple[int, int],
     image_uri: str | None = None,
     fig_height: int = 560,
+    plot_px: float = PLOT_PX,
 ) -> go.Figure:
     """The grid of `level` over the input image and the default boxes of `cell` (row, col).
 
     Traces: frame, grid (one line trace), cell centres (one marker trace, customdata
     [row, col], so a click with points selection picks a cell), the selected cell, then
     one trace per default box of the cell (K <= ~8: each its own colour and legend entry).
-    Dense grids are drawn fainter and sparser (`grid_style`) so the image stays readable.
+    Dense grids are drawn fainter and sparser (`grid_style` for a `plot_px` screen-px plot)
+    so the image stays readable.
     """
     s = float(cfg.image_size)
     f, step = cfg.feature_maps[level], cfg.steps[level]
     i, j = cell
-    style = grid_style(f, step, cfg.image_size, plot_side_px(fig_height))
+    style = grid_style(f, step, cfg.image_size, plot_px)
     traces = [_grid_trace(f, step, style), _centres_trace(f, step, style, level_color(level))]
     xs, ys = rect_lines(np.array([[j * step, i * step, (j + 1) * step, (i + 1) * step]]))
     traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines", "fill": "toself",
