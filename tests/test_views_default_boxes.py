@@ -4,10 +4,10 @@ import json
 import math
 import re
 
-import matplotlib.colors
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from PIL import ImageColor
 
 from explorer.views import default_boxes as dbv
 from ssd.config import compact256, ssd300_coco, ssd300_voc, ssd512_voc
@@ -229,8 +229,8 @@ def test_clicks_still_pick_cells_from_the_json_the_browser_gets():
 def _lab(color: str) -> np.ndarray:
     """CIE L*a*b* (D65) of a CSS colour; the alpha of rgba() is ignored."""
     m = re.fullmatch(r"rgba?\(([^)]*)\)", color.replace(" ", ""))
-    rgb = np.array([float(v) / 255 for v in m.group(1).split(",")[:3]]) if m else np.array(
-        matplotlib.colors.to_rgb(color))
+    parts = m.group(1).split(",")[:3] if m else ImageColor.getrgb(color)[:3]  # CSS names and hex
+    rgb = np.array([float(v) / 255 for v in parts])
     lin = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
     xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
     xyz = xyz / np.array([0.95047, 1.0, 1.08883])
