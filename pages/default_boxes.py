@@ -1,6 +1,7 @@
 """Default boxes: scales, aspect ratios and feature maps -> the boxes of each cell (Sec. 2.2)."""
 import streamlit as st
 
+from explorer.views import default_box_checks as dbc
 from explorer.views import default_boxes as dbv
 from pages import _cache, _sidebar, _ui
 
@@ -150,6 +151,21 @@ def _tables(cfg, db, level: int, row: int, col: int) -> None:
                          payload={"config": cfg.to_dict(), "levels": rows, "total": total})
 
 
+FIG_HEIGHT = 560  # px, the default-box chart
+
+
+def _figure_caption(cfg, db, level: int, row: int, col: int) -> str:
+    f = cfg.feature_maps[level]
+    text = (f"The {cfg.image_size}x{cfg.image_size} network input (your image stretched to a square) "
+            f"with the {f}x{f} grid of level {level}, the picked cell ({row}, {col}) outlined in black and "
+            f"its {db.wh_per_level[level].shape[0]} default boxes in colour.")
+    style = dbv.grid_style(f, cfg.steps[level], cfg.image_size, dbv.PLOT_PX)
+    if style.every > 1:
+        text += (f" Cells are {style.cell_px:.0f} px on screen: the grid draws a line every {style.every} "
+                 "cells, and every dot is still a cell to click (zoom in to see them all).")
+    return text
+
+
 # A fragment: a control here reruns the controls and figures only, not the sidebar.
 @st.fragment
 def _default_boxes_section() -> None:
@@ -167,12 +183,11 @@ def _default_boxes_section() -> None:
         level, row, col = _cell_picker(cfg)
     img = ctx.image
     uri = _cache.image_uri(img.digest, img.image, (cfg.image_size, cfg.image_size))
-    fig = dbv.default_box_figure(cfg, db, level, (row, col), uri)
-    f = cfg.feature_maps[level]
+    fig = dbv.default_box_figure(cfg, db, level, (row, col), uri, fig_height=FIG_HEIGHT)
     with right:
-        st.caption(f"The {cfg.image_size}x{cfg.image_size} network input (your image stretched to a square) "
-                   f"with the {f}x{f} grid of level {level} and the {db.wh_per_level[level].shape[0]} default "
-                   f"boxes of cell ({row}, {col}).")
+        for warning in dbc.config_warnings(cfg):
+            st.warning(warning.message)
+        st.caption(_figure_caption(cfg, db, level, row, col))
         _ui.show_plotly(fig, key="db_chart", on_select="rerun", selection_mode="points")
     _tables(cfg, db, level, row, col)
 

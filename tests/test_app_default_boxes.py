@@ -114,3 +114,35 @@ def test_invalid_settings_explain_themselves():
     assert any("steps: 1 entries for 2 feature maps" in e for e in _errors(at))
     at.text_input(key="db_steps").input("30, 60").run()
     assert not _errors(at) and not at.exception
+
+
+def _warnings(at) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+def test_warnings_for_maps_that_do_not_fit_and_clipped_levels():
+    """Issue 11: settings that build but draw something odd are explained above the figure."""
+    at = _page()
+    assert not _warnings(at)  # the paper's SSD300
+    at.slider(key="db_size").set_value(512).run()  # steps 8..300 left from the 300 px input
+    assert any("do not fit the 512 px input" in w and "38 cells x 8 px = 304 px, 208 px short" in w
+               for w in _warnings(at)), _warnings(at)
+    at.text_input(key="db_maps").input("64, 32, 16, 8, 4, 2, 1").run()  # steps follow: S / f
+    assert not _warnings(at) and at.text_input(key="db_steps").value.startswith("8.0, 16.0")
+    at.text_input(key="db_maps").input("16, 32, 8, 4, 2, 1").run()
+    assert any("level 1 (32x32) after level 0 (16x16)" in w for w in _warnings(at)), _warnings(at)
+    at.text_input(key="db_maps").input("32, 16, 8, 4, 2, 1").run()
+    at.text_input(key="db_scales").input("0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.1").run()
+    assert any("level 5 (1x1, s_k = 1): ratios 1, 1' are all 512x512 px" in w for w in _warnings(at)), _warnings(at)
+    at.checkbox(key="db_clip").set_value(False).run()
+    assert not _warnings(at) and not at.exception
+
+
+def test_a_dense_grid_says_how_it_is_drawn():
+    at = _page()
+    _pick(at, "SSD512")
+    at.selectbox(key="db_level").set_value(0).run()
+    caption = " ".join(c.value for c in at.caption)
+    assert "64x64 grid of level 0" in caption and "a line every 2 cells" in caption
+    at.selectbox(key="db_level").set_value(2).run()  # 16x16: 34 px cells, every line drawn
+    assert "a line every" not in " ".join(c.value for c in at.caption)

@@ -1,6 +1,13 @@
-"""explorer/default_box_view.py: configs from sliders, tables and figures of default boxes."""
+"""explorer/views/default_boxes.py: configs from sliders, tables and figures of default boxes."""
+import base64
+import json
+import math
+import re
+
+import numpy as np
 import plotly.graph_objects as go
 import pytest
+from PIL import ImageColor
 
 from explorer.views import default_boxes as dbv
 from ssd.config import compact256, ssd300_coco, ssd300_voc, ssd512_voc
@@ -120,6 +127,151 @@ def test_default_box_figure_has_clickable_cells_and_cell_boxes():
     assert list(centres.customdata[3 * 19 + 4]) == [3, 4]
     boxes = [t for t in fig.data if (t.name or "").startswith("ratio ")]
     assert len(boxes) == 6
+
+
+def _decoded(value) -> np.ndarray:
+    """An array as the browser gets it from the figure's JSON (Plotly's typed-array form)."""
+    if isinstance(value, dict) and "bdata" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return arr.reshape([int(n) for n in str(value.get("shape", arr.size)).split(",")])
+    return np.asarray(value, dtype=float)
+
+
+def _alpha(color: str) -> float:
+    m = re.fullmatch(r"rgba\(([^)]*)\)", color.replace(" ", ""))
+    return float(m.group(1).split(",")[3]) if m else 1.0
+
+
+def _overlay_ink(fig_json: dict, plot_px: float) -> dict:
+    """Share of a `plot_px` x `plot_px` screen-px plot of the image covered by the grid lines and the cell-centre
+    dots, weighted by opacity, read from the figure's JSON only (widths, colours, sizes).
+
+    Each axis-aligned grid segment is clipped to the image; crossings count twice, so this is
+    an upper bound of the ink really drawn.
+    """
+    s = fig_json["layout"]["xaxis"]["range"][1]
+    px = plot_px / s  # screen px per input px
+    out = {}
+    for t in fig_json["data"]:
+        if "grid" in t.get("name", ""):
+            x, y = _decoded(t["x"]), _decoded(t["y"])
+            x1, x2, y1, y2 = x[:-1], x[1:], y[:-1], y[1:]
+            ok = ~(np.isnan(x1) | np.isnan(x2))  # consecutive points of one line
+            length = (np.abs(np.clip(x2, 0, s) - np.clip(x1, 0, s)) + np.abs(np.clip(y2, 0, s) - np.clip(y1, 0, s)))
+            inside = ((x1 <= s) & (y1 <= s))[ok]
+            area = (length[ok] * inside).sum() * px * t["line"]["width"]
+            out["grid"] = area * _alpha(t["line"]["color"]) / plot_px**2
+        if t.get("name", "").startswith("cell centres"):
+            n = len(_decoded(t["x"]))
+            d = t["marker"]["size"]
+            out["dots"] = n * math.pi * d**2 / 4 * t["marker"]["opacity"] / plot_px**2
+    return out
+
+
+@pytest.mark.parametrize("factory, f", [(ssd300_voc, 38), (ssd512_voc, 64)])
+def test_dense_grids_leave_the_image_readable(factory, f):
+    """Issue 11: at 38x38 and 64x64 the grid and the dots covered 30% and 37% of the image in a
+    448 px plot (1 px lines at 55% opacity on every border, 60% opaque dots); now at most 7%,
+    and less in a larger plot."""
+    cfg = factory()
+    db = default_boxes(cfg)
+    fig_json = json.loads(dbv.default_box_figure(cfg, db, 0, (f // 2, f // 2)).to_json())
+    ink = _overlay_ink(fig_json, dbv.PLOT_PX)
+    assert ink["grid"] <= dbv.GRID_INK_MAX + 1e-3 and ink["dots"] <= dbv.DOT_INK_MAX + 1e-3, ink
+    assert ink["grid"] + ink["dots"] <= 0.07
+    assert ink["grid"] > 0.01 and ink["dots"] > 0.005  # still there to see and to click
+    wide = _overlay_ink(fig_json, 540)  # a wide window: the plot is 540 px, as tall as it gets
+    assert wide["grid"] < ink["grid"] and wide["dots"] < ink["dots"]
+    centres = [t for t in fig_json["data"] if t["name"].startswith("cell centres")][0]
+    assert len(_decoded(centres["x"])) == f * f  # every cell keeps its dot (clickable), however dense
+
+
+def test_the_old_dense_style_fails_the_ink_measure():
+    """The measure can fail: the style before issue 11 (every line at 55%, dots 4.7 px at 60%)."""
+    cfg = ssd512_voc()
+    fig_json = json.loads(dbv.default_box_figure(cfg, default_boxes(cfg), 0, (32, 32)).to_json())
+    for t in fig_json["data"]:
+        if "grid" in t["name"]:
+            edges = np.arange(65) * 8.0
+            far, zero, gap = np.full(65, 512.0), np.zeros(65), np.full(65, np.nan)
+            t["x"] = np.stack([edges, edges, gap, zero, far, gap], axis=1).reshape(-1).tolist()
+            t["y"] = np.stack([zero, far, gap, edges, edges, gap], axis=1).reshape(-1).tolist()
+            t["line"] = {"color": "rgba(255,255,255,0.55)", "width": 1}
+        if t["name"].startswith("cell centres"):
+            t["marker"].update(size=300 / 64, opacity=0.6)
+    ink = _overlay_ink(fig_json, dbv.PLOT_PX)
+    assert ink["grid"] + ink["dots"] > 0.25, ink
+
+
+def test_grid_style_hand_checked():
+    # SSD512's 64x64 map in a 540 px plot: 8.4 px cells -> a line every 2 cells (16.9 px).
+    st = dbv.grid_style(64, 8, 512, 540)
+    assert st.cell_px == pytest.approx(8.4375) and st.every == 2
+    # 33 vertical + 33 horizontal lines of 540 px, 1 px wide: 35640 of 291600 px^2 (12.2%)
+    assert st.line_alpha == pytest.approx(0.04 / (66 * 540 / 540**2), abs=1e-3)  # 0.327
+    assert st.dot_size == 3 and st.dot_opacity == pytest.approx(0.03 * 540**2 / (4096 * math.pi * 9 / 4), abs=1e-3)
+    big = dbv.grid_style(3, 100, 300, 540)  # 3x3: 180 px cells, nothing to thin out
+    assert (big.every, big.line_alpha, big.dot_size, big.dot_opacity) == (1, 0.55, 10, 0.6)
+
+
+def test_clicks_still_pick_cells_from_the_json_the_browser_gets():
+    cfg = ssd512_voc()
+    fig = dbv.default_box_figure(cfg, default_boxes(cfg), 0, (5, 30))
+    centres = [t for t in json.loads(fig.to_json())["data"] if t["name"].startswith("cell centres")][0]
+    cells, x, y = _decoded(centres["customdata"]), _decoded(centres["x"]), _decoded(centres["y"])
+    assert cells.shape == (64 * 64, 2)
+    n = 5 * 64 + 30
+    assert dbv.cell_from_customdata({"0": int(cells[n, 0]), "1": int(cells[n, 1])}) == (5, 30)
+    assert (x[n], y[n]) == (30.5 * 8, 5.5 * 8)  # the dot sits at the cell's centre
+    assert "%{customdata[0]}" in centres["hovertemplate"] and "text" not in centres  # one template, no strings
+
+
+def _lab(color: str) -> np.ndarray:
+    """CIE L*a*b* (D65) of a CSS colour; the alpha of rgba() is ignored."""
+    m = re.fullmatch(r"rgba?\(([^)]*)\)", color.replace(" ", ""))
+    parts = m.group(1).split(",")[:3] if m else ImageColor.getrgb(color)[:3]  # CSS names and hex
+    rgb = np.array([float(v) / 255 for v in parts])
+    lin = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _delta_e(a: str, b: str) -> float:
+    return float(np.linalg.norm(_lab(a) - _lab(b)))
+
+
+def test_lab_matches_known_values():
+    assert _lab("#ffffff") == pytest.approx([100, 0, 0], abs=0.05)
+    assert _lab("#ff0000") == pytest.approx([53.24, 80.09, 67.20], abs=0.05)  # sRGB red, D65
+    assert _delta_e("yellow", "#ffff00") == pytest.approx(0, abs=1e-9)
+
+
+def test_selected_cell_and_every_box_have_distinct_colours():
+    """Issue 11: the selected cell and the ratio-1 box were both yellow."""
+    cfg = dbv.custom_config(300, 0.2, 0.9, (10, 5), (1.0, 2.0, 0.5, 3.0, 1 / 3, 4.0, 0.25))
+    fig = dbv.default_box_figure(cfg, default_boxes(cfg), 0, (4, 4))
+    boxes = [t.line.color for t in fig.data if (t.name or "").startswith("ratio ")]
+    assert len(boxes) == 8
+    cell = [t for t in fig.data if t.name == "cell (4, 4)"][0]
+    for box in boxes:
+        assert _delta_e(box, cell.line.color) >= 40 and _delta_e(box, cell.fillcolor) >= 40, box
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            assert _delta_e(boxes[a], boxes[b]) >= 25, (boxes[a], boxes[b])
+    assert _delta_e("yellow", "#ffdd00") < 25  # the old pair fails both thresholds above
+
+
+def test_default_box_figure_is_light():
+    """The browser redraws this figure on every slider step: a fixed number of traces,
+    no per-point strings, and small JSON even for 64x64 (was 119 kB, float64 centres)."""
+    cfg = ssd512_voc()
+    fig = dbv.default_box_figure(cfg, default_boxes(cfg), 0, (32, 32))
+    assert len(fig.data) == 4 + 4  # frame, grid, centres, cell + 4 boxes on SSD512's level 0
+    assert not fig.layout.shapes
+    assert all(t.text is None for t in fig.data)
+    assert len(fig.to_json()) < 75_000
 
 
 def test_box_size_figure_one_trace_per_level():
