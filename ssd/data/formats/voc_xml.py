@@ -1,4 +1,5 @@
-"""Pascal VOC XML: the one reader and writer of `Annotations/<id>.xml` files.
+"""Pascal VOC XML: the one reader and writer of `Annotations/<id>.xml` files (and of the
+app's VOC download, `voc_xml_bytes`).
 
 Reading goes through `defusedxml` with DTDs forbidden: a VOC file has none, and a DTD
 is how entity expansion ("billion laughs") and external references (local files, URLs)
@@ -159,6 +160,19 @@ def write_voc_xml(path: str | os.PathLike, filename: str, image_hw: tuple[int, i
     Returns:
         The path written.
     """
+    return write_bytes_atomic(path, voc_xml_bytes(filename, image_hw, objects))
+
+
+def voc_xml_bytes(filename: str, image_hw: tuple[int, int], objects) -> bytes:
+    """One VOC XML annotation as bytes (what `write_voc_xml` writes; the app's download).
+
+    Args:
+        filename: the image's file name for <filename>.
+        image_hw: (H, W) of the image in pixels, for <size>.
+        objects: AnnotatedBox records, box_xyxy in 0-based pixels (written 1-based, one decimal).
+    Returns:
+        The XML document (ASCII bytes; other characters as character references).
+    """
     buf = io.BytesIO()
-    ET.ElementTree(_voc_element(filename, image_hw, objects)).write(buf)
-    return write_bytes_atomic(path, buf.getvalue())
+    ET.ElementTree(_voc_element(filename, image_hw, objects)).write(buf)  # ASCII, other text as &#NNN;
+    return buf.getvalue()
