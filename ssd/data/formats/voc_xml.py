@@ -140,7 +140,9 @@ def _voc_element(filename: str, image_hw: tuple[int, int], objects) -> ET.Elemen
     for o in objects:
         obj = ET.SubElement(ann, "object")
         ET.SubElement(obj, "name").text = o.name
-        ET.SubElement(obj, "difficult").text = "1" if o.difficult else "0"
+        # VOC has no crowd: a crowd region is written difficult, which the devkit neither
+        # counts nor penalises (COCO's writer writes difficult as iscrowd, the same rule).
+        ET.SubElement(obj, "difficult").text = "1" if o.difficult or o.crowd else "0"
         bb = ET.SubElement(obj, "bndbox")
         x1, y1, x2, y2 = o.box_xyxy
         # 0-based corners -> 1-based inclusive VOC pixels: xmin = x1 + 1, xmax = x2.
@@ -169,7 +171,8 @@ def voc_xml_bytes(filename: str, image_hw: tuple[int, int], objects) -> bytes:
     Args:
         filename: the image's file name for <filename>.
         image_hw: (H, W) of the image in pixels, for <size>.
-        objects: AnnotatedBox records, box_xyxy in 0-based pixels (written 1-based, one decimal).
+        objects: AnnotatedBox records, box_xyxy in 0-based pixels (written 1-based, one
+            decimal); difficult or crowd ones are written <difficult>1.
     Returns:
         The XML document (ASCII bytes; other characters as character references).
     """
