@@ -237,8 +237,8 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
         if keep_mod.plain_rows(rows) != keep_mod.plain_rows(ss["gt_base"]):
             _add_gt_source("typed")
         in_use = gt_mod.validate_rows(rows, class_names, image.image.size, keep_difficult=keep_difficult)
-        st.caption(_ui.plain(f"{len(in_use)} box(es) in use, of {len(rows)} row(s). Source: "
-                             f"{keep_mod.describe_source(tuple(ss.get('gt_source', [])))}."))
+        st.caption(f"{len(in_use)} box(es) in use, of {len(rows)} row(s). Source: "  # a file name is user text
+                   + _ui.plain(keep_mod.describe_source(tuple(ss.get("gt_source", []))) + "."))
         if st.button("Clear all boxes", key="gt_clear"):
             ss["gt_base"], ss["gt_source"] = [], []
             ss["gt_version"] += 1
