@@ -1,8 +1,15 @@
 """The sidebar's ground-truth editor (`pages/_sidebar.py::_gt_editor`) headless, through
 Streamlit's AppTest on a script that draws only it: user text in messages is shown as
 plain text, a size mismatch is told, difficult and crowd rows are shown but not matched,
-and images sharing a COCO file name are each reachable."""
+images sharing a COCO file name are each reachable, and the VOC XML / COCO JSON downloads
+read back as the same boxes.
+
+Then the whole app (`app.py`): the image and GT survive a reload (a fresh AppTest with the
+same `?inputs=` token), a page change that drops the URL's query gets the token back, the
+user's next change replaces the kept entry, and a bad token is ignored."""
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +102,181 @@ def test_many_boxes_refused_with_the_limit():
            "annotations": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]}] * 5_000}
     at = _upload(_run(), "many.json", json.dumps(doc).encode())
     assert any("5,000 objects for one image, over the limit of 1,000" in c.value for c in at.sidebar.code)
+
+
+# ---------------------------------------------------------------- downloads
+@pytest.fixture
+def served_files(monkeypatch):
+    """The media stores of AppTest runs, newest last: what a download button serves."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    stores = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+    return stores
+
+
+def _download(at, stores, label: str) -> bytes:
+    """The bytes the download button `label` serves after the last run."""
+    button = next(b for b in at.sidebar.download_button if b.label == label)
+    return stores[-1].get_file(button.proto.url.rsplit("/", 1)[-1]).content
+
+
+def test_gt_downloads_read_back_as_the_same_boxes(peer_data, served_files, tmp_path):
+    from pycocotools.coco import COCO
+
+    from explorer.inputs.ground_truth import parse_coco_json, parse_voc_xml
+
+    xml = (peer_data / "mmdet" / "VOC2007" / "Annotations" / "000005.xml").read_bytes()  # 500x375, 5 chairs
+    at = _upload(_run(), "000005.xml", xml, "text/xml")
+    names, boxes, ignored = at.session_state["_gt_result"]
+    shown = sorted([(n, b) for n, b in zip(names, boxes)] +
+                   [(r["label"], [r["x1"], r["y1"], r["x2"], r["y2"]]) for r in ignored])
+    voc = _download(at, served_files, "Ground truth (VOC XML)")
+    back = parse_voc_xml(voc, "gt.xml", image_hw=(288, 512)).rows
+    assert sorted((r["label"], [r["x1"], r["y1"], r["x2"], r["y2"]]) for r in back) == shown
+    assert sum(r["difficult"] for r in back) == 2  # the two difficult chairs stay difficult
+    coco = _download(at, served_files, "Ground truth (COCO JSON)")
+    back = parse_coco_json(coco, image_name="color.jpg").rows
+    assert sorted((r["label"], [r["x1"], r["y1"], r["x2"], r["y2"]]) for r in back) == shown
+    (tmp_path / "gt.json").write_bytes(coco)
+    ref = COCO(str(tmp_path / "gt.json"))
+    assert ref.imgs[1]["file_name"] == "color.jpg" and (ref.imgs[1]["height"], ref.imgs[1]["width"]) == (288, 512)
+    theirs = sorted((ref.cats[a["category_id"]]["name"], [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                     a["bbox"][1] + a["bbox"][3]]) for a in ref.loadAnns(ref.getAnnIds(imgIds=[1])))
+    assert theirs == shown
+    assert sum(a["iscrowd"] for a in ref.loadAnns(ref.getAnnIds())) == 2  # difficult -> iscrowd, pycocotools ignores
+
+
+# ---------------------------------------------------------------- kept across a reload
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+VOC_GT = (b"<annotation><size><width>640</width><height>427</height><depth>3</depth></size>"
+          b"<object><name>dog</name><difficult>0</difficult><bndbox><xmin>11</xmin><ymin>21</ymin><xmax>200</xmax>"
+          b"<ymax>300</ymax></bndbox></object><object><name>car</name><difficult>1</difficult><bndbox><xmin>301"
+          b"</xmin><ymin>101</ymin><xmax>600</xmax><ymax>400</ymax></bndbox></object></annotation>")
+
+
+def _app(query: dict | None = None):
+    at = st_testing.AppTest.from_file(APP, default_timeout=120)
+    at.query_params = dict(query or {})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _ctx(at):
+    from pages._ui import CTX_KEY
+
+    return at.session_state[CTX_KEY]
+
+
+def _photo_with_gt(peer_data):
+    """The app after the user uploaded mmdetection's demo.jpg and a VOC file for it."""
+    at = _app()
+    at.radio(key="image_source").set_value("Upload").run()
+    data = (peer_data / "mmdet" / "demo.jpg").read_bytes()
+    at.file_uploader(key="image_upload").set_value(("demo.jpg", data, "image/jpeg")).run()
+    _upload(at, "demo_gt.xml", VOC_GT, "text/xml")
+    return at, data
+
+
+@pytest.mark.usefixtures("app_env")
+def test_reload_keeps_the_upload_and_its_gt(peer_data):
+    from pages import _sidebar
+
+    at, data = _photo_with_gt(peer_data)
+    token = at.query_params.get("inputs")
+    assert token and len(token) == 32 and _sidebar.KEPT.get(token).image_name == "demo.jpg"
+    before = _ctx(at)
+    assert before.gt.names == ["dog"] and before.gt.ignored[0]["label"] == "car"  # difficult: shown, not matched
+
+    again = _app({"inputs": token})  # a reload: a new session, the same URL
+    ctx = _ctx(again)
+    assert ctx.image.name == "demo.jpg" and ctx.image.digest == hashlib.sha1(data).hexdigest()
+    assert ctx.gt.names == ["dog"] and ctx.gt.boxes_xyxy.tolist() == before.gt.boxes_xyxy.tolist() == \
+        [[10.0, 20.0, 200.0, 300.0]]
+    assert ctx.gt.ignored == before.gt.ignored
+    assert again.radio(key="image_source").value == "Upload"
+    captions = " ".join(c.value for c in again.sidebar.caption).replace("\\", "").replace("\u2060", "")
+    assert "Kept from before the reload: demo.jpg" in captions and "annotation file demo_gt.xml" in captions
+    assert again.query_params.get("inputs") == token  # the URL keeps the same token
+    again.checkbox(key="gt_keep_difficult").check().run()  # a change in the new session is kept too
+    assert _ctx(_app({"inputs": token})).gt.names == ["dog", "car"]
+
+
+@pytest.mark.usefixtures("app_env")
+def test_page_change_that_drops_the_query_gets_the_token_back(peer_data):
+    at, _ = _photo_with_gt(peer_data)
+    token = at.query_params["inputs"]
+    at.query_params = {}  # the navigation menu opens the next page without the URL's query
+    at.switch_page("pages/architecture.py").run()
+    assert not at.exception and at.query_params.get("inputs") == token
+    assert _ctx(at).image.name == "demo.jpg"
+
+
+def _other_sample() -> str:
+    from explorer.inputs import samples as samples_mod
+
+    return next(s.sample_id for s in samples_mod.list_samples() if s.sample_id != "cat_and_dog.png")
+
+
+@pytest.mark.usefixtures("app_env")
+def test_the_users_next_change_replaces_the_kept_entry(peer_data):
+    from explorer.inputs import session_store as keep_mod
+    from pages import _sidebar
+
+    at, _ = _photo_with_gt(peer_data)
+    token = at.query_params["inputs"]
+    at.radio(key="image_source").set_value("Sample scene").run()
+    at.sidebar.selectbox(key="sample_id").set_value(_other_sample()).run()
+    kept, shown = _sidebar.KEPT.get(token), _ctx(at)
+    assert kept.upload is None and kept.image_name == _other_sample() and at.query_params["inputs"] == token
+    # The annotation file still loaded applies to the new image: the table as the sidebar shows it.
+    assert kept.gt_rows == keep_mod.plain_rows(at.session_state["gt_current"]) and kept.gt_rows
+    reloaded = _ctx(_app({"inputs": token}))
+    assert reloaded.image.name == _other_sample() and reloaded.image.source == "sample"
+    assert reloaded.gt.boxes_xyxy.tolist() == shown.gt.boxes_xyxy.tolist()
+
+
+@pytest.mark.usefixtures("app_env")
+def test_default_sample_keeps_nothing_and_a_cleared_gt_is_kept():
+    from pages import _sidebar
+
+    at = _app()
+    assert "inputs" not in at.query_params  # the default sample with its own boxes: nothing to keep
+    at.sidebar.selectbox(key="sample_id").set_value(_other_sample()).run()
+    token = at.query_params["inputs"]
+    assert _sidebar.KEPT.get(token).image_name == _other_sample()
+    at.sidebar.selectbox(key="sample_id").set_value("cat_and_dog.png").run()  # back to the default
+    assert _sidebar.KEPT.get(token) is None and "inputs" not in at.query_params
+    at.button(key="gt_clear").click().run()  # its boxes cleared: kept again, under the same token
+    assert _sidebar.KEPT.get(token).gt_rows == () and at.query_params["inputs"] == token
+    reloaded = _ctx(_app({"inputs": token}))
+    assert reloaded.image.name == "cat_and_dog.png" and len(reloaded.gt) == 0
+
+
+@pytest.mark.usefixtures("app_env")
+@pytest.mark.parametrize("token", ["unknown", "expired", "garbage", "long", "empty"])
+def test_unknown_expired_or_garbage_token_shows_the_default_sample(token, monkeypatch):
+    from explorer.inputs import session_store as keep_mod
+    from pages import _sidebar
+
+    now = [0.0]
+    store = keep_mod.InputStore(keep_mod.StoreLimits(idle_s=60), clock=lambda: now[0])
+    monkeypatch.setattr(_sidebar, "KEPT", store)
+    value = {"unknown": keep_mod.new_token(), "expired": keep_mod.new_token(), "garbage": "../../etc/passwd<b>",
+             "long": "A" * 5000, "empty": ""}[token]
+    if token == "expired":  # kept once, then idle for longer than the store keeps it
+        store.put(value, keep_mod.KeptInputs("x.png", b"\x89PNG", "d", ({"label": "dog", "x1": 1.0, "y1": 1.0,
+                  "x2": 5.0, "y2": 5.0, "difficult": False, "crowd": False},), ("typed",)))
+        now[0] = 61.0
+    at = _app({"inputs": value})
+    ctx = _ctx(at)
+    assert ctx.image.name == "cat_and_dog.png" and ctx.gt.names == ["cat", "dog"]
+    assert not at.sidebar.error and "inputs" not in at.query_params and len(store) == 0

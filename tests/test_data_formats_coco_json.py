@@ -94,3 +94,68 @@ def test_box_limit_per_image_and_size_limit():
 def test_missing_file_named(tmp_path):
     with pytest.raises(AnnotationError, match="none.json: annotation file not found"):
         read_coco_json(tmp_path / "none.json")
+
+
+# ---------------------------------------------------------------- the writer
+def _written(tmp_path):
+    from ssd.data.formats import COCOImage, write_coco_json
+
+    objects = [AnnotatedBox("dog", (10.0, 5.0, 40.0, 30.0)), AnnotatedBox("cat", (0.0, 0.0, 64.0, 48.0)),
+               AnnotatedBox("cat", (1.25, 2.5, 3.75, 9.0), difficult=True),
+               AnnotatedBox("dog", (0.0, 0.0, 1.0, 0.1), crowd=True)]
+    images = [(COCOImage(7, "a.jpg", (48, 64)), objects), (COCOImage(8, "b.png", None), [])]
+    return write_coco_json(tmp_path / "gt.json", images, ["cat", "dog"]), objects
+
+
+def test_write_then_read_round_trip_with_our_reader(tmp_path):
+    path, objects = _written(tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write leaves no temp file
+    c = read_coco_json(path)
+    assert c.class_names == ("background", "cat", "dog") and c.category_ids == (1, 2)  # label k <-> id k
+    assert [(im.id, im.file_name, im.image_hw) for im in c.images] == [(7, "a.jpg", (48, 64)), (8, "b.png", None)]
+    back = c.objects(7)
+    assert [(o.name, o.box_xyxy) for o in back] == [(o.name, pytest.approx(o.box_xyxy)) for o in objects]
+    # COCO has no "difficult": written iscrowd=1 (mmdetection's converter), read back as crowd.
+    assert [o.crowd for o in back] == [False, False, True, True] and c.objects(8) == ()
+
+
+def test_written_file_read_by_pycocotools_and_gt_scores_ap_1(tmp_path):
+    from pycocotools.cocoeval import COCOeval
+
+    path, objects = _written(tmp_path)
+    ref = COCO(str(path))
+    anns = ref.loadAnns(ref.getAnnIds(imgIds=[7]))
+    assert [a["bbox"] for a in anns] == [pytest.approx([x1, y1, x2 - x1, y2 - y1])
+                                         for x1, y1, x2, y2 in (o.box_xyxy for o in objects)]
+    assert [a["area"] for a in anns] == pytest.approx([750.0, 3072.0, 16.25, 0.1])
+    assert [ref.loadCats(a["category_id"])[0]["name"] for a in anns] == ["dog", "cat", "cat", "dog"]
+    # The ground truth as detections: pycocotools matches every counted box, AP 1.
+    dets = ref.loadRes([{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+                         "score": 1.0} for a in anns if not a["iscrowd"]])
+    ev = COCOeval(ref, dets, "bbox")
+    ev.params.imgIds = [7]
+    ev.evaluate(), ev.accumulate()
+    precision = ev.eval["precision"][0, :, :, 0, -1]  # (R, K) at IoU 0.5, all areas, 100 detections
+    assert precision.shape[1] == 2 and precision.min() == pytest.approx(1.0)  # both categories, every recall
+
+
+@pytest.mark.parametrize("images, names, match", [
+    ([], ["cat", "cat"], "category names must be distinct"),
+    ([], ["cat", ""], "category names must be distinct, non-empty"),
+    ("two images id 1", ["cat"], r"image ids must be distinct integers, got '\[1, 1\]'"),
+    ("image id text", ["cat"], "image ids must be distinct integers"),
+    ([("a.jpg", AnnotatedBox("bird", (0, 0, 1, 1)))], ["cat"], r"image 1 \('a.jpg'\) object 'bird': not one of"),
+    ([("a.jpg", AnnotatedBox("cat", (5, 0, 1, 1)))], ["cat"], "x2 >= x1 and y2 >= y1"),
+    ([("a.jpg", AnnotatedBox("cat", (0, 0, float("nan"), 1)))], ["cat"], "must be finite"),
+])
+def test_writer_refuses_bad_input_naming_it(images, names, match):
+    from ssd.data.formats import COCOImage, coco_json_bytes
+
+    if images == "two images id 1":
+        images = [(COCOImage(1, "a.jpg", None), []), (COCOImage(1, "b.jpg", None), [])]
+    elif images == "image id text":
+        images = [(COCOImage("1", "a.jpg", None), [])]
+    else:
+        images = [(COCOImage(1, name, (4, 4)), [obj]) for name, obj in images]
+    with pytest.raises(AnnotationError, match=match):
+        coco_json_bytes(images, names)

@@ -88,3 +88,12 @@ def test_huge_file_refused_by_size_before_parsing(tmp_path):
 def test_missing_file_named(tmp_path):
     with pytest.raises(AnnotationError, match="nope.xml: annotation file not found"):
         read_voc_xml(tmp_path / "nope.xml")
+
+
+def test_voc_xml_bytes_is_what_write_voc_xml_writes(tmp_path):
+    from ssd.data.formats import voc_xml_bytes
+
+    objects = [AnnotatedBox("dog", (0.0, 0.0, 64.0, 48.0)), AnnotatedBox("cät", (10.5, 5.0, 40.0, 30.0))]
+    data = voc_xml_bytes("a.jpg", (48, 64), objects)
+    assert data == write_voc_xml(tmp_path / "a.xml", "a.jpg", (48, 64), objects).read_bytes()
+    assert read_voc_xml(data).objects == tuple(objects)  # non-ASCII names survive (character references)

@@ -293,3 +293,51 @@ def test_a_blank_row_just_added_is_not_an_error():
     half = validate_rows([{"label": "cat", "x1": None, "y1": None, "x2": None, "y2": None}], ["background", "cat"],
                          (100, 100))
     assert half.errors  # a row started but incomplete is still named
+
+
+# ---------------------------------------------------------------- downloads
+DL_CLASSES = ["background", "cat", "dog"]
+DL_ROWS = [{"label": "dog", "x1": 10, "y1": 20.5, "x2": 50, "y2": 60, "difficult": False, "crowd": False},
+           {"label": "cat", "x1": -5, "y1": 0, "x2": 30, "y2": 500, "difficult": True},  # clipped to 64x48
+           {"label": "cat", "x1": 1, "y1": 1, "x2": 9, "y2": 9, "crowd": True},
+           {"label": "bird", "x1": 1, "y1": 1, "x2": 9, "y2": 9},  # not a class: skipped
+           {"label": "dog", "x1": 5, "y1": 5, "x2": 2, "y2": 9}]  # x2 < x1: skipped
+DL_BACK = [("dog", [10.0, 20.5, 50.0, 60.0]), ("cat", [0.0, 0.0, 30.0, 48.0]), ("cat", [1.0, 1.0, 9.0, 9.0])]
+
+
+def _boxes(rows):
+    return [(r["label"], [r["x1"], r["y1"], r["x2"], r["y2"]]) for r in rows]
+
+
+def test_voc_download_reads_back_as_the_valid_rows():
+    from explorer.inputs.ground_truth import parse_voc_xml, voc_xml_download
+
+    data = voc_xml_download(DL_ROWS, DL_CLASSES, "photo.jpg", (48, 100))
+    back = parse_voc_xml(data, "photo.xml", image_hw=(48, 100))
+    assert back.notes[0].startswith("photo.xml: 2 object(s) marked difficult")  # <size> matches: no size note
+    assert _boxes(back.rows) == [("dog", [10.0, 20.5, 50.0, 48.0])] + DL_BACK[1:]  # clipped to H = 48
+    assert [r["difficult"] for r in back.rows] == [False, True, True]  # VOC has no crowd: written difficult
+
+
+def test_coco_download_reads_back_with_our_reader_and_pycocotools(tmp_path):
+    from pycocotools.coco import COCO
+
+    from explorer.inputs.ground_truth import coco_json_download, parse_coco_json
+
+    data = coco_json_download(DL_ROWS, DL_CLASSES, "photo.jpg", (48, 100))
+    back = parse_coco_json(data, image_name="photo.jpg", image_hw=(48, 100))
+    assert _boxes(back.rows) == [("dog", [10.0, 20.5, 50.0, 48.0])] + DL_BACK[1:]
+    assert [r["crowd"] for r in back.rows] == [False, True, True]  # difficult written iscrowd (mmdetection)
+    (tmp_path / "gt.json").write_bytes(data)
+    ref = COCO(str(tmp_path / "gt.json"))
+    assert [c["name"] for c in ref.loadCats(ref.getCatIds())] == ["cat", "dog"]
+    assert [a["bbox"] for a in ref.loadAnns(ref.getAnnIds(imgIds=[1]))] == [
+        [10.0, 20.5, 40.0, 27.5], [0.0, 0.0, 30.0, 48.0], [1.0, 1.0, 8.0, 8.0]]
+
+
+def test_download_file_name():
+    from explorer.inputs.ground_truth import download_file_name
+
+    assert download_file_name("cat_and_dog") == "cat_and_dog.png"  # a generated sample
+    assert download_file_name("C:\\up\\photo.jpg") == "photo.jpg" and download_file_name("a/b.JPG") == "b.JPG"
+    assert download_file_name("") == "image.png" and download_file_name(".hidden") == ".hidden.png"

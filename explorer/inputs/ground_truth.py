@@ -10,7 +10,8 @@ limits checked before use.
 
 A GT row is a dict {"label": class name, "x1", "y1", "x2", "y2", "difficult", "crowd"}
 in 0-based pixels of the original image (x right, y down). `validate_rows` turns rows
-into tensors and names every row it skips, and why. Messages hold user text (labels,
+into tensors and names every row it skips, and why. `voc_xml_download` and
+`coco_json_download` write the valid rows back out through the same library formats. Messages hold user text (labels,
 file names): show them as plain text (`st.text`/`st.code`), never as markdown.
 """
 from __future__ import annotations
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ssd.data.formats import (MAX_VOC_XML_BYTES, AnnotatedBox, AnnotationError, COCOAnnotations,
-                              is_ground_truth, read_coco_json, read_voc_xml)
+from ssd.data.formats import (MAX_VOC_XML_BYTES, AnnotatedBox, AnnotationError, COCOAnnotations, COCOImage,
+                              coco_json_bytes, is_ground_truth, read_coco_json, read_voc_xml, voc_xml_bytes)
 
 GT_COLUMNS = ("label", "x1", "y1", "x2", "y2", "difficult", "crowd")
 # Largest COCO JSON the app accepts as an upload (COCO val2017 instances is 25 MB).
@@ -264,3 +265,33 @@ def box_from_selection(selection_box: dict, image_wh: tuple[int, int]) -> dict |
     if x2 - x1 < 1 or y2 - y1 < 1:
         return None
     return {"label": "", "x1": round(x1), "y1": round(y1), "x2": round(x2), "y2": round(y2)}
+
+
+def annotated_boxes(rows: list[dict], class_names: list[str], image_hw: tuple[int, int]) -> list[AnnotatedBox]:
+    """The valid GT rows (`validate_rows`: clipped to the image, bad rows left out) as
+    AnnotatedBox records with their difficult/crowd flags: the boxes to match first, then
+    the flagged ones. `image_hw` is (H, W) in pixels."""
+    gt = validate_rows(rows, class_names, (image_hw[1], image_hw[0]), keep_difficult=False)
+    return [AnnotatedBox(r["label"], (float(r["x1"]), float(r["y1"]), float(r["x2"]), float(r["y2"])),
+                         difficult=flag(r.get("difficult")), crowd=flag(r.get("crowd"))) for r in gt.rows()]
+
+
+def download_file_name(image_name: str) -> str:
+    """The image's file name for an annotation file (a generated sample has no suffix: .png)."""
+    name = image_name.replace("\\", "/").rsplit("/", 1)[-1] or "image"
+    return name if "." in name.strip(".") else name + ".png"
+
+
+def voc_xml_download(rows: list[dict], class_names: list[str], image_name: str, image_hw: tuple[int, int]) -> bytes:
+    """The valid GT rows as one VOC XML file (1-based pixels, <difficult> kept), through
+    `ssd.data.formats.voc_xml_bytes`. `image_hw` (H, W) of the image for <size>.
+    VOC has no crowd: crowd rows are written difficult (neither counted nor penalised)."""
+    return voc_xml_bytes(download_file_name(image_name), image_hw, annotated_boxes(rows, class_names, image_hw))
+
+
+def coco_json_download(rows: list[dict], class_names: list[str], image_name: str, image_hw: tuple[int, int]) -> bytes:
+    """The valid GT rows as a COCO instances JSON of one image (id 1; bbox [x, y, w, h]
+    0-based pixels; categories 1..K = class_names[1:]; crowd and difficult rows iscrowd=1),
+    through `ssd.data.formats.coco_json_bytes`. `image_hw` (H, W) of the image."""
+    image = COCOImage(1, download_file_name(image_name), tuple(image_hw))
+    return coco_json_bytes([(image, annotated_boxes(rows, class_names, image_hw))], class_names[1:])

@@ -1,4 +1,4 @@
-"""COCO instances JSON: the one reader (images, annotations, categories).
+"""COCO instances JSON: the one reader (images, annotations, categories) and writer.
 
 `read_coco_json` checks the file's structure once: size limit first, then UTF-8 JSON,
 then the types the format promises (a list of objects for each of "images",
@@ -12,6 +12,13 @@ Rules: bbox [x, y, w, h] in pixels -> box_xyxy (x, y, x + w, y + h); `iscrowd=1`
 crowd region (kept, flagged `crowd`: never ground truth, pycocotools ignores it too);
 an unknown `category_id` is an error naming the id. Images are reached by id: several
 images may share one `file_name` (`images_named` lists them all).
+
+Writing (`coco_json_bytes`, `write_coco_json`) is the inverse: box_xyxy -> bbox
+[x1, y1, x2 - x1, y2 - y1] in 0-based pixels, categories numbered 1..K in the order
+given (label k <-> category id k, as the reader's `class_names`). COCO has no
+"difficult": a difficult object is written `iscrowd: 1`, as mmdetection's VOC-to-COCO
+converter does, so pycocotools neither counts nor penalises it, as the VOC devkit does
+with difficult objects (it reads back flagged `crowd`).
 """
 from __future__ import annotations
 
@@ -19,10 +26,12 @@ import json
 import math
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ssd.data.formats.base import (MAX_BOXES_PER_IMAGE, MAX_COCO_JSON_BYTES, AnnotatedBox, AnnotationError,
-                                   check_box_count, plain, read_bytes_limited)
+                                   check_box_count, plain, read_bytes_limited, write_bytes_atomic)
 
 
 @dataclass(frozen=True)
@@ -171,3 +180,66 @@ def read_coco_json(src: bytes | str | os.PathLike, source: str | None = None,
         by_image.setdefault(a["image_id"], []).append(a)
     return COCOAnnotations(source=source, images=tuple(images), category_ids=tuple(c["id"] for c in cats),
                            category_names=tuple(c["name"] for c in cats), annotations_by_image=by_image)
+
+
+def _annotation_entry(obj: AnnotatedBox, ann_id: int, image: COCOImage, category_of: dict) -> dict:
+    """One AnnotatedBox -> a COCO annotation dict (bbox [x, y, w, h], 0-based pixels)."""
+    where = f"image {image.id} ({plain(image.file_name)}) object {plain(obj.name)}"
+    if obj.name not in category_of:
+        raise AnnotationError(f"{where}: not one of the categories {sorted(category_of)}")
+    x1, y1, x2, y2 = (float(v) for v in obj.box_xyxy)
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 < x1 or y2 < y1:
+        raise AnnotationError(f"{where}: box_xyxy must be finite with x2 >= x1 and y2 >= y1, "
+                              f"got {obj.box_xyxy}")
+    w, h = x2 - x1, y2 - y1
+    return {"id": ann_id, "image_id": image.id, "category_id": category_of[obj.name], "bbox": [x1, y1, w, h],
+            "area": w * h, "iscrowd": int(obj.crowd or obj.difficult), "segmentation": []}
+
+
+def coco_json_document(images: Sequence[tuple[COCOImage, Sequence[AnnotatedBox]]],
+                       category_names: Sequence[str]) -> dict:
+    """A COCO instances document for `images` (see `coco_json_bytes`)."""
+    names = list(category_names)
+    if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+        raise AnnotationError(f"category names must be distinct, non-empty text, got {plain(names, 120)}")
+    ids = [im.id for im, _ in images]
+    if len(set(ids)) != len(ids) or not all(_is_int(i) for i in ids):
+        raise AnnotationError(f"image ids must be distinct integers, got {plain(ids, 120)}")
+    category_of = {n: k for k, n in enumerate(names, start=1)}
+    doc_images, annotations = [], []
+    for image, objects in images:
+        entry = {"id": image.id, "file_name": image.file_name}
+        if image.image_hw is not None:
+            entry["height"], entry["width"] = int(image.image_hw[0]), int(image.image_hw[1])
+        doc_images.append(entry)
+        for obj in objects:
+            annotations.append(_annotation_entry(obj, len(annotations) + 1, image, category_of))
+    return {"images": doc_images, "annotations": annotations,
+            "categories": [{"id": k, "name": n, "supercategory": "none"} for n, k in category_of.items()]}
+
+
+def coco_json_bytes(images: Sequence[tuple[COCOImage, Sequence[AnnotatedBox]]],
+                    category_names: Sequence[str]) -> bytes:
+    """A COCO instances JSON file as bytes (the app's download; `write_coco_json` writes it).
+
+    Args:
+        images: (COCOImage, its objects) pairs; image ids distinct integers, image_hw
+            (H, W) in pixels or None (then no width/height is written); objects are
+            AnnotatedBox records, box_xyxy in 0-based pixels, name one of `category_names`.
+        category_names: the categories, numbered 1..K in this order (no background).
+    Returns:
+        UTF-8 JSON: bbox [x1, y1, x2 - x1, y2 - y1], area w * h, iscrowd 1 for crowd and
+        for difficult objects, annotation ids 1..N.
+    Raises:
+        AnnotationError for duplicate or empty category names, duplicate or non-integer
+        image ids, an object whose name is not a category, a box that is not finite or
+        has x2 < x1 or y2 < y1 (naming the image and the object).
+    """
+    return json.dumps(coco_json_document(images, category_names), ensure_ascii=False).encode("utf-8")
+
+
+def write_coco_json(path: str | os.PathLike, images: Sequence[tuple[COCOImage, Sequence[AnnotatedBox]]],
+                    category_names: Sequence[str]) -> Path:
+    """Write a COCO instances JSON atomically (temp file + os.replace); see `coco_json_bytes`.
+    Returns the path written."""
+    return write_bytes_atomic(path, coco_json_bytes(images, category_names))

@@ -1,4 +1,5 @@
-"""Pascal VOC XML: the one reader and writer of `Annotations/<id>.xml` files.
+"""Pascal VOC XML: the one reader and writer of `Annotations/<id>.xml` files (and of the
+app's VOC download, `voc_xml_bytes`).
 
 Reading goes through `defusedxml` with DTDs forbidden: a VOC file has none, and a DTD
 is how entity expansion ("billion laughs") and external references (local files, URLs)
@@ -139,7 +140,9 @@ def _voc_element(filename: str, image_hw: tuple[int, int], objects) -> ET.Elemen
     for o in objects:
         obj = ET.SubElement(ann, "object")
         ET.SubElement(obj, "name").text = o.name
-        ET.SubElement(obj, "difficult").text = "1" if o.difficult else "0"
+        # VOC has no crowd: a crowd region is written difficult, which the devkit neither
+        # counts nor penalises (COCO's writer writes difficult as iscrowd, the same rule).
+        ET.SubElement(obj, "difficult").text = "1" if o.difficult or o.crowd else "0"
         bb = ET.SubElement(obj, "bndbox")
         x1, y1, x2, y2 = o.box_xyxy
         # 0-based corners -> 1-based inclusive VOC pixels: xmin = x1 + 1, xmax = x2.
@@ -159,6 +162,20 @@ def write_voc_xml(path: str | os.PathLike, filename: str, image_hw: tuple[int, i
     Returns:
         The path written.
     """
+    return write_bytes_atomic(path, voc_xml_bytes(filename, image_hw, objects))
+
+
+def voc_xml_bytes(filename: str, image_hw: tuple[int, int], objects) -> bytes:
+    """One VOC XML annotation as bytes (what `write_voc_xml` writes; the app's download).
+
+    Args:
+        filename: the image's file name for <filename>.
+        image_hw: (H, W) of the image in pixels, for <size>.
+        objects: AnnotatedBox records, box_xyxy in 0-based pixels (written 1-based, one
+            decimal); difficult or crowd ones are written <difficult>1.
+    Returns:
+        The XML document (ASCII bytes; other characters as character references).
+    """
     buf = io.BytesIO()
-    ET.ElementTree(_voc_element(filename, image_hw, objects)).write(buf)
-    return write_bytes_atomic(path, buf.getvalue())
+    ET.ElementTree(_voc_element(filename, image_hw, objects)).write(buf)  # ASCII, other text as &#NNN;
+    return buf.getvalue()
