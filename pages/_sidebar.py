@@ -23,7 +23,7 @@ from explorer.inputs import models as models_mod
 from explorer.inputs import samples as samples_mod
 from explorer.inputs import session_store as keep_mod
 from explorer.views.figures import PAPER_URL
-from pages import _cache, _ui
+from pages import _cache, _model_file, _ui
 from pages._ui import CTX_KEY
 
 # Every session's kept image and GT (bounded: entries, bytes, idle time), one per server
@@ -52,8 +52,9 @@ def _model_picker() -> tuple[models_mod.LoadedModel, str]:
     choices = models_mod.list_model_choices()
     ids = [c.model_id for c in choices]
     want = st.session_state.get("model_choice")
-    if want and want not in ids and models_mod.Path(want).is_file():
-        choices.insert(0, models_mod.ModelChoice(want, f"checkpoint: {want}", "checkpoint"))
+    extra = models_mod.extra_choice(want) if want not in ids else None
+    if extra is not None:  # a checkpoint elsewhere on disk, or a weights file the user loaded
+        choices.insert(0, extra)
         ids.insert(0, want)
     default = models_mod.default_model_id(choices)
     # "model_choice" is the public key (the training page sets it); the widget has its
@@ -64,21 +65,24 @@ def _model_picker() -> tuple[models_mod.LoadedModel, str]:
         st.session_state["_model_picker"] = want if want in ids else default
     model_id = st.sidebar.selectbox(
         "Model", ids, key="_model_picker", format_func=lambda i: models_mod.choice_label(i, choices),
-        help="Shipped checkpoints, your training runs (runs/*/checkpoints/best.pt), or torchvision's "
-             "COCO models (need their weights downloaded).",
+        help="Shipped checkpoints, your training runs (runs/*/checkpoints/best.pt), torchvision's "
+             "COCO models (need their weights downloaded), or a weights file you load below.",
     )
+    failed = st.session_state.pop("_model_load_error", None)
+    if failed:
+        st.sidebar.error(failed)
     st.session_state["model_choice"] = model_id
     st.session_state["_model_choice_synced"] = model_id
     try:
         return _cache.load_model(model_id), models_mod.model_cache_key(model_id)
     except models_mod.ModelLoadError as e:
-        st.sidebar.error(_ui.plain(str(e)) + "\n\nUsing the default model instead.")
+        # The picker must show what really runs: switch it to the fallback and rerun,
+        # keeping the reason for the next run to show.
         fallback = default if default != model_id else models_mod.RANDOM_COMPACT
-        try:
-            return _cache.load_model(fallback), models_mod.model_cache_key(fallback)
-        except models_mod.ModelLoadError as e2:
-            st.sidebar.error(_ui.plain(str(e2)))
-            return _cache.load_model(models_mod.RANDOM_COMPACT), models_mod.RANDOM_COMPACT
+        st.session_state["_model_load_error"] = _ui.plain(str(e)) + "\n\nSwitched to " + _ui.plain(
+            models_mod.choice_label(fallback, choices)) + "."
+        st.session_state["model_choice"] = fallback
+        st.rerun()
 
 
 def _upload_picker(default_id: str) -> tuple[samples_mod.LoadedImage, str | None]:
@@ -315,6 +319,7 @@ def sidebar() -> ExplorerContext:
     st.sidebar.markdown(f"**SSD Explorer** · [paper]({PAPER_URL})")
     _restore_kept()
     loaded, model_key = _model_picker()
+    _model_file.weights_file_loader()
     image, sample_id, default_id = _image_picker()
     gt = _gt_editor(image, loaded.class_names)
     _keep_inputs(image, sample_id, default_id)

@@ -8,7 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
+
+from explorer.inputs import models
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
@@ -187,9 +190,34 @@ def test_model_choice_from_session_state_and_offline_torchvision(monkeypatch, tm
     assert any("random" in w.value for w in at.warning)  # every page says the model is untrained
     at.selectbox(key="_model_picker").set_value("torchvision:ssdlite320_mobilenet_v3_large").run()
     assert not at.exception
-    assert any("SSDlite320" in e for e in _errors(at))
+    assert any("SSDlite320" in e and "Load a model from a weights file" in e for e in _errors(at))
+    # The picker shows what really runs: the fallback, not the model that failed.
+    shipped = str(models.SHIPPED_CHECKPOINT)
+    assert at.selectbox(key="_model_picker").value == shipped == at.session_state["model_choice"]
+    assert any("Switched to shipped" in e for e in _errors(at))
+
+
+def test_a_weights_file_on_disk_becomes_the_model(tmp_path, monkeypatch):
+    """Issue 11: COCO-format weights on disk but no network: the sidebar loads them by path
+    (inside the data roots) and the picker shows them; a bad path says why."""
+    import torchvision
+
+    tv = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
+    path = tmp_path / "ssdlite_coco.pth"
+    torch.save(tv.state_dict(), path)
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path))
+    at = _app()
+    at.selectbox(key="wf_kind").set_value("ssdlite320_mobilenet_v3_large")
+    at.text_input(key="wf_path").set_value(str(tmp_path / "missing.pth"))
+    at.button(key="wf_load").click().run()
+    assert any("does not exist" in e.value for e in at.sidebar.error)
+    at.text_input(key="wf_path").set_value(str(path))
+    at.button(key="wf_load").click().run()
     assert not at.exception
-    assert at.session_state["model_choice"] == "torchvision:ssdlite320_mobilenet_v3_large"
+    picked = at.selectbox(key="_model_picker")
+    assert picked.value.startswith("file:ssdlite320_mobilenet_v3_large:") and "ssdlite_coco.pth" in picked.value
+    at.switch_page("pages/nms.py").run()
+    assert not at.exception and at.session_state["model_choice"] == picked.value
 
 
 def test_shipped_model_on_a_photo_says_what_it_knows(peer_data):

@@ -341,3 +341,21 @@ def test_download_file_name():
     assert download_file_name("cat_and_dog") == "cat_and_dog.png"  # a generated sample
     assert download_file_name("C:\\up\\photo.jpg") == "photo.jpg" and download_file_name("a/b.JPG") == "b.JPG"
     assert download_file_name("") == "image.png" and download_file_name(".hidden") == ".hidden.png"
+
+
+def test_coco_download_with_torchvision_coco_names_keeps_label_ids():
+    """torchvision's 91 COCO names repeat "N/A": the download must not fail (it did, with a
+    COCO model in the sidebar), and a box of label 18 ("dog") keeps category id 18."""
+    import json
+
+    from ssd.models import coco_class_names
+
+    names = coco_class_names("ssd300_vgg16")
+    assert names.count("N/A") > 1 and names[18] == "dog"
+    rows = [{"label": "dog", "x1": 10, "y1": 20, "x2": 110, "y2": 220, "difficult": False, "crowd": False}]
+    from explorer.inputs.ground_truth import coco_json_download
+
+    doc = json.loads(coco_json_download(rows, names, "street.jpg", (300, 400)))
+    cats = {c["id"]: c["name"] for c in doc["categories"]}
+    assert cats[18] == "dog" and cats[12] == "N/A (12)" and len(set(cats.values())) == len(cats) == 90
+    assert [a["category_id"] for a in doc["annotations"]] == [18]

@@ -292,6 +292,12 @@ def voc_xml_download(rows: list[dict], class_names: list[str], image_name: str, 
 def coco_json_download(rows: list[dict], class_names: list[str], image_name: str, image_hw: tuple[int, int]) -> bytes:
     """The valid GT rows as a COCO instances JSON of one image (id 1; bbox [x, y, w, h]
     0-based pixels; categories 1..K = class_names[1:]; crowd and difficult rows iscrowd=1),
-    through `ssd.data.formats.coco_json_bytes`. `image_hw` (H, W) of the image."""
+    through `ssd.data.formats.coco_json_bytes`. `image_hw` (H, W) of the image.
+
+    torchvision's COCO label list has "N/A" at the ids COCO skips (12, 26, ...): a repeated
+    name gets its id appended ("N/A (12)") so category ids stay the model's label indices."""
     image = COCOImage(1, download_file_name(image_name), tuple(image_hw))
-    return coco_json_bytes([(image, annotated_boxes(rows, class_names, image_hw))], class_names[1:])
+    names = list(class_names[1:])
+    seen = {n for i, n in enumerate(names) if n in names[:i]}
+    categories = [f"{n} ({i})" if n in seen else n for i, n in enumerate(names, start=1)]
+    return coco_json_bytes([(image, annotated_boxes(rows, class_names, image_hw))], categories)
