@@ -33,7 +33,9 @@ which = st.radio(
 model = ctx.loaded.model if which.startswith("the sidebar") else _ssd300()
 rows = architecture_rows(model)
 st.metric("Default boxes in all", f"{total_boxes(model)}")
-st.dataframe(rows, hide_index=True, width="stretch")
+# As text: the totals row has words and blanks in number columns, which Arrow refuses to
+# convert (Streamlit then logged an error and fell back on every visit).
+st.dataframe([{k: str(v) for k, v in r.items()} for r in rows], hide_index=True, width="stretch")
 st.markdown("\n".join(f"- {line}" for line in summary_lines(model)))
 with st.expander("What each column means", expanded=True):
     st.markdown("\n".join(f"- **{k}**: {v}" for k, v in COLUMN_EXPLANATIONS.items()))

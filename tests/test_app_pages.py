@@ -70,6 +70,18 @@ def test_architecture_shows_8732_for_ssd300():
     assert not at.exception
     assert _metric(at, "Default boxes in all") == "8732"
     assert compact_total != "8732"
+    # The table reaches the browser through Arrow: the totals row's words and blanks in number
+    # columns made the conversion fail (logged, then a fallback) on every visit.
+    import pandas as pd
+    import pyarrow as pa
+
+    from explorer.views.architecture import architecture_rows
+
+    with pytest.raises(pa.ArrowException):
+        pa.Table.from_pandas(pd.DataFrame(architecture_rows(at.session_state["_explorer_ctx"].loaded.model)))
+    shown = at.dataframe[0].value
+    pa.Table.from_pandas(shown)
+    assert shown.iloc[-1]["level"] == "total" and shown.iloc[-1]["boxes"] == "8732"
 
 
 # The Default boxes page has its own file: tests/test_app_default_boxes.py.
