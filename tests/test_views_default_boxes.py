@@ -96,9 +96,10 @@ def test_controls_for_new_maps_follow_the_number_of_levels():
 
 def test_valid_level_drops_stale_values():
     assert dbv.valid_level(3, 6) == 3
-    assert dbv.valid_level(6, 6) == 0
-    assert dbv.valid_level("6: 1x1", 6) == 0
-    assert dbv.valid_level(None, 6) == 0
+    assert dbv.valid_level(6, 6) == 2  # stale: the middle level (SSD300's 10x10)
+    assert dbv.valid_level("6: 1x1", 6) == 2
+    assert dbv.valid_level(None, 7) == 3  # SSD512's 8x8
+    assert dbv.valid_level(None, 2) == 0
 
 
 def test_level_rows_sum_to_total():

@@ -210,10 +210,18 @@ def custom_config(
     )
 
 
+def default_level(num_levels: int) -> int:
+    """The level the page opens on: the middle one, (m - 1) // 2 (SSD300's 10x10, SSD512's
+    8x8, like the 8x8 map of the paper's Fig. 1), where a cell's boxes are large enough to
+    read; the 38x38 map's 30 px boxes are a click away."""
+    return max(0, (num_levels - 1) // 2)
+
+
 def valid_level(value, num_levels: int) -> int:
-    """A level index from a widget's stored value; 0 for anything stale or not an int
-    (a selectbox can keep a label of the previous config, e.g. "6: 1x1")."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_levels else 0
+    """A level index from a widget's stored value; `default_level` for anything stale or
+    not an int (a selectbox can keep a label of the previous config, e.g. "6: 1x1")."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_levels
+    return value if ok else default_level(num_levels)
 
 
 def level_rows(cfg: SSDConfig) -> list[dict]:
