@@ -49,11 +49,13 @@ def _reload_keeps_upload(page, base: str, photo, gt_file) -> None:
     sidebar = page.locator(SIDEBAR)
     sidebar.locator('[data-testid="stRadioGroup"]').get_by_text("Upload", exact=True).click()
     page.wait_for_selector(f'{SIDEBAR} [data-testid="stFileUploaderDropzoneInput"]', state="attached")
-    sidebar.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(photo))
+    sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Your image").first \
+        .locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
     sidebar.get_by_text("640x427 px", exact=False).first.wait_for(timeout=90_000)
     _settle(page, "SSD Explorer")
     sidebar.get_by_text("Ground-truth boxes", exact=True).click()  # the expander with the file uploader
-    sidebar.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(1).set_input_files(str(gt_file))
+    sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Annotation file").first \
+        .locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(gt_file))
     sidebar.get_by_text("640x427 px, 1 GT boxes", exact=False).first.wait_for(timeout=90_000)
     _settle(page, "SSD Explorer")
     token = _token(page)
