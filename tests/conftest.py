@@ -8,6 +8,7 @@ import torch
 
 torch.set_num_threads(1)
 
+import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -94,3 +95,26 @@ def voc_with_truncated_jpeg(peer_data, tmp_path) -> Path:
     (root / "ImageSets" / "Main" / "train.txt").write_text("000001\n000002\n000003\n000004\n")
     (root / "ImageSets" / "Main" / "val.txt").write_text("000005\n")
     return root
+
+
+@pytest.fixture
+def chromium_and_playwright():
+    """(Debian's Chromium path, playwright's `sync_playwright`) for the browser tests.
+
+    Skipped when either is missing, unless SSD_REQUIRE_BROWSER=1 (set by CI), which turns
+    the skip into a failure."""
+    from benchmarks.browser import chromium_path
+
+    def skip_or_fail(why: str):
+        if os.environ.get("SSD_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"SSD_REQUIRE_BROWSER=1 but {why}")
+        pytest.skip(why)
+
+    chromium = chromium_path()
+    if chromium is None:
+        skip_or_fail("no Chromium found (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("python playwright is not installed")
+    return chromium, sync_playwright

@@ -13,7 +13,6 @@ Skipped only when no Chromium (or playwright) is found, unless SSD_REQUIRE_BROWS
 import io
 import json
 import os
-import re
 import shutil
 import statistics
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks.browser import CHROMIUM_ARGS, IDLE, chromium_path, instrument, slider_step, streamlit_server
+from benchmarks.browser import CHROMIUM_ARGS, IDLE, instrument, slider_step, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -43,23 +42,6 @@ PAGES = [
 ]
 
 pytestmark = pytest.mark.slow
-
-
-def _skip_or_fail(why: str):
-    if os.environ.get("SSD_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"SSD_REQUIRE_BROWSER=1 but {why}")
-    pytest.skip(why)
-
-
-def _chromium_and_playwright():
-    chromium = chromium_path()
-    if chromium is None:
-        _skip_or_fail("no Chromium found (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("python playwright is not installed")
-    return chromium, sync_playwright
 
 
 def _settle(page, heading: str, timeout_ms: int = 90_000) -> None:
@@ -209,8 +191,8 @@ def _follow_one_object(page, base: str) -> None:
     assert page.locator('input[aria-label="Object to trace"]').first.input_value() == chosen
 
 
-def test_every_page_in_chromium(tmp_path):
-    chromium, sync_playwright = _chromium_and_playwright()
+def test_every_page_in_chromium(tmp_path, chromium_and_playwright):
+    chromium, sync_playwright = chromium_and_playwright
     pages = list(PAGES)
     if (ROOT / "pages" / "training.py").is_file():
         pages.append(("training", "Training", "training"))
@@ -257,14 +239,14 @@ def _walk_the_app(sync_playwright, chromium: str, base: str, pages, tmp_path: Pa
             browser.close()
 
 
-def test_slider_step_against_the_floor(tmp_path):
+def test_slider_step_against_the_floor(tmp_path, chromium_and_playwright):
     """Issue 11: a keyboard step on the Default boxes page's s_max slider, from key press to
     the page painted after the rerun's last message, against the same step on a
     one-slider Streamlit app (Streamlit's own round trip) in the same run. The figures go
     to test-artifacts/browser_step.json and the test output; the benchmark
     (`python -m benchmarks.bench_browser`) measures every page. Asserted: every step
     reran and changed what it should (a speed target is never a timed unit test)."""
-    chromium, sync_playwright = _chromium_and_playwright()
+    chromium, sync_playwright = chromium_and_playwright
     out = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

@@ -5,25 +5,18 @@ and a browser reload (`pages/_sidebar.py` keeps them under the `?inputs=` token)
 Python playwright with Debian's Chromium. Skipped when no Chromium (or playwright) is
 found, unless SSD_REQUIRE_BROWSER=1 (CI), which turns the skip into a failure.
 """
-import os
 import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from benchmarks.browser import CHROMIUM_ARGS, IDLE, chromium_path, streamlit_server
+from benchmarks.browser import CHROMIUM_ARGS, IDLE, streamlit_server
 
 pytestmark = pytest.mark.slow
 GT_XML = (b"<annotation><size><width>640</width><height>427</height><depth>3</depth></size>"
           b"<object><name>car</name><difficult>0</difficult><bndbox><xmin>101</xmin><ymin>151</ymin><xmax>300"
           b"</xmax><ymax>350</ymax></bndbox></object></annotation>")
 SIDEBAR = '[data-testid="stSidebar"]'
-
-
-def _skip_or_fail(why: str):
-    if os.environ.get("SSD_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"SSD_REQUIRE_BROWSER=1 but {why}")
-    pytest.skip(why)
 
 
 def _settle(page, heading: str, timeout_ms: int = 90_000) -> None:
@@ -73,14 +66,8 @@ def _reload_keeps_upload(page, base: str, photo, gt_file) -> None:
     assert _token(page) == token
 
 
-def test_reload_keeps_the_upload_and_its_gt_in_chromium(tmp_path, peer_data):
-    chromium = chromium_path()
-    if chromium is None:
-        _skip_or_fail("no Chromium found (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("python playwright is not installed")
+def test_reload_keeps_the_upload_and_its_gt_in_chromium(tmp_path, peer_data, chromium_and_playwright):
+    chromium, sync_playwright = chromium_and_playwright
     gt_file = tmp_path / "demo.xml"
     gt_file.write_bytes(GT_XML)
     log_path = tmp_path / "streamlit.log"
