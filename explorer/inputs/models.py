@@ -271,5 +271,6 @@ def model_caveat(loaded: LoadedModel, image_source: str) -> str | None:
     classes = ", ".join(loaded.class_names[1:])
     return (f"{loaded.label} was trained only on procedurally drawn scenes of {len(loaded.class_names) - 1} "
             f"shape classes ({classes}); on a photo its classes and scores mean little. For photos pick a "
-            "COCO model in the sidebar (torchvision SSD300 / SSDlite; load a local weights file if you are "
-            "offline). Every SSD step below is still computed exactly for the chosen model.")
+            "COCO model in the sidebar (torchvision SSD300 / SSDlite; offline, give their weights file under "
+            "\"Load a model from a weights file\"). Every SSD step below is still computed exactly for the "
+            "chosen model.")
