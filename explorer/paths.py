@@ -49,3 +49,14 @@ def data_roots(exposed: bool, environ: dict | None = None) -> tuple[Path, ...]:
     if env:
         return tuple(Path(p.strip()).expanduser().resolve() for p in env.split(os.pathsep) if p.strip())
     return () if exposed else (DATA_DIR.resolve(), Path.home().resolve())
+
+
+# ----------------------------------------------------------------------------- bounded folders
+def keep_newest(folder: Path, keep: int, suffixes: tuple[str, ...]) -> None:
+    """Remove the files of `folder` with one of `suffixes`, oldest modification first,
+    until at most `keep` remain (the bound of the app's scratch folders: figure
+    backgrounds, uploaded weights)."""
+    files = sorted((p for p in folder.iterdir() if p.suffix in suffixes and p.is_file()),
+                   key=lambda p: p.stat().st_mtime)
+    for old in files[:max(0, len(files) - keep)]:
+        old.unlink(missing_ok=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from explorer.inputs.models import WEIGHTS_FILE_ARCHS, ModelLoadError, weights_file_id
 from explorer.jobs.limits import JobError, inside_roots
+from explorer.paths import keep_newest
+from ssd.runlog import atomic_write
 
 CHECKPOINT = "checkpoint"  # `arch` for an ssd-explorer checkpoint (.pt): it records its own architecture
 MAX_UPLOADED = 2  # uploaded weights files kept (each <= Streamlit's maxUploadSize, 50 MB)
@@ -32,6 +34,11 @@ def upload_dir() -> Path:
     return _UPLOAD_DIR
 
 
+def _check_arch(arch: str) -> None:
+    if arch != CHECKPOINT and arch not in WEIGHTS_FILE_ARCHS:
+        raise ModelLoadError(f"unknown architecture {arch!r}: one of {sorted(WEIGHTS_FILE_ARCHS) + [CHECKPOINT]}")
+
+
 def _model_id(arch: str, path: Path) -> str:
     if arch == CHECKPOINT:
         return str(path)  # a checkpoint's id is its path (models.load_model)
@@ -42,8 +49,7 @@ def from_path(arch: str, path_text: str, roots: tuple[Path, ...]) -> str:
     """The model id of the weights file at `path_text` (`arch`: a key of
     `WEIGHTS_FILE_ARCHS`, or `CHECKPOINT`). Raises ModelLoadError naming the path when
     it is empty, outside `roots`, missing or not a regular file."""
-    if arch != CHECKPOINT and arch not in WEIGHTS_FILE_ARCHS:
-        raise ModelLoadError(f"unknown architecture {arch!r}: one of {sorted(WEIGHTS_FILE_ARCHS) + [CHECKPOINT]}")
+    _check_arch(arch)
     if not str(path_text).strip():
         raise ModelLoadError("give the path of a weights file (.pth or .pt)")
     try:
@@ -58,21 +64,15 @@ def from_path(arch: str, path_text: str, roots: tuple[Path, ...]) -> str:
 def from_upload(arch: str, name: str, data: bytes, folder: Path | None = None) -> str:
     """The model id of uploaded weights: written (atomically, once) to
     `folder/<sha1>.<suffix>`; older uploads beyond `MAX_UPLOADED` are removed."""
-    if arch != CHECKPOINT and arch not in WEIGHTS_FILE_ARCHS:
-        raise ModelLoadError(f"unknown architecture {arch!r}: one of {sorted(WEIGHTS_FILE_ARCHS) + [CHECKPOINT]}")
+    _check_arch(arch)
     if not data:
         raise ModelLoadError(f"{name}: the uploaded file is empty")
     folder = upload_dir() if folder is None else folder
-    folder.mkdir(parents=True, exist_ok=True)
     suffix = ".pt" if arch == CHECKPOINT else ".pth"
     path = folder / (hashlib.sha1(data).hexdigest() + suffix)
-    if not path.is_file():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+    if path.is_file():
+        os.utime(path)  # recently used: pruned last
     else:
-        os.utime(path)
-    kept = sorted((p for p in folder.iterdir() if p.suffix in (".pt", ".pth")), key=lambda p: p.stat().st_mtime)
-    for old in kept[:max(0, len(kept) - MAX_UPLOADED)]:
-        old.unlink(missing_ok=True)
+        atomic_write(path, lambda f: f.write(data))
+    keep_newest(folder, MAX_UPLOADED, (".pt", ".pth"))
     return _model_id(arch, path)
