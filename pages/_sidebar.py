@@ -240,15 +240,14 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
         ss["gt_current"] = rows
         if keep_mod.plain_rows(rows) != keep_mod.plain_rows(ss["gt_base"]):
             _add_gt_source("typed")
-        in_use = gt_mod.validate_rows(rows, class_names, image.image.size, keep_difficult=keep_difficult)
-        st.caption(f"{len(in_use)} box(es) in use, of {len(rows)} row(s). Source: "  # a file name is user text
+        gt = gt_mod.validate_rows(rows, class_names, image.image.size, keep_difficult=keep_difficult)
+        st.caption(f"{len(gt)} box(es) in use, of {len(rows)} row(s). Source: "  # a file name is user text
                    + _ui.plain(keep_mod.describe_source(tuple(ss.get("gt_source", []))) + "."))
         if st.button("Clear all boxes", key="gt_clear"):
             ss["gt_base"], ss["gt_source"] = [], []
             ss["gt_version"] += 1
             st.rerun()
         _gt_downloads(image, rows, class_names)
-    gt = gt_mod.validate_rows(rows, class_names, image.image.size, keep_difficult=keep_difficult)
     if gt.errors:
         st.sidebar.error("Skipped ground-truth rows:")
         st.sidebar.code("\n".join(gt.errors), language=None, wrap_lines=True)
