@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import torch
 
 from explorer.views.figures import GT_COLOR, box_traces, class_color, image_figure
-from explorer.views.trace_links import gt_pick_markers, target_key
+from explorer.views.trace_links import detection_key, gt_pick_markers
 
 
 def keep_mask(keep, n: int) -> torch.Tensor:
@@ -168,7 +168,7 @@ def nms_figure(
 
 def _pick_keys(rows: list[dict]) -> list[str]:
     """Each candidate row's `target_key` ("det:A:C"): what a click on its marker picks."""
-    return [target_key({"kind": "detection", "default_index": r["default_index"], "label": r["label"]}) for r in rows]
+    return [detection_key(r["default_index"], r["label"]) for r in rows]
 
 
 ALL_CLASSES = "all classes"  # the class filter's "no filter" choice

@@ -14,7 +14,7 @@ import torch
 from plotly.colors import sequential as _seq
 
 from explorer.views.figures import GT_COLOR, box_traces, class_color, to_figure
-from explorer.views.trace_links import gt_pick_markers, target_key
+from explorer.views.trace_links import detection_key, gt_pick_markers
 
 ANY_CLASS = -1  # "any object": best non-background class per cell
 
@@ -269,7 +269,7 @@ def _detection_traces(k: int, det, class_names, shown_classes: set, axes) -> lis
         name = class_names[cls]
         text = [f"{name} {det_scores[q]:.3f}, cell ({det_row[q]}, {det_col[q]})<br>level {k} (click to trace)"
                 for q in idx]
-        keys = [target_key({"kind": "detection", "default_index": default_index[q], "label": cls}) for q in idx]
+        keys = [detection_key(default_index[q], cls) for q in idx]
         out += box_traces(boxes[idx], class_color(cls), name, hover=text, width=2.5, legendgroup=name,
                           showlegend=cls not in shown_classes, axes=axes, customdata=keys)
         shown_classes.add(cls)

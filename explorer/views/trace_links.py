@@ -158,11 +158,16 @@ def encoding_with_prediction(stages, gt_norm_g: Tensor, a: int) -> dict:
 GT_PICK_SYMBOL = "diamond"  # GT pick markers sit on the box's top-left corner, off the detections' centres
 
 
+def detection_key(default_index: int, label: int) -> str:
+    """"det:A:C": the key of the prediction of class C at default box A."""
+    return f"det:{int(default_index)}:{int(label)}"
+
+
 def target_key(target: dict) -> str:
     """The key naming a trace target (a `trace.trace_targets` dict) in selectors and clicks."""
     if target["kind"] == "gt":
         return f"gt:{int(target['index'])}"
-    return f"det:{int(target['default_index'])}:{int(target['label'])}"
+    return detection_key(target["default_index"], target["label"])
 
 
 def is_pick_key(value) -> bool:
