@@ -19,13 +19,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from benchmarks.browser import wait_healthy as _wait_healthy
 from explorer import auth
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,18 +118,11 @@ class Server:
                                      start_new_session=True)
 
     def wait_healthy(self, ip: str = "127.0.0.1", timeout: float = 120) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://{ip}:{self.port}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"no answer on port {self.port} within {timeout} s: {self.text()[-3000:]}")
+        """`benchmarks.browser.wait_healthy`, with the server's log in the error."""
+        try:
+            _wait_healthy(f"http://{ip}:{self.port}", self.proc, timeout)
+        except (RuntimeError, TimeoutError) as e:
+            raise type(e)(f"{e}: {self.text()[-3000:]}") from None
 
     def text(self) -> str:
         self.log.flush()
