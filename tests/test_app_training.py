@@ -292,7 +292,8 @@ def test_damaged_runs_are_flagged_and_the_others_stay_usable(runs_dir):
 def test_a_second_tab_pressing_cancel_is_told_what_happened(runs_dir):
     """Two tabs: while one action holds the run, Cancel in this tab is refused at once
     with the reason and the state the run is in now."""
-    from explorer.jobs.state import CONTROL_LOCK, open_lock, try_flock
+    from explorer.jobs.state import open_lock, try_flock
+    from ssd.runlog import CONTROL_LOCK
     from jobs_helpers import fake_run, hold_lock
 
     run_dir = fake_run(runs_dir, "live", "running")

@@ -11,9 +11,10 @@ import time
 import pytest
 import torch
 
-from explorer.evaluation import jobs, runner
+from explorer.evaluation import jobs
 from explorer.evaluation.spec import DatasetSpec, EvalInputError, EvalSpec, eval_key, load_checked
 from ssd import checkpoint
+from ssd.runlog import SPEC_FILE, STATUS_FILE, update_status
 from ssd.models import build
 from tests.eval_helpers import SHIPPED
 
@@ -56,10 +57,10 @@ def test_launch_finishes_in_the_background_and_is_cached(tmp_path):
     assert res["sources"][0] == "procedural:scene_1000000000"
     assert sum(r["errors"]["Miss"] for r in res["per_image"]) == res["errors"]["counts"]["Miss"]
     assert jobs.load_raw(d).num_images == 6
-    before = (d / runner.STATUS_FILE).stat().st_mtime_ns
+    before = (d / STATUS_FILE).stat().st_mtime_ns
     assert jobs.launch(_spec(), tmp_path) == d  # cache hit: nothing runs again
     time.sleep(0.5)
-    assert (d / runner.STATUS_FILE).stat().st_mtime_ns == before
+    assert (d / STATUS_FILE).stat().st_mtime_ns == before
     assert [i.key for i in jobs.list_evals(tmp_path)] == [d.name]
 
 
@@ -94,10 +95,10 @@ def test_failure_in_the_run_shows_failed_with_the_reason(tmp_path):
 def test_a_dead_process_reads_failed(tmp_path):
     d = tmp_path / "k"
     d.mkdir()
-    (d / runner.SPEC_FILE).write_text(json.dumps({"spec": _spec().to_dict()}))
+    (d / SPEC_FILE).write_text(json.dumps({"spec": _spec().to_dict()}))
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
-    runner.write_status(d, state="running", pid=p.pid, started_at=time.time(), message="3/6 images")
+    update_status(d, state="running", pid=p.pid, started_at=time.time(), message="3/6 images")
     info = jobs.read_eval(d)
     assert info.state == "failed" and "ended without a result" in info.message and "3/6" in info.message
 
