@@ -16,7 +16,8 @@ Public API (every function takes the runs dir or a job dir explicitly):
     launch(runs_dir, spec, name=None, devices=None, data_roots=None, limits=None) -> Path
     list_runs(runs_dir) -> list[RunInfo];  read_run(run_dir) -> RunInfo      (explorer.jobs.runs)
     cancel(run_dir);  resume(run_dir) -> Path;  delete_run(runs_dir, name)   (explorer.jobs.controls)
-    read_metrics(run_dir) -> (log_rows, eval_rows);  tail_log(run_dir, n) -> str
+    read_metrics(run_dir) -> (log_rows, eval_rows);  read_metrics_checked(run_dir) -> Metrics (+ skipped)
+    tail_log(run_dir, n) -> str
 No streamlit import.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Callable, Iterator
 from explorer import paths as paths_mod
 from explorer.jobs.controls import cancel, delete_run, resume
 from explorer.jobs.limits import JobLimits, check_disk
-from explorer.jobs.metrics import read_metrics, tail_log
+from explorer.jobs.metrics import read_metrics, read_metrics_checked, tail_log
 from explorer.jobs.runs import DAMAGED, RunInfo, list_runs, read_run
 from explorer.jobs.spec import JobError, JobSpec, resolve_device, sanitize_run_name, train_argv, validate_spec
 from explorer.jobs.start import start_run
@@ -42,7 +43,7 @@ from ssd.runlog import RUN_LOCK
 __all__ = [
     "JobError", "JobLimits", "JobSpec", "RunInfo", "DAMAGED", "default_runs_dir", "available_devices", "submit",
     "launch",
-    "list_runs", "read_run", "cancel", "resume", "delete_run", "read_metrics", "tail_log",
+    "list_runs", "read_run", "cancel", "resume", "delete_run", "read_metrics", "read_metrics_checked", "tail_log",
     "sanitize_run_name",
 ]
 

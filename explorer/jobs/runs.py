@@ -51,6 +51,7 @@ class RunInfo:
     has_last: bool  # checkpoints/last.pt exists (resumable)
     has_best: bool  # checkpoints/best.pt exists (usable in the explorer)
     damage: str = ""  # what is wrong with the run folder's files ("" when nothing)
+    cancel_requested: bool = False  # live, and the user asked to cancel (SIGTERM sent, not ended yet)
 
     @property
     def best_checkpoint(self) -> Path:
@@ -194,6 +195,7 @@ def _run_info(run_dir: Path, job: dict, status: dict, state: str, alive: bool, p
         model=str(options.get("model", "")), dataset=str(options.get("dataset", "")),
         has_last=run_paths.last.is_file(), has_best=run_paths.best.is_file(),
         damage="; ".join(problems),
+        cancel_requested=state in LIVE_STATES and (run_dir / CANCEL_MARK).exists(),
     )
 
 
