@@ -156,3 +156,29 @@ def test_delete_refuses_a_folder_that_is_not_an_evaluation(tmp_path):
         jobs.delete(tmp_path)
     assert tmp_path.exists()
     assert os.path.isdir(tmp_path)
+
+
+def test_an_evaluation_runs_beside_a_training_run_in_its_own_lane(tmp_path):
+    """The SHORT lane: with the CPU held by a training run (its lock, its queue slot
+    and the LONG limit used up) an evaluation still starts at once and finishes; its own
+    limit refuses it with the reason."""
+    from explorer.jobs.limits import JobLimits
+    from explorer.jobs.state import LOCKS_DIR, enqueue, open_lock, try_flock
+    from jobs_helpers import fake_run, hold_lock
+
+    training = fake_run(tmp_path, "training", "running")
+    holder = hold_lock(training)
+    cpu = open_lock(tmp_path / LOCKS_DIR / "cpu.lock")
+    try:
+        assert try_flock(cpu)  # the training run's device
+        enqueue(training, "cpu", 1)
+        with pytest.raises(EvalInputError, match="short jobs.*the limit is 0"):
+            jobs.launch(_spec(n=2), tmp_path, limits=JobLimits(max_short_jobs_per_device=0))
+        d = jobs.launch(_spec(n=2), tmp_path, limits=JobLimits(max_jobs_per_device=1))
+        info = _wait(d, timeout=120)
+        assert info.state == "finished", (info.message, jobs.log_tail(d))
+        assert json.loads((d / "job.json").read_text())["lane"] == "short"
+    finally:
+        os.close(cpu)
+        os.killpg(holder.pid, 9)
+        holder.wait()
