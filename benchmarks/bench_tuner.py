@@ -28,7 +28,7 @@ from ssd.data.procedural import ProceduralDataset
 from ssd.data.transforms import eval_transform
 from ssd.evaluate import evaluate_model
 from ssd.postprocess import PostprocessConfig
-from ssd.runlog import write_json_atomic
+from ssd.runlog import SPEC_FILE, write_json_atomic
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     spec = EvalSpec(SHIPPED, DatasetSpec("procedural", seed=1000, num_images=args.num_images))
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / eval_key(spec)
-        write_json_atomic(d / runner.SPEC_FILE, {"spec": spec.to_dict()})
+        write_json_atomic(d / SPEC_FILE, {"spec": spec.to_dict()})
         runner.run(d)
         res, raw = jobs.load_result(d), jobs.load_raw(d)
     cfg = jobs.model_config(res)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 from urllib.parse import urlparse
 
-from explorer.paths import REPO_ROOT
+from explorer.paths import REPO_ROOT, is_exposed  # is_exposed: the bind-address rule, owned by paths
 
 PASSWORD_ENV = "SSD_EXPLORER_PASSWORD"  # environment variable, and the key in secrets.toml
 SECRETS_PATH = REPO_ROOT / ".streamlit" / "secrets.toml"  # the project's Streamlit secrets
@@ -41,25 +41,6 @@ _HOSTNAME_RE = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9
 
 class AuthConfigError(ValueError):
     """The serving setup is unsafe or unreadable; the message names the fix."""
-
-
-# ---------------------------------------------------------------- bind address
-def is_exposed(address: str | None) -> bool:
-    """Whether a server bound to `address` (Streamlit's `server.address`) is reachable
-    from other machines.
-
-    None or "" is exposed: Streamlit then binds every interface ("::" or 0.0.0.0).
-    Loopback IPs, "localhost" and `unix://` sockets are not; any other name or IP is.
-    """
-    if not address or not address.strip():
-        return True
-    address = address.strip()
-    if address.startswith("unix://") or address.lower().rstrip(".") == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return True  # a host name other than localhost: reachable through that name
 
 
 def validate_address(address: str) -> str:

@@ -5,6 +5,7 @@ One owner: the model picker and the training-job manager both call `runs_dir()`,
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -22,20 +23,29 @@ def runs_dir() -> Path:
 # ----------------------------------------------------------------------------- data roots
 DATA_ROOTS_ENV = "SSD_DATA_ROOTS"  # os.pathsep-separated folders the Training page may read datasets from
 DATA_DIR = REPO_ROOT / "data"  # the project's own data folder (a default data root when local)
-LOOPBACK_ADDRESSES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_exposed(address: str | None) -> bool:
+    """Whether a server bound to `address` (Streamlit's `server.address`) is reachable
+    from other machines.
+
+    None or "" is exposed: Streamlit then binds every interface ("::" or 0.0.0.0).
+    Loopback IPs, "localhost" and `unix://` sockets are not; any other name or IP is.
+    """
+    if not address or not address.strip():
+        return True
+    address = address.strip()
+    if address.startswith("unix://") or address.lower().rstrip(".") == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return True  # a host name other than localhost: reachable through that name
 
 
 def server_is_exposed(address: str | None) -> bool:
-    """Whether a Streamlit server bound to `address` (`server.address`) is reachable from
-    other machines. `explorer.auth.is_exposed` decides where it exists (one owner of the
-    rule); otherwise the same rule here: None/"" (every interface) and any non-loopback
-    address are exposed."""
-    try:
-        from explorer.auth import is_exposed  # type: ignore[import-not-found]
-    except ImportError:
-        address = (address or "").strip().strip("[]").lower().rstrip(".")
-        return address not in LOOPBACK_ADDRESSES and not address.startswith("unix://")
-    return bool(is_exposed(address))
+    """`is_exposed` of the server's `server.address` (the name the pages call)."""
+    return is_exposed(address)
 
 
 def data_roots(exposed: bool, environ: dict | None = None) -> tuple[Path, ...]:

@@ -13,7 +13,7 @@ import math
 import streamlit as st
 
 from explorer import auth
-from pages import _ui
+from pages._text import plain
 
 SIGNED_IN_KEY = "_auth_fingerprint"  # session state: SHA-256 of the password signed in with
 
@@ -53,7 +53,7 @@ def gate() -> None:
     try:
         policy = _policy()
     except auth.AuthConfigError as e:
-        st.error("The server's password setting cannot be used: " + _ui.plain(str(e)))
+        st.error("The server's password setting cannot be used: " + plain(str(e)))
         st.stop()
     decision = auth.decide(policy, _headers(), st.session_state.get(SIGNED_IN_KEY))
     if decision is auth.Decision.ALLOW:

@@ -3,34 +3,15 @@ and reading plotly selection events (one reader for every chart that can be clic
 from __future__ import annotations
 
 import json
-import re
-import string
 
 import streamlit as st
 
 from explorer.inputs.models import model_caveat
 from explorer.views.figures import PAPER_URL, records_to_csv
+from pages import _auth
+from pages._text import plain  # noqa: F401 (pages call it as _ui.plain)
 
 CTX_KEY = "_explorer_ctx"  # session-state key of the sidebar's ExplorerContext
-_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation})
-_WORD_JOINER = "\u2060"  # invisible; splits what GFM would turn into a link
-_AUTOLINK_RE = re.compile(r"(?<=:)|(?<=@)|(?<=www)(?=\.)", re.IGNORECASE)
-
-
-def plain(text: str) -> str:
-    """`text` for a Streamlit markdown element (st.error, st.caption, ...) that shows it
-    literally: file names, paths, labels and messages quoting them.
-
-    Every ASCII punctuation character gets a backslash (CommonMark's escape), so `*`,
-    `_`, `[..](..)`, `<b>`, `$..$` (math), `:red[..]` (colour) and `:smile:` (emoji) stay
-    as typed; line breaks stay line breaks. GFM links bare URLs and e-mail addresses
-    after the escapes are read, so an invisible word joiner (U+2060) follows each `:`
-    and `@` and splits `www.`: `http://x` shows as typed but is not a link.
-    """
-    lines = (_AUTOLINK_RE.sub(_WORD_JOINER, line) for line in str(text).split("\n"))
-    return "  \n".join(line.translate(_MARKDOWN_ESCAPES) for line in lines)
-
-
 def uses_pages_directory() -> bool:
     """Whether Streamlit is in its old `pages/`-folder mode (a private attribute).
 
@@ -56,9 +37,7 @@ def require_app_frame() -> None:
     if uses_pages_directory():
         PagesManager.uses_pages_directory = False
         st.rerun()
-    from pages import _auth  # a page file run without app.py is gated too
-
-    _auth.gate()
+    _auth.gate()  # a page file run without app.py is gated too
 
 
 def page_header(title: str, intro: str, section: str, shows_detections: bool = False) -> None:

@@ -88,7 +88,7 @@ def _new_evaluation() -> None:
 # ---------------------------------------------------------------- the list
 def _row_controls(info: jobs.EvalInfo) -> None:
     c1, c2, c3 = st.columns([6, 1, 1])
-    if info.state == "running":
+    if info.live:  # queued or running
         c1.progress(min(max(info.progress, 0.0), 1.0), text=f"{info.label}: {info.message}")
         if c2.button("Cancel", key=f"ev_cancel_{info.key}"):
             jobs.cancel(info.eval_dir)

@@ -15,7 +15,8 @@ from explorer import paths
 from explorer.inputs.box_config import write_for_training
 from explorer.jobs import manager as jobs
 from explorer.jobs.limits import JobLimits
-from explorer.jobs.spec import DATASETS, MODELS, RECIPES, JobError, JobSpec, TrainOptions
+from explorer.jobs.spec import JobError, JobSpec
+from explorer.results import DATASETS, MODELS, RECIPES, TRAIN_DEFAULTS
 from explorer.views.default_boxes import TUNED_CFG_KEY
 from explorer.views.training import loss_figure, map_figure
 
@@ -23,7 +24,7 @@ require_app_frame()
 
 REFRESH_S = 2.0
 LIMITS = JobLimits()  # queue length per device, free disk, batch x model, images x epochs (README)
-DEFAULTS = TrainOptions()  # ssd.train's defaults, declared once there
+DEFAULTS = TRAIN_DEFAULTS  # ssd.train's defaults (TrainOptions), declared once there
 # Recipe options that have a widget below (field -> widget key); the others travel unseen.
 RECIPE_WIDGETS = {"dataset": "train_dataset", "train_size": "train_train_size", "val_size": "train_val_size",
                   "data_seed": "train_data_seed", "model": "train_model", "epochs": "train_epochs",
@@ -166,12 +167,15 @@ def launch_form(runs_dir) -> None:
     start = _starting_point(runs_dir)
     dataset = st.radio("Dataset", DATASETS, format_func=DATASET_LABELS.get, horizontal=True,
                        key="train_dataset")
-    with st.form("train_launch"):
+    # Only the Launch button submits: Enter in a field (the run name) launches nothing.
+    with st.form("train_launch", enter_to_submit=False):
         data = {}
         if dataset == "procedural":
             c1, c2, c3 = st.columns(3)
-            data["train_size"] = c1.number_input("Training scenes", 1, 100_000, 512, key="train_train_size")
-            data["val_size"] = c2.number_input("Validation scenes", 1, 10_000, 64, key="train_val_size")
+            data["train_size"] = c1.number_input("Training scenes", 1, 100_000, DEFAULTS.train_size,
+                                                key="train_train_size")
+            data["val_size"] = c2.number_input("Validation scenes", 1, 10_000, DEFAULTS.val_size,
+                                              key="train_val_size")
             data["data_seed"] = c3.number_input("Scene seed", 0, 2**31 - 1, DEFAULTS.data_seed,
                                                 key="train_data_seed")
         else:
@@ -256,7 +260,10 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
         st.button("Delete", key="train_delete", disabled=live or not confirm,
                   on_click=_delete, args=(runs_dir, info.name))
 
-    log_rows, eval_rows = jobs.read_metrics(info.run_dir)
+    log_rows, eval_rows, skipped = jobs.read_metrics_checked(info.run_dir)
+    if skipped:
+        st.warning(f"{skipped} record(s) of metrics.jsonl skipped: a value that is not a number (edited or "
+                   "damaged file); the figures show the others")
     c1, c2 = st.columns(2)
     c1.plotly_chart(loss_figure(log_rows), width="stretch", key="train_loss_chart")
     c2.plotly_chart(map_figure(eval_rows), width="stretch", key="train_map_chart")
@@ -281,12 +288,19 @@ def watch(runs_dir) -> None:
         column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)},
     )
     names = [r.name for r in runs]
-    if st.session_state.get("train_selected") not in names:
+    if st.session_state.get("train_selected") not in names:  # none picked yet, or the picked one deleted
         st.session_state["train_selected"] = names[0]
-    states = {r.name: r.state for r in runs}
-    name = st.selectbox("Selected run", names, key="train_selected",
-                        format_func=lambda n: f"{n} ({states[n]})")
-    run_details(runs_dir, next(r for r in runs if r.name == name))
+    # Options are the bare names: a label that changed with the state (running -> finished)
+    # made the widget drop the user's pick and jump to the newest run.
+    name = st.selectbox("Selected run", names, key="train_selected")
+    info = next(r for r in runs if r.name == name)
+    st.caption(f"{info.name}: {state_text(info)}")
+    run_details(runs_dir, info)
+
+
+def state_text(info: jobs.RunInfo) -> str:
+    """The run's state as it is now ("running, cancel requested" between Cancel and its end)."""
+    return info.state + (", cancel requested" if info.cancel_requested else "")
 
 
 st.title("Training")

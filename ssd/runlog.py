@@ -9,6 +9,7 @@ while the run goes on. Both import the names below instead of restating them:
     RUN_DIR/status.json             STATUS_FIELDS: state (one of STATES), progress, message, ...
     RUN_DIR/checkpoints/last.pt     resumable state (weights, optimizer, scheduler, step, RNG)
     RUN_DIR/checkpoints/best.pt     the weights with the best validation AP
+    JOB_FILE, STDOUT_FILE, ...      the job framework's files (below), for every job kind
 
 Every whole-file write in the project goes through `atomic_write` (temp file in the
 same folder, fsync, `os.replace`): a reader sees the old file or the new one, never
@@ -35,6 +36,16 @@ STATUS_FILE = "status.json"
 CHECKPOINTS_DIR = "checkpoints"
 LAST_CHECKPOINT = f"{CHECKPOINTS_DIR}/last.pt"
 BEST_CHECKPOINT = f"{CHECKPOINTS_DIR}/best.pt"
+# Files of every background job's folder (training runs, evaluations, exports, studies):
+# the app's job framework (`explorer.jobs`) writes and reads them, under these names only.
+JOB_FILE = "job.json"  # what was launched: kind, child argv, device, lane, seq, attempts
+STDOUT_FILE = "stdout.log"  # everything the job's processes print (tracebacks too)
+RUN_LOCK = ".run.lock"  # flock held by the job's process tree for its whole life (liveness)
+CONTROL_LOCK = ".control.lock"  # flock taken (never waited for) by cancel / resume / delete
+CANCEL_MARK = "cancel_requested"  # marker: the user asked to cancel
+SPEC_FILE = "spec.json"  # a job kind's own input (an evaluation's checkpoint, data, thresholds)
+RESULT_FILE = "result.json"  # a short job's output (an evaluation's AP figures and errors)
+RAW_FILE = "raw.pt"  # an evaluation's kept network outputs
 
 LIVE_STATES = ("queued", "running")  # a process of the run should exist
 END_STATES = ("finished", "failed", "cancelled")  # the run ended (cancelled and failed can resume)

@@ -13,12 +13,12 @@ SHIPPED = str(Path(__file__).resolve().parent.parent / "checkpoints" / "compact2
 
 def make_eval(root: Path, num_images: int = 12, seed: int = 1000, checkpoint: str = SHIPPED, **thresholds) -> Path:
     """A finished evaluation of `checkpoint` on procedural scenes under `root`; its folder."""
-    from ssd.runlog import write_json_atomic
+    from ssd.runlog import SPEC_FILE, update_status, write_json_atomic
 
     spec = EvalSpec(checkpoint, DatasetSpec("procedural", seed=seed, num_images=num_images), **thresholds)
     d = Path(root) / eval_key(spec)
-    write_json_atomic(d / runner.SPEC_FILE, {"key": d.name, "spec": spec.to_dict(), "created_at": time.time()})
-    runner.write_status(d, state="running", pid=None, started_at=time.time(), progress=0.0)
+    write_json_atomic(d / SPEC_FILE, {"key": d.name, "spec": spec.to_dict(), "created_at": time.time()})
+    update_status(d, state="running", pid=None, started_at=time.time(), progress=0.0)
     runner.run(d)
-    runner.write_status(d, state="finished", progress=1.0, message="finished")
+    update_status(d, state="finished", progress=1.0, message="finished")
     return d

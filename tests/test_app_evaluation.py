@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.evaluation import runner
+from ssd.runlog import SPEC_FILE, update_status
 from tests.eval_helpers import SHIPPED, make_eval
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
@@ -82,8 +82,8 @@ def test_two_evaluations_side_by_side(runs):
 def test_failed_evaluation_shows_the_reason(runs):
     d = runs[0] / "evaluations" / "deadbeefdeadbeef"
     d.mkdir()
-    (d / runner.SPEC_FILE).write_text((runs[1] / runner.SPEC_FILE).read_text())
-    runner.write_status(d, state="failed", message="checkpoint x.pt is truncated or corrupt")
+    (d / SPEC_FILE).write_text((runs[1] / SPEC_FILE).read_text())
+    update_status(d, state="failed", message="checkpoint x.pt is truncated or corrupt")
     try:
         at = _page()
         assert any("failed: checkpoint x.pt is truncated or corrupt" in e.value for e in at.error)
@@ -119,7 +119,7 @@ def test_evaluate_button_runs_in_the_background(tmp_path, monkeypatch):
     (info,) = jobs.list_evals()
     assert info.spec.dataset.num_images == 4 and info.spec.checkpoint == SHIPPED
     t0 = time.time()
-    while jobs.read_eval(info.eval_dir).state == "running" and time.time() - t0 < 180:
+    while jobs.read_eval(info.eval_dir).live and time.time() - t0 < 180:
         time.sleep(0.5)
     assert jobs.read_eval(info.eval_dir).state == "finished", jobs.log_tail(info.eval_dir)
     at.run()  # what the polling fragment's rerun shows

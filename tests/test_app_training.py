@@ -292,7 +292,8 @@ def test_damaged_runs_are_flagged_and_the_others_stay_usable(runs_dir):
 def test_a_second_tab_pressing_cancel_is_told_what_happened(runs_dir):
     """Two tabs: while one action holds the run, Cancel in this tab is refused at once
     with the reason and the state the run is in now."""
-    from explorer.jobs.state import CONTROL_LOCK, open_lock, try_flock
+    from explorer.jobs.state import open_lock, try_flock
+    from ssd.runlog import CONTROL_LOCK
     from jobs_helpers import fake_run, hold_lock
 
     run_dir = fake_run(runs_dir, "live", "running")
@@ -311,3 +312,63 @@ def test_a_second_tab_pressing_cancel_is_told_what_happened(runs_dir):
         os.close(fd)
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
+
+
+def test_the_form_starts_from_the_training_options_defaults(runs_dir):
+    """The page's numbers are `TrainOptions`'s (it hard-coded 512 / 64 scenes)."""
+    from ssd.train_options import TrainOptions
+
+    at = _page()
+    defaults = TrainOptions()
+    assert at.number_input(key="train_train_size").value == defaults.train_size
+    assert at.number_input(key="train_val_size").value == defaults.val_size
+    assert at.number_input(key="train_epochs").value == defaults.epochs
+
+
+def test_enter_in_the_run_name_launches_nothing_and_launch_makes_one_run(runs_dir):
+    """Issue 19.5: Enter in "Run name" launched a run, and Launch then a second (demo1, demo1-2)."""
+    at = _page()
+    (form,) = at.get("form")
+    assert form.proto.form.enter_to_submit is False  # the browser's Enter submits nothing
+    at.text_input(key="train_name").input("demo1").run()  # a rerun with the field's value: nothing submitted
+    assert not at.exception, at.exception
+    assert not runs_dir.exists() or not [d for d in runs_dir.iterdir() if not d.name.startswith(".")]
+    # AppTest drops a form's unsubmitted values on a rerun (a browser keeps them): fill it again.
+    for key, value in (("train_train_size", 8), ("train_val_size", 4), ("train_batch_size", 4),
+                       ("train_max_steps", 1), ("train_epochs", 1)):
+        at.number_input(key=key).set_value(value)
+    at.selectbox(key="train_device").set_value("cpu")
+    at.text_input(key="train_name").input("demo1")
+    at.button(key="train_launch_button").click().run()
+    assert [d.name for d in runs_dir.iterdir() if not d.name.startswith(".")] == ["demo1"]
+    _rerun_until(at, lambda a: _state(a, "demo1") in ("finished", "failed"), what="demo1 ended")
+    assert [d.name for d in runs_dir.iterdir() if not d.name.startswith(".")] == ["demo1"]
+
+
+def test_selected_run_stays_and_its_label_follows_its_state(runs_dir):
+    """Issue 19.6: the pick jumped to another run when the watched one ended, and after
+    Cancel the label still read "(running)"."""
+    from jobs_helpers import fake_run, hold_lock
+    from ssd.runlog import read_json, write_json_atomic
+
+    watched = fake_run(runs_dir, "watched", "running")
+    newer = fake_run(runs_dir, "newer", "finished")
+    write_json_atomic(newer / "job.json", dict(read_json(newer / "job.json"), created_at=time.time() + 60))
+    holder = hold_lock(watched)
+    write_json_atomic(watched / "job.json", dict(read_json(watched / "job.json"), attempts=[{"pid": holder.pid}]))
+    try:
+        at = _page()
+        assert at.selectbox(key="train_selected").value == "newer"  # the newest first
+        at.selectbox(key="train_selected").set_value("watched").run()
+        assert any(c.value == "watched: running" for c in at.caption)
+        at.button(key="train_cancel").click().run()
+        assert not at.exception, at.exception
+        assert not any(c.value == "watched: running" for c in at.caption)
+        holder.wait(10)  # the SIGTERM of the cancel ended it
+        at.run()
+        assert at.selectbox(key="train_selected").value == "watched"
+        assert any(c.value == "watched: cancelled" for c in at.caption), [c.value for c in at.caption]
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.wait()

@@ -11,9 +11,10 @@ import time
 import pytest
 import torch
 
-from explorer.evaluation import jobs, runner
+from explorer.evaluation import jobs
 from explorer.evaluation.spec import DatasetSpec, EvalInputError, EvalSpec, eval_key, load_checked
 from ssd import checkpoint
+from ssd.runlog import SPEC_FILE, STATUS_FILE, update_status
 from ssd.models import build
 from tests.eval_helpers import SHIPPED
 
@@ -56,10 +57,10 @@ def test_launch_finishes_in_the_background_and_is_cached(tmp_path):
     assert res["sources"][0] == "procedural:scene_1000000000"
     assert sum(r["errors"]["Miss"] for r in res["per_image"]) == res["errors"]["counts"]["Miss"]
     assert jobs.load_raw(d).num_images == 6
-    before = (d / runner.STATUS_FILE).stat().st_mtime_ns
+    before = (d / STATUS_FILE).stat().st_mtime_ns
     assert jobs.launch(_spec(), tmp_path) == d  # cache hit: nothing runs again
     time.sleep(0.5)
-    assert (d / runner.STATUS_FILE).stat().st_mtime_ns == before
+    assert (d / STATUS_FILE).stat().st_mtime_ns == before
     assert [i.key for i in jobs.list_evals(tmp_path)] == [d.name]
 
 
@@ -94,10 +95,10 @@ def test_failure_in_the_run_shows_failed_with_the_reason(tmp_path):
 def test_a_dead_process_reads_failed(tmp_path):
     d = tmp_path / "k"
     d.mkdir()
-    (d / runner.SPEC_FILE).write_text(json.dumps({"spec": _spec().to_dict()}))
+    (d / SPEC_FILE).write_text(json.dumps({"spec": _spec().to_dict()}))
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
-    runner.write_status(d, state="running", pid=p.pid, started_at=time.time(), message="3/6 images")
+    update_status(d, state="running", pid=p.pid, started_at=time.time(), message="3/6 images")
     info = jobs.read_eval(d)
     assert info.state == "failed" and "ended without a result" in info.message and "3/6" in info.message
 
@@ -155,3 +156,29 @@ def test_delete_refuses_a_folder_that_is_not_an_evaluation(tmp_path):
         jobs.delete(tmp_path)
     assert tmp_path.exists()
     assert os.path.isdir(tmp_path)
+
+
+def test_an_evaluation_runs_beside_a_training_run_in_its_own_lane(tmp_path):
+    """The SHORT lane: with the CPU held by a training run (its lock, its queue slot
+    and the LONG limit used up) an evaluation still starts at once and finishes; its own
+    limit refuses it with the reason."""
+    from explorer.jobs.limits import JobLimits
+    from explorer.jobs.state import LOCKS_DIR, enqueue, open_lock, try_flock
+    from jobs_helpers import fake_run, hold_lock
+
+    training = fake_run(tmp_path, "training", "running")
+    holder = hold_lock(training)
+    cpu = open_lock(tmp_path / LOCKS_DIR / "cpu.lock")
+    try:
+        assert try_flock(cpu)  # the training run's device
+        enqueue(training, "cpu", 1)
+        with pytest.raises(EvalInputError, match="short jobs.*the limit is 0"):
+            jobs.launch(_spec(n=2), tmp_path, limits=JobLimits(max_short_jobs_per_device=0))
+        d = jobs.launch(_spec(n=2), tmp_path, limits=JobLimits(max_jobs_per_device=1))
+        info = _wait(d, timeout=120)
+        assert info.state == "finished", (info.message, jobs.log_tail(d))
+        assert json.loads((d / "job.json").read_text())["lane"] == "short"
+    finally:
+        os.close(cpu)
+        os.killpg(holder.pid, 9)
+        holder.wait()

@@ -55,3 +55,20 @@ def test_eta_from_step_rate():
     assert eta_seconds(rows, {"total_steps": 15, "step": 5}) == pytest.approx(20.0)
     assert eta_seconds(rows[:1], {"total_steps": 15, "step": 1}) is None
     assert eta_seconds(rows, {"step": 5}) is None
+
+
+def test_a_bad_record_is_skipped_counted_and_never_reaches_the_figure(tmp_path):
+    """Issue 20.6: one record with `"loss": [1]` raised a TypeError in the loss figure on
+    every refresh; it is skipped when read, and counted."""
+    from explorer.jobs.metrics import read_metrics_checked
+    from explorer.views.training import loss_figure
+
+    recs = _records()
+    recs[1] = dict(recs[1], loss=[1])
+    recs[3] = dict(recs[3], map="0.1")
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    got = read_metrics_checked(tmp_path)
+    assert [r["step"] for r in got.log_rows] == [1, 3] and got.eval_rows == [] and got.skipped == 2
+    log_rows, _ = read_metrics(tmp_path)
+    loss_figure(log_rows)  # raised TypeError: '>' not supported between 'list' and 'int'
+    assert [r["step"] for r in tail_metrics(tmp_path)] == [1, 3]

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from explorer.results import DATASETS, MODELS
 from explorer.jobs.spec import (
-    DATASETS,
-    MODELS,
     JobError,
     JobSpec,
     check_coco,

@@ -1,34 +1,16 @@
-"""Tests for explorer/jobs/state.py: the launch counter, pid-reuse guard and the run
+"""Tests for explorer/jobs/state.py: the launch counter, the lane queues and the run
 lock that tells whether a run's process tree is alive (real processes hold it)."""
 import os
 import signal
 import time
 
-from explorer.jobs.state import (
-    RUN_LOCK,
-    is_alive,
-    next_seq,
-    open_lock,
-    pid_alive_since,
-    probe_run_lock,
-    proc_start_time,
-    try_flock,
-)
+from explorer.jobs.state import enqueue, is_alive, live_queue, next_seq, open_lock, probe_run_lock, try_flock
 from jobs_helpers import fake_run as _fake_run, hold_lock
+from ssd.runlog import RUN_LOCK
 
 
 def test_next_seq_counts_up(tmp_path):
     assert [next_seq(tmp_path) for _ in range(3)] == [1, 2, 3]
-
-
-def test_proc_start_time_guards_pid_reuse():
-    now = time.time()
-    start = proc_start_time(os.getpid())
-    assert start is not None and now - 86400 * 365 < start <= now + 1
-    assert pid_alive_since(os.getpid(), now)  # started before "now": the same process
-    # A status written before this process existed cannot be this process's: a reused pid.
-    assert not pid_alive_since(os.getpid(), start - 3600)
-    assert not pid_alive_since(None, now)
 
 
 def test_concurrent_probes_do_not_see_each_other_as_the_run(tmp_path):
@@ -56,3 +38,20 @@ def test_lock_holder_is_alive_until_killed(tmp_path):
 def test_next_seq_leaves_no_temp_file(tmp_path):
     next_seq(tmp_path)
     assert sorted(p.name for p in (tmp_path / ".locks").iterdir()) == ["seq", "seq.lock"]
+
+
+def test_lanes_have_their_own_queues_and_entries_link_to_nested_job_folders(tmp_path):
+    """A SHORT job's folder may live below the runs folder (evaluations/<key>): its queue
+    entry links to it, and the LONG lane's queue does not see it."""
+    train = _fake_run(tmp_path, "train", "queued", seq=1)
+    nested = _fake_run(tmp_path / "evaluations", "abc123", "finished", seq=2)
+    enqueue(nested, "cpu", 2, "short", tmp_path)
+    holders = [hold_lock(train), hold_lock(nested)]
+    try:
+        assert live_queue(tmp_path, "cpu") == [(1, train.resolve())]
+        assert live_queue(tmp_path, "cpu", "short") == [(2, nested.resolve())]
+    finally:
+        for p in holders:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert live_queue(tmp_path, "cpu", "short") == []  # a dead job's entry is dropped

@@ -1,30 +1,34 @@
 """Background evaluations and their on-disk cache: launch, read, list, cancel, delete.
 
-Each evaluation has a folder `runs_dir()/evaluations/<key>/` (key: `spec.eval_key`) with
-`spec.json`, `status.json`, `runner.log` and, once finished, `result.json` and `raw.pt`
-(see `explorer.evaluation.runner`). Everything is on disk, so an evaluation survives a
-rerun, a closed tab and a server restart, and the same checkpoint + data + thresholds is
-never evaluated twice. No streamlit import.
+An evaluation is a job of kind "evaluate" of the job framework (`explorer.jobs`: SHORT
+lane, so it never waits behind a training run). Each has a folder
+`runs_dir()/evaluations/<key>/` (key: `spec.eval_key`) with the framework's files
+(`ssd.runlog`: job.json, status.json, stdout.log, .run.lock), `spec.json` and, once
+finished, `result.json` and `raw.pt` (written by `explorer.evaluation.runner`).
+Everything is on disk, so an evaluation survives a rerun, a closed tab and a server
+restart, and the same checkpoint + data + thresholds is never evaluated twice.
+No streamlit import.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.evaluation.raw import RawOutputs, raw_from_file
-from explorer.evaluation.runner import LOG_FILE, RAW_FILE, RESULT_FILE, SPEC_FILE, STATUS_FILE, write_status
 from explorer.evaluation.spec import EvalInputError, EvalSpec, eval_key, load_checked
-from explorer.paths import REPO_ROOT, runs_dir
+from explorer.jobs import controls
+from explorer.jobs.limits import JobError, JobLimits
+from explorer.jobs.manager import submit
+from explorer.jobs.metrics import tail_log
+from explorer.jobs.runs import job_state
+from explorer.jobs.state import is_alive
+from explorer.paths import runs_dir
+from ssd.config import SSDConfig
+from ssd.runlog import LIVE_STATES, RAW_FILE, RESULT_FILE, SPEC_FILE, STATUS_FILE, read_json, write_json_atomic
 
-STARTING_GRACE_S = 60.0  # a run not yet showing its pid counts as alive this long after launch
+DELETE_WAIT_S = 15.0  # how long delete waits for a cancelled evaluation's process to end
 
 
 def evaluations_dir() -> Path:
@@ -39,10 +43,15 @@ class EvalInfo:
     key: str  # folder name: the cache key
     eval_dir: Path  # the folder
     spec: EvalSpec | None  # what is evaluated (None: unreadable spec.json)
-    state: str  # running | finished | failed | cancelled
+    state: str  # queued | running | finished | failed | cancelled | damaged
     progress: float  # 0..1 of the images
     message: str  # last status message (the reason, when failed)
     updated_at: float  # unix time of the last status write
+
+    @property
+    def live(self) -> bool:
+        """Queued or running (cancel applies)."""
+        return self.state in LIVE_STATES
 
     @property
     def label(self) -> str:
@@ -56,37 +65,22 @@ class EvalInfo:
                 "progress": round(self.progress, 3), "message": self.message}
 
 
-def _alive(status: dict) -> bool:
-    from explorer.jobs.state import pid_alive_since
-
-    pid = status.get("pid")
-    if pid is None:  # launched, the runner has not written its pid yet
-        return time.time() - float(status.get("updated_at", 0)) < STARTING_GRACE_S
-    return pid_alive_since(pid, status.get("started_at"))
-
-
 def read_eval(eval_dir: Path) -> EvalInfo:
-    """The evaluation in `eval_dir`; a "running" one whose process is gone reads "failed"."""
-    from ssd.runlog import read_json
-
+    """The evaluation in `eval_dir`, its state from the job framework (`job_state`: a
+    live state whose process is gone reads "failed"); "finished" without result.json
+    reads "failed" too."""
     eval_dir = Path(eval_dir)
     try:
         spec = EvalSpec.from_dict(read_json(eval_dir / SPEC_FILE)["spec"])
     except (OSError, ValueError, KeyError, TypeError):
         spec = None
-    try:
-        status = read_json(eval_dir / STATUS_FILE)
-    except (OSError, ValueError):
-        status = {}
-    state = status.get("state", "failed")
-    message = status.get("message", "no status.json: the evaluation never started")
-    if state == "running" and not _alive(status):
-        state = "failed"
-        message = f"the evaluation process ended without a result (killed or crashed?); last: {message}"
+    js = job_state(eval_dir)
+    state = js.state
+    message = str(js.status.get("message") or "no status.json: the evaluation never started")
     if state == "finished" and not (eval_dir / RESULT_FILE).is_file():
         state, message = "failed", "finished, but result.json is missing"
-    return EvalInfo(eval_dir.name, eval_dir, spec, state, float(status.get("progress", 0.0)), message,
-                    float(status.get("updated_at", 0.0)))
+    return EvalInfo(eval_dir.name, eval_dir, spec, state, float(js.status.get("progress") or 0.0), message,
+                    float(js.status.get("updated_at") or 0.0))
 
 
 def list_evals(root: Path | None = None) -> list[EvalInfo]:
@@ -98,67 +92,61 @@ def list_evals(root: Path | None = None) -> list[EvalInfo]:
     return sorted(infos, key=lambda i: i.updated_at, reverse=True)
 
 
-def launch(spec: EvalSpec, root: Path | None = None, check: bool = True) -> Path:
-    """Start evaluating `spec` in a detached process (or find it in the cache).
+def launch(spec: EvalSpec, root: Path | None = None, check: bool = True, limits: JobLimits | None = None) -> Path:
+    """Start evaluating `spec` as a background job (or find it in the cache).
 
-    A finished or running evaluation with the same key is returned as it is; a failed or
-    cancelled one is run again. `check` first loads the checkpoint and builds the dataset
-    here, so bad input raises EvalInputError (naming the file and the problem) at once.
-    Returns the evaluation's folder.
-    """
-    from ssd.runlog import write_json_atomic
-
-    root = evaluations_dir() if root is None else Path(root)
+    A queued, running or finished evaluation with the same key is returned as it is; a
+    failed or cancelled one is run again. `check` first loads the checkpoint and builds
+    the dataset here, so bad input raises EvalInputError (naming the file and the
+    problem) at once; a full SHORT lane raises EvalInputError too. root: the
+    evaluations folder (default `evaluations_dir()`, queued in the runs folder's lanes;
+    another root queues in its own). Returns the evaluation's folder."""
+    root = (evaluations_dir() if root is None else Path(root)).resolve()
     key = eval_key(spec)
     eval_dir = root / key
-    if eval_dir.is_dir() and read_eval(eval_dir).state in ("running", "finished"):
+    if eval_dir.is_dir() and read_eval(eval_dir).state in (*LIVE_STATES, "finished"):
         return eval_dir
     if check:
         load_checked(spec)
-    eval_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (RESULT_FILE, RAW_FILE, STATUS_FILE):
-        (eval_dir / stale).unlink(missing_ok=True)
-    write_json_atomic(eval_dir / SPEC_FILE, {"key": key, "spec": spec.to_dict(), "created_at": time.time()})
-    write_status(eval_dir, state="running", progress=0.0, message="starting", pid=None, started_at=None)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-    with open(eval_dir / LOG_FILE, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "explorer.evaluation.runner", str(eval_dir)], cwd=REPO_ROOT,
-                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
-    # Reap it when it ends (no zombies in a long-lived server); the run does not depend on it.
-    threading.Thread(target=proc.wait, daemon=True, name=f"reap-eval-{key}").start()
-    return eval_dir
+
+    def make_dir() -> Path:
+        eval_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (RESULT_FILE, RAW_FILE, STATUS_FILE):
+            (eval_dir / stale).unlink(missing_ok=True)
+        write_json_atomic(eval_dir / SPEC_FILE, {"key": key, "spec": spec.to_dict(), "created_at": time.time()})
+        return eval_dir
+
+    queue_root = root.parent if root == evaluations_dir().resolve() else root
+    try:
+        return submit(queue_root, {"kind": "evaluate", "device": "cpu", "created_at": time.time()}, make_dir, limits)
+    except JobError as exc:
+        raise EvalInputError(str(exc)) from None
 
 
 def cancel(eval_dir: Path) -> None:
-    """SIGTERM the evaluation's process group (it then writes `cancelled`); an evaluation
-    whose process is already gone is marked cancelled here."""
-    from ssd.runlog import read_json
-
-    eval_dir = Path(eval_dir)
+    """Cancel a queued or running evaluation (SIGTERM to its process group: it ends as
+    `cancelled`); nothing happens for one that has ended."""
     try:
-        status = read_json(eval_dir / STATUS_FILE)
-    except (OSError, ValueError):
-        return
-    if status.get("state") != "running":
-        return
-    pid = status.get("pid")
-    if pid and _alive(status):
-        try:
-            os.killpg(int(pid), signal.SIGTERM)  # the runner leads its own session and group
-            return
-        except ProcessLookupError:
-            pass
-    write_status(eval_dir, state="cancelled", message="cancelled by the user")
+        controls.cancel(Path(eval_dir))
+    except JobError:
+        if read_eval(eval_dir).live:  # refused for another reason than "already ended"
+            raise
 
 
 def delete(eval_dir: Path) -> None:
-    """Cancel if running, then remove the folder (only folders that hold a spec.json)."""
-    eval_dir = Path(eval_dir)
+    """Cancel if live, wait for its process to end, then remove the folder (only folders
+    that hold a spec.json)."""
+    eval_dir = Path(eval_dir).resolve()
     if not (eval_dir / SPEC_FILE).is_file():
         raise EvalInputError(f"{eval_dir} is not an evaluation folder (no {SPEC_FILE})")
     cancel(eval_dir)
-    shutil.rmtree(eval_dir, ignore_errors=True)
+    deadline = time.monotonic() + DELETE_WAIT_S
+    while is_alive(eval_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        controls.delete_run(eval_dir.parent, eval_dir.name)
+    except JobError as exc:
+        raise EvalInputError(str(exc)) from None
 
 
 def load_result(eval_dir: Path) -> dict:
@@ -175,16 +163,11 @@ def load_raw(eval_dir: Path) -> RawOutputs:
     return raw_from_file(Path(eval_dir) / RAW_FILE)
 
 
-def model_config(result: dict):
+def model_config(result: dict) -> SSDConfig:
     """The evaluated model's `SSDConfig` (default boxes and levels), from result.json."""
-    from ssd.config import SSDConfig
-
     return SSDConfig.from_dict(dict(result["model_config"]))
 
 
 def log_tail(eval_dir: Path, n: int = 20) -> str:
-    """The last `n` lines of runner.log (tracebacks of a failed run)."""
-    try:
-        return "\n".join((Path(eval_dir) / LOG_FILE).read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
+    """The last `n` lines the evaluation's processes printed (tracebacks of a failed run)."""
+    return tail_log(Path(eval_dir), n)

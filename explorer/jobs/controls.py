@@ -19,20 +19,20 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Iterator
 
 from explorer.jobs.damage import checkpoint_problem_deep, clean_job, read_json_checked
+from explorer.jobs.kinds import kind_of
 from explorer.jobs.limits import JobError
+from explorer.jobs.process import stop_group
 from explorer.jobs.runs import fix_dead_status, read_run
 from explorer.jobs.spec import sanitize_run_name
 from explorer.jobs.start import start_run
-from explorer.jobs.state import CANCEL_MARK, CONTROL_LOCK, JOB_FILE, RUN_LOCK, open_lock, probe_run_lock, try_flock, \
-    try_flock_briefly
+from explorer.jobs.state import open_lock, probe_run_lock, try_flock, try_flock_briefly
 from ssd import runlog
-from ssd.runlog import LIVE_STATES, read_status
+from ssd.runlog import CANCEL_MARK, CONTROL_LOCK, JOB_FILE, LIVE_STATES, RUN_LOCK, read_status
 
 RESUMABLE = ("cancelled", "failed")
 
@@ -84,8 +84,7 @@ def cancel(run_dir: Path) -> None:
             raise JobError(f"run {info.name}: cannot record the cancel ({exc.strerror})") from None
         with probe_run_lock(run_dir) as alive:
             if alive:  # the lock proves the recorded group is still this run's, not a reused id
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGTERM)
+                stop_group(pgid)
 
 
 def _resume_refusal(name: str, run_dir: Path, job: dict) -> str | None:
@@ -95,8 +94,14 @@ def _resume_refusal(name: str, run_dir: Path, job: dict) -> str | None:
     state = (read_status(run_dir) or {}).get("state")
     if state not in RESUMABLE:
         return f"run {name} is {state}; only cancelled or failed runs resume"
-    if not job.get("train_argv") or job.get("device") not in ("cpu", "cuda"):
+    try:
+        kind = kind_of(job)
+    except ValueError as exc:
+        return f"run {name}: {exc}"
+    if job.get("device") not in ("cpu", "cuda") or (not kind.module and not job.get("train_argv")):
         return f"run {name} was not launched by the job manager (no usable job.json)"
+    if not kind.resumable:
+        return f"run {name} is a {kind.name} job, which does not resume; launch it again"
     last = runlog.paths(run_dir).last
     if last.exists():
         problem = checkpoint_problem_deep(last)

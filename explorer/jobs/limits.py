@@ -45,12 +45,18 @@ DEFAULT_MAX_BATCH = (("compact256", 256), ("ssdlite320_mobilenet_v3_large", 64),
 class JobLimits:
     """Resource limits of the job manager on a shared machine (all checked at launch)."""
 
-    max_jobs_per_device: int = 4  # queued + running runs per device class (cpu, cuda); later launches refused
+    max_jobs_per_device: int = 4  # queued + running LONG jobs (training, studies) per device class; later refused
+    max_short_jobs_per_device: int = 8  # queued + running SHORT jobs (evaluations, exports) per device class
     min_free_bytes: int = 2 << 30  # refuse a launch when the runs folder's disk has less free space
     max_image_passes: int = 5_000_000  # images x epochs of one launch (the paper's SSD300 VOC: ~1.9 M)
     max_batch: tuple = field(default=DEFAULT_MAX_BATCH)  # (model, most images per step per process)
     max_coco_json_bytes: int = 512 << 20  # COCO annotation file checked at launch (COCO 2017 train: 448 MB)
     max_list_bytes: int = 64 << 20  # a VOC ImageSets/Main/<split>.txt
+
+    def lane_limit(self, lane: str) -> int:
+        """Most queued + running jobs of `lane` ("long" or "short") per device class: the
+        lanes are counted apart, so evaluations never use up the training slots."""
+        return self.max_short_jobs_per_device if lane == "short" else self.max_jobs_per_device
 
     def batch_limit(self, model: str) -> int:
         """Most images per step for `model` (the smallest listed for a model not listed)."""

@@ -1,20 +1,23 @@
-"""Training-job manager: launch, list, watch, cancel, resume and delete runs.
+"""The job framework's front door: submit any kind of job; launch, list, watch, cancel,
+resume and delete training runs.
 
-A run is a detached OS process with its own directory `runs_dir/<name>/`; all its
-state is on disk (the run directory of `ssd.runlog`, plus the manager's files and
-locks of `explorer.jobs.state`), so runs survive reruns, closed tabs
-and server restarts, and a restarted server finds them all again. Launch starts
-`python -m explorer.jobs.runner RUN_DIR` in a new session; the runner queues for
-the device (one run per device, launch order; at most `JobLimits.max_jobs_per_device`
-queued or running) and then execs `python -m ssd.train`.
+A job is a detached OS process with its own folder; all its state is on disk (the file
+names and status format of `ssd.runlog`, the locks and queues of `explorer.jobs.state`),
+so jobs survive reruns, closed tabs and server restarts, and a restarted server finds
+them all again. `submit` starts `python -m explorer.jobs.runner JOB_DIR` in a new session
+(`explorer.jobs.process.spawn`); the runner queues in its kind's lane of the device
+(`explorer.jobs.kinds`: LONG one at a time, SHORT beside it; at most
+`JobLimits.lane_limit(lane)` queued or running per device) and then execs the job.
 
-Public API (every function takes the runs dir or a run dir explicitly):
+Public API (every function takes the runs dir or a job dir explicitly):
     default_runs_dir() -> Path
     available_devices() -> dict(cuda=bool, gpu_count=int)
+    submit(runs_dir, job, make_dir, limits=None) -> Path               (any kind)
     launch(runs_dir, spec, name=None, devices=None, data_roots=None, limits=None) -> Path
     list_runs(runs_dir) -> list[RunInfo];  read_run(run_dir) -> RunInfo      (explorer.jobs.runs)
     cancel(run_dir);  resume(run_dir) -> Path;  delete_run(runs_dir, name)   (explorer.jobs.controls)
-    read_metrics(run_dir) -> (log_rows, eval_rows);  tail_log(run_dir, n) -> str
+    read_metrics(run_dir) -> (log_rows, eval_rows);  read_metrics_checked(run_dir) -> Metrics (+ skipped)
+    tail_log(run_dir, n) -> str
 No streamlit import.
 """
 from __future__ import annotations
@@ -23,21 +26,24 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from explorer import paths as paths_mod
 from explorer.jobs.controls import cancel, delete_run, resume
 from explorer.jobs.limits import JobLimits, check_disk
-from explorer.jobs.metrics import read_metrics, tail_log
+from explorer.jobs.metrics import read_metrics, read_metrics_checked, tail_log
 from explorer.jobs.runs import DAMAGED, RunInfo, list_runs, read_run
 from explorer.jobs.spec import JobError, JobSpec, resolve_device, sanitize_run_name, train_argv, validate_spec
 from explorer.jobs.start import start_run
-from explorer.jobs.state import LOCKS_DIR, RUN_LOCK, flock_wait, live_queue, open_lock, try_flock
+from explorer.jobs.kinds import kind_of
+from explorer.jobs.state import LOCKS_DIR, flock_wait, live_queue, open_lock, try_flock
 from explorer.paths import REPO_ROOT as PROJECT_ROOT, runs_dir  # noqa: F401 (PROJECT_ROOT re-exported)
+from ssd.runlog import RUN_LOCK
 
 __all__ = [
-    "JobError", "JobLimits", "JobSpec", "RunInfo", "DAMAGED", "default_runs_dir", "available_devices", "launch",
-    "list_runs", "read_run", "cancel", "resume", "delete_run", "read_metrics", "tail_log",
+    "JobError", "JobLimits", "JobSpec", "RunInfo", "DAMAGED", "default_runs_dir", "available_devices", "submit",
+    "launch",
+    "list_runs", "read_run", "cancel", "resume", "delete_run", "read_metrics", "read_metrics_checked", "tail_log",
     "sanitize_run_name",
 ]
 
@@ -69,16 +75,19 @@ def _create_run_dir(runs_dir: Path, base: str) -> Path:
 
 
 @contextlib.contextmanager
-def _device_slot(runs_dir: Path, device: str, limits: JobLimits) -> Iterator[None]:
-    """Hold the launch lock of `device` while a run is entered in its queue, refusing
-    when `limits.max_jobs_per_device` runs are already queued or running there."""
+def _device_slot(runs_dir: Path, device: str, limits: JobLimits, lane: str = "long") -> Iterator[None]:
+    """Hold the launch lock of `device` while a job is entered in its lane's queue,
+    refusing when `limits.lane_limit(lane)` jobs of that lane are already queued or
+    running there (the lanes are counted apart)."""
     fd = open_lock(runs_dir / LOCKS_DIR / f"launch-{device}.lock")
     try:
-        flock_wait(fd, timeout_s=5.0)  # held only while counting and entering a run
-        live = live_queue(runs_dir, device)
-        if len(live) >= limits.max_jobs_per_device:
-            raise JobError(f"{len(live)} runs are already queued or running on {device} (the limit is "
-                           f"{limits.max_jobs_per_device}); wait for one to end or cancel one")
+        flock_wait(fd, timeout_s=5.0)  # held only while counting and entering a job
+        live = live_queue(runs_dir, device, lane)
+        most = limits.lane_limit(lane)
+        if len(live) >= most:
+            what = "runs" if lane == "long" else "short jobs (evaluations, exports)"
+            raise JobError(f"{len(live)} {what} are already queued or running on {device} (the limit is "
+                           f"{most}); wait for one to end or cancel one")
         yield
     except TimeoutError:
         raise JobError(f"the {device} queue is busy (another launch); try again") from None
@@ -86,9 +95,33 @@ def _device_slot(runs_dir: Path, device: str, limits: JobLimits) -> Iterator[Non
         os.close(fd)
 
 
+def submit(runs_dir: Path, job: dict, make_dir: Callable[[], Path], limits: JobLimits | None = None) -> Path:
+    """Start a job of any kind detached: under the device's launch lock (refused with
+    JobError when its lane is full), `make_dir()` makes the job's folder (and writes the
+    kind's spec.json), then job.json + status `queued` are written and the runner spawned.
+
+    runs_dir: the folder whose `.locks` holds the queues (the runs folder); job: the
+    job.json fields, at least "kind" and "device" ("cpu"/"cuda"; "train_argv" for a
+    training run). Returns the job's folder."""
+    limits = limits or JobLimits()
+    kind = kind_of(job)
+    runs_dir = Path(runs_dir).resolve()
+    with _device_slot(runs_dir, job["device"], limits, kind.lane):
+        run_dir = make_dir()
+        job = dict(job, runs_dir=str(runs_dir))
+        fd = open_lock(run_dir / RUN_LOCK)
+        try:
+            if not try_flock(fd):  # another launch of this folder holds it
+                raise JobError(f"job folder {run_dir} is locked by another process (launched already?)")
+            start_run(run_dir, job, resume=False, fd=fd)
+        finally:
+            os.close(fd)  # the runner holds its own reference to the locked file now
+    return run_dir
+
+
 def launch(runs_dir: Path, spec: JobSpec, name: str | None = None, devices: dict | None = None,
            data_roots: tuple[Path, ...] | None = None, limits: JobLimits | None = None) -> Path:
-    """Validate `spec`, create a fresh run directory and start the run detached.
+    """Validate `spec`, create a fresh run directory and start the training run detached.
 
     runs_dir: where run directories live (created if missing); runs are written only here.
     name: run name, sanitised and made unique with -2, -3, ...; default
@@ -111,22 +144,14 @@ def launch(runs_dir: Path, spec: JobSpec, name: str | None = None, devices: dict
         raise JobError(f"cannot create the runs folder {runs_dir} ({exc.strerror})") from None
     check_disk(runs_dir, limits)
     base = sanitize_run_name(name or f"{spec.train.model}-{spec.train.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    with _device_slot(runs_dir, device, limits):
+
+    def make_dir() -> Path:
         run_dir = _create_run_dir(runs_dir, base)
         if run_dir.resolve().parent != runs_dir:  # a name never leaves the runs folder
             raise JobError(f"run folder {run_dir} is not inside {runs_dir}")
-        job = {
-            "name": run_dir.name, "created_at": time.time(), "device": device, "nproc": spec.nproc,
-            "gpu_count": devices["gpu_count"], "spec": spec.to_dict(), "dataset_summary": summary,
-            "train_argv": train_argv(spec, run_dir, device),
-        }
-        fd = open_lock(run_dir / RUN_LOCK)
-        try:
-            if not try_flock(fd):  # a fresh folder: nobody else can hold it
-                raise JobError(f"run folder {run_dir} is locked by another process")
-            start_run(run_dir, job, resume=False, fd=fd)
-        finally:
-            os.close(fd)  # the runner holds its own reference to the locked file now
-    return run_dir
+        job.update(name=run_dir.name, train_argv=train_argv(spec, run_dir, device))
+        return run_dir
 
-
+    job = {"kind": "train", "created_at": time.time(), "device": device, "nproc": spec.nproc,
+           "gpu_count": devices["gpu_count"], "spec": spec.to_dict(), "dataset_summary": summary}
+    return submit(runs_dir, job, make_dir, limits)

@@ -1,4 +1,5 @@
-"""Reading runs for the page: one run folder -> `RunInfo`, every run of a runs folder.
+"""Reading jobs for the page: any job folder -> `JobState` (every kind), a training run
+folder -> `RunInfo`, every run of a runs folder.
 
 The effective state accounts for dead processes (a status that says queued or running
 while the run lock is free becomes failed, or cancelled when the user asked), and
@@ -15,9 +16,10 @@ from pathlib import Path
 
 from explorer.jobs.damage import clean_job, clean_status, diverged, first_logged_loss, read_json_checked
 from explorer.jobs.metrics import eta_seconds, tail_log_file, tail_metrics
-from explorer.jobs.state import CANCEL_MARK, JOB_FILE, STDOUT_FILE, is_alive, pid_alive_since, probe_run_lock
+from explorer.jobs.process import pid_alive_since
+from explorer.jobs.state import is_alive, probe_run_lock
 from ssd import runlog
-from ssd.runlog import LIVE_STATES, update_status
+from ssd.runlog import CANCEL_MARK, JOB_FILE, LIVE_STATES, STDOUT_FILE, update_status
 
 DAMAGED = "damaged"  # RunInfo.state of a run whose own state cannot be read (never written to disk)
 
@@ -49,6 +51,7 @@ class RunInfo:
     has_last: bool  # checkpoints/last.pt exists (resumable)
     has_best: bool  # checkpoints/best.pt exists (usable in the explorer)
     damage: str = ""  # what is wrong with the run folder's files ("" when nothing)
+    cancel_requested: bool = False  # live, and the user asked to cancel (SIGTERM sent, not ended yet)
 
     @property
     def best_checkpoint(self) -> Path:
@@ -111,7 +114,24 @@ def _read_status(run_dir: Path, problems: list[str]) -> tuple[dict, bool]:
     return status, "state" not in status and raw is not None
 
 
-def _read_run(run_dir: Path) -> RunInfo:
+@dataclass(frozen=True)
+class JobState:
+    """A job folder's effective state, for every job kind (`job_state`)."""
+
+    job: dict  # job.json, type-checked ({} for a folder written by hand)
+    status: dict  # status.json, type-checked, with the effective state's fields
+    state: str  # queued | running | finished | failed | cancelled | damaged
+    alive: bool  # the job's process tree exists
+    problems: list  # what is wrong with the folder's files
+
+
+def job_state(run_dir: Path) -> JobState:
+    """The effective state of any job folder: a status that says queued or running
+    while no process of the job is alive becomes `failed` (or `cancelled` when the user
+    asked), written back when the folder is writable. A folder with no job.json (a run
+    of `python -m ssd.train` by hand, an evaluation run in-process) is alive while its
+    status's pid is (`explorer.jobs.process.pid_alive_since`); it is never rewritten."""
+    run_dir = Path(run_dir)
     problems: list[str] = []
     raw_job, job_problem = read_json_checked(run_dir / JOB_FILE)
     if job_problem:
@@ -119,25 +139,30 @@ def _read_run(run_dir: Path) -> RunInfo:
     job, bad = clean_job(raw_job)
     problems.extend(bad)
     status, unreadable = _read_status(run_dir, problems)
-    launched = raw_job is not None or job_problem is not None
-    if launched:
+    if raw_job is not None or job_problem is not None:  # launched by the framework: the run lock says
         alive, unsaved = _check_alive_and_fix(run_dir, unreadable, problems)
         status, unreadable = _read_status(run_dir, [])
         status.update(unsaved)  # the effective state when the folder refused the write
-    else:  # run written by `python -m ssd.train` by hand: no run lock, check the pid
+    else:
         state = status.get("state")
-        # Only a live state has a run process; the writer of an ended run may live on (in-process main()).
+        # Only a live state has a process; the writer of an ended run may live on (in-process main()).
         alive = state in LIVE_STATES and pid_alive_since(status.get("pid"), status.get("started_at"))
         if state in LIVE_STATES and not alive:
-            status = dict(status, state="failed", message="process is gone (killed or machine restarted)")
-    # No usable state: a live run is running (its trainer rewrites the file soon); a dead one
+            status = dict(status, state="failed", message="process is gone: it ended without a result (killed, "
+                                                          f"crashed or machine restarted); last: {status.get('message', '')}")
+    # No usable state: a live job is running (it rewrites the file soon); a dead one
     # whose status cannot be read is damaged (it may have finished), never guessed failed.
     state = status.get("state") or ("running" if alive else DAMAGED if unreadable else "failed")
     if unreadable and not alive:
         state = DAMAGED
-        status = dict(status, message="status.json is unreadable: the run's state is unknown (the file "
-                                      "is left as it is; delete the run or restore the file)")
-    return _run_info(run_dir, job, status, state, alive, problems)
+        status = dict(status, message="status.json is unreadable: the job's state is unknown (the file "
+                                      "is left as it is; delete it or restore the file)")
+    return JobState(job, status, state, alive, problems)
+
+
+def _read_run(run_dir: Path) -> RunInfo:
+    js = job_state(run_dir)
+    return _run_info(run_dir, js.job, js.status, js.state, js.alive, js.problems)
 
 
 def _run_info(run_dir: Path, job: dict, status: dict, state: str, alive: bool, problems: list[str]) -> RunInfo:
@@ -170,6 +195,7 @@ def _run_info(run_dir: Path, job: dict, status: dict, state: str, alive: bool, p
         model=str(options.get("model", "")), dataset=str(options.get("dataset", "")),
         has_last=run_paths.last.is_file(), has_best=run_paths.best.is_file(),
         damage="; ".join(problems),
+        cancel_requested=state in LIVE_STATES and (run_dir / CANCEL_MARK).exists(),
     )
 
 

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.jobs.limits import JobError, JobLimits, check_budget, inside_roots, read_regular
-from ssd.recipes import RECIPES
-from ssd.train_options import DATASETS, DEVICES, MODEL_NAMES as MODELS, TrainOptions
+from ssd.train_options import DEVICES, TrainOptions
 
-__all__ = ["DATASETS", "DEVICES", "MODELS", "RECIPES", "JobError", "JobSpec", "TrainOptions", "sanitize_run_name",
+__all__ = ["JobError", "JobSpec", "sanitize_run_name",
            "resolve_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_NAME_LEN = 64

@@ -1,53 +1,37 @@
-"""Starting a run's detached runner under its run lock (launch and resume share it).
+"""Starting a job's detached runner under its run lock (launch and resume share it).
 
 No streamlit import.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from explorer.jobs.state import CANCEL_MARK, JOB_FILE, STDOUT_FILE, enqueue, next_seq
-from explorer.paths import REPO_ROOT as PROJECT_ROOT
-from ssd import runlog
-from ssd.runlog import update_status, write_json_atomic
-
-
-def _spawn_runner(run_dir: Path, lock_fd: int) -> int:
-    """Start the detached runner holding the locked `.run.lock` fd; returns its pid."""
-    argv = [sys.executable, "-m", "explorer.jobs.runner", str(run_dir), "--lock-fd", str(lock_fd)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-    with open(run_dir / STDOUT_FILE, "ab") as log:
-        proc = subprocess.Popen(
-            argv, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, pass_fds=(lock_fd,),
-        )
-    # Reap it when it ends so a long-lived server collects no zombies; the run does
-    # not depend on this thread (it dies with the server, the run does not).
-    threading.Thread(target=proc.wait, daemon=True, name=f"reap-{run_dir.name}").start()
-    return proc.pid
+from explorer.jobs.kinds import kind_of
+from explorer.jobs.process import spawn
+from explorer.jobs.state import enqueue, next_seq
+from ssd.runlog import CANCEL_MARK, JOB_FILE, STDOUT_FILE, update_status, write_json_atomic
 
 
 def start_run(run_dir: Path, job: dict, resume: bool, fd: int) -> None:
-    """Write job.json + status `queued`, enter the device queue and spawn the runner,
-    all under the run lock `fd` (held exclusively by the caller), so no probe ever sees
-    a half-launched run as dead. The runner keeps the lock; the caller closes `fd`."""
-    job["seq"] = next_seq(run_dir.parent)
-    argv = list(job["train_argv"])
-    if resume and runlog.paths(run_dir).last.is_file():
-        argv.append("--resume")
-    job["argv"] = argv
+    """Write job.json + status `queued`, enter the lane's device queue and spawn the
+    runner, all under the run lock `fd` (held exclusively by the caller), so no probe
+    ever sees a half-launched job as dead. The runner keeps the lock; the caller closes
+    `fd`. `job` holds at least "device" (and "train_argv" for a training run); its kind
+    (default "train") gives the lane and the child command."""
+    kind = kind_of(job)
+    runs_dir = Path(job.get("runs_dir") or run_dir.parent)
+    job["seq"] = next_seq(runs_dir)
+    job["lane"] = kind.lane
+    job["argv"] = argv = kind.child_argv(run_dir, job, resume)
     job.setdefault("attempts", []).append(
         {"seq": job["seq"], "launched_at": time.time(), "resume": "--resume" in argv})
     write_json_atomic(run_dir / JOB_FILE, job)
     (run_dir / CANCEL_MARK).unlink(missing_ok=True)
     update_status(run_dir, state="queued", message="queued", device=job["device"], pid=None)
-    enqueue(run_dir, job["device"], job["seq"])
-    pid = _spawn_runner(run_dir, fd)
+    enqueue(run_dir, job["device"], job["seq"], kind.lane, runs_dir)
+    pid = spawn([sys.executable, "-m", "explorer.jobs.runner", str(run_dir), "--lock-fd", str(fd)],
+                run_dir / STDOUT_FILE, pass_fds=(fd,))
     job["attempts"][-1]["pid"] = pid  # the runner's pid == its process group id
     write_json_atomic(run_dir / JOB_FILE, job)

@@ -1,17 +1,15 @@
-"""What the job manager adds to a run directory, and the locks that say who is alive.
+"""The locks that say who is alive, the per-lane device queues and the launch counter.
 
-The run directory's own format (status.json, its states and fields, config.json,
-metrics.jsonl, train.log, checkpoints, the atomic write) belongs to `ssd.runlog`;
-this module names only the manager's additions. Everything a run is lives on disk;
+Every file name of a job folder (status.json, job.json, stdout.log, .run.lock, the cancel
+mark, ...) and the status format belong to `ssd.runlog`; this module holds the locks
+and queues of the job framework. Everything a job is lives on disk;
 nothing is held in memory, so a restarted server finds every run again. No
 streamlit, no torch import here (the runner waiting in a queue should stay light).
 
-Files the manager adds to a run directory (`RUN = runs/<name>/`):
-- `job.json`    what the manager launched: training argv, device class, seq, ...
-- `stdout.log`  what the runner and the trainer print
-- `.run.lock`   flock held by the run's process tree for its whole life
-- `cancel_requested` marker: the user asked to cancel (so a run killed by the
-  SIGTERM before it could say so still shows `cancelled`)
+Files the framework adds to a job folder (names in `ssd.runlog`): JOB_FILE (what was
+launched), STDOUT_FILE (what its processes print), RUN_LOCK (held by its process tree),
+CONTROL_LOCK, CANCEL_MARK (the user asked to cancel, so a job killed by the SIGTERM
+before it could say so still shows `cancelled`).
 
 Liveness: the manager opens `.run.lock` and hands the locked file description to
 the runner (`pass_fds`); the runner keeps it through `os.execv` into the
@@ -29,15 +27,12 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from ssd.runlog import atomic_write
+from explorer.jobs.kinds import LONG, SHORT
+from ssd.runlog import RUN_LOCK, atomic_write
 
-JOB_FILE = "job.json"  # the manager's launch record (argv, device class, seq, attempts)
-STDOUT_FILE = "stdout.log"  # everything the runner and the trainer print (tracebacks too)
-RUN_LOCK = ".run.lock"  # flock held by the run's process tree for its whole life
-CANCEL_MARK = "cancel_requested"  # marker: the user asked to cancel
-CONTROL_LOCK = ".control.lock"  # flock taken (never waited for) by cancel / resume / delete
 LOCKS_DIR = ".locks"  # under the runs dir: device locks, the seq counter, the queue index
-QUEUE_DIR = "queue-{device}"  # under LOCKS_DIR: one entry "<seq>-<run name>" per live run of a device
+QUEUE_DIRS = {LONG: "queue-{device}", SHORT: "queue-{device}-short"}  # under LOCKS_DIR, per lane and device:
+# one entry "<seq>-<job name>" per live job, a link to the job's folder (a plain file: runs_dir/<name>)
 
 
 def open_lock(path: Path) -> int:
@@ -111,28 +106,39 @@ def is_alive(run_dir: Path) -> bool:
         return alive
 
 
-def queue_dir(runs_dir: Path, device: str) -> Path:
-    """The queue index of one device class: `runs/.locks/queue-<device>/`."""
-    return Path(runs_dir) / LOCKS_DIR / QUEUE_DIR.format(device=device)
+def queue_dir(runs_dir: Path, device: str, lane: str = LONG) -> Path:
+    """The queue index of one lane of one device class: `runs/.locks/queue-<device>[-short]/`."""
+    return Path(runs_dir) / LOCKS_DIR / QUEUE_DIRS[lane].format(device=device)
 
 
-def enqueue(run_dir: Path, device: str, seq: int) -> None:
-    """Enter the run in its device's queue index (dropping its older entries).
+def _entry_target(runs_dir: Path, qdir: Path, entry: str) -> Path:
+    """The job folder a queue entry names: the link's target, or runs_dir/<name>."""
+    path = qdir / entry
+    if path.is_symlink():
+        return Path(os.readlink(path))
+    return Path(runs_dir) / entry.partition("-")[2]
 
+
+def enqueue(run_dir: Path, device: str, seq: int, lane: str = LONG, runs_dir: Path | None = None) -> None:
+    """Enter the job in its lane's queue index of `device` (dropping its older entries).
+
+    runs_dir: the folder whose `.locks` holds the queues (default: the job's parent).
     The index is what the queued runners and the launch cap read: listing a folder of a
-    few live entries instead of every run folder's files on every poll."""
-    qdir = queue_dir(run_dir.parent, device)
+    few live entries instead of every job folder's files on every poll."""
+    run_dir = Path(run_dir).resolve()
+    runs_dir = run_dir.parent if runs_dir is None else Path(runs_dir)
+    qdir = queue_dir(runs_dir, device, lane)
     qdir.mkdir(parents=True, exist_ok=True)
     for old in qdir.glob(f"*-{run_dir.name}"):
-        if old.name.split("-", 1)[1] == run_dir.name:
+        if _entry_target(runs_dir, qdir, old.name) == run_dir:
             old.unlink(missing_ok=True)
-    (qdir / f"{seq:012d}-{run_dir.name}").touch()
+    (qdir / f"{seq:012d}-{run_dir.name}").symlink_to(run_dir)
 
 
-def live_queue(runs_dir: Path, device: str) -> list[tuple[int, Path]]:
-    """(seq, run dir) of the device's live runs (queued or running), by seq. Entries of
-    runs whose process tree is gone are removed on the way (their lock is free)."""
-    qdir = queue_dir(runs_dir, device)
+def live_queue(runs_dir: Path, device: str, lane: str = LONG) -> list[tuple[int, Path]]:
+    """(seq, job folder) of the live jobs (queued or running) of one lane of `device`,
+    by seq. Entries of jobs whose process tree is gone are removed on the way."""
+    qdir = queue_dir(runs_dir, device, lane)
     try:
         names = sorted(os.listdir(qdir))
     except OSError:
@@ -140,7 +146,7 @@ def live_queue(runs_dir: Path, device: str) -> list[tuple[int, Path]]:
     live = []
     for entry in names:
         seq_text, _, name = entry.partition("-")
-        run_dir = Path(runs_dir) / name
+        run_dir = _entry_target(runs_dir, qdir, entry)
         if seq_text.isdigit() and name and run_dir.is_dir() and is_alive(run_dir):
             live.append((int(seq_text), run_dir))
         else:
@@ -166,41 +172,3 @@ def next_seq(runs_dir: Path) -> int:
         return seq
     finally:
         os.close(fd)
-
-
-def proc_start_time(pid: int) -> float | None:
-    """Unix time a process started (from /proc/<pid>/stat field 22), None if gone.
-
-    Used for runs launched outside the manager (no `.run.lock`): a live pid that
-    started *after* the run did is a reused pid, not the trainer."""
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-        # comm (field 2) may hold spaces: split after the closing parenthesis.
-        fields_after_comm = stat.rsplit(")", 1)[1].split()
-        start_ticks = int(fields_after_comm[19])  # field 22 overall = index 19 after comm+state
-        btime = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    if Path(f"/proc/{int(pid)}/status").exists():
-        try:
-            for line in Path(f"/proc/{int(pid)}/status").read_text().splitlines():
-                if line.startswith("State:") and "Z" in line.split()[1]:
-                    return None  # a zombie has exited; only its parent has not reaped it
-        except OSError:
-            return None
-    return btime + start_ticks / os.sysconf("SC_CLK_TCK")
-
-
-def pid_alive_since(pid: int | None, started_at: float | None) -> bool:
-    """True when `pid` is a live process that started no later than `started_at`
-    (+2 s for clock tick rounding): the same process that wrote the status."""
-    if not pid:
-        return False
-    start = proc_start_time(pid)
-    if start is None:
-        return False
-    return started_at is None or start <= float(started_at) + 2.0
