@@ -236,3 +236,14 @@ function nmsTrace(boxes, scores, labels, scoreThresh, nmsThresh, detectionsPerIm
   const keep = order.filter(n => kept[n]);
   return { selected, kept, suppressedBy, suppressIou, keep, final: keep.slice(0, detectionsPerImg) };
 }
+
+/** The boxes of cell (i, j) on level k, xyxy normalised, as `defaultBoxes` computes them
+ * (the Default boxes figure draws only these). Returns [[x1, y1, x2, y2], ...] and labels. */
+function cellBoxes(cfg, k, i, j) {
+  const { wh, labels } = whPairs(cfg.scales, cfg.aspect_ratios[k], k, cfg.extra_box, cfg.clip);
+  const fk = f32(cfg.image_size / cfg.steps[k]);
+  const cx = f32((j + 0.5) / fk), cy = f32((i + 0.5) / fk);
+  const boxes = wh.map(([w, h]) => [f32(cx - f32(0.5 * w)), f32(cy - f32(0.5 * h)), f32(cx + f32(0.5 * w)),
+                                    f32(cy + f32(0.5 * h))]);
+  return { boxes, labels };
+}
