@@ -100,6 +100,21 @@ def test_default_boxes_equal_the_library_on_presets_and_random_configs(mirror):
     assert worst == 0.0
 
 
+def test_the_picked_cells_boxes_are_the_librarys(mirror):
+    """`cellBoxes` (what the Default boxes figure draws) = the cell's rows of `default_boxes`."""
+    rng = random.Random(8)
+    for cfg in [ssd300_voc(), ssd512_voc()] + [_random_config(rng) for _ in range(10)]:
+        db = default_boxes(cfg)
+        for _ in range(5):
+            k = rng.randrange(cfg.num_levels)
+            f = cfg.feature_maps[k]
+            i, j = rng.randrange(f), rng.randrange(f)
+            got = mirror.evaluate("([cfg, k, i, j]) => cellBoxes(cfg, k, i, j).boxes", [box_config_data(cfg), k, i, j])
+            start = db.flat_index(k, i, j, 0)
+            want = db.xyxy[start: start + db.wh_per_level[k].shape[0]].numpy()
+            assert np.array_equal(np.asarray(got, dtype=np.float32), want), (cfg, k, i, j)
+
+
 def test_rule_scales_equal_the_explorer_rule(mirror):
     from explorer.views.default_boxes import rule_scales
 
@@ -352,3 +367,91 @@ def test_nms_equals_the_library_on_random_scores_both_batched_nms_paths(mirror):
         boxes = torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 60 + 1], 1).clamp(0, 300)
         for st, nt in ((0.01, 0.45), (0.2, 0.6)):
             _assert_same_nms(mirror, scores, boxes, st, nt, 200, (n, st, nt))
+
+
+# ---------------------------------------------------------------- through the real page
+def _canvas_pixels(page, which: int = 0) -> str:
+    """A digest of the live canvas's pixels (in the component's shadow root)."""
+    return page.locator("canvas.ssd-canvas").nth(which).evaluate(
+        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let h = 0; for (let i = 0; i < d.length; i += 7) h = (h * 31 + d[i]) | 0; return String(h); }""")
+
+
+def _wait_live(page, name: str) -> None:
+    """Until the live figure has run and the page has dropped its server figure."""
+    from benchmarks.browser import settle
+
+    page.locator("canvas.ssd-canvas").first.wait_for(timeout=90_000)
+    settle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _metric(page, label: str) -> str:
+    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def test_live_figures_in_the_real_app(tmp_path, chromium_and_playwright):
+    """One server, the three pages: a key step redraws the canvas before Python answers, the
+    released value reaches Python (the tables agree with the figure), and a click inside the
+    picked cell's largest box picks the cell under the pointer."""
+    from benchmarks.browser import settle, streamlit_server
+
+    chromium, sync_playwright = chromium_and_playwright
+    with sync_playwright() as p, streamlit_server("app.py", tmp_path / "app.log",
+                                                  env={"SSD_RUNS_DIR": str(tmp_path / "runs")}) as (base, _):
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        try:
+            page.goto(f"{base}/default_boxes")
+            _wait_live(page, "default_boxes")
+            # The server's s_max slider is gone; the live one is a native range input named by its label.
+            smax = page.get_by_role("slider", name="s_max", exact=True)
+            assert smax.count() == 1 and smax.evaluate("e => e.type") == "range"
+            scales = page.locator('input[aria-label^="Scales s_1"]').first
+            before_scales, before_px = scales.input_value(), _canvas_pixels(page)
+            smax.focus()
+            smax.press("ArrowRight")
+            assert _canvas_pixels(page) != before_px  # redrawn in the page, synchronously
+            page.wait_for_function("""([sel, old]) => document.querySelector(sel)?.value !== old""",
+                                   arg=['input[aria-label^="Scales s_1"]', before_scales], timeout=30_000)
+            settle(page)
+            assert scales.input_value().split(", ")[5] == "0.89"  # SSD300's rule: s_max 0.88 -> 0.89
+            # Cell picking: 10x10 level, cell (5, 5) picked; the centre of cell (3, 4) lies inside
+            # (5, 5)'s largest box (1': 135 px wide, from 108.5 to 243.5 px).
+            assert page.locator('input[aria-label="Cell row i"]').first.input_value() == "5"
+            canvas = page.locator("canvas.ssd-canvas").first.bounding_box()
+            page.mouse.click(canvas["x"] + canvas["width"] * 144 / 300, canvas["y"] + canvas["height"] * 112 / 300)
+            page.wait_for_function("""() => {
+                const v = l => document.querySelector(`input[aria-label="${l}"]`)?.value;
+                return v('Cell row i') === '3' && v('Cell column j') === '4'; }""", timeout=30_000)
+
+            page.goto(f"{base}/matching")
+            _wait_live(page, "matching")
+            iou = page.get_by_role("slider", name="IoU threshold", exact=True)
+            assert iou.count() == 1
+            iou.focus()
+            iou.press("ArrowRight")  # 0.50 -> 0.55
+            summary = page.locator(".ssd-summary").first
+            n_page = summary.inner_text().split(" ")[0]
+            page.wait_for_function("""(n) => [...document.querySelectorAll('[data-testid="stMetric"]')]
+                .some(m => m.innerText.includes('Positive default boxes') && m.innerText.includes(n))""",
+                                   arg=n_page, timeout=30_000)
+            settle(page)
+            assert _metric(page, "Positive default boxes") == n_page
+
+            page.goto(f"{base}/nms")
+            _wait_live(page, "nms")
+            score = page.get_by_role("slider", name="Score threshold", exact=True)
+            score.focus()
+            for _ in range(3):
+                score.press("ArrowLeft")  # 0.30 -> 0.27: more candidates
+            n_cand = page.locator(".ssd-summary").first.inner_text().split(" ")[0]
+            page.wait_for_function("""(n) => [...document.querySelectorAll('[data-testid="stMetric"]')]
+                .some(m => m.innerText.includes('Candidates before NMS') && m.innerText.includes(n))""",
+                                   arg=n_cand, timeout=30_000)
+            settle(page)
+            assert _metric(page, "Candidates before NMS") == n_cand
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            browser.close()
