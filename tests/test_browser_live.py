@@ -34,26 +34,36 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def mirror():
-    """A bare Chromium page with the mirror loaded; `call(expr, arg)` evaluates in it."""
+def browser():
+    """One Chromium for the module (a second sync_playwright cannot start beside it)."""
+    import os
+
     from benchmarks.browser import chromium_path
 
+    skip = pytest.fail if os.environ.get("SSD_REQUIRE_BROWSER") == "1" else pytest.skip  # CI sets it
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("python playwright is not installed")
+        skip("python playwright is not installed")
     exe = chromium_path()
     if exe is None:
-        pytest.skip("no Chromium found (apt-get install -y chromium)")
+        skip("no Chromium found (apt-get install -y chromium)")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.set_content("<html><body></body></html>")
-        page.add_script_tag(content=MIRROR_JS + "\nwindow.__b64 = a => { const u = new Uint8Array(a.buffer,"
-                            " a.byteOffset, a.byteLength); let s = ''; for (let i = 0; i < u.length; i++)"
-                            " s += String.fromCharCode(u[i]); return btoa(s); };")
-        yield page
-        browser.close()
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def mirror(browser):
+    """A bare page with the mirror loaded; tests call its functions with `page.evaluate`."""
+    page = browser.new_page()
+    page.set_content("<html><body></body></html>")
+    page.add_script_tag(content=MIRROR_JS + "\nwindow.__b64 = a => { const u = new Uint8Array(a.buffer,"
+                        " a.byteOffset, a.byteLength); let s = ''; for (let i = 0; i < u.length; i++)"
+                        " s += String.fromCharCode(u[i]); return btoa(s); };")
+    yield page
+    page.close()
 
 
 def _random_config(rng: random.Random) -> SSDConfig:
@@ -391,16 +401,13 @@ def _metric(page, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
-def test_live_figures_in_the_real_app(tmp_path, chromium_and_playwright):
+def test_live_figures_in_the_real_app(tmp_path, browser):
     """One server, the three pages: a key step redraws the canvas before Python answers, the
     released value reaches Python (the tables agree with the figure), and a click inside the
     picked cell's largest box picks the cell under the pointer."""
     from benchmarks.browser import settle, streamlit_server
 
-    chromium, sync_playwright = chromium_and_playwright
-    with sync_playwright() as p, streamlit_server("app.py", tmp_path / "app.log",
-                                                  env={"SSD_RUNS_DIR": str(tmp_path / "runs")}) as (base, _):
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+    with streamlit_server("app.py", tmp_path / "app.log", env={"SSD_RUNS_DIR": str(tmp_path / "runs")}) as (base, _):
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
         try:
             page.goto(f"{base}/default_boxes")
@@ -454,4 +461,4 @@ def test_live_figures_in_the_real_app(tmp_path, chromium_and_playwright):
             assert _metric(page, "Candidates before NMS") == n_cand
             assert page.locator('[data-testid="stException"]').count() == 0
         finally:
-            browser.close()
+            page.close()
