@@ -156,3 +156,52 @@ def slider_step(page, label: str, key: str = "ArrowRight", timeout_ms: int = 60_
     thumb.wait_for(timeout=timeout_ms)
     thumb.focus()
     return step(page, lambda: thumb.press(key), timeout_ms=timeout_ms)
+
+
+# Key press -> the figure's first change: a signature of the figure (the live figure's
+# canvas pixels, found in its component's shadow root, or an element's text for the floor
+# app) is read on every animation frame from the mark on; the first frame that shows a
+# different signature is the first change, timed from the keydown event (the live figure: its canvas and its caption,
+# which the same handler redraws; a step that moves no box changes the caption's counts). `watch_figure(page, kind)` arms it; read
+# `window.__ssdFirst.t1 - window.__ssdFirst.t0` after the step.
+_ARM_FIRST = """(kind) => {
+  const canvas = () => {
+    if (!window.__ssdCanvas || !window.__ssdCanvas.isConnected) {
+      const host = [...document.querySelectorAll('*')].find(e => e.shadowRoot && e.shadowRoot.querySelector('canvas.ssd-canvas'));
+      window.__ssdCanvas = host ? host.shadowRoot.querySelector('canvas.ssd-canvas') : null;
+    }
+    return window.__ssdCanvas;
+  };
+  const sig = kind === 'canvas' ? () => {
+      const c = canvas(); if (!c) return '';
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let h = 0; for (let i = 0; i < d.length; i += 5) h = (h * 31 + d[i]) | 0;
+      return String(h) + (c.parentElement.querySelector('.ssd-summary')?.textContent || ''); }
+    : () => [...document.querySelectorAll('[data-testid="stMarkdown"]')].map(e => e.innerText).join('|');
+  const w = window.__ssdFirst = {t0: performance.now(), armed: performance.now(), sig0: sig(), t1: null};
+  // The key press as the page sees it (keyboard events cross shadow roots to the window).
+  window.addEventListener('keydown', (e) => { w.t0 = e.timeStamp; }, {capture: true, once: true});
+  const tick = () => { if (w !== window.__ssdFirst) return;
+    if (sig() !== w.sig0) { w.t1 = performance.now(); return; }
+    if (performance.now() - w.armed < 60000) requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  return true; }"""
+
+
+def figure_step(page, label: str, kind: str, key: str = "ArrowRight", timeout_ms: int = 60_000) -> dict:
+    """One keyboard step on the slider labelled `label` (exact name): {"first_ms": key press
+    -> the figure's first change (`kind` "canvas": the live figure's pixels and caption; "text": the
+    page's markdown elements, not the widgets' own labels and values), "ms": -> the page painted after the rerun's last message (the
+    value synced to Python, the rest of the page), "server_ms", "messages", "bytes"}."""
+    # The live figures' inputs are named exactly by their labels; Streamlit's thumbs are not.
+    thumb = page.get_by_role("slider", name=label, exact=kind == "canvas").first
+    thumb.wait_for(timeout=timeout_ms)
+    thumb.focus()
+    page.evaluate(_ARM_FIRST, kind)
+    out = step(page, lambda: thumb.press(key), timeout_ms=timeout_ms)
+    first = page.evaluate("() => window.__ssdFirst.t1 === null ? null : window.__ssdFirst.t1 - window.__ssdFirst.t0")
+    if first is None:
+        raise TimeoutError(f"the figure did not change after a step on {label!r}")
+    # The step's mark (`step`) came after arming: express both from the arming time.
+    lag = page.evaluate("() => window.__ssdStep.t0 - window.__ssdFirst.t0")
+    return {**out, "first_ms": first, "ms": max(out["ms"] + lag, first)}

@@ -92,3 +92,12 @@ def current_stages(ctx, score_threshold: float = 0.01, nms_threshold: float = 0.
 def default_boxes_of(cfg):
     """`explorer.results.default_boxes(cfg)`, cached by the (frozen, hashable) config."""
     return results.default_boxes(cfg)
+
+
+def background_loss(ctx, stg, db):
+    """Each default box's confidence loss against background (what hard negative mining
+    ranks by), cached by (model, image) in `RAW` (`explorer.views.live_data`)."""
+    from explorer.views import live_data
+
+    return RAW.get_or_compute((ctx.model_key, ctx.image.digest, "background_loss"),
+                              lambda: live_data.background_conf_loss(stg.cls_logits_flat(), db.cxcywh))

@@ -3,7 +3,8 @@ import streamlit as st
 
 from explorer.views import default_box_checks as dbc
 from explorer.views import default_boxes as dbv
-from pages import _cache, _sidebar, _ui
+from explorer.views import live_data
+from pages import _cache, _live, _sidebar, _ui
 
 _ui.require_app_frame()
 
@@ -81,10 +82,26 @@ def _sync_state() -> None:
         ss["db_row"], ss["db_col"] = cell
 
 
-def _config_controls() -> None:
-    """Every number of the configuration as a control; the paper's rule fills the scales."""
+LIVE_KEYS = ("db_size", "db_smin", "db_smax", "db_row", "db_col")
+
+
+def _live_commit(values: dict) -> None:
+    """The live figure's released values (before this run's widgets are drawn)."""
+    if values.get("image_size") != ss.get("db_size"):
+        ss["db_size"] = int(values["image_size"])
+        _to_custom()
+    if values.get("rule_moved") and (values.get("s_min"), values.get("s_max")) != (ss.get("db_smin"), ss.get("db_smax")):
+        ss["db_smin"], ss["db_smax"] = float(values["s_min"]), float(values["s_max"])
+        _rule_changed()
+    ss["db_row"], ss["db_col"] = int(values["row"]), int(values["col"])
+
+
+def _config_controls(live: bool) -> None:
+    """Every number of the configuration as a control; the paper's rule fills the scales.
+    With the live figure in charge, its own controls replace S, s_min and s_max here."""
     st.selectbox("Preset", options, key="db_preset", on_change=_apply_preset)
-    st.slider("Input size S (px)", 64, 1024, step=4, key="db_size", on_change=_to_custom)
+    if not live:
+        st.slider("Input size S (px)", 64, 1024, step=4, key="db_size", on_change=_to_custom)
     st.text_input("Feature-map sizes (one per level)", key="db_maps", on_change=_maps_changed,
                   help="Comma-separated sides of the square feature maps, largest first: the number "
                        "of entries is the number of levels m. Steps, scales and ratio sets follow.")
@@ -97,9 +114,12 @@ def _config_controls() -> None:
     c1.checkbox("extra box s'_k = √(s_k·s_k+1)", key="db_extra", on_change=_to_custom)
     c2.checkbox("clip box sizes to the image", key="db_clip", on_change=_to_custom)
     with st.expander("The paper's rule: fill the scales from s_min and s_max", expanded=True):
-        c3, c4 = st.columns(2)
-        c3.slider("s_min", 0.02, 1.0, step=0.01, key="db_smin", on_change=_rule_changed)
-        c4.slider("s_max", 0.05, 1.5, step=0.01, key="db_smax", on_change=_rule_changed)
+        if not live:
+            c3, c4 = st.columns(2)
+            c3.slider("s_min", 0.02, 1.0, step=0.01, key="db_smin", on_change=_rule_changed)
+            c4.slider("s_max", 0.05, 1.5, step=0.01, key="db_smax", on_change=_rule_changed)
+        else:
+            st.caption("s_min and s_max: the sliders above the figure.")
         c5, c6 = st.columns(2)
         c5.checkbox("first level on its own (SSD300: 0.1 for conv4_3)", key="db_first", on_change=_rule_changed)
         c6.number_input("its scale", 0.01, 1.0, step=0.01, format="%.3f", key="db_sfirst", on_change=_rule_changed)
@@ -170,9 +190,12 @@ def _figure_caption(cfg, db, level: int, row: int, col: int) -> str:
 @st.fragment
 def _default_boxes_section() -> None:
     _sync_state()
+    live = _live.enabled() and bool(ss.get("_live_ready_default_boxes"))
+    if live:
+        _live.keep(*LIVE_KEYS)
     left, right = st.columns([1, 2], gap="medium")
     with left:
-        _config_controls()
+        _config_controls(live)
     cfg, error = _built_config()
     if cfg is None:
         with right:
@@ -183,12 +206,18 @@ def _default_boxes_section() -> None:
         level, row, col = _cell_picker(cfg)
     img = ctx.image
     uri = _cache.image_uri(img.digest, img.image, (cfg.image_size, cfg.image_size))
-    fig = dbv.default_box_figure(cfg, db, level, (row, col), uri, fig_height=FIG_HEIGHT)
     with right:
         for warning in dbc.config_warnings(cfg):
             st.warning(warning.message)
         st.caption(_figure_caption(cfg, db, level, row, col))
-        _ui.show_plotly(fig, key="db_chart", on_select="rerun", selection_mode="points")
+        # The live figure (computed in the page on every step); the server figure until
+        # the browser has run it once, or always when it is off.
+        live = _live.mount("default_boxes", live_data.default_boxes_data(cfg, _controls(), level, (row, col), uri),
+                           _live_commit)
+        if not live:
+            _live.fallback_note()
+            fig = dbv.default_box_figure(cfg, db, level, (row, col), uri, fig_height=FIG_HEIGHT)
+            _ui.show_plotly(fig, key="db_chart", on_select="rerun", selection_mode="points")
     _tables(cfg, db, level, row, col)
 
 

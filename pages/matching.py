@@ -3,8 +3,9 @@ loss keeps, and the loss of this image (Sec. 2.2)."""
 import streamlit as st
 
 from explorer.views import encoding as ev
+from explorer.views import live_data
 from explorer.views import matching as mv
-from pages import _cache, _sidebar, _ui
+from pages import _cache, _live, _sidebar, _ui
 
 _ui.require_app_frame()
 
@@ -49,12 +50,32 @@ def _encoding_section(view, gt, db, cfg, wh) -> None:
 SECTIONS = ("Positives", "Box encoding", "Hard negatives & loss")
 
 
+def _live_commit(values: dict) -> None:
+    """The live figure's released values (before this run's script)."""
+    st.session_state["match_iou"] = float(values["iou_thresh"])
+    st.session_state["match_ratio"] = float(values["neg_pos_ratio"])
+
+
+def _live_figure(ctx, db, iou_thr: float, ratio: float) -> bool:
+    """The matching figure computed in the page (True when it is in charge)."""
+    img, cfg = ctx.image, ctx.loaded.model.cfg
+    stg = _cache.current_stages(ctx)
+    data = live_data.matching_data(cfg, mv.gt_to_norm(ctx.gt.boxes_xyxy, img.image.size), ctx.gt.names,
+                                   ctx.gt.boxes_xyxy, _cache.background_loss(ctx, stg, db), img.image.size,
+                                   iou_thr, ratio, _cache.image_uri(img.digest, img.image))
+    return _live.mount("matching", data, _live_commit)
+
+
 def _positives_section(view, gt, uri, wh, model, iou_thr) -> None:
     st.caption("Solid: matched with IoU >= threshold. Dashed: forced, a GT's best default box that the "
                "threshold alone would not give it. "
                "Hover a box centre for its level, cell, shape and IoU.")
     _ui.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
                     key="match_chart")
+    _positives_tables(view, iou_thr)
+
+
+def _positives_tables(view, iou_thr) -> None:
     st.subheader("Best possible match per ground truth")
     missing = [s for s in view.summary if not s["above_threshold"]]
     if missing:
@@ -111,15 +132,22 @@ def _matching_section(ctx) -> None:
     wh = img.image.size
     gt = ctx.gt
 
-    c1, c2 = st.columns(2)
-    iou_thr = c1.slider("IoU threshold", 0.05, 0.95, 0.5, 0.05, key="match_iou")
-    ratio = c2.slider("Negatives per positive (neg:pos)", 0.0, 10.0, 3.0, 0.5, key="match_ratio")
+    ss = st.session_state
+    live = _live.enabled() and bool(ss.get("_live_ready_matching")) and len(gt) > 0
+    if live:  # the live figure's sliders set these
+        _live.keep("match_iou", "match_ratio")
+        iou_thr, ratio = float(ss.get("match_iou", 0.5)), float(ss.get("match_ratio", 3.0))
+    else:
+        c1, c2 = st.columns(2)
+        iou_thr = c1.slider("IoU threshold", 0.05, 0.95, 0.5, 0.05, key="match_iou")
+        ratio = c2.slider("Negatives per positive (neg:pos)", 0.0, 10.0, 3.0, 0.5, key="match_ratio")
 
     if len(gt) == 0:
         st.info("This image has no ground-truth boxes: every default box is a negative. Add boxes in "
                 "the sidebar (*Ground-truth boxes*) or draw them on the Home page.")
         return
 
+    live = _live_figure(ctx, db, iou_thr, ratio)
     view = mv.matching_view(db, cfg.image_size, gt.boxes_xyxy, gt.names, wh, iou_thr)
     stg = _cache.current_stages(ctx)
     lv = mv.loss_view(stg.cls_logits_flat(), stg.bbox_regression_flat(), db, gt.boxes_xyxy, gt.labels, wh,
@@ -131,7 +159,11 @@ def _matching_section(ctx) -> None:
                        help="The numbers above cover all three; the figures and tables of one section show below.")
     uri = _cache.image_uri(img.digest, img.image)
     if section == SECTIONS[0]:
-        _positives_section(view, gt, uri, wh, model, iou_thr)
+        if live:  # the figure is the live one above; its tables here
+            _positives_tables(view, iou_thr)
+        else:
+            _live.fallback_note()
+            _positives_section(view, gt, uri, wh, model, iou_thr)
     elif section == SECTIONS[1]:
         _encoding_section(view, gt, db, cfg, wh)
     else:

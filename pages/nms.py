@@ -1,8 +1,9 @@
 """NMS: from candidates to detections, with who suppressed whom (Sec. 3)."""
 import streamlit as st
 
+from explorer.views import live_data
 from explorer.views import nms as nv
-from pages import _cache, _sidebar, _trace_link, _ui
+from pages import _cache, _live, _sidebar, _trace_link, _ui
 
 _ui.require_app_frame()
 
@@ -19,13 +20,41 @@ _ui.page_header(
 )
 
 
-# A fragment: moving a control here reruns this part only, not the sidebar and the page.
-@st.fragment
-def _nms_section(ctx) -> None:
+def _live_commit(values: dict) -> None:
+    """The live figure's released values (before this run's script)."""
+    ss = st.session_state
+    ss["nms_score"], ss["nms_iou"] = float(values["score_thresh"]), float(values["nms_thresh"])
+    ss["nms_topk"] = int(values["detections_per_img"])
+
+
+def _live_figure(ctx, stg, thresholds: dict, draw: dict) -> bool:
+    """The NMS figure computed in the page (True when it is in charge)."""
+    img, raw = ctx.image, stg.raw
+    data = live_data.nms_data(raw.scores, raw.boxes_px_in, raw.boxes_xyxy_px, raw.default_boxes.level,
+                              ctx.loaded.class_names, img.image.size, thresholds,
+                              {**draw, "gt_px": ctx.gt.boxes_xyxy.tolist()}, _cache.image_uri(img.digest, img.image))
+    return _live.mount("nms", data, _live_commit)
+
+
+def _threshold_controls(live: bool) -> tuple[float, float, int]:
+    """(score_thresh, nms_thresh, detections_per_img): the live figure's sliders set them
+    when it is in charge; otherwise the server sliders."""
+    ss = st.session_state
+    if live:
+        _live.keep("nms_score", "nms_iou", "nms_topk")
+        return float(ss.get("nms_score", 0.3)), float(ss.get("nms_iou", 0.45)), int(ss.get("nms_topk", 200))
     c1, c2, c3 = st.columns(3)
     score_thr = c1.slider("Score threshold", 0.01, 0.95, 0.3, 0.01, key="nms_score")
     iou_thr = c2.slider("NMS IoU threshold", 0.05, 0.95, 0.45, 0.05, key="nms_iou")
     top_k = c3.slider("Top k detections", 1, 400, 200, 1, key="nms_topk")
+    return score_thr, iou_thr, top_k
+
+
+# A fragment: moving a control here reruns this part only, not the sidebar and the page.
+@st.fragment
+def _nms_section(ctx) -> None:
+    live = _live.enabled() and bool(st.session_state.get("_live_ready_nms"))
+    score_thr, iou_thr, top_k = _threshold_controls(live)
     c4, c5, c6 = st.columns(3)
     show_sup = c4.checkbox("show suppressed boxes", True, key="nms_show_sup")
     show_links = c5.checkbox("link each to its suppressor", True, key="nms_links")
@@ -46,11 +75,16 @@ def _nms_section(ctx) -> None:
     final_rows = nv.filter_by_class(nv.detection_rows(stg.detections.to_records(names)), only)
     m3.metric("Final detections (after top k)", len(final_rows))
     img = ctx.image
-    fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links,
-                        gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)
     thresholds = {"score_threshold": score_thr, "nms_threshold": iou_thr, "top_k": top_k}
-    _ui.show_plotly(fig, key="nms_chart", on_select="rerun", selection_mode="points")
-    _trace_link.chart_pick(ctx, "nms_chart", thresholds)
+    live = _live_figure(ctx, stg, {"score_thresh": score_thr, "nms_thresh": iou_thr, "detections_per_img": top_k},
+                        {"show_suppressed": show_sup, "show_links": show_links,
+                         "only_class": None if only == nv.ALL_CLASSES else only})
+    if not live:
+        _live.fallback_note()
+        fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links,
+                            gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)
+        _ui.show_plotly(fig, key="nms_chart", on_select="rerun", selection_mode="points")
+        _trace_link.chart_pick(ctx, "nms_chart", thresholds)
     t1, t2 = st.columns(2)
     t1.markdown("**Per class**")
     t1.dataframe(per_class, hide_index=True, width="stretch")

@@ -119,7 +119,9 @@ def _click_a_cell(page) -> None:
     its centre, picks that cell (the transparent cell layer takes the click)."""
     _pick(page, "Level (feature map)", "0: 38x38")
     _settle(page, "Default boxes")
-    area = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first.bounding_box()
+    # The live figure's canvas (pages/_live.py) once it runs; the server figure otherwise.
+    live = page.locator("canvas.ssd-canvas")
+    area = (live if live.count() else page.locator('[data-testid="stPlotlyChart"] .nsewdrag')).first.bounding_box()
     step, size = 8, 300  # SSD300's first level: 8 px cells on the 300 px input
     x = area["x"] + area["width"] * (30 * step + 2) / size  # 2 px into the cell, not at its centre
     y = area["y"] + area["height"] * (5 * step + 6) / size

@@ -1,0 +1,106 @@
+"""Live figures: Default boxes, Matching and NMS computed in the page on every slider step
+(issue 21), as `st.components.v2` components registered once, at import.
+
+Each component is one ES module: `pages/live/ssd_mirror.js` (float32 mirrors of the
+library's maths, proved equal to it by tests/test_browser_live.py), `common.js` (controls,
+canvas, commit) and the figure's own file; the files live beside the pages because they
+are page code (explorer/ stays plain Python). Python sends the data once per image /
+model / configuration (`explorer.views.live_data`); the page redraws on every step and
+sends the controls' values back on release (pointer up, every key step) as the state
+value `commit`; `ready` says the module ran in this browser.
+
+Fallback: with `SSD_LIVE_FIGURES=0`, or when registration fails, or until the browser
+has run the module once in this session, the page draws today's server figure and
+controls (and says why). `mount` returns whether the live figure is in charge.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import streamlit as st
+
+LIVE_DIR = Path(__file__).resolve().parent / "live"
+ENV_VAR = "SSD_LIVE_FIGURES"  # "0" turns the live figures off (server figures only)
+NAMES = ("default_boxes", "matching", "nms")
+LOADING = ("The live figure is loading. If this message stays, it could not run in this browser; "
+           "the figure drawn by the server below shows the same.")
+HTML = f'<div class="ssd-live"><p class="ssd-live-status">{LOADING}</p></div>'
+
+
+def _module(name: str) -> str:
+    return "\n".join((LIVE_DIR / f).read_text() for f in ("ssd_mirror.js", "common.js", f"{name}.js"))
+
+
+def _register() -> tuple[dict, str | None]:
+    try:
+        css = (LIVE_DIR / "live.css").read_text()
+        return {n: st.components.v2.component(f"ssd_live_{n}", html=HTML, css=css, js=_module(n))
+                for n in NAMES}, None
+    except Exception as e:  # a missing file, an older Streamlit: the server figures stay
+        return {}, f"{type(e).__name__}: {e}"
+
+
+COMPONENTS, REGISTER_ERROR = _register()
+
+
+def enabled() -> bool:
+    """Live figures on (the default), unless SSD_LIVE_FIGURES=0 or registration failed."""
+    return os.environ.get(ENV_VAR, "1") != "0" and not REGISTER_ERROR
+
+
+def _ready_key(name: str) -> str:
+    return f"_live_ready_{name}"
+
+
+def _seq_key(name: str) -> str:
+    return f"_live_seq_{name}"
+
+
+def keep(*keys: str) -> None:
+    """Keep these session-state values when their server widgets are not drawn (Streamlit
+    drops a widget's value at the end of a run that does not draw it)."""
+    ss = st.session_state
+    for k in keys:
+        if k in ss:
+            ss[k] = ss[k]
+
+
+def mount(name: str, data: dict, on_commit: Callable[[dict], None]) -> bool:
+    """Mount live figure `name` with `data`; `on_commit(values)` runs (as a callback, before
+    the rerun's script) with the values the user released. Returns True when the live figure
+    is in charge (the browser ran it in this session), False when the page must draw its
+    server figure and controls as well (not yet loaded, or off)."""
+    if not enabled():
+        return False
+    ss = st.session_state
+    key = f"live_{name}"
+
+    def committed():
+        values = _state_value(ss.get(key), "commit")
+        if isinstance(values, dict) and values.get("seq", 0) > ss.get(_seq_key(name), 0):
+            ss[_seq_key(name)] = values["seq"]
+            on_commit(values)
+
+    def ready():
+        ss[_ready_key(name)] = True
+
+    COMPONENTS[name](key=key, data={**data, "seq": ss.get(_seq_key(name), 0)},
+                     default={"commit": None, "ready": False},
+                     on_commit_change=committed, on_ready_change=ready)
+    return bool(ss.get(_ready_key(name)))
+
+
+def _state_value(state, field: str):
+    if state is None:
+        return None
+    if isinstance(state, dict):
+        return state.get(field)
+    return getattr(state, field, None)
+
+
+def fallback_note() -> None:
+    """Under a server figure drawn because the live one is off or failed to register."""
+    if REGISTER_ERROR:
+        st.caption(f"The live figure could not be set up ({REGISTER_ERROR}); this figure is drawn by the server.")

@@ -1,0 +1,119 @@
+// Shared page-side helpers of the live figures: controls, canvas, image, commit to Python.
+// Every text drawn from data (class names, labels) goes through textContent or canvas
+// fillText: never markup.
+
+/** The figure's state kept across calls (Streamlit calls the module again on every rerun). */
+function liveState(parentElement) {
+  if (!parentElement.__ssdLive) parentElement.__ssdLive = { seq: 0, dataJson: null, ui: null };
+  const st = parentElement.__ssdLive;
+  if (st.ui && st.ui.root !== parentElement.querySelector(".ssd-live")) { st.ui = null; st.dataJson = null; }
+  return st;
+}
+
+function el(tag, attrs, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** A native range input whose accessible name is its visible label (label for=id), with
+ * its value shown beside it. `onInput(v)` on every step; `onCommit(v)` on release (the
+ * input's `change`: pointer up after a drag, and every key step). */
+function rangeControl(parent, id, label, range, value, onInput, onCommit) {
+  const row = el("div", { class: "ssd-control" });
+  const lab = el("label", { for: id }, label);
+  const input = el("input", { type: "range", id, min: String(range[0]), max: String(range[1]), step: String(range[2]) });
+  input.value = String(value);
+  const out = el("output", { for: id, "aria-hidden": "true" }, fmt(value, range[2]));
+  input.addEventListener("input", () => { out.textContent = fmt(+input.value, range[2]); onInput(+input.value); });
+  input.addEventListener("change", () => onCommit(+input.value));
+  row.append(lab, input, out);
+  parent.appendChild(row);
+  return {
+    input,
+    set(v) { input.value = String(v); out.textContent = fmt(+input.value, range[2]); },
+    get() { return +input.value; },
+  };
+}
+
+function fmt(v, step) {
+  const d = step >= 1 ? 0 : Math.max(0, Math.ceil(-Math.log10(step) - 1e-9));
+  return Number(v).toFixed(d);
+}
+
+/** A canvas sized for the screen's pixel ratio; returns {canvas, ctx, w, h} in CSS px. */
+function sizedCanvas(canvas, w, h) {
+  const dpr = window.devicePixelRatio || 1;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+    canvas.style.width = w + "px"; canvas.style.height = h + "px";
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return ctx;
+}
+
+/** The figure background, loaded once per URI; `onload` redraws. */
+function loadImage(state, uri, onload) {
+  if (!uri) { state.image = null; return; }
+  if (state.imageUri === uri) return;
+  state.imageUri = uri;
+  const img = new Image();
+  img.onload = () => { if (state.imageUri === uri) { state.image = img; onload(); } };
+  img.src = uri;
+}
+
+/** Send the controls' values to Python (one state value, a new sequence number each time). */
+function commit(component, state, values) {
+  state.seq += 1;
+  component.setStateValue("commit", Object.assign({ seq: state.seq }, values));
+}
+
+/** Whether Python has seen the newest commit: until then its data carries older values,
+ * and the controls keep what the user set. */
+function caughtUp(state, data) {
+  return (data.seq || 0) >= state.seq;
+}
+
+function strokeBox(ctx, x1, y1, x2, y2, color, width, dash) {
+  ctx.strokeStyle = color; ctx.lineWidth = width; ctx.setLineDash(dash || []);
+  ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+}
+
+function labelText(ctx, text, x, y, color) {
+  ctx.font = "12px sans-serif";
+  const w = ctx.measureText(text).width + 6;
+  ctx.fillStyle = color; ctx.fillRect(x, Math.max(0, y - 15), w, 15);
+  ctx.fillStyle = "#000"; ctx.fillText(text, x + 3, Math.max(11, y - 4));
+}
+
+function tableOf(headers, rows) {
+  const t = el("table", { class: "ssd-table" });
+  const hr = el("tr");
+  for (const h of headers) hr.appendChild(el("th", {}, h));
+  t.appendChild(hr);
+  for (const r of rows) {
+    const tr = el("tr");
+    for (const c of r) tr.appendChild(el("td", {}, String(c)));
+    t.appendChild(tr);
+  }
+  return t;
+}
+
+/** Build the figure's frame once: status line, controls, canvas, notes; say it is live. */
+function frame(parentElement, component, title) {
+  const root = parentElement.querySelector(".ssd-live");
+  const status = root.querySelector(".ssd-live-status");
+  if (status) status.remove();
+  const ui = {
+    root,
+    controls: el("div", { class: "ssd-controls" }),
+    canvas: el("canvas", { class: "ssd-canvas", role: "img", "aria-label": title }),
+    summary: el("p", { class: "ssd-summary", "aria-live": "polite" }),
+    table: el("div", { class: "ssd-tables" }),
+  };
+  root.append(ui.controls, ui.canvas, ui.summary, ui.table);
+  component.setStateValue("ready", true);
+  return ui;
+}

@@ -1,0 +1,111 @@
+// Default boxes, live: the grid of the picked level and the boxes of the picked cell,
+// recomputed in the page from (S, feature maps, steps, scales by the paper's rule from
+// s_min / s_max, ratios, extra box, clip) on every slider step; a click picks the cell
+// under the pointer (anywhere on the grid: nothing lies above the canvas).
+
+const DB_SIDE = 560;  // CSS px, the square figure
+
+function dbConfig(st) {
+  const cfg = Object.assign({}, st.data.config);
+  cfg.image_size = st.v.image_size;
+  if (st.ruleMoved) {
+    const m = cfg.feature_maps.length, r = st.data.rule;
+    cfg.scales = ruleScales(st.v.s_min, st.v.s_max, m, r.first_separate && m >= 3 ? r.s_first : null);
+  }
+  return cfg;
+}
+
+function dbDraw(st) {
+  const cfg = dbConfig(st);
+  const S = cfg.image_size, k = Math.min(st.v.level, cfg.feature_maps.length - 1), f = cfg.feature_maps[k];
+  const row = Math.min(st.v.row, f - 1), col = Math.min(st.v.col, f - 1);
+  const px = DB_SIDE / S, step = cfg.steps[k];
+  const ctx = sizedCanvas(st.ui.canvas, DB_SIDE, DB_SIDE);
+  ctx.fillStyle = "#f4f4f4"; ctx.fillRect(0, 0, DB_SIDE, DB_SIDE);
+  if (st.image) ctx.drawImage(st.image, 0, 0, DB_SIDE, DB_SIDE);
+  // Grid: a line every `every` cells when cells are tiny on screen.
+  const every = Math.max(1, Math.ceil(4 / (step * px)));
+  ctx.strokeStyle = "rgba(255,255,255,0.55)"; ctx.lineWidth = 1; ctx.setLineDash([]);
+  ctx.beginPath();
+  for (let c = 0; c <= f; c += every) {
+    const p = Math.min(c * step * px, DB_SIDE);
+    ctx.moveTo(p, 0); ctx.lineTo(p, Math.min(f * step * px, DB_SIDE));
+    ctx.moveTo(0, p); ctx.lineTo(Math.min(f * step * px, DB_SIDE), p);
+  }
+  ctx.stroke();
+  strokeBox(ctx, col * step * px, row * step * px, (col + 1) * step * px, (row + 1) * step * px, "#000", 2.5);
+  const { boxes, labels } = cellBoxes(cfg, k, row, col);
+  const colors = st.data.colors.ratio;
+  boxes.forEach((b, n) => strokeBox(ctx, b[0] * DB_SIDE, b[1] * DB_SIDE, b[2] * DB_SIDE, b[3] * DB_SIDE,
+                                    colors[n % colors.length], 2));
+  ctx.fillStyle = "#000";
+  ctx.beginPath(); ctx.arc((col + 0.5) * step * px, (row + 0.5) * step * px, 3, 0, 2 * Math.PI); ctx.fill();
+  dbTable(st, cfg, k, row, col, boxes, labels);
+}
+
+function dbTable(st, cfg, k, row, col, boxes, labels) {
+  const S = cfg.image_size;
+  const rows = [];
+  let total = 0;
+  cfg.feature_maps.forEach((f, q) => {
+    const { wh, labels: labs } = whPairs(cfg.scales, cfg.aspect_ratios[q], q, cfg.extra_box, cfg.clip);
+    total += f * f * wh.length;
+    rows.push([q, `${f}x${f}`, wh.length, f * f * wh.length, cfg.scales[q].toFixed(3),
+               wh.map(([w, h], n) => `${labs[n]}:${Math.round(w * S)}x${Math.round(h * S)}`).join(" ")]);
+  });
+  rows.push(["total", "", "", total, "", ""]);
+  st.ui.summary.textContent = `${total} default boxes at S = ${S} px. Level ${k}, cell (${row}, ${col}): ` +
+    boxes.map((b, n) => `${labels[n]} ${Math.round((b[2] - b[0]) * S)}x${Math.round((b[3] - b[1]) * S)}`).join(", ") +
+    " px. Click any cell to pick it.";
+  st.ui.table.replaceChildren(tableOf(["level", "map", "boxes per cell", "boxes", "scale", "box sizes (px)"], rows));
+}
+
+function dbCommit(component, st) {
+  commit(component, st, { s_min: st.v.s_min, s_max: st.v.s_max, image_size: st.v.image_size,
+                          rule_moved: st.ruleMoved, row: st.v.row, col: st.v.col });
+}
+
+function dbBuild(component, st) {
+  const ui = st.ui = frame(component.parentElement, component, "Default boxes of the picked cell on the input");
+  const r = st.data.ranges;
+  const redraw = () => dbDraw(st);
+  st.ctl = {
+    image_size: rangeControl(ui.controls, "db-live-size", "Input size S (px)", r.image_size, st.v.image_size,
+                             v => { st.v.image_size = v; redraw(); }, () => dbCommit(component, st)),
+    s_min: rangeControl(ui.controls, "db-live-smin", "s_min", r.s_min, st.v.s_min,
+                        v => { st.v.s_min = v; st.ruleMoved = true; redraw(); }, () => dbCommit(component, st)),
+    s_max: rangeControl(ui.controls, "db-live-smax", "s_max", r.s_max, st.v.s_max,
+                        v => { st.v.s_max = v; st.ruleMoved = true; redraw(); }, () => dbCommit(component, st)),
+  };
+  ui.canvas.addEventListener("click", (e) => {
+    const cfg = dbConfig(st), k = Math.min(st.v.level, cfg.feature_maps.length - 1), f = cfg.feature_maps[k];
+    const rect = ui.canvas.getBoundingClientRect();
+    const toIn = cfg.image_size / rect.width;  // CSS px -> input px
+    const x = (e.clientX - rect.left) * toIn, y = (e.clientY - rect.top) * (cfg.image_size / rect.height);
+    st.v.col = Math.max(0, Math.min(f - 1, Math.floor(x / cfg.steps[k])));
+    st.v.row = Math.max(0, Math.min(f - 1, Math.floor(y / cfg.steps[k])));
+    redraw();
+    dbCommit(component, st);
+  });
+}
+
+export default function (component) {
+  const st = liveState(component.parentElement);
+  const data = component.data;
+  const json = JSON.stringify(data);
+  if (json === st.dataJson && st.ui) return;
+  st.dataJson = json;
+  if (!st.data) st.seq = Math.max(st.seq, data.seq || 0);  // a new mount continues Python's count
+  st.data = data;
+  if (!st.v || caughtUp(st, data)) {  // Python's values, unless the user is ahead of it
+    st.v = { image_size: data.config.image_size, s_min: data.rule.s_min, s_max: data.rule.s_max,
+             level: data.level, row: data.row, col: data.col };
+    st.ruleMoved = false;
+  } else {
+    st.v.level = data.level;
+  }
+  if (!st.ui) dbBuild(component, st);
+  for (const name of ["image_size", "s_min", "s_max"]) st.ctl[name].set(st.v[name]);
+  loadImage(st, data.image_uri, () => dbDraw(st));
+  dbDraw(st);
+}

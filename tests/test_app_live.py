@@ -1,0 +1,72 @@
+"""The live figures' Streamlit side (pages/_live.py), headless through AppTest, which runs
+no JavaScript: a browser in which the component never loads. Every live page then still
+shows its server figure and sliders (the fallback), and with SSD_LIVE_FIGURES=0 the pages
+mount no component at all. Once the browser has run a component (`_live_ready_*`), the page
+drops the server figure and its sliders and reads the values the live figure committed."""
+from pathlib import Path
+
+import pytest
+
+st_testing = pytest.importorskip("streamlit.testing.v1")
+AppTest = st_testing.AppTest
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+LIVE_PAGES = {"pages/default_boxes.py": ("default_boxes", "s_max"), "pages/matching.py": ("matching", "IoU threshold"),
+              "pages/nms.py": ("nms", "Score threshold")}
+
+pytestmark = pytest.mark.usefixtures("app_env")
+
+
+def _components(at) -> list:
+    return list(at.get("bidi_component"))
+
+
+def _plotly_count(at) -> int:
+    return len(list(at.get("plotly_chart")))
+
+
+def _run_page(at, page: str):
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("page", sorted(LIVE_PAGES))
+def test_without_the_component_the_page_shows_its_server_figure(page, monkeypatch):
+    monkeypatch.setenv("SSD_LIVE_FIGURES", "0")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    _run_page(at, page)
+    assert _components(at) == []
+    assert _plotly_count(at) >= 1
+    label = LIVE_PAGES[page][1]
+    assert any(s.label == label for s in at.slider), [s.label for s in at.slider]
+
+
+@pytest.mark.parametrize("page", sorted(LIVE_PAGES))
+def test_until_the_browser_runs_it_the_server_figure_stays(page):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    _run_page(at, page)
+    assert len(_components(at)) == 1  # mounted: the browser may run it
+    assert _plotly_count(at) >= 1  # and the server figure is there until it does
+    name, label = LIVE_PAGES[page]
+    assert any(s.label == label for s in at.slider)
+    # The browser ran it (the component's `ready`): the server figure and slider go.
+    at.session_state[f"_live_ready_{name}"] = True
+    _run_page(at, page)
+    assert len(_components(at)) == 1
+    assert not any(s.label == label for s in at.slider)
+
+
+def test_a_committed_value_reaches_python_and_the_tables():
+    """What the live NMS figure's callback writes is what the page computes with."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.session_state["_live_ready_nms"] = True
+    at.session_state["nms_score"] = 0.9
+    _run_page(at, "pages/nms.py")
+    high = next(m.value for m in at.metric if m.label == "Candidates before NMS")
+    at.session_state["nms_score"] = 0.05
+    _run_page(at, "pages/nms.py")
+    low = next(m.value for m in at.metric if m.label == "Candidates before NMS")
+    assert int(low) > int(high)
