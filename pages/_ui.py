@@ -3,32 +3,15 @@ and reading plotly selection events (one reader for every chart that can be clic
 from __future__ import annotations
 
 import json
-import re
-import string
 
 import streamlit as st
 
 from explorer.inputs.models import model_caveat
+from explorer.text import figure_plain, md
 from explorer.views.figures import PAPER_URL, records_to_csv
 
 CTX_KEY = "_explorer_ctx"  # session-state key of the sidebar's ExplorerContext
-_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in string.punctuation})
-_WORD_JOINER = "\u2060"  # invisible; splits what GFM would turn into a link
-_AUTOLINK_RE = re.compile(r"(?<=:)|(?<=@)|(?<=www)(?=\.)", re.IGNORECASE)
-
-
-def plain(text: str) -> str:
-    """`text` for a Streamlit markdown element (st.error, st.caption, ...) that shows it
-    literally: file names, paths, labels and messages quoting them.
-
-    Every ASCII punctuation character gets a backslash (CommonMark's escape), so `*`,
-    `_`, `[..](..)`, `<b>`, `$..$` (math), `:red[..]` (colour) and `:smile:` (emoji) stay
-    as typed; line breaks stay line breaks. GFM links bare URLs and e-mail addresses
-    after the escapes are read, so an invisible word joiner (U+2060) follows each `:`
-    and `@` and splits `www.`: `http://x` shows as typed but is not a link.
-    """
-    lines = (_AUTOLINK_RE.sub(_WORD_JOINER, line) for line in str(text).split("\n"))
-    return "  \n".join(line.translate(_MARKDOWN_ESCAPES) for line in lines)
+plain = md  # the one plain-text rule (explorer/text.py): every user/file string before Markdown
 
 
 def uses_pages_directory() -> bool:
@@ -72,7 +55,7 @@ def page_header(title: str, intro: str, section: str, shows_detections: bool = F
     if ctx is not None and shows_detections:
         caveat = model_caveat(ctx.loaded, ctx.image.source)
         if caveat:
-            st.info(caveat, icon=":material/info:")
+            st.info(plain(caveat), icon=":material/info:")
 
 
 def download_buttons(name: str, rows: list[dict], key: str, payload: dict | None = None) -> None:
@@ -85,7 +68,9 @@ def download_buttons(name: str, rows: list[dict], key: str, payload: dict | None
 
 
 def show_plotly(fig, key: str, **kw):
-    """A plotly chart with the toolbar's PNG download at full resolution."""
+    """A plotly chart with the toolbar's PNG download at full resolution; its data text
+    (class names, GT labels, file names) escaped by `explorer.text.figure_plain`."""
+    fig = figure_plain(fig)
     config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2, "filename": key}}
     return st.plotly_chart(fig, key=key, config=config, width="stretch", **kw)
 
