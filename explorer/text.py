@@ -101,3 +101,9 @@ def figure_plain(fig):
             axis.ticktext = _plain_value(list(axis.ticktext))
     fig._text_plain = True
     return fig
+
+
+def shown(markdown: str) -> str:
+    """What a Markdown element shows for `md` text: the escapes and word joiners removed
+    (tests and logs compare this with the user's text)."""
+    return re.sub(r"\\(.)", r"\1", str(markdown)).replace(_WORD_JOINER, "")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from explorer.text import shown
+
 from explorer.evaluation import runner
 from tests.eval_helpers import SHIPPED, make_eval
 
@@ -42,7 +44,7 @@ def _metric(at, label):
 
 def test_results_tuner_and_hand_off(runs):
     at = _page()
-    assert not at.error, [e.value for e in at.error]
+    assert not at.error, [shown(e.value) for e in at.error]
     assert at.selectbox(key="eval_a").value in (runs[1].name, runs[2].name)
     at.selectbox(key="eval_a").set_value(runs[1].name).run()
     ap_eval = _metric(at, "AP@[.5:.95]")
@@ -76,7 +78,7 @@ def test_two_evaluations_side_by_side(runs):
     at.selectbox(key="eval_a").set_value(runs[1].name).run()
     at.selectbox(key="eval_b").set_value(runs[2].name).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Differences (B - A)" in s.value for s in at.subheader)
+    assert any("Differences (B - A)" in shown(s.value) for s in at.subheader)
 
 
 def test_failed_evaluation_shows_the_reason(runs):
@@ -86,7 +88,7 @@ def test_failed_evaluation_shows_the_reason(runs):
     runner.write_status(d, state="failed", message="checkpoint x.pt is truncated or corrupt")
     try:
         at = _page()
-        assert any("failed: checkpoint x.pt is truncated or corrupt" in e.value for e in at.error)
+        assert any("failed: checkpoint x.pt is truncated or corrupt" in shown(e.value) for e in at.error)
     finally:
         import shutil
 
@@ -102,7 +104,7 @@ def test_bad_checkpoint_file_is_refused_with_its_name(tmp_path):
     at.text_input(key="ev_ckpt_path").set_value(str(cut)).run()
     at.button(key="ev_go").click().run()
     assert not at.exception
-    assert any("Cannot evaluate" in e.value for e in at.error)
+    assert any("Cannot evaluate" in shown(e.value) for e in at.error)
     assert any("cut.pt is truncated or corrupt" in c.value for c in at.code)
 
 
