@@ -6,6 +6,7 @@ import json
 
 import streamlit as st
 
+from explorer import paths
 from explorer.inputs.models import model_caveat
 from explorer.text import figure_plain, md
 from explorer.views.figures import PAPER_URL, records_to_csv
@@ -42,6 +43,12 @@ def require_app_frame() -> None:
     from pages import _auth  # a page file run without app.py is gated too
 
     _auth.gate()
+
+
+def data_roots() -> tuple:
+    """Folders a typed path may be in (`explorer.paths.data_roots`): $SSD_DATA_ROOTS, else
+    data/ and home on a loopback server, none on an exposed one."""
+    return paths.data_roots(paths.server_is_exposed(st.get_option("server.address")))
 
 
 def page_header(title: str, intro: str, section: str, shows_detections: bool = False) -> None:

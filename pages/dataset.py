@@ -52,7 +52,8 @@ if cached is None or cached[0] != choice:
         if isinstance(choice, tuple):
             data = datasets.load_upload(choice[1], choice[2])
         else:
-            data = datasets.load(choice, lambda done, total: bar.progress(done / total, text=f"{done}/{total} images"))
+            data = datasets.load(choice, lambda done, total: bar.progress(done / total, text=f"{done}/{total} images"),
+                                     roots=_ui.data_roots())
     except ValueError as e:  # DatasetError is a ValueError
         bar.empty()
         st.error(_ui.plain(e))

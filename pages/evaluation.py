@@ -76,7 +76,7 @@ def _new_evaluation() -> None:
             try:
                 if not spec.checkpoint:
                     raise EvalInputError("no checkpoint given: pick one or type a file path")
-                d = jobs.launch(spec)
+                d = jobs.launch(spec, roots=_ui.data_roots())
             except EvalInputError as e:
                 st.error("Cannot evaluate this:")
                 st.code(str(e), language=None, wrap_lines=True)

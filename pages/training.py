@@ -12,7 +12,6 @@ import streamlit as st
 from pages import _ui
 from pages._ui import require_app_frame
 
-from explorer import paths
 from explorer.inputs.box_config import write_for_training
 from explorer.jobs import manager as jobs
 from explorer.jobs.limits import JobLimits
@@ -134,8 +133,7 @@ def _starting_point(runs_dir) -> dict:
 def _data_roots() -> tuple:
     """Folders dataset paths may be in: $SSD_DATA_ROOTS, else data/ and home when the
     server is on loopback, none when it is exposed."""
-    exposed = paths.server_is_exposed(st.get_option("server.address"))
-    return paths.data_roots(exposed)
+    return _ui.data_roots()
 
 
 def _box_config(choice: str, model: str, runs_dir) -> dict | None:

@@ -107,3 +107,39 @@ def test_bad_dataset_inputs_show_what_is_wrong(tmp_path):
     good = {**no_sizes, "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 50}]}
     at.file_uploader(key="ds_upload").set_value(("ok.json", json.dumps(good).encode(), "application/json")).run()
     assert not at.exception and _metric(at, "Boxes") == "1"
+
+
+def test_typed_paths_are_confined_and_never_block(tmp_path, monkeypatch):
+    """Issue 20 items 2, 3, 4, 7: the Dataset page reads only inside SSD_DATA_ROOTS, says the
+    same for whatever lies outside, refuses a FIFO annotation and a 1 GiB sparse JSON at
+    once, and names a NUL byte instead of failing."""
+    import os
+    import time
+
+    root = tmp_path / "data"
+    (root / "voc" / "Annotations").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    os.mkfifo(root / "voc" / "Annotations" / "a.xml")
+    with open(root / "big.json", "wb") as f:
+        f.truncate(1 << 30)
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(root))
+    at = _page()
+    said = {}
+    for kind, path in (("voc", "/etc"), ("voc", str(tmp_path / "outside" / "nope")), ("coco", "/etc/shadow"),
+                       ("coco", "/proc/self/environ")):
+        at.radio(key="ds_kind").set_value(kind).run()
+        at.text_input(key=f"ds_path_{kind}").input(path).run()
+        assert not at.exception
+        said[path] = [e.replace(path, "P").replace("VOC folder", "W").replace("COCO JSON", "W") for e in _errors(at)]
+    assert all(len(v) == 1 and "outside the allowed data folders" in v[0] for v in said.values()), said
+    assert len({v[0].split(":", 1)[1] for v in said.values()}) == 1, said  # one answer for all
+    at.radio(key="ds_kind").set_value("voc").run()
+    t0 = time.perf_counter()
+    at.text_input(key="ds_path_voc").input(str(root / "voc")).run()
+    assert time.perf_counter() - t0 < 20 and not at.exception
+    assert any("not a regular file" in e for e in _errors(at)), _errors(at)
+    at.radio(key="ds_kind").set_value("coco").run()
+    at.text_input(key="ds_path_coco").input(str(root / "big.json")).run()
+    assert any("over the 512 MiB limit" in e for e in _errors(at)), _errors(at)
+    at.text_input(key="ds_path_coco").input(str(root) + "/a\x00b.json").run()
+    assert not at.exception and any("NUL byte" in e for e in _errors(at)), _errors(at)

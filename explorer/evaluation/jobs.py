@@ -21,8 +21,8 @@ from pathlib import Path
 
 from explorer.evaluation.raw import RawOutputs, raw_from_file
 from explorer.evaluation.runner import LOG_FILE, RAW_FILE, RESULT_FILE, SPEC_FILE, STATUS_FILE, write_status
-from explorer.evaluation.spec import EvalInputError, EvalSpec, eval_key, load_checked
-from explorer.paths import REPO_ROOT, runs_dir
+from explorer.evaluation.spec import EvalInputError, EvalSpec, check_paths, eval_key, load_checked
+from explorer.paths import CHECKPOINTS_DIR, JOB_ROOTS_ENV, REPO_ROOT, confined_to, job_env, runs_dir
 
 STARTING_GRACE_S = 60.0  # a run not yet showing its pid counts as alive this long after launch
 
@@ -98,29 +98,38 @@ def list_evals(root: Path | None = None) -> list[EvalInfo]:
     return sorted(infos, key=lambda i: i.updated_at, reverse=True)
 
 
-def launch(spec: EvalSpec, root: Path | None = None, check: bool = True) -> Path:
+def launch(spec: EvalSpec, root: Path | None = None, check: bool = True,
+           roots: tuple[Path, ...] | None = None) -> Path:
     """Start evaluating `spec` in a detached process (or find it in the cache).
 
     A finished or running evaluation with the same key is returned as it is; a failed or
     cancelled one is run again. `check` first loads the checkpoint and builds the dataset
     here, so bad input raises EvalInputError (naming the file and the problem) at once.
+    roots: the data roots (`explorer.paths.data_roots`): the dataset paths, and every file
+    the evaluation reads for them (here and in its process), must lie inside; the
+    checkpoint inside them, the runs folder or the shipped checkpoints. None: no confinement.
     Returns the evaluation's folder.
     """
     from ssd.runlog import write_json_atomic
 
     root = evaluations_dir() if root is None else Path(root)
+    if roots is not None:  # before anything reads the checkpoint (its sha1 keys the cache)
+        check_paths(spec, roots, (*roots, runs_dir().resolve(), CHECKPOINTS_DIR.resolve()))
     key = eval_key(spec)
     eval_dir = root / key
     if eval_dir.is_dir() and read_eval(eval_dir).state in ("running", "finished"):
         return eval_dir
     if check:
-        load_checked(spec)
+        with confined_to(roots):
+            load_checked(spec)
     eval_dir.mkdir(parents=True, exist_ok=True)
     for stale in (RESULT_FILE, RAW_FILE, STATUS_FILE):
         (eval_dir / stale).unlink(missing_ok=True)
     write_json_atomic(eval_dir / SPEC_FILE, {"key": key, "spec": spec.to_dict(), "created_at": time.time()})
     write_status(eval_dir, state="running", progress=0.0, message="starting", pid=None, started_at=None)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    env.pop(JOB_ROOTS_ENV, None)
+    env.update(job_env(roots) if roots is not None else {})  # its dataset readers stay inside the roots
     with open(eval_dir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "explorer.evaluation.runner", str(eval_dir)], cwd=REPO_ROOT,
                                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

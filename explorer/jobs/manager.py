@@ -119,6 +119,7 @@ def launch(runs_dir: Path, spec: JobSpec, name: str | None = None, devices: dict
             "name": run_dir.name, "created_at": time.time(), "device": device, "nproc": spec.nproc,
             "gpu_count": devices["gpu_count"], "spec": spec.to_dict(), "dataset_summary": summary,
             "train_argv": train_argv(spec, run_dir, device),
+            "data_roots": [str(r) for r in roots],  # the trainer's dataset readers stay inside (runner env)
         }
         fd = open_lock(run_dir / RUN_LOCK)
         try:

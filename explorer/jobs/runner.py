@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from explorer.jobs.state import JOB_FILE, LOCKS_DIR, RUN_LOCK, live_queue, open_lock, try_flock
+from explorer.paths import job_env
 from ssd.runlog import read_json_or_none, read_status, update_status
 
 POLL_S = 1.0  # how often a queued run looks at the queue again (a listdir + a few lock probes)
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                       device=job["device"])
         fds, gpus = wait_for_device(run_dir, job)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if "data_roots" in job:  # every annotation, image and split file the trainer opens (ssd.data.paths)
+            env.update(job_env(tuple(job["data_roots"])))
         if job["device"] == "cuda":
             env["CUDA_VISIBLE_DEVICES"] = visible_devices(gpus)
         where = job["device"] + (f" (GPU {','.join(map(str, gpus))})" if gpus else "")
