@@ -81,7 +81,8 @@ def test_optimizer_button_shares_its_config_with_default_boxes():
     assert at.selectbox(key="db_preset").value.startswith("custom")
 
 
-def test_voc_folder_and_coco_json_on_disk(peer_data):
+def test_voc_folder_and_coco_json_on_disk(peer_data, monkeypatch):
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(peer_data))  # typed paths must be inside the data roots
     at = _page()
     at.radio(key="ds_kind").set_value("voc").run()
     at.text_input(key="ds_path_voc").input(str(peer_data / "mmdet" / "VOC2007")).run()
@@ -92,7 +93,8 @@ def test_voc_folder_and_coco_json_on_disk(peer_data):
     assert any("1 image(s) skipped" in w and "unknown category_id 3" in w for w in _shown(at.warning))
 
 
-def test_bad_dataset_inputs_show_what_is_wrong(tmp_path):
+def test_bad_dataset_inputs_show_what_is_wrong(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path))
     at = _page()
     at.radio(key="ds_kind").set_value("voc").run()
     at.text_input(key="ds_path_voc").input(str(tmp_path)).run()
@@ -130,7 +132,7 @@ def test_typed_paths_are_confined_and_never_block(tmp_path, monkeypatch):
         at.radio(key="ds_kind").set_value(kind).run()
         at.text_input(key=f"ds_path_{kind}").input(path).run()
         assert not at.exception
-        said[path] = [e.replace(path, "P").replace("VOC folder", "W").replace("COCO JSON", "W") for e in _errors(at)]
+        said[path] = [e.replace(path, "P").replace("VOC folder", "W").replace("COCO annotation JSON file", "W") for e in _errors(at)]
     assert all(len(v) == 1 and "outside the allowed data folders" in v[0] for v in said.values()), said
     assert len({v[0].split(":", 1)[1] for v in said.values()}) == 1, said  # one answer for all
     at.radio(key="ds_kind").set_value("voc").run()

@@ -50,7 +50,7 @@ def load(choice: DatasetChoice, progress: Progress | None = None, roots: tuple[P
                 return gt_boxes.voc_boxes(Path(typed).expanduser(), choice.num_images, skip_bad=True,
                                           progress=progress)
             if choice.kind == "coco":
-                open_regular(typed, "COCO JSON", MAX_TYPED_JSON_BYTES).close()  # size and kind, unread
+                open_regular(typed, "COCO annotation JSON file", MAX_TYPED_JSON_BYTES).close()  # size and kind, unread
                 return gt_boxes.coco_boxes(Path(typed).expanduser(), choice.num_images, skip_bad=True)
         except PathRefused as e:
             raise DatasetError(str(e)) from None
