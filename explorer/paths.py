@@ -70,3 +70,17 @@ def keep_newest(folder: Path, keep: int, suffixes: tuple[str, ...]) -> None:
                    key=lambda p: p.stat().st_mtime)
     for old in files[:max(0, len(files) - keep)]:
         old.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- confinement
+# The rule itself lives in the library (`ssd.data.paths`): the dataset readers of a
+# training or evaluation process apply it to every file they open. The explorer passes
+# its data roots explicitly, or through `$SSD_JOB_DATA_ROOTS` to the processes it starts.
+from ssd.data.paths import JOB_ROOTS_ENV, PathRefused, confine, confined_to, read_regular  # noqa: E402,F401
+
+MAX_TYPED_JSON_BYTES = 512 << 20  # a COCO JSON typed on a page (COCO 2017 train: 448 MB)
+
+
+def job_env(roots: tuple[Path, ...]) -> dict:
+    """The environment entry that confines a started process's dataset readers to `roots`."""
+    return {JOB_ROOTS_ENV: os.pathsep.join(str(r) for r in roots)}

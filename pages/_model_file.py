@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import paths
 from explorer.inputs import models as models_mod
 from explorer.inputs import weights_file
 from pages import _cache, _ui
@@ -16,8 +15,7 @@ KINDS = {**{a: f"torchvision {label} state dict (.pth)" for a, label in models_m
 
 
 def _roots() -> tuple:
-    exposed = paths.server_is_exposed(st.get_option("server.address"))
-    return paths.data_roots(exposed)
+    return _ui.data_roots()
 
 
 def weights_file_loader() -> None:

@@ -162,6 +162,12 @@ def _gt_file(image: samples_mod.LoadedImage) -> None:
                 st.rerun()
         except gt_mod.GTFileError as e:
             ss["gt_file_notes"], ss["gt_coco_ids"], ss["gt_file_error"] = [], [], str(e)
+            if any(s.startswith("file ") for s in ss.get("gt_source", [])):  # never keep a replaced file's rows
+                ss["gt_base"] = [dict(r) for r in image.gt_rows]
+                ss["gt_version"] += 1
+                ss["gt_source"] = ["image"] if image.gt_rows else []
+                ss["gt_file_error"] += ("\nThe boxes of the previous annotation file are no longer used: the "
+                                        "image's own ground truth is back" + ("." if image.gt_rows else " (none)."))
     if ss.get("gt_file_error"):
         st.error("The annotation file was refused:")
         st.code(ss["gt_file_error"], language=None, wrap_lines=True)

@@ -6,12 +6,16 @@ import json
 
 import streamlit as st
 
+from explorer import paths
 from explorer.inputs.models import model_caveat
+from explorer.text import figure_plain
 from explorer.views.figures import PAPER_URL, records_to_csv
 from pages import _auth
 from pages._text import plain  # noqa: F401 (pages call it as _ui.plain)
 
 CTX_KEY = "_explorer_ctx"  # session-state key of the sidebar's ExplorerContext
+
+
 def uses_pages_directory() -> bool:
     """Whether Streamlit is in its old `pages/`-folder mode (a private attribute).
 
@@ -40,6 +44,12 @@ def require_app_frame() -> None:
     _auth.gate()  # a page file run without app.py is gated too
 
 
+def data_roots() -> tuple:
+    """Folders a typed path may be in (`explorer.paths.data_roots`): $SSD_DATA_ROOTS, else
+    data/ and home on a loopback server, none on an exposed one."""
+    return paths.data_roots(paths.server_is_exposed(st.get_option("server.address")))
+
+
 def page_header(title: str, intro: str, section: str, shows_detections: bool = False) -> None:
     """Title, a plain-words explanation and the paper section it comes from; on pages that
     show detections, what the model knows when it runs on an uploaded image."""
@@ -51,7 +61,7 @@ def page_header(title: str, intro: str, section: str, shows_detections: bool = F
     if ctx is not None and shows_detections:
         caveat = model_caveat(ctx.loaded, ctx.image.source)
         if caveat:
-            st.info(caveat, icon=":material/info:")
+            st.info(plain(caveat), icon=":material/info:")
 
 
 def download_buttons(name: str, rows: list[dict], key: str, payload: dict | None = None) -> None:
@@ -64,7 +74,9 @@ def download_buttons(name: str, rows: list[dict], key: str, payload: dict | None
 
 
 def show_plotly(fig, key: str, **kw):
-    """A plotly chart with the toolbar's PNG download at full resolution."""
+    """A plotly chart with the toolbar's PNG download at full resolution; its data text
+    (class names, GT labels, file names) escaped by `explorer.text.figure_plain`."""
+    fig = figure_plain(fig)
     config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2, "filename": key}}
     return st.plotly_chart(fig, key=key, config=config, width="stretch", **kw)
 

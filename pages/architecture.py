@@ -27,10 +27,10 @@ def _ssd300():
 
 
 which = st.radio(
-    "Show", [f"the sidebar's model ({ctx.loaded.label})", "SSD300 VGG16 as in the paper (21 VOC classes)"],
+    "Show", [_ui.plain(f"the sidebar's model ({ctx.loaded.label})"), "SSD300 VGG16 as in the paper (21 VOC classes)"],
     horizontal=True, key="arch_which",
 )
-model = ctx.loaded.model if which.startswith("the sidebar") else _ssd300()
+model = ctx.loaded.model if which.startswith(_ui.plain("the sidebar")) else _ssd300()
 rows = architecture_rows(model)
 st.metric("Default boxes in all", f"{total_boxes(model)}")
 # As text: the totals row has words and blanks in number columns, which Arrow refuses to

@@ -52,19 +52,20 @@ if cached is None or cached[0] != choice:
         if isinstance(choice, tuple):
             data = datasets.load_upload(choice[1], choice[2])
         else:
-            data = datasets.load(choice, lambda done, total: bar.progress(done / total, text=f"{done}/{total} images"))
+            data = datasets.load(choice, lambda done, total: bar.progress(done / total, text=f"{done}/{total} images"),
+                                     roots=_ui.data_roots())
     except ValueError as e:  # DatasetError is a ValueError
         bar.empty()
-        st.error(str(e))
+        st.error(_ui.plain(e))
         st.stop()
     bar.empty()
     ss["_ds_loaded"] = cached = (choice, data)
 data = cached[1]
 if data.skipped:
-    st.warning(f"{len(data.skipped)} image(s) skipped as bad, e.g. {data.skipped[0][1]}")
+    st.warning(_ui.plain(f"{len(data.skipped)} image(s) skipped as bad, e.g. {data.skipped[0][1]}"))
 
 cfg = ss.get(dbv.TUNED_CFG_KEY) or ctx.loaded.model.cfg
-st.caption(f"{len(data)} boxes from {data.source}. Default boxes: **{cfg.name}** "
+st.caption(f"{len(data)} boxes from {_ui.plain(data.source)}. Default boxes: **{_ui.plain(cfg.name)}** "
            f"({sum(f * f * k for f, k in zip(cfg.feature_maps, cfg.boxes_per_location()))} boxes, "
            f"{cfg.image_size} px input); edit them on the Default boxes page.")
 
@@ -99,7 +100,7 @@ results()
 st.subheader("Optimizer")
 model_cfg = ctx.loaded.model.cfg
 base_count = sum(f * f * k for f, k in zip(model_cfg.feature_maps, model_cfg.boxes_per_location()))
-st.caption(f"Keeps {model_cfg.name}'s input size and feature maps; searches the scales, each level's aspect "
+st.caption(f"Keeps {_ui.plain(model_cfg.name)}'s input size and feature maps; searches the scales, each level's aspect "
            "ratios and the extra box to maximise BPR at IoU 0.5, then positives per box.")
 budget = st.number_input("Budget: most default boxes", 100, 200_000, base_count, step=100, key="ds_budget")
 if st.button("Tune the default boxes for this dataset", key="ds_tune"):
@@ -107,7 +108,7 @@ if st.button("Tune the default boxes for this dataset", key="ds_tune"):
         try:
             res = dsv.tune(data, model_cfg, int(budget))
         except ValueError as e:
-            st.error(str(e))
+            st.error(_ui.plain(e))
             st.stop()
     ss[dbv.TUNED_CFG_KEY] = res.cfg
     ss["_ds_tuned"] = (res.before, res.after)

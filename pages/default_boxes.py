@@ -199,7 +199,7 @@ def _default_boxes_section() -> None:
     cfg, error = _built_config()
     if cfg is None:
         with right:
-            st.error(f"These settings do not make a valid SSD: {error}")
+            st.error(_ui.plain(f"These settings do not make a valid SSD: {error}"))
         return
     db = _cache.default_boxes_of(cfg)
     with left:

@@ -76,7 +76,7 @@ def _new_evaluation() -> None:
             try:
                 if not spec.checkpoint:
                     raise EvalInputError("no checkpoint given: pick one or type a file path")
-                d = jobs.launch(spec)
+                d = jobs.launch(spec, roots=_ui.data_roots())
             except EvalInputError as e:
                 st.error("Cannot evaluate this:")
                 st.code(str(e), language=None, wrap_lines=True)
@@ -89,13 +89,13 @@ def _new_evaluation() -> None:
 def _row_controls(info: jobs.EvalInfo) -> None:
     c1, c2, c3 = st.columns([6, 1, 1])
     if info.live:  # queued or running
-        c1.progress(min(max(info.progress, 0.0), 1.0), text=f"{info.label}: {info.message}")
+        c1.progress(min(max(info.progress, 0.0), 1.0), text=_ui.plain(f"{info.label}: {info.message}"))
         if c2.button("Cancel", key=f"ev_cancel_{info.key}"):
             jobs.cancel(info.eval_dir)
     elif info.state == "failed":
-        c1.error(f"{info.label}: failed: {info.message}")
+        c1.error(_ui.plain(f"{info.label}: failed: {info.message}"))
     else:
-        c1.markdown(f"**{info.label}**: {info.message}")
+        c1.markdown(f"**{_ui.plain(info.label)}**: {_ui.plain(info.message)}")
     if c3.button("Delete", key=f"ev_del_{info.key}"):
         jobs.delete(info.eval_dir)
         st.rerun(scope="app")
@@ -106,7 +106,7 @@ def _evaluation_list() -> None:
     infos = jobs.list_evals()
     st.subheader("Evaluations")
     if not infos:
-        st.caption(f"None yet. They are kept in {jobs.evaluations_dir()}.")
+        st.caption(_ui.plain(f"None yet. They are kept in {jobs.evaluations_dir()}."))
     for info in infos:
         _row_controls(info)
     states = {i.key: i.state for i in infos}
@@ -156,7 +156,7 @@ def _results(infos: list[jobs.EvalInfo]) -> None:
     results = [_load(i) for i in infos]
     names = "AB"
     for n, (col, info, res) in enumerate(zip(st.columns(len(infos)), infos, results)):
-        col.markdown(f"**{names[n] if len(infos) > 1 else ''} {info.label}**  \n{res['seconds']:.0f} s, "
+        col.markdown(f"**{names[n] if len(infos) > 1 else ''} {_ui.plain(info.label)}**  \n{res['seconds']:.0f} s, "
                      f"{res['num_images']} images")
         col.dataframe(ev.summary_rows(res), hide_index=True, width="stretch")
         col.markdown("**AP per class**")
@@ -184,7 +184,7 @@ def _differences(a: dict, b: dict) -> None:
         _ui.show_plotly(ev.confusion_figure(a, "Confusion, B - A", ev.confusion_diff(a, b), diverging=True),
                         key="ev_conf_diff")
     except ValueError as e:
-        st.info(str(e))
+        st.info(_ui.plain(e))
 
 
 # ---------------------------------------------------------------- tuner
@@ -201,7 +201,7 @@ def _tuner(info: jobs.EvalInfo) -> None:
     res = _load(info)
     raw = _raw(info.key, info.updated_at, str(info.eval_dir))
     st.subheader("Dataset threshold tuner")
-    st.caption(f"Over the kept network outputs of {info.label}: only post-processing and AP run again, never the "
+    st.caption(f"Over the kept network outputs of {_ui.plain(info.label)}: only post-processing and AP run again, never the "
                "network. The first values are the evaluation's own thresholds.")
     c1, c2, c3, c4 = st.columns(4)
     floor = float(raw.floor)
@@ -217,7 +217,7 @@ def _tuner(info: jobs.EvalInfo) -> None:
         t = _tuned(info.key, info.updated_at, str(info.eval_dir), float(score), float(iou), int(top_k), int(n),
                    bool(errors))
     except ValueError as e:
-        st.error(str(e))
+        st.error(_ui.plain(e))
         return
     m = st.columns(6)
     m[0].metric("AP@[.5:.95]", f"{t['AP']:.3f}")
@@ -238,7 +238,7 @@ def _tuner(info: jobs.EvalInfo) -> None:
     st.button("Use these thresholds in the explorer", key="evt_use", on_click=_use_thresholds,
               args=(res["checkpoint"], float(score), float(iou), int(top_k)))
     if st.session_state.get("_ev_sent"):
-        st.success(st.session_state["_ev_sent"])
+        st.success(_ui.plain(st.session_state["_ev_sent"]))
     st.code(tuner.detect_flags(res["checkpoint"], score, iou, top_k), language="bash")
 
 
@@ -260,14 +260,14 @@ def _gallery(info: jobs.EvalInfo) -> None:
     n = c2.number_input("Images", 1, 24, 8, key="evg_n")
     worst = gallery.worst_images(res, kind, int(n))
     if not worst:
-        st.info(f"No image has a {kind} error.")
+        st.info(_ui.plain(f"No image has a {kind} error."))
         return
     st.caption("Cyan: ground truth; green: detections that match one; red: the others (score >= 0.3).")
     cols = st.columns(4)
     for j, w in enumerate(worst):
         col = cols[j % 4]
         col.image(_thumb(info.key, info.updated_at, str(info.eval_dir), w["image"]),
-                  caption=f"image {w['image']}: {w['count']} x {kind}, {w['total_errors']} errors, {w['num_gt']} GT")
+                  caption=_ui.plain(f"image {w['image']}: {w['count']} x {kind}, {w['total_errors']} errors, {w['num_gt']} GT"))
         if gallery.is_scene_id(w["source"]):
             b1, b2 = col.columns(2)
             b1.button("Per-scale", key=f"evg_ps_{j}", on_click=_send_image,
@@ -275,7 +275,7 @@ def _gallery(info: jobs.EvalInfo) -> None:
             b2.button("NMS", key=f"evg_nms_{j}", on_click=_send_image,
                       args=(w["source"], res["checkpoint"], "pages/nms.py"))
         else:
-            col.caption(w["source"])
+            col.caption(_ui.plain(w["source"]))
 
 
 # ---------------------------------------------------------------- a detections file

@@ -30,7 +30,7 @@ for col, (path, label, what) in zip(cols, steps):
 
 img = ctx.image
 w, h = img.image.size
-st.subheader(f"Your image: {img.name} ({w}x{h} px)")
+st.subheader(_ui.plain(f"Your image: {img.name} ({w}x{h} px)"))
 st.caption("Cyan: ground-truth boxes (edit them in the sidebar). To draw a new one, drag a "
            "rectangle on the image; it gets the label chosen under *Ground-truth boxes* in the sidebar.")
 fig = gt_figure(_cache.image_uri(img.digest, img.image), (w, h), ctx.gt.boxes_xyxy.numpy(), ctx.gt.names)

@@ -48,9 +48,9 @@ def _per_scale_section(ctx) -> None:
     _trace_link.chart_pick(ctx, "ps_chart")
     if gt_best:
         st.caption("Cyan dotted: ground truth. A cyan ring marks the cell of each ground truth's best default "
-                   "box, on the panel of its level: the map that should find it. " + "; ".join(
+                   "box, on the panel of its level: the map that should find it. " + _ui.plain("; ".join(
                        f"GT {b['gt']} ({gt.names[b['gt']]}): level {b['level']}, cell ({b['row']}, {b['col']}), "
-                       f"IoU {b['iou']:.2f}" for b in gt_best))
+                       f"IoU {b['iou']:.2f}" for b in gt_best)))
     rows = psv.level_summary(maps, classes, stg.level_detections, stg.feature_sizes, names, level_names)
     st.dataframe(rows, hide_index=True, width="stretch")
     dets = [dict(d, level=k) for k, det in enumerate(stg.level_detections) for d in det.to_records(names)]

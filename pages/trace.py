@@ -114,10 +114,10 @@ def _show_detection(tr: dict) -> None:
     st.markdown(f"**1. Where it comes from**: default box {tr['default_index']}, level {w['level']} "
                 f"({w['feature_map']}), cell ({w['row']}, {w['col']}), ratio {w['ratio']}.")
     m1, m2 = st.columns(2)
-    m1.metric(f"Score ({tr['class_name']})", f"{tr['score']:.3f}")
+    m1.metric(_ui.plain(f"Score ({tr['class_name']})"), f"{tr['score']:.3f}")
     m2.metric("Regression (t_x, t_y, t_w, t_h)", ", ".join(f"{v:.2f}" for v in tr["regression"]))
     st.dataframe(tr["class_scores"], hide_index=True)
-    st.markdown(f"**2. NMS fate**: {tr['fate_text']}.")
+    st.markdown(f"**2. NMS fate**: {_ui.plain(tr['fate_text'])}.")
     if tr["suppressed"]:
         st.markdown(f"It suppressed {len(tr['suppressed'])} candidate(s) of its class:")
         st.dataframe(tr["suppressed"], hide_index=True, width="stretch")
@@ -143,7 +143,7 @@ def _trace_section(ctx) -> None:
     ss[STORED_KEY] = repr(ss[TARGET_KEY])
     tr = tv.trace_target(stg, picked, ctx.gt.boxes_xyxy, ctx.gt.labels)
     good = tr["verdict"]["verdict"] in ("detected", "TP")
-    (st.success if good else st.warning)(tr["verdict"]["text"], icon=":material/timeline:")
+    (st.success if good else st.warning)(_ui.plain(tr["verdict"]["text"]), icon=":material/timeline:")
     img = ctx.image
     _ui.show_plotly(trace_figure(tr, _cache.image_uri(img.digest, img.image), img.image.size), key="trace_chart")
     (_show_gt if tr["kind"] == "gt" else _show_detection)(tr)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _ui
 from pages._ui import require_app_frame
 
-from explorer import paths
 from explorer.inputs.box_config import write_for_training
 from explorer.jobs import manager as jobs
 from explorer.jobs.limits import JobLimits
@@ -51,7 +51,7 @@ def _flash(kind: str, text: str) -> None:
 def _show_flash() -> None:
     kind, text = st.session_state.pop("train_flash", (None, None))
     if kind:
-        getattr(st, kind)(text)
+        getattr(st, kind)(_ui.plain(text))
 
 
 # --- actions (button callbacks: they run before the rerun, so the table is fresh) ---
@@ -134,8 +134,7 @@ def _starting_point(runs_dir) -> dict:
 def _data_roots() -> tuple:
     """Folders dataset paths may be in: $SSD_DATA_ROOTS, else data/ and home when the
     server is on loopback, none when it is exposed."""
-    exposed = paths.server_is_exposed(st.get_option("server.address"))
-    return paths.data_roots(exposed)
+    return _ui.data_roots()
 
 
 def _box_config(choice: str, model: str, runs_dir) -> dict | None:
@@ -151,7 +150,7 @@ def _box_config(choice: str, model: str, runs_dir) -> dict | None:
     try:
         return {"box_config": str(write_for_training(tuned, model, runs_dir))}
     except ValueError as exc:
-        st.error(f"Not launched: the tuned configuration does not fit {model}: {exc}")
+        st.error(_ui.plain(f"Not launched: the tuned configuration does not fit {model}: {exc}"))
         return None
 
 
@@ -163,7 +162,7 @@ def launch_form(runs_dir) -> None:
                           help="Fills the form; its other options (optimizer, schedule, augmentation) "
                                "are used as listed below")
     if _recipe_extras():
-        st.caption(f"{recipe} also sets: " + ", ".join(f"{k}={v}" for k, v in _recipe_extras().items()))
+        st.caption(_ui.plain(f"{recipe} also sets: " + ", ".join(f"{k}={v}" for k, v in _recipe_extras().items())))
     start = _starting_point(runs_dir)
     dataset = st.radio("Dataset", DATASETS, format_func=DATASET_LABELS.get, horizontal=True,
                        key="train_dataset")
@@ -179,7 +178,7 @@ def launch_form(runs_dir) -> None:
             data["data_seed"] = c3.number_input("Scene seed", 0, 2**31 - 1, DEFAULTS.data_seed,
                                                 key="train_data_seed")
         else:
-            st.caption("Dataset paths must be inside: " + (", ".join(f"`{r}`" for r in _data_roots()) or
+            st.caption("Dataset paths must be inside: " + (", ".join(_ui.plain(r) for r in _data_roots()) or
                        "nothing on this exposed server (the administrator sets SSD_DATA_ROOTS)"))
         if dataset == "voc":
             data["data_root"] = st.text_input(
@@ -225,20 +224,20 @@ def launch_form(runs_dir) -> None:
             run_dir = jobs.launch(runs_dir, spec, name=name.strip() or None, devices=devices,
                                   data_roots=_data_roots(), limits=LIMITS)
         except (JobError, OSError) as exc:
-            st.error(f"Not launched: {exc}")
+            st.error(_ui.plain(f"Not launched: {exc}"))
         else:
             st.session_state["train_selected"] = run_dir.name
-            st.success(f"Launched {run_dir.name} in {run_dir}.")
+            st.success(_ui.plain(f"Launched {run_dir.name} in {run_dir}."))
 
 
 def run_details(runs_dir, info: jobs.RunInfo) -> None:
     live = info.state in ("queued", "running")
     steps = f"step {info.step}/{info.total_steps}" if info.total_steps else "waiting to start"
-    st.progress(info.progress, text=f"{info.state} · {steps} · {info.message}")
+    st.progress(info.progress, text=_ui.plain(f"{info.state} · {steps} · {info.message}"))
     if info.state == "failed":
-        st.error(f"{info.name} failed: {info.message}")
+        st.error(_ui.plain(f"{info.name} failed: {info.message}"))
     if info.damage:
-        st.warning(f"{info.name}: damaged run folder, shown as far as it can be read: {info.damage}")
+        st.warning(_ui.plain(f"{info.name}: damaged run folder, shown as far as it can be read: {info.damage}"))
     c = st.columns(5)
     c[0].metric("Epoch", "–" if info.epoch is None else info.epoch)
     c[1].metric("Images / s", "–" if info.images_per_s is None else f"{info.images_per_s:.1f}")
@@ -253,9 +252,9 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
                 on_click=_resume, args=(info.run_dir,),
                 help="Continue from checkpoints/last.pt" if info.has_last else "No last.pt: starts again")
     b[2].button("Use in explorer", key="train_use", disabled=not info.has_best,
-                on_click=_use_in_explorer, args=(info,), help=str(info.best_checkpoint))
+                on_click=_use_in_explorer, args=(info,), help=_ui.plain(info.best_checkpoint))
     with b[3]:
-        confirm = st.checkbox(f"Really delete {info.name}", key=f"train_confirm_delete_{info.name}",
+        confirm = st.checkbox(_ui.plain(f"Really delete {info.name}"), key=f"train_confirm_delete_{info.name}",
                               disabled=live)
         st.button("Delete", key="train_delete", disabled=live or not confirm,
                   on_click=_delete, args=(runs_dir, info.name))
@@ -278,7 +277,7 @@ def watch(runs_dir) -> None:
     _show_flash()
     runs = jobs.list_runs(runs_dir)
     st.subheader(f"Runs ({len(runs)})")
-    st.caption(f"Run folder: `{runs_dir}` · refreshes every {REFRESH_S:.0f} s · at most "
+    st.caption(f"Run folder: {_ui.plain(runs_dir)} · refreshes every {REFRESH_S:.0f} s · at most "
                f"{LIMITS.max_jobs_per_device} queued or running runs per device")
     if not runs:
         st.info("No runs yet: launch one above.")

@@ -2,6 +2,7 @@
 and COCO JSON on disk, an uploaded COCO JSON, bad files, the shared tuned configuration and the
 optimizer button."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,15 @@ def _page(n_scenes: int = 60) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def _shown(elements) -> list[str]:
+    """What the elements show (user text reaches them escaped: explorer.text.md)."""
+    return [re.sub(r"\\(.)", r"\1", e.value).replace("\u2060", "") for e in elements]
+
+
+def _errors(at) -> list[str]:
+    return _shown(at.error)
 
 
 def _metric(at, label: str) -> str:
@@ -54,7 +64,7 @@ def test_default_boxes_page_config_is_measured_here():
     assert at.session_state["tuned_cfg"] == ssd300_voc()
     at.switch_page("pages/dataset.py").run()
     assert not at.exception
-    assert any("ssd300_voc" in c.value and "8732 boxes" in c.value for c in at.caption)
+    assert any("ssd300\\_voc" in c.value and "8732 boxes" in c.value for c in at.caption)  # names escaped
 
 
 def test_optimizer_button_shares_its_config_with_default_boxes():
@@ -71,7 +81,8 @@ def test_optimizer_button_shares_its_config_with_default_boxes():
     assert at.selectbox(key="db_preset").value.startswith("custom")
 
 
-def test_voc_folder_and_coco_json_on_disk(peer_data):
+def test_voc_folder_and_coco_json_on_disk(peer_data, monkeypatch):
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(peer_data))  # typed paths must be inside the data roots
     at = _page()
     at.radio(key="ds_kind").set_value("voc").run()
     at.text_input(key="ds_path_voc").input(str(peer_data / "mmdet" / "VOC2007")).run()
@@ -79,21 +90,58 @@ def test_voc_folder_and_coco_json_on_disk(peer_data):
     at.radio(key="ds_kind").set_value("coco").run()
     at.text_input(key="ds_path_coco").input(str(peer_data / "mmdet" / "coco_sample.json")).run()
     assert not at.exception and _metric(at, "Boxes") == "3"
-    assert any("1 image(s) skipped" in w.value and "unknown category_id 3" in w.value for w in at.warning)
+    assert any("1 image(s) skipped" in w and "unknown category_id 3" in w for w in _shown(at.warning))
 
 
-def test_bad_dataset_inputs_show_what_is_wrong(tmp_path):
+def test_bad_dataset_inputs_show_what_is_wrong(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path))
     at = _page()
     at.radio(key="ds_kind").set_value("voc").run()
     at.text_input(key="ds_path_voc").input(str(tmp_path)).run()
-    assert any("no VOC annotation XML files" in e.value for e in at.error)
+    assert any("no VOC annotation XML files" in e for e in _errors(at))
     at.radio(key="ds_kind").set_value("coco upload").run()
     no_sizes = {"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "x"}],
                 "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}]}
     at.file_uploader(key="ds_upload").set_value(("mine.json", json.dumps(no_sizes).encode(), "application/json")).run()
     assert not at.exception
-    errs = [e.value for e in at.error]
+    errs = _errors(at)
     assert any("mine.json" in e and "no integer 'width' and 'height'" in e for e in errs), errs
     good = {**no_sizes, "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 50}]}
     at.file_uploader(key="ds_upload").set_value(("ok.json", json.dumps(good).encode(), "application/json")).run()
     assert not at.exception and _metric(at, "Boxes") == "1"
+
+
+def test_typed_paths_are_confined_and_never_block(tmp_path, monkeypatch):
+    """Issue 20 items 2, 3, 4, 7: the Dataset page reads only inside SSD_DATA_ROOTS, says the
+    same for whatever lies outside, refuses a FIFO annotation and a 1 GiB sparse JSON at
+    once, and names a NUL byte instead of failing."""
+    import os
+    import time
+
+    root = tmp_path / "data"
+    (root / "voc" / "Annotations").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    os.mkfifo(root / "voc" / "Annotations" / "a.xml")
+    with open(root / "big.json", "wb") as f:
+        f.truncate(1 << 30)
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(root))
+    at = _page()
+    said = {}
+    for kind, path in (("voc", "/etc"), ("voc", str(tmp_path / "outside" / "nope")), ("coco", "/etc/shadow"),
+                       ("coco", "/proc/self/environ")):
+        at.radio(key="ds_kind").set_value(kind).run()
+        at.text_input(key=f"ds_path_{kind}").input(path).run()
+        assert not at.exception
+        said[path] = [e.replace(path, "P").replace("VOC folder", "W").replace("COCO annotation JSON file", "W") for e in _errors(at)]
+    assert all(len(v) == 1 and "outside the allowed data folders" in v[0] for v in said.values()), said
+    assert len({v[0].split(":", 1)[1] for v in said.values()}) == 1, said  # one answer for all
+    at.radio(key="ds_kind").set_value("voc").run()
+    t0 = time.perf_counter()
+    at.text_input(key="ds_path_voc").input(str(root / "voc")).run()
+    assert time.perf_counter() - t0 < 20 and not at.exception
+    assert any("not a regular file" in e for e in _errors(at)), _errors(at)
+    at.radio(key="ds_kind").set_value("coco").run()
+    at.text_input(key="ds_path_coco").input(str(root / "big.json")).run()
+    assert any("over the 512 MiB limit" in e for e in _errors(at)), _errors(at)
+    at.text_input(key="ds_path_coco").input(str(root) + "/a\x00b.json").run()
+    assert not at.exception and any("NUL byte" in e for e in _errors(at)), _errors(at)

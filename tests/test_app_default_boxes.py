@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from explorer.text import shown
+
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
 
@@ -27,7 +29,7 @@ def _metric(at, label: str) -> str:
 
 
 def _errors(at) -> list[str]:
-    return [e.value for e in at.error]
+    return [shown(e.value) for e in at.error]
 
 
 def _pick(at, prefix: str) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from explorer.text import shown
 from ssd.runlog import SPEC_FILE, update_status
 from tests.eval_helpers import SHIPPED, make_eval
 
@@ -42,7 +43,7 @@ def _metric(at, label):
 
 def test_results_tuner_and_hand_off(runs):
     at = _page()
-    assert not at.error, [e.value for e in at.error]
+    assert not at.error, [shown(e.value) for e in at.error]
     assert at.selectbox(key="eval_a").value in (runs[1].name, runs[2].name)
     at.selectbox(key="eval_a").set_value(runs[1].name).run()
     ap_eval = _metric(at, "AP@[.5:.95]")
@@ -76,7 +77,7 @@ def test_two_evaluations_side_by_side(runs):
     at.selectbox(key="eval_a").set_value(runs[1].name).run()
     at.selectbox(key="eval_b").set_value(runs[2].name).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Differences (B - A)" in s.value for s in at.subheader)
+    assert any("Differences (B - A)" in shown(s.value) for s in at.subheader)
 
 
 def test_failed_evaluation_shows_the_reason(runs):
@@ -86,14 +87,15 @@ def test_failed_evaluation_shows_the_reason(runs):
     update_status(d, state="failed", message="checkpoint x.pt is truncated or corrupt")
     try:
         at = _page()
-        assert any("failed: checkpoint x.pt is truncated or corrupt" in e.value for e in at.error)
+        assert any("failed: checkpoint x.pt is truncated or corrupt" in shown(e.value) for e in at.error)
     finally:
         import shutil
 
         shutil.rmtree(d)
 
 
-def test_bad_checkpoint_file_is_refused_with_its_name(tmp_path):
+def test_bad_checkpoint_file_is_refused_with_its_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path))
     cut = tmp_path / "cut.pt"
     data = Path(SHIPPED).read_bytes()
     cut.write_bytes(data[: len(data) // 3])
@@ -102,8 +104,35 @@ def test_bad_checkpoint_file_is_refused_with_its_name(tmp_path):
     at.text_input(key="ev_ckpt_path").set_value(str(cut)).run()
     at.button(key="ev_go").click().run()
     assert not at.exception
-    assert any("Cannot evaluate" in e.value for e in at.error)
+    assert any("Cannot evaluate" in shown(e.value) for e in at.error)
     assert any("cut.pt is truncated or corrupt" in c.value for c in at.code)
+
+
+def test_paths_outside_the_data_roots_are_refused_unread(tmp_path, monkeypatch):
+    """Issue 20 item 2: the Evaluation page evaluated a checkpoint and read datasets outside
+    SSD_DATA_ROOTS, and told existing from missing paths there."""
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    outside = tmp_path / "outside.pt"
+    outside.write_bytes(Path(SHIPPED).read_bytes())
+    from explorer.evaluation import jobs
+
+    before = len(jobs.list_evals())
+    at = _page()
+    said = []
+    for ckpt in (str(outside), str(tmp_path / "missing.pt"), "/etc/shadow"):
+        at.selectbox(key="ev_ckpt").set_value("__other__").run()
+        at.text_input(key="ev_ckpt_path").set_value(ckpt).run()
+        at.button(key="ev_go").click().run()
+        assert not at.exception
+        said += [c.value.replace(ckpt, "P") for c in at.code if "outside the allowed data folders" in c.value]
+    assert len(said) == 3 and len(set(said)) == 1, said
+    at.selectbox(key="ev_ckpt").set_value(SHIPPED).run()
+    at.radio(key="ev_kind").set_value("voc").run()
+    at.text_input(key="ev_voc_root").set_value("/etc").run()
+    at.button(key="ev_go").click().run()
+    assert any("/etc: VOC folder is outside the allowed data folders" in c.value for c in at.code)
+    assert len(jobs.list_evals()) == before  # nothing launched
 
 
 def test_evaluate_button_runs_in_the_background(tmp_path, monkeypatch):

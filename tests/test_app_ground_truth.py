@@ -280,3 +280,14 @@ def test_unknown_expired_or_garbage_token_shows_the_default_sample(token, monkey
     ctx = _ctx(at)
     assert ctx.image.name == "cat_and_dog.png" and ctx.gt.names == ["cat", "dog"]
     assert not at.sidebar.error and "inputs" not in at.query_params and len(store) == 0
+
+
+def test_a_refused_file_never_leaves_the_previous_files_rows_in_use():
+    """Issue 20 item 14: after a good file, a refused one left the good file's rows in use, silently."""
+    good = (b"<annotation><object><name>car</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>60</xmax>"
+            b"<ymax>70</ymax></bndbox></object></annotation>")
+    at = _upload(_run(), "good.xml", good, "text/xml")
+    assert at.session_state["_gt_result"][0] == ["car"]
+    at = _upload(at, "bad.xml", b"<annotation><object>", "text/xml")
+    assert at.session_state["_gt_result"][0] == []  # the image's own GT (none), not good.xml's car
+    assert any("bad.xml" in c.value and "no longer used" in c.value for c in at.code)

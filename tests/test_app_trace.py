@@ -3,6 +3,8 @@ sample with the shipped model, a miss made by the score threshold, the "Trace th
 rows of the NMS and Per-scale pages, and the selection persisting across pages."""
 import pytest
 
+from explorer.text import shown
+
 from tests.test_app_pages import _app, _errors, _metric
 
 pytest.importorskip("streamlit.testing.v1")
@@ -10,7 +12,7 @@ pytestmark = pytest.mark.usefixtures("app_env")
 
 
 def _verdicts(at) -> list[str]:
-    return [s.value for s in at.success] + [w.value for w in at.warning]
+    return [shown(s.value) for s in at.success] + [shown(w.value) for w in at.warning]
 
 
 def test_trace_page_follows_each_gt_and_detection():
@@ -37,7 +39,7 @@ def test_a_high_score_threshold_makes_a_miss_with_its_cause():
     at.switch_page("pages/trace.py").run()
     at.slider(key="trace_score").set_value(0.95).run()
     assert not at.exception
-    assert any("Missed, low score" in w.value for w in at.warning)
+    assert any("Missed, low score" in shown(w.value) for w in at.warning)
     # the dog's detection, traced earlier, is no longer final: it stays selectable and says why
     at.slider(key="trace_score").set_value(0.3).run()
     cat = next(o for o in at.selectbox(key="_trace_pick").options if o.startswith("detection 1: cat"))
@@ -160,5 +162,5 @@ def test_clicks_that_name_no_object_or_a_stale_one():
     _click(at, "ps_chart", "cell (3, 4): cat")  # a heatmap cell
     assert "trace_target" not in at.session_state
     _click(at, "ps_chart", "gt:7")  # drawn before the ground truth changed
-    assert any("Cannot trace that click" in w.value and "GT box 7" in w.value for w in at.warning)
+    assert any("Cannot trace that click" in shown(w.value) and "GT box 7" in shown(w.value) for w in at.warning)
     assert "trace_target" not in at.session_state

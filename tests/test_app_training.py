@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from explorer.text import shown
 from streamlit.testing.v1 import AppTest
 
 from explorer.jobs import manager as jobs
@@ -51,7 +53,7 @@ def _state(at: AppTest, name: str):
 def test_empty_page_renders(runs_dir):
     at = _page()
     assert at.title[0].value == "Training"
-    assert any("No runs yet" in i.value for i in at.info)
+    assert any("No runs yet" in shown(i.value) for i in at.info)
     assert at.button(key="train_launch_button")
 
 
@@ -67,7 +69,7 @@ def test_launch_watch_cancel_delete_from_the_page(runs_dir):
     at.text_input(key="train_name").input("../ui run")
     at.button(key="train_launch_button").click().run()
     assert not at.exception, at.exception
-    assert any("Launched ui-run" in s.value for s in at.success), [e.value for e in at.error]
+    assert any("Launched ui-run" in shown(s.value) for s in at.success), [shown(e.value) for e in at.error]
     assert (runs_dir / "ui-run" / "job.json").is_file()
 
     # Wait until ssd.train itself reports (its SIGTERM handler is installed by then).
@@ -89,7 +91,7 @@ def test_launch_watch_cancel_delete_from_the_page(runs_dir):
     at.button(key="train_delete").click().run()
     assert not at.exception, at.exception
     assert not (runs_dir / "ui-run").exists()
-    assert any("No runs yet" in i.value for i in at.info)
+    assert any("No runs yet" in shown(i.value) for i in at.info)
 
 
 def test_missing_voc_folder_is_refused_on_the_page(runs_dir, tmp_path):
@@ -98,7 +100,7 @@ def test_missing_voc_folder_is_refused_on_the_page(runs_dir, tmp_path):
     at.text_input(key="train_data_root").input(str(tmp_path / "data" / "no-such-voc"))
     at.button(key="train_launch_button").click().run()
     assert not at.exception, at.exception
-    assert any("Not launched" in e.value and "does not exist" in e.value for e in at.error)
+    assert any("Not launched" in shown(e.value) and "does not exist" in shown(e.value) for e in at.error)
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
@@ -141,7 +143,7 @@ def test_failed_run_shows_the_trainers_reason(runs_dir, tmp_path, peer_data):
             sig.signal(s, h)
     at = _page()
     assert _state(at, "broken") == "failed"
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any("broken failed" in e and "000001.jpg" in e and "unreadable image" in e for e in errors), errors
     assert not any("is gone" in e for e in errors)
 
@@ -151,12 +153,12 @@ def test_recipe_fills_the_form_and_a_wrong_start_is_refused(runs_dir):
     at.selectbox(key="train_recipe").set_value("cpu_demo").run()
     assert not at.exception, at.exception
     assert at.number_input(key="train_train_size").value == 256 and at.number_input(key="train_epochs").value == 3
-    assert any("augment=light" in c.value for c in at.caption)  # what the recipe sets unseen
+    assert any("augment=light" in shown(c.value) for c in at.caption)  # what the recipe sets unseen
     at.radio(key="train_start").set_value("ImageNet backbone").run()
     at.button(key="train_launch_button").click().run()
     assert not at.exception, at.exception
-    assert any("Not launched" in e.value and "--backbone-weights works with --model ssd300_vgg16" in e.value
-               for e in at.error), [e.value for e in at.error]
+    assert any("Not launched" in shown(e.value) and "--backbone-weights works with --model ssd300_vgg16" in shown(e.value)
+               for e in at.error), [shown(e.value) for e in at.error]
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
     at.selectbox(key="train_recipe").set_value("ssd300_voc_paper").run()
     assert at.radio(key="train_start").value == "ImageNet backbone" and at.radio(key="train_dataset").value == "voc"
@@ -198,7 +200,7 @@ def _launch_coco(at: AppTest, coco_json, images) -> AppTest:
 
 
 def _refusals(at: AppTest) -> list[str]:
-    return [e.value for e in at.error if "Not launched" in e.value]
+    return [shown(e.value) for e in at.error if "Not launched" in shown(e.value)]
 
 
 def test_hostile_dataset_paths_are_refused_before_anything_runs(runs_dir, tmp_path):
@@ -223,7 +225,7 @@ def test_hostile_dataset_paths_are_refused_before_anything_runs(runs_dir, tmp_pa
     for path, words in cases:
         started = time.monotonic()
         _launch_coco(at, path, data / "images")
-        assert any(words in e for e in _refusals(at)), (path, [e.value for e in at.error])
+        assert any(words in e for e in _refusals(at)), (path, [shown(e.value) for e in at.error])
         assert time.monotonic() - started < 30
     assert not runs_dir.exists() or not any(d for d in runs_dir.iterdir() if not d.name.startswith("."))
 
@@ -247,7 +249,7 @@ def test_exposed_server_without_data_roots_refuses_every_dataset_path(runs_dir, 
 
 def _refuses_every_path(at) -> None:
     at.radio(key="train_dataset").set_value("voc").run()
-    assert any("nothing on this exposed server" in c.value for c in at.caption)
+    assert any("nothing on this exposed server" in shown(c.value) for c in at.caption)
     at.text_input(key="train_data_root").input(str(Path.home()))
     at.button(key="train_launch_button").click().run()
     assert any("outside the allowed data folders (none on this server)" in e for e in _refusals(at))
@@ -283,7 +285,7 @@ def test_damaged_runs_are_flagged_and_the_others_stay_usable(runs_dir):
     assert {_state(at, n) for n in ("good", "bad", "odd")} == {"cancelled", jobs.DAMAGED, "failed"}
     at.selectbox(key="train_selected").set_value("bad").run()
     assert not at.exception, at.exception
-    assert any("damaged run folder" in w.value and "status.json" in w.value for w in at.warning)
+    assert any("damaged run folder" in shown(w.value) and "status.json" in shown(w.value) for w in at.warning)
     assert at.button(key="train_cancel").disabled and at.button(key="train_resume").disabled
     at.selectbox(key="train_selected").set_value("good").run()
     assert not at.exception and not at.button(key="train_resume").disabled
@@ -306,7 +308,7 @@ def test_a_second_tab_pressing_cancel_is_told_what_happened(runs_dir):
         at.button(key="train_cancel").click().run()
         assert not at.exception, at.exception
         assert time.monotonic() - started < 10
-        errors = [e.value for e in at.error]
+        errors = [shown(e.value) for e in at.error]
         assert any("another action on it is in progress" in e and "now running (alive)" in e for e in errors), errors
     finally:
         os.close(fd)

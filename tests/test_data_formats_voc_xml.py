@@ -97,3 +97,12 @@ def test_voc_xml_bytes_is_what_write_voc_xml_writes(tmp_path):
     data = voc_xml_bytes("a.jpg", (48, 64), objects)
     assert data == write_voc_xml(tmp_path / "a.xml", "a.jpg", (48, 64), objects).read_bytes()
     assert read_voc_xml(data).objects == tuple(objects)  # non-ASCII names survive (character references)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "NaN"])
+def test_non_finite_coordinates_are_refused(value):
+    """Issue 20 item 14: the VOC reader took nan/inf/1e400 (the COCO reader refuses NaN)."""
+    xml = (f"<annotation><object><name>cat</name><bndbox><xmin>{value}</xmin><ymin>1</ymin><xmax>9</xmax>"
+           "<ymax>9</ymax></bndbox></object></annotation>").encode()
+    with pytest.raises(AnnotationError, match=f"<xmin> must be a finite number, got '{value}'"):
+        read_voc_xml(xml, "a.xml")

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.evaluation.raw import RawOutputs, raw_from_file
-from explorer.evaluation.spec import EvalInputError, EvalSpec, eval_key, load_checked
+from explorer.evaluation.spec import EvalInputError, EvalSpec, check_paths, eval_key, load_checked
 from explorer.jobs import controls
 from explorer.jobs.limits import JobError, JobLimits
 from explorer.jobs.manager import submit
 from explorer.jobs.metrics import tail_log
 from explorer.jobs.runs import job_state
 from explorer.jobs.state import is_alive
-from explorer.paths import runs_dir
+from explorer.paths import CHECKPOINTS_DIR, confined_to, runs_dir
 from ssd.config import SSDConfig
 from ssd.runlog import LIVE_STATES, RAW_FILE, RESULT_FILE, SPEC_FILE, STATUS_FILE, read_json, write_json_atomic
 
@@ -92,7 +92,8 @@ def list_evals(root: Path | None = None) -> list[EvalInfo]:
     return sorted(infos, key=lambda i: i.updated_at, reverse=True)
 
 
-def launch(spec: EvalSpec, root: Path | None = None, check: bool = True, limits: JobLimits | None = None) -> Path:
+def launch(spec: EvalSpec, root: Path | None = None, check: bool = True, limits: JobLimits | None = None,
+           roots: tuple[Path, ...] | None = None) -> Path:
     """Start evaluating `spec` as a background job (or find it in the cache).
 
     A queued, running or finished evaluation with the same key is returned as it is; a
@@ -100,14 +101,20 @@ def launch(spec: EvalSpec, root: Path | None = None, check: bool = True, limits:
     the dataset here, so bad input raises EvalInputError (naming the file and the
     problem) at once; a full SHORT lane raises EvalInputError too. root: the
     evaluations folder (default `evaluations_dir()`, queued in the runs folder's lanes;
-    another root queues in its own). Returns the evaluation's folder."""
+    another root queues in its own). roots: the data roots (`explorer.paths.data_roots`):
+    the dataset paths, and every file the evaluation reads for them (here and in its
+    process), must lie inside; the checkpoint inside them, the runs folder or the shipped
+    checkpoints. None: no confinement. Returns the evaluation's folder."""
     root = (evaluations_dir() if root is None else Path(root)).resolve()
+    if roots is not None:  # before anything reads the checkpoint (its sha1 keys the cache)
+        check_paths(spec, roots, (*roots, runs_dir().resolve(), CHECKPOINTS_DIR.resolve()))
     key = eval_key(spec)
     eval_dir = root / key
     if eval_dir.is_dir() and read_eval(eval_dir).state in (*LIVE_STATES, "finished"):
         return eval_dir
     if check:
-        load_checked(spec)
+        with confined_to(roots):
+            load_checked(spec)
 
     def make_dir() -> Path:
         eval_dir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +125,8 @@ def launch(spec: EvalSpec, root: Path | None = None, check: bool = True, limits:
 
     queue_root = root.parent if root == evaluations_dir().resolve() else root
     try:
-        return submit(queue_root, {"kind": "evaluate", "device": "cpu", "created_at": time.time()}, make_dir, limits)
+        return submit(queue_root, {"kind": "evaluate", "device": "cpu", "created_at": time.time(),
+                                   "data_roots": None if roots is None else [str(r) for r in roots]}, make_dir, limits)
     except JobError as exc:
         raise EvalInputError(str(exc)) from None
 

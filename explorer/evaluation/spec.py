@@ -106,6 +106,27 @@ def eval_key(spec: EvalSpec) -> str:
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def check_paths(spec: EvalSpec, roots: tuple[Path, ...], checkpoint_roots: tuple[Path, ...]) -> None:
+    """Refuse (EvalInputError) a checkpoint outside `checkpoint_roots` or not a regular
+    file, and dataset paths outside `roots` (`ssd.data.paths.confine`: links followed,
+    the same message for whatever lies outside, NUL bytes named). Nothing is read."""
+    from ssd.data.paths import PathRefused, confine
+
+    d = spec.dataset
+    checks = [(spec.checkpoint, "checkpoint", checkpoint_roots, "file")]
+    if d.kind == "voc":
+        checks.append((d.data_root, "VOC folder", roots, "dir"))
+    elif d.kind == "coco":
+        checks += [(d.coco_json, "COCO JSON", roots, "file"), (d.coco_images, "COCO image folder", roots, "dir")]
+    for path, what, allowed, kind in checks:
+        if not str(path).strip():
+            raise EvalInputError(f"no {what} given: type its path")
+        try:
+            confine(path, what, allowed, kind=kind)
+        except PathRefused as e:
+            raise EvalInputError(str(e)) from None
+
+
 def load_checked(spec: EvalSpec):
     """(model, class_names, dataset) of `spec`, or EvalInputError naming the problem:
     a missing, truncated or corrupt checkpoint, classes that differ from the dataset's,

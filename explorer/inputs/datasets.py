@@ -8,7 +8,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from explorer.paths import MAX_TYPED_JSON_BYTES
 from ssd.data import gt_boxes
+from ssd.data.paths import PathRefused, confine, confined_to, open_regular
 from ssd.data.common import DatasetError
 from ssd.data.gt_boxes import DatasetBoxes, Progress
 from ssd.data.procedural import check_object_size
@@ -27,18 +29,31 @@ class DatasetChoice:
     path: str = ""  # voc: folder; coco: JSON path
 
 
-def load(choice: DatasetChoice, progress: Progress | None = None) -> DatasetBoxes:
-    """The boxes of `choice` (not for uploads: see `load_upload`)."""
+def load(choice: DatasetChoice, progress: Progress | None = None, roots: tuple[Path, ...] | None = None
+         ) -> DatasetBoxes:
+    """The boxes of `choice` (not for uploads: see `load_upload`).
+
+    roots: the data roots (`explorer.paths.data_roots`); the typed path and every file
+    read for it (each annotation XML after following links) must lie inside them
+    (`ssd.data.paths`); None: no confinement. A typed COCO JSON over
+    `MAX_TYPED_JSON_BYTES`, a FIFO or a device is refused before a byte is read."""
     if choice.kind == "procedural":
         return gt_boxes.procedural_boxes(choice.num_images, choice.seed, 256, check_object_size(choice.object_size),
                                          progress)
     if not str(choice.path).strip():
         raise DatasetError(f"give the path of the {'VOC folder' if choice.kind == 'voc' else 'COCO JSON'}")
-    path = Path(str(choice.path).strip()).expanduser()
-    if choice.kind == "voc":
-        return gt_boxes.voc_boxes(path, choice.num_images, skip_bad=True, progress=progress)
-    if choice.kind == "coco":
-        return gt_boxes.coco_boxes(path, choice.num_images, skip_bad=True)
+    typed = str(choice.path).strip()
+    with confined_to(roots):
+        try:
+            if choice.kind == "voc":
+                confine(typed, "VOC folder", kind="dir")
+                return gt_boxes.voc_boxes(Path(typed).expanduser(), choice.num_images, skip_bad=True,
+                                          progress=progress)
+            if choice.kind == "coco":
+                open_regular(typed, "COCO annotation JSON file", MAX_TYPED_JSON_BYTES).close()  # size and kind, unread
+                return gt_boxes.coco_boxes(Path(typed).expanduser(), choice.num_images, skip_bad=True)
+        except PathRefused as e:
+            raise DatasetError(str(e)) from None
     raise ValueError(f"unknown dataset kind {choice.kind!r}; choose one of {KINDS}")
 
 

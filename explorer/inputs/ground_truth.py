@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ssd.data.formats import (MAX_VOC_XML_BYTES, AnnotatedBox, AnnotationError, COCOAnnotations, COCOImage,
+from ssd.data.formats import (MAX_BOXES_PER_IMAGE, MAX_VOC_XML_BYTES, AnnotatedBox, AnnotationError, COCOAnnotations, COCOImage,
                               coco_json_bytes, is_ground_truth, read_coco_json, read_voc_xml, voc_xml_bytes)
 
 GT_COLUMNS = ("label", "x1", "y1", "x2", "y2", "difficult", "crowd")
@@ -205,6 +205,10 @@ def validate_rows(rows: list[dict], class_names: list[str], image_wh: tuple[int,
     w_img, h_img = image_wh
     lookup = {n.lower(): i for i, n in enumerate(class_names) if i > 0}
     boxes, labels, names, errors, ignored = [], [], [], [], []
+    if len(rows) > MAX_BOXES_PER_IMAGE:  # the limit of annotation files, for pasted tables too
+        errors.append(f"rows {MAX_BOXES_PER_IMAGE + 1}-{len(rows)}: over the limit of {MAX_BOXES_PER_IMAGE:,} "
+                      "boxes per image; only the first ones are used")
+        rows = rows[:MAX_BOXES_PER_IMAGE]
     for n, row in enumerate(rows, start=1):
         if _is_blank(row):  # a row just added in the table, not filled in yet: not an error
             continue

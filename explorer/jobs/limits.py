@@ -17,11 +17,12 @@ No streamlit, no torch import.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ssd.data.paths import PathRefused, confine
+from ssd.data.paths import read_regular as ssd_read_regular
 
 
 # Most images per step one process may ask for, per model (host memory: SSD300-VGG16 at
@@ -64,56 +65,30 @@ class JobLimits:
         return table.get(model, min(table.values()))
 
 
-def _within(path: Path, roots: tuple[Path, ...]) -> bool:
-    return any(path == r or r in path.parents for r in roots)
-
-
 def inside_roots(path_text: str, roots: tuple[Path, ...] | None, what: str) -> Path:
     """`path_text` as an absolute path with every link followed, if it lies inside one
     of `roots` (None: no confinement, the library's own use). The roots check comes
     before any existence check, so a refusal says nothing about files outside.
 
     Raises JobError naming `what` and the path: outside the roots, or not existing."""
-    p = Path(str(path_text).strip()).expanduser()
-    try:
-        real = p.resolve()
-    except (OSError, RuntimeError) as exc:  # a link loop
-        raise JobError(f"{what}: {p} cannot be resolved ({exc})") from None
-    if roots is not None and not _within(real, tuple(roots)):
-        allowed = ", ".join(str(r) for r in roots) or "none on this server"
-        raise JobError(f"{what}: {p} is outside the allowed data folders ({allowed}); "
-                       "put the data there, or have the administrator add its folder to SSD_DATA_ROOTS")
-    if not real.exists():
-        raise JobError(f"{what}: {p} does not exist")
-    return real
+    try:  # the one rule: ssd.data.paths (NUL bytes, links, the same refusal outside the roots)
+        return confine(path_text, what, roots, kind="any")
+    except PathRefused as exc:
+        raise JobError(str(exc)) from None
 
 
 def read_regular(path: Path, what: str, max_bytes: int) -> bytes:
     """The bytes of `path` if it is a non-empty regular file of at most `max_bytes`.
 
     Opened with O_NONBLOCK (a FIFO never blocks the open) and checked with fstat on the
-    descriptor before a single byte is read. Raises JobError naming `what` and the path."""
+    descriptor before a single byte is read (`ssd.data.paths.read_regular`). Raises
+    JobError naming `what` and the path."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise JobError(f"{what}: cannot open {path} ({exc.strerror})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise JobError(f"{what}: {path} is not a regular file (a FIFO, device or folder); refused unread")
-        if st.st_size == 0:
-            raise JobError(f"{what}: {path} is empty (or a special file that reports no size)")
-        if st.st_size > max_bytes:
-            raise JobError(f"{what}: {path} is {size_text(st.st_size)}, over the {size_text(max_bytes)} "
-                           "limit checked at launch")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
-    except OSError as exc:
-        raise JobError(f"{what}: cannot read {path} ({exc.strerror})") from None
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:  # grew since fstat
-        raise JobError(f"{what}: {path} is over the {size_text(max_bytes)} limit checked at launch")
+        data = ssd_read_regular(path, what, max_bytes, roots=None)
+    except PathRefused as exc:
+        raise JobError(str(exc)) from None
+    if not data:
+        raise JobError(f"{path}: {what} is empty (or a special file that reports no size)")
     return data
 
 

@@ -153,5 +153,6 @@ def launch(runs_dir: Path, spec: JobSpec, name: str | None = None, devices: dict
         return run_dir
 
     job = {"kind": "train", "created_at": time.time(), "device": device, "nproc": spec.nproc,
-           "gpu_count": devices["gpu_count"], "spec": spec.to_dict(), "dataset_summary": summary}
+           "gpu_count": devices["gpu_count"], "spec": spec.to_dict(), "dataset_summary": summary,
+           "data_roots": [str(r) for r in roots]}  # the trainer's dataset readers stay inside (runner env)
     return submit(runs_dir, job, make_dir, limits)

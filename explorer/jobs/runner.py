@@ -27,6 +27,7 @@ from pathlib import Path
 from explorer.jobs.kinds import LONG, SHORT
 from explorer.jobs.process import Cancelled, cancel_on_sigterm, child_env, exec_job
 from explorer.jobs.state import LOCKS_DIR, live_queue, open_lock, try_flock
+from explorer.paths import job_env
 from ssd.runlog import JOB_FILE, RUN_LOCK, read_json_or_none, read_status, update_status
 
 POLL_S = 1.0  # how often a queued job looks at the queue again (a listdir + a few lock probes)
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         update_status(run_dir, state="queued", message="queued", pid=os.getpid(), device=job["device"])
         fds, gpus = wait_for_device(run_dir, job)
         env = child_env()
+        if job.get("data_roots") is not None:  # every annotation, image and split file the job opens (ssd.data.paths)
+            env.update(job_env(tuple(job["data_roots"])))
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = visible_devices(gpus)
         where = job["device"] + (f" (GPU {','.join(map(str, gpus))})" if gpus else "")

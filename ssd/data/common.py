@@ -15,25 +15,47 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
+from ssd.data.paths import PathRefused, confine, open_regular, read_regular
+
+MAX_LIST_BYTES = 64 << 20  # a VOC ImageSets/Main/<split>.txt
+
 
 class DatasetError(ValueError):
     """A dataset file is missing or wrong; the message names the file and the problem."""
 
 
 def require_path(path: Path, what: str, is_dir: bool = False) -> Path:
-    """Raise DatasetError unless `path` exists (as a folder if `is_dir`)."""
-    path = Path(path)
-    if is_dir and not path.is_dir():
-        raise DatasetError(f"{path}: {what} folder not found")
-    if not is_dir and not path.is_file():
-        raise DatasetError(f"{path}: {what} file not found")
-    return path
+    """`path` if it is a folder (`is_dir`) or a regular file inside the data roots in
+    force (`ssd.data.paths.confine`, every link followed); else DatasetError naming it."""
+    try:
+        confine(path, f"{what} folder" if is_dir else f"{what} file", kind="dir" if is_dir else "file")
+    except PathRefused as e:
+        raise DatasetError(str(e)) from None
+    return Path(path)
+
+
+def read_list_file(path: Path, what: str, max_bytes: int = MAX_LIST_BYTES) -> str:
+    """The text of a list file (a VOC split), confined and size-limited like every
+    dataset file; DatasetError naming it."""
+    try:
+        return read_regular(path, what, max_bytes).decode("utf-8", errors="replace")
+    except PathRefused as e:
+        raise DatasetError(str(e)) from None
+
+
+def _open_image(path: Path):
+    """The image file opened through `ssd.data.paths.open_regular` (confined, no FIFO)."""
+    try:
+        return open_regular(path, "image file")
+    except PathRefused as e:
+        raise DatasetError(str(e)) from None
 
 
 def image_size_of(path: Path) -> tuple[int, int]:
     """(width, height) from the image header; DatasetError if missing or not an image."""
+    f = _open_image(path)
     try:
-        with Image.open(path) as im:
+        with f, Image.open(f) as im:
             return im.size
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file not found") from None
@@ -43,8 +65,9 @@ def image_size_of(path: Path) -> tuple[int, int]:
 
 def load_rgb(path: Path) -> Image.Image:
     """Decode the whole image as RGB; DatasetError if it cannot be read."""
+    f = _open_image(path)
     try:
-        with Image.open(path) as im:
+        with f, Image.open(f) as im:
             im.load()
             return im.convert("RGB")
     except FileNotFoundError:

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ssd.data import procedural
 from ssd.data.coco import read_boxes
-from ssd.data.common import DatasetError
+from ssd.data.common import DatasetError, require_path
 from ssd.data.voc import VOC_CLASSES, parse_annotation
 
 Progress = Callable[[int, int], None]  # (done, total) images
@@ -84,8 +84,7 @@ def procedural_boxes(num_images: int, seed: int = 0, size: int = 256,
 
 
 def _voc_xmls(root: Path) -> list[Path]:
-    if not root.is_dir():
-        raise DatasetError(f"{root}: VOC folder not found")
+    require_path(root, "VOC", is_dir=True)  # confined to the data roots in force
     folder = root / "Annotations" if (root / "Annotations").is_dir() else root
     xmls = sorted(folder.glob("*.xml"))
     if not xmls:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from ssd.data.common import DatasetError, SampleListDataset, check_box, image_size_of, require_path
+from ssd.data.common import (DatasetError, SampleListDataset, check_box, image_size_of, read_list_file,
+                             require_path)
 from ssd.data.formats import is_ground_truth, read_voc_xml
 
 VOC_CLASSES = (
@@ -85,7 +86,8 @@ class VOCDataset(SampleListDataset):
         self.transform = transform
         self.skipped: list[tuple[str, str]] = []
         self.samples: list[tuple[Path, torch.Tensor, torch.Tensor]] = []
-        ids = [line.strip().split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        ids = [line.strip().split()[0] for line in read_list_file(split_file, f"VOC split {split!r}").splitlines()
+               if line.strip()]
         if not ids:
             raise DatasetError(f"{split_file}: split lists no images")
         for image_id in ids:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssd.data.common import DatasetError
+from ssd.data.paths import PathRefused, read_regular
 
 # Largest VOC XML read: one image's file (a real one is ~1-2 KB; 1000 boxes ~ 250 KB).
 MAX_VOC_XML_BYTES = 1 << 20  # 1 MiB
@@ -53,24 +54,14 @@ def read_bytes_limited(src: bytes | bytearray | str | os.PathLike, source: str, 
     """
     if isinstance(src, (bytes, bytearray)):
         data = bytes(src)
-        size = len(data)
-    else:
-        path = Path(src)
+        if len(data) > max_bytes:
+            raise AnnotationError(f"{source}: file is {size_text(len(data))}, over the {size_text(max_bytes)} "
+                                  "limit for one annotation file")
+    else:  # confined to the data roots in force, opened without blocking (ssd.data.paths)
         try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise AnnotationError(f"{source}: annotation file not found") from None
-        except OSError as e:
-            raise AnnotationError(f"{source}: cannot read annotation ({e.strerror})") from None
-        data = None
-    if size > max_bytes:
-        raise AnnotationError(f"{source}: file is {size_text(size)}, over the {size_text(max_bytes)} limit "
-                              f"for one annotation file")
-    if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise AnnotationError(f"{source}: cannot read annotation ({e.strerror})") from None
+            data = read_regular(src, "annotation file", max_bytes, name=source)
+        except PathRefused as e:
+            raise AnnotationError(str(e)) from None
     if not data.strip():
         raise AnnotationError(f"{source}: empty file")
     return data

@@ -50,9 +50,12 @@ def _text(node: ET.Element, tag: str, where: str) -> str:
 def _number(node: ET.Element, tag: str, where: str) -> float:
     text = _text(node, tag, where)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise AnnotationError(f"{where}: <{tag}> is not a number ({plain(text)})") from None
+    if not math.isfinite(value):  # nan, inf and 1e400 (which float() makes inf), as the COCO reader
+        raise AnnotationError(f"{where}: <{tag}> must be a finite number, got {plain(text)}")
+    return value
 
 
 def _size_hw(root: ET.Element, source: str) -> tuple[int, int] | None:
