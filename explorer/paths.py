@@ -9,9 +9,16 @@ import ipaddress
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent  # the project: `-m ssd.train` imports from here
-CHECKPOINTS_DIR = REPO_ROOT / "checkpoints"
-SAMPLES_DIR = REPO_ROOT / "samples"
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+# A source checkout has app.py beside explorer/. An installed wheel (`pip install .`)
+# ships app.py, pages/, the shipped checkpoint and the sample scenes as package data in
+# explorer/_app (read only), and the user's files (runs/, data/, .streamlit/secrets.toml)
+# live in the folder the app was started from, never in site-packages.
+INSTALLED = not (_SOURCE_ROOT / "app.py").is_file()
+APP_DIR = Path(__file__).resolve().parent / "_app" if INSTALLED else _SOURCE_ROOT  # app.py, pages/, shipped files
+REPO_ROOT = Path.cwd().resolve() if INSTALLED else _SOURCE_ROOT  # the project (the user's folder when installed)
+CHECKPOINTS_DIR = APP_DIR / "checkpoints"
+SAMPLES_DIR = APP_DIR / "samples"
 
 
 def runs_dir() -> Path:

@@ -2,6 +2,7 @@
 
     python -m ssd.detect IMAGE_OR_DIR... --checkpoint PATH [options]
     python -m ssd.detect IMAGE_OR_DIR... --model ssd300_vgg16 --weights coco|PATH [options]
+    python -m ssd.detect IMAGE_OR_DIR... --onnx MODEL.onnx [options]   (ONNX Runtime, see ssd.export)
 
 Folders are expanded to the image files directly inside them (by suffix, sorted).
 Output, per image: a text table (label, score, box in original pixels, level, feature
@@ -114,6 +115,47 @@ def _print_text(path: Path, st: Stages, per_level: bool, level_names) -> None:
 _DEFAULTS = PostprocessConfig()  # the library's thresholds (ssd.postprocess)
 
 
+def _main_onnx(args) -> int:
+    """`main` for --onnx: the same records, from `ssd.export.runtime.OnnxDetector`."""
+    from ssd.export import ExportError
+    from ssd.export.runtime import OnnxDetector
+
+    try:
+        det = OnnxDetector(args.onnx)
+        baked = det.info.postprocess
+        if baked is not None and args.nms_threshold not in (None, baked.nms_thresh):
+            raise ValueError(f"{args.onnx} has NMS IoU {baked.nms_thresh} baked in; export again with "
+                             f"--nms-threshold {args.nms_threshold}")
+        if args.per_level:
+            raise ValueError("--per-level needs the PyTorch model (--checkpoint or --model), not --onnx")
+        det._thresholds(args.score_threshold, args.top_k)  # refuse thresholds looser than the file's
+    except (ExportError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    files, errors = expand_inputs(args.inputs)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    failed, results = bool(errors), []
+    for path in files:
+        try:
+            image = load_image(path)
+        except ImageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed = True
+            continue
+        dets, (h, w), ms = det.detect(image, score_threshold=args.score_threshold, top_k=args.top_k)
+        recs = dets.to_records(list(det.info.class_names))
+        if args.json:
+            results.append({"image": str(path), "width": w, "height": h, "detections": recs, "per_level": None})
+        else:
+            print(f"{path} ({w}x{h}): {len(recs)} detection(s), {ms:.0f} ms")
+            print("\n".join(_table(recs)))
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 2 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ssd.detect",
@@ -123,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="an ssd-explorer checkpoint (.pt) written by ssd.train")
     src.add_argument("--model", choices=MODEL_NAMES, help="build this architecture (with --weights)")
+    src.add_argument("--onnx", metavar="MODEL.onnx",
+                     help="a file from python -m ssd.export, run with ONNX Runtime (its thresholds are baked in: "
+                          "--score-threshold / --top-k may only be stricter; no --per-level)")
     p.add_argument("--weights", help="with --model: 'coco' (torchvision download) or a state dict .pth")
     p.add_argument("--num-classes", type=int, default=None, help="with --model: classes incl. background")
     p.add_argument("--per-level", action="store_true", help="also show what each feature map detects")
@@ -144,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights is not None and args.model is None:
         print("error: --weights needs --model (a checkpoint carries its own weights)", file=sys.stderr)
         return 2
+    if args.onnx:
+        return _main_onnx(args)
     try:
         model = _load_model(args)
     except (CheckpointError, WeightsError, ValueError, RuntimeError) as e:

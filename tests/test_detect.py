@@ -107,3 +107,30 @@ def test_command_line_process(folder, ckpt):
     assert proc.stderr.strip().splitlines() == [f"error: {folder / 'd_text.png'}: not an image (format not recognised)"]
     doc = json.loads(proc.stdout)
     assert len(doc) == 1 and len(doc[0]["detections"]) == 2 and doc[0]["per_level"] is None
+
+
+def test_onnx_prints_the_records_of_the_checkpoint(tmp_path, capsys):
+    """`--onnx` runs the exported file with ONNX Runtime and prints the same records."""
+    pytest.importorskip("onnxruntime")
+    from ssd.export import export_onnx
+
+    shipped = ROOT / "checkpoints" / "compact256_shapes.pt"
+    onnx_path = tmp_path / "c.onnx"
+    export_onnx(shipped, onnx_path)
+    runs = {}
+    for src in (["--checkpoint", str(shipped)], ["--onnx", str(onnx_path)]):
+        assert main([str(ROOT / "samples"), *src, "--json", "--top-k", "20"]) == 0
+        runs[src[0]] = json.loads(capsys.readouterr().out)
+    a, b = runs["--checkpoint"], runs["--onnx"]
+    assert [r["image"] for r in a] == [r["image"] for r in b] and sum(len(r["detections"]) for r in a) > 5
+    for ra, rb in zip(a, b):
+        assert len(ra["detections"]) == len(rb["detections"])
+        for da, db in zip(ra["detections"], rb["detections"]):
+            assert {k: v for k, v in da.items() if k not in ("score", "box_xyxy")} == \
+                   {k: v for k, v in db.items() if k not in ("score", "box_xyxy")}
+            assert abs(da["score"] - db["score"]) < 1e-5
+            assert max(abs(u - v) for u, v in zip(da["box_xyxy"], db["box_xyxy"])) < 1e-3
+    assert main([str(ROOT / "samples"), "--onnx", str(onnx_path), "--score-threshold", "0.001"]) == 2
+    assert "below the 0.01 baked into" in capsys.readouterr().err
+    assert main([str(ROOT / "samples"), "--onnx", str(onnx_path), "--per-level"]) == 2
+    assert "--per-level needs the PyTorch model" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""Command line: export an SSD to ONNX (network + box decoding + NMS in one graph).
+
+    python -m ssd.export --checkpoint checkpoints/compact256_shapes.pt --onnx compact256.onnx
+    python -m ssd.export --model ssd300_vgg16 --weights ssd300.pth --onnx ssd300.onnx --dynamic-batch
+    python -m ssd.export --checkpoint run/best.pt --onnx raw.onnx --raw
+
+The thresholds baked into the graph default to the library's (`ssd.postprocess.
+PostprocessConfig`: score > 0.01, NMS IoU 0.45, 400 candidates per class, 200
+detections), not `ssd.detect`'s display default of 0.3: `ssd.detect --onnx` applies
+its 0.3 afterwards, which gives exactly the detections of an export at 0.3.
+Exit 0 on success, 2 with one "error: ..." line on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ssd.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError, export_onnx, load_model
+from ssd.models import MODEL_NAMES
+from ssd.postprocess import PostprocessConfig, config_with
+
+_DEFAULTS = PostprocessConfig()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ssd.export",
+                                description="Export an SSD to ONNX with its box decoding and NMS.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="an ssd-explorer checkpoint (.pt): its default boxes and classes are kept")
+    src.add_argument("--model", choices=MODEL_NAMES, help="build this architecture (with --weights)")
+    p.add_argument("--weights", help="with --model: a local state dict .pth (or 'coco': torchvision download)")
+    p.add_argument("--num-classes", type=int, default=None, help="with --model: classes incl. background")
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset (default {DEFAULT_OPSET}, at least {MIN_OPSET})")
+    p.add_argument("--dynamic-batch", action="store_true", help="allow any batch size (default: 1)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--with-postprocess", dest="raw", action="store_false",
+                      help="outputs: the final detections (default)")
+    what.add_argument("--raw", dest="raw", action="store_true",
+                      help="outputs: the per-level head outputs (cls_logits_<l>, bbox_regression_<l>)")
+    p.set_defaults(raw=False)
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help=f"candidates need score > this (default {_DEFAULTS.score_thresh}, the library's)")
+    p.add_argument("--nms-threshold", type=float, default=None,
+                   help=f"NMS IoU threshold (default {_DEFAULTS.nms_thresh})")
+    p.add_argument("--top-k", type=int, default=None,
+                   help=f"detections kept per image (default {_DEFAULTS.detections_per_img})")
+    p.add_argument("--topk-candidates", type=int, default=None,
+                   help=f"candidates per class before NMS (default {_DEFAULTS.topk_candidates})")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.weights is not None and args.model is None:
+        print("error: --weights needs --model (a checkpoint carries its own weights)", file=sys.stderr)
+        return 2
+    try:
+        config = config_with(score_threshold=args.score_threshold, nms_threshold=args.nms_threshold,
+                             top_k=args.top_k, topk_candidates=args.topk_candidates)
+        model = load_model(checkpoint=args.checkpoint, model_name=args.model, weights=args.weights,
+                           num_classes=args.num_classes)
+        meta = export_onnx(model, args.onnx, config=config, raw=args.raw, opset=args.opset,
+                           dynamic_batch=args.dynamic_batch)
+    except (ExportError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.onnx}: {meta['model_name']}, {meta['outputs']}, input {json.loads(meta['input_hw'])} "
+          f"(H, W), thresholds {meta['postprocess']}, opset {args.opset}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
