@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from ssd.checkpoint import CheckpointError
-from ssd.checkpoint import load as load_checkpoint
+from ssd.training.checkpoint import CheckpointError
+from ssd.training.checkpoint import load as load_checkpoint
 from ssd.images import ImageError, is_image_path, load_image
 from ssd.inference import Stages, run_stages
 from ssd.postprocess import PostprocessConfig, config_with

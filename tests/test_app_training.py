@@ -122,7 +122,7 @@ def test_failed_run_shows_the_trainers_reason(runs_dir, tmp_path, peer_data):
     import shutil
     import signal as sig
 
-    from ssd.train import main
+    from ssd.training.train import main
 
     voc = tmp_path / "voc"
     src = peer_data / "mmdet" / "VOC2007"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ssd import checkpoint
+from ssd.training import checkpoint
 from ssd.detect import expand_inputs, main
 from ssd.models import build
 

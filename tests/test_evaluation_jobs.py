@@ -13,7 +13,7 @@ import torch
 
 from explorer.evaluation import jobs, runner
 from explorer.evaluation.spec import DatasetSpec, EvalInputError, EvalSpec, eval_key, load_checked
-from ssd import checkpoint
+from ssd.training import checkpoint
 from ssd.models import build
 from tests.eval_helpers import SHIPPED
 

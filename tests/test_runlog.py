@@ -1,4 +1,4 @@
-"""Tests for ssd/runlog.py: the run directory's one atomic write, its status checks,
+"""Tests for ssd/training/runlog.py: the run directory's one atomic write, its status checks,
 its readers (strict and tolerant), and the metrics records."""
 import json
 import os
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ssd import runlog
-from ssd.runlog import (
+from ssd.training import runlog
+from ssd.training.runlog import (
     RunDir,
     RunDirError,
     atomic_write,
@@ -56,7 +56,7 @@ def test_reader_never_sees_half_a_file_while_a_process_is_killed_mid_writes(tmp_
     """A writer SIGKILLed at a random moment of a stream of big atomic writes leaves
     either the old or a new complete file, never a partial one."""
     path = tmp_path / "status.json"
-    code = ("import sys; from ssd.runlog import write_json_atomic\n"
+    code = ("import sys; from ssd.training.runlog import write_json_atomic\n"
             "i = 0\n"
             "while True:\n"
             "    write_json_atomic(sys.argv[1], {'i': i, 'pad': 'x' * 200_000}); i += 1\n")
@@ -144,7 +144,7 @@ def test_readers_survive_damaged_files(tmp_path):
     """Issue 14: FIFOs, deep nesting, oversize and truncated files never block or raise."""
     import threading
 
-    from ssd.runlog import MAX_JSON_BYTES, RunDirError, read_json, read_json_or_none, read_metrics
+    from ssd.training.runlog import MAX_JSON_BYTES, RunDirError, read_json, read_json_or_none, read_metrics
 
     os.mkfifo(tmp_path / "fifo.json")
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from torchvision.ops import box_iou
 
-from ssd import checkpoint
+from ssd.training import checkpoint
 from ssd.data.procedural import CLASSES, ProceduralDataset, cat_and_dog_scene
-from ssd.evaluate import evaluate_model
+from ssd.evaluation.evaluate import evaluate_model
 from ssd.inference import run_stages
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -67,7 +67,7 @@ def _alive(status: dict) -> bool:
 
 def read_eval(eval_dir: Path) -> EvalInfo:
     """The evaluation in `eval_dir`; a "running" one whose process is gone reads "failed"."""
-    from ssd.runlog import read_json
+    from ssd.training.runlog import read_json
 
     eval_dir = Path(eval_dir)
     try:
@@ -106,7 +106,7 @@ def launch(spec: EvalSpec, root: Path | None = None, check: bool = True) -> Path
     here, so bad input raises EvalInputError (naming the file and the problem) at once.
     Returns the evaluation's folder.
     """
-    from ssd.runlog import write_json_atomic
+    from ssd.training.runlog import write_json_atomic
 
     root = evaluations_dir() if root is None else Path(root)
     key = eval_key(spec)
@@ -133,7 +133,7 @@ def launch(spec: EvalSpec, root: Path | None = None, check: bool = True) -> Path
 def cancel(eval_dir: Path) -> None:
     """SIGTERM the evaluation's process group (it then writes `cancelled`); an evaluation
     whose process is already gone is marked cancelled here."""
-    from ssd.runlog import read_json
+    from ssd.training.runlog import read_json
 
     eval_dir = Path(eval_dir)
     try:

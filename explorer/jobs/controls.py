@@ -31,8 +31,8 @@ from explorer.jobs.spec import sanitize_run_name
 from explorer.jobs.start import start_run
 from explorer.jobs.state import CANCEL_MARK, CONTROL_LOCK, JOB_FILE, RUN_LOCK, open_lock, probe_run_lock, try_flock, \
     try_flock_briefly
-from ssd import runlog
-from ssd.runlog import LIVE_STATES, read_status
+from ssd.training import runlog
+from ssd.training.runlog import LIVE_STATES, read_status
 
 RESUMABLE = ("cancelled", "failed")
 

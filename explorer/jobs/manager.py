@@ -1,7 +1,7 @@
 """Training-job manager: launch, list, watch, cancel, resume and delete runs.
 
 A run is a detached OS process with its own directory `runs_dir/<name>/`; all its
-state is on disk (the run directory of `ssd.runlog`, plus the manager's files and
+state is on disk (the run directory of `ssd.training.runlog`, plus the manager's files and
 locks of `explorer.jobs.state`), so runs survive reruns, closed tabs
 and server restarts, and a restarted server finds them all again. Launch starts
 `python -m explorer.jobs.runner RUN_DIR` in a new session; the runner queues for

@@ -1,6 +1,6 @@
 """Reading what a training run logs, for the page: metrics rows, the tail of its log, ETA.
 
-The records and their keys are `ssd.runlog`'s (`TRAIN_KEYS`, `EVAL_KEYS`, by
+The records and their keys are `ssd.training.runlog`'s (`TRAIN_KEYS`, `EVAL_KEYS`, by
 "kind"); this module only reads them cheaply while the run writes. No streamlit import.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 from explorer.jobs.state import STDOUT_FILE
-from ssd import runlog
-from ssd.runlog import EVAL_KEYS, TRAIN_KEYS, split_records
+from ssd.training import runlog
+from ssd.training.runlog import EVAL_KEYS, TRAIN_KEYS, split_records
 
 LOG_KEYS = TRAIN_KEYS  # the keys of a log row (re-exported for the figure builders)
 __all__ = ["LOG_KEYS", "EVAL_KEYS", "split_records", "read_metrics", "tail_metrics", "tail_log",

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from explorer.jobs.state import JOB_FILE, LOCKS_DIR, RUN_LOCK, live_queue, open_lock, try_flock
-from ssd.runlog import read_json_or_none, read_status, update_status
+from ssd.training.runlog import read_json_or_none, read_status, update_status
 
 POLL_S = 1.0  # how often a queued run looks at the queue again (a listdir + a few lock probes)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from explorer.jobs.damage import clean_job, clean_status, diverged, first_logged_loss, read_json_checked
 from explorer.jobs.metrics import eta_seconds, tail_log_file, tail_metrics
 from explorer.jobs.state import CANCEL_MARK, JOB_FILE, STDOUT_FILE, is_alive, pid_alive_since, probe_run_lock
-from ssd import runlog
-from ssd.runlog import LIVE_STATES, update_status
+from ssd.training import runlog
+from ssd.training.runlog import LIVE_STATES, update_status
 
 DAMAGED = "damaged"  # RunInfo.state of a run whose own state cannot be read (never written to disk)
 

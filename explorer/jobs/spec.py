@@ -1,7 +1,7 @@
 """What a training job is: its settings, their checks, and the argv they become.
 
 `JobSpec` is what the user picked on the training page: the training options
-themselves (`ssd.train_options.TrainOptions`, declared once, with their choices,
+themselves (`ssd.training.options.TrainOptions`, declared once, with their choices,
 defaults and rules) plus how many processes run them. `validate_spec` refuses a bad
 one *before* anything is launched (an option out of range, missing dataset folders,
 a COCO file that does not parse, an impossible device); `train_argv` turns it into
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.jobs.limits import JobError, JobLimits, check_budget, inside_roots, read_regular
-from ssd.recipes import RECIPES
-from ssd.train_options import DATASETS, DEVICES, MODEL_NAMES as MODELS, TrainOptions
+from ssd.training.recipes import RECIPES
+from ssd.training.options import DATASETS, DEVICES, MODEL_NAMES as MODELS, TrainOptions
 
 __all__ = ["DATASETS", "DEVICES", "MODELS", "RECIPES", "JobError", "JobSpec", "TrainOptions", "sanitize_run_name",
            "resolve_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]

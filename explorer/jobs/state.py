@@ -1,7 +1,7 @@
 """What the job manager adds to a run directory, and the locks that say who is alive.
 
 The run directory's own format (status.json, its states and fields, config.json,
-metrics.jsonl, train.log, checkpoints, the atomic write) belongs to `ssd.runlog`;
+metrics.jsonl, train.log, checkpoints, the atomic write) belongs to `ssd.training.runlog`;
 this module names only the manager's additions. Everything a run is lives on disk;
 nothing is held in memory, so a restarted server finds every run again. No
 streamlit, no torch import here (the runner waiting in a queue should stay light).
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from ssd.runlog import atomic_write
+from ssd.training.runlog import atomic_write
 
 JOB_FILE = "job.json"  # the manager's launch record (argv, device class, seq, attempts)
 STDOUT_FILE = "stdout.log"  # everything the runner and the trainer print (tracebacks too)

@@ -98,8 +98,8 @@ def is_ground_truth(obj: AnnotatedBox, keep_difficult: bool = False) -> bool:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically (the project's one helper, `ssd.runlog.atomic_write`),
+    """Write `data` to `path` atomically (the project's one helper, `ssd.training.runlog.atomic_write`),
     so a reader never sees a half-written annotation file. Returns the path."""
-    from ssd.runlog import atomic_write
+    from ssd.training.runlog import atomic_write
 
     return atomic_write(path, lambda f: f.write(data))

@@ -6,7 +6,7 @@
 Detections are the final ones of `ssd.postprocess` (the same code as `ssd.inference`'s
 final stage and torchvision's `SSD.postprocess_detections`, with `PostprocessConfig()`'s
 thresholds), for a whole batch at once. `--errors` adds the error analysis of
-`ssd.errors` (TIDE error types with their dAP, per level, why each miss was missed, AP by
+`ssd.evaluation.error_types` (TIDE error types with their dAP, per level, why each miss was missed, AP by
 size and by level, the class confusion matrix). Boxes are compared
 in the network-input pixel frame (S x S, SSD warps images to a square), so COCO's
 small/medium/large split refers to S x S pixels.
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ssd.data.common import DatasetError, collate
-from ssd.metrics import coco_eval, pr_curves, voc07_map
+from ssd.evaluation.metrics import coco_eval, pr_curves, voc07_map
 from ssd.postprocess import PostprocessConfig, decode_boxes_px_in, default_boxes_px_in, postprocess_batch
 
 def scores_and_boxes(model, head_outputs, image_side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +87,7 @@ def collect(model, dataset, class_names, device="cpu", batch_size: int = 32,
 
     Returns:
         (gts, dets, analysis): per image {"boxes_xyxy_px_in" (G, 4), "labels" (G,)} and the
-        final detections of `detect_batch`; `analysis` is an `ssd.errors.ErrorAnalysis`
+        final detections of `detect_batch`; `analysis` is an `ssd.evaluation.error_types.ErrorAnalysis`
         fed with every image when `errors`, else None.
     Raises DatasetError for an empty dataset, one without any ground truth, or classes
     that differ from the model's.
@@ -99,7 +99,7 @@ def collect(model, dataset, class_names, device="cpu", batch_size: int = 32,
     was_training = model.training
     analysis = None
     if errors:
-        from ssd.errors import ErrorAnalysis
+        from ssd.evaluation.error_types import ErrorAnalysis
 
         analysis = ErrorAnalysis(model.cfg, class_names, config)
     gts, dets = [], []
@@ -139,13 +139,13 @@ def score(gts: list[dict], dets: list[dict], class_names, curves: bool = False) 
 def evaluate_model(model, dataset, class_names, device="cpu", batch_size: int = 32, curves: bool = False,
                    config: PostprocessConfig | None = None, errors: bool = False) -> dict:
     """`score(*collect(...))`: the AP figures of `model` on `dataset`, plus the error
-    analysis (`ssd.errors.ErrorAnalysis.report()` keys) when `errors`."""
+    analysis (`ssd.evaluation.error_types.ErrorAnalysis.report()` keys) when `errors`."""
     gts, dets, analysis = collect(model, dataset, class_names, device, batch_size, config, errors)
     return score_with_errors(gts, dets, class_names, analysis, curves)
 
 
 def score_with_errors(gts: list[dict], dets: list[dict], class_names, analysis, curves: bool = False) -> dict:
-    """`score` plus, when `analysis` (an `ssd.errors.ErrorAnalysis`) is given, its report:
+    """`score` plus, when `analysis` (an `ssd.evaluation.error_types.ErrorAnalysis`) is given, its report:
     what `evaluate_model(errors=True)` returns, from `collect`'s three outputs."""
     return _with_errors(score(gts, dets, class_names, curves), analysis)
 
@@ -219,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _write_outputs(args, res: dict, gts: list[dict], dets: list[dict], class_names, image_side: int) -> None:
-    from ssd.metrics import coco_gt_json, coco_results_json
-    from ssd.runlog import write_json_atomic
+    from ssd.evaluation.metrics import coco_gt_json, coco_results_json
+    from ssd.training.runlog import write_json_atomic
 
     curves = res.pop("curves", None)
     if args.curves_out:
@@ -237,7 +237,7 @@ def _print_text(args, res: dict) -> None:
     for name, ap in res["per_class"].items():
         print(f"  {name:>12}: AP {ap if ap is None else round(ap, 3)}  AP50 {res['per_class_AP50'][name]}")
     if "errors" in res:
-        from ssd.errors import format_report
+        from ssd.evaluation.error_types import format_report
 
         print(format_report(res))
 
@@ -245,8 +245,8 @@ def _print_text(args, res: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    from ssd import checkpoint
-    from ssd.engine import resolve_device
+    from ssd.training import checkpoint
+    from ssd.training.engine import resolve_device
 
     if args.dataset == "procedural" and args.num_images < 1:
         p.error("--num-images must be >= 1 for procedural data")

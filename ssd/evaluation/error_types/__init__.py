@@ -3,11 +3,11 @@
 `ErrorAnalysis` is fed image by image during evaluation (`add_batch`, with the stages
 post-processing kept) and `report()` gives, next to the AP figures:
 - "errors": TIDE's six error types (Cls, Loc, Both, Dupe, Bkg, Miss) with their count and
-  the AP50 each costs (dAP x 100, as TIDE reports), `ssd.errors.tide`;
+  the AP50 each costs (dAP x 100, as TIDE reports), `ssd.evaluation.error_types.tide`;
 - "per_level": per feature map, the detections it made that are TP / FP (by error type),
   the GTs it owns (the level of each GT's best default box), their recall, and the AP
-  over the GTs it owns (`ssd.metrics.coco_eval_by`);
-- "misses_by_cause" and "misses": why each missed GT was missed, `ssd.errors.causes`;
+  over the GTs it owns (`ssd.evaluation.metrics.coco_eval_by`);
+- "misses_by_cause" and "misses": why each missed GT was missed, `ssd.evaluation.error_types.causes`;
 - "confusion": GT class (rows, background first) x predicted class (columns, background
   first = missed) for detections scoring >= `confusion_score_thresh`, IoU >= 0.5.
 
@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from ssd.config import SSDConfig
-from ssd.errors.causes import CAUSES, miss_cause
-from ssd.errors.tide import ERROR_TYPES, KINDS, TideAccumulator, TideConfig, batched_box_iou, classify_batch, \
+from ssd.evaluation.error_types.causes import CAUSES, miss_cause
+from ssd.evaluation.error_types.tide import ERROR_TYPES, KINDS, TideAccumulator, TideConfig, batched_box_iou, classify_batch, \
     greedy_match, pad
 from ssd.postprocess import PostprocessConfig, Postprocessed, default_boxes_px_in
 
@@ -80,7 +80,7 @@ class ErrorAnalysis:
 
     def add_batch(self, gts: list[dict], dets: list[dict], scores: Tensor, boxes_px_in: Tensor,
                   posts: list[Postprocessed]) -> None:
-        """One batch: gts / dets per image as `ssd.evaluate.collect` builds them,
+        """One batch: gts / dets per image as `ssd.evaluation.evaluate.collect` builds them,
         scores (B, A, C) and boxes_px_in (B, A, 4) from `forward_batch`, and the `Postprocessed`."""
         raw, gts = gts, [{"boxes_xyxy_px_in": g["boxes_xyxy_px_in"].float().reshape(-1, 4),
                           "labels": g["labels"].long().reshape(-1)} for g in gts]
@@ -116,7 +116,7 @@ class ErrorAnalysis:
         self.det_level.append(d_level)
 
     def _per_level(self) -> list[dict]:
-        from ssd.metrics import coco_eval_by
+        from ssd.evaluation.metrics import coco_eval_by
 
         ranges = {str(k): (float(k), float(k)) for k in range(len(self.feature_maps))}
         ap = coco_eval_by(self.gts, self.dets, self.class_names, self.gt_level, self.det_level, ranges)
@@ -133,7 +133,7 @@ class ErrorAnalysis:
 
     def report(self) -> dict:
         """{"errors", "per_level", "misses_by_cause", "misses", "confusion"} (JSON-ready); AP by
-        size comes from the main pycocotools run (`ssd.metrics.coco_eval`'s "by_size")."""
+        size comes from the main pycocotools run (`ssd.evaluation.metrics.coco_eval`'s "by_size")."""
         by_cause = {c: 0 for c in CAUSES}
         for m in self.misses:
             by_cause[m["cause"]] += 1

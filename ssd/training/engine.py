@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
-from ssd import checkpoint
+from ssd.training import checkpoint
 from ssd.data import procedural
 from ssd.data.coco import COCODataset
 from ssd.data.common import DatasetError, collate
@@ -94,7 +94,7 @@ def voc_class_names(root, split: str, choice: str = "auto") -> tuple[str, ...]:
 
 def build_datasets(args, image_size: int) -> tuple[Dataset, Dataset, tuple[str, ...], int]:
     """(train set, val set, class names, samples skipped as bad) for `args` (a
-    `ssd.train_options.TrainOptions`) at `image_size` px. DatasetError names a bad file."""
+    `ssd.training.options.TrainOptions`) at `image_size` px. DatasetError names a bad file."""
     t_train = train_transform(image_size, args.augment)
     t_eval = eval_transform(image_size)
     if args.dataset == "procedural":

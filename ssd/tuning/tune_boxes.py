@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ssd.config import SSDConfig
-from ssd.coverage import check_boxes, coverage
+from ssd.tuning.coverage import check_boxes, coverage
 
 RATIO_SETS = ((1.0,), (1.0, 2.0, 0.5), (1.0, 2.0, 0.5, 3.0, 1 / 3))  # the paper's per-level choices
 FACTORS = (1.5, 1.2, 1.07, 1.02)  # scale steps, coarse to fine
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from ssd.data import gt_boxes
     from ssd.models import MODEL_NAMES, default_config
     from ssd.priors import level_table
-    from ssd.runlog import write_json_atomic
+    from ssd.training.runlog import write_json_atomic
 
     p = argparse.ArgumentParser(prog="python -m ssd.tune_boxes",
                                 description="Tune default-box scales and ratios to a dataset's boxes.")

@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from ssd.config import PRESETS
-    from ssd.coverage_summary import print_summary, summarize
+    from ssd.tuning.coverage_summary import print_summary, summarize
     from ssd.data import gt_boxes
 
     p = argparse.ArgumentParser(prog="python -m ssd.coverage",

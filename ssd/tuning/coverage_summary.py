@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ssd.config import SSDConfig
-from ssd.coverage import Coverage, smallest_default_side
+from ssd.tuning.coverage import Coverage, smallest_default_side
 
 # Size buckets, input pixels: sqrt(w * h) in [edge_k, edge_k+1).
 SIZE_EDGES_PX = (0.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, math.inf)
@@ -150,7 +150,7 @@ def _print_table(title: str, rows: list[dict]) -> None:
 
 
 def print_summary(s: dict, source: str) -> None:
-    """The text report of `ssd.coverage_summary.summarize`."""
+    """The text report of `ssd.tuning.coverage_summary.summarize`."""
     print(f"{s['config']} ({s['num_default_boxes']} default boxes) on {source}: {s['num_boxes']} boxes")
     print(f"BPR at IoU {s['iou_threshold']:g}: {s['bpr']:.4f}   mean best IoU {s['mean_best_iou']}   "
           f"mean positives per box {s['mean_positives']}")

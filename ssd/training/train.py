@@ -1,6 +1,6 @@
 """Train an SSD: `python -m ssd.train --dataset procedural --out runs/demo`.
 
-Writes a run directory (`ssd.runlog`): config.json, metrics.jsonl, train.log,
+Writes a run directory (`ssd.training.runlog`): config.json, metrics.jsonl, train.log,
 status.json and checkpoints/{last,best}.pt. SIGTERM/SIGINT finish the current step,
 save last.pt and end with status "cancelled" (exit 0); `--resume` continues from
 last.pt with the same optimizer/scheduler state, step and RNG. A non-finite loss ends
@@ -9,7 +9,7 @@ decode, a full disk, ...): status.json and train.log then hold its message, neve
 "running". Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel
 (gloo on CPU, nccl on GPU); only rank 0 writes files.
 
-The options are `ssd.train_options.TrainOptions`; the pieces are in `ssd.engine`.
+The options are `ssd.training.options.TrainOptions`; the pieces are in `ssd.training.engine`.
 The shipped checkpoint's exact command is in the README ("The shipped model").
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from ssd import models
 from ssd.data.common import DatasetError, skipped_on_load
-from ssd.engine import (
+from ssd.training.engine import (
     EpochEnd,
     LossWindow,
     Progress,
@@ -43,8 +43,8 @@ from ssd.engine import (
     save_training_state,
 )
 from ssd.priors import default_boxes
-from ssd.runlog import RunDir, paths
-from ssd.train_options import TrainOptions, parse_args
+from ssd.training.runlog import RunDir, paths
+from ssd.training.options import TrainOptions, parse_args
 
 
 class TrainingError(RuntimeError):
@@ -325,7 +325,7 @@ class RunBook:
         """COCO AP on the validation set (rank 0); best.pt when it improves."""
         if self.run is None:
             return
-        from ssd.evaluate import evaluate_model
+        from ssd.evaluation.evaluate import evaluate_model
 
         t0, step, model = time.time(), self.progress.step, self.trainer.model
         res = evaluate_model(model, val_set, self.class_names, device=self.trainer.device)
@@ -336,7 +336,7 @@ class RunBook:
                      f"AP75 {res['AP75']:.3f} ({time.time() - t0:.0f}s)")
         if self.progress.best_map is None or res["AP"] > self.progress.best_map:
             self.progress.best_map = res["AP"]
-            from ssd import checkpoint
+            from ssd.training import checkpoint
 
             checkpoint.save(self.run.best_path, model, self.class_names, self.recipe, extra={
                 "epoch": epoch, "step": step, "best_map": self.progress.best_map,

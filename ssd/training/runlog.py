@@ -12,7 +12,7 @@ while the run goes on. Both import the names below instead of restating them:
 
 Every whole-file write in the project goes through `atomic_write` (temp file in the
 same folder, fsync, `os.replace`): a reader sees the old file or the new one, never
-half of one, even if the writer is killed mid-write. `ssd.checkpoint.save` uses it too.
+half of one, even if the writer is killed mid-write. `ssd.training.checkpoint.save` uses it too.
 
 No torch import: the job runner waiting in a queue imports this and stays light.
 """
