@@ -28,7 +28,7 @@ from ssd.data.procedural import ProceduralDataset
 from ssd.data.transforms import eval_transform
 from ssd.evaluation.evaluate import evaluate_model
 from ssd.postprocess import PostprocessConfig
-from ssd.training.runlog import write_json_atomic
+from ssd.io import write_json_atomic
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 

@@ -106,7 +106,7 @@ def launch(spec: EvalSpec, root: Path | None = None, check: bool = True) -> Path
     here, so bad input raises EvalInputError (naming the file and the problem) at once.
     Returns the evaluation's folder.
     """
-    from ssd.training.runlog import write_json_atomic
+    from ssd.io import write_json_atomic
 
     root = evaluations_dir() if root is None else Path(root)
     key = eval_key(spec)

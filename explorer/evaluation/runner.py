@@ -32,7 +32,8 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
 
 def write_status(eval_dir: Path, **fields) -> dict:
     """Merge `fields` into `status.json` (atomic replace), stamping `updated_at`."""
-    from ssd.training.runlog import read_json, write_json_atomic
+    from ssd.training.runlog import read_json
+    from ssd.io import write_json_atomic
 
     path = Path(eval_dir) / STATUS_FILE
     try:
@@ -73,10 +74,11 @@ def _orders() -> dict:
 
 def run(eval_dir: Path, batch_size: int = 16) -> dict:
     """Evaluate `eval_dir`'s spec and write its files; returns the result dict."""
-    from ssd.data.formats.base import write_bytes_atomic
+    from ssd.io import write_bytes_atomic
     from ssd.evaluation.evaluate import collect, score_with_errors
     from ssd.postprocess import PostprocessConfig
-    from ssd.training.runlog import read_json, write_json_atomic
+    from ssd.training.runlog import read_json
+    from ssd.io import write_json_atomic
     from explorer.evaluation.raw import RAW_FLOOR, RawCollector, raw_to_bytes
 
     spec = EvalSpec.from_dict(read_json(eval_dir / SPEC_FILE)["spec"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ssd.config import SSDConfig, check_fits, load_config_json
 from ssd.models import default_config
-from ssd.training.runlog import write_json_atomic
+from ssd.io import write_json_atomic
 
 BOX_CONFIG_DIR = ".box_configs"  # under the runs folder
 

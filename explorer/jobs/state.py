@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from ssd.training.runlog import atomic_write
+from ssd.io import atomic_write
 
 JOB_FILE = "job.json"  # the manager's launch record (argv, device class, seq, attempts)
 STDOUT_FILE = "stdout.log"  # everything the runner and the trainer print (tracebacks too)

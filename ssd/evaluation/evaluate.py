@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _write_outputs(args, res: dict, gts: list[dict], dets: list[dict], class_names, image_side: int) -> None:
     from ssd.evaluation.metrics import coco_gt_json, coco_results_json
-    from ssd.training.runlog import write_json_atomic
+    from ssd.io import write_json_atomic
 
     curves = res.pop("curves", None)
     if args.curves_out:

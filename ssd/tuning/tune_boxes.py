@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from ssd.data import gt_boxes
     from ssd.models import MODEL_NAMES, default_config
     from ssd.priors import level_table
-    from ssd.training.runlog import write_json_atomic
+    from ssd.io import write_json_atomic
 
     p = argparse.ArgumentParser(prog="python -m ssd.tune_boxes",
                                 description="Tune default-box scales and ratios to a dataset's boxes.")
