@@ -24,13 +24,13 @@ from collections import defaultdict
 
 import torch
 
-from ssd.training import checkpoint
 from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.data.transforms import eval_transform
 from ssd.evaluation.error_types import ErrorAnalysis
 from ssd.evaluation.evaluate import _with_errors, scores_and_boxes
 from ssd.evaluation.metrics import coco_eval, coco_eval_by, pr_curves, voc07_map
 from ssd.postprocess import PostprocessConfig, postprocess_batch
+from ssd.training import checkpoint
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 

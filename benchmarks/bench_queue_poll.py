@@ -24,8 +24,8 @@ from pathlib import Path
 from explorer.jobs.limits import JobLimits
 from explorer.jobs.runner import POLL_S, runs_ahead
 from explorer.jobs.state import JOB_FILE, RUN_LOCK, enqueue, is_alive, open_lock, try_flock
-from ssd.training.runlog import read_json_or_none, read_status
 from ssd.io import write_json_atomic
+from ssd.training.runlog import read_json_or_none, read_status
 
 
 def old_runs_ahead(run_dir: Path, device: str, seq: int) -> list[str]:

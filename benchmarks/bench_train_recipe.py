@@ -32,8 +32,8 @@ from ssd import models
 from ssd.data import procedural
 from ssd.data.common import collate
 from ssd.data.transforms import train_transform
-from ssd.training.engine import Trainer, build_optimizer, build_scheduler
 from ssd.priors import default_boxes
+from ssd.training.engine import Trainer, build_optimizer, build_scheduler
 
 BATCH = 32  # the shipped recipe's --batch-size
 STEPS = 930  # 10 epochs x 93 steps of 3000 scenes

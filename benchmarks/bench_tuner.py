@@ -23,12 +23,12 @@ import torch
 from explorer.evaluation import jobs, runner
 from explorer.evaluation.spec import DatasetSpec, EvalSpec, eval_key
 from explorer.evaluation.tuner import tune
-from ssd.training import checkpoint
 from ssd.data.procedural import ProceduralDataset
 from ssd.data.transforms import eval_transform
 from ssd.evaluation.evaluate import evaluate_model
-from ssd.postprocess import PostprocessConfig
 from ssd.io import write_json_atomic
+from ssd.postprocess import PostprocessConfig
+from ssd.training import checkpoint
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 

@@ -13,8 +13,8 @@ from explorer.jobs import manager as jobs
 from explorer.jobs.metrics import tail_log
 from explorer.jobs.spec import JobSpec
 from explorer.jobs.state import RUN_LOCK, enqueue, open_lock, try_flock
-from ssd.training.runlog import read_json_or_none
 from ssd.io import write_json_atomic
+from ssd.training.runlog import read_json_or_none
 
 CPU = {"cuda": False, "gpu_count": 0}
 

@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
+from ssd.models import build
 from ssd.training import checkpoint
 from ssd.training.checkpoint import CheckpointError
-from ssd.models import build
 
 NAMES = ["background", "cat", "dog", "bird", "car", "person", "tree"]
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from ssd.training import checkpoint
-from ssd.evaluation.coco_ap import box_iou_coco, flatten
 from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.data.transforms import eval_transform
+from ssd.evaluation.coco_ap import box_iou_coco, flatten
 from ssd.evaluation.evaluate import collect
 from ssd.evaluation.metrics import coco_accumulate, coco_eval, coco_eval_by
+from ssd.training import checkpoint
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 

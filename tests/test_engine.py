@@ -7,6 +7,8 @@ import torch
 from ssd import models
 from ssd.data import procedural
 from ssd.data.transforms import train_transform
+from ssd.loss import multibox_loss
+from ssd.priors import default_boxes
 from ssd.training.engine import (
     LossWindow,
     Progress,
@@ -20,8 +22,6 @@ from ssd.training.engine import (
     restore_training_state,
     save_training_state,
 )
-from ssd.loss import multibox_loss
-from ssd.priors import default_boxes
 
 CPU = torch.device("cpu")
 

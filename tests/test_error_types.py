@@ -8,7 +8,6 @@ import json
 import pytest
 import torch
 
-from ssd.training import checkpoint
 from ssd.data.common import DatasetError
 from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.data.transforms import eval_transform
@@ -19,6 +18,7 @@ from ssd.evaluation.evaluate import collect, main, score
 from ssd.evaluation.metrics import check_coco_results, coco_eval, coco_eval_by, coco_gt_json
 from ssd.models import build
 from ssd.postprocess import PostprocessConfig, default_boxes_px_in, postprocess
+from ssd.training import checkpoint
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 

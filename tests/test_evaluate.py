@@ -7,12 +7,12 @@ import torch
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.ssd import SSD
 
-from ssd.training import checkpoint
 from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.evaluation.evaluate import detect_batch, evaluate_model, main
 from ssd.evaluation.metrics import coco_eval, pr_curves, voc07_ap, voc07_map
 from ssd.models import build
 from ssd.priors import default_boxes
+from ssd.training import checkpoint
 
 
 def gt(boxes, labels):

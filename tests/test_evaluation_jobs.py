@@ -13,8 +13,8 @@ import torch
 
 from explorer.evaluation import jobs, runner
 from explorer.evaluation.spec import DatasetSpec, EvalInputError, EvalSpec, eval_key, load_checked
-from ssd.training import checkpoint
 from ssd.models import build
+from ssd.training import checkpoint
 from tests.eval_helpers import SHIPPED
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from explorer.inputs import models as mm
-from ssd.training.checkpoint import save
 from ssd.models import build
+from ssd.training.checkpoint import save
 
 
 def test_choices_list_shipped_runs_random_torchvision(tmp_path):

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from ssd.training import checkpoint
 from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.data.transforms import eval_transform
 from ssd.evaluation.evaluate import collect
 from ssd.evaluation.metrics import pr_curves
+from ssd.training import checkpoint
 from tests.test_coco_ap import _random_case
 
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from ssd.training import checkpoint
+from ssd.training.options import parse_args
 from ssd.training.runlog import read_metrics
 from ssd.training.train import main
-from ssd.training.options import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "procedural", "--train-size", "8", "--val-size", "4", "--batch-size", "4",

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from ssd.tuning import tune_boxes
 from ssd.config import compact256, load_config_json
-from ssd.tuning.coverage import coverage_brute
 from ssd.data import gt_boxes
+from ssd.tuning import tune_boxes
+from ssd.tuning.coverage import coverage_brute
 from ssd.tuning.tune_boxes import num_default_boxes, tune
 
 

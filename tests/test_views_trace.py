@@ -18,11 +18,11 @@ from explorer.views import trace as tv
 from explorer.views.matching import matching_view
 from explorer.views.trace_figure import trace_figure
 from explorer.views.trace_links import prediction_fate
-from ssd.training import checkpoint
 from ssd.data.procedural import CLASSES, cat_and_dog_scene
 from ssd.evaluation.error_types import ErrorAnalysis
 from ssd.inference import run_stages
 from ssd.postprocess import postprocess
+from ssd.training import checkpoint
 
 CKPT = Path(__file__).resolve().parents[1] / "checkpoints" / "compact256_shapes.pt"
 CAT, DOG = CLASSES.index("cat"), CLASSES.index("dog")

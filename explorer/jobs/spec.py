@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.jobs.limits import JobError, JobLimits, check_budget, inside_roots, read_regular
-from ssd.training.recipes import RECIPES
 from ssd.training.options import DATASETS, DEVICES, MODEL_NAMES as MODELS, TrainOptions
+from ssd.training.recipes import RECIPES
 
 __all__ = ["DATASETS", "DEVICES", "MODELS", "RECIPES", "JobError", "JobSpec", "TrainOptions", "sanitize_run_name",
            "resolve_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]

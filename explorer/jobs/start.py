@@ -13,9 +13,9 @@ from pathlib import Path
 
 from explorer.jobs.state import CANCEL_MARK, JOB_FILE, STDOUT_FILE, enqueue, next_seq
 from explorer.paths import REPO_ROOT as PROJECT_ROOT
+from ssd.io import write_json_atomic
 from ssd.training import runlog
 from ssd.training.runlog import update_status
-from ssd.io import write_json_atomic
 
 
 def _spawn_runner(run_dir: Path, lock_fd: int) -> int:

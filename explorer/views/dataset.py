@@ -10,10 +10,10 @@ import plotly.graph_objects as go
 
 from explorer.views.figures import level_color, to_figure
 from ssd.config import SSDConfig
-from ssd.tuning.coverage import Coverage, coverage
-from ssd.tuning.coverage_summary import summarize
 from ssd.data.gt_boxes import DatasetBoxes
 from ssd.priors import wh_pairs
+from ssd.tuning.coverage import Coverage, coverage
+from ssd.tuning.coverage_summary import summarize
 from ssd.tuning.tune_boxes import TuneResult
 from ssd.tuning.tune_boxes import tune as _tune
 

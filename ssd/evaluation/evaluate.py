@@ -246,7 +246,6 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     from ssd.training import checkpoint
-    from ssd.training.engine import resolve_device
 
     if args.dataset == "procedural" and args.num_images < 1:
         p.error("--num-images must be >= 1 for procedural data")

@@ -24,9 +24,9 @@ import torch
 from torch import Tensor
 
 from ssd.config import SSDConfig
+from ssd.io import atomic_write
 from ssd.models import MODEL_NAMES, SSDNet, WeightsError, build
 from ssd.models.weights import load_state_dict_checked
-from ssd.io import atomic_write
 
 FORMAT = "ssd-explorer/1"
 REQUIRED_KEYS = ("format", "model_name", "num_classes", "class_names", "config", "state_dict")

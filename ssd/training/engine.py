@@ -18,28 +18,17 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
-from ssd.training import checkpoint
 from ssd.data import procedural
 from ssd.data.coco import COCODataset
 from ssd.data.common import DatasetError, collate
 from ssd.data.transforms import eval_transform, train_transform
 from ssd.data.voc import VOC_CLASSES, VOCDataset
 from ssd.loss import multibox_loss
+from ssd.training import checkpoint
 
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 AMP_MODES = ("none", "bf16", "fp16")  # --amp: fp32, bfloat16 autocast (CPU/GPU), float16 autocast + GradScaler (GPU)
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda if available else cpu; "cuda" without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA GPU")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, fields
 from ssd.config import SSDConfig, load_config_json
 from ssd.data.procedural import parse_object_size
 from ssd.data.transforms import AUGMENTATIONS
-from ssd.training.engine import AMP_MODES, OPTIMIZERS, SCHEDULES
+from ssd.device import DEVICES
 from ssd.models import BACKBONE_WEIGHTS_MODELS, MODEL_NAMES, default_config
+from ssd.training.engine import AMP_MODES, OPTIMIZERS, SCHEDULES
 from ssd.training.recipes import RECIPES
 from ssd.training.runlog import RunDirError, paths, read_json
 
 DATASETS = ("procedural", "voc", "coco")
-DEVICES = ("auto", "cpu", "cuda")
 GROUPS = ("data", "model and optimisation", "run")
 # Options a resumed run may change on its command line (the rest come from config.json).
 RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "num_workers", "threads", "log_every", "eval_every", "amp")

@@ -26,6 +26,8 @@ import torch.distributed as dist
 
 from ssd import models
 from ssd.data.common import DatasetError, skipped_on_load
+from ssd.device import resolve_device
+from ssd.priors import default_boxes
 from ssd.training.engine import (
     EpochEnd,
     LossWindow,
@@ -38,13 +40,11 @@ from ssd.training.engine import (
     build_optimizer,
     build_scheduler,
     autocast_dtype,
-    resolve_device,
     restore_training_state,
     save_training_state,
 )
-from ssd.priors import default_boxes
-from ssd.training.runlog import RunDir, paths
 from ssd.training.options import TrainOptions, parse_args
+from ssd.training.runlog import RunDir, paths
 
 
 class TrainingError(RuntimeError):
