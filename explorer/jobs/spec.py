@@ -84,8 +84,9 @@ def resolve_device(device: str, cuda_available: bool, gpu_count: int, nproc: int
 
 
 def _split_ids(split_file: Path, limits: JobLimits) -> list[str]:
-    text = read_regular(split_file, "VOC split file", limits.max_list_bytes).decode("utf-8", errors="replace")
-    return [line.split()[0] for line in text.splitlines() if line.strip()]
+    from ssd.data.voc import split_ids  # lazy: torch loads only when checking VOC; the one split-list rule
+
+    return split_ids(read_regular(split_file, "VOC split file", limits.max_list_bytes).decode("utf-8", errors="replace"))
 
 
 def _voc_sample_problem(root: Path, stem: str, roots, read_voc_xml) -> str | None:

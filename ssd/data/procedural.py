@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 
 from ssd.data.drawing import _background, _object_colour, draw_object
 from ssd.data.formats import AnnotatedBox, write_voc_xml
+from ssd.data.voc import split_path
 from ssd.io import atomic_write, write_bytes_atomic, write_text_atomic
 
 CLASSES = ("background", "cat", "dog", "bird", "fish", "car", "house")
@@ -309,7 +310,7 @@ def write_voc(root, num_images: int, seed: int = 0, size: int = 256, val_fractio
     n_val = int(round(len(ids) * val_fraction))
     splits = {"train": ids[n_val:], "val": ids[:n_val], "trainval": ids}
     for name, lst in splits.items():
-        write_text_atomic(root / "ImageSets" / "Main" / f"{name}.txt", "".join(s + "\n" for s in lst))
+        write_text_atomic(split_path(root, name), "".join(s + "\n" for s in lst))
     return root
 
 

@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 
 from ssd import models
+from ssd.data.build import build_datasets
 from ssd.data.common import DatasetError, skipped_on_load
 from ssd.device import resolve_device
 from ssd.priors import default_boxes
@@ -35,7 +36,6 @@ from ssd.training.engine import (
     ResumableSampler,
     StepResult,
     Trainer,
-    build_datasets,
     build_loader,
     build_optimizer,
     build_scheduler,
