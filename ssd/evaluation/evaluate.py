@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ssd.data.common import DatasetError, collate
+from ssd.device import resolve_device
 from ssd.evaluation.metrics import coco_eval, pr_curves, voc07_map
 from ssd.postprocess import PostprocessConfig, decode_boxes_px_in, default_boxes_px_in, postprocess_batch
 
