@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torchvision.ops import box_iou
 
 from ssd.config import SSDConfig
 from ssd.evaluation.error_types.causes import CAUSES, miss_cause
-from ssd.evaluation.error_types.tide import ERROR_TYPES, KINDS, TideAccumulator, TideConfig, batched_box_iou, classify_batch, \
-    greedy_match, pad
+from ssd.evaluation.error_types.tide import (ERROR_TYPES, KINDS, TideAccumulator, TideConfig, batched_box_iou,
+                                             classify_batch, greedy_match, pad)
 from ssd.postprocess import PostprocessConfig, Postprocessed, default_boxes_px_in
 
 
@@ -87,7 +88,7 @@ class ErrorAnalysis:
         results = classify_batch(dets, gts, self.tide_cfg)
         sizes = [len(g["labels"]) for g in gts]
         all_gt = torch.cat([g["boxes_xyxy_px_in"] for g in gts])  # (sum G, 4)
-        iou_default = batched_box_iou(all_gt[None], self.default_xyxy_px_in[None])[0]  # (sum G, A)
+        iou_default = box_iou(all_gt, self.default_xyxy_px_in)  # (sum G, A)
         g_levels = self.level_of_default[iou_default.argmax(1)] if len(all_gt) else torch.zeros(0, dtype=torch.long)
         starts = [sum(sizes[:b]) for b in range(len(gts))]
         for b, (gt, det, post, res) in enumerate(zip(gts, dets, posts, results)):
