@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
+
+from ssd.images import ImageError, load_image, stored_image_hw
 
 
 class DatasetError(ValueError):
@@ -31,26 +33,24 @@ def require_path(path: Path, what: str, is_dir: bool = False) -> Path:
 
 
 def image_size_of(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header; DatasetError if missing or not an image."""
+    """(width, height) of a dataset image as stored, from its header (`ssd.images`);
+    DatasetError if missing or not an image."""
+    path = require_path(path, "image")
     try:
-        with Image.open(path) as im:
-            return im.size
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DatasetError(f"{path}: unreadable image ({e})") from None
+        h, w = stored_image_hw(path)
+    except ImageError as e:
+        raise DatasetError(f"{path}: unreadable image ({str(e).removeprefix(f'{path}: ')})") from None
+    return w, h
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode the whole image as RGB; DatasetError if it cannot be read."""
+def load_dataset_image(path: Path) -> Image.Image:
+    """A dataset image decoded as RGB as stored (`ssd.images.load_image`, no EXIF turn: the
+    boxes are in the stored frame; no upscaling); DatasetError if it cannot be read."""
+    path = require_path(path, "image")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DatasetError(f"{path}: unreadable image ({e})") from None
+        return load_image(path, min_side=1, apply_exif=False)
+    except ImageError as e:
+        raise DatasetError(f"{path}: unreadable image ({str(e).removeprefix(f'{path}: ')})") from None
 
 
 def check_box(source: str, box_xyxy: tuple[float, float, float, float], width: int, height: int,
@@ -142,7 +142,7 @@ class SampleListDataset(Dataset):
                 continue
             img_path, boxes, labels = self.samples[j]
             try:
-                img = load_rgb(img_path)
+                img = load_dataset_image(img_path)
             except DatasetError as e:
                 if not self.skip_bad:
                     raise
