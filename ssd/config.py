@@ -213,16 +213,10 @@ def ssd_linear(
 
 def compact256(num_classes: int = 7) -> SSDConfig:
     """The small offline model: 256 px input, maps 32/16/8/4/2/1 (so the paper's 8x8
-    and 4x4 maps exist), torchvision-COCO-like scales. Classes: background + 6."""
-    return SSDConfig(
-        image_size=256,
-        feature_maps=(32, 16, 8, 4, 2, 1),
-        steps=(8, 16, 32, 64, 128, 256),
-        scales=(0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05),
-        aspect_ratios=tuple(ratios_from_torchvision(r) for r in _PAIRS_SSD300),
-        num_classes=num_classes,
-        name="compact256",
-    )
+    and 4x4 maps exist), torchvision-COCO-like scales and ratios (`ssd300_coco`'s).
+    Classes: background + 6."""
+    return dataclasses.replace(ssd300_coco(num_classes), image_size=256, feature_maps=(32, 16, 8, 4, 2, 1),
+                               steps=(8, 16, 32, 64, 128, 256), name="compact256")
 
 
 PRESETS = {

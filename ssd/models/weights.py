@@ -46,15 +46,20 @@ def download_coco_state_dict(name: str) -> dict[str, Tensor]:
     Raises WeightsError offline, naming the URL, the cache file to place by hand, and
     the `weights=PATH` alternative.
     """
-    w = coco_weights_enum(name)
+    return _download(coco_weights_enum(name), f"COCO weights for {name}", "weights=PATH (a torchvision state dict .pth)")
+
+
+def _download(w, what: str, alternative: str) -> dict[str, Tensor]:
+    """The state dict of torchvision weights enum `w` (downloaded, or from torch's hub
+    cache); offline, WeightsError naming the URL, the cache file to place by hand and the
+    `alternative` (what: "COCO weights for ssd300_vgg16", ...)."""
     cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
     try:
         return w.get_state_dict(progress=True, check_hash=True)
     except Exception as e:  # URLError, socket errors, hash mismatch, ...
         raise WeightsError(
-            f"could not download torchvision's COCO weights for {name} from {w.url} "
-            f"({type(e).__name__}: {e}). Without internet, download that file elsewhere and "
-            f"either put it at {cache} or pass weights=PATH (a torchvision state dict .pth)."
+            f"could not download torchvision's {what} from {w.url} ({type(e).__name__}: {e}). Without "
+            f"internet, download that file elsewhere and either put it at {cache} or pass {alternative}."
         ) from e
 
 
@@ -130,16 +135,9 @@ def backbone_state_dict(name: str, source: str | os.PathLike) -> tuple[dict[str,
     the PATH alternative) or for a missing / empty / truncated file."""
     if str(source) != "imagenet":
         return read_state_dict(source), f"backbone weights file {source}"
-    w = imagenet_backbone_enum(name)
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
-    try:
-        return w.get_state_dict(progress=True, check_hash=True), f"torchvision's ImageNet backbone for {name}"
-    except Exception as e:  # URLError, socket errors, hash mismatch, ...
-        raise WeightsError(
-            f"could not download torchvision's ImageNet backbone weights for {name} from {w.url} "
-            f"({type(e).__name__}: {e}). Without internet, download that file elsewhere and either put "
-            f"it at {cache} or pass backbone_weights=PATH (--backbone-weights PATH)."
-        ) from e
+    state = _download(imagenet_backbone_enum(name), f"ImageNet backbone weights for {name}",
+                      "backbone_weights=PATH (--backbone-weights PATH)")
+    return state, f"torchvision's ImageNet backbone for {name}"
 
 
 def load_vgg16_features(features: nn.Sequential, state_dict: dict[str, Tensor], source: str) -> None:

@@ -52,35 +52,22 @@ class RunDirError(ValueError):
     """A run-directory file that cannot be used; the message names the file."""
 
 
+def _file(name: str) -> property:
+    """A `RunPaths` property: the file `name` inside the run directory."""
+    return property(lambda self: self.root / name, doc=f"RUN_DIR/{name}")
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """The files of the run directory `root` (nothing is created)."""
 
     root: Path  # the run directory
-
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / METRICS_FILE
-
-    @property
-    def log(self) -> Path:
-        return self.root / LOG_FILE
-
-    @property
-    def status(self) -> Path:
-        return self.root / STATUS_FILE
-
-    @property
-    def last(self) -> Path:
-        return self.root / LAST_CHECKPOINT
-
-    @property
-    def best(self) -> Path:
-        return self.root / BEST_CHECKPOINT
+    config = _file(CONFIG_FILE)
+    metrics = _file(METRICS_FILE)
+    log = _file(LOG_FILE)
+    status = _file(STATUS_FILE)
+    last = _file(LAST_CHECKPOINT)
+    best = _file(BEST_CHECKPOINT)
 
 
 def paths(run_dir) -> RunPaths:

@@ -158,22 +158,28 @@ def coverage(gt_xyxy_norm: Tensor, cfg: SSDConfig, iou_threshold: float = 0.5) -
     """
     if not (isinstance(iou_threshold, (int, float)) and 0 < iou_threshold <= 1):
         raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
-    gt = check_boxes(gt_xyxy_norm)
     grids = _grids(cfg)
+
+    def per_chunk(chunk: Tensor):
+        ub = _upper_bound(chunk, grids)  # (chunk, T)
+        return (*_best(chunk, grids, ub), *_positives(chunk, grids, float(iou_threshold), ub, cfg.num_levels))
+
+    return _chunked(check_boxes(gt_xyxy_norm), cfg, iou_threshold, _CHUNK_BOXES, per_chunk)
+
+
+def _chunked(gt: Tensor, cfg: SSDConfig, iou_threshold: float, chunk: int, per_chunk) -> Coverage:
+    """`Coverage` of the (G, 4) boxes `gt`, `chunk` boxes at a time: `per_chunk(boxes)` gives
+    (best IoU, best index, positives) per box and the positives per level of the chunk."""
     n = gt.shape[0]
     best_iou = torch.zeros(n, dtype=torch.float32)
     best_index = torch.zeros(n, dtype=torch.long)
     num_positive = torch.zeros(n, dtype=torch.long)
     per_level = torch.zeros(cfg.num_levels, dtype=torch.long)
-    for lo in range(0, n, _CHUNK_BOXES):
-        chunk = gt[lo:lo + _CHUNK_BOXES]
-        ub = _upper_bound(chunk, grids)  # (chunk, T)
-        best_iou[lo:lo + len(chunk)], best_index[lo:lo + len(chunk)] = _best(chunk, grids, ub)
-        counts, level_counts = _positives(chunk, grids, float(iou_threshold), ub, cfg.num_levels)
-        num_positive[lo:lo + len(chunk)] = counts
+    for lo in range(0, n, chunk):
+        rows = slice(lo, min(lo + chunk, n))
+        best_iou[rows], best_index[rows], num_positive[rows], level_counts = per_chunk(gt[rows])
         per_level += level_counts
-    level_of = torch.repeat_interleave(torch.arange(cfg.num_levels), torch.tensor(default_boxes(cfg).per_level))
-    return Coverage(best_iou=best_iou, best_index=best_index, best_level=level_of[best_index] if n else best_index,
+    return Coverage(best_iou=best_iou, best_index=best_index, best_level=default_boxes(cfg).level[best_index],
                     num_positive=num_positive, positives_per_level=per_level, iou_threshold=float(iou_threshold))
 
 
@@ -299,22 +305,15 @@ def coverage_brute(gt_xyxy_norm: Tensor, cfg: SSDConfig, iou_threshold: float = 
                    chunk: int = 2048) -> Coverage:
     """The reference: `torchvision.ops.box_iou` of every box against all A default boxes,
     `chunk` boxes at a time. Same result type as `coverage`; O(G * A) time."""
-    gt = check_boxes(gt_xyxy_norm)
     db = default_boxes(cfg)
-    xyxy = db.xyxy
-    n = gt.shape[0]
-    best_iou = torch.zeros(n, dtype=torch.float32)
-    best_index = torch.zeros(n, dtype=torch.long)
-    num_positive = torch.zeros(n, dtype=torch.long)
-    per_level = torch.zeros(cfg.num_levels, dtype=torch.long)
-    for lo in range(0, n, chunk):
-        iou = box_iou(gt[lo:lo + chunk], xyxy)  # (chunk, A)
-        best_iou[lo:lo + chunk], best_index[lo:lo + chunk] = iou.max(dim=1)
+
+    def per_chunk(boxes: Tensor):
+        iou = box_iou(boxes, db.xyxy)  # (chunk, A)
         pos = iou >= iou_threshold
-        num_positive[lo:lo + chunk] = pos.sum(dim=1)
-        per_level += torch.stack([pos[:, db.level_slice(k)].sum() for k in range(cfg.num_levels)])
-    return Coverage(best_iou=best_iou, best_index=best_index, best_level=db.level[best_index],
-                    num_positive=num_positive, positives_per_level=per_level, iou_threshold=float(iou_threshold))
+        return (*iou.max(dim=1), pos.sum(dim=1),
+                torch.stack([pos[:, db.level_slice(k)].sum() for k in range(cfg.num_levels)]))
+
+    return _chunked(check_boxes(gt_xyxy_norm), cfg, iou_threshold, chunk, per_chunk)
 
 
 def smallest_default_side(cfg: SSDConfig) -> float:
