@@ -14,8 +14,10 @@ paper's and torchvision's constants.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -259,8 +261,6 @@ def config_from_json_text(text: str, source: str = "config", reference: SSDConfi
     missing fields, an invalid value (see `validate`), or (with `reference`) a geometry
     the reference model cannot produce (see `check_fits`).
     """
-    import json
-
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -287,8 +287,6 @@ def config_from_json_text(text: str, source: str = "config", reference: SSDConfi
 def load_config_json(path, reference: SSDConfig | None = None) -> SSDConfig:
     """`config_from_json_text` of the file at `path` (what `--box-config FILE` reads);
     ValueError naming the file when it cannot be read."""
-    from pathlib import Path
-
     path = Path(path)
     try:
         text = path.read_text()

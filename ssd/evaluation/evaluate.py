@@ -22,10 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ssd.data.coco import COCODataset
 from ssd.data.common import DatasetError, collate
+from ssd.data.procedural import CLASSES, DEFAULT_OBJECT_SIZE, ProceduralDataset, parse_object_size
+from ssd.data.transforms import eval_transform
+from ssd.data.voc import VOCDataset
 from ssd.device import resolve_device
-from ssd.evaluation.metrics import coco_eval, pr_curves, voc07_map
+from ssd.evaluation.error_types import ErrorAnalysis, format_report
+from ssd.evaluation.metrics import coco_eval, coco_gt_json, coco_results_json, pr_curves, voc07_map
+from ssd.io import write_json_atomic
 from ssd.postprocess import PostprocessConfig, decode_boxes_px_in, default_boxes_px_in, postprocess_batch
+from ssd.training import checkpoint
 
 def scores_and_boxes(model, head_outputs, image_side: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax and decode a batch's `HeadOutputs` (`ssd.postprocess.decode_boxes_px_in`).
@@ -100,8 +107,6 @@ def collect(model, dataset, class_names, device="cpu", batch_size: int = 32,
     was_training = model.training
     analysis = None
     if errors:
-        from ssd.evaluation.error_types import ErrorAnalysis
-
         analysis = ErrorAnalysis(model.cfg, class_names, config)
     gts, dets = [], []
     for images, targets in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
@@ -162,12 +167,8 @@ def _with_errors(res: dict, analysis) -> dict:
 
 
 def build_eval_dataset(args, image_size: int, class_names):
-    from ssd.data.transforms import eval_transform
-
     t = eval_transform(image_size)
     if args.dataset == "procedural":
-        from ssd.data.procedural import CLASSES, DEFAULT_OBJECT_SIZE, ProceduralDataset, parse_object_size
-
         if tuple(CLASSES) != tuple(class_names):
             raise DatasetError(f"procedural scenes have the classes {list(CLASSES[1:])} but the checkpoint's "
                                f"are {list(class_names[1:])}; evaluate it on its own dataset (--dataset voc/coco)")
@@ -178,12 +179,8 @@ def build_eval_dataset(args, image_size: int, class_names):
             raise DatasetError(str(e)) from None
         return ProceduralDataset(args.num_images, args.seed, image_size, t, object_size=object_size)
     if args.dataset == "voc":
-        from ssd.data.voc import VOCDataset
-
         ds = VOCDataset(args.data_root, args.split, class_names, t, skip_bad=args.skip_bad)
     else:
-        from ssd.data.coco import COCODataset
-
         ds = COCODataset(args.coco_json, args.coco_images, t, skip_bad=args.skip_bad)
         if tuple(ds.class_names) != tuple(class_names):
             raise DatasetError(f"{args.coco_json}: categories {ds.class_names[1:]} differ from the "
@@ -220,9 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _write_outputs(args, res: dict, gts: list[dict], dets: list[dict], class_names, image_side: int) -> None:
-    from ssd.evaluation.metrics import coco_gt_json, coco_results_json
-    from ssd.io import write_json_atomic
-
     curves = res.pop("curves", None)
     if args.curves_out:
         write_json_atomic(args.curves_out, {"iou_threshold": 0.5, "classes": curves})
@@ -238,16 +232,12 @@ def _print_text(args, res: dict) -> None:
     for name, ap in res["per_class"].items():
         print(f"  {name:>12}: AP {ap if ap is None else round(ap, 3)}  AP50 {res['per_class_AP50'][name]}")
     if "errors" in res:
-        from ssd.evaluation.error_types import format_report
-
         print(format_report(res))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    from ssd.training import checkpoint
-
     if args.dataset == "procedural" and args.num_images < 1:
         p.error("--num-images must be >= 1 for procedural data")
     try:

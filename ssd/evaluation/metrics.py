@@ -82,6 +82,8 @@ def _pycocotools(gts: list[dict], dets: list[dict], class_names, area_ranges: di
                  gt_values: list | None = None, det_values: list | None = None) -> Accumulated:
     """The reference: pycocotools' COCOeval on the same boxes (built in memory), with
     `gt_values` / `det_values` (per image) written into the annotations' "area"."""
+    # lazy: pycocotools is the optional reference (reference=True, tests, benchmarks); the vectorised
+    # ssd.evaluation.coco_ap does the real work without it
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torchvision.models import VGG16_Weights
+from torchvision.models.detection import SSD300_VGG16_Weights, SSDLite320_MobileNet_V3_Large_Weights
 
 
 class WeightsError(ValueError):
@@ -19,11 +21,6 @@ class WeightsError(ValueError):
 
 def coco_weights_enum(name: str):
     """torchvision's `WeightsEnum` member with COCO weights for model `name`."""
-    from torchvision.models.detection import (
-        SSD300_VGG16_Weights,
-        SSDLite320_MobileNet_V3_Large_Weights,
-    )
-
     table = {
         "ssd300_vgg16": SSD300_VGG16_Weights.COCO_V1,
         "ssdlite320_mobilenet_v3_large": SSDLite320_MobileNet_V3_Large_Weights.COCO_V1,
@@ -115,8 +112,6 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, Tensor], sou
 def imagenet_backbone_enum(name: str):
     """torchvision's `WeightsEnum` member that its own SSD builder loads into model
     `name`'s backbone (`ssd300_vgg16(weights_backbone=VGG16_Weights.IMAGENET1K_FEATURES)`)."""
-    from torchvision.models import VGG16_Weights
-
     # SSDlite's ImageNet MobileNetV3 comes with a full-size tail (torchvision builds the
     # reduced tail only without it), i.e. another architecture than "ssdlite320_mobilenet_v3_large"
     # here; compact256 has no ImageNet backbone.

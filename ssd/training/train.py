@@ -28,7 +28,9 @@ from ssd import models
 from ssd.data.build import build_datasets
 from ssd.data.common import DatasetError, skipped_on_load
 from ssd.device import resolve_device
+from ssd.evaluation.evaluate import evaluate_model
 from ssd.priors import default_boxes
+from ssd.training import checkpoint
 from ssd.training.engine import (
     EpochEnd,
     LossWindow,
@@ -284,7 +286,7 @@ class RunBook:
         """Start the loss window, and a tqdm progress bar on an interactive terminal (rank 0)."""
         self.window.reset()
         if self.run is not None and sys.stderr.isatty():
-            from tqdm import tqdm
+            from tqdm import tqdm  # lazy: a progress bar only on an interactive terminal
 
             self.bar = tqdm(total=self.total_steps, initial=self.progress.step, desc="train", dynamic_ncols=True)
 
@@ -325,8 +327,6 @@ class RunBook:
         """COCO AP on the validation set (rank 0); best.pt when it improves."""
         if self.run is None:
             return
-        from ssd.evaluation.evaluate import evaluate_model
-
         t0, step, model = time.time(), self.progress.step, self.trainer.model
         res = evaluate_model(model, val_set, self.class_names, device=self.trainer.device)
         model.train()
@@ -336,8 +336,6 @@ class RunBook:
                      f"AP75 {res['AP75']:.3f} ({time.time() - t0:.0f}s)")
         if self.progress.best_map is None or res["AP"] > self.progress.best_map:
             self.progress.best_map = res["AP"]
-            from ssd.training import checkpoint
-
             checkpoint.save(self.run.best_path, model, self.class_names, self.recipe, extra={
                 "epoch": epoch, "step": step, "best_map": self.progress.best_map,
                 "train_seconds": self.progress.elapsed(),

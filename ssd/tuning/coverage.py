@@ -32,15 +32,21 @@ Command line: `python -m ssd.coverage --dataset procedural --preset compact256 [
 """
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-from ssd.config import SSDConfig
+from ssd.config import PRESETS, SSDConfig, load_config_json, preset
+from ssd.data import gt_boxes
+from ssd.models import default_config
 from ssd.priors import default_boxes
+from ssd.tuning.coverage_summary import print_summary, summarize
 
 _CHUNK_BOXES = 32768  # boxes per step of the best-IoU pass: (chunk, T) tensors stay small
 _CELL_BUDGET = 1 << 21  # window cells per step of the positives pass
@@ -316,22 +322,11 @@ def coverage_brute(gt_xyxy_norm: Tensor, cfg: SSDConfig, iou_threshold: float = 
     return _chunked(check_boxes(gt_xyxy_norm), cfg, iou_threshold, chunk, per_chunk)
 
 
-def smallest_default_side(cfg: SSDConfig) -> float:
-    """sqrt(w * h) of the smallest default box, normalised."""
-    return min(math.sqrt(float((wh[:, 0] * wh[:, 1]).min())) for wh in default_boxes(cfg).wh_per_level)
-
-
 def config_from_args(preset_name: str | None, box_config: str | None, model: str | None = None) -> SSDConfig:
     """The config a command line names: `--preset NAME`, or `--box-config FILE` (an
     `SSDConfig.to_dict()` JSON, checked against `--model`'s geometry when given), or
     the model's own config. ValueError naming the problem."""
-    from ssd.config import load_config_json, preset
-
-    reference = None
-    if model:
-        from ssd.models import default_config
-
-        reference = default_config(model)
+    reference = default_config(model) if model else None
     if preset_name and box_config:
         raise ValueError("give --preset or --box-config, not both")
     if box_config:
@@ -342,14 +337,6 @@ def config_from_args(preset_name: str | None, box_config: str | None, model: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import json
-    import sys
-
-    from ssd.config import PRESETS
-    from ssd.tuning.coverage_summary import print_summary, summarize
-    from ssd.data import gt_boxes
-
     p = argparse.ArgumentParser(prog="python -m ssd.coverage",
                                 description="How well a config's default boxes cover a dataset's boxes.")
     gt_boxes.add_dataset_args(p)

@@ -21,8 +21,10 @@ writes the tuned `SSDConfig.to_dict()` as JSON (atomically), for `--box-config F
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,6 +32,10 @@ import torch
 from torch import Tensor
 
 from ssd.config import SSDConfig
+from ssd.data import gt_boxes
+from ssd.io import write_json_atomic
+from ssd.models import MODEL_NAMES, default_config
+from ssd.priors import level_table
 from ssd.tuning.coverage import check_boxes, coverage
 
 RATIO_SETS = ((1.0,), (1.0, 2.0, 0.5), (1.0, 2.0, 0.5, 3.0, 1 / 3))  # the paper's per-level choices
@@ -166,14 +172,6 @@ def tune(gt_xyxy_norm: Tensor, base: SSDConfig, max_boxes: int | None = None, io
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
-    from ssd.data import gt_boxes
-    from ssd.models import MODEL_NAMES, default_config
-    from ssd.priors import level_table
-    from ssd.io import write_json_atomic
-
     p = argparse.ArgumentParser(prog="python -m ssd.tune_boxes",
                                 description="Tune default-box scales and ratios to a dataset's boxes.")
     gt_boxes.add_dataset_args(p)

@@ -24,6 +24,7 @@ from ssd.config import SSDConfig
 from ssd.evaluation.error_types.causes import CAUSES, miss_cause
 from ssd.evaluation.error_types.tide import (ERROR_TYPES, KINDS, TideAccumulator, TideConfig, batched_box_iou,
                                              classify_batch, greedy_match, pad)
+from ssd.evaluation.metrics import coco_eval_by
 from ssd.postprocess import PostprocessConfig, Postprocessed, default_boxes_px_in
 
 
@@ -117,8 +118,6 @@ class ErrorAnalysis:
         self.det_level.append(d_level)
 
     def _per_level(self) -> list[dict]:
-        from ssd.evaluation.metrics import coco_eval_by
-
         ranges = {str(k): (float(k), float(k)) for k in range(len(self.feature_maps))}
         ap = coco_eval_by(self.gts, self.dets, self.class_names, self.gt_level, self.det_level, ranges)
         out = []
