@@ -31,9 +31,9 @@ from torchvision.ops import box_iou
 
 from ssd.boxes import cxcywh_to_xyxy
 from ssd.config import ssd300_voc
+from ssd.io import write_json_atomic
 from ssd.loss import multibox_loss
 from ssd.priors import default_boxes
-from ssd.runlog import write_json_atomic
 
 SECTIONS = ("loss", "priors", "inference")
 _TV_RATIOS_300 = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.bench_coverage [--boxes 1000000] [--brute-sample 20000] [--json FILE]
 
-1. `ssd.coverage.coverage` of `--boxes` random boxes against SSD300's 8732 default boxes,
+1. `ssd.tuning.coverage.coverage` of `--boxes` random boxes against SSD300's 8732 default boxes,
    against chunked brute force (`coverage_brute`: `torchvision.ops.box_iou` with every
    default box) in the same run. `--brute-sample N` times brute force on the first N boxes
    only and extrapolates linearly to all of them (brute force is O(G * A): linear in G);
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from ssd.config import preset  # noqa: E402
-from ssd.coverage import coverage, coverage_brute  # noqa: E402
+from ssd.tuning.coverage import coverage, coverage_brute  # noqa: E402
 
 
 def random_boxes(n: int, seed: int = 0) -> torch.Tensor:

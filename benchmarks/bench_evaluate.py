@@ -5,11 +5,11 @@ On the shipped model and N procedural scenes (held-out seed 1000), in one proces
 - on top: everything else `python -m ssd.evaluate --errors` does with the outputs, timed
   stage by stage: softmax + decode, post-processing (`ssd.postprocess`), the error
   analysis fed per batch (TIDE matching and error types, per-level counts, causes of
-  misses, confusion: `ssd.errors.ErrorAnalysis.add_batch`), COCO AP (`ssd.metrics.coco_eval`,
-  vectorised `ssd.coco_ap`), VOC07 curves (`ssd.metrics.pr_curves`) and the report (TIDE's
+  misses, confusion: `ssd.evaluation.error_types.ErrorAnalysis.add_batch`), COCO AP (`ssd.evaluation.metrics.coco_eval`,
+  vectorised `ssd.evaluation.coco_ap`), VOC07 curves (`ssd.evaluation.metrics.pr_curves`) and the report (TIDE's
   dAP oracle and the AP per level, `ErrorAnalysis.report`). Target: on top <= 0.30 x forward.
 `--reference-ap` also times pycocotools on the same detections (main AP and per-level AP,
-what the evaluation cost before `ssd.coco_ap`) and checks that it gives the same numbers.
+what the evaluation cost before `ssd.evaluation.coco_ap`) and checks that it gives the same numbers.
 Scenes are drawn before timing (data loading is not either side). Both sides are the
 median of `--repeats` runs.
 
@@ -24,13 +24,13 @@ from collections import defaultdict
 
 import torch
 
-from ssd import checkpoint
 from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.data.transforms import eval_transform
-from ssd.errors import ErrorAnalysis
-from ssd.evaluate import _with_errors, scores_and_boxes
-from ssd.metrics import coco_eval, coco_eval_by, pr_curves, voc07_map
+from ssd.evaluation.error_types import ErrorAnalysis
+from ssd.evaluation.evaluate import _with_errors, scores_and_boxes
+from ssd.evaluation.metrics import coco_eval, coco_eval_by, pr_curves, voc07_map
 from ssd.postprocess import PostprocessConfig, postprocess_batch
+from ssd.training import checkpoint
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 
@@ -68,7 +68,7 @@ class _Clock:
 
 
 def _score(gts, dets, clock: _Clock) -> dict:
-    """`ssd.evaluate.score`, stage by stage."""
+    """`ssd.evaluation.evaluate.score`, stage by stage."""
     clock.start()
     res = coco_eval(gts, dets, CLASSES)
     clock.lap("COCO AP")
@@ -127,7 +127,7 @@ def _reference_ap(gts, dets, analysis) -> dict:
         ours = fn(False)
         out[name] = (time.perf_counter() - t1, t1 - t0)
         if ours != theirs:
-            raise AssertionError(f"{name}: ssd.coco_ap {ours} differs from pycocotools {theirs}")
+            raise AssertionError(f"{name}: ssd.evaluation.coco_ap {ours} differs from pycocotools {theirs}")
     return out
 
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    of the report, per-level AP (timed apart)          {lv_s * 1000:7.0f} ms")
     if args.reference_ap:
         for name, (ours, theirs) in _reference_ap(kept[0], kept[1], kept[2]).items():
-            print(f"reference {name}: pycocotools {theirs * 1000:.0f} ms, ssd.coco_ap {ours * 1000:.0f} ms "
+            print(f"reference {name}: pycocotools {theirs * 1000:.0f} ms, ssd.evaluation.coco_ap {ours * 1000:.0f} ms "
                   f"({theirs / ours:.1f}x), same numbers")
     return 0
 

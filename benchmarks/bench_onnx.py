@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ssd.checkpoint import load as load_checkpoint
+from ssd.training.checkpoint import load as load_checkpoint
 from ssd.export import export_onnx
 from ssd.export.runtime import OnnxDetector
 from ssd.images import load_image

@@ -24,7 +24,8 @@ from pathlib import Path
 from explorer.jobs.limits import JobLimits
 from explorer.jobs.runner import POLL_S, runs_ahead
 from explorer.jobs.state import enqueue, is_alive, open_lock, try_flock
-from ssd.runlog import JOB_FILE, RUN_LOCK, read_json_or_none, read_status, write_json_atomic
+from ssd.training.runlog import JOB_FILE, RUN_LOCK, read_json_or_none, read_status
+from ssd.io import write_json_atomic
 
 
 def old_runs_ahead(run_dir: Path, device: str, seq: int) -> list[str]:

@@ -25,10 +25,10 @@ import torch  # noqa: E402
 
 from explorer.views import trace as tv  # noqa: E402
 from explorer.views.trace_figure import trace_figure  # noqa: E402
-from ssd import checkpoint  # noqa: E402
 from ssd.data.procedural import cat_and_dog_scene  # noqa: E402
 from ssd.inference import forward_raw, stages_from_raw  # noqa: E402
 from ssd.models import build  # noqa: E402
+from ssd.training import checkpoint  # noqa: E402
 
 
 def median_ms(fn, repeat: int) -> float:

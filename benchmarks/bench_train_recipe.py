@@ -4,7 +4,7 @@
 
 The recipe is the shipped model's (README "The shipped model"): compact256, procedural
 scenes, batch 32, AdamW, clip 10, channels-last, --threads 1. Both trainers are
-`ssd.engine.Trainer`s (the code `ssd.train` runs) on the same weights and batch, and their
+`ssd.training.engine.Trainer`s (the code `ssd.train` runs) on the same weights and batch, and their
 steps alternate (a busy machine slows both alike). Per step, medians (ms):
 
     data       making a batch: epoch 1 draws the scenes (`make_scene`), later epochs only
@@ -32,8 +32,8 @@ from ssd import models
 from ssd.data import procedural
 from ssd.data.common import collate
 from ssd.data.transforms import train_transform
-from ssd.engine import Trainer, build_optimizer, build_scheduler
 from ssd.priors import default_boxes
+from ssd.training.engine import Trainer, build_optimizer, build_scheduler
 
 BATCH = 32  # the shipped recipe's --batch-size
 STEPS = 930  # 10 epochs x 93 steps of 3000 scenes

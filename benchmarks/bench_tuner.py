@@ -1,6 +1,6 @@
 """Benchmark: one tuner step (new thresholds over an evaluated dataset) against the floor
 it replaces, re-running the network: the evaluation of the same images at the same
-thresholds (`ssd.evaluate.evaluate_model`, forward + post-processing + AP).
+thresholds (`ssd.evaluation.evaluate.evaluate_model`, forward + post-processing + AP).
 
 On the shipped model and N procedural scenes (held-out seed 1000), in one process: an
 evaluation is made once (the explorer's runner, in process), then medians of `--repeats`
@@ -23,12 +23,13 @@ import torch
 from explorer.evaluation import jobs, runner
 from explorer.evaluation.spec import DatasetSpec, EvalSpec, eval_key
 from explorer.evaluation.tuner import tune
-from ssd import checkpoint
+from ssd.training import checkpoint
 from ssd.data.procedural import ProceduralDataset
 from ssd.data.transforms import eval_transform
-from ssd.evaluate import evaluate_model
+from ssd.evaluation.evaluate import evaluate_model
 from ssd.postprocess import PostprocessConfig
-from ssd.runlog import SPEC_FILE, write_json_atomic
+from ssd.training.runlog import SPEC_FILE
+from ssd.io import write_json_atomic
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 

@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ssd.io import atomic_write, write_text_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -180,7 +182,7 @@ def make_image(path: Path, size_wh: tuple[int, int], seed: int) -> None:
     w, h = size_wh
     base = rng.integers(0, 256, size=3)
     arr = np.clip(base + rng.normal(0, 40, size=(h, w, 3)), 0, 255).astype(np.uint8)  # (H, W, 3)
-    Image.fromarray(arr).save(path, format="PNG")
+    atomic_write(path, lambda f: Image.fromarray(arr).save(f, format="PNG"))
 
 
 def make_voc(path: Path, n_boxes: int, size_wh: tuple[int, int]) -> None:
@@ -188,7 +190,7 @@ def make_voc(path: Path, n_boxes: int, size_wh: tuple[int, int]) -> None:
     objs = "".join(
         f"<object><name>cat</name><bndbox><xmin>{4 + 9 * i}</xmin><ymin>{4 + 7 * i}</ymin>"
         f"<xmax>{w // 2 + 9 * i}</xmax><ymax>{h // 2 + 7 * i}</ymax></bndbox></object>" for i in range(n_boxes))
-    path.write_text(f"<annotation><size><width>{w}</width><height>{h}</height></size>{objs}</annotation>")
+    write_text_atomic(path, f"<annotation><size><width>{w}</width><height>{h}</height></size>{objs}</annotation>")
 
 
 def session_upload(folder: Path, i: int) -> Upload:
@@ -413,14 +415,6 @@ def goals(recs: dict[str, Recorder], rss: dict, sessions: int) -> dict:
     }
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1, default=str)
-    os.replace(tmp, path)
-
-
 def print_report(report: dict) -> None:
     for phase in ("single", "concurrent", "uploads"):
         print(f"\n{phase}: {report['errors_count'][phase]} errors")
@@ -482,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the server (finally)
     report = run(cfg)
     out = Path(cfg.out) if Path(cfg.out).is_absolute() else ROOT / cfg.out
-    write_json_atomic(out, report)
+    write_text_atomic(out, json.dumps(report, indent=1, default=str))
     print_report(report)
     print(f"\nreport: {out}")
     return 0 if all(g["ok"] for g in report["goals"].values()) else 1

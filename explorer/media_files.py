@@ -16,7 +16,7 @@ from pathlib import Path
 
 from explorer.paths import keep_newest
 from explorer.views.figures import image_jpeg
-from ssd.runlog import atomic_write
+from ssd.io import atomic_write
 
 _SECRET = secrets.token_bytes(32)  # per server process
 _LOCK = threading.Lock()
@@ -30,7 +30,7 @@ def file_name(digest: str, size: tuple[int, int] | None) -> str:
 
 def write_once(folder: Path, name: str, image, size: tuple[int, int] | None, keep: int) -> Path:
     """The JPEG of `image` (stretched to `size`, (W, H), if given) at `folder/name`,
-    written atomically if absent (`ssd.runlog.atomic_write`); older files beyond `keep`
+    written atomically if absent (`ssd.io.atomic_write`); older files beyond `keep`
     are removed."""
     path = folder / name
     with _LOCK:

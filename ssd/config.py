@@ -14,8 +14,10 @@ paper's and torchvision's constants.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -213,16 +215,10 @@ def ssd_linear(
 
 def compact256(num_classes: int = 7) -> SSDConfig:
     """The small offline model: 256 px input, maps 32/16/8/4/2/1 (so the paper's 8x8
-    and 4x4 maps exist), torchvision-COCO-like scales. Classes: background + 6."""
-    return SSDConfig(
-        image_size=256,
-        feature_maps=(32, 16, 8, 4, 2, 1),
-        steps=(8, 16, 32, 64, 128, 256),
-        scales=(0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05),
-        aspect_ratios=tuple(ratios_from_torchvision(r) for r in _PAIRS_SSD300),
-        num_classes=num_classes,
-        name="compact256",
-    )
+    and 4x4 maps exist), torchvision-COCO-like scales and ratios (`ssd300_coco`'s).
+    Classes: background + 6."""
+    return dataclasses.replace(ssd300_coco(num_classes), image_size=256, feature_maps=(32, 16, 8, 4, 2, 1),
+                               steps=(8, 16, 32, 64, 128, 256), name="compact256")
 
 
 PRESETS = {
@@ -265,8 +261,6 @@ def config_from_json_text(text: str, source: str = "config", reference: SSDConfi
     missing fields, an invalid value (see `validate`), or (with `reference`) a geometry
     the reference model cannot produce (see `check_fits`).
     """
-    import json
-
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -293,8 +287,6 @@ def config_from_json_text(text: str, source: str = "config", reference: SSDConfi
 def load_config_json(path, reference: SSDConfig | None = None) -> SSDConfig:
     """`config_from_json_text` of the file at `path` (what `--box-config FILE` reads);
     ValueError naming the file when it cannot be read."""
-    from pathlib import Path
-
     path = Path(path)
     try:
         text = path.read_text()

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import torch
 
-from ssd.checkpoint import CheckpointError
-from ssd.checkpoint import load as load_checkpoint
 from ssd.images import ImageError, is_image_path, load_image
 from ssd.inference import Stages, run_stages
-from ssd.postprocess import PostprocessConfig, config_with
 from ssd.models import MODEL_NAMES, WeightsError, build
 from ssd.models.common import SSDNet
+from ssd.postprocess import PostprocessConfig, config_with
+from ssd.training.checkpoint import CheckpointError
+from ssd.training.checkpoint import load as load_checkpoint
 
 
 def expand_inputs(paths: list[str]) -> tuple[list[Path], list[str]]:

@@ -1,10 +1,16 @@
-"""Reading any image a user may give into a clean RGB `PIL.Image`.
+"""The one image loader of the project (the only module that opens images with Pillow):
+uploads, dataset images and command-line images all come through here as a clean RGB
+`PIL.Image`.
 
 `load_image` accepts a path, bytes, or a file-like object (e.g. an upload), and returns
-RGB with EXIF orientation applied, whatever the Pillow mode (transparent images are
-composited on white, 16-bit and float images rescaled to 8 bits), the first frame of an
-animation, and tiny images upscaled. Anything unusable raises `ImageError` with a
-one-line reason that names the source.
+RGB whatever the Pillow mode (transparent images are composited on white, 16-bit and
+float images rescaled to 8 bits), the first frame of an animation, and tiny images
+upscaled. Anything unusable raises `ImageError` with a one-line reason that names the source.
+
+The EXIF rule (`apply_exif`): a dataset image is read as stored (`apply_exif=False`),
+because VOC / COCO boxes are in the stored pixel frame, as torchvision's dataset readers
+read them; an upload or a command-line image without ground truth is shown as a person
+sees it (`apply_exif=True`, the default: EXIF orientation applied).
 """
 from __future__ import annotations
 
@@ -85,6 +91,7 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = DEFAULT_MIN_SIDE,
     name: str | None = None,
+    apply_exif: bool = True,
 ) -> Image.Image:
     """Read an image as RGB.
 
@@ -94,8 +101,11 @@ def load_image(
         min_side: upscale (bilinear) so that the shorter side is at least this (1: never).
         name: the name errors give the source (an upload's file name); default: the path,
             or "image bytes" for bytes.
+        apply_exif: turn the image by its EXIF orientation, as a person sees it (uploads,
+            CLI images); False: the pixels as stored (dataset images, whose boxes are in
+            the stored frame).
     Returns:
-        A loaded `PIL.Image` in mode "RGB", EXIF orientation applied, first frame only.
+        A loaded `PIL.Image` in mode "RGB", first frame only.
     Raises:
         ImageError: missing/empty/unreadable file, not an image, truncated or corrupt
         data, too many pixels.
@@ -124,10 +134,11 @@ def load_image(
         raise ImageError(f"{name}: too many pixels (limit {max_pixels:,}): {e}") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise ImageError(f"{name}: truncated or corrupt image data ({im.format}): {e}") from e
-    try:
-        im = ImageOps.exif_transpose(im) or im
-    except Exception:  # a broken EXIF block must not lose the picture; keep it unrotated
-        pass
+    if apply_exif:
+        try:
+            im = ImageOps.exif_transpose(im) or im
+        except Exception:  # a broken EXIF block must not lose the picture; keep it unrotated
+            pass
     try:
         rgb = _to_rgb(im)
     except (OSError, ValueError) as e:
@@ -142,6 +153,20 @@ def load_image(
     if rgb is im:
         rgb = rgb.copy()  # detach from the file object
     return rgb
+
+
+def stored_image_hw(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of the image file `path` as stored (EXIF orientation not applied), from its
+    header alone. Raises ImageError naming the file when it is missing or not an image."""
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(f"{p}: file does not exist")
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"{p}: not an image ({e})") from None
+    return h, w
 
 
 def is_image_path(path: str | os.PathLike) -> bool:

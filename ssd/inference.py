@@ -266,13 +266,8 @@ def run_stages(
     image: Image.Image | Tensor,
     config: PostprocessConfig | None = None,
     *,
-    score_threshold: float | None = None,
-    nms_threshold: float | None = None,
-    top_k: int | None = None,
-    topk_candidates: int | None = None,
-    level_score_threshold: float | None = None,
-    level_nms_threshold: float | None = None,
     device: str | torch.device | None = None,
+    **overrides,
 ) -> Stages:
     """Run `model` on one image and keep every stage: `stages_from_raw(forward_raw(...))`.
 
@@ -280,17 +275,14 @@ def run_stages(
         model: an `SSDNet`; run in eval mode (its mode is restored afterwards).
         image: PIL image (any size) or (3, H, W) float tensor in [0, 1].
         config: the thresholds (default `PostprocessConfig()`: torchvision's values).
-        score_threshold, nms_threshold, top_k (= detections_per_img), topk_candidates,
-            level_score_threshold, level_nms_threshold: override one field of `config`
-            (`ssd.postprocess.config_with`); None keeps it.
         device: where to compute (default: the model's device; the model is not moved).
+        overrides: `stages_from_raw`'s keyword overrides of one field of `config` each
+            (score_threshold, nms_threshold, top_k, topk_candidates, level_score_threshold,
+            level_nms_threshold); an unknown name is a TypeError.
     Returns:
         `Stages`, boxes in original-image pixels (`_px`) unless named `_px_in`.
     """
-    cfg = config_with(config, score_threshold=score_threshold, nms_threshold=nms_threshold, top_k=top_k,
-                      topk_candidates=topk_candidates, level_score_threshold=level_score_threshold,
-                      level_nms_threshold=level_nms_threshold)
-    return stages_from_raw(forward_raw(model, image, device=device), cfg)
+    return stages_from_raw(forward_raw(model, image, device=device), config, **overrides)
 
 
 @torch.inference_mode()
@@ -306,7 +298,12 @@ def stages_from_raw(
     level_nms_threshold: float | None = None,
 ) -> Stages:
     """The thresholded stages (per-level detections, candidates, NMS trace, final
-    detections) from `forward_raw`'s output, by `ssd.postprocess`; arguments as `run_stages`."""
+    detections) from `forward_raw`'s output, by `ssd.postprocess`.
+
+    config: the thresholds (default `PostprocessConfig()`); score_threshold, nms_threshold,
+    top_k (= detections_per_img), topk_candidates, level_score_threshold,
+    level_nms_threshold: override one field of `config` (`ssd.postprocess.config_with`);
+    None keeps it."""
     cfg = config_with(config, score_threshold=score_threshold, nms_threshold=nms_threshold, top_k=top_k,
                       topk_candidates=topk_candidates, level_score_threshold=level_score_threshold,
                       level_nms_threshold=level_nms_threshold)

@@ -103,30 +103,6 @@ def check_boxes_xyxy(boxes: Tensor, what: str) -> None:
         raise ValueError(f"{what}[{i}] = {boxes[i].tolist()} is empty: need x2 > x1 and y2 > y1")
 
 
-def box_iou_batched(gt_xyxy: Tensor, default_xyxy: Tensor, gt_valid: Tensor | None = None) -> Tensor:
-    """IoU of padded per-image GTs with the shared default boxes.
-
-    Args:
-        gt_xyxy: (B, G, 4) xyxy, any frame.
-        default_xyxy: (A, 4) xyxy, same frame.
-        gt_valid: optional (B, G) bool; rows where it is False (padding) get IoU -1.
-    Returns:
-        (B, G, A) IoU, the same arithmetic as `torchvision.ops.box_iou`.
-    """
-    gx1, gy1, gx2, gy2 = (gt_xyxy[..., i, None] for i in range(4))  # (B, G, 1) each
-    dx1, dy1, dx2, dy2 = default_xyxy.unbind(dim=1)  # (A,) each
-    area_gt = (gx2 - gx1) * (gy2 - gy1)  # (B, G, 1)
-    area_d = (dx2 - dx1) * (dy2 - dy1)  # (A,)
-    # One coordinate at a time: no (B, G, A, 2) temporaries; in place where safe.
-    inter = (torch.min(gx2, dx2) - torch.max(gx1, dx1)).clamp_(min=0)  # (B, G, A)
-    inter.mul_((torch.min(gy2, dy2) - torch.max(gy1, dy1)).clamp_(min=0))
-    union = (area_gt + area_d).sub_(inter)  # (B, G, A)
-    iou = inter.div_(union)
-    if gt_valid is not None:
-        iou.masked_fill_(~gt_valid[:, :, None], -1.0)
-    return iou
-
-
 def _force_best(iou_per_image: Tensor, order: list[int]) -> list[tuple[int, int]]:
     """Tie rule for one image: (gt, default) pairs of step 1, each default used once.
 
@@ -262,4 +238,7 @@ def match_batch(
     Returns:
         BatchMatch, (B, A) tensors; row b equals `match(default_xyxy, gt_b)`.
     """
-    return _assign(box_iou_batched(gt_xyxy_padded, default_xyxy, gt_valid), gt_valid, iou_threshold)
+    B, G = gt_valid.shape
+    # torchvision's box_iou of all images' GTs at once: (B*G, 4) x (A, 4) -> (B*G, A) -> (B, G, A)
+    iou = box_iou(gt_xyxy_padded.reshape(B * G, 4), default_xyxy).reshape(B, G, default_xyxy.shape[0])
+    return _assign(iou.masked_fill_(~gt_valid[:, :, None], -1.0), gt_valid, iou_threshold)  # padding: IoU -1

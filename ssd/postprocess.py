@@ -1,7 +1,7 @@
 """Post-processing: the one owner of decode -> score threshold -> top-k -> NMS -> max detections.
 
 Every path that turns network outputs into detections calls this module: the explorer's
-`ssd.inference.stages_from_raw`, the batched evaluation `ssd.evaluate.detect_batch`, and
+`ssd.inference.stages_from_raw`, the batched evaluation `ssd.evaluation.evaluate.detect_batch`, and
 the `ssd.detect` command line. The thresholds are declared once, in `PostprocessConfig`,
 with torchvision's names (`SSD.score_thresh`, `nms_thresh`, `topk_candidates`,
 `detections_per_img`), and the steps are torchvision's `SSD.postprocess_detections`

@@ -16,6 +16,7 @@ Command line: `python -m ssd.priors --preset ssd300_voc` prints the per-level ta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from dataclasses import dataclass
@@ -209,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cfg = preset(args.preset or "ssd300_voc")
             if args.no_extra_box or args.no_clip:
-                import dataclasses
-
                 cfg = dataclasses.replace(cfg, extra_box=not args.no_extra_box, clip=not args.no_clip)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -13,7 +13,8 @@ SHIPPED = str(Path(__file__).resolve().parent.parent / "checkpoints" / "compact2
 
 def make_eval(root: Path, num_images: int = 12, seed: int = 1000, checkpoint: str = SHIPPED, **thresholds) -> Path:
     """A finished evaluation of `checkpoint` on procedural scenes under `root`; its folder."""
-    from ssd.runlog import SPEC_FILE, update_status, write_json_atomic
+    from ssd.training.runlog import SPEC_FILE, update_status
+    from ssd.io import write_json_atomic
 
     spec = EvalSpec(checkpoint, DatasetSpec("procedural", seed=seed, num_images=num_images), **thresholds)
     d = Path(root) / eval_key(spec)

@@ -13,7 +13,8 @@ from explorer.jobs import manager as jobs
 from explorer.jobs.metrics import tail_log
 from explorer.jobs.spec import JobSpec
 from explorer.jobs.state import enqueue, open_lock, try_flock
-from ssd.runlog import RUN_LOCK, read_json_or_none, write_json_atomic
+from ssd.training.runlog import RUN_LOCK, read_json_or_none
+from ssd.io import write_json_atomic
 
 CPU = {"cuda": False, "gpu_count": 0}
 

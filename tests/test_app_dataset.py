@@ -40,7 +40,7 @@ def _metric(at, label: str) -> str:
 
 
 def test_procedural_coverage_with_size_range_and_threshold():
-    from ssd.coverage import coverage_brute
+    from ssd.tuning.coverage import coverage_brute
     from ssd.data.gt_boxes import procedural_boxes
     from ssd.models import default_config
 

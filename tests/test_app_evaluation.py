@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from explorer.text import shown
-from ssd.runlog import SPEC_FILE, update_status
+from ssd.training.runlog import SPEC_FILE, update_status
 from tests.eval_helpers import SHIPPED, make_eval
 
 st_testing = pytest.importorskip("streamlit.testing.v1")

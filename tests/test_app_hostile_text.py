@@ -74,7 +74,7 @@ def hostile_env(tmp_path, monkeypatch, app_navigation):
     data root inside tmp_path."""
     from explorer.evaluation import runner
     from explorer.evaluation.spec import DatasetSpec, EvalSpec, eval_key
-    from ssd import checkpoint, runlog
+    from ssd.training import checkpoint, runlog
     from ssd.models import build
 
     runs = tmp_path / "runs"

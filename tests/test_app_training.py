@@ -72,7 +72,7 @@ def test_launch_watch_cancel_delete_from_the_page(runs_dir):
     assert any("Launched ui-run" in shown(s.value) for s in at.success), [shown(e.value) for e in at.error]
     assert (runs_dir / "ui-run" / "job.json").is_file()
 
-    # Wait until ssd.train itself reports (its SIGTERM handler is installed by then).
+    # Wait until ssd.training.train itself reports (its SIGTERM handler is installed by then).
     _rerun_until(at, lambda a: _state(a, "ui-run") == "running"
                  and jobs.read_run(runs_dir / "ui-run").message == "training", what="ui-run training")
     assert at.selectbox(key="train_selected").value == "ui-run"
@@ -124,7 +124,7 @@ def test_failed_run_shows_the_trainers_reason(runs_dir, tmp_path, peer_data):
     import shutil
     import signal as sig
 
-    from ssd.train import main
+    from ssd.training.train import main
 
     voc = tmp_path / "voc"
     src = peer_data / "mmdet" / "VOC2007"
@@ -295,7 +295,7 @@ def test_a_second_tab_pressing_cancel_is_told_what_happened(runs_dir):
     """Two tabs: while one action holds the run, Cancel in this tab is refused at once
     with the reason and the state the run is in now."""
     from explorer.jobs.state import open_lock, try_flock
-    from ssd.runlog import CONTROL_LOCK
+    from ssd.training.runlog import CONTROL_LOCK
     from jobs_helpers import fake_run, hold_lock
 
     run_dir = fake_run(runs_dir, "live", "running")
@@ -318,7 +318,7 @@ def test_a_second_tab_pressing_cancel_is_told_what_happened(runs_dir):
 
 def test_the_form_starts_from_the_training_options_defaults(runs_dir):
     """The page's numbers are `TrainOptions`'s (it hard-coded 512 / 64 scenes)."""
-    from ssd.train_options import TrainOptions
+    from ssd.training.options import TrainOptions
 
     at = _page()
     defaults = TrainOptions()
@@ -351,7 +351,8 @@ def test_selected_run_stays_and_its_label_follows_its_state(runs_dir):
     """Issue 19.6: the pick jumped to another run when the watched one ended, and after
     Cancel the label still read "(running)"."""
     from jobs_helpers import fake_run, hold_lock
-    from ssd.runlog import read_json, write_json_atomic
+    from ssd.training.runlog import read_json
+    from ssd.io import write_json_atomic
 
     watched = fake_run(runs_dir, "watched", "running")
     newer = fake_run(runs_dir, "newer", "finished")

@@ -34,7 +34,7 @@ class _Counter(http.server.BaseHTTPRequestHandler):
 def _runs_with_hostile_messages(runs: Path, bait: str) -> None:
     from explorer.evaluation import runner
     from explorer.evaluation.spec import DatasetSpec, EvalSpec, eval_key
-    from ssd import checkpoint, runlog
+    from ssd.training import checkpoint, runlog
     from ssd.models import build
 
     run = runs / "hostile"

@@ -1,4 +1,4 @@
-"""ssd.checkpoint: save/load round trip and a clear CheckpointError for each bad file."""
+"""ssd.training.checkpoint: save/load round trip and a clear CheckpointError for each bad file."""
 from __future__ import annotations
 
 import os
@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
-from ssd import checkpoint
-from ssd.checkpoint import CheckpointError
 from ssd.models import build
+from ssd.training import checkpoint
+from ssd.training.checkpoint import CheckpointError
 
 NAMES = ["background", "cat", "dog", "bird", "car", "person", "tree"]
 

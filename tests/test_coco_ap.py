@@ -1,5 +1,5 @@
-"""ssd/coco_ap.py: the vectorised COCO evaluator gives pycocotools' numbers (precision and
-recall arrays, and the AP dicts of `ssd.metrics`) on the shipped model's detections, on
+"""ssd/evaluation/coco_ap.py: the vectorised COCO evaluator gives pycocotools' numbers (precision and
+recall arrays, and the AP dicts of `ssd.evaluation.metrics`) on the shipped model's detections, on
 random detections with ties in score and over 100 per image and class, on empty images
 and classes, and on crowd regions of mmdetection's COCO sample."""
 from __future__ import annotations
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from ssd import checkpoint
-from ssd.coco_ap import box_iou_coco, flatten
 from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.data.transforms import eval_transform
-from ssd.evaluate import collect
-from ssd.metrics import coco_accumulate, coco_eval, coco_eval_by
+from ssd.evaluation.coco_ap import box_iou_coco, flatten
+from ssd.evaluation.evaluate import collect
+from ssd.evaluation.metrics import coco_accumulate, coco_eval, coco_eval_by
+from ssd.training import checkpoint
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 

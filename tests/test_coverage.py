@@ -1,4 +1,4 @@
-"""Tests for ssd/coverage.py, ssd/coverage_summary.py and ssd/data/gt_boxes.py: coverage equals
+"""Tests for ssd/tuning/coverage.py, ssd/tuning/coverage_summary.py and ssd/data/gt_boxes.py: coverage equals
 brute force (`torchvision.ops.box_iou` against every default box) on random and real boxes."""
 import json
 
@@ -6,13 +6,13 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from ssd import coverage as cov_mod
 from ssd.config import compact256, preset, ssd300_voc, ssd_linear
-from ssd.coverage import check_boxes, coverage, coverage_brute
-from ssd.coverage_summary import summarize
 from ssd.data import gt_boxes
 from ssd.data.common import DatasetError
 from ssd.priors import default_boxes
+from ssd.tuning import coverage as cov_mod
+from ssd.tuning.coverage import check_boxes, coverage, coverage_brute
+from ssd.tuning.coverage_summary import summarize
 
 
 def random_boxes(n: int, seed: int = 0) -> torch.Tensor:

@@ -5,7 +5,7 @@ from PIL import Image
 
 from ssd.data.common import DatasetError
 from ssd.data.procedural import CLASSES, ProceduralDataset, write_voc
-from ssd.data.voc import VOC_CLASSES, VOCDataset, parse_annotation
+from ssd.data.voc import VOC_CLASSES, VOCDataset, parse_annotation, read_split, split_ids, split_path
 
 XML = """<annotation><filename>{fn}</filename>
 <size><width>{w}</width><height>{h}</height><depth>3</depth></size>{objects}</annotation>"""
@@ -234,3 +234,12 @@ def test_train_skip_bad_skips_truncated_jpeg_and_logs_it(peer_data, tmp_path):
     strict = subprocess.run([sys.executable, "-m", "ssd.train", *args, "--out", str(tmp_path / "strict")],
                             cwd=repo, capture_output=True, text=True, timeout=300)
     assert strict.returncode != 0 and "000001.jpg: unreadable image" in strict.stderr
+
+
+def test_split_reader_takes_the_first_word_of_each_line_and_names_a_missing_file(tmp_path):
+    assert split_ids("a\n\n b 1\nc  -1\n") == ["a", "b", "c"]  # "id" and the per-class "id flag" lines
+    (tmp_path / "ImageSets" / "Main").mkdir(parents=True)
+    split_path(tmp_path, "val").write_text("x\ny\n")
+    assert read_split(tmp_path, "val") == ["x", "y"]
+    with pytest.raises(DatasetError, match="train"):
+        read_split(tmp_path, "train")

@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ssd import checkpoint
 from ssd.detect import expand_inputs, main
 from ssd.models import build
+from ssd.training import checkpoint
 
 NAMES = ["background", "cat", "dog", "bird", "car", "person", "tree"]
 ROOT = Path(__file__).resolve().parents[1]

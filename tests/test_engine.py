@@ -1,4 +1,4 @@
-"""Tests for ssd/engine.py: the learning-rate schedules, the resumable sampler, one
+"""Tests for ssd/training/engine.py: the learning-rate schedules, the resumable sampler, one
 training step (equal to the loss computed by hand; no update on a non-finite loss),
 `train_one_epoch`'s ends, and the training state a checkpoint keeps."""
 import pytest
@@ -7,7 +7,9 @@ import torch
 from ssd import models
 from ssd.data import procedural
 from ssd.data.transforms import train_transform
-from ssd.engine import (
+from ssd.loss import multibox_loss
+from ssd.priors import default_boxes
+from ssd.training.engine import (
     LossWindow,
     Progress,
     ResumableSampler,
@@ -20,8 +22,6 @@ from ssd.engine import (
     restore_training_state,
     save_training_state,
 )
-from ssd.loss import multibox_loss
-from ssd.priors import default_boxes
 
 CPU = torch.device("cpu")
 

@@ -1,4 +1,4 @@
-"""Tests for ssd/metrics.py and ssd/evaluate.py."""
+"""Tests for ssd/evaluation/metrics.py and ssd/evaluation/evaluate.py."""
 import json
 import types
 
@@ -7,12 +7,12 @@ import torch
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.ssd import SSD
 
-from ssd import checkpoint
 from ssd.data.procedural import CLASSES, ProceduralDataset
-from ssd.evaluate import detect_batch, evaluate_model, main
-from ssd.metrics import coco_eval, pr_curves, voc07_ap, voc07_map
+from ssd.evaluation.evaluate import detect_batch, evaluate_model, main
+from ssd.evaluation.metrics import coco_eval, pr_curves, voc07_ap, voc07_map
 from ssd.models import build
 from ssd.priors import default_boxes
+from ssd.training import checkpoint
 
 
 def gt(boxes, labels):
@@ -158,7 +158,7 @@ def test_cli_on_voc_and_coco_exports(tmp_path, model, capsys):
 def test_collect_on_batch_sees_every_image_and_can_stop(model):
     """`collect(on_batch=...)`: called per batch with the images done, the total and the
     batch's raw outputs (those `forward_batch` returns); raising in it stops the evaluation."""
-    from ssd.evaluate import collect, forward_batch
+    from ssd.evaluation.evaluate import collect, forward_batch
 
     ds = ProceduralDataset(5, seed=7, size=256)
     seen = []

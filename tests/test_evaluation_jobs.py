@@ -13,8 +13,8 @@ import torch
 
 from explorer.evaluation import jobs
 from explorer.evaluation.spec import DatasetSpec, EvalInputError, EvalSpec, eval_key, load_checked
-from ssd import checkpoint
-from ssd.runlog import SPEC_FILE, STATUS_FILE, update_status
+from ssd.training import checkpoint
+from ssd.training.runlog import SPEC_FILE, STATUS_FILE, update_status
 from ssd.models import build
 from tests.eval_helpers import SHIPPED
 

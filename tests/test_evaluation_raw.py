@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from explorer.evaluation.raw import RAW_FLOOR, RawCollector, raw_from_file, raw_to_bytes
-from ssd import checkpoint
 from ssd.data.procedural import ProceduralDataset
 from ssd.data.transforms import eval_transform
-from ssd.evaluate import forward_batch
+from ssd.evaluation.evaluate import forward_batch
 from ssd.postprocess import PostprocessConfig, postprocess
+from ssd.training import checkpoint
 from tests.eval_helpers import SHIPPED
 
 

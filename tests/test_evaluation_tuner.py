@@ -10,12 +10,12 @@ from torchvision.ops import box_iou
 from explorer.evaluation import detfile, jobs
 from explorer.evaluation.spec import EvalInputError
 from explorer.evaluation.tuner import detect_flags, tune
-from ssd import checkpoint
 from ssd.data.procedural import ProceduralDataset
 from ssd.data.transforms import eval_transform
-from ssd.evaluate import evaluate_model
-from ssd.metrics import coco_results_json
+from ssd.evaluation.evaluate import evaluate_model
+from ssd.evaluation.metrics import coco_results_json
 from ssd.postprocess import PostprocessConfig, postprocess
+from ssd.training import checkpoint
 from tests.eval_helpers import SHIPPED, make_eval
 
 

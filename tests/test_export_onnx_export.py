@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from export_helpers import SHIPPED
-from ssd import checkpoint
+from ssd.training import checkpoint
 from ssd.export import METADATA_KEYS, MIN_OPSET, ExportError, export_onnx, load_model
 from ssd.export.__main__ import main
 from ssd.models import build

@@ -12,7 +12,7 @@ import torch
 
 from export_helpers import (SAMPLES, SHIPPED, assert_same_detections, peer_images, random_images,
                             untied_threshold)
-from ssd import checkpoint
+from ssd.training import checkpoint
 from ssd.export import export_onnx
 from ssd.export.runtime import OnnxDetector
 from ssd.images import load_image

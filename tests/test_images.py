@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssd.images import ImageError, is_image_path, load_image
+from ssd.images import ImageError, is_image_path, load_image, stored_image_hw
 
 
 def _save(tmp_path, im: Image.Image, name: str, **kw):
@@ -162,3 +162,43 @@ def test_decompression_bomb(tmp_path):
 
 def test_is_image_path():
     assert is_image_path("a/B.JPG") and is_image_path("x.webp") and not is_image_path("notes.txt")
+
+
+# ---------------------------------------------------------------- the EXIF rule, against torchvision
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_exif_rule_equals_torchvision_decode_image(peer_data, orientation):
+    """Pillow's hopper photo with each EXIF orientation 2..8: `apply_exif=True` (uploads,
+    CLI images) equals torchvision's decode with `apply_exif_orientation=True`, and the
+    dataset loader (as stored) equals it with False, pixel for pixel."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    from ssd.data.common import load_dataset_image
+
+    path = peer_data / "pillow" / f"hopper_orientation_{orientation}.jpg"
+
+    def theirs(apply: bool):
+        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB, apply_exif_orientation=apply)
+
+    def chw(im: Image.Image):
+        return torch.from_numpy(np.array(im)).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+
+    shown, stored = theirs(True), theirs(False)
+    assert not torch.equal(shown, stored)  # the orientation really turns the picture
+    assert torch.equal(chw(load_image(path, apply_exif=True)), shown)
+    assert torch.equal(chw(load_image(path, apply_exif=False)), stored)
+    assert torch.equal(chw(load_dataset_image(path)), stored)  # dataset images: the boxes' stored frame
+
+
+def test_stored_image_hw_reads_the_header_as_stored(tmp_path):
+    im = Image.new("RGB", (64, 40), (0, 255, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned: 40 wide, 64 high
+    p = _save(tmp_path, im, "rot.jpg", exif=exif)
+    assert stored_image_hw(p) == (40, 64)  # (H, W) as stored
+    assert load_image(p).size == (40, 64) and load_image(p, apply_exif=False).size == (64, 40)  # PIL: (W, H)
+    with pytest.raises(ImageError, match="does not exist"):
+        stored_image_hw(tmp_path / "missing.png")
+    (tmp_path / "junk.png").write_bytes(b"junk")
+    with pytest.raises(ImageError, match="junk.png: not an image"):
+        stored_image_hw(tmp_path / "junk.png")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from explorer.inputs import models as mm
-from ssd.checkpoint import save
 from ssd.models import build
+from ssd.training.checkpoint import save
 
 
 def test_choices_list_shipped_runs_random_torchvision(tmp_path):
@@ -162,7 +162,7 @@ def test_a_malicious_pickle_is_never_executed(tmp_path):
     """Issue 14: a best.pt with code in it. The picker lists it, loading it is refused
     (weights_only=True), the run list reads the run, and the marker never appears."""
     from explorer.jobs import manager as jobs
-    from ssd.checkpoint import CheckpointError, load
+    from ssd.training.checkpoint import CheckpointError, load
 
     runs = tmp_path / "runs"
     best = runs / "evil" / "checkpoints" / "best.pt"

@@ -15,7 +15,8 @@ import pytest
 from explorer.jobs import manager as jobs
 from explorer.jobs.state import open_lock, try_flock
 from jobs_helpers import ended, fake_run, hold_lock, kill_live_runs, wait_for
-from ssd.runlog import CANCEL_MARK, CONTROL_LOCK, read_status, write_json_atomic
+from ssd.training.runlog import CANCEL_MARK, CONTROL_LOCK, read_status
+from ssd.io import write_json_atomic
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 

@@ -16,7 +16,8 @@ from explorer.jobs import manager as jobs
 from explorer.jobs.damage import checkpoint_problem, checkpoint_problem_deep, clean_job, clean_status, diverged
 from explorer.jobs.metrics import read_metrics, tail_log, tail_metrics
 from jobs_helpers import fake_run
-from ssd.runlog import read_status, write_json_atomic
+from ssd.io import write_json_atomic
+from ssd.training.runlog import read_status
 
 
 def _finished(runs: Path, name: str) -> Path:

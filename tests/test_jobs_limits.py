@@ -16,8 +16,8 @@ from explorer.jobs.limits import JobLimits, check_budget, check_disk, inside_roo
 from explorer.jobs.spec import JobError, JobSpec, check_coco, check_voc_root, validate_spec
 from explorer.jobs.state import live_queue
 from jobs_helpers import CPU, fake_run, hold_lock, kill_live_runs, tiny_spec
-from ssd.recipes import RECIPES
-from ssd.train_options import TrainOptions
+from ssd.training.options import TrainOptions
+from ssd.training.recipes import RECIPES
 
 
 def test_data_roots_from_env_local_and_exposed(tmp_path):

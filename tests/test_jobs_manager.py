@@ -16,7 +16,8 @@ from explorer.jobs.metrics import read_metrics, tail_log
 from explorer.jobs.spec import JobError, JobSpec
 from explorer.jobs.state import is_alive
 from jobs_helpers import CPU, ended, fake_run, hold_lock, kill_live_runs, tiny_spec, wait_for
-from ssd.runlog import CANCEL_MARK, read_json_or_none as read_json, read_status, write_json_atomic
+from ssd.training.runlog import CANCEL_MARK, read_json_or_none as read_json, read_status
+from ssd.io import write_json_atomic
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from explorer.jobs.metrics import LOG_KEYS, eta_seconds, read_metrics, tail_log, tail_metrics
-from ssd.runlog import EVAL_KEYS, RunDir
+from ssd.training.runlog import EVAL_KEYS, RunDir
 
 
 def _records():

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from explorer.jobs.process import pid_alive_since, proc_start_time, spawn, stop_group
-from ssd.runlog import read_status
+from ssd.training.runlog import read_status
 
 
 def test_proc_start_time_guards_pid_reuse():

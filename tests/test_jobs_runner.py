@@ -12,7 +12,8 @@ from explorer.jobs.metrics import read_metrics
 from explorer.jobs.runner import acquire_device, main, runs_ahead, visible_devices
 from explorer.jobs.state import LOCKS_DIR, open_lock, try_flock
 from jobs_helpers import CPU, ended, fake_run, hold_lock, kill_live_runs, tiny_spec, wait_for
-from ssd.runlog import read_status, write_json_atomic
+from ssd.io import write_json_atomic
+from ssd.training.runlog import read_status
 
 
 @pytest.fixture

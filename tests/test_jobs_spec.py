@@ -19,7 +19,7 @@ from explorer.jobs.spec import (
     validate_spec,
 )
 from ssd.models import MODEL_NAMES
-from ssd.train_options import TrainOptions, parse_args
+from ssd.training.options import TrainOptions, parse_args
 
 
 # ---------------------------------------------------------------- names ------------

@@ -6,7 +6,7 @@ import time
 
 from explorer.jobs.state import enqueue, is_alive, live_queue, next_seq, open_lock, probe_run_lock, try_flock
 from jobs_helpers import fake_run as _fake_run, hold_lock
-from ssd.runlog import RUN_LOCK
+from ssd.training.runlog import RUN_LOCK
 
 
 def test_next_seq_counts_up(tmp_path):

@@ -8,7 +8,7 @@ from torchvision.models.detection._utils import SSDMatcher
 from torchvision.ops import box_iou
 
 from ssd.config import ssd300_voc
-from ssd.matching import Match, box_iou_batched, match, match_batch, pad_boxes
+from ssd.matching import Match, match, match_batch, pad_boxes
 from ssd.priors import default_boxes
 
 
@@ -162,12 +162,13 @@ def test_pixel_frame_gives_the_same_match(ssd300_xyxy):
 
 
 # ---------------------------------------------------------------- batched helpers
-def test_box_iou_batched_equals_box_iou(ssd300_xyxy):
-    gt = torch.stack([random_gt(5, seed=s) for s in range(3)])  # (3, 5, 4)
-    iou = box_iou_batched(gt, ssd300_xyxy)
-    assert iou.shape == (3, 5, 8732)
-    for b in range(3):
-        assert torch.allclose(iou[b], box_iou(gt[b], ssd300_xyxy), atol=1e-6)
+def test_match_batch_iou_is_box_iou_per_image_bit_for_bit(ssd300_xyxy):
+    gts = [random_gt(5, seed=0), random_gt(2, seed=1), torch.zeros((0, 4))]
+    padded, valid = pad_boxes(gts)  # (3, 5, 4)
+    iou = match_batch(ssd300_xyxy, padded, valid).iou  # (B, A): each default box's IoU with its best GT
+    for b, gt in enumerate(gts):
+        best = box_iou(gt, ssd300_xyxy).max(0).values if len(gt) else torch.zeros(8732)
+        assert torch.equal(iou[b], best)  # torchvision's own numbers, bit for bit; 0: no GT
 
 
 def test_match_batch_equals_per_image_match(ssd300_xyxy):

@@ -1,4 +1,4 @@
-"""ssd/metrics.py: the vectorised VOC07 curves equal a plain loop (brute force) over every
+"""ssd/evaluation/metrics.py: the vectorised VOC07 curves equal a plain loop (brute force) over every
 detection, on the shipped model's detections and on random ones with ties in score.
 (COCO AP against pycocotools: tests/test_coco_ap.py; hand-checked cases: tests/test_evaluate.py.)"""
 from __future__ import annotations
@@ -8,11 +8,11 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from ssd import checkpoint
 from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.data.transforms import eval_transform
-from ssd.evaluate import collect
-from ssd.metrics import pr_curves
+from ssd.evaluation.evaluate import collect
+from ssd.evaluation.metrics import pr_curves
+from ssd.training import checkpoint
 from tests.test_coco_ap import _random_case
 
 

@@ -334,7 +334,7 @@ def test_fine_tuning_keeps_backbone_and_box_head_and_reinitialises_classes(tmp_p
 
 
 def test_fine_tuning_keeps_the_rows_of_shared_classes(tmp_path, compact):
-    from ssd import checkpoint
+    from ssd.training import checkpoint
     from ssd.data.procedural import CLASSES
 
     path = checkpoint.save(tmp_path / "c7.pt", compact, CLASSES)  # records its class names

@@ -1,75 +1,28 @@
-"""Tests for ssd/runlog.py: the run directory's one atomic write, its status checks,
+"""Tests for ssd/training/runlog.py: the run directory's status checks,
 its readers (strict and tolerant), and the metrics records."""
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 
 from pathlib import Path
 
 import pytest
 
-from ssd import runlog
-from ssd.runlog import (
+from ssd.io import write_json_atomic
+from ssd.training import runlog
+from ssd.training.runlog import (
     RunDir,
     RunDirError,
-    atomic_write,
     read_json,
     read_json_or_none,
     read_metrics,
     read_status,
     split_records,
     update_status,
-    write_json_atomic,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _dot_files(folder):
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
-
-
-def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
-    path = tmp_path / "sub" / "f.bin"
-    assert atomic_write(path, lambda f: f.write(b"one")) == path
-    atomic_write(path, lambda f: f.write(b"two"))
-    assert path.read_bytes() == b"two" and _dot_files(path.parent) == []
-
-
-def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
-    path = tmp_path / "f.json"
-    write_json_atomic(path, {"a": 1})
-
-    def broken(f):
-        f.write(b'{"a": ')
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(path, broken)
-    assert read_json(path) == {"a": 1} and _dot_files(tmp_path) == []
-
-
-def test_reader_never_sees_half_a_file_while_a_process_is_killed_mid_writes(tmp_path):
-    """A writer SIGKILLed at a random moment of a stream of big atomic writes leaves
-    either the old or a new complete file, never a partial one."""
-    path = tmp_path / "status.json"
-    code = ("import sys; from ssd.runlog import write_json_atomic\n"
-            "i = 0\n"
-            "while True:\n"
-            "    write_json_atomic(sys.argv[1], {'i': i, 'pad': 'x' * 200_000}); i += 1\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=ROOT)
-    deadline = time.time() + 30
-    while not path.exists() and time.time() < deadline:
-        time.sleep(0.01)
-    for _ in range(20):
-        assert len(read_json(path)["pad"]) == 200_000
-    time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert len(read_json(path)["pad"]) == 200_000
 
 
 def test_read_json_names_the_file_and_the_problem(tmp_path):
@@ -144,7 +97,7 @@ def test_readers_survive_damaged_files(tmp_path):
     """Issue 14: FIFOs, deep nesting, oversize and truncated files never block or raise."""
     import threading
 
-    from ssd.runlog import MAX_JSON_BYTES, RunDirError, read_json, read_json_or_none, read_metrics
+    from ssd.training.runlog import MAX_JSON_BYTES, RunDirError, read_json, read_json_or_none, read_metrics
 
     os.mkfifo(tmp_path / "fifo.json")
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)

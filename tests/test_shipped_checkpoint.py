@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 from torchvision.ops import box_iou
 
-from ssd import checkpoint
 from ssd.data.procedural import CLASSES, ProceduralDataset, cat_and_dog_scene
-from ssd.evaluate import evaluate_model
+from ssd.evaluation.evaluate import evaluate_model
 from ssd.inference import run_stages
+from ssd.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "checkpoints" / "compact256_shapes.pt"

@@ -55,3 +55,121 @@ def test_no_function_over_80_lines():
                 if n > MAX_FUNCTION_LINES:
                     long.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
     assert not long, "functions over 80 lines (split them):\n" + "\n".join(long)
+
+
+# ---------------------------------------------------------------- import cycles and the core's size
+PACKAGES = ("ssd", "explorer", "pages")
+# Cycles another slice removes (tolerated until then; drop the entries once that slice is in).
+# Fixed by the run-framework slice.
+MAX_CORE_MODULES = 16  # ssd/'s top level: the core in reading order (DESIGN.md)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the import nodes under `if TYPE_CHECKING:` (never run, so no cycle)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
+            out |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return out
+
+
+def _project_imports(path: Path, modules: set[str]) -> set[str]:
+    """The project modules `path` imports anywhere (module level and inside functions):
+    `from a.b import c` counts as a.b.c when that is a module, else a.b."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skip = _type_checking_only(tree)
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                     for a in node.names]
+        else:
+            continue
+        out |= {n for n in names if n in modules}
+    return out
+
+
+def _import_graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in _py_files(*PACKAGES) + [ROOT / "app.py"]}
+    return {m: _project_imports(p, set(files)) - {m} for m, p in files.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(comp)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_finds_a_cycle_through_a_function_level_import(tmp_path):
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("import b\n")
+    b.write_text("def f():\n    from a import x\n")
+    graph = {"a": _project_imports(a, {"a", "b"}), "b": _project_imports(b, {"a", "b"})}
+    assert _cycles(graph) == [{"a", "b"}] and _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles_between_project_modules():
+    cycles = [frozenset(c) for c in _cycles(_import_graph())]
+    new = [sorted(c) for c in cycles]
+    assert not new, f"import cycles (module-level or inside functions): {new}"
+
+
+def is_thin_shim(path: Path) -> bool:
+    """A `python -m` entry: a docstring, `from X import main`, and `if __name__ == "__main__":`
+    calling it, nothing else."""
+    body = ast.parse(path.read_text()).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return (len(body) == 2 and isinstance(body[0], ast.ImportFrom) and [a.name for a in body[0].names] == ["main"]
+            and isinstance(body[1], ast.If) and ast.unparse(body[1].test) == "__name__ == '__main__'"
+            and len(body[1].body) == 1 and "main()" in ast.unparse(body[1].body[0]))
+
+
+def test_ssd_top_level_is_the_core_and_thin_entries():
+    top = sorted(p for p in (ROOT / "ssd").glob("*.py") if p.name != "__init__.py")
+    shims = [p.stem for p in top if is_thin_shim(p)]
+    core = [p.stem for p in top if not is_thin_shim(p)]
+    assert len(core) <= MAX_CORE_MODULES, f"ssd/ has {len(core)} top-level modules (at most {MAX_CORE_MODULES}; " \
+                                          f"put the rest in a subpackage): {core}"
+    assert set(shims) == {"train", "evaluate", "coverage", "tune_boxes"}, shims
+
+
+def test_nothing_imports_the_python_m_shims():
+    shims = {f"ssd.{p.stem}" for p in (ROOT / "ssd").glob("*.py") if is_thin_shim(p)}
+    users = {m: sorted(deps & shims) for m, deps in _import_graph().items() if deps & shims}
+    tests = {str(p.relative_to(ROOT)): sorted(_project_imports(p, shims)) for p in _py_files("tests", "benchmarks")}
+    assert not users and not {k: v for k, v in tests.items() if v}, (users, tests)

@@ -1,4 +1,4 @@
-"""Tests for ssd/train.py: run-directory files, status, SIGTERM -> cancelled -> resume
+"""Tests for ssd/training/train.py: run-directory files, status, SIGTERM -> cancelled -> resume
 (losses equal to an uninterrupted run), non-finite loss -> failed, any error -> failed
 with its reason (a JPEG that does not decode, in a real subprocess), DDP with 2 CPU
 processes."""
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssd import checkpoint
-from ssd.runlog import read_metrics
-from ssd.train import main
-from ssd.train_options import parse_args
+from ssd.training import checkpoint
+from ssd.training.options import parse_args
+from ssd.training.runlog import read_metrics
+from ssd.training.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "procedural", "--train-size", "8", "--val-size", "4", "--batch-size", "4",
@@ -277,8 +277,8 @@ def test_bad_backbone_weights_fail_before_training(tmp_path, restore_signals, ki
 
 
 def test_resumed_backbone_run_freezes_without_reading_the_weights(restore_signals):
-    from ssd.train import _build_model
-    from ssd.train_options import TrainOptions
+    from ssd.training.train import _build_model
+    from ssd.training.options import TrainOptions
 
     opts = TrainOptions(out="x", model="ssd300_vgg16", backbone_weights="imagenet", resume=True)
     model = _build_model(opts, ["background", "a", "b"], torch.device("cpu"))  # no download: last.pt holds the weights

@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from explorer.inputs.models import load_model
-from ssd import checkpoint
 from ssd.config import compact256
 from ssd.data.common import DatasetError
 from ssd.data.procedural import CLASSES, DEFAULT_OBJECT_SIZE
-from ssd.evaluate import build_eval_dataset
+from ssd.evaluation.evaluate import build_eval_dataset
 from ssd.priors import default_boxes
-from ssd.train import main
-from ssd.train_options import parse_args
+from ssd.training import checkpoint
+from ssd.training.options import parse_args
+from ssd.training.train import main
 
 TINY = ["--dataset", "procedural", "--object-size", "0.03,0.12", "--train-size", "8", "--val-size", "4",
         "--batch-size", "4", "--log-every", "1", "--threads", "1", "--warmup-steps", "2", "--epochs", "2"]

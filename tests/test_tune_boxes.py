@@ -1,15 +1,15 @@
-"""Tests for ssd/tune_boxes.py: the search beats compact256 on small objects within its box
+"""Tests for ssd/tuning/tune_boxes.py: the search beats compact256 on small objects within its box
 budget, keeps the model's geometry, writes a config `--box-config` reads back, and refuses bad input."""
 import json
 
 import pytest
 import torch
 
-from ssd import tune_boxes
 from ssd.config import compact256, load_config_json
-from ssd.coverage import coverage_brute
 from ssd.data import gt_boxes
-from ssd.tune_boxes import num_default_boxes, tune
+from ssd.tuning import tune_boxes
+from ssd.tuning.coverage import coverage_brute
+from ssd.tuning.tune_boxes import num_default_boxes, tune
 
 
 @pytest.fixture(scope="module")

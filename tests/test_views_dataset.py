@@ -8,8 +8,8 @@ import pytest
 from explorer.inputs import datasets
 from explorer.views import dataset as dsv
 from ssd.config import compact256, ssd300_voc
-from ssd.coverage import coverage_brute
 from ssd.data.common import DatasetError
+from ssd.tuning.coverage import coverage_brute
 
 
 def valid(fig):

@@ -2,7 +2,7 @@
 default boxes to its verdict, on the cat-and-dog scene with the shipped checkpoint.
 
 The verdicts are checked against an independent run of the evaluation's error analysis
-(`ssd.errors.ErrorAnalysis` on a fresh `ssd.postprocess.postprocess`), the NMS fates
+(`ssd.evaluation.error_types.ErrorAnalysis` on a fresh `ssd.postprocess.postprocess`), the NMS fates
 against `Stages.nms` and the NMS page's table, IoUs against torchvision's `box_iou`, and
 each level's prediction against a brute-force loop over the default boxes."""
 import json
@@ -18,11 +18,11 @@ from explorer.views import trace as tv
 from explorer.views.matching import matching_view
 from explorer.views.trace_figure import trace_figure
 from explorer.views.trace_links import prediction_fate
-from ssd import checkpoint
 from ssd.data.procedural import CLASSES, cat_and_dog_scene
-from ssd.errors import ErrorAnalysis
+from ssd.evaluation.error_types import ErrorAnalysis
 from ssd.inference import run_stages
 from ssd.postprocess import postprocess
+from ssd.training import checkpoint
 
 CKPT = Path(__file__).resolve().parents[1] / "checkpoints" / "compact256_shapes.pt"
 CAT, DOG = CLASSES.index("cat"), CLASSES.index("dog")

@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 from explorer.jobs.metrics import split_records
 from explorer.views.training import loss_figure, map_figure, throughput_figure
 
-RECORDS = [  # as ssd.train writes them (ssd.runlog: "kind" train / eval)
+RECORDS = [  # as ssd.train writes them (ssd.training.runlog: "kind" train / eval)
     {"kind": "train", "epoch": 0, "step": 1, "loss": 8.0, "conf": 6.0, "loc": 2.0, "lr": 1e-3,
      "images_per_s": 10.0, "time": 100.0},
     {"kind": "train", "epoch": 0, "step": 2, "loss": 4.0, "conf": 3.0, "loc": 1.0, "lr": 1e-3,

@@ -1,8 +1,8 @@
 """Score a COCO results file (detections from any tool) against an evaluation's ground truth.
 
 The ground truth is the evaluation's own, as `python -m ssd.evaluate --gt-out` writes it
-(`ssd.metrics.coco_gt_json`: image ids 1..N in dataset order, boxes in network-input
-pixels). The file is checked with `ssd.metrics.check_coco_results`, so an unknown image
+(`ssd.evaluation.metrics.coco_gt_json`: image ids 1..N in dataset order, boxes in network-input
+pixels). The file is checked with `ssd.evaluation.metrics.check_coco_results`, so an unknown image
 id or category id is refused with a message naming the entry.
 """
 from __future__ import annotations
@@ -17,19 +17,19 @@ from explorer.evaluation.spec import EvalInputError
 
 def gt_json(raw: RawOutputs, class_names, image_side: int) -> dict:
     """The evaluation's ground truth as a COCO instances dict (`--gt-out`'s format)."""
-    from ssd.metrics import coco_gt_json
+    from ssd.evaluation.metrics import coco_gt_json
 
     return coco_gt_json([raw.gt(i) for i in range(raw.num_images)], class_names, (image_side, image_side))
 
 
 def score_detections_file(name: str, data: bytes, raw: RawOutputs, class_names, image_side: int) -> dict:
-    """`ssd.evaluate.score` of the detections in a COCO results JSON (`data`, named `name`).
+    """`ssd.evaluation.evaluate.score` of the detections in a COCO results JSON (`data`, named `name`).
 
     Returns the AP dict with "curves". Raises EvalInputError naming the file and the
     problem: not JSON, not a results list, an image or category id the evaluation lacks.
     """
-    from ssd.evaluate import score
-    from ssd.metrics import check_coco_results
+    from ssd.evaluation.evaluate import score
+    from ssd.evaluation.metrics import check_coco_results
 
     try:
         results = json.loads(data)

@@ -57,7 +57,8 @@ def load_source_image(source: str) -> Image.Image:
         return load_sample(source).image
     from ssd.images import load_image
 
-    return load_image(source)
+    # a dataset image: as stored (no EXIF turn, no upscaling), the frame of its boxes and detections
+    return load_image(source, min_side=1, apply_exif=False)
 
 
 def image_detections(raw: RawOutputs, i: int, thresholds: dict, min_score: float = 0.3) -> dict:

@@ -26,7 +26,8 @@ from explorer.jobs.runs import job_state
 from explorer.jobs.state import is_alive
 from explorer.paths import CHECKPOINTS_DIR, confined_to, runs_dir
 from ssd.config import SSDConfig
-from ssd.runlog import LIVE_STATES, RAW_FILE, RESULT_FILE, SPEC_FILE, STATUS_FILE, read_json, write_json_atomic
+from ssd.training.runlog import LIVE_STATES, RAW_FILE, RESULT_FILE, SPEC_FILE, STATUS_FILE, read_json
+from ssd.io import write_json_atomic
 
 DELETE_WAIT_S = 15.0  # how long delete waits for a cancelled evaluation's process to end
 

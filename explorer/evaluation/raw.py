@@ -41,7 +41,7 @@ class RawOutputs:
         return len(self.row_offsets) - 1
 
     def gt(self, i: int) -> dict:
-        """Image i's ground truth as `ssd.evaluate.collect` gives it."""
+        """Image i's ground truth as `ssd.evaluation.evaluate.collect` gives it."""
         a, b = int(self.gt_offsets[i]), int(self.gt_offsets[i + 1])
         return {"boxes_xyxy_px_in": self.gt_boxes_px_in[a:b], "labels": self.gt_labels[a:b]}
 
@@ -58,7 +58,7 @@ class RawOutputs:
 
 
 class RawCollector:
-    """Collects `RawOutputs` batch by batch (`ssd.evaluate.collect`'s `on_batch` data)."""
+    """Collects `RawOutputs` batch by batch (`ssd.evaluation.evaluate.collect`'s `on_batch` data)."""
 
     def __init__(self, floor: float = RAW_FLOOR):
         self.floor = float(floor)

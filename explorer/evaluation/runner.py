@@ -2,7 +2,7 @@
 
     python -m explorer.evaluation.runner EVAL_DIR
 
-Reads `EVAL_DIR/spec.json`, runs `ssd.evaluate.collect` (with the error analysis) and
+Reads `EVAL_DIR/spec.json`, runs `ssd.evaluation.evaluate.collect` (with the error analysis) and
 writes, each atomically: `status.json` after every batch (progress, message), `raw.pt`
 (the kept network outputs, `explorer.evaluation.raw`) and `result.json` (the AP figures,
 PR curves, TIDE errors, per level, misses, confusion, and per image the error counts and
@@ -19,14 +19,15 @@ from pathlib import Path
 
 from explorer.evaluation.spec import EvalSpec, image_sources, load_checked
 from explorer.jobs.process import run_child
-from ssd.runlog import RAW_FILE, RESULT_FILE, SPEC_FILE, read_json, update_status, write_json_atomic
+from ssd.training.runlog import RAW_FILE, RESULT_FILE, SPEC_FILE, read_json, update_status
+from ssd.io import write_json_atomic
 
 
 def per_image_errors(analysis) -> list[dict]:
     """Per evaluated image: TIDE error counts ("Cls" ... "Bkg", "Miss"), misses by cause,
-    GT and detection counts, from an `ssd.errors.ErrorAnalysis` fed with every image."""
-    from ssd.errors.causes import CAUSES
-    from ssd.errors.tide import ERROR_TYPES, TP, classify_image
+    GT and detection counts, from an `ssd.evaluation.error_types.ErrorAnalysis` fed with every image."""
+    from ssd.evaluation.error_types.causes import CAUSES
+    from ssd.evaluation.error_types.tide import ERROR_TYPES, TP, classify_image
 
     rows = []
     for g, d in zip(analysis.gts, analysis.dets):
@@ -43,16 +44,16 @@ def per_image_errors(analysis) -> list[dict]:
 
 def _orders() -> dict:
     """The orders the page shows things in (result.json is written with sorted keys)."""
-    from ssd.errors.causes import CAUSES
-    from ssd.errors.tide import ERROR_TYPES
+    from ssd.evaluation.error_types.causes import CAUSES
+    from ssd.evaluation.error_types.tide import ERROR_TYPES
 
     return {"error_types": list(ERROR_TYPES), "causes": list(CAUSES)}
 
 
 def run(eval_dir: Path, batch_size: int = 16) -> dict:
     """Evaluate `eval_dir`'s spec and write its files; returns the result dict."""
-    from ssd.data.formats.base import write_bytes_atomic
-    from ssd.evaluate import collect, score_with_errors
+    from ssd.io import write_bytes_atomic
+    from ssd.evaluation.evaluate import collect, score_with_errors
     from ssd.postprocess import PostprocessConfig
     from explorer.evaluation.raw import RAW_FLOOR, RawCollector, raw_to_bytes
 

@@ -47,7 +47,7 @@ class DatasetSpec:
         return f"COCO {Path(self.coco_json).resolve()} images {Path(self.coco_images).resolve()}, {n} images"
 
     def args(self) -> argparse.Namespace:
-        """The `ssd.evaluate.build_eval_dataset` arguments (its parser's names)."""
+        """The `ssd.evaluation.evaluate.build_eval_dataset` arguments (its parser's names)."""
         return argparse.Namespace(dataset=self.kind, seed=self.seed, num_images=self.num_images,
                                   data_root=self.data_root, split=self.split, coco_json=self.coco_json,
                                   coco_images=self.coco_images, skip_bad=False)
@@ -57,7 +57,7 @@ class DatasetSpec:
 class EvalSpec:
     """One evaluation: checkpoint, data and the thresholds of `ssd.postprocess.PostprocessConfig`."""
 
-    checkpoint: str  # path of an `ssd.checkpoint` file
+    checkpoint: str  # path of an `ssd.training.checkpoint` file
     dataset: DatasetSpec = field(default_factory=DatasetSpec)  # the data
     score_thresh: float = 0.01  # candidates need a softmax score > this
     nms_thresh: float = 0.45  # NMS IoU
@@ -131,9 +131,9 @@ def load_checked(spec: EvalSpec):
     """(model, class_names, dataset) of `spec`, or EvalInputError naming the problem:
     a missing, truncated or corrupt checkpoint, classes that differ from the dataset's,
     missing dataset files, an empty dataset."""
-    from ssd import checkpoint
+    from ssd.training import checkpoint
     from ssd.data.common import DatasetError
-    from ssd.evaluate import build_eval_dataset
+    from ssd.evaluation.evaluate import build_eval_dataset
     from ssd.postprocess import PostprocessConfig
 
     try:

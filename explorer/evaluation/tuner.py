@@ -1,8 +1,8 @@
 """The dataset threshold tuner: new thresholds over an evaluated dataset, without the network.
 
 `tune` re-runs only `ssd.postprocess.postprocess` on the kept network outputs
-(`explorer.evaluation.raw`) and then the library's scoring (`ssd.evaluate.score`, and
-`ssd.errors.ErrorAnalysis` for TP / FP / recall per level when asked): AP, recall and
+(`explorer.evaluation.raw`) and then the library's scoring (`ssd.evaluation.evaluate.score`, and
+`ssd.evaluation.error_types.ErrorAnalysis` for TP / FP / recall per level when asked): AP, recall and
 precision per class, the candidates entering NMS and the post-processing time, per
 class and per level.
 """
@@ -21,7 +21,7 @@ def _last(values: list, default: float = 0.0) -> float:
 
 def _class_rows(res: dict, class_names, cand_per_class, det_per_class) -> tuple[list[dict], dict]:
     """Per class AP / AP50 / recall / precision at IoU 0.5 of the final detections (the end
-    of `ssd.metrics.pr_curves`' curve), and the totals over classes."""
+    of `ssd.evaluation.metrics.pr_curves`' curve), and the totals over classes."""
     rows, tp_all, gt_all, det_all = [], 0.0, 0, 0
     for c, name in enumerate(class_names[1:], start=1):
         cur = res["curves"][name]
@@ -50,13 +50,13 @@ def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thres
         class_names: C names, background first; model_cfg: the model's `SSDConfig` (levels).
         score_thresh, nms_thresh, top_k (detections per image), topk_candidates: the
             `PostprocessConfig` fields score_thresh, nms_thresh, detections_per_img, topk_candidates.
-        errors: also run `ssd.errors.ErrorAnalysis` (TIDE dAP, TP / FP / recall / AP per level).
+        errors: also run `ssd.evaluation.error_types.ErrorAnalysis` (TIDE dAP, TP / FP / recall / AP per level).
     Returns:
         {"AP", "AP50", "recall", "precision", "num_images", "candidates", "detections",
         "postprocess_ms_per_image", "per_class": rows, "per_level": rows, "errors"?: report}.
     Raises ValueError for a score threshold below the kept floor or images without any GT.
     """
-    from ssd.evaluate import score
+    from ssd.evaluation.evaluate import score
     from ssd.postprocess import PostprocessConfig, default_boxes_px_in, postprocess
 
     if score_thresh < raw.floor:
@@ -69,7 +69,7 @@ def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thres
     n_levels, c = len(model_cfg.feature_maps), len(class_names)
     analysis = None
     if errors:
-        from ssd.errors import ErrorAnalysis
+        from ssd.evaluation.error_types import ErrorAnalysis
 
         analysis = ErrorAnalysis(model_cfg, class_names, cfg)
     counts = {k: torch.zeros(size, dtype=torch.long) for k, size in

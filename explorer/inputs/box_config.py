@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 from ssd.config import SSDConfig, check_fits, load_config_json
+from ssd.io import write_json_atomic
 from ssd.models import default_config
-from ssd.runlog import write_json_atomic
 
 BOX_CONFIG_DIR = ".box_configs"  # under the runs folder
 

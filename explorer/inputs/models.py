@@ -1,7 +1,7 @@
 """Which models the explorer can run, and loading one by its id.
 
 A model id is a plain string (kept in Streamlit's session state as "model_choice"):
-  - a path to a checkpoint written by `ssd.checkpoint.save` (shipped ones in
+  - a path to a checkpoint written by `ssd.training.checkpoint.save` (shipped ones in
     `checkpoints/*.pt`, training runs' `RUNS_DIR/*/checkpoints/best.pt`);
   - "torchvision:ssd300_vgg16" / "torchvision:ssdlite320_mobilenet_v3_large":
     torchvision's COCO weights (needs them downloaded or in the torch hub cache);
@@ -190,7 +190,7 @@ def load_model(model_id: str) -> LoadedModel:
     problem = checkpoint_problem(path)
     if problem:
         raise ModelLoadError(f"Could not load checkpoint {path.name}: {problem}")
-    from ssd.checkpoint import load  # torch.load(weights_only=True): a pickle with code in it is refused
+    from ssd.training.checkpoint import load  # torch.load(weights_only=True): a pickle with code in it is refused
 
     try:
         model, meta = load(str(path))

@@ -19,7 +19,7 @@ from pathlib import Path
 from explorer.inputs.models import WEIGHTS_FILE_ARCHS, ModelLoadError, weights_file_id
 from explorer.jobs.limits import JobError, inside_roots
 from explorer.paths import keep_newest
-from ssd.runlog import atomic_write
+from ssd.io import atomic_write
 
 CHECKPOINT = "checkpoint"  # `arch` for an ssd-explorer checkpoint (.pt): it records its own architecture
 MAX_UPLOADED = 2  # uploaded weights files kept (each <= Streamlit's maxUploadSize, 50 MB)

@@ -31,8 +31,8 @@ from explorer.jobs.runs import fix_dead_status, read_run
 from explorer.jobs.spec import sanitize_run_name
 from explorer.jobs.start import start_run
 from explorer.jobs.state import open_lock, probe_run_lock, try_flock, try_flock_briefly
-from ssd import runlog
-from ssd.runlog import CANCEL_MARK, CONTROL_LOCK, JOB_FILE, LIVE_STATES, RUN_LOCK, read_status
+from ssd.training import runlog
+from ssd.training.runlog import CANCEL_MARK, CONTROL_LOCK, JOB_FILE, LIVE_STATES, RUN_LOCK, read_status
 
 RESUMABLE = ("cancelled", "failed")
 

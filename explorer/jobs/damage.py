@@ -6,7 +6,7 @@ may be edited, checkpoints may be cut short or replaced by a pickle with code in
 the folder may turn read-only mid-run. These readers return what is usable plus a list
 of problems for the page to show; they never raise on bad content and never execute
 anything (checkpoints are only looked at as zip archives here; loading stays
-`weights_only=True` in `ssd.checkpoint`). No streamlit, no torch import.
+`weights_only=True` in `ssd.training.checkpoint`). No streamlit, no torch import.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import stat
 import zipfile
 from pathlib import Path
 
-from ssd import runlog
-from ssd.runlog import STATES, RunDirError
+from ssd.training import runlog
+from ssd.training.runlog import STATES, RunDirError
 
 # Types each status.json field may have (None allowed for all but state).
 _STATUS_TYPES = {

@@ -6,12 +6,12 @@ Everything else (the folder, job.json, status.json, the queue, the locks, spawn,
 cancel, resume, delete, liveness, the log) is the framework's (`explorer.jobs`).
 
 To add a kind (an ONNX export, an ablation study):
-1. give it a spec written to the job folder's `spec.json` (`ssd.runlog.SPEC_FILE`) by
+1. give it a spec written to the job folder's `spec.json` (`ssd.training.runlog.SPEC_FILE`) by
    its launch function, which calls `explorer.jobs.manager.submit`;
 2. give it a child entry point `python -m MODULE JOB_DIR [--resume]` whose `main`
    calls `explorer.jobs.process.run_child(JOB_DIR, body)`: `body` reads spec.json and
-   writes its outputs (`ssd.runlog.RESULT_FILE`, ...) with the atomic write and its
-   progress with `ssd.runlog.update_status`; SIGTERM, errors and the end states are
+   writes its outputs (`ssd.training.runlog.RESULT_FILE`, ...) with the atomic write and its
+   progress with `ssd.training.runlog.update_status`; SIGTERM, errors and the end states are
    handled by `run_child`;
 3. add one `JobKind` line to `KINDS` below.
 
@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssd import runlog
+from ssd.training import runlog
 
 LONG = "long"  # training runs, studies: one at a time per device
 SHORT = "short"  # evaluations, exports: one at a time per device, beside the LONG job

@@ -38,7 +38,7 @@ from explorer.jobs.start import start_run
 from explorer.jobs.kinds import kind_of
 from explorer.jobs.state import LOCKS_DIR, flock_wait, live_queue, open_lock, try_flock
 from explorer.paths import REPO_ROOT as PROJECT_ROOT, runs_dir  # noqa: F401 (PROJECT_ROOT re-exported)
-from ssd.runlog import RUN_LOCK
+from ssd.training.runlog import RUN_LOCK
 
 __all__ = [
     "JobError", "JobLimits", "JobSpec", "RunInfo", "DAMAGED", "default_runs_dir", "available_devices", "submit",

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from ssd import runlog
-from ssd.runlog import EVAL_KEYS, STDOUT_FILE, TRAIN_KEYS, split_records
+from ssd.training import runlog
+from ssd.training.runlog import EVAL_KEYS, STDOUT_FILE, TRAIN_KEYS, split_records
 
 LOG_KEYS = TRAIN_KEYS  # the keys of a log row (re-exported for the figure builders)
 __all__ = ["LOG_KEYS", "EVAL_KEYS", "split_records", "read_metrics", "read_metrics_checked", "valid_row",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from explorer.paths import REPO_ROOT
-from ssd.runlog import update_status
+from ssd.training.runlog import update_status
 
 
 class Cancelled(Exception):

@@ -28,7 +28,7 @@ from explorer.jobs.kinds import LONG, SHORT
 from explorer.jobs.process import Cancelled, cancel_on_sigterm, child_env, exec_job
 from explorer.jobs.state import LOCKS_DIR, live_queue, open_lock, try_flock
 from explorer.paths import job_env
-from ssd.runlog import JOB_FILE, RUN_LOCK, read_json_or_none, read_status, update_status
+from ssd.training.runlog import JOB_FILE, RUN_LOCK, read_json_or_none, read_status, update_status
 
 POLL_S = 1.0  # how often a queued job looks at the queue again (a listdir + a few lock probes)
 

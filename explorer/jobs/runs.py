@@ -18,8 +18,8 @@ from explorer.jobs.damage import clean_job, clean_status, diverged, first_logged
 from explorer.jobs.metrics import eta_seconds, tail_log_file, tail_metrics
 from explorer.jobs.process import pid_alive_since
 from explorer.jobs.state import is_alive, probe_run_lock
-from ssd import runlog
-from ssd.runlog import CANCEL_MARK, JOB_FILE, LIVE_STATES, STDOUT_FILE, update_status
+from ssd.training import runlog
+from ssd.training.runlog import CANCEL_MARK, JOB_FILE, LIVE_STATES, STDOUT_FILE, update_status
 
 DAMAGED = "damaged"  # RunInfo.state of a run whose own state cannot be read (never written to disk)
 

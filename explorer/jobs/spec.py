@@ -1,7 +1,7 @@
 """What a training job is: its settings, their checks, and the argv they become.
 
 `JobSpec` is what the user picked on the training page: the training options
-themselves (`ssd.train_options.TrainOptions`, declared once, with their choices,
+themselves (`ssd.training.options.TrainOptions`, declared once, with their choices,
 defaults and rules) plus how many processes run them. `validate_spec` refuses a bad
 one *before* anything is launched (an option out of range, missing dataset folders,
 a COCO file that does not parse, an impossible device); `train_argv` turns it into
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.jobs.limits import JobError, JobLimits, check_budget, inside_roots, read_regular
-from ssd.train_options import DEVICES, TrainOptions
+from ssd.training.options import DEVICES, TrainOptions
 
 __all__ = ["JobError", "JobSpec", "sanitize_run_name",
            "resolve_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]
@@ -95,7 +95,7 @@ def _voc_sample_problem(root: Path, stem: str, roots, read_voc_xml) -> str | Non
     try:  # each file resolved (a link may not leave the roots) and opened without blocking
         data = read_regular(inside_roots(str(xml_path), roots, "VOC annotation"), "VOC annotation",
                             MAX_VOC_XML_BYTES)
-        voc = read_voc_xml(data, source=str(xml_path))  # the one VOC reader, as ssd.train reads it
+        voc = read_voc_xml(data, source=str(xml_path))  # the one VOC reader, as ssd.training.train reads it
     except (JobError, AnnotationError) as exc:
         return str(exc)
     image = root / "JPEGImages" / (stem + ".jpg")  # ssd.data.voc opens JPEGImages/<id>.jpg, as the devkit

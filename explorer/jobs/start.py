@@ -11,7 +11,8 @@ from pathlib import Path
 from explorer.jobs.kinds import kind_of
 from explorer.jobs.process import spawn
 from explorer.jobs.state import enqueue, next_seq
-from ssd.runlog import CANCEL_MARK, JOB_FILE, STDOUT_FILE, update_status, write_json_atomic
+from ssd.training.runlog import CANCEL_MARK, JOB_FILE, STDOUT_FILE, update_status
+from ssd.io import write_json_atomic
 
 
 def start_run(run_dir: Path, job: dict, resume: bool, fd: int) -> None:

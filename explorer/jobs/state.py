@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Iterator
 
 from explorer.jobs.kinds import LONG, SHORT
-from ssd.runlog import RUN_LOCK, atomic_write
+from ssd.training.runlog import RUN_LOCK
+from ssd.io import atomic_write
 
 LOCKS_DIR = ".locks"  # under the runs dir: device locks, the seq counter, the queue index
 QUEUE_DIRS = {LONG: "queue-{device}", SHORT: "queue-{device}-short"}  # under LOCKS_DIR, per lane and device:

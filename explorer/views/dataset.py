@@ -10,18 +10,18 @@ import plotly.graph_objects as go
 
 from explorer.views.figures import level_color, to_figure
 from ssd.config import SSDConfig
-from ssd.coverage import Coverage, coverage
-from ssd.coverage_summary import summarize
 from ssd.data.gt_boxes import DatasetBoxes
 from ssd.priors import wh_pairs
-from ssd.tune_boxes import TuneResult
-from ssd.tune_boxes import tune as _tune
+from ssd.tuning.coverage import Coverage, coverage
+from ssd.tuning.coverage_summary import summarize
+from ssd.tuning.tune_boxes import TuneResult
+from ssd.tuning.tune_boxes import tune as _tune
 
 MAX_POINTS = 8000  # ground-truth points drawn in the size figure (an even subsample beyond)
 
 
 def measure(data: DatasetBoxes, cfg: SSDConfig, iou_threshold: float = 0.5) -> tuple[Coverage, dict]:
-    """(per-box coverage, `ssd.coverage_summary.summarize` dict) of the dataset's boxes."""
+    """(per-box coverage, `ssd.tuning.coverage_summary.summarize` dict) of the dataset's boxes."""
     cov = coverage(data.boxes_xyxy_norm, cfg, iou_threshold)
     s = summarize(cov, data.boxes_xyxy_norm, cfg, data.labels, data.class_names, data.image_index,
                   data.image_names)
@@ -30,7 +30,7 @@ def measure(data: DatasetBoxes, cfg: SSDConfig, iou_threshold: float = 0.5) -> t
 
 
 def tune(data: DatasetBoxes, model_cfg: SSDConfig, max_boxes: int, max_evals: int = 200) -> TuneResult:
-    """`ssd.tune_boxes.tune` of the dataset's boxes, keeping `model_cfg`'s geometry."""
+    """`ssd.tuning.tune_boxes.tune` of the dataset's boxes, keeping `model_cfg`'s geometry."""
     return _tune(data.boxes_xyxy_norm, model_cfg, max_boxes, max_evals=max_evals)
 
 

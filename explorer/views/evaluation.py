@@ -1,5 +1,5 @@
 """Figures and tables of the Evaluation page, from an evaluation's `result.json`
-(`explorer.evaluation.runner`: `ssd.evaluate.score_with_errors` plus per-image counts).
+(`explorer.evaluation.runner`: `ssd.evaluation.evaluate.score_with_errors` plus per-image counts).
 
 Every builder is pure: a result dict (or two) in, a Plotly figure or a list of row dicts
 out. AP values are fractions in [0, 1]; TIDE's dAP is in AP50 points (x 100), as TIDE
@@ -93,7 +93,7 @@ def level_rows(result: dict) -> list[dict]:
 
 
 def causes_figure(result: dict, title: str = "Why the missed objects were missed") -> go.Figure:
-    """Bars of missed GTs per cause (`ssd.errors.causes`), in the pipeline's order."""
+    """Bars of missed GTs per cause (`ssd.evaluation.error_types.causes`), in the pipeline's order."""
     order = causes(result)
     fig = go.Figure(go.Bar(x=[c.replace("_", " ") for c in order], y=[result["misses_by_cause"][c] for c in order],
                            marker_color="#9467bd", hovertemplate="%{x}: %{y} misses<extra></extra>"))

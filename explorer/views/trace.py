@@ -11,7 +11,7 @@ A ground truth (GT) is followed link by link, each link computed by the library:
 4. the NMS fate of its candidates (`Stages.nms`): kept, suppressed by which box at what IoU,
    or cut by a count limit;
 5. the verdict: detected (TIDE's greedy matching of the final detections, as the
-   evaluation), or the cause of the miss, from `ssd.errors.causes.miss_cause` itself.
+   evaluation), or the cause of the miss, from `ssd.evaluation.error_types.causes.miss_cause` itself.
 
 A detection (any default box and class) is traced the same way: its default box, raw
 regression and decoded box, its NMS fate and the boxes it suppressed, and TIDE's verdict.
@@ -32,8 +32,8 @@ from torchvision.ops import box_iou
 
 from explorer.views.trace_links import (check_gt, decoded_box_px, default_box_px, encoding_with_prediction, fate_text,
                                         image_frames, postprocessed, prediction_fate, px_to_norm, tide_matching, where)
-from ssd.errors.causes import miss_cause
-from ssd.errors.tide import TP
+from ssd.evaluation.error_types.causes import miss_cause
+from ssd.evaluation.error_types.tide import TP
 from ssd.matching import match
 
 MATCH_IOU = 0.5  # Sec. 2.2: a default box matches a GT at IoU >= 0.5; TIDE's true positive too
@@ -150,7 +150,7 @@ def _nms_rows(stages, label: int, gt_px: Tensor, limit: int) -> list[dict]:
 def _gt_verdict(stages, g: int, label: int, gt_norm: Tensor, gt_labels: Tensor, iou_g: Tensor,
                 max_dets: int) -> dict:
     """Detected (TIDE's matching of the final detections) or the cause of the miss, from
-    `ssd.errors.causes.miss_cause` on the same stages."""
+    `ssd.evaluation.error_types.causes.miss_cause` on the same stages."""
     res = tide_matching(stages, gt_norm, gt_labels, max_dets)
     cfg, names = stages.config, stages.class_names
     if bool(res.gt_matched[g]):

@@ -14,7 +14,7 @@ from torch import Tensor
 from explorer.views.encoding import encoding_rows
 from explorer.views.figures import GT_COLOR
 from ssd.boxes import cxcywh_to_xyxy
-from ssd.errors.tide import TideConfig, classify_image
+from ssd.evaluation.error_types.tide import TideConfig, classify_image
 from ssd.postprocess import Postprocessed
 
 
@@ -70,7 +70,7 @@ def where(db, a: int) -> dict:
 
 def postprocessed(stages) -> Postprocessed:
     """The `Postprocessed` that `stages` was built from (candidates, NMS trace, final), on the
-    CPU, as `ssd.errors.causes.miss_cause` reads it."""
+    CPU, as `ssd.evaluation.error_types.causes.miss_cause` reads it."""
     cand = stages.candidates
     keep = stages.nms.keep.cpu()
     return Postprocessed(candidate_index=cand.default_index, candidate_scores=cand.scores,

@@ -24,19 +24,31 @@ from ssd.data.formats import COCOAnnotations, COCOImage, is_ground_truth, read_c
 
 def _sample(doc: COCOAnnotations, im: COCOImage, image_dir: Path, label_of: dict):
     """(image path, boxes_xyxy px (G, 4), labels (G,)) of one image; DatasetError if bad."""
-    src = doc.source
     img_path = image_dir / im.file_name
     iw, ih = image_size_of(img_path)
     h, w = im.image_hw if im.image_hw is not None else (ih, iw)
     if (iw, ih) != (w, h):
-        raise DatasetError(f"{src}: image {im.id} says {w}x{h} but {img_path} is {iw}x{ih}")
+        raise DatasetError(f"{doc.source}: image {im.id} says {w}x{h} but {img_path} is {iw}x{ih}")
+    return (img_path, *_ground_truth(doc, im, w, h, label_of))
+
+
+def _label_of(doc: COCOAnnotations) -> dict[int, int]:
+    """COCO category id -> contiguous label 1..K (increasing id order); DatasetError when none."""
+    if not doc.category_ids:
+        raise DatasetError(f"{doc.source}: no categories")
+    return {cid: k + 1 for k, cid in enumerate(doc.category_ids)}
+
+
+def _ground_truth(doc: COCOAnnotations, im: COCOImage, w: int, h: int, label_of: dict):
+    """(boxes_xyxy px (G, 4) float32, labels (G,) int64) of image `im` (w x h px): its
+    non-crowd objects, each box checked against the image; DatasetError names the entry."""
     boxes, labels = [], []
     for obj in doc.objects(im.id):
         if not is_ground_truth(obj):
             continue
-        boxes.append(check_box(f"{src} image {im.id} ({obj.name!r})", obj.box_xyxy, w, h))
+        boxes.append(check_box(f"{doc.source} image {im.id} ({obj.name!r})", obj.box_xyxy, w, h))
         labels.append(label_of[obj.category_id])
-    return (img_path, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),  # (G, 4), also when G = 0
+    return (torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),  # (G, 4), also when G = 0
             torch.tensor(labels, dtype=torch.int64))
 
 
@@ -60,11 +72,9 @@ class COCODataset(SampleListDataset):
         self.image_dir = require_path(Path(image_dir), "COCO image", is_dir=True)
         doc = read_coco_json(self.json_path)
         src = doc.source
-        if not doc.category_ids:
-            raise DatasetError(f"{src}: no categories")
+        label_of = _label_of(doc)
         self.category_ids = list(doc.category_ids)
         self.class_names = doc.class_names
-        label_of = {cid: k + 1 for k, cid in enumerate(self.category_ids)}
         self.transform = transform
         self.skipped: list[tuple[str, str]] = []
         self.samples: list[tuple[Path, torch.Tensor, torch.Tensor]] = []
@@ -105,9 +115,7 @@ def read_boxes(json_path, skip_bad: bool = False):
     Raises DatasetError naming the file and the problem.
     """
     doc = read_coco_json(require_path(Path(json_path), "COCO annotation JSON"))
-    if not doc.category_ids:
-        raise DatasetError(f"{doc.source}: no categories")
-    label_of = {cid: k + 1 for k, cid in enumerate(doc.category_ids)}
+    label_of = _label_of(doc)
     out, skipped = [], []
     for im in doc.images:
         try:
@@ -127,11 +135,4 @@ def _image_boxes(doc: COCOAnnotations, im: COCOImage, label_of: dict):
     h, w = im.image_hw
     if w <= 0 or h <= 0:
         raise DatasetError(f"{doc.source}: image {im.id} has size {w}x{h}; both must be positive")
-    boxes, labels = [], []
-    for obj in doc.objects(im.id):
-        if not is_ground_truth(obj):
-            continue
-        boxes.append(check_box(f"{doc.source} image {im.id} ({obj.name!r})", obj.box_xyxy, w, h))
-        labels.append(label_of[obj.category_id])
-    return (im.file_name, w, h, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),  # (G, 4)
-            torch.tensor(labels, dtype=torch.int64))
+    return (im.file_name, w, h, *_ground_truth(doc, im, w, h, label_of))

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
 from ssd.data.paths import PathRefused, confine, open_regular, read_regular
+from ssd.images import ImageError, load_image, stored_image_hw
 
 MAX_LIST_BYTES = 64 << 20  # a VOC ImageSets/Main/<split>.txt
 
@@ -52,28 +53,25 @@ def _open_image(path: Path):
 
 
 def image_size_of(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header; DatasetError if missing or not an image."""
-    f = _open_image(path)
+    """(width, height) of a dataset image as stored, from its header (`ssd.images`);
+    DatasetError if missing or not an image."""
+    path = require_path(path, "image")
     try:
-        with f, Image.open(f) as im:
-            return im.size
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DatasetError(f"{path}: unreadable image ({e})") from None
+        h, w = stored_image_hw(path)
+    except ImageError as e:
+        raise DatasetError(f"{path}: unreadable image ({str(e).removeprefix(f'{path}: ')})") from None
+    return w, h
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode the whole image as RGB; DatasetError if it cannot be read."""
-    f = _open_image(path)
+def load_dataset_image(path: Path) -> Image.Image:
+    """A dataset image decoded as RGB as stored (`ssd.images.load_image`, no EXIF turn: the
+    boxes are in the stored frame; no upscaling); DatasetError if it cannot be read."""
+    f = _open_image(path)  # confined, regular file, opened without blocking
     try:
-        with f, Image.open(f) as im:
-            im.load()
-            return im.convert("RGB")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DatasetError(f"{path}: unreadable image ({e})") from None
+        with f:
+            return load_image(f, min_side=1, apply_exif=False, name=str(path))
+    except ImageError as e:
+        raise DatasetError(f"{path}: unreadable image ({str(e).removeprefix(f'{path}: ')})") from None
 
 
 def check_box(source: str, box_xyxy: tuple[float, float, float, float], width: int, height: int,
@@ -165,7 +163,7 @@ class SampleListDataset(Dataset):
                 continue
             img_path, boxes, labels = self.samples[j]
             try:
-                img = load_rgb(img_path)
+                img = load_dataset_image(img_path)
             except DatasetError as e:
                 if not self.skip_bad:
                     raise

@@ -32,6 +32,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ssd.data.drawing import _background, _object_colour, draw_object
+from ssd.data.formats import AnnotatedBox, write_voc_xml
+from ssd.data.voc import split_path
+from ssd.io import atomic_write, write_bytes_atomic, write_text_atomic
 
 CLASSES = ("background", "cat", "dog", "bird", "fish", "car", "house")
 NUM_CLASSES = len(CLASSES)  # 7 = compact256's default num_classes (background + 6)
@@ -282,11 +285,16 @@ class ProceduralDataset(Dataset):
 # ---------------------------------------------------------------- export to real formats
 
 
+def save_image(path: Path, img: Image.Image, **params) -> Path:
+    """Save `img` to `path` atomically (`ssd.io.atomic_write`), in the format of its suffix
+    (".jpg" JPEG, ".png" PNG); `params` go to `Image.save` (e.g. quality=95)."""
+    fmt = Image.registered_extensions()[Path(path).suffix.lower()]
+    return atomic_write(path, lambda f: img.save(f, format=fmt, **params))
+
+
 def write_voc(root, num_images: int, seed: int = 0, size: int = 256, val_fraction: float = 0.2) -> Path:
     """Write scenes as a Pascal VOC folder: JPEGImages/*.jpg, Annotations/*.xml,
     ImageSets/Main/{train,val,trainval}.txt. Returns the root path."""
-    from ssd.data.formats import AnnotatedBox, write_voc_xml
-
     root = Path(root)
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -295,21 +303,19 @@ def write_voc(root, num_images: int, seed: int = 0, size: int = 256, val_fractio
         img, boxes, labels = make_scene(scene_seed(seed, i), size)
         stem = f"{seed:04d}_{i:06d}"
         ids.append(stem)
-        img.save(root / "JPEGImages" / f"{stem}.jpg", quality=95)
+        save_image(root / "JPEGImages" / f"{stem}.jpg", img, quality=95)
         objects = [AnnotatedBox(CLASSES[lab], tuple(b)) for b, lab in zip(boxes.tolist(), labels.tolist())]
         # The writer turns the 0-based corners into VOC's 1-based pixels (xmin = x1 + 1).
         write_voc_xml(root / "Annotations" / f"{stem}.xml", f"{stem}.jpg", (size, size), objects)
     n_val = int(round(len(ids) * val_fraction))
     splits = {"train": ids[n_val:], "val": ids[:n_val], "trainval": ids}
     for name, lst in splits.items():
-        (root / "ImageSets" / "Main" / f"{name}.txt").write_text("".join(s + "\n" for s in lst))
+        write_text_atomic(split_path(root, name), "".join(s + "\n" for s in lst))
     return root
 
 
 def write_coco(json_path, image_dir, num_images: int, seed: int = 0, size: int = 256) -> Path:
     """Write scenes as COCO: PNG images in `image_dir` and one instances JSON (bbox = x, y, w, h px)."""
-    from ssd.data.formats.base import write_bytes_atomic
-
     json_path, image_dir = Path(json_path), Path(image_dir)
     image_dir.mkdir(parents=True, exist_ok=True)
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -317,7 +323,7 @@ def write_coco(json_path, image_dir, num_images: int, seed: int = 0, size: int =
     for i in range(num_images):
         img, boxes, labels = make_scene(scene_seed(seed, i), size)
         name = f"{seed:04d}_{i:06d}.png"
-        img.save(image_dir / name)
+        save_image(image_dir / name, img)
         images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
         for b, lab in zip(boxes.tolist(), labels.tolist()):
             w, h = b[2] - b[0], b[3] - b[1]
@@ -345,7 +351,7 @@ def write_samples(out_dir, num_scenes: int = 4, size: int = 256) -> dict:
     ann = {}
 
     def add(name: str, img: Image.Image, boxes: Tensor, labels: Tensor) -> None:
-        img.save(out_dir / name)
+        save_image(out_dir / name, img)
         ann[name] = {
             "boxes_xyxy": [[round(v, 2) for v in b] for b in boxes.tolist()],
             "labels": labels.tolist(),
@@ -360,6 +366,6 @@ def write_samples(out_dir, num_scenes: int = 4, size: int = 256) -> dict:
         if len(labels) >= 3 and bool(((labels == 1) | (labels == 2)).any()):
             k += 1
             add(f"scene_{k}.png", img, boxes, labels)
-    (out_dir / "annotations.json").write_text(json.dumps(ann, indent=1))
+    write_text_atomic(out_dir / "annotations.json", json.dumps(ann, indent=1))
     return ann
 

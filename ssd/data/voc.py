@@ -28,6 +28,23 @@ VOC_CLASSES = (
 )
 
 
+def split_path(root, split: str) -> Path:
+    """The split list of a VOC folder: `root/ImageSets/Main/<split>.txt`."""
+    return Path(root) / "ImageSets" / "Main" / f"{split}.txt"
+
+
+def split_ids(text: str) -> list[str]:
+    """The image ids of a split list's text: the first word of each non-blank line (the
+    devkit's lines are "id" or, in the per-class lists, "id flag")."""
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
+
+
+def read_split(root, split: str) -> list[str]:
+    """The image ids of `root/ImageSets/Main/<split>.txt` (`split_ids`); DatasetError naming
+    the file when it is missing."""
+    return split_ids(read_list_file(split_path(root, split), f"VOC split {split!r} file"))
+
+
 def parse_annotation(xml_path: Path, class_names: tuple[str, ...], keep_difficult: bool = False):
     """Read one VOC XML file (`ssd.data.formats.read_voc_xml`) and check it for training.
 
@@ -79,17 +96,15 @@ class VOCDataset(SampleListDataset):
         self.root = require_path(Path(root), "VOC root", is_dir=True)
         require_path(self.root / "JPEGImages", "VOC JPEGImages", is_dir=True)
         require_path(self.root / "Annotations", "VOC Annotations", is_dir=True)
-        split_file = require_path(self.root / "ImageSets" / "Main" / f"{split}.txt", f"VOC split {split!r}")
         self.class_names = tuple(class_names)
         if not self.class_names or self.class_names[0] != "background":
             raise ValueError(f"class_names must start with 'background', got {self.class_names[:3]}")
         self.transform = transform
         self.skipped: list[tuple[str, str]] = []
         self.samples: list[tuple[Path, torch.Tensor, torch.Tensor]] = []
-        ids = [line.strip().split()[0] for line in read_list_file(split_file, f"VOC split {split!r}").splitlines()
-               if line.strip()]
+        ids = read_split(self.root, split)
         if not ids:
-            raise DatasetError(f"{split_file}: split lists no images")
+            raise DatasetError(f"{split_path(self.root, split)}: split lists no images")
         for image_id in ids:
             xml_path = self.root / "Annotations" / f"{image_id}.xml"
             try:

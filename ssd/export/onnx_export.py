@@ -28,12 +28,12 @@ from pathlib import Path
 
 import torch
 
-from ssd.checkpoint import CheckpointError
-from ssd.checkpoint import load as load_checkpoint
+from ssd.training.checkpoint import CheckpointError
+from ssd.training.checkpoint import load as load_checkpoint
 from ssd.export.onnx_graph import DETECTION_OUTPUTS, DetectionGraph, RawGraph
 from ssd.models import MODEL_NAMES, SSDNet, WeightsError, build
 from ssd.postprocess import PostprocessConfig
-from ssd.runlog import atomic_write
+from ssd.io import atomic_write
 
 FORMAT = "ssd-explorer-onnx/1"
 INPUT_NAME = "images"

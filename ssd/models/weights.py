@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torchvision.models import VGG16_Weights
+from torchvision.models.detection import SSD300_VGG16_Weights, SSDLite320_MobileNet_V3_Large_Weights
 
 
 class WeightsError(ValueError):
@@ -19,11 +21,6 @@ class WeightsError(ValueError):
 
 def coco_weights_enum(name: str):
     """torchvision's `WeightsEnum` member with COCO weights for model `name`."""
-    from torchvision.models.detection import (
-        SSD300_VGG16_Weights,
-        SSDLite320_MobileNet_V3_Large_Weights,
-    )
-
     table = {
         "ssd300_vgg16": SSD300_VGG16_Weights.COCO_V1,
         "ssdlite320_mobilenet_v3_large": SSDLite320_MobileNet_V3_Large_Weights.COCO_V1,
@@ -46,15 +43,20 @@ def download_coco_state_dict(name: str) -> dict[str, Tensor]:
     Raises WeightsError offline, naming the URL, the cache file to place by hand, and
     the `weights=PATH` alternative.
     """
-    w = coco_weights_enum(name)
+    return _download(coco_weights_enum(name), f"COCO weights for {name}", "weights=PATH (a torchvision state dict .pth)")
+
+
+def _download(w, what: str, alternative: str) -> dict[str, Tensor]:
+    """The state dict of torchvision weights enum `w` (downloaded, or from torch's hub
+    cache); offline, WeightsError naming the URL, the cache file to place by hand and the
+    `alternative` (what: "COCO weights for ssd300_vgg16", ...)."""
     cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
     try:
         return w.get_state_dict(progress=True, check_hash=True)
     except Exception as e:  # URLError, socket errors, hash mismatch, ...
         raise WeightsError(
-            f"could not download torchvision's COCO weights for {name} from {w.url} "
-            f"({type(e).__name__}: {e}). Without internet, download that file elsewhere and "
-            f"either put it at {cache} or pass weights=PATH (a torchvision state dict .pth)."
+            f"could not download torchvision's {what} from {w.url} ({type(e).__name__}: {e}). Without "
+            f"internet, download that file elsewhere and either put it at {cache} or pass {alternative}."
         ) from e
 
 
@@ -110,8 +112,6 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, Tensor], sou
 def imagenet_backbone_enum(name: str):
     """torchvision's `WeightsEnum` member that its own SSD builder loads into model
     `name`'s backbone (`ssd300_vgg16(weights_backbone=VGG16_Weights.IMAGENET1K_FEATURES)`)."""
-    from torchvision.models import VGG16_Weights
-
     # SSDlite's ImageNet MobileNetV3 comes with a full-size tail (torchvision builds the
     # reduced tail only without it), i.e. another architecture than "ssdlite320_mobilenet_v3_large"
     # here; compact256 has no ImageNet backbone.
@@ -130,16 +130,9 @@ def backbone_state_dict(name: str, source: str | os.PathLike) -> tuple[dict[str,
     the PATH alternative) or for a missing / empty / truncated file."""
     if str(source) != "imagenet":
         return read_state_dict(source), f"backbone weights file {source}"
-    w = imagenet_backbone_enum(name)
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
-    try:
-        return w.get_state_dict(progress=True, check_hash=True), f"torchvision's ImageNet backbone for {name}"
-    except Exception as e:  # URLError, socket errors, hash mismatch, ...
-        raise WeightsError(
-            f"could not download torchvision's ImageNet backbone weights for {name} from {w.url} "
-            f"({type(e).__name__}: {e}). Without internet, download that file elsewhere and either put "
-            f"it at {cache} or pass backbone_weights=PATH (--backbone-weights PATH)."
-        ) from e
+    state = _download(imagenet_backbone_enum(name), f"ImageNet backbone weights for {name}",
+                      "backbone_weights=PATH (--backbone-weights PATH)")
+    return state, f"torchvision's ImageNet backbone for {name}"
 
 
 def load_vgg16_features(features: nn.Sequential, state_dict: dict[str, Tensor], source: str) -> None:

@@ -86,11 +86,3 @@ def is_ground_truth(obj: AnnotatedBox, keep_difficult: bool = False) -> bool:
     regions never (COCO, as pycocotools), difficult objects only with keep_difficult (VOC,
     as the devkit's evaluation, which neither counts nor penalises them)."""
     return not obj.crowd and (keep_difficult or not obj.difficult)
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically (the project's one helper, `ssd.runlog.atomic_write`),
-    so a reader never sees a half-written annotation file. Returns the path."""
-    from ssd.runlog import atomic_write
-
-    return atomic_write(path, lambda f: f.write(data))

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssd.data.formats.base import (MAX_BOXES_PER_IMAGE, MAX_COCO_JSON_BYTES, AnnotatedBox, AnnotationError,
-                                   check_box_count, plain, read_bytes_limited, write_bytes_atomic)
+                                   check_box_count, plain, read_bytes_limited)
+from ssd.io import write_bytes_atomic
 
 
 @dataclass(frozen=True)

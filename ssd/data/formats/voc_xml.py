@@ -27,7 +27,8 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from ssd.data.formats.base import (MAX_BOXES_PER_IMAGE, MAX_VOC_XML_BYTES, AnnotatedBox, AnnotationError,
-                                   check_box_count, plain, read_bytes_limited, write_bytes_atomic)
+                                   check_box_count, plain, read_bytes_limited)
+from ssd.io import write_bytes_atomic
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Named training recipes: `ssd.train --recipe NAME` (flags still override) and the
-Training page's recipe picker. Each is a dict of `ssd.train_options.TrainOptions` fields;
+Training page's recipe picker. Each is a dict of `ssd.training.options.TrainOptions` fields;
 the rest keep their defaults.
 
 Letters: none. No torch import (the app's job manager reads this).
@@ -7,7 +7,7 @@ Letters: none. No torch import (the app's job manager reads this).
 from __future__ import annotations
 
 RECIPES: dict[str, dict] = {
-    # The paper's SSD300 on VOC07+12 (Sec. 3, 3.1): SGD, lr 1e-3, momentum 0.9 (ssd.engine's
+    # The paper's SSD300 on VOC07+12 (Sec. 3, 3.1): SGD, lr 1e-3, momentum 0.9 (ssd.training.engine's
     # SGD), weight decay 5e-4, batch 32, lr x0.1 after 2/3 and 5/6 of training (40k, 50k of
     # 60k iterations), the full SSD augmentation, an ImageNet VGG-16 backbone, no warmup.
     # 60k iterations x 32 images / 16,551 trainval images ~ 116 epochs.

@@ -3,11 +3,11 @@
 `ErrorAnalysis` is fed image by image during evaluation (`add_batch`, with the stages
 post-processing kept) and `report()` gives, next to the AP figures:
 - "errors": TIDE's six error types (Cls, Loc, Both, Dupe, Bkg, Miss) with their count and
-  the AP50 each costs (dAP x 100, as TIDE reports), `ssd.errors.tide`;
+  the AP50 each costs (dAP x 100, as TIDE reports), `ssd.evaluation.error_types.tide`;
 - "per_level": per feature map, the detections it made that are TP / FP (by error type),
   the GTs it owns (the level of each GT's best default box), their recall, and the AP
-  over the GTs it owns (`ssd.metrics.coco_eval_by`);
-- "misses_by_cause" and "misses": why each missed GT was missed, `ssd.errors.causes`;
+  over the GTs it owns (`ssd.evaluation.metrics.coco_eval_by`);
+- "misses_by_cause" and "misses": why each missed GT was missed, `ssd.evaluation.error_types.causes`;
 - "confusion": GT class (rows, background first) x predicted class (columns, background
   first = missed) for detections scoring >= `confusion_score_thresh`, IoU >= 0.5.
 
@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torchvision.ops import box_iou
 
 from ssd.config import SSDConfig
-from ssd.errors.causes import CAUSES, miss_cause
-from ssd.errors.tide import ERROR_TYPES, KINDS, TideAccumulator, TideConfig, batched_box_iou, classify_batch, \
-    greedy_match, pad
+from ssd.evaluation.error_types.causes import CAUSES, miss_cause
+from ssd.evaluation.error_types.tide import (ERROR_TYPES, KINDS, TideAccumulator, TideConfig, batched_box_iou,
+                                             classify_batch, greedy_match, pad)
+from ssd.evaluation.metrics import coco_eval_by
 from ssd.postprocess import PostprocessConfig, Postprocessed, default_boxes_px_in
 
 
@@ -80,14 +82,14 @@ class ErrorAnalysis:
 
     def add_batch(self, gts: list[dict], dets: list[dict], scores: Tensor, boxes_px_in: Tensor,
                   posts: list[Postprocessed]) -> None:
-        """One batch: gts / dets per image as `ssd.evaluate.collect` builds them,
+        """One batch: gts / dets per image as `ssd.evaluation.evaluate.collect` builds them,
         scores (B, A, C) and boxes_px_in (B, A, 4) from `forward_batch`, and the `Postprocessed`."""
         raw, gts = gts, [{"boxes_xyxy_px_in": g["boxes_xyxy_px_in"].float().reshape(-1, 4),
                           "labels": g["labels"].long().reshape(-1)} for g in gts]
         results = classify_batch(dets, gts, self.tide_cfg)
         sizes = [len(g["labels"]) for g in gts]
         all_gt = torch.cat([g["boxes_xyxy_px_in"] for g in gts])  # (sum G, 4)
-        iou_default = batched_box_iou(all_gt[None], self.default_xyxy_px_in[None])[0]  # (sum G, A)
+        iou_default = box_iou(all_gt, self.default_xyxy_px_in)  # (sum G, A)
         g_levels = self.level_of_default[iou_default.argmax(1)] if len(all_gt) else torch.zeros(0, dtype=torch.long)
         starts = [sum(sizes[:b]) for b in range(len(gts))]
         for b, (gt, det, post, res) in enumerate(zip(gts, dets, posts, results)):
@@ -116,8 +118,6 @@ class ErrorAnalysis:
         self.det_level.append(d_level)
 
     def _per_level(self) -> list[dict]:
-        from ssd.metrics import coco_eval_by
-
         ranges = {str(k): (float(k), float(k)) for k in range(len(self.feature_maps))}
         ap = coco_eval_by(self.gts, self.dets, self.class_names, self.gt_level, self.det_level, ranges)
         out = []
@@ -133,7 +133,7 @@ class ErrorAnalysis:
 
     def report(self) -> dict:
         """{"errors", "per_level", "misses_by_cause", "misses", "confusion"} (JSON-ready); AP by
-        size comes from the main pycocotools run (`ssd.metrics.coco_eval`'s "by_size")."""
+        size comes from the main pycocotools run (`ssd.evaluation.metrics.coco_eval`'s "by_size")."""
         by_cause = {c: 0 for c in CAUSES}
         for m in self.misses:
             by_cause[m["cause"]] += 1

@@ -1,4 +1,4 @@
-"""ssd/errors: TIDE error types and dAP cross-checked against the `tidecv` package on the
+"""ssd/evaluation/error_types: TIDE error types and dAP cross-checked against the `tidecv` package on the
 shipped checkpoint's held-out scenes; hand-checked error types; every miss has one cause;
 per-level counts add up; bad input gives a clear message."""
 from __future__ import annotations
@@ -8,17 +8,17 @@ import json
 import pytest
 import torch
 
-from ssd import checkpoint
 from ssd.data.common import DatasetError
 from ssd.data.procedural import CLASSES, ProceduralDataset
 from ssd.data.transforms import eval_transform
-from ssd.errors import ErrorAnalysis
-from ssd.errors.causes import CAUSES, miss_cause
-from ssd.errors.tide import TideAccumulator, classify_batch, classify_image, greedy_match, tide_ap
-from ssd.evaluate import collect, main, score
-from ssd.metrics import check_coco_results, coco_eval, coco_eval_by, coco_gt_json
+from ssd.evaluation.error_types import ErrorAnalysis
+from ssd.evaluation.error_types.causes import CAUSES, miss_cause
+from ssd.evaluation.error_types.tide import TideAccumulator, classify_batch, classify_image, greedy_match, tide_ap
+from ssd.evaluation.evaluate import collect, main, score
+from ssd.evaluation.metrics import check_coco_results, coco_eval, coco_eval_by, coco_gt_json
 from ssd.models import build
 from ssd.postprocess import PostprocessConfig, default_boxes_px_in, postprocess
+from ssd.training import checkpoint
 
 SHIPPED = "checkpoints/compact256_shapes.pt"
 
@@ -158,7 +158,7 @@ def test_ap_by_size_equals_pycocotools_bins():
     rep = analysis.report()
     # per owning level, every GT is in exactly one level
     assert sum(lv["gt"] for lv in rep["per_level"]) == sum(len(g["labels"]) for g in gts)
-    from ssd.evaluate import _with_errors
+    from ssd.evaluation.evaluate import _with_errors
 
     _check_report_adds_up(_with_errors(score(gts, dets, CLASSES), analysis))
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
+from torchvision.ops import box_iou
 
 ERROR_TYPES = ("Cls", "Loc", "Both", "Dupe", "Bkg", "Miss")  # TIDE's order
 TP = "TP"
@@ -79,15 +80,8 @@ def pad(rows: list[Tensor], fill: float = 0.0) -> tuple[Tensor, Tensor]:
     return out, torch.arange(out.shape[1])[None, :] < lengths[:, None]
 
 
-def batched_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """torchvision's `box_iou` (same operations), batched: (B, D, 4), (B, G, 4) xyxy -> (B, D, G)."""
-    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])  # (B, D)
-    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])  # (B, G)
-    lt = torch.max(boxes1[:, :, None, :2], boxes2[:, None, :, :2])  # (B, D, G, 2)
-    rb = torch.min(boxes1[:, :, None, 2:], boxes2[:, None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    return inter / (area1[:, :, None] + area2[:, None, :] - inter)
+# torchvision's box_iou of each image's detections with its GTs: (B, D, 4), (B, G, 4) xyxy -> (B, D, G).
+batched_box_iou = torch.vmap(box_iou)
 
 
 def greedy_match(affinity: Tensor, det_valid: Tensor, thresh: float) -> tuple[Tensor, Tensor]:

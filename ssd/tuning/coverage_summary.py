@@ -9,16 +9,25 @@ Letters: G = ground-truth boxes, L = levels.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ssd.config import SSDConfig
-from ssd.coverage import Coverage, smallest_default_side
+from ssd.priors import default_boxes
+
+if TYPE_CHECKING:  # the type of `cov` only: ssd.tuning.coverage imports this module to report
+    from ssd.tuning.coverage import Coverage
 
 # Size buckets, input pixels: sqrt(w * h) in [edge_k, edge_k+1).
 SIZE_EDGES_PX = (0.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, math.inf)
 HISTOGRAM_MAX = 10  # positives-per-box histogram: 0..9, then "10+"
+
+
+def smallest_default_side(cfg: SSDConfig) -> float:
+    """sqrt(w * h) of the smallest default box, normalised."""
+    return min(math.sqrt(float((wh[:, 0] * wh[:, 1]).min())) for wh in default_boxes(cfg).wh_per_level)
 
 
 def _stats(cov: Coverage, mask: Tensor) -> dict:
@@ -150,7 +159,7 @@ def _print_table(title: str, rows: list[dict]) -> None:
 
 
 def print_summary(s: dict, source: str) -> None:
-    """The text report of `ssd.coverage_summary.summarize`."""
+    """The text report of `ssd.tuning.coverage_summary.summarize`."""
     print(f"{s['config']} ({s['num_default_boxes']} default boxes) on {source}: {s['num_boxes']} boxes")
     print(f"BPR at IoU {s['iou_threshold']:g}: {s['bpr']:.4f}   mean best IoU {s['mean_best_iou']}   "
           f"mean positives per box {s['mean_positives']}")

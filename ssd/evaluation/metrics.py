@@ -1,4 +1,4 @@
-"""Detection metrics: COCO AP (`ssd.coco_ap`, vectorised, equal to pycocotools, which
+"""Detection metrics: COCO AP (`ssd.evaluation.coco_ap`, vectorised, equal to pycocotools, which
 stays the reference: `reference=True`), and the VOC2007 11-point mAP the SSD paper
 reports (Sec. 3.1-3.3), with precision/recall curves.
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from ssd.coco_ap import COCO_AREA_RANGES, COCO_MAX_DETS, Accumulated, accumulate, flatten, mean_precision
+from ssd.evaluation.coco_ap import COCO_AREA_RANGES, COCO_MAX_DETS, Accumulated, accumulate, flatten, mean_precision
 
 
 def _np(x) -> np.ndarray:
@@ -82,6 +82,8 @@ def _pycocotools(gts: list[dict], dets: list[dict], class_names, area_ranges: di
                  gt_values: list | None = None, det_values: list | None = None) -> Accumulated:
     """The reference: pycocotools' COCOeval on the same boxes (built in memory), with
     `gt_values` / `det_values` (per image) written into the annotations' "area"."""
+    # lazy: pycocotools is the optional reference (reference=True, tests, benchmarks); the vectorised
+    # ssd.evaluation.coco_ap does the real work without it
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -110,8 +112,8 @@ def _pycocotools(gts: list[dict], dets: list[dict], class_names, area_ranges: di
 def coco_accumulate(gts: list[dict], dets: list[dict], class_names, area_ranges: dict | None = None,
                     max_dets: tuple = COCO_MAX_DETS, gt_values: list | None = None, det_values: list | None = None,
                     reference: bool = False) -> Accumulated:
-    """COCO's precision (T, R, K, A, M) and recall arrays (`ssd.coco_ap.Accumulated`) of
-    detections against ground truth, by `ssd.coco_ap` or, with `reference`, pycocotools.
+    """COCO's precision (T, R, K, A, M) and recall arrays (`ssd.evaluation.coco_ap.Accumulated`) of
+    detections against ground truth, by `ssd.evaluation.coco_ap` or, with `reference`, pycocotools.
 
     Args:
         gts, dets: per image dicts (module docstring); class_names: C names, background first.
@@ -133,7 +135,7 @@ def _class_mean(p: np.ndarray) -> float | None:
 
 
 def coco_eval(gts: list[dict], dets: list[dict], class_names, reference: bool = False) -> dict:
-    """COCO-style AP (`ssd.coco_ap`; pycocotools with `reference`, same numbers).
+    """COCO-style AP (`ssd.evaluation.coco_ap`; pycocotools with `reference`, same numbers).
 
     Returns {"AP": AP@[.5:.95], "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
     "per_class": {name: AP@[.5:.95]}, "per_class_AP50": {name: AP50}, "by_size": {"small" |

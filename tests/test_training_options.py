@@ -1,4 +1,4 @@
-"""Tests for ssd/train_options.py: one declaration gives the parser, the checks, and
+"""Tests for ssd/training/options.py: one declaration gives the parser, the checks, and
 the command line back (the recipe a checkpoint records); --resume takes the run's
 options from config.json."""
 import dataclasses
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ssd.models import MODEL_NAMES
-from ssd.train_options import (
+from ssd.training.options import (
     RESUME_OVERRIDABLE,
     TrainOptions,
     build_parser,
@@ -92,7 +92,7 @@ def test_resume_takes_the_saved_options(tmp_path, capsys):
 
 
 def test_recipes_are_valid_options_and_flags_override_them():
-    from ssd.recipes import RECIPES
+    from ssd.training.recipes import RECIPES
 
     assert {"ssd300_voc_paper", "compact256_shapes", "cpu_demo"} <= set(RECIPES)
     for name, values in RECIPES.items():

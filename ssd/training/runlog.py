@@ -11,9 +11,8 @@ while the run goes on. Both import the names below instead of restating them:
     RUN_DIR/checkpoints/best.pt     the weights with the best validation AP
     JOB_FILE, STDOUT_FILE, ...      the job framework's files (below), for every job kind
 
-Every whole-file write in the project goes through `atomic_write` (temp file in the
-same folder, fsync, `os.replace`): a reader sees the old file or the new one, never
-half of one, even if the writer is killed mid-write. `ssd.checkpoint.save` uses it too.
+Whole files here (status.json, config.json, checkpoints) are written with `ssd.io`'s
+atomic write: a reader sees the old file or the new one, never half of one.
 
 No torch import: the job runner waiting in a queue imports this and stays light.
 """
@@ -23,11 +22,12 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Iterable
+
+from ssd.io import json_default, write_json_atomic
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -63,78 +63,27 @@ class RunDirError(ValueError):
     """A run-directory file that cannot be used; the message names the file."""
 
 
+def _file(name: str) -> property:
+    """A `RunPaths` property: the file `name` inside the run directory."""
+    return property(lambda self: self.root / name, doc=f"RUN_DIR/{name}")
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """The files of the run directory `root` (nothing is created)."""
 
     root: Path  # the run directory
-
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / METRICS_FILE
-
-    @property
-    def log(self) -> Path:
-        return self.root / LOG_FILE
-
-    @property
-    def status(self) -> Path:
-        return self.root / STATUS_FILE
-
-    @property
-    def last(self) -> Path:
-        return self.root / LAST_CHECKPOINT
-
-    @property
-    def best(self) -> Path:
-        return self.root / BEST_CHECKPOINT
+    config = _file(CONFIG_FILE)
+    metrics = _file(METRICS_FILE)
+    log = _file(LOG_FILE)
+    status = _file(STATUS_FILE)
+    last = _file(LAST_CHECKPOINT)
+    best = _file(BEST_CHECKPOINT)
 
 
 def paths(run_dir) -> RunPaths:
     """`RunPaths` of the run directory `run_dir` (str or Path)."""
     return RunPaths(Path(run_dir))
-
-
-# --------------------------------------------------------------------------- writes --
-def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write a file atomically: `write(f)` fills a temp file in the same folder, which
-    is flushed, fsynced and `os.replace`d onto `path`. Returns `path` as a Path.
-
-    The only atomic-write helper of the project (JSON files, checkpoints, counters)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json_atomic(path, obj) -> Path:
-    """Write `obj` as indented JSON to `path` with `atomic_write`."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def _json_default(o):
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, tuple):
-        return list(o)
-    if hasattr(o, "item"):  # numpy / torch scalars
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def checked_status(fields: dict) -> dict:
@@ -298,7 +247,7 @@ class RunDir:
     def log_metrics(self, record: dict) -> None:
         """Append one record ("kind" "train" with TRAIN_KEYS or "eval" with EVAL_KEYS)."""
         with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record, default=_json_default) + "\n")
+            f.write(json.dumps(record, default=json_default) + "\n")
             f.flush()
 
     def log(self, msg: str) -> None:

@@ -1,7 +1,9 @@
 """Training pieces `ssd.train` puts together (as DETR's `engine.py`, lufficc/SSD's
-`engine/trainer.py`): device selection, datasets from options and their loader, the
+`engine/trainer.py`): the data loader, the
 optimizer and its learning-rate schedule, a resumable distributed sampler, the
 training state a checkpoint keeps, and `Trainer.train_one_epoch` over `Trainer.step`.
+
+Devices are `ssd.device`'s, datasets `ssd.data.build`'s.
 
 Letters: B images per batch, A default boxes, K classes (background included).
 """
@@ -10,36 +12,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from ssd import checkpoint
-from ssd.data import procedural
-from ssd.data.coco import COCODataset
-from ssd.data.common import DatasetError, collate
-from ssd.data.transforms import eval_transform, train_transform
-from ssd.data.voc import VOC_CLASSES, VOCDataset
+from ssd.data.common import collate
 from ssd.loss import multibox_loss
+from ssd.training import checkpoint
 
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 AMP_MODES = ("none", "bf16", "fp16")  # --amp: fp32, bfloat16 autocast (CPU/GPU), float16 autocast + GradScaler (GPU)
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda if available else cpu; "cuda" without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA GPU")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -54,83 +40,6 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         raise ValueError(f"--amp fp16 needs a CUDA GPU (float16 autocast with a GradScaler); the device here is "
                          f"{device.type}: use --amp bf16 on the CPU, or --amp none")
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
-def voc_class_names(root, split: str, choice: str = "auto") -> tuple[str, ...]:
-    """Class list for a VOC folder: "voc" (the 20 classes), "shapes" (the procedural
-    classes), a comma list, or "auto": VOC's if every <name> in the split is a VOC class,
-    else the procedural classes if they cover them, else the list covering more objects."""
-    if choice == "voc":
-        return VOC_CLASSES
-    if choice == "shapes":
-        return procedural.CLASSES
-    if choice != "auto":
-        names = tuple(n.strip() for n in choice.split(",") if n.strip())
-        return names if names[:1] == ("background",) else ("background", *names)
-    from ssd.data.formats import AnnotationError, read_voc_xml
-
-    root = Path(root)
-    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
-    counts: dict[str, int] = {}
-    if split_file.is_file():
-        ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]  # "id [flag]" lines
-        for image_id in ids[:2000]:
-            try:
-                ann = read_voc_xml(root / "Annotations" / f"{image_id}.xml")
-            except AnnotationError:
-                continue  # the dataset reports bad files itself
-            for o in ann.objects:
-                counts[o.name] = counts.get(o.name, 0) + 1
-    counts.pop("", None)
-    if set(counts) <= set(VOC_CLASSES):
-        return VOC_CLASSES
-    if set(counts) <= set(procedural.CLASSES):
-        return procedural.CLASSES
-    # Some names fit neither list: take the list covering more objects; the dataset then
-    # reports (or with --skip-bad skips) the samples with unknown names.
-    covered = {names: sum(n for c, n in counts.items() if c in names) for names in (VOC_CLASSES, procedural.CLASSES)}
-    return max(covered, key=covered.get)
-
-
-def build_datasets(args, image_size: int) -> tuple[Dataset, Dataset, tuple[str, ...], int]:
-    """(train set, val set, class names, samples skipped as bad) for `args` (a
-    `ssd.train_options.TrainOptions`) at `image_size` px. DatasetError names a bad file."""
-    t_train = train_transform(image_size, args.augment)
-    t_eval = eval_transform(image_size)
-    if args.dataset == "procedural":
-        size = procedural.parse_object_size(args.object_size) if args.object_size else procedural.DEFAULT_OBJECT_SIZE
-        train = procedural.ProceduralDataset(args.train_size, args.data_seed, image_size, t_train, cache=True,
-                                             object_size=size)
-        # Validation scenes use the next seed: disjoint from the training scenes.
-        val = procedural.ProceduralDataset(args.val_size, args.data_seed + 1, image_size, t_eval, cache=True,
-                                           object_size=size)
-        return train, val, procedural.CLASSES, 0
-    if args.dataset == "voc":
-        if not args.data_root:
-            raise DatasetError("--dataset voc needs --data-root (the folder holding JPEGImages/)")
-        names = voc_class_names(args.data_root, "train", args.classes)
-        train = VOCDataset(args.data_root, "train", names, t_train, skip_bad=args.skip_bad)
-        val = VOCDataset(args.data_root, "val", names, t_eval, skip_bad=args.skip_bad)
-        return train, val, names, train.num_skipped + val.num_skipped
-    if args.dataset == "coco":
-        if not args.coco_json or not args.coco_images:
-            raise DatasetError("--dataset coco needs --coco-json and --coco-images")
-        train = COCODataset(args.coco_json, args.coco_images, t_train, skip_bad=args.skip_bad)
-        if args.coco_val_json:
-            val = COCODataset(args.coco_val_json, args.coco_val_images or args.coco_images, t_eval,
-                              skip_bad=args.skip_bad)
-            if val.class_names != train.class_names:
-                raise DatasetError(f"{args.coco_val_json}: categories differ from {args.coco_json}")
-            return train, val, train.class_names, train.num_skipped + val.num_skipped
-        # No val JSON: hold out the last images (at most a fifth) for validation.
-        n = len(train)
-        n_val = max(1, min(args.val_size, n // 5))
-        if n - n_val < 1:
-            raise DatasetError(f"{args.coco_json}: {n} image(s) is too few to hold out a validation set")
-        val_full = COCODataset(args.coco_json, args.coco_images, t_eval, skip_bad=args.skip_bad)
-        return (Subset(train, range(n - n_val)), Subset(val_full, range(n - n_val, n)), train.class_names,
-                train.num_skipped)
-    raise ValueError(f"unknown --dataset {args.dataset!r}")
 
 
 def build_loader(dataset: Dataset, sampler: Sampler, batch_size: int, num_workers: int,

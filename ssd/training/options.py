@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, fields
 from ssd.config import SSDConfig, load_config_json
 from ssd.data.procedural import parse_object_size
 from ssd.data.transforms import AUGMENTATIONS
-from ssd.engine import AMP_MODES, OPTIMIZERS, SCHEDULES
+from ssd.device import DEVICES
 from ssd.models import BACKBONE_WEIGHTS_MODELS, MODEL_NAMES, default_config
-from ssd.recipes import RECIPES
-from ssd.runlog import RunDirError, paths, read_json
+from ssd.training.engine import AMP_MODES, OPTIMIZERS, SCHEDULES
+from ssd.training.recipes import RECIPES
+from ssd.training.runlog import RunDirError, paths, read_json
 
 DATASETS = ("procedural", "voc", "coco")
-DEVICES = ("auto", "cpu", "cuda")
 GROUPS = ("data", "model and optimisation", "run")
 # Options a resumed run may change on its command line (the rest come from config.json).
 RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "num_workers", "threads", "log_every", "eval_every", "amp")
@@ -174,9 +174,9 @@ def build_parser(recipe: str = "") -> argparse.ArgumentParser:
     """The `python -m ssd.train` parser, one flag per `TrainOptions` field, plus
     `--recipe NAME`; with `recipe`, the recipe's values are the defaults."""
     p = argparse.ArgumentParser(prog="python -m ssd.train",
-                                description="Train an SSD and write a run directory (see ssd.runlog).")
+                                description="Train an SSD and write a run directory (see ssd.training.runlog).")
     p.add_argument("--recipe", choices=tuple(RECIPES), default="",
-                   help="start from a named recipe (ssd.recipes); other flags override it")
+                   help="start from a named recipe (ssd.training.recipes); other flags override it")
     groups = {name: p.add_argument_group(name) for name in GROUPS}
     for f in fields(TrainOptions):
         group, help_text = groups[f.metadata["group"]], f.metadata["help"]

@@ -11,7 +11,7 @@ Format "ssd-explorer/1" (a dict; every value loads with `torch.load(weights_only
     recipe       how it was made: training command, seed, dataset, ... (may be {})
     + any `extra` keys; training writes `optimizer`, `scheduler`, `epoch`, `step`, `best_map`.
 
-Files are written atomically with `ssd.runlog.atomic_write` (temporary file in the same
+Files are written atomically with `ssd.io.atomic_write` (temporary file in the same
 folder, fsync, then `os.replace`), so a reader never sees half a checkpoint even if
 training is killed mid-write.
 """
@@ -24,9 +24,9 @@ import torch
 from torch import Tensor
 
 from ssd.config import SSDConfig
+from ssd.io import atomic_write
 from ssd.models import MODEL_NAMES, SSDNet, WeightsError, build
 from ssd.models.weights import load_state_dict_checked
-from ssd.runlog import atomic_write
 
 FORMAT = "ssd-explorer/1"
 REQUIRED_KEYS = ("format", "model_name", "num_classes", "class_names", "config", "state_dict")
