@@ -293,7 +293,7 @@ def watch(runs_dir) -> None:
     # made the widget drop the user's pick and jump to the newest run.
     name = st.selectbox("Selected run", names, key="train_selected")
     info = next(r for r in runs if r.name == name)
-    st.caption(f"{info.name}: {state_text(info)}")
+    st.caption(_ui.plain(f"{info.name}: {state_text(info)}"))
     run_details(runs_dir, info)
 
 
