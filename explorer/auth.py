@@ -198,11 +198,9 @@ def decide(policy: ServePolicy, headers: Mapping[str, str] | None, session_finge
 
 
 class FailureLimiter:
-    """At most `max_failures` wrong passwords per `window_s` in this server process.
-
-    Process-wide rather than per session: opening new sessions must not buy new tries.
-    Thread-safe (each Streamlit session runs its script in its own thread).
-    """
+    """At most `max_failures` wrong passwords per `window_s` (a sliding window): one
+    counter, the building block of `LoginLimiter`. Thread-safe (each Streamlit session
+    runs its script in its own thread)."""
 
     def __init__(self, max_failures: int = 10, window_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -212,21 +210,89 @@ class FailureLimiter:
         self._failures: list[float] = []
         self._lock = threading.Lock()
 
+    def _recent(self) -> list[float]:
+        now = self._clock()
+        self._failures = [t for t in self._failures if now - t < self.window_s]
+        return self._failures
+
+    def count(self) -> int:
+        """Failures inside the window now."""
+        with self._lock:
+            return len(self._recent())
+
     def wait_s(self) -> float:
         """Seconds until another try is allowed (0.0: now)."""
         with self._lock:
-            now = self._clock()
-            self._failures = [t for t in self._failures if now - t < self.window_s]
-            if len(self._failures) < self.max_failures:
+            recent = self._recent()
+            if len(recent) < self.max_failures:
                 return 0.0
-            return self.window_s - (now - self._failures[0])
+            return self.window_s - (self._clock() - recent[-self.max_failures])
 
     def record_failure(self) -> None:
         with self._lock:
             self._failures.append(self._clock())
 
 
-LOGIN_LIMITER = FailureLimiter()  # the one limiter of this server process
+@dataclass(frozen=True)
+class LoginLimits:
+    """Wrong passwords allowed per window, from the narrowest client key to the server."""
+    per_session: int = 5  # one browser session (a reload starts a new one)
+    per_address: int = 20  # one remote address: its sessions together (NAT, a proxy)
+    server: int = 100  # all clients together: the last resort, see `LoginLimiter`
+    window_s: float = 60.0  # sliding window, seconds
+
+
+class LoginLimiter:
+    """Sign-in limits per client before any server-wide one.
+
+    A client is a (remote address, session id) pair. A try is refused while its
+    session has `per_session` failures in the window, or its address `per_address`.
+    The server-wide limit (`server` failures in the window, all clients together) is a
+    last resort against many addresses: while it holds, only clients with a failure of
+    their own in the window (session or address) are refused, so a client that has not
+    failed can always sign in, the right password included. Keys without failures in
+    the window are forgotten, and at most `max_keys` are kept (oldest dropped first).
+    Thread-safe.
+    """
+
+    def __init__(self, limits: LoginLimits = LoginLimits(), clock: Callable[[], float] = time.monotonic,
+                 max_keys: int = 10_000) -> None:
+        for name in ("per_session", "per_address", "server"):
+            if getattr(limits, name) < 1:
+                raise ValueError(f"LoginLimits.{name} must be >= 1, got {getattr(limits, name)}")
+        self.limits, self._clock, self._max_keys = limits, clock, max_keys
+        self._server = FailureLimiter(limits.server, limits.window_s, clock)
+        self._keys: dict[tuple[str, str], FailureLimiter] = {}  # ("session"|"address", id) -> window
+        self._lock = threading.Lock()
+
+    def _window(self, kind: str, key: str, create: bool) -> FailureLimiter | None:
+        with self._lock:
+            lim = self._keys.get((kind, key))
+            if lim is None and create:
+                if len(self._keys) >= self._max_keys:
+                    for k in [k for k, v in self._keys.items() if v.count() == 0] or list(self._keys)[:1]:
+                        del self._keys[k]
+                n = self.limits.per_session if kind == "session" else self.limits.per_address
+                lim = self._keys[(kind, key)] = FailureLimiter(n, self.limits.window_s, self._clock)
+            return lim
+
+    def wait_s(self, address: str | None, session_id: str) -> float:
+        """Seconds until this client may try again (0.0: now). `address` is the remote
+        address (None on loopback: all loopback clients share one key)."""
+        windows = [self._window("session", session_id, False), self._window("address", str(address), False)]
+        windows = [w for w in windows if w is not None]
+        waits = [w.wait_s() for w in windows]
+        if any(w.count() for w in windows):  # this client has failed: the server limit applies too
+            waits.append(self._server.wait_s())
+        return max(waits, default=0.0)
+
+    def record_failure(self, address: str | None, session_id: str) -> None:
+        self._window("session", session_id, True).record_failure()
+        self._window("address", str(address), True).record_failure()
+        self._server.record_failure()
+
+
+LOGIN_LIMITER = LoginLimiter()  # the one limiter of this server process
 
 
 # ---------------------------------------------------------------- make run

@@ -9,6 +9,7 @@ configured password is asked for once per browser session.
 from __future__ import annotations
 
 import math
+import secrets
 
 import streamlit as st
 
@@ -16,6 +17,7 @@ from explorer import auth
 from pages._text import plain
 
 SIGNED_IN_KEY = "_auth_fingerprint"  # session state: SHA-256 of the password signed in with
+CLIENT_KEY = "_auth_client"  # session state: this session's random id for the sign-in limiter
 
 
 def _option(name: str):
@@ -79,12 +81,26 @@ def _login_form(password: str) -> None:
         submitted = st.form_submit_button("Sign in")
     if not submitted:
         return
-    wait_s = auth.LOGIN_LIMITER.wait_s()
+    client = _client()
+    wait_s = auth.LOGIN_LIMITER.wait_s(*client)
     if wait_s > 0:
-        st.error(f"Too many wrong passwords on this server: try again in {math.ceil(wait_s)} s.")
+        st.error(f"Too many wrong passwords from this browser: try again in {math.ceil(wait_s)} s.")
         return
     if auth.password_matches(given or "", password):
         st.session_state[SIGNED_IN_KEY] = auth.fingerprint(password)
         st.rerun()
-    auth.LOGIN_LIMITER.record_failure()
+    auth.LOGIN_LIMITER.record_failure(*client)
     st.error("Wrong password.")
+
+
+def _client() -> tuple[str | None, str]:
+    """(remote address, session id) for the sign-in limiter: the address of the
+    WebSocket (None on loopback) and a random id kept in this session's state."""
+    try:
+        address = st.context.ip_address
+    except (AttributeError, RuntimeError):
+        address = None
+    if not isinstance(address, str):  # AppTest hands out a mock object here
+        address = None
+    session_id = st.session_state.setdefault(CLIENT_KEY, secrets.token_hex(16))
+    return address, session_id
