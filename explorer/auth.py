@@ -146,6 +146,39 @@ def host_allowed(host_header: str | None, patterns: tuple[str, ...] | None) -> b
     return False
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_allowed(origin: str | None, host_header: str | None, patterns: tuple[str, ...] | None,
+                   server_port: int | None = None, tls: bool = False) -> bool:
+    """Whether a WebSocket's `Origin` is a page of this very server.
+
+    The origin's host must be on the allow-list (`host_allowed`) and be the host the
+    browser connected to (the `Host` header), on the same port (a missing port is the
+    scheme's default), with scheme http or https. When the Host names the server's own
+    port (`server_port`: a direct connection, no proxy in front) the scheme must be the
+    server's own: https with TLS (`tls`), else http. So `http://127.0.0.1:8629` (another
+    local server) and `https://localhost` are refused for a server on 127.0.0.1:8501.
+    No Origin at all (not a browser: browsers always send one) is accepted, as Streamlit
+    does; such a client could send any Origin anyway.
+    """
+    if origin is None:
+        return True
+    try:
+        o, h = urlparse(origin), urlparse(f"//{host_header or ''}")
+        o_port, h_port = o.port, h.port
+    except ValueError:
+        return False
+    if (o.scheme not in _DEFAULT_PORTS or not o.hostname or o.path or o.query or o.username
+            or not h.hostname or not host_allowed(o.netloc, patterns)):
+        return False
+    if o.hostname.lower().rstrip(".") != h.hostname.lower().rstrip("."):
+        return False
+    if (o_port or _DEFAULT_PORTS[o.scheme]) != (h_port or _DEFAULT_PORTS[o.scheme]):
+        return False
+    return not (server_port is not None and h_port == server_port and o.scheme != ("https" if tls else "http"))
+
+
 def effective_allowed_hosts(option: list[str] | tuple[str, ...] | None, exposed: bool) -> tuple[str, ...] | None:
     """The allow-list the gate enforces: Streamlit's `server.allowedHosts` when set.
 
@@ -162,7 +195,7 @@ def effective_allowed_hosts(option: list[str] | tuple[str, ...] | None, exposed:
 # ---------------------------------------------------------------- the decision
 class Decision(enum.Enum):
     ALLOW = "allow"  # show the app
-    REFUSE_HOST = "refuse_host"  # the Host header is not on the allow-list
+    REFUSE_HOST = "refuse_host"  # the Host header is not on the allow-list, or the Origin is another site
     REFUSE_NO_PASSWORD = "refuse_no_password"  # exposed, and no password is configured
     ASK_PASSWORD = "ask_password"  # a password is configured and this session has not given it
 
@@ -172,12 +205,15 @@ class ServePolicy:
     exposed: bool  # the server binds an address other machines can reach
     allowed_hosts: tuple[str, ...] | None  # Host allow-list; None accepts any host
     password: str | None = field(default=None, repr=False)  # None: no password configured
+    server_port: int | None = None  # the port the server listens on (`origin_allowed`)
+    tls: bool = False  # the server itself serves HTTPS (server.sslCertFile)
 
 
-def policy_from(address: str | None, allowed_hosts_option, password: str | None) -> ServePolicy:
+def policy_from(address: str | None, allowed_hosts_option, password: str | None,
+                server_port: int | None = None, tls: bool = False) -> ServePolicy:
     """The policy for a server bound to `address` with this allow-list and password."""
     exposed = is_exposed(address)
-    return ServePolicy(exposed, effective_allowed_hosts(allowed_hosts_option, exposed), password)
+    return ServePolicy(exposed, effective_allowed_hosts(allowed_hosts_option, exposed), password, server_port, tls)
 
 
 def decide(policy: ServePolicy, headers: Mapping[str, str] | None, session_fingerprint: bytes | None) -> Decision:
@@ -185,11 +221,15 @@ def decide(policy: ServePolicy, headers: Mapping[str, str] | None, session_finge
 
     `headers` are the session's HTTP request headers (empty when no request stands
     behind the run, as under AppTest); `session_fingerprint` is what the session stored
-    when it signed in (None if it has not). The Host check comes first, so a rebinding
-    page gets nothing, not even the login form.
+    when it signed in (None if it has not). The Host and Origin checks come first, so a
+    rebinding page or another local site gets nothing, not even the login form.
     """
-    if headers and not host_allowed(headers.get("Host") or headers.get("host"), policy.allowed_hosts):
-        return Decision.REFUSE_HOST
+    if headers:
+        host = headers.get("Host") or headers.get("host")
+        if not host_allowed(host, policy.allowed_hosts) or not origin_allowed(
+                headers.get("Origin") or headers.get("origin"), host, policy.allowed_hosts,
+                policy.server_port, policy.tls):
+            return Decision.REFUSE_HOST
     if policy.password is None:
         return Decision.REFUSE_NO_PASSWORD if policy.exposed else Decision.ALLOW
     if session_fingerprint is not None and hmac.compare_digest(session_fingerprint, fingerprint(policy.password)):

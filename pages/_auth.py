@@ -14,6 +14,7 @@ import secrets
 import streamlit as st
 
 from explorer import auth
+from pages import _origin
 from pages._text import plain
 
 SIGNED_IN_KEY = "_auth_fingerprint"  # session state: SHA-256 of the password signed in with
@@ -38,7 +39,8 @@ def _headers() -> dict[str, str]:
 def _policy() -> auth.ServePolicy:
     """From the address the server really binds and its allow-list (`--server.*` flags,
     config.toml or STREAMLIT_SERVER_* variables all land in these options)."""
-    return auth.policy_from(_option("server.address"), _option("server.allowedHosts"), auth.read_password())
+    return auth.policy_from(_option("server.address"), _option("server.allowedHosts"), auth.read_password(),
+                            _option("server.port"), bool(_option("server.sslCertFile")))
 
 
 def signed_in() -> bool:
@@ -57,12 +59,14 @@ def gate() -> None:
     except auth.AuthConfigError as e:
         st.error("The server's password setting cannot be used: " + plain(str(e)))
         st.stop()
+    _origin.install()  # later WebSockets are checked at the handshake too (`make run` does it at start)
     decision = auth.decide(policy, _headers(), st.session_state.get(SIGNED_IN_KEY))
     if decision is auth.Decision.ALLOW:
         return
     if decision is auth.Decision.REFUSE_HOST:
         st.error("Refused: this page was opened under a host name this server does not serve "
-                 "(server.allowedHosts). Open the address the server printed when it started.")
+                 "(server.allowedHosts), or by a page of another site or port. Open the address "
+                 "the server printed when it started.")
     elif decision is auth.Decision.REFUSE_NO_PASSWORD:
         st.error("This server can be reached from other machines and has no password, so it shows "
                  f"nothing. Set `{auth.PASSWORD_ENV}` (environment) or `{auth.PASSWORD_ENV}` in "

@@ -171,6 +171,38 @@ def test_policy_repr_does_not_show_the_password():
     assert PW not in repr(auth.policy_from("0.0.0.0", [], PW))
 
 
+# ---------------------------------------------------------------- WebSocket Origin
+LOOP = auth.LOOPBACK_HOSTS
+
+
+@pytest.mark.parametrize("origin,host", [
+    ("http://127.0.0.1:8629", "127.0.0.1:8501"),  # another local server (issue 20 #12)
+    ("https://localhost", "localhost:8501"),  # another scheme and port
+    ("https://localhost:8501", "localhost:8501"),  # the server's port, not its scheme
+    ("http://localhost:8501", "127.0.0.1:8501"),  # another host name than the one connected to
+    ("http://evil.example:8501", "evil.example:8501"),  # rebinding: not on the allow-list
+    ("null", "localhost:8501"), ("file://", "localhost:8501"), ("http://u@localhost:8501", "localhost:8501"),
+    ("http://localhost:8501/x", "localhost:8501"), ("http://localhost:99999", "localhost:8501"),
+    ("http://localhost:8501", None),
+])
+def test_foreign_websocket_origins_are_refused(origin, host):
+    assert not auth.origin_allowed(origin, host, LOOP, server_port=8501)
+    policy = auth.policy_from("127.0.0.1", [], None, server_port=8501)
+    assert auth.decide(policy, {"Host": host or "", "Origin": origin}, None) is auth.Decision.REFUSE_HOST
+
+
+@pytest.mark.parametrize("origin,host,tls", [
+    ("http://localhost:8501", "localhost:8501", False), ("http://127.0.0.1:8501", "127.0.0.1:8501", False),
+    ("http://[::1]:8501", "[::1]:8501", False), ("https://localhost:8501", "localhost:8501", True),
+    ("https://localhost", "localhost", False),  # behind an HTTPS proxy on 443 (Host has no port)
+    (None, "localhost:8501", False),  # not a browser
+])
+def test_the_servers_own_origin_is_accepted(origin, host, tls):
+    assert auth.origin_allowed(origin, host, LOOP, server_port=8501, tls=tls)
+    policy = auth.policy_from("127.0.0.1", [], None, server_port=8501, tls=tls)
+    assert auth.decide(policy, {"Host": host, **({"Origin": origin} if origin else {})}, None) is auth.Decision.ALLOW
+
+
 # ---------------------------------------------------------------- limiter
 class _Clock:
     def __init__(self):

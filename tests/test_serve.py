@@ -233,6 +233,12 @@ def test_foreign_host_or_origin_is_refused_on_the_websocket(loopback_server):
     assert ws_handshake("127.0.0.1", port, f"evil.example:{port}") == 403  # DNS rebinding
     assert ws_handshake("127.0.0.1", port, f"evil.example:{port}", origin=f"http://evil.example:{port}") == 403
     assert ws_handshake("127.0.0.1", port, f"localhost:{port}", origin="http://evil.example") == 403  # CORS
+    # Issue 20 #12: pages of other local servers, ports or schemes (Streamlit lets them in).
+    for host, origin in [("127.0.0.1", "http://127.0.0.1:8629"), ("localhost", "https://localhost"),
+                         ("localhost", f"https://localhost:{port}"), ("localhost", "http://localhost"),
+                         ("127.0.0.1", f"http://localhost:{port}"), ("localhost", "null")]:
+        assert ws_handshake("127.0.0.1", port, f"{host}:{port}", origin=origin) == 403, origin
+    assert ws_handshake("127.0.0.1", port, f"localhost:{port}", origin=f"http://localhost:{port}") == 101
     # The page itself is static HTML, served to any Host: nothing of the app is in it.
     status, body = http_get("127.0.0.1", port, f"evil.example:{port}")
     assert status == 200 and b"SSD Explorer" not in body and b"Traceback" not in body
