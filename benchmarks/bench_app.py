@@ -116,7 +116,7 @@ def bench_upload(loaded: mm.LoadedModel, repeat: int, side: int = 300) -> None:
     uri = image_data_uri(img)
 
     def slider_change() -> None:
-        stg = stages_from_raw(raw, score_threshold=0.05, nms_threshold=0.5, top_k=100)
+        stg = stages_from_raw(raw, score_thresh=0.05, nms_thresh=0.5, detections_per_img=100)
         recs = nv.candidate_records(stg, names)
         nv.count_table(recs, stg.detections, names, len(stg.feature_sizes))
         nv.nms_figure(recs, uri, img.size).to_json()

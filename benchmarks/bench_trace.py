@@ -47,11 +47,11 @@ def bench(name: str, model, repeat: int) -> None:
     thresholds = iter([0.3, 0.31] * (repeat + 2))
 
     def floor() -> None:  # the NMS page's slider change: post-processing + the NMS trace
-        stg = stages_from_raw(raw, score_threshold=next(thresholds) if name.startswith("compact") else 0.01)
+        stg = stages_from_raw(raw, score_thresh=next(thresholds) if name.startswith("compact") else 0.01)
         stg.nms.suppressed_by  # noqa: B018 (computed on first read)
 
     def with_trace() -> None:
-        stg = stages_from_raw(raw, score_threshold=next(thresholds) if name.startswith("compact") else 0.01)
+        stg = stages_from_raw(raw, score_thresh=next(thresholds) if name.startswith("compact") else 0.01)
         tr = tv.trace_gt(stg, boxes, labels, 0)
         trace_figure(tr, None, img.size).to_json()
 

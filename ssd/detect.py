@@ -32,7 +32,7 @@ from ssd.images import ImageError, is_image_path, load_image
 from ssd.inference import Stages, run_stages
 from ssd.models import MODEL_NAMES, WeightsError, build
 from ssd.models.common import SSDNet
-from ssd.postprocess import PostprocessConfig, config_with
+from ssd.postprocess import DEFAULTS, DISPLAY_SCORE_THRESH, add_threshold_flags
 from ssd.training.checkpoint import CheckpointError
 from ssd.training.checkpoint import load as load_checkpoint
 
@@ -112,9 +112,6 @@ def _print_text(path: Path, st: Stages, per_level: bool, level_names) -> None:
             print("\n".join(_table(det.to_records(st.class_names), indent="    ")))
 
 
-_DEFAULTS = PostprocessConfig()  # the library's thresholds (ssd.postprocess)
-
-
 def _main_onnx(args) -> int:
     """`main` for --onnx: the same records, from `ssd.export.runtime.OnnxDetector`."""
     from ssd.export import ExportError
@@ -123,12 +120,12 @@ def _main_onnx(args) -> int:
     try:
         det = OnnxDetector(args.onnx)
         baked = det.info.postprocess
-        if baked is not None and args.nms_threshold not in (None, baked.nms_thresh):
+        if baked is not None and args.nms_thresh not in (None, baked.nms_thresh):
             raise ValueError(f"{args.onnx} has NMS IoU {baked.nms_thresh} baked in; export again with "
-                             f"--nms-threshold {args.nms_threshold}")
+                             f"--nms-thresh {args.nms_thresh}")
         if args.per_level:
             raise ValueError("--per-level needs the PyTorch model (--checkpoint or --model), not --onnx")
-        det._thresholds(args.score_threshold, args.top_k)  # refuse thresholds looser than the file's
+        det._thresholds(args.score_thresh, args.detections_per_img)  # refuse thresholds looser than the file's
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -143,7 +140,7 @@ def _main_onnx(args) -> int:
             print(f"error: {e}", file=sys.stderr)
             failed = True
             continue
-        dets, (h, w), ms = det.detect(image, score_threshold=args.score_threshold, top_k=args.top_k)
+        dets, (h, w), ms = det.detect(image, score_thresh=args.score_thresh, detections_per_img=args.detections_per_img)
         recs = dets.to_records(list(det.info.class_names))
         if args.json:
             results.append({"image": str(path), "width": w, "height": h, "detections": recs, "per_level": None})
@@ -167,19 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", choices=MODEL_NAMES, help="build this architecture (with --weights)")
     src.add_argument("--onnx", metavar="MODEL.onnx",
                      help="a file from python -m ssd.export, run with ONNX Runtime (its thresholds are baked in: "
-                          "--score-threshold / --top-k may only be stricter; no --per-level)")
+                          "--score-thresh / --detections-per-img may only be stricter; no --per-level)")
     p.add_argument("--weights", help="with --model: 'coco' (torchvision download) or a state dict .pth")
     p.add_argument("--num-classes", type=int, default=None, help="with --model: classes incl. background")
     p.add_argument("--per-level", action="store_true", help="also show what each feature map detects")
     p.add_argument("--json", action="store_true", help="print one JSON list, one object per image")
-    p.add_argument("--score-threshold", type=float, default=0.3,
-                   help="minimum class score (default 0.3; the library default is torchvision's 0.01)")
-    p.add_argument("--nms-threshold", type=float, default=None,
-                   help=f"NMS IoU threshold (default {_DEFAULTS.nms_thresh})")
-    p.add_argument("--top-k", type=int, default=None,
-                   help=f"detections kept per image (default {_DEFAULTS.detections_per_img})")
-    p.add_argument("--level-score-threshold", type=float, default=None,
-                   help="score threshold for --per-level (default: --score-threshold)")
+    add_threshold_flags(p, score_thresh_default=DISPLAY_SCORE_THRESH, topk_candidates=False)
+    p.add_argument("--level-score-thresh", "--level-score-threshold", dest="level_score_thresh", type=float,
+                   default=None, help="score threshold for --per-level (default: --score-thresh)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     return p
 
@@ -200,10 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     failed = bool(errors)
-    level_thr = args.level_score_threshold if args.level_score_threshold is not None else args.score_threshold
+    level_thr = args.level_score_thresh if args.level_score_thresh is not None else args.score_thresh
     try:
-        post_cfg = config_with(score_threshold=args.score_threshold, nms_threshold=args.nms_threshold,
-                               top_k=args.top_k, level_score_threshold=level_thr, level_nms_threshold=args.nms_threshold)
+        post_cfg = DEFAULTS.with_overrides(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
+                                           detections_per_img=args.detections_per_img,
+                                           level_score_thresh=level_thr, level_nms_thresh=args.nms_thresh)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -25,11 +25,11 @@ def outputs():
     return scores, boxes, gts, col.result()
 
 
-@pytest.mark.parametrize("score,iou,top_k,cand", [(RAW_FLOOR, 0.45, 200, 400), (0.3, 0.45, 200, 400),
+@pytest.mark.parametrize("score,iou,detections_per_img,cand", [(RAW_FLOOR, 0.45, 200, 400), (0.3, 0.45, 200, 400),
                                                   (0.05, 0.7, 10, 50), (0.9, 0.2, 1, 1)])
-def test_dense_equals_full_outputs(outputs, score, iou, top_k, cand):
+def test_dense_equals_full_outputs(outputs, score, iou, detections_per_img, cand):
     scores, boxes, _, raw = outputs
-    cfg = PostprocessConfig(score_thresh=score, nms_thresh=iou, detections_per_img=top_k, topk_candidates=cand)
+    cfg = PostprocessConfig(score_thresh=score, nms_thresh=iou, detections_per_img=detections_per_img, topk_candidates=cand)
     for i in range(4):
         full = postprocess(scores[i], boxes[i], cfg).detections()
         s, b = raw.dense_image(i)

@@ -62,11 +62,11 @@ def _brute(raw, n, cfg, num_classes):
     return cands, tp / n_gt, tp / n_det
 
 
-@pytest.mark.parametrize("score,iou,top_k", [(0.3, 0.45, 200), (0.6, 0.3, 5)])
-def test_tuner_counts_and_recall_agree_with_brute_force(ev, score, iou, top_k):
+@pytest.mark.parametrize("score,iou,detections_per_img", [(0.3, 0.45, 200), (0.6, 0.3, 5)])
+def test_tuner_counts_and_recall_agree_with_brute_force(ev, score, iou, detections_per_img):
     res, raw, cfg = ev
-    t = tune(raw, res["class_names"], cfg, score, iou, top_k, num_images=8)
-    cands, recall, precision = _brute(raw, 8, PostprocessConfig(score, iou, 400, top_k), len(res["class_names"]))
+    t = tune(raw, res["class_names"], cfg, score, iou, detections_per_img, num_images=8)
+    cands, recall, precision = _brute(raw, 8, PostprocessConfig(score, iou, 400, detections_per_img), len(res["class_names"]))
     assert t["num_images"] == 8
     assert t["candidates"] == cands == sum(r["candidates (into NMS)"] for r in t["per_level"])
     assert t["recall"] == pytest.approx(recall) and t["precision"] == pytest.approx(precision)
@@ -97,7 +97,7 @@ def test_detect_flags_parse_with_the_detect_parser():
     cmd = detect_flags("checkpoints/x.pt", 0.35, 0.5, 37).split()
     assert cmd[:3] == ["python", "-m", "ssd.detect"]
     args = build_parser().parse_args(["img.png"] + cmd[4:])
-    assert (args.checkpoint, args.score_threshold, args.nms_threshold, args.top_k) == ("checkpoints/x.pt", 0.35, 0.5, 37)
+    assert (args.checkpoint, args.score_thresh, args.nms_thresh, args.detections_per_img) == ("checkpoints/x.pt", 0.35, 0.5, 37)
 
 
 def test_detections_file_scores_like_the_evaluation_and_refuses_unknown_ids(ev):

@@ -27,7 +27,7 @@ def stages():
     torch.manual_seed(1)
     model = build("compact256", num_classes=len(CLASSES)).eval()
     img, _, _ = make_scene(3)
-    return run_stages(model, img, score_threshold=0.05, nms_threshold=0.45, top_k=20)
+    return run_stages(model, img, score_thresh=0.05, nms_thresh=0.45, detections_per_img=20)
 
 
 def test_records_name_a_kept_same_class_suppressor_with_its_iou(stages):

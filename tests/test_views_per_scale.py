@@ -35,7 +35,7 @@ def stages():
     torch.manual_seed(0)
     model = build("compact256", num_classes=len(CLASSES)).eval()
     img, _, _ = cat_and_dog_scene()
-    return run_stages(model, img, level_score_threshold=0.2)
+    return run_stages(model, img, level_score_thresh=0.2)
 
 
 def test_maps_follow_the_feature_maps(stages):
@@ -121,7 +121,7 @@ def _cat_and_dog_figure(image_uri="data:image/png;base64,AAAA", image_wh=(256, 2
 
     img, boxes_px, _ = cat_and_dog_scene(256)
     cfg = compact256()
-    stg = run_stages(build("compact256", num_classes=len(CLASSES)).eval(), img, level_score_threshold=0.05)
+    stg = run_stages(build("compact256", num_classes=len(CLASSES)).eval(), img, level_score_thresh=0.05)
     maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, psv.ANY_CLASS)
     best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size)
     fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, 256, image_uri,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from PIL import Image, ImageDraw
 
 from explorer.evaluation.raw import RawOutputs
+from ssd.postprocess import DISPLAY_SCORE_THRESH
 
 GT_RGB, TP_RGB, ERR_RGB = (0, 200, 255), (40, 200, 40), (230, 40, 40)
 
@@ -61,7 +62,7 @@ def load_source_image(source: str) -> Image.Image:
     return load_image(source, min_side=1, apply_exif=False)
 
 
-def image_detections(raw: RawOutputs, i: int, thresholds: dict, min_score: float = 0.3) -> dict:
+def image_detections(raw: RawOutputs, i: int, thresholds: dict, min_score: float = DISPLAY_SCORE_THRESH) -> dict:
     """Image i's final detections at the evaluation's `thresholds` (PostprocessConfig
     fields), those scoring >= min_score: {"boxes_xyxy_px_in", "scores", "labels"}."""
     from ssd.postprocess import PostprocessConfig, postprocess
@@ -72,7 +73,8 @@ def image_detections(raw: RawOutputs, i: int, thresholds: dict, min_score: float
     return {k: v[keep] for k, v in det.items()}
 
 
-def thumbnail(raw: RawOutputs, result: dict, i: int, side: int = 224, min_score: float = 0.3) -> Image.Image:
+def thumbnail(raw: RawOutputs, result: dict, i: int, side: int = 224,
+              min_score: float = DISPLAY_SCORE_THRESH) -> Image.Image:
     """Image i with its GT (cyan) and detections >= min_score (green: same class as an
     overlapping GT at IoU >= 0.5, red otherwise), `side` pixels on its longer side."""
     from torchvision.ops import box_iou

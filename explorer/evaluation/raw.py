@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-RAW_FLOOR = 0.01  # rows kept: some class scores > this (PostprocessConfig's default score_thresh)
+from ssd.postprocess import DEFAULTS
+
+RAW_FLOOR = DEFAULTS.score_thresh  # rows kept: some class scores > this (the library's score_thresh)
 
 
 @dataclass

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from ssd.postprocess import DEFAULTS
+
 DATASET_KINDS = ("procedural", "voc", "coco")
 
 
@@ -59,10 +61,10 @@ class EvalSpec:
 
     checkpoint: str  # path of an `ssd.training.checkpoint` file
     dataset: DatasetSpec = field(default_factory=DatasetSpec)  # the data
-    score_thresh: float = 0.01  # candidates need a softmax score > this
-    nms_thresh: float = 0.45  # NMS IoU
-    topk_candidates: int = 400  # best boxes per class entering NMS
-    detections_per_img: int = 200  # final detections per image (top k)
+    score_thresh: float = DEFAULTS.score_thresh  # candidates need a softmax score > this
+    nms_thresh: float = DEFAULTS.nms_thresh  # NMS IoU
+    topk_candidates: int = DEFAULTS.topk_candidates  # best boxes per class entering NMS
+    detections_per_img: int = DEFAULTS.detections_per_img  # final detections per image
 
     def thresholds(self) -> dict:
         return {"score_thresh": self.score_thresh, "nms_thresh": self.nms_thresh,

@@ -13,6 +13,7 @@ import time
 import torch
 
 from explorer.evaluation.raw import RawOutputs
+from ssd.postprocess import DEFAULTS
 
 
 def _last(values: list, default: float = 0.0) -> float:
@@ -41,15 +42,15 @@ def _class_rows(res: dict, class_names, cand_per_class, det_per_class) -> tuple[
     return rows, totals
 
 
-def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thresh: float, top_k: int,
-         topk_candidates: int = 400, num_images: int | None = None, errors: bool = False) -> dict:
+def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thresh: float, detections_per_img: int,
+         topk_candidates: int = DEFAULTS.topk_candidates, num_images: int | None = None, errors: bool = False) -> dict:
     """Post-processing at new thresholds over the first `num_images` evaluated images.
 
     Args:
         raw: the evaluation's kept outputs; score_thresh must be >= raw.floor.
         class_names: C names, background first; model_cfg: the model's `SSDConfig` (levels).
-        score_thresh, nms_thresh, top_k (detections per image), topk_candidates: the
-            `PostprocessConfig` fields score_thresh, nms_thresh, detections_per_img, topk_candidates.
+        score_thresh, nms_thresh, detections_per_img, topk_candidates: the `PostprocessConfig`
+            fields of those names.
         errors: also run `ssd.evaluation.error_types.ErrorAnalysis` (TIDE dAP, TP / FP / recall / AP per level).
     Returns:
         {"AP", "AP50", "recall", "precision", "num_images", "candidates", "detections",
@@ -63,7 +64,7 @@ def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thres
         raise ValueError(f"score threshold {score_thresh} is below {raw.floor}, the lowest score the "
                          f"evaluation kept; pick >= {raw.floor}")
     cfg = PostprocessConfig(score_thresh=score_thresh, nms_thresh=nms_thresh, topk_candidates=int(topk_candidates),
-                            detections_per_img=int(top_k))
+                            detections_per_img=int(detections_per_img))
     n = raw.num_images if num_images is None else max(1, min(int(num_images), raw.num_images))
     level_of_default = default_boxes_px_in(model_cfg)[0].level  # (A,)
     n_levels, c = len(model_cfg.feature_maps), len(class_names)
@@ -104,7 +105,7 @@ def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thres
     out = {"AP": res["AP"], "AP50": res["AP50"], "recall": totals["recall"], "precision": totals["precision"],
            "num_images": n, "candidates": int(counts["cand_class"].sum()), "detections": totals["num_detections"],
            "postprocess_ms_per_image": 1000.0 * post_s / n, "per_class": per_class, "per_level": per_level,
-           "thresholds": {"score_thresh": score_thresh, "nms_thresh": nms_thresh, "top_k": int(top_k)}}
+           "thresholds": {"score_thresh": score_thresh, "nms_thresh": nms_thresh, "detections_per_img": int(detections_per_img)}}
     if analysis is not None:
         rep = analysis.report()
         for row, lv in zip(per_level, rep["per_level"]):
@@ -115,7 +116,7 @@ def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thres
     return out
 
 
-def detect_flags(checkpoint: str, score_thresh: float, nms_thresh: float, top_k: int) -> str:
+def detect_flags(checkpoint: str, score_thresh: float, nms_thresh: float, detections_per_img: int) -> str:
     """The `python -m ssd.detect` command that uses these thresholds (its parser's flags)."""
-    return (f"python -m ssd.detect IMAGE... --checkpoint {checkpoint} --score-threshold {score_thresh:g} "
-            f"--nms-threshold {nms_thresh:g} --top-k {int(top_k)}")
+    return (f"python -m ssd.detect IMAGE... --checkpoint {checkpoint} --score-thresh {score_thresh:g} "
+            f"--nms-thresh {nms_thresh:g} --detections-per-img {int(detections_per_img)}")

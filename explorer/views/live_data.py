@@ -23,10 +23,10 @@ from explorer.views.figures import CLASS_COLORS, GT_COLOR, LEVEL_COLORS
 from explorer.views.default_box_figure import ratio_color
 from ssd.config import SSDConfig
 from ssd.loss import multibox_loss
-from ssd.postprocess import PostprocessConfig, postprocess
+from ssd.postprocess import DEFAULTS, PostprocessConfig, postprocess
 
 # The live controls' ranges (shared with the pages' server-side sliders).
-SCORE_THRESH_RANGE = (0.01, 0.95, 0.01)  # NMS page: min (= the candidate floor), max, step
+SCORE_THRESH_RANGE = (DEFAULTS.score_thresh, 0.95, 0.01)  # NMS page: min (= the library's candidate floor), max, step
 NMS_THRESH_RANGE = (0.05, 0.95, 0.05)
 DETECTIONS_PER_IMG_RANGE = (1, 400, 1)
 MATCH_IOU_RANGE = (0.05, 0.95, 0.05)

@@ -35,7 +35,7 @@ def candidate_records(stages, class_names: list[str]) -> list[dict]:
     cand = stages.candidates
     n = len(cand.scores)
     kept = keep_mask(stages.nms.keep, n).tolist()
-    # Final detections are the first top_k kept boxes (keep is by descending score).
+    # Final detections are the first detections_per_img kept boxes (keep is by descending score).
     keep_idx = torch.as_tensor(stages.nms.keep)
     if keep_idx.dtype == torch.bool:
         keep_idx = keep_idx.nonzero().flatten()

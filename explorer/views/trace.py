@@ -45,7 +45,7 @@ VERDICT_TEXT = {
                       "training never asked any default box to predict it.",
     "low_score": "Missed, low score: its default boxes (IoU >= 0.5) gave its class at most {score:.3f}, not above "
                  "the score threshold {score_thresh:g}.",
-    "top_k": "Missed, cut by top-k: its best default box scored {score:.3f}, but a count limit removed it (the "
+    "count_limit": "Missed, cut by top-k: its best default box scored {score:.3f}, but a count limit removed it (the "
              "class's best {topk_candidates} candidates before NMS, or the first {max_dets} detections after).",
     "suppressed_by_nms": "Missed, suppressed by NMS: its best candidate ({score:.3f}) was removed by the kept "
                          "default box {suppressed_by_default_index} at IoU {suppress_iou:.2f} > {nms_thresh:g}.",
