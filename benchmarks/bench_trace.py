@@ -53,7 +53,7 @@ def bench(name: str, model, repeat: int) -> None:
     def with_trace() -> None:
         stg = stages_from_raw(raw, score_thresh=next(thresholds) if name.startswith("compact") else 0.01)
         tr = tv.trace_gt(stg, boxes, labels, 0)
-        trace_figure(tr, None, img.size).to_json()
+        trace_figure(tr, None, img.size[::-1]).to_json()
 
     floor_ms, trace_ms = median_ms(floor, repeat), median_ms(with_trace, repeat)
     print(f"{name}: post-processing + NMS trace {floor_ms:.1f} ms; + trace_gt + figure JSON {trace_ms:.1f} ms; "

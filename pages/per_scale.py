@@ -42,9 +42,9 @@ def _per_scale_section(ctx) -> None:
     cfg = ctx.loaded.model.cfg
     level_names = list(ctx.loaded.model.level_names)
     gt = ctx.gt
-    gt_best = mv.best_default_boxes(_cache.default_boxes_of(cfg), gt.boxes_xyxy, img.image.size)
+    gt_best = mv.best_default_boxes(_cache.default_boxes_of(cfg), gt.boxes_xyxy, img.image_hw)
     fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, cfg.image_size,
-                               _cache.image_uri(img.digest, img.image), img.image.size, names, level_names,
+                               _cache.image_uri(img.digest, img.image), img.image_hw, names, level_names,
                                opacity=opacity, gt_xyxy_px=gt.boxes_xyxy.numpy(), gt_names=gt.names, gt_best=gt_best)
     _ui.show_plotly(fig, key="ps_chart", on_select="rerun", selection_mode="points")
     _trace_link.chart_pick(ctx, "ps_chart")

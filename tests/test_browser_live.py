@@ -215,7 +215,7 @@ def _shipped_outputs(images) -> list[tuple[str, object, torch.Tensor, torch.Tens
     out = []
     for name, image, gt_px in images:
         raw = forward_raw(loaded.model, image)
-        gt = gt_to_norm(gt_px, image.size)
+        gt = gt_to_norm(gt_px, image.size[::-1])
         out.append((name, raw, gt, torch.ones(gt.shape[0], dtype=torch.long)))
     return out, loaded
 

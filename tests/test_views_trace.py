@@ -79,7 +79,7 @@ def test_cat_via_8x8_and_dog_via_4x4(scene, stages):
 def test_matching_and_ious_agree_with_the_matching_page_and_torchvision(scene, stages):
     model, img, boxes, labels = scene
     db = stages.default_boxes
-    mv = matching_view(db, model.cfg.image_size, boxes, [CLASSES[c] for c in labels], img.size)
+    mv = matching_view(db, model.cfg.image_size, boxes, [CLASSES[c] for c in labels], img.size[::-1])
     w, h = img.size
     iou_px = box_iou(boxes, db.xyxy * torch.tensor([w, h, w, h]))  # (G, A) torchvision, pixels
     for g in range(2):
@@ -320,7 +320,7 @@ def test_a_click_on_each_nms_marker_picks_that_candidate(scene, stages):
 
     _, _, boxes, labels = scene
     recs = nv.candidate_records(stages, list(CLASSES))
-    fig = nv.nms_figure(recs, None, stages.image_hw[::-1], gt_xyxy_px=boxes.numpy(), gt_names=["cat", "dog"])
+    fig = nv.nms_figure(recs, None, stages.image_hw, gt_xyxy_px=boxes.numpy(), gt_names=["cat", "dog"])
     targets = tv.trace_targets(stages, labels)
     by_key = {f"det:{r['default_index']}:{r['label']}": r for r in recs}
     clicked = 0

@@ -42,6 +42,11 @@ class LoadedImage:
     digest: str  # sha1 of `data`, a short stable key
     source: str = "sample"  # "sample" (built-in scene) or "upload" (the user's own file)
 
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(H, W) of the image in pixels (PIL's `size` is (W, H))."""
+        return self.image.height, self.image.width
+
 
 def _annotations(samples_dir: Path) -> dict:
     p = samples_dir / "annotations.json"

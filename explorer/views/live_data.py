@@ -82,7 +82,7 @@ def background_conf_loss(cls_logits: Tensor, default_cxcywh: Tensor) -> Tensor:
 
 
 def matching_data(cfg: SSDConfig, gt_xyxy_norm: Tensor, gt_names: list[str], gt_xyxy_px: Tensor,
-                  conf_loss_bg: Tensor, image_wh: tuple[int, int], iou_thresh: float, neg_pos_ratio: float,
+                  conf_loss_bg: Tensor, image_hw: tuple[int, int], iou_thresh: float, neg_pos_ratio: float,
                   image_uri: str | None) -> dict:
     """The Matching figure's data: the model's box configuration (the page generates the
     default boxes), the GT normalised (`explorer.views.matching.gt_to_norm`, the boxes
@@ -92,7 +92,7 @@ def matching_data(cfg: SSDConfig, gt_xyxy_norm: Tensor, gt_names: list[str], gt_
     return {"config": box_config_data(cfg), "gt_norm": f32_b64(g), "num_gt": int(g.shape[0]),
             "gt_px": [[float(v) for v in row] for row in gt_xyxy_px.reshape(-1, 4).tolist()],
             "gt_names": [str(n) for n in gt_names], "conf_loss": f32_b64(conf_loss_bg),
-            "image_wh": [int(image_wh[0]), int(image_wh[1])], "iou_thresh": float(iou_thresh),
+            "image_hw": [int(image_hw[0]), int(image_hw[1])], "iou_thresh": float(iou_thresh),
             "neg_pos_ratio": float(neg_pos_ratio),
             "ranges": {"iou_thresh": MATCH_IOU_RANGE, "neg_pos_ratio": NEG_POS_RANGE},
             "colors": {"gt": GT_COLOR, "level": list(LEVEL_COLORS)}, "image_uri": image_uri}
@@ -107,7 +107,7 @@ def nms_candidates(scores: Tensor, boxes_px_in: Tensor, floor: float = SCORE_THR
 
 
 def nms_data(scores: Tensor, boxes_px_in: Tensor, boxes_xyxy_px: Tensor, level: Tensor, class_names: list[str],
-             image_wh: tuple[int, int], thresholds: dict, draw: dict, image_uri: str | None) -> dict:
+             image_hw: tuple[int, int], thresholds: dict, draw: dict, image_uri: str | None) -> dict:
     """The NMS figure's data: the candidates at the score floor, in the library's order
     (classes in order, each by score), with their boxes in input px (the frame NMS runs
     in) and original px (to draw), scores, labels, default box and level; the class
@@ -118,7 +118,7 @@ def nms_data(scores: Tensor, boxes_px_in: Tensor, boxes_xyxy_px: Tensor, level: 
     return {"boxes_px_in": f32_b64(post.candidate_boxes_px_in), "boxes_px": f32_b64(boxes_xyxy_px[idx]),
             "scores": f32_b64(post.candidate_scores), "labels": post.candidate_labels.tolist(),
             "default_index": idx.tolist(), "level": level[idx].tolist(),
-            "class_names": [str(n) for n in class_names], "image_wh": [int(image_wh[0]), int(image_wh[1])],
+            "class_names": [str(n) for n in class_names], "image_hw": [int(image_hw[0]), int(image_hw[1])],
             "score_thresh": float(thresholds["score_thresh"]), "nms_thresh": float(thresholds["nms_thresh"]),
             "detections_per_img": int(thresholds["detections_per_img"]),
             "ranges": {"score_thresh": SCORE_THRESH_RANGE, "nms_thresh": NMS_THRESH_RANGE,
