@@ -2,6 +2,7 @@
 loss keeps, and the loss of this image (Sec. 2.2)."""
 import streamlit as st
 
+from explorer import results
 from explorer.views import encoding as ev
 from explorer.views import live_data
 from explorer.views import matching as mv
@@ -36,7 +37,7 @@ def _encoding_section(view, gt, db, cfg, hw) -> None:
                                                    f"({view.records[i]['gt_label']}), level {view.records[i]['level']}, "
                                                    f"IoU {view.records[i]['iou']:.2f}"))
         rec = view.records[pick]
-        enc = ev.encoding_rows(mv.gt_to_norm(gt.boxes_xyxy, hw)[rec["gt"]], db.cxcywh[rec["default_index"]],
+        enc = ev.encoding_rows(results.px_to_norm(gt.boxes_xyxy, hw)[rec["gt"]], db.cxcywh[rec["default_index"]],
                                cfg.variances, cfg.image_size)
         e1, e2 = st.columns([3, 2])
         e1.dataframe(enc["rows"], hide_index=True, width="stretch")
@@ -60,7 +61,7 @@ def _live_figure(ctx, db, iou_thr: float, ratio: float) -> bool:
     """The matching figure computed in the page (True when it is in charge)."""
     img, cfg = ctx.image, ctx.loaded.model.cfg
     stg = _cache.current_stages(ctx)
-    data = live_data.matching_data(cfg, mv.gt_to_norm(ctx.gt.boxes_xyxy, img.image_hw), ctx.gt.names,
+    data = live_data.matching_data(cfg, results.px_to_norm(ctx.gt.boxes_xyxy, img.image_hw), ctx.gt.names,
                                    ctx.gt.boxes_xyxy, _cache.background_loss(ctx, stg, db), img.image_hw,
                                    iou_thr, ratio, _cache.image_uri(img.digest, img.image))
     return _live.mount("matching", data, _live_commit)

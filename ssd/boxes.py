@@ -31,6 +31,26 @@ def xyxy_to_cxcywh(boxes_xyxy: Tensor) -> Tensor:
     return box_convert(boxes_xyxy, in_fmt="xyxy", out_fmt="cxcywh")
 
 
+def _xyxy_scale(image_hw: tuple[int, int], boxes: Tensor) -> Tensor:
+    """(4,) (W, H, W, H) of an image (H, W), in `boxes`' float dtype and device."""
+    h, w = image_hw
+    dtype = boxes.dtype if boxes.is_floating_point() else torch.float32
+    return torch.tensor([w, h, w, h], dtype=dtype, device=boxes.device)
+
+
+def px_to_norm(boxes_xyxy_px: Tensor, image_hw: tuple[int, int]) -> Tensor:
+    """(..., 4) xyxy in pixels of an image of size `image_hw` (H, W) -> (..., 4) xyxy as
+    fractions of its width and height (`_norm`; integer boxes come back float32)."""
+    scale = _xyxy_scale(image_hw, boxes_xyxy_px)
+    return boxes_xyxy_px.to(scale.dtype) / scale
+
+
+def norm_to_px(boxes_xyxy_norm: Tensor, image_hw: tuple[int, int]) -> Tensor:
+    """Inverse of `px_to_norm`: (..., 4) xyxy fractions -> (..., 4) xyxy pixels of an image (H, W)."""
+    scale = _xyxy_scale(image_hw, boxes_xyxy_norm)
+    return boxes_xyxy_norm.to(scale.dtype) * scale
+
+
 def encode(gt_xyxy: Tensor, default_cxcywh: Tensor, variances=(0.1, 0.2)) -> Tensor:
     """Regression targets for matched pairs.
 

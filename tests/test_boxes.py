@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.models.detection._utils import BoxCoder
 
-from ssd.boxes import cxcywh_to_xyxy, decode, encode, xyxy_to_cxcywh
+from ssd.boxes import cxcywh_to_xyxy, decode, encode, norm_to_px, px_to_norm, xyxy_to_cxcywh
 from ssd.config import ssd300_voc
 from ssd.priors import default_boxes
 
@@ -85,3 +85,17 @@ def test_decode_batched_and_clamped():
     box = decode(big, d[:1])
     assert torch.isfinite(box).all()
     assert (box[0, 2] - box[0, 0]).item() == pytest.approx((d[0, 2] - d[0, 0]).item() * 1000 / 16, rel=1e-4)
+
+
+def test_px_to_norm_by_hand_is_h_w_and_norm_to_px_inverts_it():
+    image_hw = (100, 200)  # H = 100, W = 200: x is divided by 200, y by 100
+    px = torch.tensor([[20.0, 10.0, 200.0, 50.0]])
+    norm = px_to_norm(px, image_hw)
+    assert torch.equal(norm, torch.tensor([[0.1, 0.1, 1.0, 0.5]]))
+    assert torch.equal(norm_to_px(norm, image_hw), px)
+    # leading dims kept, empty sets pass, integer pixels come back float32
+    batched = random_xyxy(6, seed=3).reshape(2, 3, 4) * 100
+    assert torch.allclose(norm_to_px(px_to_norm(batched, (37, 91)), (37, 91)), batched, atol=1e-4)
+    assert px_to_norm(torch.zeros((0, 4)), image_hw).shape == (0, 4)
+    assert px_to_norm(torch.tensor([[0, 0, 200, 100]]), image_hw).dtype == torch.float32
+    assert px_to_norm(px.double(), image_hw).dtype == torch.float64

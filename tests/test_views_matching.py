@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explorer.views import matching as mv
-from ssd.boxes import encode
+from ssd.boxes import encode, px_to_norm
 from ssd.config import SSDConfig
 from ssd.priors import default_boxes
 
@@ -69,7 +69,7 @@ def test_loss_view_hand_checked():
     a, c = len(DB), 3
     logits = torch.zeros((a, c))  # uniform: every box's CE is log 3
     labels = torch.tensor([1, 2])
-    gt_norm = mv.gt_to_norm(GT_PX, HW)
+    gt_norm = px_to_norm(GT_PX, HW)
     deltas = torch.zeros((a, 4))
     deltas[0] = encode(gt_norm[:1], DB.cxcywh[:1])[0]  # perfect offsets for both positives
     deltas[2] = encode(gt_norm[1:], DB.cxcywh[2:3])[0]

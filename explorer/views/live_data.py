@@ -85,7 +85,7 @@ def matching_data(cfg: SSDConfig, gt_xyxy_norm: Tensor, gt_names: list[str], gt_
                   conf_loss_bg: Tensor, image_hw: tuple[int, int], iou_thresh: float, neg_pos_ratio: float,
                   image_uri: str | None) -> dict:
     """The Matching figure's data: the model's box configuration (the page generates the
-    default boxes), the GT normalised (`explorer.views.matching.gt_to_norm`, the boxes
+    default boxes), the GT normalised (`ssd.boxes.px_to_norm`, the boxes
     `ssd.matching.match` gets) and in pixels (to draw), the per-box background loss
     (`background_conf_loss`), and the current IoU threshold and neg:pos ratio."""
     g = gt_xyxy_norm.reshape(-1, 4)

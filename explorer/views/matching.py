@@ -17,21 +17,9 @@ from torch import Tensor
 from torchvision.ops import box_iou
 
 from explorer.views.figures import GT_COLOR, box_traces, image_figure, level_color
+from ssd.boxes import norm_to_px, px_to_norm
 from ssd.matching import Match, match
 from ssd.priors import DefaultBoxes
-
-
-def gt_to_norm(gt_xyxy_px: Tensor, image_hw: tuple[int, int]) -> Tensor:
-    """(G, 4) original pixels -> (G, 4) normalised to [0, 1] of width/height."""
-    h, w = image_hw
-    scale = torch.tensor([w, h, w, h], dtype=torch.float32)
-    return gt_xyxy_px.float().reshape(-1, 4) / scale
-
-
-def norm_to_px(boxes_xyxy_norm: Tensor, image_hw: tuple[int, int]) -> np.ndarray:
-    """(N, 4) normalised -> (N, 4) numpy, original-image pixels."""
-    h, w = image_hw
-    return (boxes_xyxy_norm.reshape(-1, 4) * torch.tensor([w, h, w, h], dtype=torch.float32)).numpy()
 
 
 @dataclass
@@ -61,7 +49,7 @@ def matching_view(
         image_hw: (H, W) of the original image.
         iou_threshold: matching threshold (0.5 in the paper).
     """
-    gt_norm = gt_to_norm(gt_xyxy_px, image_hw)
+    gt_norm = px_to_norm(gt_xyxy_px.float().reshape(-1, 4), image_hw)  # (G, 4)
     default_xyxy = db.xyxy
     m = match(default_xyxy, gt_norm, iou_threshold)
     num_gt = gt_norm.shape[0]
@@ -112,7 +100,7 @@ def matching_view(
                     "best_ratio": db.labels_per_level[k][int(db.box_index[a])],
                 }
             )
-    positive_px = norm_to_px(default_xyxy[pos], image_hw)
+    positive_px = norm_to_px(default_xyxy[pos].reshape(-1, 4), image_hw).numpy()
     return MatchingView(m, records, per_gt_level, summary, positive_px)
 
 
@@ -127,7 +115,7 @@ def best_default_boxes(db: DefaultBoxes, gt_xyxy_px: Tensor, image_hw: tuple[int
     Returns:
         G dicts: gt, level, row, col, box (index within the cell), default_index, iou.
     """
-    gt_norm = gt_to_norm(gt_xyxy_px, image_hw)
+    gt_norm = px_to_norm(gt_xyxy_px.float().reshape(-1, 4), image_hw)  # (G, 4)
     if gt_norm.shape[0] == 0 or len(db) == 0:
         return []
     best_iou, best_a = box_iou(gt_norm, db.xyxy).max(dim=1)  # (G, A) -> (G,), (G,)
@@ -221,7 +209,7 @@ def loss_view(
 
     cls_logits = cls_logits.reshape(1, -1, cls_logits.shape[-1]).float()  # (A, C) -> (1, A, C)
     bbox_regression = bbox_regression.reshape(1, -1, 4).float()  # (A, 4) -> (1, A, 4)
-    target = {"boxes": gt_to_norm(gt_xyxy_px, image_hw), "labels": gt_labels.long()}
+    target = {"boxes": px_to_norm(gt_xyxy_px.float().reshape(-1, 4), image_hw), "labels": gt_labels.long()}
     with torch.no_grad():
         res = multibox_loss(cls_logits, bbox_regression, db.cxcywh, [target], iou_threshold=iou_threshold,
                             neg_pos_ratio=neg_pos_ratio, alpha=alpha, variances=variances)
@@ -253,7 +241,7 @@ def loss_view(
         conf=float(res.conf), loc=float(res.loc), total=float(res.total),
         conf_sum=float(res.conf) * denom, loc_sum=float(res.loc) * denom, num_pos=n,
         num_hard_negative=int(hard.sum()), negatives=negatives,
-        negative_px=norm_to_px(db.xyxy[neg_idx], image_hw), positive=positive, hard_negative=hard,
+        negative_px=norm_to_px(db.xyxy[neg_idx].reshape(-1, 4), image_hw).numpy(), positive=positive, hard_negative=hard,
     )
 
 
