@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms
 
-from ssd.boxes import decode
+from ssd.boxes import box_coder_cxcywh, decode
 from ssd.config import SSDConfig
 from ssd.nms import NMSTrace, nms_trace
 from ssd.priors import DefaultBoxes, default_boxes
@@ -121,7 +121,9 @@ def decode_boxes_px_in(bbox_regression: Tensor, default_xyxy_px_in: Tensor, imag
     Returns:
         (..., A, 4) xyxy boxes in network-input pixels, inside [0, S].
     """
-    boxes_px_in = decode(bbox_regression, default_xyxy_px_in.to(bbox_regression.device), variances)
+    # torchvision's anchors are xyxy: read their centre and size as its BoxCoder does (bit-exact).
+    default_cxcywh_px_in = box_coder_cxcywh(default_xyxy_px_in.to(bbox_regression.device))
+    boxes_px_in = decode(bbox_regression, default_cxcywh_px_in, variances)
     return boxes_px_in.clamp(0, image_side)
 
 

@@ -92,7 +92,7 @@ def test_stage_shapes_and_frames(ssd300):
     assert float(boxes[:, 1::2].max()) <= 240 + 1e-3
     # Boxes are the deltas decoded with ssd.boxes.decode, clipped, scaled to the original.
     db = st.default_boxes
-    dec = decode(torch.cat(st.bbox_regression), db.xyxy).clamp(0, 1) * torch.tensor([320, 240, 320, 240])
+    dec = decode(torch.cat(st.bbox_regression), db.cxcywh).clamp(0, 1) * torch.tensor([320, 240, 320, 240])
     torch.testing.assert_close(boxes, dec, atol=2e-3, rtol=0)
     assert set(st.timings) >= {"preprocess", "backbone", "head", "decode", "nms", "total"}
 
