@@ -127,21 +127,21 @@ def _result(key: str, updated_at: float, eval_dir: str) -> dict:  # noqa: ARG001
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _raw(key: str, updated_at: float, eval_dir: str):  # noqa: ARG001 - key the cache
-    return jobs.load_raw(Path(eval_dir))
+def _kept(key: str, updated_at: float, eval_dir: str):  # noqa: ARG001 - key the cache
+    return jobs.load_kept(Path(eval_dir))
 
 
 @st.cache_data(show_spinner="Post-processing the evaluated images...", max_entries=32)
 def _tuned(key: str, updated_at: float, eval_dir: str, score: float, iou: float, detections_per_img: int, n: int,
            errors: bool) -> dict:
     res = _result(key, updated_at, eval_dir)
-    return tuner.tune(_raw(key, updated_at, eval_dir), res["class_names"], jobs.model_config(res), score, iou,
+    return tuner.tune(_kept(key, updated_at, eval_dir), res["class_names"], jobs.model_config(res), score, iou,
                       detections_per_img, topk_candidates=res["thresholds"]["topk_candidates"], num_images=n, errors=errors)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _thumb(key: str, updated_at: float, eval_dir: str, i: int):
-    return gallery.thumbnail(_raw(key, updated_at, eval_dir), _result(key, updated_at, eval_dir), i)
+    return gallery.thumbnail(_kept(key, updated_at, eval_dir), _result(key, updated_at, eval_dir), i)
 
 
 def _load(info: jobs.EvalInfo) -> dict:
@@ -203,19 +203,19 @@ def _use_thresholds(checkpoint: str, score: float, iou: float, detections_per_im
 @st.fragment
 def _tuner(info: jobs.EvalInfo) -> None:
     res = _load(info)
-    raw = _raw(info.key, info.updated_at, str(info.eval_dir))
+    kept = _kept(info.key, info.updated_at, str(info.eval_dir))
     st.subheader("Dataset threshold tuner")
     st.caption(f"Over the kept network outputs of {_ui.plain(info.label)}: only post-processing and AP run again, never the "
                "network. The first values are the evaluation's own thresholds.")
     c1, c2, c3, c4 = st.columns(4)
-    floor = float(raw.floor)
+    floor = float(kept.floor)
     score = c1.slider("Score threshold", floor, 0.95, max(floor, float(res["thresholds"]["score_thresh"])), 0.01,
                       key="evt_score_thresh")
     iou = c2.slider("NMS IoU threshold", 0.05, 0.95, results.POSTPROCESS_DEFAULTS.nms_thresh, 0.05,
                     key="evt_nms_thresh")
     detections_per_img = c3.slider("Top k detections", 1, 400, min(400, int(res["thresholds"]["detections_per_img"])), 1,
                       key="evt_detections_per_img")
-    n = c4.number_input("Images", 1, raw.num_images, min(raw.num_images, 200), key="evt_n",
+    n = c4.number_input("Images", 1, kept.num_images, min(kept.num_images, 200), key="evt_n",
                         help="Tune over the first N evaluated images (fewer: faster).")
     errors = st.checkbox("TP / FP / recall per level and TIDE dAP (slower)", key="evt_errors")
     try:
@@ -294,9 +294,9 @@ def _detections_file(info: jobs.EvalInfo) -> None:
         if up is None:
             return
         res = _load(info)
-        raw = _raw(info.key, info.updated_at, str(info.eval_dir))
+        kept = _kept(info.key, info.updated_at, str(info.eval_dir))
         try:
-            scored = detfile.score_detections_file(up.name, up.getvalue(), raw, res["class_names"],
+            scored = detfile.score_detections_file(up.name, up.getvalue(), kept, res["class_names"],
                                                    int(res["image_size"]))
         except EvalInputError as e:
             st.error("The detections file was refused:")

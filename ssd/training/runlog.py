@@ -45,7 +45,7 @@ CONTROL_LOCK = ".control.lock"  # flock taken (never waited for) by cancel / res
 CANCEL_MARK = "cancel_requested"  # marker: the user asked to cancel
 SPEC_FILE = "spec.json"  # a job kind's own input (an evaluation's checkpoint, data, thresholds)
 RESULT_FILE = "result.json"  # a short job's output (an evaluation's AP figures and errors)
-RAW_FILE = "raw.pt"  # an evaluation's kept network outputs
+KEPT_FILE = "raw.pt"  # an evaluation's kept network outputs (the file keeps its name: earlier evaluations still load)
 
 LIVE_STATES = ("queued", "running")  # a process of the run should exist
 END_STATES = ("finished", "failed", "cancelled")  # the run ended (cancelled and failed can resume)
