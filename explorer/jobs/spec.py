@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.jobs.limits import JobError, JobLimits, check_budget, inside_roots, read_regular
-from ssd.training.options import DEVICES, TrainOptions
+from ssd.device import resolve_device
+from ssd.training.options import TrainOptions
 
 __all__ = ["JobError", "JobSpec", "sanitize_run_name",
-           "resolve_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]
+           "job_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_NAME_LEN = 64
 _MAX_XML_CHECKED = 200  # VOC: stop looking for a usable sample after this many files
@@ -66,20 +67,13 @@ def sanitize_run_name(name: str) -> str:
     return name or "run"
 
 
-def resolve_device(device: str, cuda_available: bool, gpu_count: int, nproc: int = 1) -> str:
-    """The device class a run trains on, "cpu" or "cuda"; JobError when impossible."""
-    if device not in DEVICES:
-        raise JobError(f"device must be one of {DEVICES}, got {device!r}")
-    if nproc < 1:
-        raise JobError(f"number of processes must be >= 1, got {nproc}")
-    if device == "cuda" and not cuda_available:
-        raise JobError("device 'cuda' asked for, but torch sees no CUDA GPU on this machine")
-    resolved = "cuda" if device == "cuda" or (device == "auto" and cuda_available) else "cpu"
-    if nproc > 1 and resolved != "cuda":
-        raise JobError(f"{nproc} processes need CUDA GPUs; this run would train on the CPU")
-    if nproc > max(gpu_count, 1) and resolved == "cuda":
-        raise JobError(f"{nproc} processes asked for, but only {gpu_count} GPU(s) are visible")
-    return resolved
+def job_device(device: str, cuda_available: bool, gpu_count: int, nproc: int = 1) -> str:
+    """The device class a run trains on, "cpu" or "cuda" (what the job file records), from
+    `ssd.device.resolve_device` with what the job manager probed; JobError when impossible."""
+    try:
+        return resolve_device(device, nproc, cuda_available=cuda_available, gpu_count=gpu_count).type
+    except (ValueError, RuntimeError) as exc:
+        raise JobError(str(exc)) from None
 
 
 def _split_ids(split_file: Path, limits: JobLimits) -> list[str]:
