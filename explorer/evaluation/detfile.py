@@ -13,11 +13,12 @@ import torch
 
 from explorer.evaluation.kept import KeptOutputs
 from explorer.evaluation.spec import EvalInputError
+from ssd.evaluation.evaluate import score
+from ssd.evaluation.metrics import check_coco_results, coco_gt_json
 
 
 def gt_json(kept: KeptOutputs, class_names, image_side: int) -> dict:
     """The evaluation's ground truth as a COCO instances dict (`--gt-out`'s format)."""
-    from ssd.evaluation.metrics import coco_gt_json
 
     return coco_gt_json([kept.gt(i) for i in range(kept.num_images)], class_names, (image_side, image_side))
 
@@ -28,8 +29,6 @@ def score_detections_file(name: str, data: bytes, kept: KeptOutputs, class_names
     Returns the AP dict with "curves". Raises EvalInputError naming the file and the
     problem: not JSON, not a results list, an image or category id the evaluation lacks.
     """
-    from ssd.evaluation.evaluate import score
-    from ssd.evaluation.metrics import check_coco_results
 
     try:
         results = json.loads(data)

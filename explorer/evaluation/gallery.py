@@ -10,7 +10,9 @@ from __future__ import annotations
 from PIL import Image, ImageDraw
 
 from explorer.evaluation.kept import KeptOutputs
-from ssd.postprocess import DISPLAY_SCORE_THRESH
+from explorer.inputs.samples import load_sample
+from ssd.images import load_image
+from ssd.postprocess import DISPLAY_SCORE_THRESH, PostprocessConfig, postprocess
 
 GT_RGB, TP_RGB, ERR_RGB = (0, 200, 255), (40, 200, 40), (230, 40, 40)
 
@@ -53,10 +55,7 @@ def is_scene_id(source: str) -> bool:
 def load_source_image(source: str) -> Image.Image:
     """The evaluated image: a generated scene id or an image file path (RGB)."""
     if is_scene_id(source):
-        from explorer.inputs.samples import load_sample
-
         return load_sample(source).image
-    from ssd.images import load_image
 
     # a dataset image: as stored (no EXIF turn, no upscaling), the frame of its boxes and detections
     return load_image(source, min_side=1, apply_exif=False)
@@ -65,7 +64,6 @@ def load_source_image(source: str) -> Image.Image:
 def image_detections(kept: KeptOutputs, i: int, thresholds: dict, min_score: float = DISPLAY_SCORE_THRESH) -> dict:
     """Image i's final detections at the evaluation's `thresholds` (PostprocessConfig
     fields), those scoring >= min_score: {"boxes_xyxy_px_in", "scores", "labels"}."""
-    from ssd.postprocess import PostprocessConfig, postprocess
 
     scores, boxes = kept.dense_image(i)
     det = postprocess(scores, boxes, PostprocessConfig(**thresholds)).detections()

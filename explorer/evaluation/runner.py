@@ -17,17 +17,20 @@ import sys
 import time
 from pathlib import Path
 
+from explorer.evaluation.kept import KEPT_FLOOR, KeptCollector, kept_to_bytes
 from explorer.evaluation.spec import EvalSpec, image_sources, load_checked
 from explorer.jobs.process import run_child
+from ssd.evaluation.error_types.causes import CAUSES
+from ssd.evaluation.error_types.tide import ERROR_TYPES, TP, classify_image
+from ssd.evaluation.evaluate import collect, score_with_errors
+from ssd.io import write_bytes_atomic, write_json_atomic
+from ssd.postprocess import PostprocessConfig
 from ssd.training.runlog import KEPT_FILE, RESULT_FILE, SPEC_FILE, read_json, update_status
-from ssd.io import write_json_atomic
 
 
 def per_image_errors(analysis) -> list[dict]:
     """Per evaluated image: TIDE error counts ("Cls" ... "Bkg", "Miss"), misses by cause,
     GT and detection counts, from an `ssd.evaluation.error_types.ErrorAnalysis` fed with every image."""
-    from ssd.evaluation.error_types.causes import CAUSES
-    from ssd.evaluation.error_types.tide import ERROR_TYPES, TP, classify_image
 
     rows = []
     for g, d in zip(analysis.gts, analysis.dets):
@@ -44,18 +47,12 @@ def per_image_errors(analysis) -> list[dict]:
 
 def _orders() -> dict:
     """The orders the page shows things in (result.json is written with sorted keys)."""
-    from ssd.evaluation.error_types.causes import CAUSES
-    from ssd.evaluation.error_types.tide import ERROR_TYPES
 
     return {"error_types": list(ERROR_TYPES), "causes": list(CAUSES)}
 
 
 def run(eval_dir: Path, batch_size: int = 16) -> dict:
     """Evaluate `eval_dir`'s spec and write its files; returns the result dict."""
-    from ssd.io import write_bytes_atomic
-    from ssd.evaluation.evaluate import collect, score_with_errors
-    from ssd.postprocess import PostprocessConfig
-    from explorer.evaluation.kept import KEPT_FLOOR, KeptCollector, kept_to_bytes
 
     eval_dir = Path(eval_dir)
     spec = EvalSpec.from_dict(read_json(eval_dir / SPEC_FILE)["spec"])

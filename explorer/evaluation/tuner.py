@@ -13,7 +13,9 @@ import time
 import torch
 
 from explorer.evaluation.kept import KeptOutputs
-from ssd.postprocess import DEFAULTS
+from ssd.evaluation.error_types import ErrorAnalysis
+from ssd.evaluation.evaluate import score
+from ssd.postprocess import DEFAULTS, PostprocessConfig, default_boxes_px_in, postprocess
 
 
 def _last(values: list, default: float = 0.0) -> float:
@@ -57,8 +59,6 @@ def tune(kept: KeptOutputs, class_names, model_cfg, score_thresh: float, nms_thr
         "postprocess_ms_per_image", "per_class": rows, "per_level": rows, "errors"?: report}.
     Raises ValueError for a score threshold below the kept floor or images without any GT.
     """
-    from ssd.evaluation.evaluate import score
-    from ssd.postprocess import PostprocessConfig, default_boxes_px_in, postprocess
 
     if score_thresh < kept.floor:
         raise ValueError(f"score threshold {score_thresh} is below {kept.floor}, the lowest score the "
@@ -70,8 +70,6 @@ def tune(kept: KeptOutputs, class_names, model_cfg, score_thresh: float, nms_thr
     n_levels, c = len(model_cfg.feature_maps), len(class_names)
     analysis = None
     if errors:
-        from ssd.evaluation.error_types import ErrorAnalysis
-
         analysis = ErrorAnalysis(model_cfg, class_names, cfg)
     counts = {k: torch.zeros(size, dtype=torch.long) for k, size in
               (("cand_class", c), ("det_class", c), ("cand_level", n_levels), ("kept_level", n_levels),

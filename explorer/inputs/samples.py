@@ -17,6 +17,8 @@ from pathlib import Path
 from PIL import Image
 
 from explorer.paths import SAMPLES_DIR
+from ssd.data.procedural import CLASSES, cat_and_dog_scene, make_scene
+from ssd.images import load_image
 
 CAT_AND_DOG = "cat_and_dog.png"
 # Largest image the app accepts, in pixels (w * h); larger uploads are refused.
@@ -95,7 +97,6 @@ def _label_name(label, class_names: tuple[str, ...]) -> str:
 
 def load_sample(sample_id: str, samples_dir: Path | None = None) -> LoadedImage:
     """The sample's image, encoded bytes and GT rows (labels as class names)."""
-    from ssd.data.procedural import CLASSES, cat_and_dog_scene, make_scene
 
     samples_dir = SAMPLES_DIR if samples_dir is None else Path(samples_dir)
     if sample_id.startswith("procedural:"):
@@ -134,7 +135,6 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, name: str | None = N
     rotation applied), at its own size: never upscaled, so ground-truth pixels keep the
     file's frame (the model resizes to its input anyway). Raises `ssd.images.ImageError`
     naming the problem and the file."""
-    from ssd.images import load_image
 
     return load_image(data, max_pixels=max_pixels, min_side=1, name=name)
 

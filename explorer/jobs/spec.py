@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.jobs.limits import JobError, JobLimits, check_budget, inside_roots, read_regular
+from ssd.data.formats import AnnotationError, MAX_VOC_XML_BYTES, read_coco_json, read_voc_xml
 from ssd.device import resolve_device
 from ssd.training.options import TrainOptions
 
@@ -81,9 +82,8 @@ def _split_ids(split_file: Path, limits: JobLimits) -> list[str]:
     return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
-def _voc_sample_problem(root: Path, stem: str, roots, read_voc_xml) -> str | None:
+def _voc_sample_problem(root: Path, stem: str, roots) -> str | None:
     """Why Annotations/<stem>.xml is no usable sample (None when it is one)."""
-    from ssd.data.formats import AnnotationError, MAX_VOC_XML_BYTES
 
     xml_path = root / "Annotations" / f"{stem}.xml"
     try:  # each file resolved (a link may not leave the roots) and opened without blocking
@@ -118,11 +118,10 @@ def _check_voc(data_root: str, splits: tuple[str, ...], roots, limits: JobLimits
         ids[split] = _split_ids(inside_roots(str(split_file), roots, "VOC split file"), limits)
         if not ids[split]:
             raise JobError(f"VOC: {split_file} lists no image")
-    from ssd.data.formats import read_voc_xml  # lazy: torch loads only when checking VOC
 
     problems = []
     for stem in ids[splits[0]][:_MAX_XML_CHECKED]:
-        problem = _voc_sample_problem(root, stem, roots, read_voc_xml)
+        problem = _voc_sample_problem(root, stem, roots)
         if problem is None:
             return f"{len(ids[splits[0]])} {splits[0]} ids", len(ids[splits[0]])
         problems.append(problem)
@@ -148,7 +147,6 @@ def _check_coco(coco_json: str, coco_images: str, roots, limits: JobLimits) -> t
     img_dir = inside_roots(coco_images, roots, "COCO image folder")
     if not img_dir.is_dir():
         raise JobError(f"COCO: image folder {img_dir} does not exist")
-    from ssd.data.formats import AnnotationError, read_coco_json  # lazy: the one COCO reader
 
     data = read_regular(json_path, "COCO annotation file", limits.max_coco_json_bytes)
     try:  # size-checked above; the reader refuses deep nesting, huge numbers, a broken structure

@@ -18,6 +18,7 @@ from torchvision.ops import box_iou
 
 from explorer.views.figures import GT_COLOR, box_traces, image_figure, level_color
 from ssd.boxes import norm_to_px, px_to_norm
+from ssd.loss import multibox_loss, negative_rank
 from ssd.matching import Match, match
 from ssd.priors import DefaultBoxes
 
@@ -205,7 +206,6 @@ def loss_view(
         db: the model's default boxes.
         gt_xyxy_px, gt_labels: (G, 4) original pixels, (G,) classes 1..C-1.
     """
-    from ssd.loss import multibox_loss, negative_rank
 
     cls_logits = cls_logits.reshape(1, -1, cls_logits.shape[-1]).float()  # (A, C) -> (1, A, C)
     bbox_regression = bbox_regression.reshape(1, -1, 4).float()  # (A, 4) -> (1, A, 4)
