@@ -129,17 +129,8 @@ def _main_onnx(args) -> int:
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    files, errors = expand_inputs(args.inputs)
-    for e in errors:
-        print(f"error: {e}", file=sys.stderr)
-    failed, results = bool(errors), []
-    for path in files:
-        try:
-            image = load_image(path)
-        except ImageError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed = True
-            continue
+    results, failed = [], []
+    for path, image in _each_image(args.inputs, failed):
         dets, (h, w), ms = det.detect(image, score_thresh=args.score_thresh, detections_per_img=args.detections_per_img)
         recs = dets.to_records(list(det.info.class_names))
         if args.json:
@@ -151,6 +142,33 @@ def _main_onnx(args) -> int:
         json.dump(results, sys.stdout, indent=2)
         sys.stdout.write("\n")
     return 2 if failed else 0
+
+
+def _each_image(inputs: list[str], failed: list[bool]):
+    """(path, PIL image) of each readable image of `inputs` (files and folders); each one
+    that cannot be read prints "error: ..." and appends True to `failed`."""
+    files, errors = expand_inputs(inputs)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+        failed.append(True)
+    for path in files:
+        try:
+            image = load_image(path)
+        except ImageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed.append(True)
+            continue
+        yield path, image
+
+
+def parse_args_checked(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | None:
+    """`parser.parse_args(argv)`, or None after printing "error: ..." when --weights comes
+    without --model (a checkpoint carries its own weights). Shared with `python -m ssd.export`."""
+    args = parser.parse_args(argv)
+    if args.weights is not None and args.model is None:
+        print("error: --weights needs --model (a checkpoint carries its own weights)", file=sys.stderr)
+        return None
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,9 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.weights is not None and args.model is None:
-        print("error: --weights needs --model (a checkpoint carries its own weights)", file=sys.stderr)
+    args = parse_args_checked(build_parser(), argv)
+    if args is None:
         return 2
     if args.onnx:
         return _main_onnx(args)
@@ -188,10 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, WeightsError, ValueError, RuntimeError) as e:
         print(f"error: cannot load the model: {e}", file=sys.stderr)
         return 2
-    files, errors = expand_inputs(args.inputs)
-    for e in errors:
-        print(f"error: {e}", file=sys.stderr)
-    failed = bool(errors)
     level_thr = args.level_score_thresh if args.level_score_thresh is not None else args.score_thresh
     try:
         post_cfg = DEFAULTS.with_overrides(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
@@ -200,14 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    results = []
-    for path in files:
-        try:
-            image = load_image(path)
-        except ImageError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed = True
-            continue
+    results, failed = [], []
+    for path, image in _each_image(args.inputs, failed):
         st = run_stages(model, image, post_cfg, device=args.device)
         if args.json:
             results.append(_json_record(path, st, args.per_level, model.level_names))

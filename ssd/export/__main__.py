@@ -17,6 +17,7 @@ import json
 import sys
 
 from ssd.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError, export_onnx, load_model
+from ssd.detect import parse_args_checked
 from ssd.models import MODEL_NAMES
 from ssd.postprocess import DEFAULTS, add_threshold_flags
 
@@ -44,9 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.weights is not None and args.model is None:
-        print("error: --weights needs --model (a checkpoint carries its own weights)", file=sys.stderr)
+    args = parse_args_checked(build_parser(), argv)
+    if args is None:
         return 2
     try:
         config = DEFAULTS.with_overrides(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
