@@ -215,7 +215,7 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
     # A box drawn on the Home page (plotly box selection, frame = original pixels).
     drawn = _ui.new_selection("gt_draw_chart", "box")
     if drawn is not None:
-        row = gt_mod.box_from_selection(drawn, image.image.size)
+        row = gt_mod.box_from_selection(drawn, image.image_hw)
         if row is not None:
             row["label"] = ss.get("gt_draw_label") or class_names[1]
             ss["gt_base"] = list(ss.get("gt_current", ss["gt_base"])) + [row]
@@ -247,7 +247,7 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
         ss["gt_current"] = rows
         if keep_mod.plain_rows(rows) != keep_mod.plain_rows(ss["gt_base"]):
             _add_gt_source("typed")
-        gt = gt_mod.validate_rows(rows, class_names, image.image.size, keep_difficult=keep_difficult)
+        gt = gt_mod.validate_rows(rows, class_names, image.image_hw, keep_difficult=keep_difficult)
         st.caption(f"{len(gt)} box(es) in use, of {len(rows)} row(s). Source: "  # a file name is user text
                    + _ui.plain(keep_mod.describe_source(tuple(ss.get("gt_source", []))) + "."))
         if st.button("Clear all boxes", key="gt_clear"):

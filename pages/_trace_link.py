@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer import results
 from explorer.views import trace as tv
 from explorer.views import trace_links as tl
 from pages import _cache, _ui
 
 TARGET_KEY = "trace_target"  # session-state key of the traced object (a `trace_targets` dict + image, thresholds)
-DEFAULT_THRESHOLDS = {"score_threshold": 0.3, "nms_threshold": 0.45, "top_k": 200}  # the NMS page's defaults
+DEFAULT_THRESHOLDS = {"score_thresh": results.DISPLAY_SCORE_THRESH,  # the NMS page's defaults
+                      "nms_thresh": results.POSTPROCESS_DEFAULTS.nms_thresh,
+                      "detections_per_img": results.POSTPROCESS_DEFAULTS.detections_per_img}
 TRACE_PAGE = "pages/trace.py"
 
 

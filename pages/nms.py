@@ -20,18 +20,21 @@ _ui.page_header(
 )
 
 
+KEYS = {name: f"nms_{name}" for name in _trace_link.DEFAULT_THRESHOLDS}  # threshold -> its widget key
+
+
 def _live_commit(values: dict) -> None:
     """The live figure's released values (before this run's script)."""
     ss = st.session_state
-    ss["nms_score"], ss["nms_iou"] = float(values["score_thresh"]), float(values["nms_thresh"])
-    ss["nms_topk"] = int(values["detections_per_img"])
+    ss[KEYS["score_thresh"]], ss[KEYS["nms_thresh"]] = float(values["score_thresh"]), float(values["nms_thresh"])
+    ss[KEYS["detections_per_img"]] = int(values["detections_per_img"])
 
 
 def _live_figure(ctx, stg, thresholds: dict, draw: dict) -> bool:
     """The NMS figure computed in the page (True when it is in charge)."""
     img, raw = ctx.image, stg.raw
     data = live_data.nms_data(raw.scores, raw.boxes_px_in, raw.boxes_xyxy_px, raw.default_boxes.level,
-                              ctx.loaded.class_names, img.image.size, thresholds,
+                              ctx.loaded.class_names, img.image_hw, thresholds,
                               {**draw, "gt_px": ctx.gt.boxes_xyxy.tolist()}, _cache.image_uri(img.digest, img.image))
     return _live.mount("nms", data, _live_commit)
 
@@ -39,28 +42,35 @@ def _live_figure(ctx, stg, thresholds: dict, draw: dict) -> bool:
 def _threshold_controls(live: bool) -> tuple[float, float, int]:
     """(score_thresh, nms_thresh, detections_per_img): the live figure's sliders set them
     when it is in charge; otherwise the server sliders."""
-    ss = st.session_state
+    ss, start = st.session_state, _trace_link.DEFAULT_THRESHOLDS  # the display defaults, declared once
     if live:
-        _live.keep("nms_score", "nms_iou", "nms_topk")
-        return float(ss.get("nms_score", 0.3)), float(ss.get("nms_iou", 0.45)), int(ss.get("nms_topk", 200))
+        _live.keep(*KEYS.values())
+        return (float(ss.get(KEYS["score_thresh"], start["score_thresh"])),
+                float(ss.get(KEYS["nms_thresh"], start["nms_thresh"])),
+                int(ss.get(KEYS["detections_per_img"], start["detections_per_img"])))
     c1, c2, c3 = st.columns(3)
-    score_thr = c1.slider("Score threshold", 0.01, 0.95, 0.3, 0.01, key="nms_score")
-    iou_thr = c2.slider("NMS IoU threshold", 0.05, 0.95, 0.45, 0.05, key="nms_iou")
-    top_k = c3.slider("Top k detections", 1, 400, 200, 1, key="nms_topk")
-    return score_thr, iou_thr, top_k
+    lo, hi, step = live_data.SCORE_THRESH_RANGE
+    score_thr = c1.slider("Score threshold", lo, hi, start["score_thresh"], step, key=KEYS["score_thresh"])
+    lo, hi, step = live_data.NMS_THRESH_RANGE
+    iou_thr = c2.slider("NMS IoU threshold", lo, hi, start["nms_thresh"], step, key=KEYS["nms_thresh"])
+    lo, hi, step = live_data.DETECTIONS_PER_IMG_RANGE
+    detections_per_img = c3.slider("Top k detections", lo, hi, start["detections_per_img"], step,
+                                   key=KEYS["detections_per_img"])
+    return score_thr, iou_thr, detections_per_img
 
 
 # A fragment: moving a control here reruns this part only, not the sidebar and the page.
 @st.fragment
 def _nms_section(ctx) -> None:
     live = _live.enabled() and bool(st.session_state.get("_live_ready_nms"))
-    score_thr, iou_thr, top_k = _threshold_controls(live)
+    score_thr, iou_thr, detections_per_img = _threshold_controls(live)
     c4, c5, c6 = st.columns(3)
     show_sup = c4.checkbox("show suppressed boxes", True, key="nms_show_sup")
     show_links = c5.checkbox("link each to its suppressor", True, key="nms_links")
 
     names = ctx.loaded.class_names
-    stg = _cache.current_stages(ctx, score_threshold=score_thr, nms_threshold=iou_thr, top_k=top_k)
+    stg = _cache.current_stages(ctx, score_thresh=score_thr, nms_thresh=iou_thr,
+                                 detections_per_img=detections_per_img)
     all_records = nv.candidate_records(stg, names)
     present = sorted({r["class"] for r in all_records}, key=names.index)
     if st.session_state.get("nms_class") not in [nv.ALL_CLASSES] + present:
@@ -75,13 +85,13 @@ def _nms_section(ctx) -> None:
     final_rows = nv.filter_by_class(nv.detection_rows(stg.detections.to_records(names)), only)
     m3.metric("Final detections (after top k)", len(final_rows))
     img = ctx.image
-    thresholds = {"score_threshold": score_thr, "nms_threshold": iou_thr, "top_k": top_k}
-    live = _live_figure(ctx, stg, {"score_thresh": score_thr, "nms_thresh": iou_thr, "detections_per_img": top_k},
+    thresholds = {"score_thresh": score_thr, "nms_thresh": iou_thr, "detections_per_img": detections_per_img}
+    live = _live_figure(ctx, stg, thresholds,
                         {"show_suppressed": show_sup, "show_links": show_links,
                          "only_class": None if only == nv.ALL_CLASSES else only})
     if not live:
         _live.fallback_note()
-        fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links,
+        fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image_hw, show_sup, show_links,
                             gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)
         _ui.show_plotly(fig, key="nms_chart", on_select="rerun", selection_mode="points")
         _trace_link.chart_pick(ctx, "nms_chart", thresholds)
@@ -93,7 +103,7 @@ def _nms_section(ctx) -> None:
     st.markdown("**Every candidate** (suppressed ones name their suppressor)")
     st.dataframe(records, hide_index=True, width="stretch")
     _ui.download_buttons("Candidates and suppression", records, key="nms_candidates",
-                             payload={"score_threshold": score_thr, "iou_threshold": iou_thr, "top_k": top_k,
+                             payload={**thresholds,
                                       "per_class": per_class, "per_level": per_level, "candidates": records})
     st.markdown("**Final detections**")
     st.dataframe(final_rows, hide_index=True, width="stretch")

@@ -1,6 +1,7 @@
 """Per-scale detections: what each feature map scores and detects (Sec. 2.1, Fig. 1)."""
 import streamlit as st
 
+from explorer import results
 from explorer.views import matching as mv
 from explorer.views import per_scale as psv
 from pages import _cache, _sidebar, _trace_link, _ui
@@ -30,19 +31,20 @@ def _per_scale_section(ctx) -> None:
     cls = c1.selectbox("Class", options, key="ps_class",
                        format_func=lambda c: "any object (best non-background class)" if c == psv.ANY_CLASS else names[c])
     opacity = c2.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="ps_opacity")
-    level_thr = c3.slider("Score threshold for a level's own detections", 0.05, 0.95, 0.3, 0.05, key="ps_level_thr",
+    level_thr = c3.slider("Score threshold for a level's own detections", 0.05, 0.95,
+                          results.POSTPROCESS_DEFAULTS.level_score_thresh, 0.05, key="ps_level_score_thresh",
                           help="Each panel shows the boxes its level detects on its own (per-level NMS) above "
                                "this score; the final NMS over all levels is on the NMS page.")
 
-    stg = _cache.current_stages(ctx, level_score_threshold=level_thr)
+    stg = _cache.current_stages(ctx, level_score_thresh=level_thr)
     maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, cls)
     img = ctx.image
     cfg = ctx.loaded.model.cfg
     level_names = list(ctx.loaded.model.level_names)
     gt = ctx.gt
-    gt_best = mv.best_default_boxes(_cache.default_boxes_of(cfg), gt.boxes_xyxy, img.image.size)
+    gt_best = mv.best_default_boxes(_cache.default_boxes_of(cfg), gt.boxes_xyxy, img.image_hw)
     fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, cfg.image_size,
-                               _cache.image_uri(img.digest, img.image), img.image.size, names, level_names,
+                               _cache.image_uri(img.digest, img.image), img.image_hw, names, level_names,
                                opacity=opacity, gt_xyxy_px=gt.boxes_xyxy.numpy(), gt_names=gt.names, gt_best=gt_best)
     _ui.show_plotly(fig, key="ps_chart", on_select="rerun", selection_mode="points")
     _trace_link.chart_pick(ctx, "ps_chart")

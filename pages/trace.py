@@ -3,6 +3,7 @@ import json
 
 import streamlit as st
 
+from explorer.views import live_data
 from explorer.views import trace as tv
 from explorer.views.trace_links import target_key
 from explorer.views.trace_figure import trace_figure
@@ -24,7 +25,7 @@ _ui.page_header(
     shows_detections=True,
 )
 
-SLIDERS = (("score_threshold", "trace_score"), ("nms_threshold", "trace_iou"), ("top_k", "trace_topk"))
+KEYS = {name: f"trace_{name}" for name in DEFAULT_THRESHOLDS}  # threshold -> its widget key
 
 
 STORED_KEY = "_trace_stored"  # repr of the target this page stored last: another value came from elsewhere
@@ -40,12 +41,16 @@ def _set(widget_key: str, value, new_target: bool) -> None:
 def _thresholds(target: dict, new_target: bool) -> dict:
     """The three post-processing sliders, started at the target's thresholds."""
     thr = dict(DEFAULT_THRESHOLDS, **(target.get("thresholds") or {}))
-    for name, key in SLIDERS:
+    for name, key in KEYS.items():
         _set(key, thr[name], new_target)
     c1, c2, c3 = st.columns(3)
-    return {"score_threshold": c1.slider("Score threshold", 0.01, 0.95, step=0.01, key="trace_score"),
-            "nms_threshold": c2.slider("NMS IoU threshold", 0.05, 0.95, step=0.05, key="trace_iou"),
-            "top_k": c3.slider("Top k detections", 1, 400, step=1, key="trace_topk")}
+    lo, hi, step = live_data.SCORE_THRESH_RANGE
+    score = c1.slider("Score threshold", lo, hi, step=step, key=KEYS["score_thresh"])
+    lo, hi, step = live_data.NMS_THRESH_RANGE
+    iou = c2.slider("NMS IoU threshold", lo, hi, step=step, key=KEYS["nms_thresh"])
+    lo, hi, step = live_data.DETECTIONS_PER_IMG_RANGE
+    k = c3.slider("Top k detections", lo, hi, step=step, key=KEYS["detections_per_img"])
+    return {"score_thresh": score, "nms_thresh": iou, "detections_per_img": k}
 
 
 def _options(ctx, stg, target: dict) -> tuple[list[dict], str | None]:
@@ -145,7 +150,7 @@ def _trace_section(ctx) -> None:
     good = tr["verdict"]["verdict"] in ("detected", "TP")
     (st.success if good else st.warning)(_ui.plain(tr["verdict"]["text"]), icon=":material/timeline:")
     img = ctx.image
-    _ui.show_plotly(trace_figure(tr, _cache.image_uri(img.digest, img.image), img.image.size), key="trace_chart")
+    _ui.show_plotly(trace_figure(tr, _cache.image_uri(img.digest, img.image), img.image_hw), key="trace_chart")
     (_show_gt if tr["kind"] == "gt" else _show_detection)(tr)
     st.download_button("The whole trace (JSON)", json.dumps(tr, indent=1), file_name="trace.json",
                        mime="application/json", key="dl_json_trace")

@@ -125,13 +125,13 @@ def test_per_scale_and_nms_controls():
     at.selectbox(key="ps_class").set_value(cls.options[2]).run()
     assert not at.exception
     at.switch_page("pages/nms.py").run()
-    at.slider(key="nms_score").set_value(0.05).run()
+    at.slider(key="nms_score_thresh").set_value(0.05).run()
     before = int(_metric(at, "Candidates before NMS"))
     kept = int(_metric(at, "Kept by NMS"))
     assert kept <= before
-    at.slider(key="nms_iou").set_value(0.9).run()
+    at.slider(key="nms_nms_thresh").set_value(0.9).run()
     assert int(_metric(at, "Kept by NMS")) >= kept  # a looser overlap limit keeps more
-    at.slider(key="nms_topk").set_value(1).run()
+    at.slider(key="nms_detections_per_img").set_value(1).run()
     assert not at.exception
     assert int(_metric(at, "Final detections (after top k)")) <= 1
 
@@ -273,9 +273,9 @@ def test_per_scale_level_threshold_is_a_control_and_gt_is_marked():
     at = _app()
     at.switch_page("pages/per_scale.py").run()
     assert any("best default box" in c.value and "level 2" in c.value for c in at.caption)  # the cat, 8x8
-    at.slider(key="ps_level_thr").set_value(0.05).run()
+    at.slider(key="ps_level_score_thresh").set_value(0.05).run()
     loose = int(at.dataframe[0].value["detections"].sum())
-    at.slider(key="ps_level_thr").set_value(0.95).run()
+    at.slider(key="ps_level_score_thresh").set_value(0.95).run()
     strict = int(at.dataframe[0].value["detections"].sum())
     assert not at.exception and loose > strict
 

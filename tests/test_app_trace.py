@@ -37,15 +37,15 @@ def test_trace_page_follows_each_gt_and_detection():
 def test_a_high_score_threshold_makes_a_miss_with_its_cause():
     at = _app()
     at.switch_page("pages/trace.py").run()
-    at.slider(key="trace_score").set_value(0.95).run()
+    at.slider(key="trace_score_thresh").set_value(0.95).run()
     assert not at.exception
     assert any("Missed, low score" in shown(w.value) for w in at.warning)
     # the dog's detection, traced earlier, is no longer final: it stays selectable and says why
-    at.slider(key="trace_score").set_value(0.3).run()
+    at.slider(key="trace_score_thresh").set_value(0.3).run()
     cat = next(o for o in at.selectbox(key="_trace_pick").options if o.startswith("detection 1: cat"))
     at.selectbox(key="_trace_pick").select(cat).run()
     assert any(s.startswith("True positive") for s in _verdicts(at))
-    at.slider(key="trace_topk").set_value(1).run()  # the dog takes the one place
+    at.slider(key="trace_detections_per_img").set_value(1).run()  # the dog takes the one place
     pick = at.selectbox(key="_trace_pick")
     assert "not a final detection now" in pick.options[pick.index]
     assert any("Not a final detection: kept by NMS, then cut by the top-k" in w for w in _verdicts(at))
@@ -54,21 +54,21 @@ def test_a_high_score_threshold_makes_a_miss_with_its_cause():
 def test_nms_page_sends_an_object_and_the_pick_persists():
     at = _app()
     at.switch_page("pages/nms.py").run()
-    at.slider(key="nms_score").set_value(0.5).run()
+    at.slider(key="nms_score_thresh").set_value(0.5).run()
     row = at.selectbox(key="nms_trace_pick")
     at.selectbox(key="nms_trace_pick").select("GT 1: dog").run()
     at.button(key="nms_trace_go").click().run()
     assert not at.exception
     assert at.session_state["trace_target"]["index"] == 1
-    assert at.session_state["trace_target"]["thresholds"]["score_threshold"] == 0.5
+    assert at.session_state["trace_target"]["thresholds"]["score_thresh"] == 0.5
     assert [t.value for t in at.title] == ["Trace one object"]  # st.switch_page opened the Trace page
     assert at.selectbox(key="_trace_pick").value == "gt:1"
-    assert at.slider(key="trace_score").value == 0.5  # the NMS page's thresholds came along
+    assert at.slider(key="trace_score_thresh").value == 0.5  # the NMS page's thresholds came along
     assert any("level 3 (4x4)" in s for s in _verdicts(at))
     # leave and come back: the pick is kept
     at.switch_page("pages/architecture.py").run()
     at.switch_page("pages/trace.py").run()
-    assert at.selectbox(key="_trace_pick").value == "gt:1" and at.slider(key="trace_score").value == 0.5
+    assert at.selectbox(key="_trace_pick").value == "gt:1" and at.slider(key="trace_score_thresh").value == 0.5
 
 
 def test_per_scale_page_has_a_trace_row():
@@ -86,7 +86,7 @@ def test_no_gt_and_no_detection_says_so():
     at = _app()
     at.button(key="gt_clear").click().run()
     at.switch_page("pages/trace.py").run()
-    at.slider(key="trace_score").set_value(0.95).run()
+    at.slider(key="trace_score_thresh").set_value(0.95).run()
     assert not at.exception
     pick = [s for s in at.selectbox if s.key == "_trace_pick"]
     if pick:  # the model may still find something at 0.95
@@ -125,7 +125,7 @@ def test_a_click_on_the_nms_figure_picks_a_suppressed_candidate_for_the_trace_pa
     at.switch_page("pages/nms.py").run()
     assert any("Click a box's centre marker" in c for c in _captions(at))
     assert "Trace the picked object" not in [p.label for p in at.get("page_link")]  # nothing picked yet
-    at.slider(key="nms_score").set_value(0.2).run()
+    at.slider(key="nms_score_thresh").set_value(0.2).run()
     # a suppressed candidate of the cat-and-dog scene (its key as the figure's marker carries it)
     rows = at.dataframe[2].value  # "Every candidate"
     sup = rows[~rows["kept"]].iloc[0]
@@ -134,12 +134,12 @@ def test_a_click_on_the_nms_figure_picks_a_suppressed_candidate_for_the_trace_pa
     target = at.session_state["trace_target"]
     assert (target["kind"], target["default_index"], target["label"]) == ("detection", int(sup["default_index"]),
                                                                           int(sup["label"]))
-    assert target["thresholds"]["score_threshold"] == 0.2
+    assert target["thresholds"]["score_thresh"] == 0.2
     assert any("Picked" in c and "not a final detection" in c for c in _captions(at))
     assert at.selectbox(key="nms_trace_pick").value == key  # the row's selector follows the click
     assert [p.label for p in at.get("page_link")][-1] == "Trace the picked object"
     at.switch_page("pages/trace.py").run()
-    assert at.selectbox(key="_trace_pick").value == key and at.slider(key="trace_score").value == 0.2
+    assert at.selectbox(key="_trace_pick").value == key and at.slider(key="trace_score_thresh").value == 0.2
     assert any("suppressed by NMS" in m.value for m in at.markdown)
 
 
