@@ -58,6 +58,7 @@ class JobKind:
 KINDS = {kind.name: kind for kind in (
     JobKind("train", LONG, resumable=True),
     JobKind("evaluate", SHORT, module="explorer.evaluation.runner"),
+    JobKind("study", LONG, module="explorer.jobs.study", resumable=True),  # an ablation: its variants in turn
 )}
 
 
