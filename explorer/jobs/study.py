@@ -163,3 +163,15 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def evaluate_run(info: StudyInfo, run: VariantRun, roots=None) -> Path:
+    """Launch (or find in the cache) the Evaluation page's evaluation of one variant run's
+    best.pt on the study's validation scenes (procedural seed 1, the scale's count): its
+    error types per level, misses and PR curves. Returns the evaluation folder."""
+    from explorer.evaluation import jobs as eval_jobs
+    from explorer.evaluation.spec import DatasetSpec, EvalSpec
+
+    scale = SCALES[info.scale]
+    spec = EvalSpec(str(run.best_checkpoint), DatasetSpec("procedural", seed=1, num_images=scale.val_size))
+    return eval_jobs.launch(spec, roots=roots)
