@@ -43,6 +43,12 @@ def test_the_full_recipe_is_the_papers():
     assert isinstance(full, TrainOptions)
 
 
+@pytest.mark.parametrize("scale", list(SCALES.values()))
+def test_each_scale_ends_its_schedule_at_its_last_step(scale):
+    assert scale.epochs * (scale.train_size // scale.batch_size) == scale.max_steps
+    assert scale.train_size % scale.batch_size == 0
+
+
 def test_paper_differences():
     t3 = STUDIES["table3"]
     assert [t3.paper_diff(v) for v in t3.variants] == [0.0, 0.3, -0.5, -3.6, -10.1, -11.9]

@@ -7,9 +7,9 @@ OUT/box_configs/NAME.json and points the option at that file.
 
 Scales (fixed before any result was seen; see docs/paper-lab.md):
     smoke  plumbing only: a few scenes, 2 steps, 1 seed; a whole study in well under a minute
-    cpu    what 2 CPU cores afford: 1000 scenes, 200 steps of 16 images, 3 seeds, 1 thread,
-           about 3-5 minutes a run
-    gpu    for a GPU: 3000 scenes, 3000 steps of 32 images, 3 seeds
+    cpu    what 2 CPU cores afford: 1600 scenes, 2 epochs = 200 steps of 16 images, 3 seeds,
+           1 thread, about 4-8 minutes a run
+    gpu    for a GPU: 3200 scenes, 30 epochs = 3000 steps of 32 images, 3 seeds
 
 The model is compact256 at its 256 px input (its layers fix the size) on the procedural
 scenes; it has no atrous convolution, so Table 2's atrous row is not run.
@@ -37,7 +37,8 @@ class Scale:
     train_size: int  # procedural training scenes
     val_size: int  # procedural validation scenes (the evaluation: AP, AP50, AP_small)
     batch_size: int
-    max_steps: int  # optimiser steps per run
+    epochs: int  # passes over the training scenes: the learning-rate schedule spans exactly these
+    max_steps: int  # optimiser steps per run = epochs * train_size // batch_size
     warmup_steps: int
     seeds: int  # default number of training seeds per variant
     threads: int  # torch CPU threads per run (0: torch's default)
@@ -45,12 +46,12 @@ class Scale:
 
 
 SCALES = {
-    "smoke": Scale("smoke", train_size=16, val_size=4, batch_size=8, max_steps=2, warmup_steps=1, seeds=1,
-                   threads=1, tune_images=16),
-    "cpu": Scale("cpu", train_size=1000, val_size=200, batch_size=16, max_steps=200, warmup_steps=20, seeds=3,
-                 threads=1, tune_images=500),
-    "gpu": Scale("gpu", train_size=3000, val_size=500, batch_size=32, max_steps=3000, warmup_steps=100, seeds=3,
-                 threads=0, tune_images=3000),
+    "smoke": Scale("smoke", train_size=16, val_size=4, batch_size=8, epochs=1, max_steps=2, warmup_steps=1,
+                   seeds=1, threads=1, tune_images=16),
+    "cpu": Scale("cpu", train_size=1600, val_size=200, batch_size=16, epochs=2, max_steps=200, warmup_steps=20,
+                 seeds=3, threads=1, tune_images=500),
+    "gpu": Scale("gpu", train_size=3200, val_size=500, batch_size=32, epochs=30, max_steps=3000, warmup_steps=100,
+                 seeds=3, threads=0, tune_images=3200),
 }
 
 
@@ -127,10 +128,11 @@ STUDIES = {s.name: s for s in (
 
 def base_options(scale: Scale, seed: int, out: str = "") -> TrainOptions:
     """The full recipe at `scale`: compact256 on procedural scenes with the paper's
-    augmentation, 3:1 mining and forced matching; evaluation once, at the end."""
+    augmentation, 3:1 mining and forced matching; the cosine schedule spans the run's
+    epochs exactly (so it ends at the last step); evaluation once, at the end."""
     return TrainOptions(
         dataset="procedural", train_size=scale.train_size, val_size=scale.val_size, data_seed=0, augment="ssd",
-        model="compact256", epochs=1000, batch_size=scale.batch_size, lr=2e-3, warmup_steps=scale.warmup_steps,
+        model="compact256", epochs=scale.epochs, batch_size=scale.batch_size, lr=2e-3, warmup_steps=scale.warmup_steps,
         seed=seed, out=out, eval_every=1000, max_steps=scale.max_steps, log_every=max(1, scale.max_steps // 20),
         save_every=max(1, scale.max_steps // 4), threads=scale.threads,
     )
