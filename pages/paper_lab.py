@@ -92,6 +92,9 @@ def study_details(info) -> None:
     st.markdown("**Results** in the paper's form")
     st.dataframe(views.result_rows(info), hide_index=True, key="lab_results")
     st.caption(views.method_text())
+    with st.expander("Learning curves (have they flattened?)"):
+        st.plotly_chart(views.curves_figure(info, lambda d: jobs.read_metrics(d)[0]), width="stretch",
+                        key="lab_curves")
     runs = views.evaluable_runs(info)
     if runs:
         c1, c2 = st.columns([3, 1])

@@ -4,6 +4,8 @@ study's results in the paper's form (`ssd.ablation.table`). Pure functions of
 """
 from __future__ import annotations
 
+import plotly.graph_objects as go
+
 from ssd.ablation.stats import METHOD
 from ssd.ablation.studies import SCALES, STUDIES
 from ssd.ablation.table import build_table, display_rows
@@ -62,3 +64,18 @@ def method_text() -> str:
 def evaluable_runs(info) -> list:
     """The study's runs that have a best.pt to evaluate (error types per level)."""
     return [r for r in info.runs if r.best_checkpoint is not None and r.state == "finished"]
+
+
+def curves_figure(info, read_rows) -> go.Figure:
+    """The total training loss of every run of the study, one line per run, so a reader sees
+    whether the curves have flattened by the end. `read_rows(run_dir)` -> log rows
+    ({"step", "loss", ...}, `explorer.jobs.metrics.read_metrics`'s first list)."""
+    fig = go.Figure()
+    for r in info.runs:
+        rows = [row for row in read_rows(r.run_dir) if row.get("step") is not None and row.get("loss") is not None]
+        if rows:
+            fig.add_trace(go.Scatter(x=[row["step"] for row in rows], y=[row["loss"] for row in rows],
+                                     mode="lines", name=r.name))
+    fig.update_layout(title="Training loss per run (total, Eq. 1)", height=340, xaxis_title="step",
+                      yaxis_title="loss", yaxis_type="log", margin=dict(l=40, r=10, t=40, b=40))
+    return fig
