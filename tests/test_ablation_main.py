@@ -44,3 +44,18 @@ def test_cli_refuses_an_unknown_study(tmp_path):
                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env=dict(os.environ))
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_a_stopped_run_resumes_and_a_run_that_never_saved_starts_again(tmp_path):
+    from ssd.ablation.runner import _train_argv
+    from ssd.ablation.studies import SCALES, STUDIES, resolve_options
+
+    study = STUDIES["mining"]
+    opts = resolve_options(study, study.variants[1], SCALES["smoke"], 0, tmp_path)
+    run_dir = Path(opts.out)
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"x")
+    argv = _train_argv(opts, run_dir)
+    assert argv[-1] == "--resume" and argv[1:3] == ["-m", "ssd.train"] and "--neg-pos-ratio" in argv
+    (run_dir / "checkpoints" / "last.pt").unlink()
+    assert _train_argv(opts, run_dir)[-1] != "--resume" and not run_dir.exists()
