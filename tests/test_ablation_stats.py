@@ -52,6 +52,7 @@ def test_table_rows_from_results():
     results["no_zoom_out-s3"] = {"variant": "no_zoom_out", "seed": 3, "failed": "exit 1"}
     full, nozoom = build_table(study, results)
     assert full["AP50"] == 51.0 and full["AP50_std"] == 1.0 and full["verdict"] == "reference" and full["n"] == 3
+    assert full["AP50_diff"] is None
     assert nozoom["AP50_diff"] == -10.0 and nozoom["AP50_high"] < 0 and nozoom["paper_diff"] == -2.9
     assert nozoom["verdict"] == "same direction as the paper" and nozoom["failed"] == 1
     cells = display_rows([full, nozoom])

@@ -36,6 +36,8 @@ def build_table(study: Study, results: dict) -> list[dict]:
             s = summarize(_values(results, v.name, metric))
             row[metric], row[f"{metric}_std"] = _round(s.mean), _round(s.std)
             d = welch_difference(s, summarize(_values(results, full_name, metric)))
+            if v.name == full_name:  # the reference: no difference to show
+                d = type(d)(None, None, None, None)
             row[f"{metric}_diff"], row[f"{metric}_low"], row[f"{metric}_high"] = (
                 _round(d.diff), _round(d.low), _round(d.high))
             if metric == COMPARED:
