@@ -34,6 +34,7 @@ pages = [
     st.Page("pages/trace.py", title="Trace one object", icon=":material/timeline:"),
     st.Page("pages/augment.py", title="Augmentation", icon=":material/auto_fix_high:"),
     st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
+    st.Page("pages/paper_lab.py", title="Paper lab", icon=":material/science:"),
 ]
 if (ROOT / "pages" / "training.py").is_file():  # written by the training engineer
     pages.append(st.Page("pages/training.py", title="Training", icon=":material/model_training:"))

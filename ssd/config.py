@@ -237,6 +237,58 @@ def preset(name: str, **overrides) -> SSDConfig:
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 
+# ---------------------------------------------------------------- a subset of the levels (Table 3)
+
+
+def check_levels(levels, num_levels: int, source: str = "levels") -> tuple[int, ...]:
+    """`levels` as a tuple of consecutive level indices inside 0..num_levels-1 (0 = the finest).
+
+    Consecutive, so each kept level keeps its own default boxes: the extra box of level k
+    uses s_{k+1}, the next level's scale (Sec. 2.2). Raises ValueError naming `source`."""
+    try:
+        out = tuple(int(i) for i in levels)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source} must be level indices (integers), got {levels!r}") from None
+    if not out:
+        raise ValueError(f"{source} must name at least one level")
+    if any(i < 0 or i >= num_levels for i in out):
+        raise ValueError(f"{source} {list(out)}: the model has levels 0..{num_levels - 1}")
+    if list(out) != list(range(out[0], out[0] + len(out))):
+        raise ValueError(f"{source} {list(out)} must be consecutive and increasing (e.g. 0,1,2 or 1)")
+    return out
+
+
+def select_levels(cfg: SSDConfig, levels) -> SSDConfig:
+    """The default boxes of the kept `levels` only (`check_levels`), each as in `cfg`:
+    the paper's Table 3 ablation predicts from fewer source layers. The boxes of the kept
+    levels are exactly `cfg`'s (same scales, ratios and extra box); the dropped levels'
+    objects are left to the kept ones (the paper also re-spread the scales to keep about
+    8732 boxes; this does not)."""
+    levels = check_levels(levels, cfg.num_levels)
+    return dataclasses.replace(
+        cfg,
+        feature_maps=tuple(cfg.feature_maps[i] for i in levels),
+        steps=tuple(cfg.steps[i] for i in levels),
+        scales=tuple(cfg.scales[i] for i in levels) + (cfg.scales[levels[-1] + 1],),
+        aspect_ratios=tuple(cfg.aspect_ratios[i] for i in levels),
+    )
+
+
+def expand_levels(subset: SSDConfig, reference: SSDConfig, levels) -> SSDConfig:
+    """Undo `select_levels` as far as the heads need: `reference` (the full model's
+    config) with the kept levels' aspect ratios, extra box and class count of `subset`
+    (what a checkpoint of a subset model records), so the full model can be built and
+    then cut down to `levels`."""
+    levels = check_levels(levels, reference.num_levels)
+    if subset.num_levels != len(levels):
+        raise ValueError(f"a config of {subset.num_levels} levels cannot describe levels {list(levels)}")
+    ratios = list(reference.aspect_ratios)
+    for j, i in enumerate(levels):
+        ratios[i] = subset.aspect_ratios[j]
+    return dataclasses.replace(reference, aspect_ratios=tuple(ratios), extra_box=subset.extra_box,
+                               num_classes=subset.num_classes)
+
+
 # ---------------------------------------------------------------- config files (`--box-config FILE`)
 
 

@@ -137,8 +137,8 @@ def _check_values(boxes_all: Tensor, labels_all: Tensor, sizes: list[int], num_c
 
 def _check_weights(neg_pos_ratio: float, alpha: float, variances) -> None:
     """ValueError naming the bad hyper-parameter of `multibox_loss`."""
-    if not (math.isfinite(neg_pos_ratio) and neg_pos_ratio >= 0):
-        raise ValueError(f"neg_pos_ratio must be >= 0, got {neg_pos_ratio!r}")
+    if math.isnan(neg_pos_ratio) or neg_pos_ratio < 0:
+        raise ValueError(f"neg_pos_ratio must be >= 0 (inf: every negative), got {neg_pos_ratio!r}")
     if not (math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha must be >= 0, got {alpha!r}")
     if len(variances) != 2 or not all(v > 0 for v in variances):
@@ -158,7 +158,10 @@ def _confidence_loss(cls_logits: Tensor, cls_targets: Tensor, fast: bool) -> Ten
 
 def _hard_negatives(conf_loss_per_box: Tensor, positive: Tensor, neg_pos_ratio: float) -> Tensor:
     """Hard negative mining (Sec. 2.2): per image, the negatives with the highest confidence
-    loss, at most `neg_pos_ratio` per positive. (B, A) losses, (B, A) bool -> (B, A) bool."""
+    loss, at most `neg_pos_ratio` per positive; inf: every negative (no mining).
+    (B, A) losses, (B, A) bool -> (B, A) bool."""
+    if math.isinf(neg_pos_ratio):
+        return ~positive
     B, A = positive.shape
     num_pos_per_image = positive.sum(dim=1)  # (B,)
     num_neg = torch.minimum((num_pos_per_image * neg_pos_ratio).long(), A - num_pos_per_image)  # (B,)
@@ -182,6 +185,7 @@ def multibox_loss(
     alpha: float = 1.0,
     variances: tuple[float, float] = (0.1, 0.2),
     fast_cross_entropy: bool = False,
+    force_best: bool = True,
 ) -> MultiboxLoss:
     """SSD's training loss for a batch (Sec. 2.2 Eq. 1; matching and mining also Sec. 2.2).
 
@@ -193,9 +197,11 @@ def multibox_loss(
         targets: B dicts: `boxes` (G, 4) float xyxy normalised to [0, 1], `labels` (G,) int in 1..C-1.
             G may be 0.
         iou_threshold: matching threshold (0.5).
-        neg_pos_ratio: hard negatives per positive, per image (3).
+        neg_pos_ratio: hard negatives per positive, per image (3); inf = every negative.
         alpha: weight of the localisation loss (1).
         variances: box-coding variances (0.1, 0.2) as in `ssd.boxes.encode`.
+        force_best: True (the paper): each GT also takes its best default box (matching
+            step 1); False: the IoU threshold alone (an ablation).
     Returns:
         MultiboxLoss (see its docstring); `.total` is the scalar to backpropagate.
     Raises:
@@ -219,7 +225,7 @@ def multibox_loss(
 
     # Matching, whole batch at once (Sec. 2.2).
     gt_xyxy, gt_valid = pad_boxes(boxes_per_image)  # (B, G, 4), (B, G)
-    batch_match = match_batch(cxcywh_to_xyxy(default_cxcywh), gt_xyxy, gt_valid, iou_threshold)
+    batch_match = match_batch(cxcywh_to_xyxy(default_cxcywh), gt_xyxy, gt_valid, iou_threshold, force_best)
     positive = batch_match.gt_index >= 0  # (B, A)
     gt_index = batch_match.gt_index.clamp(min=0)  # background rows point at GT 0, masked below
 

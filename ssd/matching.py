@@ -134,8 +134,10 @@ def assign(iou: Tensor, gt_valid: Tensor, iou_threshold: float = 0.5) -> BatchMa
     return _assign(iou.masked_fill(~gt_valid[:, :, None], -1.0), gt_valid, iou_threshold)
 
 
-def _assign(iou: Tensor, gt_valid: Tensor, iou_threshold: float) -> BatchMatch:
-    """`assign` for an IoU whose padding rows are already -1."""
+def _assign(iou: Tensor, gt_valid: Tensor, iou_threshold: float, force_best: bool = True) -> BatchMatch:
+    """`assign` for an IoU whose padding rows are already -1; `force_best` False skips
+    step 1 (the ablation "no forced best match": a GT below the threshold everywhere
+    gets no default box)."""
     iou_threshold = check_threshold(iou_threshold)
     B, G, A = iou.shape
     device = iou.device
@@ -148,6 +150,9 @@ def _assign(iou: Tensor, gt_valid: Tensor, iou_threshold: float) -> BatchMatch:
     # Step 2: each default box -> its best GT, kept if IoU >= threshold.
     best_iou, best_gt = iou.max(dim=1)  # (B, A) each
     thr_index = best_gt.masked_fill_(best_iou < iou_threshold, -1)
+    if not force_best:
+        return BatchMatch(gt_index=thr_index, iou=best_iou.clamp(min=0),
+                          forced=torch.zeros((B, A), dtype=torch.bool, device=device))
 
     # Step 1: each GT -> its best default box (overrides step 2, as in the paper/torchvision).
     best_default_iou, best_default = iou.max(dim=2)  # (B, G) each
@@ -229,16 +234,18 @@ def pad_boxes(boxes_per_image: list[Tensor]) -> tuple[Tensor, Tensor]:
 
 
 def match_batch(
-    default_xyxy: Tensor, gt_xyxy_padded: Tensor, gt_valid: Tensor, iou_threshold: float = 0.5
+    default_xyxy: Tensor, gt_xyxy_padded: Tensor, gt_valid: Tensor, iou_threshold: float = 0.5,
+    force_best: bool = True,
 ) -> BatchMatch:
     """`match` for a batch in one go (boxes already checked by the caller).
 
     Args:
         default_xyxy: (A, 4); gt_xyxy_padded: (B, G, 4) same frame; gt_valid: (B, G) bool.
+        force_best: False skips step 1 (each GT's best default box): threshold only.
     Returns:
         BatchMatch, (B, A) tensors; row b equals `match(default_xyxy, gt_b)`.
     """
     B, G = gt_valid.shape
     # torchvision's box_iou of all images' GTs at once: (B*G, 4) x (A, 4) -> (B*G, A) -> (B, G, A)
     iou = box_iou(gt_xyxy_padded.reshape(B * G, 4), default_xyxy).reshape(B, G, default_xyxy.shape[0])
-    return _assign(iou.masked_fill_(~gt_valid[:, :, None], -1.0), gt_valid, iou_threshold)  # padding: IoU -1
+    return _assign(iou.masked_fill_(~gt_valid[:, :, None], -1.0), gt_valid, iou_threshold, force_best)  # pad: -1

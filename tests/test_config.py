@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from ssd.config import (
     PRESETS,
@@ -206,3 +207,19 @@ def test_config_json_geometry_the_model_cannot_produce(tmp_path):
         load_config_json(path, reference=compact256())
     with pytest.raises(ValueError, match="missing.json: cannot read"):
         load_config_json(tmp_path / "missing.json")
+
+
+def test_select_levels_keeps_each_kept_levels_boxes():
+    from ssd.config import check_levels, compact256, expand_levels, select_levels
+    from ssd.priors import default_boxes
+
+    cfg = compact256()
+    sub = select_levels(cfg, (0, 1, 2))
+    assert sub.feature_maps == (32, 16, 8) and sub.scales == cfg.scales[:4]
+    full_boxes = default_boxes(cfg).cxcywh
+    assert torch.equal(default_boxes(sub).cxcywh, full_boxes[: len(default_boxes(sub).cxcywh)])
+    assert select_levels(cfg, (1,)).scales == cfg.scales[1:3]
+    assert expand_levels(sub, cfg, (0, 1, 2)).aspect_ratios == cfg.aspect_ratios
+    for bad in ((), (0, 2), (2, 1), (6,), ("x",)):
+        with pytest.raises(ValueError, match="levels"):
+            check_levels(bad, 6)

@@ -333,3 +333,16 @@ def test_trace_without_boxes():
     tr = trace_augmentation(ssd_transform(32), img, torch.zeros((0, 4)), torch.zeros((0,), dtype=torch.long))
     assert tr.image.shape == (3, 32, 32) and tr.target["boxes"].shape == (0, 4)
     assert tr.crop_attempts[-1].outcome == "whole image" and tr.gt_index.numel() == 0
+
+
+def test_parse_augment_steps_switches_each_step():
+    from ssd.data.transforms import parse_augment_steps, train_transform
+
+    steps = parse_augment_steps("photometric, iou_crop,flip")
+    assert steps == AugmentSteps(zoom_out=False)
+    assert parse_augment_steps("none") == AugmentSteps(False, False, False, False)
+    names = [type(op).__name__ for op in train_transform(64, "light", steps=steps).pipeline.transforms]
+    assert names[:3] == ["PhotometricDistort", "IoUCropSampler", "HorizontalFlip"]
+    for bad in ("zoom", "", "flip,blur"):
+        with pytest.raises(ValueError, match="--augment-steps"):
+            parse_augment_steps(bad)

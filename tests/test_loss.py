@@ -310,3 +310,38 @@ def test_fast_cross_entropy_equals_the_row_layout(priors):
     assert torch.allclose(slow.conf_loss_per_box, fast.conf_loss_per_box, rtol=1e-6, atol=1e-6)
     assert fast.total.item() == pytest.approx(slow.total.item(), rel=1e-6)
     assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-9)
+
+
+# ---------------------------------------------------------------- ablation options
+def _one_image_batch():
+    torch.manual_seed(0)
+    cfg = ssd300_voc()
+    from ssd.priors import default_boxes
+    priors = default_boxes(cfg).cxcywh[:400]
+    logits, deltas = torch.randn(1, 400, 21), torch.randn(1, 400, 4)
+    targets = [{"boxes": torch.tensor([[0.1, 0.1, 0.3, 0.35]]), "labels": torch.tensor([3])}]
+    return logits, deltas, priors, targets
+
+
+def test_all_negatives_counts_every_negative_and_differs_from_mining():
+    logits, deltas, priors, targets = _one_image_batch()
+    mined = multibox_loss(logits, deltas, priors, targets)
+    every = multibox_loss(logits, deltas, priors, targets, neg_pos_ratio=math.inf)
+    assert torch.equal(every.hard_negative, ~every.positive)
+    n = max(1, every.num_pos)
+    ce = F.cross_entropy(logits[0], every.cls_targets[0], reduction="sum") / n
+    assert torch.allclose(every.conf, ce) and every.conf > mined.conf
+    one = multibox_loss(logits, deltas, priors, targets, neg_pos_ratio=1.0)
+    assert int(one.hard_negative.sum()) == one.num_pos  # 1:1
+    with pytest.raises(ValueError, match="neg_pos_ratio"):
+        multibox_loss(logits, deltas, priors, targets, neg_pos_ratio=math.nan)
+
+
+def test_no_forced_match_keeps_only_threshold_positives():
+    logits, deltas, priors, targets = _one_image_batch()
+    # A box so thin that no default box reaches IoU 0.5: only the forced match makes it positive.
+    targets = [{"boxes": torch.tensor([[0.1, 0.1, 0.104, 0.5]]), "labels": torch.tensor([3])}]
+    forced = multibox_loss(logits, deltas, priors, targets)
+    plain = multibox_loss(logits, deltas, priors, targets, force_best=False)
+    assert forced.num_pos == 1 and bool(forced.matches[0].forced.any())
+    assert plain.num_pos == 0 and not bool(plain.matches[0].forced.any())

@@ -226,3 +226,13 @@ def test_threshold_one_is_allowed():
 def test_bad_boxes(defaults, gt, msg):
     with pytest.raises(ValueError, match=msg):
         match(defaults, gt)
+
+
+def test_match_batch_without_forced_best_is_the_threshold_alone():
+    default_xyxy = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    gt = torch.tensor([[[0.0, 0.0, 0.45, 0.45], [0.6, 0.0, 0.7, 0.1]]])  # GT 1 overlaps nothing >= 0.5
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    with_forced = match_batch(default_xyxy, gt, valid)
+    plain = match_batch(default_xyxy, gt, valid, force_best=False)
+    assert plain.gt_index.tolist() == [[0, -1, -1]] and not bool(plain.forced.any())
+    assert torch.equal(plain.iou, with_forced.iou)

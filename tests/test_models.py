@@ -426,3 +426,28 @@ def test_weights_for_other_boxes_per_cell_are_refused_and_same_boxes_per_cell_lo
     assert net.init_note.startswith("all weights") and net.cfg == same_k
     for k, v in compact.state_dict().items():
         assert torch.equal(net.state_dict()[k], v)
+
+
+def test_build_with_levels_predicts_from_those_levels_and_round_trips(tmp_path):
+    from ssd.config import select_levels
+    from ssd.training import checkpoint
+
+    torch.manual_seed(0)
+    full = build("compact256", num_classes=3)
+    torch.manual_seed(0)
+    cut = build("compact256", num_classes=3, levels=(0, 1))
+    assert cut.cfg == select_levels(full.cfg, (0, 1)) and cut.level_names == ("stage3", "stage4")
+    # The kept predictors are the full model's (same init draws), the others are gone.
+    assert torch.equal(cut.head.classification_head.module_list[1].weight,
+                       full.head.classification_head.module_list[1].weight)
+    assert len(cut.head.regression_head.module_list) == 2
+    out = cut.eval()(torch.rand(1, 3, 256, 256))
+    assert out.feature_sizes == [(32, 32), (16, 16)]
+    assert out.cls_logits_flat().shape[1] == len(default_boxes(cut.cfg).cxcywh)
+    checkpoint.save(tmp_path / "cut.pt", cut, ["background", "a", "b"])
+    again, _ = checkpoint.load(tmp_path / "cut.pt")
+    assert again.cfg == cut.cfg and again.levels == (0, 1)
+    ones = torch.ones(1, 3, 256, 256)
+    assert torch.equal(again(ones).cls_logits_flat(), cut(ones).cls_logits_flat())
+    with pytest.raises(ValueError, match="levels"):
+        build("compact256", levels=(0, 2))

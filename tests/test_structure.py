@@ -168,7 +168,7 @@ def test_ssd_top_level_is_the_core_and_thin_entries():
     core = [p.stem for p in top if not is_thin_shim(p)]
     assert len(core) <= MAX_CORE_MODULES, f"ssd/ has {len(core)} top-level modules (at most {MAX_CORE_MODULES}; " \
                                           f"put the rest in a subpackage): {core}"
-    assert set(shims) == {"train", "evaluate", "coverage", "tune_boxes"}, shims
+    assert set(shims) == {"train", "evaluate", "coverage", "tune_boxes", "ablate"}, shims
 
 
 def test_nothing_imports_the_python_m_shims():

@@ -120,3 +120,16 @@ def test_amp_is_opt_in_and_left_out_of_recorded_commands():
     assert opts.amp == "bf16" and opts.to_argv()[-2:] == ["--amp", "bf16"]
     assert "--amp" not in parse_args(SHIPPED_RECORDED.split()).to_argv()
     assert "amp" in RESUME_OVERRIDABLE  # a resumed run may switch precision (a GPU run resumed on a CPU)
+
+
+def test_ablation_options_parse_round_trip_and_are_checked():
+    argv = ["--out", "o", "--neg-pos-ratio", "inf", "--forced-match", "0", "--augment-steps",
+            "photometric,flip", "--levels", "0,1,2"]
+    opts = parse_args(argv)
+    assert opts.neg_pos_ratio == float("inf") and opts.forced_match == 0 and opts.level_indices() == (0, 1, 2)
+    assert parse_args(opts.to_argv()) == opts
+    assert TrainOptions(out="o").to_argv() == ["--out", "o"]  # defaults stay off the recorded command
+    for bad, match in ((dict(neg_pos_ratio=-1.0), "--neg-pos-ratio"), (dict(augment_steps="blur"), "--augment-steps"),
+                       (dict(levels="0,2"), "--levels"), (dict(levels="7"), "--levels")):
+        with pytest.raises(ValueError, match=match):
+            TrainOptions(out="o", **bad).validate()

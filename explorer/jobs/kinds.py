@@ -59,6 +59,7 @@ KINDS = {kind.name: kind for kind in (
     JobKind("train", LONG, resumable=True),
     JobKind("evaluate", SHORT, module="explorer.evaluation.runner"),
     JobKind("export", SHORT, module="explorer.jobs.export"),
+    JobKind("study", LONG, module="explorer.jobs.study", resumable=True),  # an ablation: its variants in turn
 )}
 
 

@@ -14,7 +14,7 @@ from ssd.data import procedural
 from ssd.data.coco import COCODataset
 from ssd.data.common import DatasetError
 from ssd.data.formats import AnnotationError, read_voc_xml
-from ssd.data.transforms import eval_transform, train_transform
+from ssd.data.transforms import eval_transform, parse_augment_steps, train_transform
 from ssd.data.voc import VOC_CLASSES, VOCDataset, read_split, split_path
 
 
@@ -53,7 +53,8 @@ def voc_class_names(root, split: str, choice: str = "auto") -> tuple[str, ...]:
 def build_datasets(args, image_size: int) -> tuple[Dataset, Dataset, tuple[str, ...], int]:
     """(train set, val set, class names, samples skipped as bad) for `args` (a
     `ssd.training.options.TrainOptions`) at `image_size` px. DatasetError names a bad file."""
-    t_train = train_transform(image_size, args.augment)
+    steps = getattr(args, "augment_steps", "")  # '' = the preset of --augment
+    t_train = train_transform(image_size, args.augment, steps=parse_augment_steps(steps) if steps else None)
     t_eval = eval_transform(image_size)
     if args.dataset == "procedural":
         size = procedural.parse_object_size(args.object_size) if args.object_size else procedural.DEFAULT_OBJECT_SIZE

@@ -39,6 +39,7 @@ from torchvision.ops import box_iou
 IMAGE_MEAN = (0.485, 0.456, 0.406)  # zoom-out canvas colour (the paper fills with the mean)
 
 AUGMENTATIONS = ("ssd", "light", "none")
+AUGMENT_STEPS = ("photometric", "zoom_out", "iou_crop", "flip")  # the switchable steps, in the paper's order
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,20 @@ class AugmentSteps:
     def __post_init__(self):
         if not (isinstance(self.zoom_out_max, (int, float)) and 1.0 <= self.zoom_out_max <= 16.0):
             raise ValueError(f"AugmentSteps.zoom_out_max must be a number in [1, 16], got {self.zoom_out_max!r}")
+
+
+def parse_augment_steps(text: str, zoom_out_max: float = 4.0) -> AugmentSteps:
+    """`AugmentSteps` from a comma list of `AUGMENT_STEPS` names ("photometric,iou_crop,flip"):
+    the named steps on, the others off; "none" = every step off. ValueError names the
+    flag and the unknown step."""
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if names == ["none"]:
+        names = []
+    unknown = [n for n in names if n not in AUGMENT_STEPS]
+    if unknown or not str(text).strip():
+        raise ValueError(f"--augment-steps: unknown step(s) {unknown or [text]}; use a comma list of "
+                         f"{', '.join(AUGMENT_STEPS)}, or none")
+    return AugmentSteps(**{n: n in names for n in AUGMENT_STEPS}, zoom_out_max=zoom_out_max)
 
 
 # ---------------------------------------------------------------- the crop's rules
@@ -271,7 +286,8 @@ def ssd_transform(size: int, steps: AugmentSteps = AugmentSteps()) -> DetectionT
     return DetectionTransform(v2.Compose(ops), size)
 
 
-def train_transform(size: int, augment: str = "ssd", zoom_out_max: float = 4.0) -> DetectionTransform:
+def train_transform(size: int, augment: str = "ssd", zoom_out_max: float = 4.0,
+                    steps: AugmentSteps | None = None) -> DetectionTransform:
     """Training transform.
 
     Args:
@@ -280,7 +296,11 @@ def train_transform(size: int, augment: str = "ssd", zoom_out_max: float = 4.0) 
             prob. 0.5 up to `zoom_out_max` x the side, IoU crop, flip); "light" = flip only
             (cheap; for data that already spans all object scales and colours, as the
             procedural scenes do); "none" = resize only.
+        steps: the steps to run, one by one (`parse_augment_steps`, `--augment-steps`);
+            given, it replaces `augment`'s preset.
     """
+    if steps is not None:
+        return ssd_transform(size, steps)
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
     if augment == "none":

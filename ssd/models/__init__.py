@@ -11,7 +11,7 @@ import os
 import warnings
 from typing import Callable
 
-from ssd.config import SSDConfig, compact256, ssd300_coco
+from ssd.config import SSDConfig, check_levels, compact256, expand_levels, select_levels, ssd300_coco
 from ssd.models.common import HeadOutputs, SSDNet
 from ssd.models.compact import build_compact256
 from ssd.models.mobilenet import build_ssdlite320_mobilenet_v3_large, ssdlite320_config
@@ -90,6 +90,7 @@ def build(
     trainable_backbone_layers: int | None = None,
     class_names: list[str] | None = None,
     keep_class_rows: bool = False,
+    levels: tuple[int, ...] | list[int] | None = None,
     **arch,
 ) -> SSDNet:
     """Build an SSD.
@@ -117,6 +118,9 @@ def build(
         class_names: the new model's class names (background first), for fine-tuning.
         keep_class_rows: fine-tuning with `class_names` a subset of the weights' classes
             (COCO's, or those a checkpoint records): keep those rows of the class predictors.
+        levels: predict from these consecutive source levels only (0 = the finest; the
+            paper's Table 3), None = all. `cfg` may then be the full config (cut down here
+            with `ssd.config.select_levels`) or already the kept levels' (a checkpoint's).
         **arch: architecture options (compact256: stem_channels, stage_channels,
             blocks_per_stage, extra_channels).
     Returns:
@@ -138,6 +142,11 @@ def build(
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2 (background + 1), got {num_classes!r}")
     reference = make_cfg(num_classes)
+    subset = None
+    if levels is not None:
+        levels = check_levels(levels, reference.num_levels, f"{name}: levels")
+        if cfg is not None and cfg.num_levels == len(levels) < reference.num_levels:  # a checkpoint's subset
+            subset, cfg = cfg, expand_levels(cfg, reference, levels)
     if cfg is not None:
         _check_cfg(name, cfg, reference)
     if arch and name != "compact256":
@@ -145,6 +154,8 @@ def build(
     if backbone_weights is not None or trainable_backbone_layers is not None:
         arch = {**arch, **_backbone_options(name, weights, backbone_weights, trainable_backbone_layers)}
     model = builder(num_classes=num_classes, cfg=cfg if cfg is not None else reference, **arch)
+    if levels is not None:
+        model.keep_levels(levels, subset if subset is not None else select_levels(model.cfg, levels))
     if weights is not None:
         _load_weights(model, name, weights, coco_names, class_names, keep_class_rows)
     return model

@@ -123,6 +123,14 @@ class SSDNet(nn.Module):
                 f"{len(reg_list)} box predictors and {len(self.level_names)} level names"
             )
         self.level_channels = tuple(_first_conv(m).in_channels for m in cls_list)
+        self.levels: tuple[int, ...] | None = None  # backbone levels the heads predict from (None: all)
+        self._check_heads()
+
+    def _check_heads(self) -> None:
+        """ValueError unless each level's predictors fit `cfg`'s boxes per cell and classes."""
+        cfg, name = self.cfg, self.name
+        cls_list = self.head.classification_head.module_list
+        reg_list = self.head.regression_head.module_list
         k_per_level = cfg.boxes_per_location()
         for level, (c_mod, r_mod, k) in enumerate(zip(cls_list, reg_list, k_per_level)):
             c_out = _last_conv_out(c_mod)
@@ -133,6 +141,24 @@ class SSDNet(nn.Module):
                     f"but the config needs K={k} boxes x C={cfg.num_classes} classes = "
                     f"{k * cfg.num_classes} and K x 4 = {k * 4}"
                 )
+
+    def keep_levels(self, levels: tuple[int, ...], cfg: SSDConfig) -> "SSDNet":
+        """Predict from the backbone levels `levels` only (Table 3 of the paper): drop the
+        other levels' predictors, keep the chosen ones (their weights untouched), and
+        take `cfg` (`ssd.config.select_levels` of the full config) as the default boxes.
+        The backbone still computes every map; `extract_features` keeps the chosen ones.
+        `arch["levels"]` records the choice, so a checkpoint rebuilds it. Returns self."""
+        levels = tuple(int(i) for i in levels)
+        heads = (self.head.classification_head, self.head.regression_head)
+        for h in heads:
+            h.module_list = nn.ModuleList([h.module_list[i] for i in levels])
+        self.cfg = cfg
+        self.level_names = tuple(self.level_names[i] for i in levels)
+        self.level_channels = tuple(self.level_channels[i] for i in levels)
+        self.levels = levels
+        self.arch["levels"] = list(levels)
+        self._check_heads()
+        return self
 
     @property
     def num_classes(self) -> int:
@@ -155,6 +181,8 @@ class SSDNet(nn.Module):
         if isinstance(features, (dict, OrderedDict)):
             features = list(features.values())
         features = list(features)
+        if self.levels is not None:  # a model cut down to some levels (`keep_levels`)
+            features = [features[i] for i in self.levels]
         sizes = [(int(f.shape[-2]), int(f.shape[-1])) for f in features]
         if [h for h, _ in sizes] != list(self.cfg.feature_maps) or any(h != w for h, w in sizes):
             raise ValueError(

@@ -188,6 +188,8 @@ class Trainer:
     clip_grad: float  # max gradient norm (0: off)
     world: int  # processes in the DDP group (1: no DDP)
     amp: str = "none"  # AMP_MODES: "none" fp32, "bf16" autocast, "fp16" autocast + GradScaler (CUDA)
+    neg_pos_ratio: float = 3.0  # hard negatives per positive (Sec. 2.2); inf: every negative
+    force_best: bool = True  # matching step 1: each GT also takes its best default box (Sec. 2.2)
 
     def __post_init__(self):
         self.amp_dtype = autocast_dtype(self.amp, self.device)
@@ -208,7 +210,8 @@ class Trainer:
         but not bit for bit; without --amp the loss is computed as it always was."""
         # .float() is the identity in fp32; under autocast the head outputs are bf16/fp16.
         return multibox_loss(out.cls_logits_flat().float(), out.bbox_regression_flat().float(),
-                             self.priors_cxcywh, targets, fast_cross_entropy=self.amp_dtype is not None)
+                             self.priors_cxcywh, targets, fast_cross_entropy=self.amp_dtype is not None,
+                             neg_pos_ratio=self.neg_pos_ratio, force_best=self.force_best)
 
     def forward_loss(self, images: Tensor, targets: list[dict]):
         """`loss(forward(images), targets)`."""

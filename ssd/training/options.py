@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 
-from ssd.config import SSDConfig, load_config_json
+from ssd.config import SSDConfig, check_levels, load_config_json
 from ssd.data.procedural import parse_object_size
-from ssd.data.transforms import AUGMENTATIONS
+from ssd.data.transforms import AUGMENTATIONS, parse_augment_steps
 from ssd.device import DEVICES
 from ssd.models import BACKBONE_WEIGHTS_MODELS, MODEL_NAMES, default_config
 from ssd.training.engine import AMP_MODES, OPTIMIZERS, SCHEDULES
@@ -93,6 +94,15 @@ class TrainOptions:
     # New fields go last: a recorded command lists only non-default flags, in field order.
     amp: str = _opt("none", "run", "mixed precision: none (fp32) | bf16 (autocast; CPU with AVX-512 BF16/AMX, "
                     "or GPU) | fp16 (autocast + GradScaler; CUDA only)", AMP_MODES)
+    # The ablations of the paper (ssd.ablation); each default is the paper's recipe.
+    neg_pos_ratio: float = _opt(3.0, "model and optimisation",
+                                "hard negatives per positive (Sec. 2.2; 3 = 3:1); inf = every negative (no mining)")
+    forced_match: int = _opt(1, "model and optimisation", "1: each ground-truth box also takes its best default "
+                             "box (Sec. 2.2 matching step 1); 0: the 0.5 IoU threshold alone", (0, 1))
+    augment_steps: str = _opt("", "data", "comma list of SSD augmentation steps to run (photometric, zoom_out, "
+                              "iou_crop, flip) or none; replaces --augment's preset; '' = the preset")
+    levels: str = _opt("", "model and optimisation", "predict from these consecutive source levels only "
+                       "(comma list, 0 = the finest; the paper's Table 3); '' = all")
 
     def validate(self) -> "TrainOptions":
         """Return self, or raise ValueError naming the flag, the value and the rule."""
@@ -121,8 +131,22 @@ class TrainOptions:
             if self.dataset != "procedural":
                 raise ValueError("--object-size only applies to --dataset procedural")
             parse_object_size(self.object_size)  # ValueError naming the flag and the problem
+        if math.isnan(self.neg_pos_ratio) or self.neg_pos_ratio < 0:
+            raise ValueError(f"--neg-pos-ratio must be >= 0 (inf: every negative), got {self.neg_pos_ratio}")
+        if self.augment_steps:
+            parse_augment_steps(self.augment_steps)  # ValueError naming the flag and the step
+        self.level_indices()
         self.box_cfg()  # a bad --box-config file fails here, before any run file is written
         return self
+
+    def level_indices(self) -> tuple[int, ...] | None:
+        """`--levels` as level indices (None: all), checked against `--model`'s levels."""
+        if not self.levels:
+            return None
+        try:
+            return check_levels(self.levels.split(","), default_config(self.model).num_levels, "--levels")
+        except ValueError as e:
+            raise ValueError(f"{e} ({self.model})") from None
 
     def box_cfg(self, num_classes: int | None = None) -> SSDConfig | None:
         """The default boxes of `--box-config` (None without it), checked to fit `--model`.

@@ -59,7 +59,7 @@ MAX_JSON_BYTES = 1 << 20  # status.json / config.json / job.json larger than thi
 MAX_METRICS_BYTES = 64 << 20  # read_metrics reads at most the last 64 MiB of metrics.jsonl
 # metrics.jsonl records: "kind" says which keys the record has.
 TRAIN_KEYS = ("epoch", "step", "loss", "conf", "loc", "lr", "images_per_s", "time")
-EVAL_KEYS = ("epoch", "step", "map", "ap50", "ap75", "voc07_map", "time")
+EVAL_KEYS = ("epoch", "step", "map", "ap50", "ap75", "voc07_map", "time", "ap_small")
 
 
 class RunDirError(ValueError):

@@ -129,7 +129,8 @@ def _build_model(opts: TrainOptions, class_names, device: torch.device) -> model
         cfg = opts.box_cfg(num_classes=len(class_names))
     except ValueError as e:
         raise TrainingError(str(e)) from None
-    model = models.build(opts.model, num_classes=len(class_names), cfg=cfg, **start).to(device)
+    model = models.build(opts.model, num_classes=len(class_names), cfg=cfg, levels=opts.level_indices(),
+                         **start).to(device)
     return model.to(memory_format=_memory_format(opts))
 
 
@@ -184,7 +185,8 @@ def _train(opts: TrainOptions, rank: int, world: int, device: torch.device, run:
     trainer = Trainer(
         net=torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model, model=model,
         priors_cxcywh=default_boxes(model.cfg).cxcywh.to(device), optimizer=optimizer, scheduler=scheduler,
-        device=device, memory_format=_memory_format(opts), clip_grad=opts.clip_grad, world=world, amp=opts.amp)
+        device=device, memory_format=_memory_format(opts), clip_grad=opts.clip_grad, world=world, amp=opts.amp,
+        neg_pos_ratio=opts.neg_pos_ratio, force_best=bool(opts.forced_match))
     progress = Progress()
     if opts.resume:
         progress = restore_training_state(paths(opts.out).last, model, optimizer, scheduler, trainer.scaler)
@@ -331,7 +333,8 @@ class RunBook:
         res = evaluate_model(model, val_set, self.class_names, device=self.trainer.device)
         model.train()
         self.run.log_metrics({"kind": "eval", "epoch": epoch, "step": step, "map": res["AP"], "ap50": res["AP50"],
-                              "ap75": res["AP75"], "voc07_map": res["voc07_map"], "time": time.time()})
+                              "ap75": res["AP75"], "voc07_map": res["voc07_map"], "time": time.time(),
+                              "ap_small": res["AP_small"]})
         self.run.log(f"eval epoch {epoch} step {step}: AP {res['AP']:.3f} AP50 {res['AP50']:.3f} "
                      f"AP75 {res['AP75']:.3f} ({time.time() - t0:.0f}s)")
         if self.progress.best_map is None or res["AP"] > self.progress.best_map:

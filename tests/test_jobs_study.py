@@ -1,0 +1,61 @@
+"""Tests for explorer/jobs/study.py: a study is one LONG queue entry that runs its variants,
+and cancelling it cancels its current training run (which saves last.pt)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from explorer.jobs import manager as jobs
+from explorer.jobs.kinds import KINDS, LONG
+from explorer.jobs.limits import JobError
+from explorer.jobs.study import launch_study, list_studies, read_study
+from jobs_helpers import CPU, ended, kill_live_runs, wait_for
+
+
+def test_study_kind_is_long_and_resumable():
+    kind = KINDS["study"]
+    assert kind.lane == LONG and kind.resumable and kind.module == "explorer.jobs.study"
+
+
+def test_launch_refuses_unknown_study_or_scale(tmp_path):
+    with pytest.raises(JobError, match="unknown study"):
+        launch_study(tmp_path, "nope", "smoke", devices=CPU)
+    with pytest.raises(JobError, match="unknown scale"):
+        launch_study(tmp_path, "zoomout", "huge", devices=CPU)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_smoke_study_runs_as_one_job(tmp_path):
+    try:
+        job_dir = launch_study(tmp_path, "zoomout", "smoke", devices=CPU)
+        info = wait_for(job_dir, ended, timeout=240, what="the study to end")
+        assert info.state == "finished", info.message
+        study = read_study(job_dir)
+        assert [r.state for r in study.runs] == ["finished", "finished"]
+        assert all(r.best_checkpoint is not None for r in study.runs)
+        assert [row["variant"] for row in study.results["table"]] == ["full", "no_zoom_out"]
+        assert [s.name for s in list_studies(tmp_path)] == [job_dir.name]
+        assert job_dir.name in [r.name for r in jobs.list_runs(tmp_path)]  # the Training page lists it
+    finally:
+        kill_live_runs(tmp_path)
+
+
+@pytest.mark.slow
+def test_cancelling_a_study_cancels_its_current_run(tmp_path):
+    try:
+        job_dir = launch_study(tmp_path, "mining", "cpu", seeds=1, devices=CPU)  # cpu scale: minutes per run
+        first = job_dir / "runs" / "full-s0"
+        deadline = time.monotonic() + 120
+        while read_study(job_dir).runs[0].state != "running":
+            assert time.monotonic() < deadline, jobs.tail_log(job_dir, 20)
+            time.sleep(0.3)
+        jobs.cancel(job_dir)
+        info = wait_for(job_dir, lambda i: ended(i) and not i.alive, timeout=120, what="the study to stop")
+        assert info.state == "cancelled"
+        study = read_study(job_dir)
+        assert study.runs[0].state == "cancelled" and (first / "checkpoints" / "last.pt").is_file()
+        assert [r.state for r in study.runs[1:]] == ["pending"] * 3
+    finally:
+        kill_live_runs(tmp_path)
