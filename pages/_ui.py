@@ -8,6 +8,7 @@ import streamlit as st
 
 from explorer import paths
 from explorer.inputs.models import model_caveat
+from explorer.jobs.manager import available_devices
 from explorer.text import figure_plain
 from explorer.views.figures import PAPER_URL, records_to_csv
 from pages import _auth
@@ -101,3 +102,23 @@ def new_selection(chart_key: str, kind: str):
         return None
     ss[seen_key] = sig
     return items[-1]
+
+
+# ---------------------------------------------------------------- job pages
+@st.cache_resource
+def devices() -> dict:
+    """The machine's devices for the job pages (`explorer.jobs.manager.available_devices`, probed once)."""
+    return available_devices()
+
+
+def flash(key: str, kind: str, text: str) -> None:
+    """Keep a message (st.success / st.error / st.info ...) for the next run of a job page:
+    a button callback runs before the rerun that shows it. `text` is shown as plain text."""
+    st.session_state[key] = (kind, text)
+
+
+def show_flash(key: str) -> None:
+    """Show (once) the message `flash` kept under `key`."""
+    kind, text = st.session_state.pop(key, (None, None))
+    if kind:
+        getattr(st, kind)(plain(text))

@@ -22,25 +22,14 @@ require_app_frame()
 REFRESH_S = 2.0
 
 
-@st.cache_resource
-def _devices() -> dict:
-    return jobs.available_devices()
-
-
 def _flash(kind: str, text: str) -> None:
-    st.session_state["lab_flash"] = (kind, text)
-
-
-def _show_flash() -> None:
-    kind, text = st.session_state.pop("lab_flash", (None, None))
-    if kind:
-        getattr(st, kind)(_ui.plain(text))
+    _ui.flash("lab_flash", kind, text)
 
 
 def _launch(runs_dir) -> None:
     study, scale = st.session_state["lab_study"], st.session_state["lab_scale"]
     try:
-        job_dir = launch_study(runs_dir, study, scale, int(st.session_state["lab_seeds"]), _devices())
+        job_dir = launch_study(runs_dir, study, scale, int(st.session_state["lab_seeds"]), _ui.devices())
     except (JobError, OSError) as e:
         _flash("error", f"Not launched: {e}")
         return
@@ -110,7 +99,7 @@ def watch(runs_dir) -> None:
     goto = st.session_state.pop("_lab_goto", None)
     if goto:
         st.switch_page(goto)
-    _show_flash()
+    _ui.show_flash("lab_flash")
     studies = list_studies(runs_dir)
     st.subheader(f"Studies ({len(studies)})")
     if not studies:

@@ -40,19 +40,8 @@ DATASET_LABELS = {
 }
 
 
-@st.cache_resource
-def _devices() -> dict:
-    return jobs.available_devices()
-
-
 def _flash(kind: str, text: str) -> None:
-    st.session_state["train_flash"] = (kind, text)
-
-
-def _show_flash() -> None:
-    kind, text = st.session_state.pop("train_flash", (None, None))
-    if kind:
-        getattr(st, kind)(_ui.plain(text))
+    _ui.flash("train_flash", kind, text)
 
 
 # --- actions (button callbacks: they run before the rerun, so the table is fresh) ---
@@ -180,7 +169,7 @@ def _box_config(choice: str, model: str, runs_dir) -> dict | None:
 
 
 def launch_form(runs_dir) -> None:
-    devices = _devices()
+    devices = _ui.devices()
     gpus = devices["gpu_count"]
     st.subheader("New training run")
     recipe = st.selectbox("Recipe", ("(custom)", *RECIPES), key="train_recipe", on_change=_apply_recipe,
@@ -300,7 +289,7 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
 def watch(runs_dir) -> None:
     if st.session_state.pop("_train_rerun_app", False):
         st.rerun(scope="app")
-    _show_flash()
+    _ui.show_flash("train_flash")
     runs = jobs.list_runs(runs_dir)
     st.subheader(f"Runs ({len(runs)})")
     st.caption(f"Run folder: {_ui.plain(runs_dir)} · refreshes every {REFRESH_S:.0f} s · at most "

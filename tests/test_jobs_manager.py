@@ -28,7 +28,7 @@ def runs(tmp_path):
 
 
 def test_run_dirs_get_unique_suffixes(tmp_path):
-    made = [jobs._create_run_dir(tmp_path, "exp") for _ in range(3)]
+    made = [jobs.create_job_dir(tmp_path, "exp") for _ in range(3)]
     assert [d.name for d in made] == ["exp", "exp-2", "exp-3"]
 
 
@@ -127,7 +127,7 @@ def test_tiny_run_finishes_with_metrics_and_checkpoints(runs):
     assert "finished" in tail_log(run_dir, 5)
     wait_for(run_dir, lambda i: not i.alive, 20, "process exit")
     # A second launch with the same name gets its own directory.
-    assert jobs._create_run_dir(runs.resolve(), "tiny").name == "tiny-2"
+    assert jobs.create_job_dir(runs.resolve(), "tiny").name == "tiny-2"
 
 
 def test_cancel_running_job_saves_checkpoint(runs):

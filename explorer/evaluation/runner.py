@@ -7,7 +7,7 @@ writes, each atomically: `status.json` after every batch (progress, message), `r
 (the kept network outputs, `explorer.evaluation.kept`) and `result.json` (the AP figures,
 PR curves, TIDE errors, per level, misses, confusion, and per image the error counts and
 where it comes from). The job framework's `run_child` owns the status protocol: SIGTERM
-ends it as `cancelled`, any error as `failed` with the reason. File names: `ssd.runlog`.
+ends it as `cancelled`, any error as `failed` with the reason. File names: `ssd.training.runlog`.
 No streamlit import.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from explorer.evaluation.kept import KEPT_FLOOR, KeptCollector, kept_to_bytes
 from explorer.evaluation.spec import EvalSpec, image_sources, load_checked
-from explorer.jobs.process import run_child
+from explorer.jobs.process import job_main
 from ssd.evaluation.error_types.causes import CAUSES
 from ssd.evaluation.error_types.tide import ERROR_TYPES, TP, classify_image
 from ssd.evaluation.evaluate import collect, score_with_errors
@@ -84,12 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m explorer.evaluation.runner EVAL_DIR`: `run` under the job status protocol."""
     import torch
 
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m explorer.evaluation.runner EVAL_DIR", file=sys.stderr)
-        return 2
     torch.set_num_threads(max(1, int(os.environ.get("SSD_TORCH_THREADS", 0) or (os.cpu_count() or 2) // 2)))
-    return run_child(Path(argv[0]), run)
+    return job_main("explorer.evaluation.runner", run, argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from explorer.jobs.limits import JobError, JobLimits
 from explorer.jobs.manager import submit
-from explorer.jobs.process import run_child
+from explorer.jobs.process import job_main
 from explorer.jobs.runs import job_state
 from explorer.jobs.state import is_alive
 from ssd.export import DEFAULT_OPSET, export_onnx
@@ -93,11 +93,7 @@ def run(job_dir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m explorer.jobs.export JOB_DIR`: `run` under the job status protocol."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m explorer.jobs.export JOB_DIR", file=sys.stderr)
-        return 2
-    return run_child(Path(argv[0]), run)
+    return job_main("explorer.jobs.export", run, argv)
 
 
 if __name__ == "__main__":

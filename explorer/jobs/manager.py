@@ -61,9 +61,9 @@ def available_devices() -> dict:
     return {"cuda": cuda, "gpu_count": int(torch.cuda.device_count()) if cuda else 0}
 
 
-def _create_run_dir(runs_dir: Path, base: str) -> Path:
+def create_job_dir(runs_dir: Path, base: str) -> Path:
     """mkdir runs_dir/base, or base-2, base-3, ... (mkdir is atomic: two launches
-    with one name never share a directory)."""
+    with one name never share a directory): a training run's or a study's folder."""
     for i in range(1, 10_000):
         run_dir = runs_dir / (base if i == 1 else f"{base}-{i}")
         try:
@@ -146,7 +146,7 @@ def launch(runs_dir: Path, spec: JobSpec, name: str | None = None, devices: dict
     base = sanitize_run_name(name or f"{spec.train.model}-{spec.train.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
     def make_dir() -> Path:
-        run_dir = _create_run_dir(runs_dir, base)
+        run_dir = create_job_dir(runs_dir, base)
         if run_dir.resolve().parent != runs_dir:  # a name never leaves the runs folder
             raise JobError(f"run folder {run_dir} is not inside {runs_dir}")
         job.update(name=run_dir.name, train_argv=train_argv(spec, run_dir, device))

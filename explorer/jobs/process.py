@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -95,6 +96,18 @@ def run_child(job_dir: Path, body: Callable[[Path], object]) -> int:
         return 1
     update_status(job_dir, state="finished", progress=1.0, message="finished")
     return 0
+
+
+def job_main(module: str, body: Callable[[Path], object], argv: list[str] | None = None,
+             resumable: bool = False) -> int:
+    """The command line of a job kind's child, `python -m MODULE JOB_DIR [--resume]`:
+    `run_child(JOB_DIR, body)`, or 2 with the usage line for other arguments (a resumable
+    kind's body reads what is done from its folder: `--resume` needs no handling)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[1:] not in ([], ["--resume"] if resumable else []):
+        print(f"usage: python -m {module} JOB_DIR" + (" [--resume]" if resumable else ""), file=sys.stderr)
+        return 2
+    return run_child(Path(argv[0]), body)
 
 
 def proc_start_time(pid: int) -> float | None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.jobs.limits import JobError, JobLimits
-from explorer.jobs.manager import available_devices, submit
-from explorer.jobs.process import run_child
+from explorer.jobs.manager import available_devices, create_job_dir, submit
+from explorer.jobs.process import job_main
 from explorer.jobs.runs import job_state
 from explorer.jobs.spec import sanitize_run_name
 from ssd.ablation.runner import plan, read_results, run_study
@@ -54,16 +54,10 @@ def launch_study(runs_dir: Path, study: str, scale: str, seeds: int = 0, devices
     spec = {"study": study, "scale": scale, "seeds": list(range(n)), "device": device}
 
     def make_dir() -> Path:
-        for i in range(1, 1000):
-            job_dir = runs_dir / (base if i == 1 else f"{base}-{i}")
-            try:
-                job_dir.mkdir()
-            except FileExistsError:
-                continue
-            write_json_atomic(job_dir / SPEC_FILE, {"spec": spec})
-            job.update(name=job_dir.name)
-            return job_dir
-        raise JobError(f"too many studies named {base!r}")
+        job_dir = create_job_dir(runs_dir, base)
+        write_json_atomic(job_dir / SPEC_FILE, {"spec": spec})
+        job.update(name=job_dir.name)
+        return job_dir
 
     job = {"kind": KIND, "created_at": time.time(), "device": device, "study": spec}
     return submit(runs_dir, job, make_dir, limits)
@@ -154,15 +148,7 @@ def run(job_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """`python -m explorer.jobs.study JOB_DIR [--resume]` under the job status protocol
     (resuming needs no flag: the study folder says what is done)."""
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or len(argv) > 2:
-        print("usage: python -m explorer.jobs.study JOB_DIR [--resume]", file=sys.stderr)
-        return 2
-    return run_child(Path(argv[0]), run)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return job_main("explorer.jobs.study", run, argv, resumable=True)
 
 
 def evaluate_run(info: StudyInfo, run: VariantRun, roots=None) -> Path:
@@ -175,3 +161,7 @@ def evaluate_run(info: StudyInfo, run: VariantRun, roots=None) -> Path:
     scale = SCALES[info.scale]
     spec = EvalSpec(str(run.best_checkpoint), DatasetSpec("procedural", seed=1, num_images=scale.val_size))
     return eval_jobs.launch(spec, roots=roots)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
