@@ -160,6 +160,8 @@ class Workspace:
     """What one browser session looks at (module docstring). Mutate through the methods."""
 
     image: ImageRef | None = None
+    source: str = "sample"  # the image picker's choice: "sample" or "upload"
+    sample_id: str | None = None  # the sample picked (None: the default sample)
     model_id: str | None = None  # None: the app's default model
     thresholds: Thresholds = field(default_factory=Thresholds)
     matching: MatchSettings = field(default_factory=MatchSettings)
@@ -170,6 +172,7 @@ class Workspace:
     traced: tuple[str, str] | None = None  # (image digest, trace_links.target_key)
     token: str | None = None  # the server-side store's key for the image and GT
     token_owned: bool = False  # False: the token came with a link; never write to it
+    token_in_use: bool = True  # False: the view needs nothing kept (a sample with its own boxes): no token in the URL
     version: int = 0
     _gt: OrderedDict = field(default_factory=OrderedDict)  # digest -> GTState (LRU, MAX_GT_IMAGES)
     _own: dict = field(default_factory=dict)  # digest -> the image's own GTState
@@ -178,6 +181,18 @@ class Workspace:
         self.version += 1
 
     # -- image and its ground truth
+    def choose_sample(self, sample_id: str | None) -> None:
+        """Show sample `sample_id` (None: the default) on the next run of the picker."""
+        if (self.source, self.sample_id) != ("sample", sample_id):
+            self.source, self.sample_id = "sample", sample_id
+            self._changed()
+
+    def choose_upload(self) -> None:
+        """Show the user's upload (the last one, when there is one) on the next run."""
+        if self.source != "upload":
+            self.source = "upload"
+            self._changed()
+
     def show_image(self, ref: ImageRef, own_rows: tuple[dict, ...] = ()) -> GTState:
         """Show `ref` (its digest known). Its GT: what it had when last shown, else its own
         rows (a sample's annotation; none for an upload). Returns that GT."""
@@ -309,13 +324,14 @@ class Workspace:
     # -- the server-side copy of the image and GT
     def adopt_token(self, token: str | None) -> None:
         """A token that came with a link or a reload: read from it, never write to it."""
-        self.token, self.token_owned = token, False
+        self.token, self.token_owned, self.token_in_use = token, False, True
 
     def token_to_write(self, new_token: Callable[[], str]) -> str:
         """The token this session may write its image and GT under: its own, made now
         (`new_token()`) when it has none or holds one that came with a link."""
         if self.token is None or not self.token_owned:
             self.token, self.token_owned = new_token(), True
+        self.token_in_use = True
         return self.token
 
 
@@ -367,9 +383,9 @@ def to_query(ws: Workspace, default_model: str | None = None, default_sample: st
     the URL of an untouched app stays bare. The image: `inputs=<token>` when the server
     keeps it (an upload, or a sample with edited GT), else `sample=<id>`."""
     q: dict[str, str] = {}
-    if ws.image is not None and ws.image.sample_id is not None and ws.image.sample_id != default_sample:
-        q["sample"] = ws.image.sample_id
-    if ws.token is not None:
+    if ws.source == "sample" and ws.sample_id is not None and ws.sample_id != default_sample:
+        q["sample"] = ws.sample_id
+    if ws.token is not None and ws.token_in_use:
         q["inputs"] = ws.token
     if ws.model_id is not None and ws.model_id != default_model:
         q["model"] = ws.model_id
@@ -399,8 +415,8 @@ def _parse_cell(text: str) -> tuple[int, int, int]:
 
 def apply_query(ws: Workspace, params: Mapping[str, str], num_classes: int = 21) -> list[str]:
     """Read a link's query parameters into `ws` (the session's first run). Bad values are
-    skipped, each with a note saying which and why; the image parameters (`sample`,
-    `inputs`) are left to the caller, who loads the image. Returns the notes."""
+    skipped, each with a note saying which and why. `sample` picks the sample; `inputs`
+    (the server-kept upload and GT) is left to the caller, who owns the store. Returns the notes."""
     notes: list[str] = []
 
     def attempt(what: str, fn: Callable[[], None]) -> None:
@@ -409,7 +425,9 @@ def apply_query(ws: Workspace, params: Mapping[str, str], num_classes: int = 21)
         except (ValueError, TypeError) as e:
             notes.append(f"link parameter {what} ignored: {e}")
 
-    p = {k: str(v) for k, v in params.items() if k in QUERY_KEYS}
+    p = {k: str(v) for k, v in params.items() if k in QUERY_KEYS and v is not None}
+    if p.get("sample"):
+        ws.choose_sample(p["sample"])
     if p.get("model"):
         ws.set_model(p["model"])
     for name in ("score_thresh", "nms_thresh", "detections_per_img"):

@@ -107,6 +107,7 @@ def test_a_linked_token_is_never_written_to():
 
 def test_query_round_trip():
     ws = Workspace()
+    ws.choose_sample(CAT.sample_id)
     ws.show_image(CAT, CAT_ROWS)
     ws.set_model("shipped:compact256")
     ws.set_thresholds(score_thresh=0.33, nms_thresh=0.5, detections_per_img=100)
@@ -123,11 +124,13 @@ def test_query_round_trip():
     wsm.claim_trace(back)
     assert back.thresholds == ws.thresholds and back.matching == ws.matching and back.model_id == ws.model_id
     assert back.cell == ws.cell and back.traced_key() == "det:17:2" and back.boxes.origin == "edited"
+    assert back.sample_id == CAT.sample_id
     assert wsm.decode_boxes(q["boxes"], cfg.num_classes, cfg.name) == cfg
 
 
 def test_defaults_leave_the_url_bare():
     ws = Workspace()
+    ws.choose_sample(CAT.sample_id)
     ws.show_image(CAT, CAT_ROWS)
     assert wsm.to_query(ws, default_sample="cat_and_dog.png") == {}
 
@@ -147,3 +150,14 @@ def test_boxes_code_keeps_thirds_and_flags():
     assert wsm.decode_boxes(text, cfg.num_classes, cfg.name) == cfg
     with pytest.raises(ValueError, match="flags"):
         wsm.decode_boxes(text[:-4] + "x1c1")
+
+
+def test_a_view_that_needs_nothing_kept_leaves_the_token_out_of_the_url():
+    ws = Workspace()
+    ws.choose_sample(CAT.sample_id)
+    ws.show_image(CAT, CAT_ROWS)
+    ws.token_to_write(lambda: "T" * 32)
+    assert wsm.to_query(ws)["inputs"] == "T" * 32
+    ws.token_in_use = False
+    assert "inputs" not in wsm.to_query(ws)
+    assert ws.token_to_write(lambda: "U" * 32) == "T" * 32 and wsm.to_query(ws)["inputs"] == "T" * 32
