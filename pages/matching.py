@@ -5,7 +5,7 @@ import streamlit as st
 from explorer.views import encoding as ev
 from explorer.views import live_data
 from explorer.views import matching as mv
-from pages import _cache, _live, _sidebar, _ui
+from pages import _cache, _live, _sidebar, _ui, _workspace
 
 _ui.require_app_frame()
 
@@ -51,9 +51,12 @@ SECTIONS = ("Positives", "Box encoding", "Hard negatives & loss")
 
 
 def _live_commit(values: dict) -> None:
-    """The live figure's released values (before this run's script)."""
-    st.session_state["match_iou"] = float(values["iou_thresh"])
-    st.session_state["match_ratio"] = float(values["neg_pos_ratio"])
+    """The live figure's released values (before this run's script): the workspace's matching settings."""
+    try:
+        _workspace.get().set_matching(iou_thresh=float(values["iou_thresh"]),
+                                      neg_pos_ratio=float(values["neg_pos_ratio"]))
+    except (KeyError, TypeError, ValueError):
+        pass
 
 
 def _live_figure(ctx, db, iou_thr: float, ratio: float) -> bool:
@@ -132,15 +135,16 @@ def _matching_section(ctx) -> None:
     wh = img.image.size
     gt = ctx.gt
 
-    ss = st.session_state
+    ss, ws = st.session_state, _workspace.get()
     live = _live.enabled() and bool(ss.get("_live_ready_matching")) and len(gt) > 0
-    if live:  # the live figure's sliders set these
-        _live.keep("match_iou", "match_ratio")
-        iou_thr, ratio = float(ss.get("match_iou", 0.5)), float(ss.get("match_ratio", 3.0))
-    else:
+    if not live:  # else the live figure's sliders set these
         c1, c2 = st.columns(2)
-        iou_thr = c1.slider("IoU threshold", 0.05, 0.95, 0.5, 0.05, key="match_iou")
-        ratio = c2.slider("Negatives per positive (neg:pos)", 0.0, 10.0, 3.0, 0.5, key="match_ratio")
+        _workspace.bound("slider", "match_iou", lambda: ws.matching.iou_thresh,
+                         lambda v: ws.set_matching(iou_thresh=v), "IoU threshold", 0.05, 0.95, step=0.05, container=c1)
+        _workspace.bound("slider", "match_ratio", lambda: ws.matching.neg_pos_ratio,
+                         lambda v: ws.set_matching(neg_pos_ratio=v), "Negatives per positive (neg:pos)", 0.0, 10.0,
+                         step=0.5, container=c2)
+    iou_thr, ratio = ws.matching.iou_thresh, ws.matching.neg_pos_ratio
 
     if len(gt) == 0:
         st.info("This image has no ground-truth boxes: every default box is a negative. Add boxes in "
@@ -168,6 +172,7 @@ def _matching_section(ctx) -> None:
         _encoding_section(view, gt, db, cfg, wh)
     else:
         _loss_section(lv, db, gt, uri, wh, iou_thr, ratio)
+    _workspace.sync_url()
 
 
 _matching_section(ctx)

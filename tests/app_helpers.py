@@ -12,3 +12,15 @@ def gt_uploader(at):
 def ws_of(at):
     """The session's `explorer.workspace.Workspace`."""
     return at.session_state["_workspace"]
+
+
+def traced(at) -> dict | None:
+    """The workspace's traced object as {"kind", "index"} or {"kind", "default_index",
+    "label"}, with "image" (its digest); None when nothing is traced."""
+    t = ws_of(at).traced
+    if t is None:
+        return None
+    kind, *parts = t[1].split(":")
+    if kind == "gt":
+        return {"kind": "gt", "index": int(parts[0]), "image": t[0]}
+    return {"kind": "detection", "default_index": int(parts[0]), "label": int(parts[1]), "image": t[0]}

@@ -53,12 +53,14 @@ def test_results_tuner_and_hand_off(runs):
     assert _metric(at, "AP@[.5:.95]") != ap_eval  # thresholds re-run post-processing and AP
     at.button(key="evt_use").click().run()
     assert not at.exception
-    ss = at.session_state
-    assert (ss["nms_score"], ss["nms_iou"], ss["nms_topk"]) == (0.6, 0.45, 200)
+    t = ws_of(at).thresholds  # the one threshold set of Per-scale, NMS and Trace
+    assert (t.score_thresh, t.nms_thresh, t.detections_per_img) == (0.6, 0.45, 200)
     assert any("--score-threshold 0.6 --nms-threshold 0.45 --top-k 200" in c.value for c in at.code)
     at.switch_page("pages/nms.py").run()
     assert not at.exception
-    assert at.slider(key="nms_score").value == 0.6
+    assert at.slider(key="nms_score_thresh").value == 0.6
+    at.switch_page("pages/trace.py").run()
+    assert at.slider(key="trace_score_thresh").value == 0.6
 
 
 def test_gallery_sends_a_scene_to_the_explorer():
