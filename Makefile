@@ -23,12 +23,13 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 # explorer.auth refuses an exposed HOST without a password, else prints the address and
-# allowed-hosts flags; `exec` leaves streamlit as the recipe's process.
+# allowed-hosts flags; `exec` leaves streamlit as the recipe's process. `pages._origin` is
+# Streamlit's command line with the WebSocket Origin check installed before it serves.
 run: $(STAMP)
 	@flags="$$($(VPY) -m explorer.auth preflight --address '$(HOST)' --allowed-hosts '$(ALLOWED_HOSTS)')" \
 	  || exit 2; \
-	echo "$(VPY) -m streamlit run app.py --server.port $(PORT) $$flags"; \
-	exec $(VPY) -m streamlit run app.py --server.port $(PORT) $$flags
+	echo "$(VPY) -m pages._origin run app.py --server.port $(PORT) $$flags"; \
+	exec $(VPY) -m pages._origin run app.py --server.port $(PORT) $$flags
 
 test: $(STAMP)
 	$(VPY) -m pytest -q

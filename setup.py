@@ -11,7 +11,9 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-APP_FILES = ["app.py", ".streamlit/config.toml", "pages/*.py", "checkpoints/*.pt", "samples/*"]
+# pages/**: every page and its in-page assets (pages/live/*.js, *.css), not caches.
+APP_FILES = ["app.py", ".streamlit/config.toml", "pages/**/*.py", "pages/**/*.js", "pages/**/*.css",
+             "checkpoints/*.pt", "samples/*"]
 
 
 class BuildPyWithApp(build_py):
@@ -21,7 +23,7 @@ class BuildPyWithApp(build_py):
         super().run()
         dest = Path(self.build_lib) / "explorer" / "_app"
         for pattern in APP_FILES:
-            files = sorted(ROOT.glob(pattern))
+            files = sorted(f for f in ROOT.glob(pattern) if "__pycache__" not in f.parts)
             if not files:
                 raise FileNotFoundError(f"setup.py: no {pattern} under {ROOT}: the app would ship incomplete")
             for f in files:

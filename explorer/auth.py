@@ -146,6 +146,39 @@ def host_allowed(host_header: str | None, patterns: tuple[str, ...] | None) -> b
     return False
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_allowed(origin: str | None, host_header: str | None, patterns: tuple[str, ...] | None,
+                   server_port: int | None = None, tls: bool = False) -> bool:
+    """Whether a WebSocket's `Origin` is a page of this very server.
+
+    The origin's host must be on the allow-list (`host_allowed`) and be the host the
+    browser connected to (the `Host` header), on the same port (a missing port is the
+    scheme's default), with scheme http or https. When the Host names the server's own
+    port (`server_port`: a direct connection, no proxy in front) the scheme must be the
+    server's own: https with TLS (`tls`), else http. So `http://127.0.0.1:8629` (another
+    local server) and `https://localhost` are refused for a server on 127.0.0.1:8501.
+    No Origin at all (not a browser: browsers always send one) is accepted, as Streamlit
+    does; such a client could send any Origin anyway.
+    """
+    if origin is None:
+        return True
+    try:
+        o, h = urlparse(origin), urlparse(f"//{host_header or ''}")
+        o_port, h_port = o.port, h.port
+    except ValueError:
+        return False
+    if (o.scheme not in _DEFAULT_PORTS or not o.hostname or o.path or o.query or o.username
+            or not h.hostname or not host_allowed(o.netloc, patterns)):
+        return False
+    if o.hostname.lower().rstrip(".") != h.hostname.lower().rstrip("."):
+        return False
+    if (o_port or _DEFAULT_PORTS[o.scheme]) != (h_port or _DEFAULT_PORTS[o.scheme]):
+        return False
+    return not (server_port is not None and h_port == server_port and o.scheme != ("https" if tls else "http"))
+
+
 def effective_allowed_hosts(option: list[str] | tuple[str, ...] | None, exposed: bool) -> tuple[str, ...] | None:
     """The allow-list the gate enforces: Streamlit's `server.allowedHosts` when set.
 
@@ -162,7 +195,7 @@ def effective_allowed_hosts(option: list[str] | tuple[str, ...] | None, exposed:
 # ---------------------------------------------------------------- the decision
 class Decision(enum.Enum):
     ALLOW = "allow"  # show the app
-    REFUSE_HOST = "refuse_host"  # the Host header is not on the allow-list
+    REFUSE_HOST = "refuse_host"  # the Host header is not on the allow-list, or the Origin is another site
     REFUSE_NO_PASSWORD = "refuse_no_password"  # exposed, and no password is configured
     ASK_PASSWORD = "ask_password"  # a password is configured and this session has not given it
 
@@ -172,12 +205,15 @@ class ServePolicy:
     exposed: bool  # the server binds an address other machines can reach
     allowed_hosts: tuple[str, ...] | None  # Host allow-list; None accepts any host
     password: str | None = field(default=None, repr=False)  # None: no password configured
+    server_port: int | None = None  # the port the server listens on (`origin_allowed`)
+    tls: bool = False  # the server itself serves HTTPS (server.sslCertFile)
 
 
-def policy_from(address: str | None, allowed_hosts_option, password: str | None) -> ServePolicy:
+def policy_from(address: str | None, allowed_hosts_option, password: str | None,
+                server_port: int | None = None, tls: bool = False) -> ServePolicy:
     """The policy for a server bound to `address` with this allow-list and password."""
     exposed = is_exposed(address)
-    return ServePolicy(exposed, effective_allowed_hosts(allowed_hosts_option, exposed), password)
+    return ServePolicy(exposed, effective_allowed_hosts(allowed_hosts_option, exposed), password, server_port, tls)
 
 
 def decide(policy: ServePolicy, headers: Mapping[str, str] | None, session_fingerprint: bytes | None) -> Decision:
@@ -185,11 +221,15 @@ def decide(policy: ServePolicy, headers: Mapping[str, str] | None, session_finge
 
     `headers` are the session's HTTP request headers (empty when no request stands
     behind the run, as under AppTest); `session_fingerprint` is what the session stored
-    when it signed in (None if it has not). The Host check comes first, so a rebinding
-    page gets nothing, not even the login form.
+    when it signed in (None if it has not). The Host and Origin checks come first, so a
+    rebinding page or another local site gets nothing, not even the login form.
     """
-    if headers and not host_allowed(headers.get("Host") or headers.get("host"), policy.allowed_hosts):
-        return Decision.REFUSE_HOST
+    if headers:
+        host = headers.get("Host") or headers.get("host")
+        if not host_allowed(host, policy.allowed_hosts) or not origin_allowed(
+                headers.get("Origin") or headers.get("origin"), host, policy.allowed_hosts,
+                policy.server_port, policy.tls):
+            return Decision.REFUSE_HOST
     if policy.password is None:
         return Decision.REFUSE_NO_PASSWORD if policy.exposed else Decision.ALLOW
     if session_fingerprint is not None and hmac.compare_digest(session_fingerprint, fingerprint(policy.password)):
@@ -198,11 +238,9 @@ def decide(policy: ServePolicy, headers: Mapping[str, str] | None, session_finge
 
 
 class FailureLimiter:
-    """At most `max_failures` wrong passwords per `window_s` in this server process.
-
-    Process-wide rather than per session: opening new sessions must not buy new tries.
-    Thread-safe (each Streamlit session runs its script in its own thread).
-    """
+    """At most `max_failures` wrong passwords per `window_s` (a sliding window): one
+    counter, the building block of `LoginLimiter`. Thread-safe (each Streamlit session
+    runs its script in its own thread)."""
 
     def __init__(self, max_failures: int = 10, window_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -212,21 +250,89 @@ class FailureLimiter:
         self._failures: list[float] = []
         self._lock = threading.Lock()
 
+    def _recent(self) -> list[float]:
+        now = self._clock()
+        self._failures = [t for t in self._failures if now - t < self.window_s]
+        return self._failures
+
+    def count(self) -> int:
+        """Failures inside the window now."""
+        with self._lock:
+            return len(self._recent())
+
     def wait_s(self) -> float:
         """Seconds until another try is allowed (0.0: now)."""
         with self._lock:
-            now = self._clock()
-            self._failures = [t for t in self._failures if now - t < self.window_s]
-            if len(self._failures) < self.max_failures:
+            recent = self._recent()
+            if len(recent) < self.max_failures:
                 return 0.0
-            return self.window_s - (now - self._failures[0])
+            return self.window_s - (self._clock() - recent[-self.max_failures])
 
     def record_failure(self) -> None:
         with self._lock:
             self._failures.append(self._clock())
 
 
-LOGIN_LIMITER = FailureLimiter()  # the one limiter of this server process
+@dataclass(frozen=True)
+class LoginLimits:
+    """Wrong passwords allowed per window, from the narrowest client key to the server."""
+    per_session: int = 5  # one browser session (a reload starts a new one)
+    per_address: int = 20  # one remote address: its sessions together (NAT, a proxy)
+    server: int = 100  # all clients together: the last resort, see `LoginLimiter`
+    window_s: float = 60.0  # sliding window, seconds
+
+
+class LoginLimiter:
+    """Sign-in limits per client before any server-wide one.
+
+    A client is a (remote address, session id) pair. A try is refused while its
+    session has `per_session` failures in the window, or its address `per_address`.
+    The server-wide limit (`server` failures in the window, all clients together) is a
+    last resort against many addresses: while it holds, only clients with a failure of
+    their own in the window (session or address) are refused, so a client that has not
+    failed can always sign in, the right password included. Keys without failures in
+    the window are forgotten, and at most `max_keys` are kept (oldest dropped first).
+    Thread-safe.
+    """
+
+    def __init__(self, limits: LoginLimits = LoginLimits(), clock: Callable[[], float] = time.monotonic,
+                 max_keys: int = 10_000) -> None:
+        for name in ("per_session", "per_address", "server"):
+            if getattr(limits, name) < 1:
+                raise ValueError(f"LoginLimits.{name} must be >= 1, got {getattr(limits, name)}")
+        self.limits, self._clock, self._max_keys = limits, clock, max_keys
+        self._server = FailureLimiter(limits.server, limits.window_s, clock)
+        self._keys: dict[tuple[str, str], FailureLimiter] = {}  # ("session"|"address", id) -> window
+        self._lock = threading.Lock()
+
+    def _window(self, kind: str, key: str, create: bool) -> FailureLimiter | None:
+        with self._lock:
+            lim = self._keys.get((kind, key))
+            if lim is None and create:
+                if len(self._keys) >= self._max_keys:
+                    for k in [k for k, v in self._keys.items() if v.count() == 0] or list(self._keys)[:1]:
+                        del self._keys[k]
+                n = self.limits.per_session if kind == "session" else self.limits.per_address
+                lim = self._keys[(kind, key)] = FailureLimiter(n, self.limits.window_s, self._clock)
+            return lim
+
+    def wait_s(self, address: str | None, session_id: str) -> float:
+        """Seconds until this client may try again (0.0: now). `address` is the remote
+        address (None on loopback: all loopback clients share one key)."""
+        windows = [self._window("session", session_id, False), self._window("address", str(address), False)]
+        windows = [w for w in windows if w is not None]
+        waits = [w.wait_s() for w in windows]
+        if any(w.count() for w in windows):  # this client has failed: the server limit applies too
+            waits.append(self._server.wait_s())
+        return max(waits, default=0.0)
+
+    def record_failure(self, address: str | None, session_id: str) -> None:
+        self._window("session", session_id, True).record_failure()
+        self._window("address", str(address), True).record_failure()
+        self._server.record_failure()
+
+
+LOGIN_LIMITER = LoginLimiter()  # the one limiter of this server process
 
 
 # ---------------------------------------------------------------- make run

@@ -11,3 +11,23 @@ from ssd.training.recipes import RECIPES  # noqa: F401  (the Training page's rec
 from ssd.training.options import DATASETS, MODEL_NAMES as MODELS, TrainOptions  # noqa: F401
 
 TRAIN_DEFAULTS = TrainOptions()  # `ssd.train`'s defaults, declared once there: the Training page's widgets start here
+
+
+def forward_raw_bounded(model, image):
+    """`forward_raw` on the image's working copy (`explorer.inputs.samples.work_image`:
+    at most `WORK_MAX_SIDE` px a side), with the boxes in the pixels of `image` itself:
+    the network sees the same 300/512 px input either way, but a 40 MP photo never
+    becomes full-size float tensors. `image_hw` is the full image's (H, W); `image` is
+    dropped from the result (the pages draw the image they hold)."""
+    import dataclasses
+
+    from explorer.inputs.samples import work_image
+    from ssd.inference import _to_original_px  # the library's one input-px -> image-px rule
+
+    small = work_image(image)
+    raw = forward_raw(model, small)
+    if small is image:
+        return dataclasses.replace(raw, image=None)
+    image_hw = (image.height, image.width)
+    return dataclasses.replace(raw, image=None, image_hw=image_hw,
+                               boxes_xyxy_px=_to_original_px(raw.boxes_px_in, image_hw, model.cfg.image_size))

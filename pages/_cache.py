@@ -8,10 +8,9 @@ Bounded by bytes as well as entries (a 127 KB PNG can decode to 40 megapixels, 1
 - the network's outputs and the thresholded stages live in `explorer.bounded_cache.ByteLRU`s
   (`RAW_BYTES`, `STAGES_BYTES`), and keep no copy of the image (`image=None`: the pages
   draw `ctx.image`, the boxes are in its pixels);
-- figure backgrounds are JPEGs at most 768 px on a side, one file each (`pages._media`)."""
+- figure backgrounds are JPEGs at most 768 px on a side, in the server's memory (`pages._media`)."""
 from __future__ import annotations
 
-import dataclasses
 
 import streamlit as st
 
@@ -53,18 +52,18 @@ def decode_upload(name: str, data: bytes) -> samples_mod.LoadedImage:
 
 def image_uri(digest: str, image, size: tuple[int, int] | None = None) -> str:
     """The figure background's `source` for the image (stretched to `size`, (W, H), if
-    given): a URL to one JPEG served by Streamlit, or a data URI (`pages._media`)."""
+    given): a URL to one JPEG in Streamlit's media store, or a data URI (`pages._media`)."""
     return _media.image_source(digest, image, size)
 
 
 def raw_outputs(model_key: str, digest: str, _model, _image):
-    """The network's threshold-free outputs on the image (`explorer.results.forward_raw`),
+    """The network's threshold-free outputs on the image (`explorer.results.forward_raw_bounded`),
     cached by (model, image sha1) in `RAW`, so threshold sliders never re-run the network.
     Shared, not copied: nothing downstream modifies it. The original image is dropped
     from it (`image=None`): the pages draw `ctx.image`."""
     def compute():
         with st.spinner("Running the model on the image..."):
-            return dataclasses.replace(results.forward_raw(_model, _image), image=None)
+            return results.forward_raw_bounded(_model, _image)  # a 40 MP photo: its 2048 px copy
 
     return RAW.get_or_compute((model_key, digest), compute)
 

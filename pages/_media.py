@@ -2,52 +2,49 @@
 
 A plotly layout image carries its `source` in the figure's JSON: as a data URI, the
 Per-scale figure held the same image six times (one per level), and every changed
-figure re-sent it. With Streamlit's static serving on (`server.enableStaticServing`,
-.streamlit/config.toml), `image_source` writes the JPEG once to `static/img/` beside
-app.py and returns its URL; the browser fetches it once and every panel points at it.
+figure re-sent it. `image_source` puts the JPEG in Streamlit's media store (the one
+`st.image` uses: memory of this server process, served at `media/<id>.jpg`) and returns
+its URL; the browser fetches it once and every panel points at it.
 
-The file name is an HMAC of the image's sha1 and size under a secret made when the
-server starts (`explorer.media_files`): a name cannot be guessed from the image, nor
-reused by a later server. Static files are served without the app's password gate, so
-the name is the only key (128 bits). At most `MAX_FILES` files are kept (oldest removed
-first). Without static
-serving (or where the folder cannot be written) the data URI is used, as before.
+Why not `static/` (`server.enableStaticServing`): that folder is shared by every server
+started from this checkout and outlives them, and Streamlit serves any file in it to
+anyone, password or not (issue 20 #9: a file written by a loopback server was served by
+a password-protected exposed one started later). The media store is private to the
+process: a file exists only while a session of this server shows it (Streamlit drops
+files no session refers to after each full run, and a session's files when it ends),
+and nothing is left when the process exits. The id is a hash of the JPEG and its name,
+an HMAC under a per-process secret (`explorer.media_files.file_name`), so it cannot be
+guessed from the image. Without a Streamlit runtime the data URI is used, as before.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import streamlit as st
+import base64
 
 from explorer import media_files
 from explorer.media_files import file_name
-from explorer.views.figures import image_data_uri
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "img"  # served at app/static/img/
-URL_PREFIX = "app/static/img/"  # relative: resolves under the app's base URL from any page
-MAX_FILES = 64  # JPEGs of at most 768 px a side: a few MB in all
+MIME = "image/jpeg"
+COORDINATES = "ssd-figure-background:"  # + file name: one media-store slot per background and session
 
 
-def write_once(folder: Path, name: str, image, size: tuple[int, int] | None, keep: int = MAX_FILES) -> Path:
-    """`explorer.media_files.write_once`, keeping `MAX_FILES` by default."""
-    return media_files.write_once(folder, name, image, size, keep)
+def _media_manager():
+    """This server's media file manager, or None outside a Streamlit runtime."""
+    from streamlit import runtime
 
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _data_uri(digest: str, _image, size: tuple[int, int] | None) -> str:
-    return image_data_uri(_image if size is None else _image.resize(size))
+    return runtime.get_instance().media_file_mgr if runtime.exists() else None
 
 
 def image_source(digest: str, image, size: tuple[int, int] | None = None) -> str:
-    """A `source` for a plotly layout image: a URL served by Streamlit's static serving,
-    or a JPEG data URI when that is off or the folder cannot be written. Keyed by the
-    image's sha1 (`digest`) and the stretch `size` ((W, H) pixels) if given.
+    """A `source` for a plotly layout image: `media/<id>.jpg` (relative: it resolves
+    under the app's base URL from any page), served from this process's memory, or a
+    JPEG data URI outside a Streamlit runtime. Keyed by the image's sha1 (`digest`) and
+    the stretch `size` ((W, H) pixels) if given.
 
-    Not cached itself: the file is checked on every call (one stat), so a file pruned by
-    other sessions is written again rather than left as a broken link."""
-    if st.get_option("server.enableStaticServing"):
-        try:
-            return URL_PREFIX + write_once(STATIC_DIR, file_name(digest, size), image, size).name
-        except OSError:
-            pass  # a read-only install: the figure carries the image itself
-    return _data_uri(digest, image, size)
+    Not cached itself: each run registers the file for its session again, so the store
+    keeps it exactly as long as a session shows it."""
+    name = file_name(digest, size)
+    data = media_files.jpeg_bytes(name, image, size)
+    manager = _media_manager()
+    if manager is None:
+        return f"data:{MIME};base64," + base64.b64encode(data).decode("ascii")
+    return manager.add(data, MIME, COORDINATES + name, file_name=name).lstrip("/")

@@ -34,8 +34,8 @@ def weights_file_loader() -> None:
             else:
                 model_id = weights_file.from_path(kind, path_text, _roots())
             _cache.load_model(model_id)  # fails here, with its reason, rather than after the switch
-        except models_mod.ModelLoadError as e:
-            st.error(_ui.plain(str(e)))
+        except models_mod.ModelLoadError as e:  # named as the user knows the file, no server path
+            st.error(_ui.plain(e.for_user(upload.name if upload is not None else path_text)))
             return
         st.session_state["model_choice"] = model_id
         st.rerun()

@@ -30,6 +30,7 @@ from explorer.inputs import ground_truth as gt_mod
 from explorer.inputs import models as models_mod
 from explorer.inputs import samples as samples_mod
 from explorer.inputs import session_store as keep_mod
+from explorer.inputs import weights_file
 from explorer.views.figures import PAPER_URL
 from explorer.workspace import GTState
 from pages import _cache, _model_file, _ui, _workspace
@@ -89,7 +90,7 @@ def _model_picker() -> tuple[models_mod.LoadedModel, str]:
         # The picker must show what really runs: switch it to the fallback and rerun,
         # keeping the reason for the next run to show.
         fallback = default if default != model_id else models_mod.RANDOM_COMPACT
-        st.session_state["_model_load_error"] = _ui.plain(str(e)) + "\n\nSwitched to " + _ui.plain(
+        st.session_state["_model_load_error"] = _ui.plain(e.for_user(weights_file.shown_name(model_id))) + "\n\nSwitched to " + _ui.plain(
             models_mod.choice_label(fallback, choices)) + "."
         ws.set_model(fallback)
         st.rerun()

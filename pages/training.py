@@ -13,6 +13,7 @@ from pages import _ui, _workspace
 from pages._ui import require_app_frame
 
 from explorer.inputs.box_config import write_for_training
+from explorer.jobs import export as exports
 from explorer.jobs import manager as jobs
 from explorer.jobs.limits import JobLimits
 from explorer.jobs.spec import JobError, JobSpec
@@ -83,6 +84,30 @@ def _resume(run_dir) -> None:
 
 def _delete(runs_dir, name: str) -> None:
     _act(jobs.delete_run, runs_dir / name, f"Deleted run {name}.", runs_dir, name)
+
+
+def _export(runs_dir, run_dir) -> None:
+    _act(exports.launch_export, run_dir, f"Exporting {run_dir.name} to ONNX in the background.", runs_dir, run_dir,
+         kind="info")
+
+
+def export_section(runs_dir, info: jobs.RunInfo) -> None:
+    """Export to ONNX (a SHORT-lane background job: it never waits behind training) and
+    the download of the file once it is written."""
+    ex = exports.read_export(info.run_dir)
+    c1, c2 = st.columns([1, 3])
+    c1.button("Export to ONNX", key="train_export", disabled=not info.has_best or (ex is not None and ex.live),
+              on_click=_export, args=(runs_dir, info.run_dir),
+              help="The network, the box decoding and the NMS in one ONNX graph, at the library's "
+                   "post-processing defaults (python -m ssd.export; see docs/export.md)")
+    if ex is None:
+        c2.caption("Not exported yet." if info.has_best else "No best.pt yet: nothing to export.")
+    elif ex.onnx_path is not None:
+        c2.download_button(f"Download {info.name}.onnx ({ex.onnx_path.stat().st_size / 1e6:.1f} MB)",
+                           data=ex.onnx_path.read_bytes, file_name=f"{info.name}.onnx",
+                           mime="application/octet-stream", key="train_export_download", on_click="ignore")
+    else:
+        c2.caption(_ui.plain(f"Export {ex.state}: {ex.message}"))
 
 
 def _use_in_explorer(info: jobs.RunInfo) -> None:
@@ -258,6 +283,7 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
         st.button("Delete", key="train_delete", disabled=live or not confirm,
                   on_click=_delete, args=(runs_dir, info.name))
 
+    export_section(runs_dir, info)
     log_rows, eval_rows, skipped = jobs.read_metrics_checked(info.run_dir)
     if skipped:
         st.warning(f"{skipped} record(s) of metrics.jsonl skipped: a value that is not a number (edited or "
@@ -292,7 +318,7 @@ def watch(runs_dir) -> None:
     # made the widget drop the user's pick and jump to the newest run.
     name = st.selectbox("Selected run", names, key="train_selected")
     info = next(r for r in runs if r.name == name)
-    st.caption(f"{info.name}: {state_text(info)}")
+    st.caption(_ui.plain(f"{info.name}: {state_text(info)}"))
     run_details(runs_dir, info)
 
 

@@ -20,7 +20,7 @@ def _isolated(monkeypatch, tmp_path):
     """No password from this machine, a fresh limiter, the suite's runs and threads."""
     monkeypatch.delenv(auth.PASSWORD_ENV, raising=False)
     monkeypatch.setattr(auth, "SECRETS_PATH", tmp_path / "secrets.toml")
-    monkeypatch.setattr(auth, "LOGIN_LIMITER", auth.FailureLimiter(max_failures=3, window_s=60))
+    monkeypatch.setattr(auth, "LOGIN_LIMITER", auth.LoginLimiter(auth.LoginLimits(3, 6, 10)))
     monkeypatch.setenv("SSD_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("SSD_TORCH_THREADS", "1")
 
@@ -102,13 +102,21 @@ def test_a_changed_password_signs_the_session_out(monkeypatch):
     assert _gated(at)
 
 
-def test_too_many_wrong_passwords_block_even_the_right_one(monkeypatch):
+def test_too_many_wrong_passwords_block_that_session_not_another_one(monkeypatch):
+    """Issue 20 #13: the limit is per client (session, then address) before the server."""
     monkeypatch.setenv(auth.PASSWORD_ENV, PW)
     at = _run()
-    for _ in range(3):  # the limiter of this test allows 3 per minute
+    for _ in range(3):  # the limiter of this test allows 3 per session a minute
         _sign_in(at, "guess")
-    other = _sign_in(_run(), PW)  # a new session gets no new tries
-    assert _gated(other) and any("Too many wrong passwords" in e.value for e in other.error)
+    _sign_in(at, PW)  # even the right password: this session has used its tries
+    assert _gated(at) and any("Too many wrong passwords" in e.value for e in at.error)
+    other = _sign_in(_run(), PW)  # another session (same loopback address) signs in
+    assert not _gated(other)
+    third = _run()
+    for _ in range(3):  # a third session's failures fill the address's 6
+        _sign_in(third, "guess")
+    fourth = _sign_in(_run(), PW)  # new sessions buy no tries past the address limit
+    assert _gated(fourth) and any("Too many wrong passwords" in e.value for e in fourth.error)
 
 
 @pytest.mark.parametrize("page", ["pages/training.py", "pages/home.py", "pages/nms.py"])

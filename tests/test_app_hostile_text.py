@@ -73,8 +73,8 @@ def _assert_plain(at, where: str) -> None:
 def hostile_env(tmp_path, monkeypatch, app_navigation):
     """A runs folder with a run whose folder name and class names are hostile, and the
     data root inside tmp_path."""
-    from explorer.evaluation import runner
     from explorer.evaluation.spec import DatasetSpec, EvalSpec, eval_key
+    from ssd.io import write_json_atomic
     from ssd.training import checkpoint, runlog
     from ssd.models import build
 
@@ -86,8 +86,8 @@ def hostile_env(tmp_path, monkeypatch, app_navigation):
     runlog.update_status(best.parent.parent, state="failed", message=f"Annotations/a.xml: unknown class {HOSTILE}")
     spec = EvalSpec(str(best), DatasetSpec("procedural", seed=1, num_images=2))
     ev = runs / "evaluations" / eval_key(spec)
-    runlog.write_json_atomic(ev / runner.SPEC_FILE, {"key": ev.name, "spec": spec.to_dict(), "created_at": 1.0})
-    runner.write_status(ev, state="failed", pid=None, progress=0.0, message=f"no class {HOSTILE}")
+    write_json_atomic(ev / runlog.SPEC_FILE, {"key": ev.name, "spec": spec.to_dict(), "created_at": 1.0})
+    runlog.update_status(ev, state="failed", pid=None, progress=0.0, message=f"no class {HOSTILE}")
     monkeypatch.setenv("SSD_RUNS_DIR", str(runs))
     monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path / "data"))
     monkeypatch.setenv("SSD_TORCH_THREADS", "1")

@@ -233,6 +233,26 @@ def test_a_weights_file_on_disk_becomes_the_model(tmp_path, monkeypatch):
     assert not at.exception and ws_of(at).model_id == picked.value
 
 
+def test_a_refused_weights_upload_names_the_upload_not_the_server_path():
+    """Issue 20 #11: the sidebar's loader said `/tmp/ssd_weights_.../<sha1>.pt` and quoted
+    pages of torch's advice (to load with weights_only=False)."""
+    class Evil:
+        def __reduce__(self):
+            return (print, ("never run",))
+
+    buf = io.BytesIO()
+    torch.save({"x": Evil()}, buf)
+    at = _app()
+    at.selectbox(key="wf_kind").set_value("checkpoint")
+    at.file_uploader(key="wf_upload").set_value(("my model.pt", buf.getvalue(), "application/octet-stream"))
+    at.button(key="wf_load").click().run()
+    assert not at.exception
+    errors = [_shown(e.value) for e in at.sidebar.error]
+    assert len(errors) == 1 and "my model.pt" in errors[0], errors
+    assert "/tmp" not in errors[0] and "ssd_weights_" not in errors[0] and "weights_only` set to" not in errors[0]
+    assert len(errors[0]) < 300, errors[0]
+
+
 def test_shipped_model_on_a_photo_says_what_it_knows(peer_data):
     """A real photo (torchvision's gallery) with the shipped shapes model: the pages that
     show detections say it knows six drawn classes and to pick a COCO model; samples don't."""

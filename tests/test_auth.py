@@ -171,6 +171,38 @@ def test_policy_repr_does_not_show_the_password():
     assert PW not in repr(auth.policy_from("0.0.0.0", [], PW))
 
 
+# ---------------------------------------------------------------- WebSocket Origin
+LOOP = auth.LOOPBACK_HOSTS
+
+
+@pytest.mark.parametrize("origin,host", [
+    ("http://127.0.0.1:8629", "127.0.0.1:8501"),  # another local server (issue 20 #12)
+    ("https://localhost", "localhost:8501"),  # another scheme and port
+    ("https://localhost:8501", "localhost:8501"),  # the server's port, not its scheme
+    ("http://localhost:8501", "127.0.0.1:8501"),  # another host name than the one connected to
+    ("http://evil.example:8501", "evil.example:8501"),  # rebinding: not on the allow-list
+    ("null", "localhost:8501"), ("file://", "localhost:8501"), ("http://u@localhost:8501", "localhost:8501"),
+    ("http://localhost:8501/x", "localhost:8501"), ("http://localhost:99999", "localhost:8501"),
+    ("http://localhost:8501", None),
+])
+def test_foreign_websocket_origins_are_refused(origin, host):
+    assert not auth.origin_allowed(origin, host, LOOP, server_port=8501)
+    policy = auth.policy_from("127.0.0.1", [], None, server_port=8501)
+    assert auth.decide(policy, {"Host": host or "", "Origin": origin}, None) is auth.Decision.REFUSE_HOST
+
+
+@pytest.mark.parametrize("origin,host,tls", [
+    ("http://localhost:8501", "localhost:8501", False), ("http://127.0.0.1:8501", "127.0.0.1:8501", False),
+    ("http://[::1]:8501", "[::1]:8501", False), ("https://localhost:8501", "localhost:8501", True),
+    ("https://localhost", "localhost", False),  # behind an HTTPS proxy on 443 (Host has no port)
+    (None, "localhost:8501", False),  # not a browser
+])
+def test_the_servers_own_origin_is_accepted(origin, host, tls):
+    assert auth.origin_allowed(origin, host, LOOP, server_port=8501, tls=tls)
+    policy = auth.policy_from("127.0.0.1", [], None, server_port=8501, tls=tls)
+    assert auth.decide(policy, {"Host": host, **({"Origin": origin} if origin else {})}, None) is auth.Decision.ALLOW
+
+
 # ---------------------------------------------------------------- limiter
 class _Clock:
     def __init__(self):
@@ -200,6 +232,55 @@ def test_limiter_counts_failures_from_many_threads():
     for t in threads:
         t.join()
     assert lim.wait_s() > 0  # 400 failures recorded, none lost
+
+
+def _login_limiter(clock, **kw):
+    return auth.LoginLimiter(auth.LoginLimits(**{"per_session": 3, "per_address": 6, "server": 10, **kw}),
+                             clock=clock)
+
+
+def test_login_limit_is_per_session_then_per_address_not_server_wide():
+    """Issue 20 #13: wrong passwords from one client no longer lock out everyone."""
+    clock = _Clock()
+    lim = _login_limiter(clock)
+    for _ in range(3):
+        assert lim.wait_s("10.0.0.1", "s1") == 0.0
+        lim.record_failure("10.0.0.1", "s1")
+    assert lim.wait_s("10.0.0.1", "s1") == pytest.approx(60.0)  # this session: blocked
+    assert lim.wait_s("10.0.0.1", "s2") == 0.0  # a new session on the same address: its own tries
+    assert lim.wait_s("10.0.0.2", "s3") == 0.0  # another client: untouched
+    assert lim.wait_s(None, "s4") == 0.0  # loopback: untouched
+    for session in ("s2", "s2", "s2b"):  # the address's sessions add up: 6 per address
+        lim.record_failure("10.0.0.1", session)
+    assert lim.wait_s("10.0.0.1", "s-fresh") > 0  # new sessions buy no new tries past the address limit
+    assert lim.wait_s("10.0.0.2", "s3") == 0.0
+    clock.now += 60
+    assert lim.wait_s("10.0.0.1", "s1") == 0.0 and lim.wait_s("10.0.0.1", "s-fresh") == 0.0
+
+
+def test_server_wide_limit_spares_clients_that_have_not_failed():
+    clock = _Clock()
+    lim = _login_limiter(clock)
+    for i in range(10):  # ten addresses, one failure each: the server limit (10) holds
+        lim.record_failure(f"10.0.1.{i}", f"s{i}")
+    assert lim.wait_s("10.0.1.0", "s0") > 0  # a client that failed waits for the server window
+    assert lim.wait_s("10.0.1.0", "s-new") > 0  # also from a new session on its address
+    assert lim.wait_s("10.0.9.9", "t") == 0.0  # a client with no failure may still sign in
+    clock.now += 60
+    assert lim.wait_s("10.0.1.0", "s0") == 0.0
+
+
+def test_login_limiter_forgets_old_keys_beyond_its_cap():
+    clock = _Clock()
+    lim = auth.LoginLimiter(auth.LoginLimits(per_session=1, per_address=1, server=10_000), clock=clock, max_keys=4)
+    for i in range(10):
+        lim.record_failure(f"a{i}", f"s{i}")
+    assert len(lim._keys) <= 4 and lim.wait_s("a9", "s9") > 0  # the newest kept
+
+
+def test_login_limits_refuse_zero():
+    with pytest.raises(ValueError, match="per_address must be >= 1"):
+        auth.LoginLimiter(auth.LoginLimits(per_address=0))
 
 
 @pytest.mark.parametrize("max_failures,window_s", [(0, 60), (3, 0), (3, -1)])

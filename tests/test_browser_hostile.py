@@ -32,8 +32,8 @@ class _Counter(http.server.BaseHTTPRequestHandler):
 
 
 def _runs_with_hostile_messages(runs: Path, bait: str) -> None:
-    from explorer.evaluation import runner
     from explorer.evaluation.spec import DatasetSpec, EvalSpec, eval_key
+    from ssd.io import write_json_atomic
     from ssd.training import checkpoint, runlog
     from ssd.models import build
 
@@ -43,8 +43,8 @@ def _runs_with_hostile_messages(runs: Path, bait: str) -> None:
     runlog.update_status(run, state="failed", message=f"Annotations/a.xml: unknown class {bait}")
     spec = EvalSpec(str(run / "checkpoints" / "best.pt"), DatasetSpec("procedural", seed=1, num_images=2))
     ev = runs / "evaluations" / eval_key(spec)
-    runlog.write_json_atomic(ev / runner.SPEC_FILE, {"key": ev.name, "spec": spec.to_dict(), "created_at": 1.0})
-    runner.write_status(ev, state="failed", pid=None, progress=0.0, message=f"no class {bait}")
+    write_json_atomic(ev / runlog.SPEC_FILE, {"key": ev.name, "spec": spec.to_dict(), "created_at": 1.0})
+    runlog.update_status(ev, state="failed", pid=None, progress=0.0, message=f"no class {bait}")
 
 
 def test_hostile_names_fetch_nothing(tmp_path, chromium_and_playwright):

@@ -63,3 +63,48 @@ def test_upload_keeps_its_size_and_errors_name_the_file():
     with pytest.raises(ImageError) as e:
         load_upload("notes.png", b"hello, I am text" * 10)
     assert str(e.value).startswith("notes.png:") and "<bytes>" not in str(e.value)
+
+
+# ---------------------------------------------------------------- working copy (issue 20 #15)
+@pytest.mark.parametrize("wh,expected", [
+    ((2048, 100), (2048, 100)), ((640, 480), (640, 480)), ((7300, 5466), (2048, 1533)),
+    ((5466, 7300), (1533, 2048)), ((100_000, 1), (2048, 1)), ((2049, 2049), (2048, 2048)),
+])
+def test_work_size_bounds_the_longer_side_and_keeps_the_aspect(wh, expected):
+    from explorer.inputs.samples import WORK_MAX_SIDE, work_size
+
+    assert WORK_MAX_SIDE == 2048 and work_size(wh) == expected
+
+
+def test_work_image_is_the_image_itself_when_small_else_a_shrunk_copy():
+    from PIL import Image
+
+    from explorer.inputs.samples import work_image
+
+    small = Image.new("RGB", (300, 200))
+    assert work_image(small) is small
+    big = Image.new("RGB", (4100, 1000), (10, 20, 30))
+    shrunk = work_image(big)
+    assert shrunk.size == (2048, 500) and big.size == (4100, 1000) and shrunk.getpixel((5, 5)) == (10, 20, 30)
+
+
+def test_forward_raw_bounded_keeps_boxes_in_the_full_images_pixels():
+    """The network runs on the working copy; boxes and image_hw are the full image's."""
+    import torch
+    from PIL import Image, ImageDraw
+
+    from explorer import results
+    from explorer.inputs import models
+    from explorer.inputs.samples import work_image
+
+    model = models.load_model(models.RANDOM_COMPACT).model
+    big = Image.new("RGB", (4100, 1000), (90, 120, 150))
+    ImageDraw.Draw(big).rectangle((500, 100, 1500, 900), fill=(220, 60, 40))
+    raw = results.forward_raw_bounded(model, big)
+    ref = results.forward_raw(model, work_image(big))  # the same network input
+    assert raw.image is None and raw.image_hw == (1000, 4100) and ref.image_hw == (500, 2048)
+    assert torch.equal(raw.scores, ref.scores) and torch.equal(raw.boxes_px_in, ref.boxes_px_in)
+    ratio = torch.tensor([4100 / 2048, 1000 / 500] * 2)
+    torch.testing.assert_close(raw.boxes_xyxy_px, ref.boxes_xyxy_px * ratio, rtol=1e-3, atol=1e-2)
+    small = Image.new("RGB", (320, 240))
+    assert results.forward_raw_bounded(model, small).image_hw == (240, 320)

@@ -73,3 +73,48 @@ def test_an_uploaded_junk_file_fails_to_load_with_its_reason(tmp_path):
     model_id = wf.from_upload(LITE, "junk.pth", b"not torch", tmp_path)
     with pytest.raises(mm.ModelLoadError, match="not a readable PyTorch file"):
         mm.load_model(model_id)
+
+
+def _evil_pickle() -> bytes:
+    import io
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("never run",))
+
+    buf = io.BytesIO()
+    torch.save({"x": Evil()}, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("arch", [wf.CHECKPOINT, LITE])
+@pytest.mark.parametrize("data", [_evil_pickle(), b"not torch" * 50, b"PK\x03\x04" + b"\0" * 100],
+                         ids=["pickle-with-code", "junk", "cut-zip"])
+def test_upload_errors_name_the_uploaded_file_not_server_paths(tmp_path, arch, data):
+    """Issue 20 #11: no `/tmp/ssd_weights_.../<sha1>.pt`, no pages of torch advice."""
+    model_id = wf.from_upload(arch, "my weights.pt", data, tmp_path)
+    with pytest.raises(mm.ModelLoadError) as info:
+        mm.load_model(model_id)
+    shown = info.value.for_user(wf.shown_name(model_id))
+    assert "my weights.pt" in shown, shown
+    assert str(tmp_path) not in shown and "/" not in shown.replace(" / ", ""), shown
+    assert len(shown) < 400 and "weights_only=False" not in shown and "weights_only` set to `False" not in shown, shown
+
+
+def test_a_typed_path_error_names_what_was_typed(tmp_path):
+    bad = tmp_path / "data" / "cut.pth"
+    bad.parent.mkdir()
+    bad.write_bytes(b"junk" * 10)
+    model_id = wf.from_path(LITE, str(bad), (tmp_path / "data",))
+    with pytest.raises(mm.ModelLoadError) as info:
+        mm.load_model(model_id)
+    assert "/" not in str(info.value)  # the base name only, by default
+    assert info.value.for_user("~/cut.pth").startswith("Could not load ~/cut.pth as ")
+
+
+def test_user_reason_cuts_paths_and_keeps_urls():
+    e = OSError("weights file /srv/x/y/z.pth is bad. Long advice follows here. More.")
+    assert mm.user_reason(e) == "weights file z.pth is bad."
+    url = "https://download.pytorch.org/models/a.pth"
+    assert url in mm.user_reason(ValueError(f"could not download from {url} (URLError)"))
+    assert len(mm.user_reason(ValueError("x" * 1000))) == mm.MAX_REASON_CHARS

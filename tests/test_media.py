@@ -1,13 +1,19 @@
-"""pages/_media.py: figure backgrounds written once and served by Streamlit, with
-names nobody can guess, a bounded folder, and the data URI where serving is off."""
+"""pages/_media.py and explorer/media_files.py: figure backgrounds served from the server
+process's memory (Streamlit's media store) under names nobody can guess, never from a
+folder that other servers share (issue 20 #9), and the data URI outside a runtime."""
 import io
+import json
 import re
+import tomllib
+from pathlib import Path
 
 import pytest
 from PIL import Image
-from streamlit import config
 
+from explorer import media_files
 from pages import _media
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -18,61 +24,67 @@ def photo():
 def test_file_name_is_a_keyed_hash_not_the_digest():
     a = _media.file_name("a" * 40, None)
     assert re.fullmatch(r"[0-9a-f]{32}\.jpg", a)
-    assert "a" * 8 not in a
+    assert "a" * 32 not in a
     assert a == _media.file_name("a" * 40, None)
     assert a != _media.file_name("b" * 40, None) != _media.file_name("a" * 40, (300, 300))
 
 
-def test_write_once_writes_a_small_jpeg_once(tmp_path, photo):
-    path = _media.write_once(tmp_path, "x.jpg", photo, None)
-    img = Image.open(io.BytesIO(path.read_bytes()))
-    assert img.format == "JPEG" and max(img.size) == 768  # shrunk, aspect kept
-    assert img.size == (768, 432)
-    stat = path.stat()
-    again = _media.write_once(tmp_path, "x.jpg", Image.new("RGB", (10, 10)), None)
-    assert again == path and path.stat().st_size == stat.st_size  # not re-encoded
-    stretched = _media.write_once(tmp_path, "y.jpg", photo, (300, 300))
-    assert Image.open(stretched).size == (300, 300)
-    assert not list(tmp_path.glob("*.tmp"))
+def test_jpeg_bytes_are_small_encoded_once_and_stretched_on_request(photo):
+    data = media_files.jpeg_bytes("x.jpg", photo, None)
+    assert Image.open(io.BytesIO(data)).size == (768, 432) and len(data) < 100_000
+    assert media_files.jpeg_bytes("x.jpg", Image.new("RGB", (10, 10)), None) is data  # by name: not again
+    assert Image.open(io.BytesIO(media_files.jpeg_bytes("y.jpg", photo, (300, 300)))).size == (300, 300)
 
 
-def test_the_folder_keeps_the_newest_files(tmp_path, photo):
-    import os
-    for n in range(5):
-        p = _media.write_once(tmp_path, f"{n}.jpg", photo, (20, 20), keep=3)
-        os.utime(p, (n, n))  # distinct mtimes: 0 oldest
-    _media.write_once(tmp_path, "new.jpg", photo, (20, 20), keep=3)
-    assert sorted(p.name for p in tmp_path.glob("*.jpg")) == ["3.jpg", "4.jpg", "new.jpg"]
+def test_outside_a_streamlit_runtime_the_figure_carries_the_image(photo):
+    assert _media.image_source("d" * 40, photo).startswith("data:image/jpeg;base64,")
 
 
-def test_image_source_is_a_url_with_static_serving_and_a_data_uri_without(tmp_path, monkeypatch, photo):
-    monkeypatch.setattr(_media, "STATIC_DIR", tmp_path / "img")
-    before = config.get_option("server.enableStaticServing")
-    try:
-        config.set_option("server.enableStaticServing", True)
-        url = _media.image_source("c" * 40, photo)
-        assert url.startswith("app/static/img/") and len(url) < 60
-        assert (tmp_path / "img" / url.rsplit("/", 1)[1]).is_file()
-        (tmp_path / "img" / url.rsplit("/", 1)[1]).unlink()  # pruned by another session
-        assert _media.image_source("c" * 40, photo) == url and (tmp_path / "img" / url.rsplit("/", 1)[1]).is_file()
-        config.set_option("server.enableStaticServing", False)
-        assert _media.image_source("c" * 40, photo).startswith("data:image/jpeg;base64,")
-    finally:
-        config.set_option("server.enableStaticServing", before)
+def test_static_serving_is_off_so_no_shared_folder_is_served():
+    """`static/` beside app.py is served to anyone by every server started here."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["enableStaticServing"] is False
 
 
-def test_a_folder_that_cannot_be_written_falls_back_to_the_data_uri(tmp_path, monkeypatch, photo):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    monkeypatch.setattr(_media, "STATIC_DIR", blocker / "img")
-    before = config.get_option("server.enableStaticServing")
-    try:
-        config.set_option("server.enableStaticServing", True)
-        assert _media.image_source("d" * 40, photo).startswith("data:image/jpeg;base64,")
-    finally:
-        config.set_option("server.enableStaticServing", before)
+@pytest.fixture
+def media_stores(monkeypatch):
+    """The media stores of AppTest runs, newest last."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    stores = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+    return stores
 
 
-def test_the_shipped_config_serves_static_files():
-    text = (_media.STATIC_DIR.parent.parent / ".streamlit" / "config.toml").read_text()
-    assert re.search(r"^enableStaticServing = true$", text, re.M)
+def _image_sources(at) -> list[str]:
+    out = []
+    for node in at.get("plotly_chart"):
+        layout = json.loads(node.proto.spec).get("layout", {})
+        out += [im["source"] for im in layout.get("images", [])]
+    return out
+
+
+@pytest.mark.usefixtures("app_env")
+def test_the_home_figure_background_is_served_from_this_servers_memory(media_stores):
+    from streamlit.testing.v1 import AppTest
+
+    static = ROOT / "static"
+    before = sorted(static.rglob("*")) if static.exists() else []
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    sources = _image_sources(at)
+    # media/<id>.jpg on a server (AppTest's store names its endpoint /mock/media)
+    assert sources and all(re.fullmatch(r"(mock/)?media/[0-9a-f]{32}\.jpg", s) for s in sources), sources
+    served = media_stores[-1].get_file(sources[0].rsplit("/", 1)[1].removesuffix(".jpg"))
+    assert served.mimetype == "image/jpeg" and Image.open(io.BytesIO(served.content)).format == "JPEG"
+    assert (sorted(static.rglob("*")) if static.exists() else []) == before  # nothing written to disk
+    at.run()  # a rerun keeps it while the page shows it
+    media_stores[-1].get_file(sources[0].rsplit("/", 1)[1].removesuffix(".jpg"))

@@ -52,6 +52,9 @@ def test_wheel_holds_ssd_and_explorer_with_the_app_as_data(installed):
     for data in ("app.py", ".streamlit/config.toml", "pages/home.py", "checkpoints/compact256_shapes.pt",
                  "samples/scene_1.png", "samples/annotations.json"):
         assert f"explorer/_app/{data}" in names
+    pages = subprocess.run(["git", "ls-files", "pages"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if pages:  # a git checkout: every tracked page file and asset ships (pages/live/*.js included)
+        assert not [p for p in pages if f"explorer/_app/{p}" not in names]
     assert "ssd/export/onnx_graph.py" in names
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for cmd in ("ssd-explorer", "ssd-train", "ssd-evaluate", "ssd-detect", "ssd-export"):

@@ -233,6 +233,12 @@ def test_foreign_host_or_origin_is_refused_on_the_websocket(loopback_server):
     assert ws_handshake("127.0.0.1", port, f"evil.example:{port}") == 403  # DNS rebinding
     assert ws_handshake("127.0.0.1", port, f"evil.example:{port}", origin=f"http://evil.example:{port}") == 403
     assert ws_handshake("127.0.0.1", port, f"localhost:{port}", origin="http://evil.example") == 403  # CORS
+    # Issue 20 #12: pages of other local servers, ports or schemes (Streamlit lets them in).
+    for host, origin in [("127.0.0.1", "http://127.0.0.1:8629"), ("localhost", "https://localhost"),
+                         ("localhost", f"https://localhost:{port}"), ("localhost", "http://localhost"),
+                         ("127.0.0.1", f"http://localhost:{port}"), ("localhost", "null")]:
+        assert ws_handshake("127.0.0.1", port, f"{host}:{port}", origin=origin) == 403, origin
+    assert ws_handshake("127.0.0.1", port, f"localhost:{port}", origin=f"http://localhost:{port}") == 101
     # The page itself is static HTML, served to any Host: nothing of the app is in it.
     status, body = http_get("127.0.0.1", port, f"evil.example:{port}")
     assert status == 200 and b"SSD Explorer" not in body and b"Traceback" not in body
@@ -366,3 +372,42 @@ def test_script_gate_refuses_a_foreign_host_when_streamlit_does_not(tmp_path):
                 browser.close()
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_figure_backgrounds_are_served_by_their_own_server_only(loopback_server, tmp_path):
+    """Issue 20 #9: a background a loopback server wrote to static/img/ was served (200,
+    no password) by a password-protected server started later. Now it lives in the
+    memory of the server that drew it: another server, or a file left in static/, gets 404."""
+    port = loopback_server.port
+    with _playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            _settle(page)
+            image = page.locator('[data-testid="stPlotlyChart"] svg image').first
+            image.wait_for(state="attached", timeout=90_000)
+            href = image.get_attribute("href")
+        finally:
+            browser.close()
+    assert re.fullmatch(r"media/[0-9a-f]{32}\.jpg", href), href
+    status, body = http_get("127.0.0.1", port, f"127.0.0.1:{port}", "/" + href)
+    assert status == 200 and Image.open(io.BytesIO(body)).format == "JPEG"
+    static = ROOT / "static" / "img"
+    leftover = static / ("0" * 32 + ".jpg")  # what an older server left behind
+    made = not static.exists()
+    static.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(body)
+    other = Server(tmp_path, env=dict(_env_without_password(), **{auth.PASSWORD_ENV: PW}))
+    try:
+        other.wait_healthy()
+        assert http_get("127.0.0.1", other.port, f"127.0.0.1:{other.port}", "/" + href)[0] == 404
+        # static serving is off: the path falls through to the app's HTML page, not the file
+        status, got = http_get("127.0.0.1", other.port, f"127.0.0.1:{other.port}", "/app/static/img/" + leftover.name)
+        assert got != body and not got.startswith(b"\xff\xd8"), status
+    finally:
+        other.stop()
+        leftover.unlink()
+        if made:
+            shutil.rmtree(ROOT / "static", ignore_errors=True)

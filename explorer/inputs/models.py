@@ -14,6 +14,7 @@ A model id is a plain string (kept in Streamlit's session state as "model_choice
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,46 @@ LOAD_FROM_FILE_HINT = ("In the app: sidebar, \"Load a model from a weights file\
 
 
 class ModelLoadError(RuntimeError):
-    """A model id could not be loaded; the message says why, in plain words."""
+    """A model id could not be loaded; the message says why, in plain words.
+
+    Messages name files by their base name only, never by a server path (`user_reason`).
+    `file` is the file that failed, so `for_user` can name it as the user knows it
+    (an upload is stored under its sha1 on the server)."""
+
+    def __init__(self, message: str, file: str | os.PathLike | None = None) -> None:
+        super().__init__(message)
+        self.file = None if file is None else Path(file)
+
+    def for_user(self, shown: str | None = None) -> str:
+        """The message with the failed file called `shown` (the name the user uploaded
+        or typed), when both are known."""
+        text = str(self)
+        if shown and self.file is not None:
+            text = text.replace(self.file.name, shown)
+        return text
+
+
+# An absolute path in a library message (not a URL: no ':' or '/' or a letter before it).
+_ABS_PATH_RE = re.compile(r"(?<![\w:/.~])(?:~|/)(?:[^\s/'\"]+/)+(?=[^\s/'\"])")
+# torch.load's refusals start here and go on for pages of advice (load it unsafely);
+# "Unsupported global": the pickle names a Python object (code) besides tensors.
+_TORCH_REFUSAL, _TORCH_GLOBAL = "Weights only load failed", "Unsupported global"
+MAX_REASON_CHARS = 200  # a library's reason is cut to its first sentence, at most this long
+
+
+def user_reason(error: BaseException) -> str:
+    """A library error's text as the app shows it: server paths cut to the file's base
+    name, the first sentence only (no pages of library advice), at most
+    `MAX_REASON_CHARS`; torch's refusal of a pickle with code becomes one plain line."""
+    text = str(error)
+    if _TORCH_GLOBAL in text:
+        return ("it holds Python objects besides tensors, and the app loads plain weights only "
+                "(torch.load with weights_only=True): nothing in it was run")
+    if _TORCH_REFUSAL in text:  # junk bytes: the library's own words before torch's say it
+        text = text[:text.index(_TORCH_REFUSAL)].rstrip(" :") or "not a readable PyTorch file"
+    text = _ABS_PATH_RE.sub("", text).strip()
+    first = re.split(r"(?<=[.!?])\s+(?=[A-Z(])|\n", text, maxsplit=1)[0].strip()
+    return first if len(first) <= MAX_REASON_CHARS else first[:MAX_REASON_CHARS - 3].rstrip() + "..."
 
 
 @dataclass(frozen=True)
@@ -186,7 +226,8 @@ def load_model(model_id: str) -> LoadedModel:
         try:
             model = build(name, num_classes=91, weights="coco")
         except Exception as e:  # offline: the download fails; say so and let the caller fall back
-            raise ModelLoadError(f"Could not load {TORCHVISION_MODELS[model_id]}: {e}. {LOAD_FROM_FILE_HINT}") from e
+            raise ModelLoadError(f"Could not load {TORCHVISION_MODELS[model_id]}: {user_reason(e)} "
+                                 f"{LOAD_FROM_FILE_HINT}") from e
         from ssd.models import coco_class_names
 
         names = coco_class_names(name)
@@ -195,16 +236,16 @@ def load_model(model_id: str) -> LoadedModel:
         return _load_weights_file(model_id)
     path = Path(model_id)
     if not path.is_file():
-        raise ModelLoadError(f"checkpoint {model_id} does not exist")
+        raise ModelLoadError(f"checkpoint {path.name} does not exist", path)
     problem = checkpoint_problem(path)
     if problem:
-        raise ModelLoadError(f"Could not load checkpoint {path.name}: {problem}")
+        raise ModelLoadError(f"Could not load checkpoint {path.name}: {user_reason(ValueError(problem))}", path)
     from ssd.training.checkpoint import load  # torch.load(weights_only=True): a pickle with code in it is refused
 
     try:
         model, meta = load(str(path))
     except Exception as e:
-        raise ModelLoadError(f"Could not load checkpoint {path.name}: {e}") from e
+        raise ModelLoadError(f"Could not load checkpoint {path.name}: {user_reason(e)}", path) from e
     names = list(meta.get("class_names") or [])
     c = model.cfg.num_classes
     if len(names) != c:
@@ -220,13 +261,13 @@ def _load_weights_file(model_id: str) -> LoadedModel:
 
     arch, path = _split_weights_file_id(model_id)
     if arch not in WEIGHTS_FILE_ARCHS:
-        raise ModelLoadError(f"unknown architecture {arch!r} in {model_id!r}: one of {sorted(WEIGHTS_FILE_ARCHS)}")
+        raise ModelLoadError(f"unknown architecture {arch!r} for {path.name}: one of {sorted(WEIGHTS_FILE_ARCHS)}", path)
     try:
         state = read_state_dict(path)
         num_classes = _num_classes_of(state)
         model = build(arch, num_classes=num_classes, weights=path)
     except WeightsError as e:
-        raise ModelLoadError(f"Could not load {path.name} as {WEIGHTS_FILE_ARCHS[arch]}: {e}") from e
+        raise ModelLoadError(f"Could not load {path.name} as {WEIGHTS_FILE_ARCHS[arch]}: {user_reason(e)}", path) from e
     names = coco_class_names(arch) if num_classes == 91 else ["background"] + [f"class {i}" for i in range(1, num_classes)]
     return LoadedModel(model.eval(), names, model_id, f"{WEIGHTS_FILE_ARCHS[arch]} from {path.name}")
 

@@ -22,6 +22,10 @@ CAT_AND_DOG = "cat_and_dog.png"
 # Largest image the app accepts, in pixels (w * h); larger uploads are refused.
 MAX_PIXELS = 40_000_000
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+# Longest side of the copy the network and figures work from. The model sees 300 or 512
+# px and a figure background 768, so a 40 MP photo is shrunk once, before any float copy
+# of it exists: its full-size float tensors were the +1.8 GB peak of a first NMS view.
+WORK_MAX_SIDE = 2048
 _PROCEDURAL = {"procedural:cat_and_dog": "cat and dog (generated)"} | {
     f"procedural:scene_{s}": f"shapes scene {s} (generated)" for s in (1, 2, 3)
 }
@@ -138,3 +142,23 @@ def load_upload(name: str, data: bytes, max_pixels: int = MAX_PIXELS) -> LoadedI
     """An uploaded file -> LoadedImage; `ssd.images.ImageError` for a bad file."""
     img = decode_image(data, max_pixels=max_pixels, name=name)
     return LoadedImage(img, data, name, [], hashlib.sha1(data).hexdigest(), source="upload")
+
+
+def work_size(image_wh: tuple[int, int], max_side: int = WORK_MAX_SIDE) -> tuple[int, int]:
+    """(W, H) of the working copy of an image of `image_wh` (W, H): the same when its
+    longer side is <= `max_side`, else shrunk to `max_side` keeping the aspect ratio
+    (each side >= 1). Boxes found on the copy map back by `image_wh / work_size`."""
+    w, h = int(image_wh[0]), int(image_wh[1])
+    if max(w, h) <= max_side:
+        return w, h
+    scale = max_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def work_image(image: Image.Image, max_side: int = WORK_MAX_SIDE) -> Image.Image:
+    """`image` itself when small enough, else a copy shrunk to `work_size` (bilinear,
+    Pillow's reducing gap: reads the big image once, allocates only the small one)."""
+    size = work_size(image.size, max_side)
+    if size == image.size:
+        return image
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)

@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from explorer.inputs.models import WEIGHTS_FILE_ARCHS, ModelLoadError, weights_file_id
+from explorer.inputs.models import WEIGHTS_FILE_ARCHS, WEIGHTS_FILE_PREFIX, ModelLoadError, weights_file_id
 from explorer.jobs.limits import JobError, inside_roots
 from explorer.paths import keep_newest
 from ssd.io import atomic_write
@@ -24,6 +24,7 @@ from ssd.io import atomic_write
 CHECKPOINT = "checkpoint"  # `arch` for an ssd-explorer checkpoint (.pt): it records its own architecture
 MAX_UPLOADED = 2  # uploaded weights files kept (each <= Streamlit's maxUploadSize, 50 MB)
 _UPLOAD_DIR: Path | None = None
+_UPLOAD_NAMES: dict[str, str] = {}  # stored file name (<sha1>.<suffix>) -> the name it was uploaded as
 
 
 def upload_dir() -> Path:
@@ -75,4 +76,16 @@ def from_upload(arch: str, name: str, data: bytes, folder: Path | None = None) -
     else:
         atomic_write(path, lambda f: f.write(data))
     keep_newest(folder, MAX_UPLOADED, (".pt", ".pth"))
+    _UPLOAD_NAMES.pop(path.name, None)
+    _UPLOAD_NAMES[path.name] = name
+    while len(_UPLOAD_NAMES) > 16 * MAX_UPLOADED:  # names of pruned uploads: forget the oldest
+        del _UPLOAD_NAMES[next(iter(_UPLOAD_NAMES))]
     return _model_id(arch, path)
+
+
+def shown_name(model_id: str) -> str | None:
+    """The name a stored upload was uploaded as (what its errors call it), or None when
+    `model_id` is not an upload of this server process."""
+    if model_id.startswith(WEIGHTS_FILE_PREFIX):
+        model_id = model_id[len(WEIGHTS_FILE_PREFIX):].partition(":")[2]
+    return _UPLOAD_NAMES.get(Path(model_id).name)  # <sha1>.<suffix>: names the content

@@ -58,6 +58,7 @@ class JobKind:
 KINDS = {kind.name: kind for kind in (
     JobKind("train", LONG, resumable=True),
     JobKind("evaluate", SHORT, module="explorer.evaluation.runner"),
+    JobKind("export", SHORT, module="explorer.jobs.export"),
 )}
 
 

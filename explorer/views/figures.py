@@ -49,10 +49,10 @@ def image_jpeg(image: Image.Image, max_side: int = 768, quality: int = 85) -> by
     Figures stretch the image back to their frame's size, so shrinking only saves bytes
     sent to the browser (and encoding time), never moves a box.
     """
-    img = image.convert("RGB")
+    img = image if image.mode == "RGB" else image.convert("RGB")  # no full-size copy of an RGB image
     scale = max_side / max(img.size)
     if scale < 1:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), reducing_gap=3.0)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()

@@ -46,6 +46,8 @@ CANCEL_MARK = "cancel_requested"  # marker: the user asked to cancel
 SPEC_FILE = "spec.json"  # a job kind's own input (an evaluation's checkpoint, data, thresholds)
 RESULT_FILE = "result.json"  # a short job's output (an evaluation's AP figures and errors)
 RAW_FILE = "raw.pt"  # an evaluation's kept network outputs
+EXPORT_DIR = "export"  # a training run's ONNX export job folder (spec.json, status.json, result.json)
+ONNX_FILE = "model.onnx"  # the exported model, in EXPORT_DIR
 
 LIVE_STATES = ("queued", "running")  # a process of the run should exist
 END_STATES = ("finished", "failed", "cancelled")  # the run ended (cancelled and failed can resume)
