@@ -28,7 +28,7 @@ def test_trace_page_follows_each_gt_and_detection():
     assert traced(at)["kind"] == "gt" and traced(at)["index"] == 0
     at.selectbox(key="_trace_pick").set_value("gt:1").run()
     assert any("Detected" in s and "level 3 (4x4)" in s for s in _verdicts(at))  # the dog
-    det = next(o for o in texts if o.startswith("detection 0: dog"))
+    det = next(o for o in texts if o.startswith("detection 1: dog"))
     at.selectbox(key="_trace_pick").select(det).run()  # a detection
     assert not at.exception
     assert any(s.startswith("True positive") for s in _verdicts(at))
@@ -43,7 +43,7 @@ def test_a_high_score_threshold_makes_a_miss_with_its_cause():
     assert any("Missed, low score" in shown(w.value) for w in at.warning)
     # the dog's detection, traced earlier, is no longer final: it stays selectable and says why
     at.slider(key="trace_score_thresh").set_value(0.3).run()
-    cat = next(o for o in at.selectbox(key="_trace_pick").options if o.startswith("detection 1: cat"))
+    cat = next(o for o in at.selectbox(key="_trace_pick").options if o.startswith("detection 2: cat"))
     at.selectbox(key="_trace_pick").select(cat).run()
     assert any(s.startswith("True positive") for s in _verdicts(at))
     at.slider(key="trace_detections_per_img").set_value(1).run()  # the dog takes the one place
