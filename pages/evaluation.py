@@ -163,6 +163,7 @@ def _results(infos: list[jobs.EvalInfo]) -> None:
     st.markdown("**Per feature map.** Detections by the level of their default box; missed objects by the level "
                 "of their best default box.")
     _pair(ev.level_figure, results, "ev_level")
+    st.caption(ev.LEVEL_COLUMNS_NOTE)
     for col, res in zip(st.columns(len(results)), results):
         col.dataframe(ev.level_rows(res), hide_index=True, width="stretch")
     _pair(ev.causes_figure, results, "ev_causes")

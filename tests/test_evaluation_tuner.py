@@ -77,7 +77,7 @@ def test_tuner_counts_and_recall_agree_with_brute_force(ev, score, iou, top_k):
 def test_tuner_errors_per_level(ev):
     res, raw, cfg = ev
     t = tune(raw, res["class_names"], cfg, 0.3, 0.45, 200, errors=True)
-    assert sum(r["GT owned"] for r in t["per_level"]) == int(raw.gt_offsets[-1])
+    assert sum(r["GTs it owns"] for r in t["per_level"]) == int(raw.gt_offsets[-1])
     assert set(t["errors"]["dAP"]) == {"Cls", "Loc", "Both", "Dupe", "Bkg", "Miss"}
 
 
