@@ -254,14 +254,11 @@ def _drawn_box(image: samples_mod.LoadedImage, class_names: list[str]) -> None:
 
 
 def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod.GroundTruth:
-    """GT rows of the shown image (the workspace keeps them per image): its own, an
-    annotation file, the table, or boxes drawn on Home.
-
-    The table starts from the workspace's rows (`gt_version` gives the editor a fresh key
-    whenever they change from outside it: new image, file, drawn box); its edited result
-    goes back to the workspace. Rows flagged difficult or crowd are shown but are not
-    ground truth (difficult ones unless the box is ticked). Messages name user text, so
-    they are shown as plain text.
+    """GT of the shown image (the workspace keeps it per image): its own, an annotation
+    file, the table on the Home page (`gt_table`), or boxes drawn there. The sidebar keeps
+    a short summary, the file uploader, the difficult rule and the downloads. Rows flagged
+    difficult or crowd are shown but are not ground truth (difficult ones unless the box is
+    ticked). Messages name user text, so they are shown as plain text.
     """
     ss, ws = st.session_state, _workspace.get()
     if ws.image is None or ws.image.digest != image.digest:  # called on its own (tests): show it first
@@ -270,46 +267,62 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
         ss["_gt_table_of"] = image.digest
         _new_table()
     _drawn_box(image, class_names)
-    # No count in the label: it is drawn before the table's edits of this run are known.
+    rows = [dict(r) for r in ws.gt.rows]
     with st.sidebar.expander("Ground-truth boxes", expanded=False):
-        st.caption("Pixels of the original image. Edit the table, add rows, load a VOC .xml / COCO "
-                   ".json, or draw boxes on the Home page.")
+        st.caption("Pixels of the original image. Load a VOC .xml / COCO .json here; edit the table, add rows or "
+                   "draw boxes on the Home page.")
         _gt_file(image)
-        st.selectbox("Label for drawn boxes", class_names[1:], key="gt_draw_label")
         keep_difficult = _workspace.bound(
             "checkbox", "gt_keep_difficult", lambda: ws.gt.keep_difficult, lambda v: ws.set_gt(keep_difficult=v),
             "Difficult objects are ground truth",
             help="VOC <difficult> objects are left out of matching by default, as the VOC devkit and the "
                  "library's reader do.")
-        df = pd.DataFrame(ss["gt_base"], columns=list(gt_mod.GT_COLUMNS))
-        df[["difficult", "crowd"]] = df[["difficult", "crowd"]].map(gt_mod.flag)  # missing -> False
-        edited = st.data_editor(
-            df, num_rows="dynamic", hide_index=True, key=f"gt_table_{ss['gt_version']}",
-            column_config={
-                # Narrow columns so label and all four corners fit the sidebar without scrolling.
-                "label": st.column_config.SelectboxColumn("label", options=class_names[1:], width="small"),
-                **{c: st.column_config.NumberColumn(c, format="%g", width=40) for c in ("x1", "y1", "x2", "y2")},
-                "difficult": st.column_config.CheckboxColumn("diff.", help="VOC difficult object", width=40),
-                "crowd": st.column_config.CheckboxColumn("crowd", help="COCO crowd region: never ground truth",
-                                                         width=40),
-            },
-        )
-        rows = edited.to_dict("records")
-        if keep_mod.plain_rows(rows) != keep_mod.plain_rows(ss["gt_base"]):
-            ws.set_gt(keep_mod.plain_rows(rows))
-            _add_gt_source("typed")
+        rows = [dict(r) for r in ws.gt.rows]  # the file may have changed them
         gt = gt_mod.validate_rows(rows, class_names, image.image.size, keep_difficult=keep_difficult)
         st.caption(f"{len(gt)} box(es) in use, of {len(rows)} row(s). Source: "  # a file name is user text
                    + _ui.plain(keep_mod.describe_source(ws.gt.source) + "."))
-        if st.button("Clear all boxes", key="gt_clear"):
-            ws.set_gt((), ())
-            _new_table()
-            st.rerun()
+        try:
+            st.page_link("pages/home.py", label="Edit the boxes (Home page)", icon=":material/edit:")
+        except st.errors.StreamlitAPIException:  # drawn outside the app's navigation (a test script)
+            st.caption("Edit the boxes on the Home page.")
         _gt_downloads(image, rows, class_names)
     if gt.errors:
         st.sidebar.error("Skipped ground-truth rows:")
         st.sidebar.code("\n".join(gt.errors), language=None, wrap_lines=True)
     return gt
+
+
+def gt_table(image: samples_mod.LoadedImage, class_names: list[str]) -> None:
+    """The GT table of the shown image, full width (the Home page): it starts from the
+    workspace's rows (`gt_version` gives the editor a fresh key whenever they change from
+    outside it: new image, file, drawn box); an edit goes back to the workspace and reruns,
+    so the sidebar and every figure use it. A label the model does not know (a refused
+    row) stays shown in its cell."""
+    ss, ws = st.session_state, _workspace.get()
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1.selectbox("Label for drawn boxes", class_names[1:], key="gt_draw_label")
+    if c2.button("Clear all boxes", key="gt_clear"):
+        ws.set_gt((), ())
+        _new_table()
+        st.rerun()
+    df = pd.DataFrame(ss["gt_base"], columns=list(gt_mod.GT_COLUMNS))
+    df[["difficult", "crowd"]] = df[["difficult", "crowd"]].map(gt_mod.flag)  # missing -> False
+    known = list(class_names[1:])
+    labels = known + sorted({str(v) for v in df["label"].dropna()} - set(known))  # refused labels stay visible
+    edited = st.data_editor(
+        df, num_rows="dynamic", hide_index=True, key=f"gt_table_{ss['gt_version']}", width="stretch",
+        column_config={
+            "label": st.column_config.SelectboxColumn("label", options=labels, width="medium"),
+            **{c: st.column_config.NumberColumn(c, format="%g") for c in ("x1", "y1", "x2", "y2")},
+            "difficult": st.column_config.CheckboxColumn("difficult", help="VOC difficult object"),
+            "crowd": st.column_config.CheckboxColumn("crowd", help="COCO crowd region: never ground truth"),
+        },
+    )
+    rows = keep_mod.plain_rows(edited.to_dict("records"))
+    if rows != ws.gt.rows:  # an edit (the table starts equal to the workspace's rows)
+        ws.set_gt(rows)
+        _add_gt_source("typed")
+        st.rerun()  # the sidebar and the figures of this run used the rows before the edit
 
 
 # ---------------------------------------------------------------- kept across a reload, in a link

@@ -126,13 +126,13 @@ def test_per_scale_and_nms_controls():
     at.selectbox(key="ps_class").set_value(cls.options[2]).run()
     assert not at.exception
     at.switch_page("pages/nms.py").run()
-    at.slider(key="nms_score").set_value(0.05).run()
+    at.slider(key="nms_score_thresh").set_value(0.05).run()
     before = int(_metric(at, "Candidates before NMS"))
     kept = int(_metric(at, "Kept by NMS"))
     assert kept <= before
-    at.slider(key="nms_iou").set_value(0.9).run()
+    at.slider(key="nms_nms_thresh").set_value(0.9).run()
     assert int(_metric(at, "Kept by NMS")) >= kept  # a looser overlap limit keeps more
-    at.slider(key="nms_topk").set_value(1).run()
+    at.slider(key="nms_detections_per_img").set_value(1).run()
     assert not at.exception
     assert int(_metric(at, "Final detections (after top k)")) <= 1
 
