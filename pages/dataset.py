@@ -37,13 +37,14 @@ with c2:
         label = "VOC folder (holding Annotations/)" if kind == "voc" else "COCO instances JSON"
         path = st.text_input(label, key=f"ds_path_{kind}")
         n = st.number_input("First N images (0: all)", 0, 1_000_000, 0, key=f"ds_n_{kind}")
-        choice = datasets.DatasetChoice(kind, int(n), path=path)
+        choice = datasets.DatasetChoice(kind, int(n), path=path) if path.strip() else None
     else:
         up = st.file_uploader("COCO instances JSON (image sizes needed, images not)", type=["json"], key="ds_upload")
         choice = None if up is None else ("upload", up.name, up.getvalue())
 
-if choice is None:
-    st.info("Upload a COCO JSON to measure it.")
+if choice is None:  # nothing typed or uploaded yet: say what to do, not an error
+    st.info({"voc": "Type the path of a VOC folder (the one holding Annotations/) to measure it.",
+             "coco": "Type the path of a COCO instances JSON to measure it."}.get(kind, "Upload a COCO JSON to measure it."))
     st.stop()
 cached = ss.get("_ds_loaded")
 if cached is None or cached[0] != choice:

@@ -121,7 +121,8 @@ def _config_controls(live: bool) -> None:
     st.text_input("Aspect ratios per level (levels split by ';')", key="db_ratio_sets", on_change=_to_custom,
                   help="For example '1, 2, 1/2; 1, 2, 1/2, 3, 1/3'. One set alone applies to every level.")
     c1, c2 = st.columns(2)
-    c1.checkbox("extra box s'_k = √(s_k·s_k+1)", key="db_extra", on_change=_to_custom)
+    c1.checkbox("extra box s'_k", key="db_extra", on_change=_to_custom,
+                help="Ratio 1 gets a second box of scale s'_k = √(s_k·s_k+1) (Sec. 2.2).")
     c2.checkbox("clip box sizes to the image", key="db_clip", on_change=_to_custom)
     with st.expander("The paper's rule: fill the scales from s_min and s_max", expanded=True):
         if not live:

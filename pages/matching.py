@@ -83,7 +83,7 @@ def _positives_tables(view, iou_thr) -> None:
     missing = [s for s in view.summary if not s["above_threshold"]]
     if missing:
         st.warning("No default box reaches the threshold for: " + _ui.plain(", ".join(
-            f"GT {s['gt']} ({s['label']}, best IoU {s['best_possible_iou']:.2f})" for s in missing))
+            f"GT {s['gt']} ({s['label']}, best IoU {mv.iou_text(s['best_possible_iou'])})" for s in missing))
             + ". Only the forced match trains it; other scales or ratios would fit it better.")
     st.dataframe(view.summary, hide_index=True, width="stretch")
     with st.expander("Matches per ground truth and level", expanded=True):

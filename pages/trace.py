@@ -4,6 +4,7 @@ import json
 import streamlit as st
 
 from explorer.views import trace as tv
+from explorer.views.matching import iou_text
 from explorer.views.trace_links import target_key
 from explorer.views.trace_figure import trace_figure
 from pages import _cache, _sidebar, _trace_link, _ui, _workspace
@@ -67,7 +68,7 @@ def _show_gt(tr: dict) -> None:
     m1.metric("Matched default boxes", mt["matches"])
     m2.metric("forced", mt["forced"])
     m3.metric("by threshold", mt["threshold"])
-    m4.metric("Best default-box IoU", f"{mt['best_default_iou']:.2f}")
+    m4.metric("Best default-box IoU", iou_text(mt["best_default_iou"]))
     st.dataframe(tr["candidates"], hide_index=True, width="stretch")
     st.markdown("**2. Encoded regression target** (Eq. 2, divided by the variances), next to what the network "
                 "predicted at that default box.")
