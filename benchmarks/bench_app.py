@@ -94,7 +94,7 @@ def bench_upload(loaded: mm.LoadedModel, repeat: int, side: int = 300) -> None:
         psv.level_summary(maps, classes, stg.level_detections, stg.feature_sizes, names)
         recs = nv.candidate_records(stg, names)
         nv.count_table(recs, stg.detections, names, len(stg.feature_sizes))
-        nv.nms_figure(recs, uri, img.size).to_json()
+        nv.nms_figure(recs, uri, img.size[::-1]).to_json()
         t3 = time.perf_counter()
         for k, v in (("decode", t1 - t0), ("run_stages", t2 - t1), ("figures", t3 - t2), ("total", t3 - t0)):
             parts[k].append(v * 1000)
@@ -116,10 +116,10 @@ def bench_upload(loaded: mm.LoadedModel, repeat: int, side: int = 300) -> None:
     uri = image_data_uri(img)
 
     def slider_change() -> None:
-        stg = stages_from_raw(raw, score_threshold=0.05, nms_threshold=0.5, top_k=100)
+        stg = stages_from_raw(raw, score_thresh=0.05, nms_thresh=0.5, detections_per_img=100)
         recs = nv.candidate_records(stg, names)
         nv.count_table(recs, stg.detections, names, len(stg.feature_sizes))
-        nv.nms_figure(recs, uri, img.size).to_json()
+        nv.nms_figure(recs, uri, img.size[::-1]).to_json()
 
     med, worst = timed(slider_change, repeat)
     print(f"  NMS slider change (cached forward): median {med:7.1f} ms   worst {worst:7.1f} ms")

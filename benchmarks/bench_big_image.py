@@ -84,7 +84,7 @@ def _first_nms_view(data: bytes, full: bool = False) -> dict:
     after_kb = _status_kb("VmRSS")
     return {"before_mb": round(before_kb / 1024), "peak_mb": round(peak_kb / 1024), "after_mb": round(after_kb / 1024),
             "peak_added_mb": round((peak_kb - before_kb) / 1024), "after_added_mb": round((after_kb - before_kb) / 1024),
-            "peak_reset": reset, "image_wh": list(img.image.size), "raw_image_hw": list(raw.image_hw),
+            "peak_reset": reset, "image_hw": [img.image.height, img.image.width], "raw_image_hw": list(raw.image_hw),
             "jpeg_bytes": len(jpeg), "candidates": len(records)}
 
 

@@ -43,7 +43,7 @@ def main() -> None:
     raw = _cache.raw_outputs(key, upload.digest, loaded.model, upload.image)
     rss0 = _rss_mb()
     for i in range(20):
-        stg = _cache.stages(key, upload.digest, raw, nms_threshold=0.3 + 0.02 * i)
+        stg = _cache.stages(key, upload.digest, raw, nms_thresh=0.3 + 0.02 * i)
     rss1 = _rss_mb()
     new = _cache.RAW.total_bytes + _cache.STAGES.total_bytes
     old_stage = len(pickle.dumps(dataclasses.replace(stg, raw=dataclasses.replace(raw, image=upload.image))))

@@ -47,13 +47,13 @@ def bench(name: str, model, repeat: int) -> None:
     thresholds = iter([0.3, 0.31] * (repeat + 2))
 
     def floor() -> None:  # the NMS page's slider change: post-processing + the NMS trace
-        stg = stages_from_raw(raw, score_threshold=next(thresholds) if name.startswith("compact") else 0.01)
+        stg = stages_from_raw(raw, score_thresh=next(thresholds) if name.startswith("compact") else 0.01)
         stg.nms.suppressed_by  # noqa: B018 (computed on first read)
 
     def with_trace() -> None:
-        stg = stages_from_raw(raw, score_threshold=next(thresholds) if name.startswith("compact") else 0.01)
+        stg = stages_from_raw(raw, score_thresh=next(thresholds) if name.startswith("compact") else 0.01)
         tr = tv.trace_gt(stg, boxes, labels, 0)
-        trace_figure(tr, None, img.size).to_json()
+        trace_figure(tr, None, img.size[::-1]).to_json()
 
     floor_ms, trace_ms = median_ms(floor, repeat), median_ms(with_trace, repeat)
     print(f"{name}: post-processing + NMS trace {floor_ms:.1f} ms; + trace_gt + figure JSON {trace_ms:.1f} ms; "

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         d = Path(tmp) / eval_key(spec)
         write_json_atomic(d / SPEC_FILE, {"spec": spec.to_dict()})
         runner.run(d)
-        res, raw = jobs.load_result(d), jobs.load_raw(d)
+        res, raw = jobs.load_result(d), jobs.load_kept(d)
     cfg = jobs.model_config(res)
     model, meta = checkpoint.load(SHIPPED)
     ds = ProceduralDataset(args.num_images, 1000, 256, eval_transform(256), cache=True)

@@ -54,8 +54,19 @@ def app_script(work_dir: Path) -> Path:
 def build_command(host: str, port: int, allowed_hosts: str, work_dir: Path) -> list[str]:
     """The streamlit command line; AuthConfigError when the setup is unsafe."""
     flags = preflight(host, allowed_hosts)
-    return [sys.executable, "-m", "streamlit", "run", str(app_script(work_dir)), "--server.port", str(port),
+    # `python -m pages._origin run ...` is Streamlit's own command line with the WebSocket
+    # Origin check installed before the first connection, as `make run` starts it.
+    return [sys.executable, "-m", "pages._origin", "run", str(app_script(work_dir)), "--server.port", str(port),
             *config_flags(paths.APP_DIR / ".streamlit" / "config.toml"), *flags]
+
+
+def launch_env(cmd: list[str]) -> dict:
+    """The environment of the server: the app's folder (where `pages/` lies: the checkout,
+    or the user's copy of the installed app) first on PYTHONPATH, so `-m pages._origin`
+    and the pages' own imports resolve without changing the working folder (runs/ and
+    .streamlit/secrets.toml stay the user's)."""
+    app_dir = str(Path(cmd[4]).parent)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (app_dir, os.environ.get("PYTHONPATH", "")) if p))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print(" ".join(cmd), flush=True)
     if args.print_command:
         return 0
-    os.execv(sys.executable, cmd)  # streamlit becomes this process, as `exec` in make run
+    os.execve(sys.executable, cmd, launch_env(cmd))  # streamlit becomes this process, as `exec` in make run
 
 
 if __name__ == "__main__":

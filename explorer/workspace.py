@@ -33,15 +33,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from explorer.views import live_data
 from ssd.config import SSDConfig
+from ssd.postprocess import DEFAULTS, DISPLAY_SCORE_THRESH
 
 # ---------------------------------------------------------------- the parts
-# Ranges the controls offer (and a link may carry); values outside are refused.
-SCORE_RANGE = (0.01, 0.95)
-NMS_RANGE = (0.05, 0.95)
-DETECTIONS_RANGE = (1, 400)
-MATCH_IOU_RANGE = (0.05, 0.95)
-NEG_POS_RANGE = (0.0, 10.0)
+# Ranges the controls offer (and a link may carry; values outside are refused): the live
+# figures' and the pages' sliders' own, declared once in explorer.views.live_data.
+SCORE_RANGE = live_data.SCORE_THRESH_RANGE[:2]
+NMS_RANGE = live_data.NMS_THRESH_RANGE[:2]
+DETECTIONS_RANGE = live_data.DETECTIONS_PER_IMG_RANGE[:2]
+MATCH_IOU_RANGE = live_data.MATCH_IOU_RANGE[:2]
+NEG_POS_RANGE = live_data.NEG_POS_RANGE[:2]
 ROUND = 3  # decimals a threshold keeps (what a slider step and a link can say)
 MAX_GT_IMAGES = 16  # images whose GT tables one workspace remembers (least recently shown out)
 
@@ -64,9 +67,9 @@ def _in_range(name: str, value, lo, hi, cast):
 class Thresholds:
     """The post-processing every page uses (torchvision `SSD`'s attribute names)."""
 
-    score_thresh: float = 0.3  # a candidate needs this class score (Sec. 3.7 uses 0.01 for mAP)
-    nms_thresh: float = 0.45  # per-class NMS removes a box overlapping a kept one above this IoU
-    detections_per_img: int = 200  # the final list keeps the best this many (Sec. 3.7: 200)
+    score_thresh: float = DISPLAY_SCORE_THRESH  # a candidate needs this class score (the library's 0.01 is for mAP)
+    nms_thresh: float = DEFAULTS.nms_thresh  # per-class NMS removes a box overlapping a kept one above this IoU
+    detections_per_img: int = DEFAULTS.detections_per_img  # the final list keeps the best this many (Sec. 3.7)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "score_thresh", _in_range("score_thresh", self.score_thresh, *SCORE_RANGE, float))

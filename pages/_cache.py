@@ -16,8 +16,8 @@ import streamlit as st
 
 from explorer import results
 from explorer.bounded_cache import ByteLRU
-from explorer.inputs import models as models_mod
-from explorer.inputs import samples as samples_mod
+from explorer.inputs import models as models_mod, samples as samples_mod
+from explorer.views import live_data
 from pages import _media
 
 
@@ -68,23 +68,29 @@ def raw_outputs(model_key: str, digest: str, _model, _image):
     return RAW.get_or_compute((model_key, digest), compute)
 
 
-def stages(model_key: str, digest: str, _raw, score_threshold: float = 0.01,
-           nms_threshold: float = 0.45, top_k: int = 200, level_score_threshold: float = 0.3):
-    """`explorer.results.stages_from_raw`, cached by (model, image sha1, thresholds) in `STAGES`."""
-    key = (model_key, digest, float(score_threshold), float(nms_threshold), int(top_k),
-           float(level_score_threshold))
+def stages(model_key: str, digest: str, _raw, score_thresh: float | None = None,
+           nms_thresh: float | None = None, detections_per_img: int | None = None,
+           level_score_thresh: float | None = None):
+    """`explorer.results.stages_from_raw`, cached by (model, image sha1, thresholds) in `STAGES`.
+    A threshold left None is the library's (`results.POSTPROCESS_DEFAULTS`)."""
+    key = (model_key, digest, score_thresh, nms_thresh, detections_per_img, level_score_thresh)
     return STAGES.get_or_compute(key, lambda: results.stages_from_raw(
-        _raw, score_threshold=score_threshold, nms_threshold=nms_threshold, top_k=top_k,
-        level_score_threshold=level_score_threshold))
+        _raw, score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
+        level_score_thresh=level_score_thresh))
 
 
-def current_stages(ctx, score_threshold: float = 0.01, nms_threshold: float = 0.45, top_k: int = 200,
-                   level_score_threshold: float = 0.3):
+def current_stages(ctx, score_thresh: float | None = None, nms_thresh: float | None = None,
+                   detections_per_img: int | None = None, level_score_thresh: float | None = None):
     """Every stage of the sidebar's model on the sidebar's image, at these thresholds
-    (`level_score_threshold`: for the per-level detections of the Per-scale page)."""
+    (`level_score_thresh`: for the per-level detections of the Per-scale page)."""
     raw = raw_outputs(ctx.model_key, ctx.image.digest, ctx.loaded.model, ctx.image.image)
-    return stages(ctx.model_key, ctx.image.digest, raw, float(score_threshold), float(nms_threshold), int(top_k),
-                  float(level_score_threshold))
+    return stages(ctx.model_key, ctx.image.digest, raw, _number(score_thresh, float), _number(nms_thresh, float),
+                  _number(detections_per_img, int), _number(level_score_thresh, float))
+
+
+def _number(value, kind):
+    """`kind(value)`, None kept (the library's default): one cache key per slider position."""
+    return None if value is None else kind(value)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -96,7 +102,6 @@ def default_boxes_of(cfg):
 def background_loss(ctx, stg, db):
     """Each default box's confidence loss against background (what hard negative mining
     ranks by), cached by (model, image) in `RAW` (`explorer.views.live_data`)."""
-    from explorer.views import live_data
 
     return RAW.get_or_compute((ctx.model_key, ctx.image.digest, "background_loss"),
                               lambda: live_data.background_conf_loss(stg.cls_logits_flat(), db.cxcywh))

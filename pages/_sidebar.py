@@ -244,7 +244,7 @@ def _gt_downloads(image: samples_mod.LoadedImage, rows: list[dict], class_names:
 def _drawn_box(image: samples_mod.LoadedImage, class_names: list[str]) -> None:
     """A box drawn on the Home page (plotly box selection, frame = original pixels) joins the GT."""
     drawn = _ui.new_selection("gt_draw_chart", "box")
-    row = gt_mod.box_from_selection(drawn, image.image.size) if drawn is not None else None
+    row = gt_mod.box_from_selection(drawn, image.image_hw) if drawn is not None else None
     if row is not None:
         ws = _workspace.get()
         row["label"] = st.session_state.get("gt_draw_label") or class_names[1]
@@ -278,7 +278,7 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
             help="VOC <difficult> objects are left out of matching by default, as the VOC devkit and the "
                  "library's reader do.")
         rows = [dict(r) for r in ws.gt.rows]  # the file may have changed them
-        gt = gt_mod.validate_rows(rows, class_names, image.image.size, keep_difficult=keep_difficult)
+        gt = gt_mod.validate_rows(rows, class_names, image.image_hw, keep_difficult=keep_difficult)
         st.caption(f"{len(gt)} box(es) in use, of {len(rows)} row(s). Source: "  # a file name is user text
                    + _ui.plain(keep_mod.describe_source(ws.gt.source) + "."))
         try:

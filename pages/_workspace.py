@@ -21,6 +21,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from explorer import workspace as wsm
+from explorer.views import live_data
 from explorer.workspace import DETECTIONS_RANGE, NMS_RANGE, SCORE_RANGE, Workspace
 
 WS_KEY = "_workspace"  # session-state key of the Workspace
@@ -69,21 +70,20 @@ def threshold_sliders(prefix: str, columns=None) -> wsm.Thresholds:
     ws = get()
     c1, c2, c3 = columns or st.columns(3)
     bound("slider", f"{prefix}_score_thresh", lambda: ws.thresholds.score_thresh,
-          lambda v: ws.set_thresholds(score_thresh=v), "Score threshold", *SCORE_RANGE, step=0.01, container=c1,
+          lambda v: ws.set_thresholds(score_thresh=v), "Score threshold", *SCORE_RANGE, step=live_data.SCORE_THRESH_RANGE[2], container=c1,
           help="score_thresh: a candidate needs this class score. The same value on Per-scale, NMS and Trace.")
     bound("slider", f"{prefix}_nms_thresh", lambda: ws.thresholds.nms_thresh,
-          lambda v: ws.set_thresholds(nms_thresh=v), "NMS IoU threshold", *NMS_RANGE, step=0.05, container=c2,
+          lambda v: ws.set_thresholds(nms_thresh=v), "NMS IoU threshold", *NMS_RANGE, step=live_data.NMS_THRESH_RANGE[2], container=c2,
           help="nms_thresh: NMS removes a box that overlaps a kept box of its class above this IoU.")
     bound("slider", f"{prefix}_detections_per_img", lambda: ws.thresholds.detections_per_img,
-          lambda v: ws.set_thresholds(detections_per_img=v), "Top k detections", *DETECTIONS_RANGE, step=1,
+          lambda v: ws.set_thresholds(detections_per_img=v), "Top k detections", *DETECTIONS_RANGE, step=live_data.DETECTIONS_PER_IMG_RANGE[2],
           container=c3, help="detections_per_img: the final list keeps the best k.")
     return ws.thresholds
 
 
 def stage_kwargs(t: wsm.Thresholds) -> dict:
-    """The thresholds as `pages._cache.current_stages` takes them (the one place that maps
-    the workspace's names to the cache's keyword names)."""
-    return {"score_threshold": t.score_thresh, "nms_threshold": t.nms_thresh, "top_k": t.detections_per_img}
+    """The thresholds as `pages._cache.current_stages` takes them (keywords)."""
+    return t.as_dict()
 
 
 DEFAULTS_KEY = "_ws_defaults"  # what the URL leaves out: {"model": id, "sample": id} (set by the sidebar)

@@ -1,6 +1,7 @@
 """Architecture: the model as a table, one row per source feature map (Sec. 2.1, Fig. 2)."""
 import streamlit as st
 
+from explorer.results import build_model, ssd300_voc
 from explorer.views.architecture import COLUMN_EXPLANATIONS, architecture_rows, summary_lines, total_boxes
 from pages import _sidebar, _ui
 
@@ -20,7 +21,6 @@ _ui.page_header(
 
 @st.cache_resource(show_spinner="Building SSD300 (random weights, for its layout)...")
 def _ssd300():
-    from explorer.results import build_model, ssd300_voc
 
     # The paper's VOC scales (0.1 for conv4_3, then 0.2..0.9), not torchvision's COCO ones.
     return build_model("ssd300_vgg16", cfg=ssd300_voc()).eval()

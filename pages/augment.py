@@ -93,7 +93,7 @@ def _augment_section(ctx) -> None:
                 "is on an earlier, finer map. A tight crop enlarges it and moves it to a coarser map.")
     db = _cache.default_boxes_of(cfg)
     rows = [r for i, tr in enumerate(traces)
-            for r in av.matching_rows(db, tr, gt.boxes_xyxy, gt.names, img.image.size, cfg.image_size, i)]
+            for r in av.matching_rows(db, tr, gt.boxes_xyxy, gt.names, img.image_hw, cfg.image_size, i)]
     cols = st.columns(len(av.MOVES))
     for col, (move, count) in zip(cols, av.move_counts(rows).items()):
         col.metric(move, count)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from explorer import results
 from explorer.evaluation import detfile, gallery, jobs, tuner
 from explorer.evaluation.spec import DatasetSpec, EvalInputError, EvalSpec
 from explorer.inputs import models as models_mod
@@ -64,10 +65,13 @@ def _new_evaluation() -> None:
         ckpt = _checkpoint_input()
         data = _dataset_input()
         c1, c2, c3, c4 = st.columns(4)
-        s = c1.number_input("Score threshold", 0.0, 1.0, 0.01, 0.01, key="ev_s")
-        iou = c2.number_input("NMS IoU", 0.0, 1.0, 0.45, 0.05, key="ev_iou")
-        cand = c3.number_input("Candidates per class (top-k into NMS)", 1, 10_000, 400, key="ev_cand")
-        k = c4.number_input("Detections per image (top k)", 0, 10_000, 200, key="ev_k")
+        start = results.POSTPROCESS_DEFAULTS  # an evaluation uses the library's thresholds (mAP needs the low score)
+        s = c1.number_input("Score threshold", 0.0, 1.0, start.score_thresh, 0.01, key="ev_score_thresh")
+        iou = c2.number_input("NMS IoU", 0.0, 1.0, start.nms_thresh, 0.05, key="ev_nms_thresh")
+        cand = c3.number_input("Candidates per class (top-k into NMS)", 1, 10_000, start.topk_candidates,
+                               key="ev_topk_candidates")
+        k = c4.number_input("Detections per image (top k)", 0, 10_000, start.detections_per_img,
+                            key="ev_detections_per_img")
         if st.button("Evaluate", type="primary", key="ev_go"):
             spec = EvalSpec(str(ckpt).strip(), data, float(s), float(iou), int(cand), int(k))
             try:
@@ -120,21 +124,21 @@ def _result(key: str, updated_at: float, eval_dir: str) -> dict:  # noqa: ARG001
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _raw(key: str, updated_at: float, eval_dir: str):  # noqa: ARG001 - key the cache
-    return jobs.load_raw(Path(eval_dir))
+def _kept(key: str, updated_at: float, eval_dir: str):  # noqa: ARG001 - key the cache
+    return jobs.load_kept(Path(eval_dir))
 
 
 @st.cache_data(show_spinner="Post-processing the evaluated images...", max_entries=32)
-def _tuned(key: str, updated_at: float, eval_dir: str, score: float, iou: float, top_k: int, n: int,
+def _tuned(key: str, updated_at: float, eval_dir: str, score: float, iou: float, detections_per_img: int, n: int,
            errors: bool) -> dict:
     res = _result(key, updated_at, eval_dir)
-    return tuner.tune(_raw(key, updated_at, eval_dir), res["class_names"], jobs.model_config(res), score, iou,
-                      top_k, topk_candidates=res["thresholds"]["topk_candidates"], num_images=n, errors=errors)
+    return tuner.tune(_kept(key, updated_at, eval_dir), res["class_names"], jobs.model_config(res), score, iou,
+                      detections_per_img, topk_candidates=res["thresholds"]["topk_candidates"], num_images=n, errors=errors)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _thumb(key: str, updated_at: float, eval_dir: str, i: int):
-    return gallery.thumbnail(_raw(key, updated_at, eval_dir), _result(key, updated_at, eval_dir), i)
+    return gallery.thumbnail(_kept(key, updated_at, eval_dir), _result(key, updated_at, eval_dir), i)
 
 
 def _load(info: jobs.EvalInfo) -> dict:
@@ -186,38 +190,39 @@ def _differences(a: dict, b: dict) -> None:
 
 
 # ---------------------------------------------------------------- tuner
-def _use_thresholds(checkpoint: str, score: float, iou: float, top_k: int) -> None:
+def _use_thresholds(checkpoint: str, score: float, iou: float, detections_per_img: int) -> None:
     """Callback: the workspace's one threshold set (Per-scale, NMS, Trace) and model take these."""
     ws = _workspace.get()
     try:
-        ws.set_thresholds(score_thresh=score, nms_thresh=iou, detections_per_img=top_k)
+        ws.set_thresholds(score_thresh=score, nms_thresh=iou, detections_per_img=detections_per_img)
     except ValueError as e:
         st.session_state["_ev_sent"] = f"Not used: {e}."
         return
     ws.set_model(checkpoint)
     st.session_state["_ev_sent"] = (f"Per-scale, NMS and Trace now use score {score:g}, NMS IoU {iou:g}, top k "
-                                    f"{top_k}; model: {models_mod.checkpoint_label(checkpoint)}.")
+                                    f"{detections_per_img}; model: {models_mod.checkpoint_label(checkpoint)}.")
 
 
 @st.fragment
 def _tuner(info: jobs.EvalInfo) -> None:
     res = _load(info)
-    raw = _raw(info.key, info.updated_at, str(info.eval_dir))
+    kept = _kept(info.key, info.updated_at, str(info.eval_dir))
     st.subheader("Dataset threshold tuner")
     st.caption(f"Over the kept network outputs of {_ui.plain(info.label)}: only post-processing and AP run again, never the "
                "network. The first values are the evaluation's own thresholds.")
     c1, c2, c3, c4 = st.columns(4)
-    floor = float(raw.floor)
+    floor = float(kept.floor)
     score = c1.slider("Score threshold", floor, 0.95, max(floor, float(res["thresholds"]["score_thresh"])), 0.01,
-                      key="evt_score")
-    iou = c2.slider("NMS IoU threshold", 0.05, 0.95, 0.45, 0.05, key="evt_iou")
-    top_k = c3.slider("Top k detections", 1, 400, min(400, int(res["thresholds"]["detections_per_img"])), 1,
-                      key="evt_topk")
-    n = c4.number_input("Images", 1, raw.num_images, min(raw.num_images, 200), key="evt_n",
+                      key="evt_score_thresh")
+    iou = c2.slider("NMS IoU threshold", 0.05, 0.95, results.POSTPROCESS_DEFAULTS.nms_thresh, 0.05,
+                    key="evt_nms_thresh")
+    detections_per_img = c3.slider("Top k detections", 1, 400, min(400, int(res["thresholds"]["detections_per_img"])), 1,
+                      key="evt_detections_per_img")
+    n = c4.number_input("Images", 1, kept.num_images, min(kept.num_images, 200), key="evt_n",
                         help="Tune over the first N evaluated images (fewer: faster).")
     errors = st.checkbox("TP / FP / recall per level and TIDE dAP (slower)", key="evt_errors")
     try:
-        t = _tuned(info.key, info.updated_at, str(info.eval_dir), float(score), float(iou), int(top_k), int(n),
+        t = _tuned(info.key, info.updated_at, str(info.eval_dir), float(score), float(iou), int(detections_per_img), int(n),
                    bool(errors))
     except ValueError as e:
         st.error(_ui.plain(e))
@@ -239,10 +244,10 @@ def _tuner(info: jobs.EvalInfo) -> None:
     if "errors" in t:
         st.caption("TIDE dAP at these thresholds: " + ", ".join(f"{k} {v:.2f}" for k, v in t["errors"]["dAP"].items()))
     st.button("Use these thresholds in the explorer", key="evt_use", on_click=_use_thresholds,
-              args=(res["checkpoint"], float(score), float(iou), int(top_k)))
+              args=(res["checkpoint"], float(score), float(iou), int(detections_per_img)))
     if st.session_state.get("_ev_sent"):
         st.success(_ui.plain(st.session_state["_ev_sent"]))
-    st.code(tuner.detect_flags(res["checkpoint"], score, iou, top_k), language="bash")
+    st.code(tuner.detect_flags(res["checkpoint"], score, iou, detections_per_img), language="bash")
 
 
 # ---------------------------------------------------------------- gallery
@@ -268,7 +273,8 @@ def _gallery(info: jobs.EvalInfo) -> None:
     if not worst:
         st.info(_ui.plain(f"No image has a {kind} error."))
         return
-    st.caption("Cyan: ground truth; green: detections that match one; red: the others (score >= 0.3).")
+    st.caption("Cyan: ground truth; green: detections that match one; red: the others "
+               f"(score >= {results.DISPLAY_SCORE_THRESH}).")
     cols = st.columns(4)
     for j, w in enumerate(worst):
         col = cols[j % 4]
@@ -294,9 +300,9 @@ def _detections_file(info: jobs.EvalInfo) -> None:
         if up is None:
             return
         res = _load(info)
-        raw = _raw(info.key, info.updated_at, str(info.eval_dir))
+        kept = _kept(info.key, info.updated_at, str(info.eval_dir))
         try:
-            scored = detfile.score_detections_file(up.name, up.getvalue(), raw, res["class_names"],
+            scored = detfile.score_detections_file(up.name, up.getvalue(), kept, res["class_names"],
                                                    int(res["image_size"]))
         except EvalInputError as e:
             st.error("The detections file was refused:")

@@ -38,7 +38,7 @@ w, h = img.image.size
 st.subheader(_ui.plain(f"Your image: {img.name} ({w}x{h} px)"))
 st.caption("Cyan: ground-truth boxes (edit them in the sidebar). To draw a new one, drag a "
            "rectangle on the image; it gets the label chosen under *Ground-truth boxes* in the sidebar.")
-fig = gt_figure(_cache.image_uri(img.digest, img.image), (w, h), ctx.gt.boxes_xyxy.numpy(), ctx.gt.names)
+fig = gt_figure(_cache.image_uri(img.digest, img.image), (h, w), ctx.gt.boxes_xyxy.numpy(), ctx.gt.names)
 _ui.show_plotly(fig, key="gt_draw_chart", on_select="rerun", selection_mode="box")
 st.subheader("Ground-truth boxes")
 st.caption("Pixels of the original image: edit a cell, add a row at the bottom, select rows to delete them. "

@@ -2,9 +2,11 @@
 loss keeps, and the loss of this image (Sec. 2.2)."""
 import streamlit as st
 
+from explorer import results
 from explorer.views import encoding as ev
 from explorer.views import live_data
 from explorer.views import matching as mv
+from explorer.views.live_data import MATCH_IOU_RANGE, NEG_POS_RANGE
 from pages import _cache, _live, _sidebar, _ui, _workspace
 
 _ui.require_app_frame()
@@ -24,7 +26,7 @@ _ui.page_header(
 )
 
 
-def _encoding_section(view, gt, db, cfg, wh) -> None:
+def _encoding_section(view, gt, db, cfg, hw) -> None:
     """The box encoding of one positive the user picks (Sec. 2.2, Eq. 2)."""
     st.caption("The regression target of a positive: the ground truth's centre offset in units of the default "
                "box's size, and the log of the size ratios (Eq. 2), each divided by a *variance* (0.1 centre, "
@@ -36,7 +38,7 @@ def _encoding_section(view, gt, db, cfg, wh) -> None:
                                                    f"({view.records[i]['gt_label']}), level {view.records[i]['level']}, "
                                                    f"IoU {view.records[i]['iou']:.2f}"))
         rec = view.records[pick]
-        enc = ev.encoding_rows(mv.gt_to_norm(gt.boxes_xyxy, wh)[rec["gt"]], db.cxcywh[rec["default_index"]],
+        enc = ev.encoding_rows(results.px_to_norm(gt.boxes_xyxy, hw)[rec["gt"]], db.cxcywh[rec["default_index"]],
                                cfg.variances, cfg.image_size)
         e1, e2 = st.columns([3, 2])
         e1.dataframe(enc["rows"], hide_index=True, width="stretch")
@@ -63,17 +65,17 @@ def _live_figure(ctx, db, iou_thr: float, ratio: float) -> bool:
     """The matching figure computed in the page (True when it is in charge)."""
     img, cfg = ctx.image, ctx.loaded.model.cfg
     stg = _cache.current_stages(ctx)
-    data = live_data.matching_data(cfg, mv.gt_to_norm(ctx.gt.boxes_xyxy, img.image.size), ctx.gt.names,
-                                   ctx.gt.boxes_xyxy, _cache.background_loss(ctx, stg, db), img.image.size,
+    data = live_data.matching_data(cfg, results.px_to_norm(ctx.gt.boxes_xyxy, img.image_hw), ctx.gt.names,
+                                   ctx.gt.boxes_xyxy, _cache.background_loss(ctx, stg, db), img.image_hw,
                                    iou_thr, ratio, _cache.image_uri(img.digest, img.image))
     return _live.mount("matching", data, _live_commit)
 
 
-def _positives_section(view, gt, uri, wh, model, iou_thr) -> None:
+def _positives_section(view, gt, uri, hw, model, iou_thr) -> None:
     st.caption("Solid: matched with IoU >= threshold. Dashed: forced, a GT's best default box that the "
                "threshold alone would not give it. "
                "Hover a box centre for its level, cell, shape and IoU.")
-    _ui.show_plotly(mv.matching_figure(view, uri, wh, gt.boxes_xyxy, gt.names, list(model.level_names)),
+    _ui.show_plotly(mv.matching_figure(view, uri, hw, gt.boxes_xyxy, gt.names, list(model.level_names)),
                     key="match_chart")
     _positives_tables(view, iou_thr)
 
@@ -95,14 +97,14 @@ def _positives_tables(view, iou_thr) -> None:
                                   "per_gt_level": view.per_gt_level, "positives": view.records})
 
 
-def _loss_section(lv, db, gt, uri, wh, iou_thr, ratio) -> None:
+def _loss_section(lv, db, gt, uri, hw, iou_thr, ratio) -> None:
     st.latex(mv.LOSS_FORMULA)
     st.markdown(
         "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
         "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
     st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
                f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
-    _ui.show_plotly(mv.hard_negative_figure(lv, uri, wh, gt.boxes_xyxy, gt.names), key="hardneg_chart")
+    _ui.show_plotly(mv.hard_negative_figure(lv, uri, hw, gt.boxes_xyxy, gt.names), key="hardneg_chart")
     st.dataframe(lv.negatives, hide_index=True, width="stretch")
     loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
                     "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
@@ -132,7 +134,7 @@ def _matching_section(ctx) -> None:
     cfg = model.cfg
     db = _cache.default_boxes_of(cfg)
     img = ctx.image
-    wh = img.image.size
+    hw = img.image_hw
     gt = ctx.gt
 
     ss, ws = st.session_state, _workspace.get()
@@ -140,10 +142,11 @@ def _matching_section(ctx) -> None:
     if not live:  # else the live figure's sliders set these
         c1, c2 = st.columns(2)
         _workspace.bound("slider", "match_iou", lambda: ws.matching.iou_thresh,
-                         lambda v: ws.set_matching(iou_thresh=v), "IoU threshold", 0.05, 0.95, step=0.05, container=c1)
+                         lambda v: ws.set_matching(iou_thresh=v), "IoU threshold", *MATCH_IOU_RANGE[:2],
+                         step=MATCH_IOU_RANGE[2], container=c1)
         _workspace.bound("slider", "match_ratio", lambda: ws.matching.neg_pos_ratio,
-                         lambda v: ws.set_matching(neg_pos_ratio=v), "Negatives per positive (neg:pos)", 0.0, 10.0,
-                         step=0.5, container=c2)
+                         lambda v: ws.set_matching(neg_pos_ratio=v), "Negatives per positive (neg:pos)",
+                         *NEG_POS_RANGE[:2], step=NEG_POS_RANGE[2], container=c2)
     iou_thr, ratio = ws.matching.iou_thresh, ws.matching.neg_pos_ratio
 
     if len(gt) == 0:
@@ -152,9 +155,9 @@ def _matching_section(ctx) -> None:
         return
 
     live = _live_figure(ctx, db, iou_thr, ratio)
-    view = mv.matching_view(db, cfg.image_size, gt.boxes_xyxy, gt.names, wh, iou_thr)
+    view = mv.matching_view(db, cfg.image_size, gt.boxes_xyxy, gt.names, hw, iou_thr)
     stg = _cache.current_stages(ctx)
-    lv = mv.loss_view(stg.cls_logits_flat(), stg.bbox_regression_flat(), db, gt.boxes_xyxy, gt.labels, wh,
+    lv = mv.loss_view(stg.cls_logits_flat(), stg.bbox_regression_flat(), db, gt.boxes_xyxy, gt.labels, hw,
                       ctx.loaded.class_names, iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
     _metrics(gt, view, lv)
     # One section's figures at a time: each changed chart is rebuilt in the browser on a
@@ -167,11 +170,11 @@ def _matching_section(ctx) -> None:
             _positives_tables(view, iou_thr)
         else:
             _live.fallback_note()
-            _positives_section(view, gt, uri, wh, model, iou_thr)
+            _positives_section(view, gt, uri, hw, model, iou_thr)
     elif section == SECTIONS[1]:
-        _encoding_section(view, gt, db, cfg, wh)
+        _encoding_section(view, gt, db, cfg, hw)
     else:
-        _loss_section(lv, db, gt, uri, wh, iou_thr, ratio)
+        _loss_section(lv, db, gt, uri, hw, iou_thr, ratio)
     _workspace.sync_url()
 
 

@@ -34,7 +34,7 @@ def _live_figure(ctx, stg, thresholds: dict, draw: dict) -> bool:
     """The NMS figure computed in the page (True when it is in charge)."""
     img, raw = ctx.image, stg.raw
     data = live_data.nms_data(raw.scores, raw.boxes_px_in, raw.boxes_xyxy_px, raw.default_boxes.level,
-                              ctx.loaded.class_names, img.image.size, thresholds,
+                              ctx.loaded.class_names, img.image_hw, thresholds,
                               {**draw, "gt_px": ctx.gt.boxes_xyxy.tolist()}, _cache.image_uri(img.digest, img.image))
     return _live.mount("nms", data, _live_commit)
 
@@ -77,7 +77,7 @@ def _nms_section(ctx) -> None:
                          "only_class": None if only == nv.ALL_CLASSES else only})
     if not live:
         _live.fallback_note()
-        fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image.size, show_sup, show_links,
+        fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image_hw, show_sup, show_links,
                             gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)
         _ui.show_plotly(fig, key="nms_chart", on_select="rerun", selection_mode="points")
         _trace_link.chart_pick(ctx, "nms_chart")

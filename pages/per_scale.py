@@ -38,15 +38,15 @@ def _per_scale_section(ctx) -> None:
         help="Each panel shows the boxes its level detects on its own (per-level NMS) above this score; the "
              "final NMS over all levels is on the NMS page. The same threshold as on NMS and Trace.")
 
-    stg = _cache.current_stages(ctx, level_score_threshold=level_thr, **_workspace.stage_kwargs(ws.thresholds))
+    stg = _cache.current_stages(ctx, level_score_thresh=level_thr, **_workspace.stage_kwargs(ws.thresholds))
     maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, cls)
     img = ctx.image
     cfg = ctx.loaded.model.cfg
     level_names = list(ctx.loaded.model.level_names)
     gt = ctx.gt
-    gt_best = mv.best_default_boxes(_cache.default_boxes_of(cfg), gt.boxes_xyxy, img.image.size)
+    gt_best = mv.best_default_boxes(_cache.default_boxes_of(cfg), gt.boxes_xyxy, img.image_hw)
     fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, cfg.image_size,
-                               _cache.image_uri(img.digest, img.image), img.image.size, names, level_names,
+                               _cache.image_uri(img.digest, img.image), img.image_hw, names, level_names,
                                opacity=opacity, gt_xyxy_px=gt.boxes_xyxy.numpy(), gt_names=gt.names, gt_best=gt_best)
     _ui.show_plotly(fig, key="ps_chart", on_select="rerun", selection_mode="points")
     _trace_link.chart_pick(ctx, "ps_chart")

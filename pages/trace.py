@@ -118,7 +118,7 @@ def _trace_section(ctx) -> None:
     good = tr["verdict"]["verdict"] in ("detected", "TP")
     (st.success if good else st.warning)(_ui.plain(tr["verdict"]["text"]), icon=":material/timeline:")
     img = ctx.image
-    _ui.show_plotly(trace_figure(tr, _cache.image_uri(img.digest, img.image), img.image.size), key="trace_chart")
+    _ui.show_plotly(trace_figure(tr, _cache.image_uri(img.digest, img.image), img.image_hw), key="trace_chart")
     (_show_gt if tr["kind"] == "gt" else _show_detection)(tr)
     st.download_button("The whole trace (JSON)", json.dumps(tr, indent=1), file_name="trace.json",
                        mime="application/json", key="dl_json_trace")

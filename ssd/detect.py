@@ -32,7 +32,7 @@ from ssd.images import ImageError, is_image_path, load_image
 from ssd.inference import Stages, run_stages
 from ssd.models import MODEL_NAMES, WeightsError, build
 from ssd.models.common import SSDNet
-from ssd.postprocess import PostprocessConfig, config_with
+from ssd.postprocess import DEFAULTS, DISPLAY_SCORE_THRESH, add_threshold_flags
 from ssd.training.checkpoint import CheckpointError
 from ssd.training.checkpoint import load as load_checkpoint
 
@@ -112,9 +112,6 @@ def _print_text(path: Path, st: Stages, per_level: bool, level_names) -> None:
             print("\n".join(_table(det.to_records(st.class_names), indent="    ")))
 
 
-_DEFAULTS = PostprocessConfig()  # the library's thresholds (ssd.postprocess)
-
-
 def _main_onnx(args) -> int:
     """`main` for --onnx: the same records, from `ssd.export.runtime.OnnxDetector`."""
     from ssd.export import ExportError
@@ -123,27 +120,18 @@ def _main_onnx(args) -> int:
     try:
         det = OnnxDetector(args.onnx)
         baked = det.info.postprocess
-        if baked is not None and args.nms_threshold not in (None, baked.nms_thresh):
+        if baked is not None and args.nms_thresh not in (None, baked.nms_thresh):
             raise ValueError(f"{args.onnx} has NMS IoU {baked.nms_thresh} baked in; export again with "
-                             f"--nms-threshold {args.nms_threshold}")
+                             f"--nms-thresh {args.nms_thresh}")
         if args.per_level:
             raise ValueError("--per-level needs the PyTorch model (--checkpoint or --model), not --onnx")
-        det._thresholds(args.score_threshold, args.top_k)  # refuse thresholds looser than the file's
+        det._thresholds(args.score_thresh, args.detections_per_img)  # refuse thresholds looser than the file's
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    files, errors = expand_inputs(args.inputs)
-    for e in errors:
-        print(f"error: {e}", file=sys.stderr)
-    failed, results = bool(errors), []
-    for path in files:
-        try:
-            image = load_image(path)
-        except ImageError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed = True
-            continue
-        dets, (h, w), ms = det.detect(image, score_threshold=args.score_threshold, top_k=args.top_k)
+    results, failed = [], []
+    for path, image in _each_image(args.inputs, failed):
+        dets, (h, w), ms = det.detect(image, score_thresh=args.score_thresh, detections_per_img=args.detections_per_img)
         recs = dets.to_records(list(det.info.class_names))
         if args.json:
             results.append({"image": str(path), "width": w, "height": h, "detections": recs, "per_level": None})
@@ -154,6 +142,33 @@ def _main_onnx(args) -> int:
         json.dump(results, sys.stdout, indent=2)
         sys.stdout.write("\n")
     return 2 if failed else 0
+
+
+def _each_image(inputs: list[str], failed: list[bool]):
+    """(path, PIL image) of each readable image of `inputs` (files and folders); each one
+    that cannot be read prints "error: ..." and appends True to `failed`."""
+    files, errors = expand_inputs(inputs)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+        failed.append(True)
+    for path in files:
+        try:
+            image = load_image(path)
+        except ImageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed.append(True)
+            continue
+        yield path, image
+
+
+def parse_args_checked(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | None:
+    """`parser.parse_args(argv)`, or None after printing "error: ..." when --weights comes
+    without --model (a checkpoint carries its own weights). Shared with `python -m ssd.export`."""
+    args = parser.parse_args(argv)
+    if args.weights is not None and args.model is None:
+        print("error: --weights needs --model (a checkpoint carries its own weights)", file=sys.stderr)
+        return None
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,27 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", choices=MODEL_NAMES, help="build this architecture (with --weights)")
     src.add_argument("--onnx", metavar="MODEL.onnx",
                      help="a file from python -m ssd.export, run with ONNX Runtime (its thresholds are baked in: "
-                          "--score-threshold / --top-k may only be stricter; no --per-level)")
+                          "--score-thresh / --detections-per-img may only be stricter; no --per-level)")
     p.add_argument("--weights", help="with --model: 'coco' (torchvision download) or a state dict .pth")
     p.add_argument("--num-classes", type=int, default=None, help="with --model: classes incl. background")
     p.add_argument("--per-level", action="store_true", help="also show what each feature map detects")
     p.add_argument("--json", action="store_true", help="print one JSON list, one object per image")
-    p.add_argument("--score-threshold", type=float, default=0.3,
-                   help="minimum class score (default 0.3; the library default is torchvision's 0.01)")
-    p.add_argument("--nms-threshold", type=float, default=None,
-                   help=f"NMS IoU threshold (default {_DEFAULTS.nms_thresh})")
-    p.add_argument("--top-k", type=int, default=None,
-                   help=f"detections kept per image (default {_DEFAULTS.detections_per_img})")
-    p.add_argument("--level-score-threshold", type=float, default=None,
-                   help="score threshold for --per-level (default: --score-threshold)")
+    add_threshold_flags(p, score_thresh_default=DISPLAY_SCORE_THRESH, topk_candidates=False)
+    p.add_argument("--level-score-thresh", "--level-score-threshold", dest="level_score_thresh", type=float,
+                   default=None, help="score threshold for --per-level (default: --score-thresh)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.weights is not None and args.model is None:
-        print("error: --weights needs --model (a checkpoint carries its own weights)", file=sys.stderr)
+    args = parse_args_checked(build_parser(), argv)
+    if args is None:
         return 2
     if args.onnx:
         return _main_onnx(args)
@@ -196,25 +205,16 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, WeightsError, ValueError, RuntimeError) as e:
         print(f"error: cannot load the model: {e}", file=sys.stderr)
         return 2
-    files, errors = expand_inputs(args.inputs)
-    for e in errors:
-        print(f"error: {e}", file=sys.stderr)
-    failed = bool(errors)
-    level_thr = args.level_score_threshold if args.level_score_threshold is not None else args.score_threshold
+    level_thr = args.level_score_thresh if args.level_score_thresh is not None else args.score_thresh
     try:
-        post_cfg = config_with(score_threshold=args.score_threshold, nms_threshold=args.nms_threshold,
-                               top_k=args.top_k, level_score_threshold=level_thr, level_nms_threshold=args.nms_threshold)
+        post_cfg = DEFAULTS.with_overrides(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
+                                           detections_per_img=args.detections_per_img,
+                                           level_score_thresh=level_thr, level_nms_thresh=args.nms_thresh)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    results = []
-    for path in files:
-        try:
-            image = load_image(path)
-        except ImageError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed = True
-            continue
+    results, failed = [], []
+    for path, image in _each_image(args.inputs, failed):
         st = run_stages(model, image, post_cfg, device=args.device)
         if args.json:
             results.append(_json_record(path, st, args.per_level, model.level_names))

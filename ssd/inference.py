@@ -24,7 +24,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from ssd.models.common import SSDNet
 from ssd.nms import NMSTrace
-from ssd.postprocess import (PostprocessConfig, config_with, decode_boxes_px_in, default_boxes_px_in,
+from ssd.postprocess import (DEFAULTS, PostprocessConfig, decode_boxes_px_in, default_boxes_px_in,
                              level_detections, postprocess)
 from ssd.priors import DefaultBoxes
 
@@ -277,8 +277,8 @@ def run_stages(
         config: the thresholds (default `PostprocessConfig()`: torchvision's values).
         device: where to compute (default: the model's device; the model is not moved).
         overrides: `stages_from_raw`'s keyword overrides of one field of `config` each
-            (score_threshold, nms_threshold, top_k, topk_candidates, level_score_threshold,
-            level_nms_threshold); an unknown name is a TypeError.
+            (score_thresh, nms_thresh, topk_candidates, detections_per_img, level_score_thresh,
+            level_nms_thresh: `PostprocessConfig`'s field names); an unknown name is a TypeError.
     Returns:
         `Stages`, boxes in original-image pixels (`_px`) unless named `_px_in`.
     """
@@ -290,23 +290,23 @@ def stages_from_raw(
     raw: RawStages,
     config: PostprocessConfig | None = None,
     *,
-    score_threshold: float | None = None,
-    nms_threshold: float | None = None,
-    top_k: int | None = None,
+    score_thresh: float | None = None,
+    nms_thresh: float | None = None,
     topk_candidates: int | None = None,
-    level_score_threshold: float | None = None,
-    level_nms_threshold: float | None = None,
+    detections_per_img: int | None = None,
+    level_score_thresh: float | None = None,
+    level_nms_thresh: float | None = None,
 ) -> Stages:
     """The thresholded stages (per-level detections, candidates, NMS trace, final
     detections) from `forward_raw`'s output, by `ssd.postprocess`.
 
-    config: the thresholds (default `PostprocessConfig()`); score_threshold, nms_threshold,
-    top_k (= detections_per_img), topk_candidates, level_score_threshold,
-    level_nms_threshold: override one field of `config` (`ssd.postprocess.config_with`);
-    None keeps it."""
-    cfg = config_with(config, score_threshold=score_threshold, nms_threshold=nms_threshold, top_k=top_k,
-                      topk_candidates=topk_candidates, level_score_threshold=level_score_threshold,
-                      level_nms_threshold=level_nms_threshold)
+    config: the thresholds (default `PostprocessConfig()`); score_thresh, nms_thresh,
+    topk_candidates, detections_per_img, level_score_thresh, level_nms_thresh: override
+    the `PostprocessConfig` field of that name; None keeps it."""
+    cfg = (config if config is not None else DEFAULTS).with_overrides(
+        score_thresh=score_thresh, nms_thresh=nms_thresh, topk_candidates=topk_candidates,
+        detections_per_img=detections_per_img, level_score_thresh=level_score_thresh,
+        level_nms_thresh=level_nms_thresh)
     t_start = time.perf_counter()
     timings = dict(raw.timings)
     db, fsize = raw.default_boxes, raw.feature_size_per_box

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms
 
-from ssd.boxes import decode
+from ssd.boxes import box_coder_cxcywh, decode
 from ssd.config import SSDConfig
 from ssd.nms import NMSTrace, nms_trace
 from ssd.priors import DefaultBoxes, default_boxes
@@ -51,11 +51,23 @@ class PostprocessConfig:
             if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0.0 <= v <= 1.0:
                 raise ValueError(f"PostprocessConfig.{name} must be a number in [0, 1], got {v!r}")
         if int(self.detections_per_img) != self.detections_per_img or self.detections_per_img < 0:
-            raise ValueError(f"PostprocessConfig.detections_per_img (top_k) must be an integer >= 0, "
+            raise ValueError(f"PostprocessConfig.detections_per_img must be an integer >= 0, "
                              f"got {self.detections_per_img!r}")
         if int(self.topk_candidates) != self.topk_candidates or self.topk_candidates < 1:
             raise ValueError(f"PostprocessConfig.topk_candidates must be an integer >= 1, "
                              f"got {self.topk_candidates!r}")
+
+    def with_overrides(self, **fields: float | int | None) -> "PostprocessConfig":
+        """This config with the given fields (the names above) replaced; None keeps a field.
+        An unknown name is a TypeError (`dataclasses.replace`)."""
+        changes = {k: v for k, v in fields.items() if v is not None}
+        return replace(self, **changes) if changes else self
+
+
+DEFAULTS = PostprocessConfig()  # the library's thresholds: every default reads them from here
+# The score a person is shown by default (`ssd.detect`, the explorer's sliders): the library's
+# 0.01 keeps every candidate for mAP, which draws hundreds of boxes on one image.
+DISPLAY_SCORE_THRESH = 0.3
 
 
 @dataclass
@@ -109,7 +121,9 @@ def decode_boxes_px_in(bbox_regression: Tensor, default_xyxy_px_in: Tensor, imag
     Returns:
         (..., A, 4) xyxy boxes in network-input pixels, inside [0, S].
     """
-    boxes_px_in = decode(bbox_regression, default_xyxy_px_in.to(bbox_regression.device), variances)
+    # torchvision's anchors are xyxy: read their centre and size as its BoxCoder does (bit-exact).
+    default_cxcywh_px_in = box_coder_cxcywh(default_xyxy_px_in.to(bbox_regression.device))
+    boxes_px_in = decode(bbox_regression, default_cxcywh_px_in, variances)
     return boxes_px_in.clamp(0, image_side)
 
 
@@ -177,19 +191,21 @@ def level_detections(scores: Tensor, boxes_px_in: Tensor, level: Tensor,
     return a_idx[keep], lab[keep], sc[keep]
 
 
-# Keyword names of the explorer and CLI (`run_stages(score_threshold=...)`) -> config fields.
-_ARGUMENT_FIELDS = {"score_threshold": "score_thresh", "nms_threshold": "nms_thresh", "top_k": "detections_per_img",
-                    "topk_candidates": "topk_candidates", "level_score_threshold": "level_score_thresh",
-                    "level_nms_threshold": "level_nms_thresh"}
-
-
-def config_with(config: PostprocessConfig | None = None, **thresholds: float | int | None) -> PostprocessConfig:
-    """`config` (default: `PostprocessConfig()`) with the given thresholds replaced; None
-    leaves a field as it is. Keywords: score_threshold, nms_threshold, top_k (=
-    detections_per_img), topk_candidates, level_score_threshold, level_nms_threshold."""
-    unknown = sorted(set(thresholds) - set(_ARGUMENT_FIELDS))
-    if unknown:
-        raise TypeError(f"unknown post-processing argument(s) {unknown}; known: {sorted(_ARGUMENT_FIELDS)}")
-    base = config if config is not None else PostprocessConfig()
-    changes = {_ARGUMENT_FIELDS[k]: v for k, v in thresholds.items() if v is not None}
-    return replace(base, **changes) if changes else base
+def add_threshold_flags(parser, score_thresh_default: float | None = None, topk_candidates: bool = True) -> None:
+    """Add the thresholds' command-line flags to an `argparse` parser, with torchvision's
+    names (`--score-thresh`, `--nms-thresh`, `--topk-candidates`, `--detections-per-img`;
+    dests = the `PostprocessConfig` fields). The older spellings (`--score-threshold`,
+    `--nms-threshold`, `--top-k`) stay as aliases, so no earlier command breaks. A flag
+    left out is None (the library's default) unless `score_thresh_default` is given."""
+    shown = DEFAULTS.score_thresh if score_thresh_default is None else score_thresh_default
+    parser.add_argument("--score-thresh", "--score-threshold", dest="score_thresh", type=float,
+                        default=score_thresh_default,
+                        help=f"candidates need a class score > this (default {shown}; "
+                             f"the library's is torchvision's {DEFAULTS.score_thresh})")
+    parser.add_argument("--nms-thresh", "--nms-threshold", dest="nms_thresh", type=float, default=None,
+                        help=f"NMS IoU threshold (default {DEFAULTS.nms_thresh})")
+    if topk_candidates:
+        parser.add_argument("--topk-candidates", dest="topk_candidates", type=int, default=None,
+                            help=f"candidates per class before NMS (default {DEFAULTS.topk_candidates})")
+    parser.add_argument("--detections-per-img", "--top-k", dest="detections_per_img", type=int, default=None,
+                        help=f"detections kept per image (default {DEFAULTS.detections_per_img})")

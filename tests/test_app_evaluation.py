@@ -48,14 +48,14 @@ def test_results_tuner_and_hand_off(runs):
     assert at.selectbox(key="eval_a").value in (runs[1].name, runs[2].name)
     at.selectbox(key="eval_a").set_value(runs[1].name).run()
     ap_eval = _metric(at, "AP@[.5:.95]")
-    at.slider(key="evt_score").set_value(0.6).run()
+    at.slider(key="evt_score_thresh").set_value(0.6).run()
     assert not at.exception
     assert _metric(at, "AP@[.5:.95]") != ap_eval  # thresholds re-run post-processing and AP
     at.button(key="evt_use").click().run()
     assert not at.exception
     t = ws_of(at).thresholds  # the one threshold set of Per-scale, NMS and Trace
     assert (t.score_thresh, t.nms_thresh, t.detections_per_img) == (0.6, 0.45, 200)
-    assert any("--score-threshold 0.6 --nms-threshold 0.45 --top-k 200" in c.value for c in at.code)
+    assert any("--score-thresh 0.6 --nms-thresh 0.45 --detections-per-img 200" in c.value for c in at.code)
     at.switch_page("pages/nms.py").run()
     assert not at.exception
     assert at.slider(key="nms_score_thresh").value == 0.6

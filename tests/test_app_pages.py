@@ -274,9 +274,9 @@ def test_per_scale_level_threshold_is_a_control_and_gt_is_marked():
     at = _app()
     at.switch_page("pages/per_scale.py").run()
     assert any("best default box" in c.value and "level 2" in c.value for c in at.caption)  # the cat, 8x8
-    at.slider(key="ps_level_thr").set_value(0.05).run()
+    at.slider(key="ps_level_score_thresh").set_value(0.05).run()
     loose = int(at.dataframe[0].value["detections"].sum())
-    at.slider(key="ps_level_thr").set_value(0.95).run()
+    at.slider(key="ps_level_score_thresh").set_value(0.95).run()
     strict = int(at.dataframe[0].value["detections"].sum())
     assert not at.exception and loose > strict
 

@@ -206,7 +206,7 @@ def test_matching_equals_the_library_on_random_boxes_and_ties(mirror):
 def _shipped_outputs(images) -> list[tuple[str, object, torch.Tensor, torch.Tensor]]:
     """(name, raw outputs, GT normalised, GT labels) of the shipped model on each image."""
     from explorer.inputs.models import load_model
-    from explorer.views.matching import gt_to_norm
+    from ssd.boxes import px_to_norm
     from ssd.inference import forward_raw
 
     from explorer.inputs.models import default_model_id, list_model_choices
@@ -215,7 +215,7 @@ def _shipped_outputs(images) -> list[tuple[str, object, torch.Tensor, torch.Tens
     out = []
     for name, image, gt_px in images:
         raw = forward_raw(loaded.model, image)
-        gt = gt_to_norm(gt_px, image.size)
+        gt = px_to_norm(gt_px.float().reshape(-1, 4), image.size[::-1])
         out.append((name, raw, gt, torch.ones(gt.shape[0], dtype=torch.long)))
     return out, loaded
 

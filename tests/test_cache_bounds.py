@@ -87,7 +87,7 @@ def test_a_40_megapixel_image_keeps_its_derived_caches_small(big_upload):
     _cache.STAGES.clear()
     raw = _cache.raw_outputs(key, big_upload.digest, loaded.model, big_upload.image)
     for i in range(20):  # 20 NMS slider moves
-        stg = _cache.stages(key, big_upload.digest, raw, nms_threshold=0.3 + 0.02 * i)
+        stg = _cache.stages(key, big_upload.digest, raw, nms_thresh=0.3 + 0.02 * i)
     assert raw.image is None and raw.image_hw == (5466, 7300)  # boxes stay in the image's pixels
     assert stg.detections.boxes_xyxy_px.shape[-1] == 4
     derived = _cache.RAW.total_bytes + _cache.STAGES.total_bytes  # stages count their raw again: an upper bound

@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ssd.detect import expand_inputs, main
+from ssd.detect import build_parser, expand_inputs, main
 from ssd.models import build
+from ssd.postprocess import DISPLAY_SCORE_THRESH
 from ssd.training import checkpoint
 
 NAMES = ["background", "cat", "dog", "bird", "car", "person", "tree"]
@@ -51,7 +52,7 @@ def test_expand_inputs(folder, tmp_path):
 
 def test_json_on_mixed_folder(folder, ckpt, capsys):
     code = main([str(folder), "--checkpoint", str(ckpt), "--json", "--per-level",
-                 "--score-threshold", "0.01", "--top-k", "5", "--level-score-threshold", "0.2"])
+                 "--score-thresh", "0.01", "--detections-per-img", "5", "--level-score-thresh", "0.2"])
     out, err = capsys.readouterr()
     assert code == 2
     err_lines = err.strip().splitlines()
@@ -134,3 +135,19 @@ def test_onnx_prints_the_records_of_the_checkpoint(tmp_path, capsys):
     assert "below the 0.01 baked into" in capsys.readouterr().err
     assert main([str(ROOT / "samples"), "--onnx", str(onnx_path), "--per-level"]) == 2
     assert "--per-level needs the PyTorch model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [
+    ["--score-thresh", "0.2", "--nms-thresh", "0.5", "--detections-per-img", "7", "--level-score-thresh", "0.4"],
+    ["--score-threshold", "0.2", "--nms-threshold", "0.5", "--top-k", "7", "--level-score-threshold", "0.4"],
+])
+def test_threshold_flags_new_names_and_old_aliases_set_the_same_fields(flags):
+    args = build_parser().parse_args(["x.png", "--checkpoint", "c.pt", *flags])
+    got = (args.score_thresh, args.nms_thresh, args.detections_per_img, args.level_score_thresh)
+    assert got == (0.2, 0.5, 7, 0.4)
+
+
+def test_threshold_flags_default_to_the_declared_defaults():
+    args = build_parser().parse_args(["x.png", "--checkpoint", "c.pt"])
+    assert args.score_thresh == DISPLAY_SCORE_THRESH
+    assert (args.nms_thresh, args.detections_per_img, args.level_score_thresh) == (None, None, None)

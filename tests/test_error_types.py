@@ -209,10 +209,10 @@ def test_miss_causes_each_kind(layout):
     b4 = boxes.clone()
     b4[k] = torch.tensor([0.0, 0.0, 5.0, 5.0])
     rec = _cause(layout, gt_box, s3, b4, PostprocessConfig(topk_candidates=1))
-    assert rec["cause"] == "top_k"
+    assert rec["cause"] == "count_limit"
     # kept by NMS but beyond detections_per_img
     rec = _cause(layout, gt_box, s3, b4, PostprocessConfig(detections_per_img=1))
-    assert rec["cause"] == "top_k"
+    assert rec["cause"] == "count_limit"
 
 
 def test_bad_input_messages(tmp_path, capsys):

@@ -132,7 +132,7 @@ def test_detect_batch_equals_run_stages_final_detections(model):
 
     x = ProceduralDataset(1, seed=6, size=256)[0][0]
     ours = detect_batch(model, x[None])[0]
-    st = run_stages(model, x, score_threshold=0.01, nms_threshold=0.45, top_k=200)
+    st = run_stages(model, x, score_thresh=0.01, nms_thresh=0.45, detections_per_img=200)
     assert len(ours["scores"]) == len(st.detections.scores) > 0
     assert torch.equal(ours["labels"], st.detections.labels)
     assert torch.allclose(ours["scores"], st.detections.scores)

@@ -56,7 +56,7 @@ def test_launch_finishes_in_the_background_and_is_cached(tmp_path):
     assert res["num_images"] == 6 and len(res["per_image"]) == 6 and len(res["sources"]) == 6
     assert res["sources"][0] == "procedural:scene_1000000000"
     assert sum(r["errors"]["Miss"] for r in res["per_image"]) == res["errors"]["counts"]["Miss"]
-    assert jobs.load_raw(d).num_images == 6
+    assert jobs.load_kept(d).num_images == 6
     before = (d / STATUS_FILE).stat().st_mtime_ns
     assert jobs.launch(_spec(), tmp_path) == d  # cache hit: nothing runs again
     time.sleep(0.5)

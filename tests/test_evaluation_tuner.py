@@ -23,12 +23,12 @@ from tests.eval_helpers import SHIPPED, make_eval
 def ev(tmp_path_factory):
     d = make_eval(tmp_path_factory.mktemp("evals"), num_images=12)
     res = jobs.load_result(d)
-    return res, jobs.load_raw(d), jobs.model_config(res)
+    return res, jobs.load_kept(d), jobs.model_config(res)
 
 
 def test_tuner_at_the_evaluation_thresholds_reproduces_the_library(ev):
-    res, raw, cfg = ev
-    t = tune(raw, res["class_names"], cfg, 0.01, 0.45, 200)
+    res, kept, cfg = ev
+    t = tune(kept, res["class_names"], cfg, 0.01, 0.45, 200)
     model, meta = checkpoint.load(SHIPPED)
     lib = evaluate_model(model, ProceduralDataset(12, 1000, 256, eval_transform(256)), meta["class_names"])
     assert t["AP"] == pytest.approx(lib["AP"], abs=1e-12) == pytest.approx(res["AP"], abs=1e-12)
@@ -37,15 +37,15 @@ def test_tuner_at_the_evaluation_thresholds_reproduces_the_library(ev):
         k: None if v is None else round(v, 4) for k, v in lib["per_class"].items()}
 
 
-def _brute(raw, n, cfg, num_classes):
+def _brute(kept, n, cfg, num_classes):
     """Candidates by plain loops, and recall / precision at IoU 0.5 by greedy matching."""
     cands = tp = n_gt = n_det = 0
     for i in range(n):
-        s, b = raw.dense_image(i)
+        s, b = kept.dense_image(i)
         for c in range(1, num_classes):
             cands += min(cfg.topk_candidates, int((s[:, c] > cfg.score_thresh).sum()))
         det = postprocess(s, b, cfg).detections()
-        gt = raw.gt(i)
+        gt = kept.gt(i)
         n_gt += len(gt["labels"])
         n_det += len(det["labels"])
         for c in range(1, num_classes):
@@ -62,11 +62,11 @@ def _brute(raw, n, cfg, num_classes):
     return cands, tp / n_gt, tp / n_det
 
 
-@pytest.mark.parametrize("score,iou,top_k", [(0.3, 0.45, 200), (0.6, 0.3, 5)])
-def test_tuner_counts_and_recall_agree_with_brute_force(ev, score, iou, top_k):
-    res, raw, cfg = ev
-    t = tune(raw, res["class_names"], cfg, score, iou, top_k, num_images=8)
-    cands, recall, precision = _brute(raw, 8, PostprocessConfig(score, iou, 400, top_k), len(res["class_names"]))
+@pytest.mark.parametrize("score,iou,detections_per_img", [(0.3, 0.45, 200), (0.6, 0.3, 5)])
+def test_tuner_counts_and_recall_agree_with_brute_force(ev, score, iou, detections_per_img):
+    res, kept, cfg = ev
+    t = tune(kept, res["class_names"], cfg, score, iou, detections_per_img, num_images=8)
+    cands, recall, precision = _brute(kept, 8, PostprocessConfig(score, iou, 400, detections_per_img), len(res["class_names"]))
     assert t["num_images"] == 8
     assert t["candidates"] == cands == sum(r["candidates (into NMS)"] for r in t["per_level"])
     assert t["recall"] == pytest.approx(recall) and t["precision"] == pytest.approx(precision)
@@ -75,18 +75,18 @@ def test_tuner_counts_and_recall_agree_with_brute_force(ev, score, iou, top_k):
 
 
 def test_tuner_errors_per_level(ev):
-    res, raw, cfg = ev
-    t = tune(raw, res["class_names"], cfg, 0.3, 0.45, 200, errors=True)
-    assert sum(r["GTs it owns"] for r in t["per_level"]) == int(raw.gt_offsets[-1])
+    res, kept, cfg = ev
+    t = tune(kept, res["class_names"], cfg, 0.3, 0.45, 200, errors=True)
+    assert sum(r["GTs it owns"] for r in t["per_level"]) == int(kept.gt_offsets[-1])
     assert set(t["errors"]["dAP"]) == {"Cls", "Loc", "Both", "Dupe", "Bkg", "Miss"}
 
 
 def test_tuner_bad_input(ev):
-    res, raw, cfg = ev
+    res, kept, cfg = ev
     with pytest.raises(ValueError, match="below 0.01"):
-        tune(raw, res["class_names"], cfg, 0.001, 0.45, 200)
-    no_gt = type(raw)(**{**raw.__dict__, "gt_labels": raw.gt_labels[:0], "gt_boxes_px_in": raw.gt_boxes_px_in[:0],
-                         "gt_offsets": torch.zeros_like(raw.gt_offsets)})
+        tune(kept, res["class_names"], cfg, 0.001, 0.45, 200)
+    no_gt = type(kept)(**{**kept.__dict__, "gt_labels": kept.gt_labels[:0], "gt_boxes_px_in": kept.gt_boxes_px_in[:0],
+                         "gt_offsets": torch.zeros_like(kept.gt_offsets)})
     with pytest.raises(ValueError, match="no ground-truth box"):
         tune(no_gt, res["class_names"], cfg, 0.3, 0.45, 200, num_images=3)
 
@@ -97,23 +97,23 @@ def test_detect_flags_parse_with_the_detect_parser():
     cmd = detect_flags("checkpoints/x.pt", 0.35, 0.5, 37).split()
     assert cmd[:3] == ["python", "-m", "ssd.detect"]
     args = build_parser().parse_args(["img.png"] + cmd[4:])
-    assert (args.checkpoint, args.score_threshold, args.nms_threshold, args.top_k) == ("checkpoints/x.pt", 0.35, 0.5, 37)
+    assert (args.checkpoint, args.score_thresh, args.nms_thresh, args.detections_per_img) == ("checkpoints/x.pt", 0.35, 0.5, 37)
 
 
 def test_detections_file_scores_like_the_evaluation_and_refuses_unknown_ids(ev):
-    res, raw, cfg = ev
+    res, kept, cfg = ev
     cfg_eval = PostprocessConfig()
-    dets = [postprocess(*raw.dense_image(i), cfg_eval).detections() for i in range(raw.num_images)]
+    dets = [postprocess(*kept.dense_image(i), cfg_eval).detections() for i in range(kept.num_images)]
     data = json.dumps(coco_results_json(dets)).encode()
-    scored = detfile.score_detections_file("dets.json", data, raw, res["class_names"], 256)
+    scored = detfile.score_detections_file("dets.json", data, kept, res["class_names"], 256)
     assert scored["AP"] == pytest.approx(res["AP"], abs=1e-6)
     bad = json.loads(data)
     bad[3]["image_id"] = 999
     with pytest.raises(EvalInputError, match="bad.json: entry 3 has image_id 999"):
-        detfile.score_detections_file("bad.json", json.dumps(bad).encode(), raw, res["class_names"], 256)
+        detfile.score_detections_file("bad.json", json.dumps(bad).encode(), kept, res["class_names"], 256)
     with pytest.raises(EvalInputError, match="junk.json: not a JSON file"):
-        detfile.score_detections_file("junk.json", b"\xff{", raw, res["class_names"], 256)
+        detfile.score_detections_file("junk.json", b"\xff{", kept, res["class_names"], 256)
     bad = json.loads(data)
     bad[0]["category_id"] = 77
     with pytest.raises(EvalInputError, match="category_id 77"):
-        detfile.score_detections_file("cat.json", json.dumps(bad).encode(), raw, res["class_names"], 256)
+        detfile.score_detections_file("cat.json", json.dumps(bad).encode(), kept, res["class_names"], 256)

@@ -50,7 +50,7 @@ def test_shipped_compact256_matches_on_peer_photos_and_noise(shipped_onnx, peer_
     det, model = shipped_onnx
     assert _parity(det, model, peer_images(peer_data), "peer") > 0
     _parity(det, model, random_images(4), "noise")
-    _parity(det, model, random_images(2, seed=1), "noise strict", score_threshold=0.3, top_k=5)
+    _parity(det, model, random_images(2, seed=1), "noise strict", score_thresh=0.3, detections_per_img=5)
 
 
 def test_dynamic_batch_gives_each_image_its_own_detections(shipped_onnx):
@@ -84,7 +84,7 @@ def test_checkpoint_with_tuned_boxes_keeps_its_boxes(tmp_path):
     assert '"name": "tuned_compact256"' in meta["ssd_config"]
     images = [load_image(SAMPLES[0])] + random_images(2)
     thr = untied_threshold(model, images)
-    assert _parity(det, model, images, "tuned", score_threshold=thr) >= 1
+    assert _parity(det, model, images, "tuned", score_thresh=thr) >= 1
 
 
 def _seeded(name: str, tmp_path, seed: int = 0):
@@ -140,7 +140,7 @@ def test_ssdlite320_seeded_raw_outputs_and_untied_detections(tmp_path, peer_data
     # Random-init SSDlite is float32-noisy: on dog1.jpg (500 px) torch's own float32 boxes
     # are 1.2e-3 px from float64's, so ONNX Runtime gets 2e-3 px here (1e-3 px elsewhere).
     assert _parity(OnnxDetector(tmp_path / "det.onnx", threads=1), model, images, "ssdlite",
-                   box_atol=2e-3, score_threshold=thr) >= 3
+                   box_atol=2e-3, score_thresh=thr) >= 3
 
 
 @pytest.mark.slow
@@ -152,4 +152,4 @@ def test_ssd300_seeded_raw_outputs_and_untied_detections(tmp_path):
     thr = untied_threshold(model, images)
     export_onnx(model, tmp_path / "det.onnx")
     assert _parity(OnnxDetector(tmp_path / "det.onnx", threads=1), model, images, "ssd300",
-                   score_threshold=thr) >= 2
+                   score_thresh=thr) >= 2

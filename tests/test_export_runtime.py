@@ -35,12 +35,12 @@ def test_stricter_thresholds_afterwards_equal_an_export_with_them(fixed, tmp_pat
     baked = OnnxDetector(strict, threads=1)
     for p in SAMPLES:
         image = load_image(p)
-        later, _, _ = fixed.detect(image, score_threshold=0.3, top_k=3)
+        later, _, _ = fixed.detect(image, score_thresh=0.3, detections_per_img=3)
         assert_same_detections(later, baked.detect(image)[0], p.name)
     with pytest.raises(ValueError, match="score threshold 0.1 is below the 0.3 baked into strict.onnx; export again"):
-        baked.detect(image, score_threshold=0.1)
-    with pytest.raises(ValueError, match="top-k 10 is above the 3 detections baked into"):
-        baked.detect(image, top_k=10)
+        baked.detect(image, score_thresh=0.1)
+    with pytest.raises(ValueError, match="detections_per_img 10 is above the 3 detections baked into"):
+        baked.detect(image, detections_per_img=10)
 
 
 def test_files_it_cannot_use(tmp_path):

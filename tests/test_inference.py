@@ -41,7 +41,7 @@ def ssd300(tmp_path_factory):
     with torch.inference_mode():
         tv_out = tv([x])[0]
     # Random weights: all scores are near 1/21, so use a low per-level threshold.
-    stages = run_stages(ours, image, level_score_threshold=0.06)
+    stages = run_stages(ours, image, level_score_thresh=0.06)
     return ours, tv_out, stages, tv
 
 
@@ -92,7 +92,7 @@ def test_stage_shapes_and_frames(ssd300):
     assert float(boxes[:, 1::2].max()) <= 240 + 1e-3
     # Boxes are the deltas decoded with ssd.boxes.decode, clipped, scaled to the original.
     db = st.default_boxes
-    dec = decode(torch.cat(st.bbox_regression), db.xyxy).clamp(0, 1) * torch.tensor([320, 240, 320, 240])
+    dec = decode(torch.cat(st.bbox_regression), db.cxcywh).clamp(0, 1) * torch.tensor([320, 240, 320, 240])
     torch.testing.assert_close(boxes, dec, atol=2e-3, rtol=0)
     assert set(st.timings) >= {"preprocess", "backbone", "head", "decode", "nms", "total"}
 
@@ -146,9 +146,9 @@ def test_candidates_nms_final(ssd300):
 def test_tensor_input_equals_pil():
     torch.manual_seed(0)
     model = build("compact256", num_classes=21).eval()
-    st = run_stages(model, _scene(), level_score_threshold=0.06)
+    st = run_stages(model, _scene(), level_score_thresh=0.06)
     _, x = image_to_tensor(_scene())
-    st2 = run_stages(model, x, level_score_threshold=0.06)
+    st2 = run_stages(model, x, level_score_thresh=0.06)
     assert st2.image is None and st.image is not None
     assert torch.equal(st2.detections.default_index, st.detections.default_index)
     torch.testing.assert_close(st2.detections.boxes_xyxy_px, st.detections.boxes_xyxy_px)
@@ -159,20 +159,20 @@ def test_compact_thresholds_and_bad_input():
     model = build("compact256", num_classes=4)
     model.train()
     img = Image.fromarray(np.full((50, 90, 3), 128, np.uint8)).convert("L")  # grey, non-RGB mode
-    st = run_stages(model, img, top_k=3, score_threshold=0.2, level_score_threshold=0.9)
+    st = run_stages(model, img, detections_per_img=3, score_thresh=0.2, level_score_thresh=0.9)
     assert model.training  # mode restored
     assert len(st.detections) <= 3 and (st.candidates.scores > 0.2).all()
     assert st.image_hw == (50, 90) and st.image.mode == "RGB"
     assert st.class_names == ["background", "1", "2", "3"]
     model.class_names = ["background", "cat", "dog", "bird"]
-    st = run_stages(model, torch.zeros(3, 64, 64, dtype=torch.uint8), score_threshold=0.0, top_k=2)
+    st = run_stages(model, torch.zeros(3, 64, 64, dtype=torch.uint8), score_thresh=0.0, detections_per_img=2)
     assert st.class_names[1] == "cat" and len(st.detections) == 2
     with pytest.raises(ValueError, match=r"\(3, H, W\)"):
         run_stages(model, torch.zeros(1, 3, 64, 64))
     with pytest.raises(TypeError, match="PIL image"):
         run_stages(model, np.zeros((64, 64, 3)))
-    with pytest.raises(ValueError, match="top_k"):
-        run_stages(model, torch.zeros(3, 64, 64), top_k=-1)
+    with pytest.raises(ValueError, match="detections_per_img"):
+        run_stages(model, torch.zeros(3, 64, 64), detections_per_img=-1)
 
 
 def test_flat_outputs_follow_default_box_order():
@@ -198,11 +198,11 @@ def test_stages_from_cached_raw_equal_run_stages():
     model = build("compact256", num_classes=7).eval()
     image = torch.rand(3, 180, 260)
     raw = forward_raw(model, image)
-    for kw in ({}, {"score_threshold": 0.1, "nms_threshold": 0.3, "top_k": 5}):
+    for kw in ({}, {"score_thresh": 0.1, "nms_thresh": 0.3, "detections_per_img": 5}):
         a, b = run_stages(model, image, **kw), stages_from_raw(raw, **kw)
         assert torch.equal(a.detections.boxes_xyxy_px, b.detections.boxes_xyxy_px)
         assert torch.equal(a.detections.labels, b.detections.labels)
         assert torch.equal(a.nms.keep, b.nms.keep) and len(a.candidates) == len(b.candidates)
         assert [len(d) for d in a.level_detections] == [len(d) for d in b.level_detections]
-    with pytest.raises(ValueError, match="top_k"):
-        stages_from_raw(raw, top_k=-1)
+    with pytest.raises(ValueError, match="detections_per_img"):
+        stages_from_raw(raw, detections_per_img=-1)

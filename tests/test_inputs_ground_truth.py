@@ -88,11 +88,11 @@ def test_validate_rows_background_is_not_a_label_and_empty_is_fine():
 
 
 def test_box_from_selection():
-    row = box_from_selection({"x": [40.4, 10.2], "y": [5, 30.6], "xref": "x", "yref": "y"}, (100, 50))
+    row = box_from_selection({"x": [40.4, 10.2], "y": [5, 30.6], "xref": "x", "yref": "y"}, (50, 100))
     assert row == {"label": "", "x1": 10, "y1": 5, "x2": 40, "y2": 31}
-    assert box_from_selection({"x": [10, 10.5], "y": [0, 30]}, (100, 50)) is None
-    assert box_from_selection({"x": [-20, 500], "y": [-1, 500]}, (100, 50))["x2"] == 100
-    assert box_from_selection({}, (100, 50)) is None
+    assert box_from_selection({"x": [10, 10.5], "y": [0, 30]}, (50, 100)) is None
+    assert box_from_selection({"x": [-20, 500], "y": [-1, 500]}, (50, 100))["x2"] == 100
+    assert box_from_selection({}, (50, 100)) is None
 
 
 # ------------------------------------------------------------ the app agrees with the library
@@ -109,7 +109,7 @@ from ssd.data.voc import VOC_CLASSES, VOCDataset, parse_annotation  # noqa: E402
 
 def _app_gt(path, image_hw, keep_difficult=False, class_names=VOC_CLASSES):
     read = parse_annotation_file(path.name, path.read_bytes(), image_hw=image_hw)
-    return read, validate_rows(read.rows, list(class_names), image_hw[::-1], keep_difficult=keep_difficult)
+    return read, validate_rows(read.rows, list(class_names), image_hw, keep_difficult=keep_difficult)
 
 
 @pytest.mark.parametrize("folder", ["VOC2007", "VOC2012", "VOC2012_v3"])
@@ -162,7 +162,7 @@ def test_peer_coco_same_boxes_in_app_and_library(peer_data, tmp_path, name):
             continue
         read = parse_coco_json(data, im["file_name"], name, hw, image_id=im["id"])
         assert read.coco_image_id == im["id"]
-        gt = validate_rows(read.rows, list(ds.class_names), hw[::-1])
+        gt = validate_rows(read.rows, list(ds.class_names), hw)
         _, boxes, labels = ds.samples[ds.image_ids.index(im["id"])]
         assert torch.equal(gt.boxes_xyxy, boxes) and torch.equal(gt.labels, labels) and not gt.errors
         crowd = [a for a in doc["annotations"] if a["image_id"] == im["id"] and a.get("iscrowd")]

@@ -66,14 +66,14 @@ def test_upload_keeps_its_size_and_errors_name_the_file():
 
 
 # ---------------------------------------------------------------- working copy (issue 20 #15)
-@pytest.mark.parametrize("wh,expected", [
+@pytest.mark.parametrize("hw,expected", [  # (H, W) in and out
     ((2048, 100), (2048, 100)), ((640, 480), (640, 480)), ((7300, 5466), (2048, 1533)),
     ((5466, 7300), (1533, 2048)), ((100_000, 1), (2048, 1)), ((2049, 2049), (2048, 2048)),
 ])
-def test_work_size_bounds_the_longer_side_and_keeps_the_aspect(wh, expected):
+def test_work_size_bounds_the_longer_side_and_keeps_the_aspect(hw, expected):
     from explorer.inputs.samples import WORK_MAX_SIDE, work_size
 
-    assert WORK_MAX_SIDE == 2048 and work_size(wh) == expected
+    assert WORK_MAX_SIDE == 2048 and work_size(hw) == expected
 
 
 def test_work_image_is_the_image_itself_when_small_else_a_shrunk_copy():

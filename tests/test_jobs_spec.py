@@ -13,7 +13,7 @@ from explorer.jobs.spec import (
     JobSpec,
     check_coco,
     check_voc_root,
-    resolve_device,
+    job_device,
     sanitize_run_name,
     train_argv,
     validate_spec,
@@ -164,19 +164,19 @@ def test_validate_spec_refuses_bad_settings(spec, words):
         validate_spec(spec)
 
 
-def test_resolve_device():
-    assert resolve_device("auto", False, 0) == "cpu"
-    assert resolve_device("auto", True, 1) == "cuda"
-    assert resolve_device("cpu", True, 2) == "cpu"
-    assert resolve_device("cuda", True, 2, nproc=2) == "cuda"
+def test_job_device_is_ssd_resolve_device_as_a_job_error():
+    assert job_device("auto", False, 0) == "cpu"
+    assert job_device("auto", True, 1) == "cuda"
+    assert job_device("cpu", True, 2) == "cpu"
+    assert job_device("cuda", True, 2, nproc=2) == "cuda"
     with pytest.raises(JobError, match="no CUDA GPU"):
-        resolve_device("cuda", False, 0)
+        job_device("cuda", False, 0)
     with pytest.raises(JobError, match="need CUDA GPUs"):
-        resolve_device("cpu", True, 2, nproc=2)
+        job_device("cpu", True, 2, nproc=2)
     with pytest.raises(JobError, match="only 2 GPU"):
-        resolve_device("cuda", True, 2, nproc=4)
+        job_device("cuda", True, 2, nproc=4)
     with pytest.raises(JobError, match="device must be one of"):
-        resolve_device("tpu", False, 0)
+        job_device("tpu", False, 0)
 
 
 def test_train_argv_is_a_list_with_absolute_paths(tmp_path):

@@ -72,7 +72,7 @@ def test_installed_commands_run_outside_the_source_folder(installed, tmp_path):
     assert res.returncode != 0  # only ssd and explorer are importable
     assert "--host" in _run([bin_dir / "ssd-explorer", "--help"], tmp_path).stdout
     cmd = _run([bin_dir / "ssd-explorer", "--print-command"], tmp_path).stdout
-    assert f"{tmp_path}/.ssd-explorer/app/app.py" in cmd and "--server.address 127.0.0.1" in cmd
+    assert f"-m pages._origin run {tmp_path}/.ssd-explorer/app/app.py" in cmd and "--server.address 127.0.0.1" in cmd
     assert (tmp_path / ".ssd-explorer" / "app" / "pages" / "home.py").is_file()
     refused = subprocess.run([bin_dir / "ssd-explorer", "--host", "0.0.0.0", "--print-command"], cwd=tmp_path,
                              capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})

@@ -12,7 +12,7 @@ from torchvision.models.detection.ssd import SSD
 from torchvision.ops import box_iou
 
 from ssd.config import compact256
-from ssd.postprocess import (PostprocessConfig, config_with, decode_boxes_px_in, default_boxes_px_in,
+from ssd.postprocess import (PostprocessConfig, decode_boxes_px_in, default_boxes_px_in,
                              level_detections, postprocess, select_candidates)
 
 
@@ -24,12 +24,12 @@ def test_config_validation_and_overrides():
                        ({"level_score_thresh": "a"}, "level_score_thresh")):
         with pytest.raises(ValueError, match=match):
             PostprocessConfig(**bad)
-    assert config_with(None, top_k=5, score_threshold=None) == PostprocessConfig(detections_per_img=5)
-    assert config_with(cfg) is cfg
-    with pytest.raises(TypeError, match="unknown post-processing argument"):
-        config_with(cfg, iou=0.5)
-    with pytest.raises(ValueError, match="top_k"):
-        config_with(cfg, top_k=-1)
+    assert cfg.with_overrides(detections_per_img=5, score_thresh=None) == PostprocessConfig(detections_per_img=5)
+    assert cfg.with_overrides() is cfg
+    with pytest.raises(TypeError, match="iou"):
+        cfg.with_overrides(iou=0.5)
+    with pytest.raises(ValueError, match="detections_per_img"):
+        cfg.with_overrides(detections_per_img=-1)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,9 @@
 """The house rules of DESIGN.md, checked on the source: layers import in one direction,
 pages import `explorer` not `ssd`, and no function is longer than 80 lines of code."""
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -173,3 +176,46 @@ def test_nothing_imports_the_python_m_shims():
     users = {m: sorted(deps & shims) for m, deps in _import_graph().items() if deps & shims}
     tests = {str(p.relative_to(ROOT)): sorted(_project_imports(p, shims)) for p in _py_files("tests", "benchmarks")}
     assert not users and not {k: v for k, v in tests.items() if v}, (users, tests)
+
+
+# One vocabulary (DESIGN.md): torchvision's threshold names and (H, W) sizes everywhere.
+OLD_NAMES = {"score_threshold", "nms_threshold", "level_score_threshold", "level_nms_threshold", "top_k",
+             "image_wh"}
+OLD_FLAGS = ("--score-threshold", "--nms-threshold", "--top-k", "--level-score-threshold")
+ALIAS_OWNERS = {"ssd/postprocess.py", "ssd/detect.py"}  # where the old flags stay as argparse aliases
+
+
+def _old_vocabulary(path: Path) -> list[str]:
+    """Old names used as identifiers (names, attributes, keywords) or as whole string
+    keys ("top_k"), and old flag spellings, in one source file: "line: what"."""
+    text = path.read_text()
+    if path.suffix == ".js":
+        return [f"{n}: {m}" for n, line in enumerate(text.splitlines(), 1)
+                for m in sorted(OLD_NAMES) if re.search(rf"\b{m}\b", line)]
+    found = []
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.NAME and tok.string in OLD_NAMES:
+            found.append(f"{tok.start[0]}: {tok.string}")
+        elif tok.type == tokenize.STRING:
+            value = tok.string.strip("rbfuRBFU").strip("'\"")
+            if value in OLD_NAMES or any(flag in value for flag in OLD_FLAGS):
+                found.append(f"{tok.start[0]}: {tok.string}")
+    return found
+
+
+def test_vocabulary_checker_finds_old_names(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('def f(score_threshold, x):\n    return x.image_wh, {"top_k": 1}, "--top-k"\n')
+    assert [f.split(": ")[1] for f in _old_vocabulary(bad)] == ["score_threshold", "image_wh", '"top_k"', '"--top-k"']
+    ok = tmp_path / "ok.py"
+    ok.write_text('def f(score_thresh, image_hw):\n    return "cut_by_top_k", "below_score_threshold"\n')
+    assert _old_vocabulary(ok) == []
+
+
+def test_one_threshold_vocabulary_and_image_hw():
+    files = _py_files(*PACKAGES) + [ROOT / "app.py"] + sorted((ROOT / "pages").rglob("*.js"))
+    bad = {str(p.relative_to(ROOT)): found for p in files
+           if str(p.relative_to(ROOT)) not in ALIAS_OWNERS and (found := _old_vocabulary(p))}
+    assert not bad, f"use score_thresh / nms_thresh / detections_per_img / image_hw (H, W): {bad}"
+    for owner in ALIAS_OWNERS:  # the aliases' own files: only the flag strings, no old identifier
+        assert all(any(flag in f for flag in OLD_FLAGS) for f in _old_vocabulary(ROOT / owner)), owner

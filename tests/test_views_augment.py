@@ -67,11 +67,11 @@ def test_bad_arguments_are_named(cat_and_dog, kwargs, match):
 def test_matching_rows_agree_with_the_matcher(cat_and_dog, db):
     img, boxes, labels, names = cat_and_dog
     traces = av.augment_samples(img, boxes, labels, S, seed=0, n=12)
-    before = best_default_boxes(db, boxes, img.size)
+    before = best_default_boxes(db, boxes, img.size[::-1])
     assert [b["level"] for b in before] == [2, 3]  # Figure 1: cat on the 8x8 map, dog on the 4x4 map
     moves = set()
     for i, tr in enumerate(traces):
-        rows = av.matching_rows(db, tr, boxes, names, img.size, S, sample=i)
+        rows = av.matching_rows(db, tr, boxes, names, img.size[::-1], S, sample=i)
         after = best_default_boxes(db, tr.target["boxes"] * S, (S, S))
         assert [r["gt"] for r in rows] == [0, 1] and all(r["sample"] == i for r in rows)
         for g, a in zip(tr.gt_index.tolist(), after):
@@ -99,7 +99,7 @@ def test_zoom_out_alone_shrinks_objects_onto_earlier_maps(cat_and_dog, db):
     zoomed = 0
     for tr in av.augment_samples(img, boxes, labels, S, steps, seed=1, n=16):
         z = av.zoom_factor(tr)
-        rows = av.matching_rows(db, tr, boxes, names, img.size, S)
+        rows = av.matching_rows(db, tr, boxes, names, img.size[::-1], S)
         for r in rows:
             assert r["side after (input px)"] == pytest.approx(r["side before (input px)"] / z, abs=1.0)
         if z >= 2.0:

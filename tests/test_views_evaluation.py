@@ -86,7 +86,7 @@ def test_comparison_is_b_minus_a(res):
 def test_tuner_level_figure(ev_dir, res):
     from explorer.evaluation.tuner import tune
 
-    t = tune(jobs.load_raw(ev_dir), res["class_names"], jobs.model_config(res), 0.3, 0.45, 200)
+    t = tune(jobs.load_kept(ev_dir), res["class_names"], jobs.model_config(res), 0.3, 0.45, 200)
     fig = _valid(ev.tuner_level_figure(t))
     assert list(fig.data[0].y) == [r["candidates (into NMS)"] for r in t["per_level"]]
 
@@ -100,6 +100,6 @@ def test_gallery_ranks_worst_first_and_draws_thumbnails(ev_dir, res):
     assert all(gallery.is_scene_id(w["source"]) for w in worst)
     with pytest.raises(ValueError, match="unknown gallery kind"):
         gallery.worst_images(res, "Typo")
-    img = gallery.thumbnail(jobs.load_raw(ev_dir), res, worst[0]["image"], side=128)
+    img = gallery.thumbnail(jobs.load_kept(ev_dir), res, worst[0]["image"], side=128)
     assert max(img.size) == 128 and img.mode == "RGB"
     assert not gallery.is_scene_id("procedural:cat_and_dog") and not gallery.is_scene_id("/x/a.jpg")

@@ -53,7 +53,7 @@ def test_box_traces_one_line_trace_and_one_hover_trace():
 
 
 def test_gt_figure_selects_boxes_by_drag():
-    fig = gt_figure("data:image/png;base64,AAAA", (50, 40), np.array([[1, 2, 30, 20]]), ["cat"])
+    fig = gt_figure("data:image/png;base64,AAAA", (40, 50), np.array([[1, 2, 30, 20]]), ["cat"])
     valid(fig)
     assert fig.layout.dragmode == "select"
     assert "cat" in fig.data[-1].text[0]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explorer.views import matching as mv
-from ssd.boxes import encode
+from ssd.boxes import encode, px_to_norm
 from ssd.config import SSDConfig
 from ssd.priors import default_boxes
 
@@ -21,14 +21,14 @@ def valid(fig):
 CFG = SSDConfig(image_size=100, feature_maps=(2, 1), steps=(50, 100), scales=(0.5, 1.0, 1.0),
                 aspect_ratios=((1.0,), (1.0,)), extra_box=False, num_classes=3)
 DB = default_boxes(CFG)
-WH = (200, 100)  # a 2:1 image: normalised x * 200, y * 100
+HW = (100, 200)  # a 2:1 image (H, W): normalised x * 200, y * 100
 # GT 0 = default box 0 exactly; GT 1 = a 60x30 px box inside default box 2 (IoU 0.36).
 GT_PX = torch.tensor([[0.0, 0.0, 100.0, 50.0], [20.0, 60.0, 80.0, 90.0]])
 NAMES = ["cat", "dog"]
 
 
 def test_matching_view_hand_checked():
-    view = mv.matching_view(DB, CFG.image_size, GT_PX, NAMES, WH, iou_threshold=0.5)
+    view = mv.matching_view(DB, CFG.image_size, GT_PX, NAMES, HW, iou_threshold=0.5)
     assert [r["default_index"] for r in view.records] == [0, 2]
     r0, r1 = view.records
     assert (r0["gt"], r0["iou"], r0["forced"], r0["level"], r0["row"], r0["col"]) == (0, 1.0, False, 0, 0, 0)
@@ -45,19 +45,19 @@ def test_matching_view_hand_checked():
 
 
 def test_lower_threshold_adds_matches():
-    view = mv.matching_view(DB, CFG.image_size, GT_PX, NAMES, WH, iou_threshold=0.2)
+    view = mv.matching_view(DB, CFG.image_size, GT_PX, NAMES, HW, iou_threshold=0.2)
     assert {r["default_index"] for r in view.records} == {0, 2, 4}  # box 4: IoU 0.25 with GT 0
     assert not any(r["forced"] for r in view.records if r["default_index"] == 2)
 
 
 def test_no_gt_no_positives():
-    view = mv.matching_view(DB, CFG.image_size, torch.zeros((0, 4)), [], WH)
+    view = mv.matching_view(DB, CFG.image_size, torch.zeros((0, 4)), [], HW)
     assert view.records == [] and view.summary == [] and view.positive_px.shape == (0, 4)
 
 
 def test_matching_figure_colours_levels_and_marks_forced():
-    view = mv.matching_view(DB, CFG.image_size, GT_PX, NAMES, WH)
-    fig = mv.matching_figure(view, "data:image/png;base64,AAAA", WH, GT_PX, NAMES, ["a", "b"])
+    view = mv.matching_view(DB, CFG.image_size, GT_PX, NAMES, HW)
+    fig = mv.matching_figure(view, "data:image/png;base64,AAAA", HW, GT_PX, NAMES, ["a", "b"])
     valid(fig)
     names = {t.name for t in fig.data}
     assert {"ground truth", "level 0 (a)", "level 0 (a) forced"} <= names
@@ -69,11 +69,11 @@ def test_loss_view_hand_checked():
     a, c = len(DB), 3
     logits = torch.zeros((a, c))  # uniform: every box's CE is log 3
     labels = torch.tensor([1, 2])
-    gt_norm = mv.gt_to_norm(GT_PX, WH)
+    gt_norm = px_to_norm(GT_PX, HW)
     deltas = torch.zeros((a, 4))
     deltas[0] = encode(gt_norm[:1], DB.cxcywh[:1])[0]  # perfect offsets for both positives
     deltas[2] = encode(gt_norm[1:], DB.cxcywh[2:3])[0]
-    lv = mv.loss_view(logits, deltas, DB, GT_PX, labels, WH, ["background", "cat", "dog"], neg_pos_ratio=3)
+    lv = mv.loss_view(logits, deltas, DB, GT_PX, labels, HW, ["background", "cat", "dog"], neg_pos_ratio=3)
     assert lv.num_pos == 2
     assert lv.num_hard_negative == 3  # min(3 * 2, 5 - 2)
     assert lv.conf_sum == pytest.approx(5 * math.log(3), rel=1e-5)
@@ -82,26 +82,26 @@ def test_loss_view_hand_checked():
     assert [n["rank"] for n in lv.negatives] == [0, 1, 2]
     assert {n["default_index"] for n in lv.negatives} == {1, 3, 4}
     assert lv.negatives[0]["p_background"] == pytest.approx(1 / 3, abs=1e-4)
-    lv1 = mv.loss_view(logits, deltas, DB, GT_PX, labels, WH, ["background", "cat", "dog"], neg_pos_ratio=1)
+    lv1 = mv.loss_view(logits, deltas, DB, GT_PX, labels, HW, ["background", "cat", "dog"], neg_pos_ratio=1)
     assert lv1.num_hard_negative == 2
 
 
 def test_loss_view_ranks_the_most_wrong_negative_first():
     logits = torch.zeros((len(DB), 3))
     logits[3, 1] = 5.0  # box 3 (a negative) confidently says "cat": the hardest negative
-    lv = mv.loss_view(logits, torch.zeros((len(DB), 4)), DB, GT_PX, torch.tensor([1, 2]), WH,
+    lv = mv.loss_view(logits, torch.zeros((len(DB), 4)), DB, GT_PX, torch.tensor([1, 2]), HW,
                       ["background", "cat", "dog"], neg_pos_ratio=0.5)
     assert lv.num_hard_negative == 1
     assert lv.negatives[0]["default_index"] == 3 and lv.negatives[0]["top_class"] == "cat"
     assert lv.negative_px.tolist() == [[100, 50, 200, 100]]
-    fig = mv.hard_negative_figure(lv, None, WH, GT_PX, NAMES)
+    fig = mv.hard_negative_figure(lv, None, HW, GT_PX, NAMES)
     valid(fig)
     assert any("hard negatives" in (t.name or "") for t in fig.data)
 
 
 def test_loss_view_rejects_bad_labels():
     with pytest.raises(ValueError):
-        mv.loss_view(torch.zeros((len(DB), 3)), torch.zeros((len(DB), 4)), DB, GT_PX, torch.tensor([1, 7]), WH,
+        mv.loss_view(torch.zeros((len(DB), 3)), torch.zeros((len(DB), 4)), DB, GT_PX, torch.tensor([1, 7]), HW,
                      ["background", "cat", "dog"])
 
 
@@ -117,7 +117,7 @@ def test_forced_count_is_the_gts_whose_best_box_is_below_the_threshold():
     img, boxes_px, labels = make_scene(7, size=256)
     names = [str(int(v)) for v in labels]
     for thr in (0.3, 0.5, 0.7, 0.95):
-        view = mv.matching_view(db, cfg.image_size, boxes_px, names, img.size, thr)
+        view = mv.matching_view(db, cfg.image_size, boxes_px, names, img.size[::-1], thr)
         below = sum(s["best_possible_iou"] < thr for s in view.summary)
         assert sum(r["forced"] for r in view.records) == below, thr
 

@@ -27,7 +27,7 @@ def stages():
     torch.manual_seed(1)
     model = build("compact256", num_classes=len(CLASSES)).eval()
     img, _, _ = make_scene(3)
-    return run_stages(model, img, score_threshold=0.05, nms_threshold=0.45, top_k=20)
+    return run_stages(model, img, score_thresh=0.05, nms_thresh=0.45, detections_per_img=20)
 
 
 def test_records_name_a_kept_same_class_suppressor_with_its_iou(stages):
@@ -59,14 +59,14 @@ def test_counts_before_and_after(stages):
 
 def test_nms_figure_traces(stages):
     recs = nv.candidate_records(stages, list(CLASSES))
-    fig = nv.nms_figure(recs, "data:image/png;base64,AAAA", stages.image.size)
+    fig = nv.nms_figure(recs, "data:image/png;base64,AAAA", stages.image_hw)
     valid(fig)
     names = [t.name for t in fig.data]
     assert any(n.endswith(": kept") for n in names) and any(n.endswith(": suppressed") for n in names)
     assert "suppressed -> suppressor" in names
     hover = [t for t in fig.data if (t.name or "").endswith(": suppressed") and t.mode == "markers"][0].text[0]
     assert "suppressed by " in hover and "#" not in hover and "IoU" in hover  # named, not numbered
-    quiet = nv.nms_figure(recs, None, stages.image.size, show_suppressed=False)
+    quiet = nv.nms_figure(recs, None, stages.image_hw, show_suppressed=False)
     assert not any((t.name or "").endswith(": suppressed") for t in quiet.data)
 
 
@@ -82,7 +82,7 @@ def test_class_filter_and_rounded_final_rows():
 
 
 def test_nms_figure_draws_the_ground_truth():
-    fig = nv.nms_figure([], None, (100, 80), gt_xyxy_px=np.array([[10, 10, 50, 40]]), gt_names=["cat"])
+    fig = nv.nms_figure([], None, (80, 100), gt_xyxy_px=np.array([[10, 10, 50, 40]]), gt_names=["cat"])
     gt = [t for t in fig.data if t.name == "ground truth"]
     assert gt and "GT 0: cat" in [t for t in gt if t.mode == "markers"][0].text[0]
 
@@ -91,7 +91,7 @@ def test_markers_carry_the_pick_key_of_their_candidate(stages):
     """A click on a box's centre marker names (default box, class) of that candidate; a GT's
     corner marker names the GT. One GT marker trace, no trace per box."""
     recs = nv.candidate_records(stages, list(CLASSES))
-    fig = nv.nms_figure(recs, None, stages.image.size, gt_xyxy_px=np.array([[10, 10, 50, 40], [5, 6, 7, 8]]),
+    fig = nv.nms_figure(recs, None, stages.image_hw, gt_xyxy_px=np.array([[10, 10, 50, 40], [5, 6, 7, 8]]),
                         gt_names=["cat", "dog"])
     valid(fig)
     markers = [t for t in fig.data if t.mode == "markers" and t.customdata is not None]

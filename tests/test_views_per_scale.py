@@ -35,7 +35,7 @@ def stages():
     torch.manual_seed(0)
     model = build("compact256", num_classes=len(CLASSES)).eval()
     img, _, _ = cat_and_dog_scene()
-    return run_stages(model, img, level_score_threshold=0.2)
+    return run_stages(model, img, level_score_thresh=0.2)
 
 
 def test_maps_follow_the_feature_maps(stages):
@@ -76,7 +76,7 @@ def test_ground_truth_and_its_best_cell_on_the_cat_and_dog_scene():
 
     img, boxes_px, labels = cat_and_dog_scene(256)
     cfg = compact256()
-    best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size)
+    best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size[::-1])
     assert [cfg.feature_maps[b["level"]] for b in best] == [8, 4]  # cat, dog
     import numpy as np
     maps = [np.zeros((f, f)) for f in cfg.feature_maps]
@@ -105,7 +105,7 @@ def test_the_ring_legend_entry_appears_once():
     cfg = compact256()
     stg = run_stages(build("compact256", num_classes=7).eval(), img)
     maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, psv.ANY_CLASS)
-    best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size)
+    best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size[::-1])
     fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, 256, None,
                                img.size, list(CLASSES), gt_xyxy_px=boxes_px.numpy(), gt_names=["cat", "dog"],
                                gt_best=best)
@@ -114,18 +114,18 @@ def test_the_ring_legend_entry_appears_once():
 
 
 # ---------------------------------------------------------------- layout, image once, clicks
-def _cat_and_dog_figure(image_uri="data:image/png;base64,AAAA", image_wh=(256, 256), **kw):
+def _cat_and_dog_figure(image_uri="data:image/png;base64,AAAA", image_hw=(256, 256), **kw):
     from explorer.views import matching as mv
     from ssd.config import compact256
     from ssd.priors import default_boxes
 
     img, boxes_px, _ = cat_and_dog_scene(256)
     cfg = compact256()
-    stg = run_stages(build("compact256", num_classes=len(CLASSES)).eval(), img, level_score_threshold=0.05)
+    stg = run_stages(build("compact256", num_classes=len(CLASSES)).eval(), img, level_score_thresh=0.05)
     maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, psv.ANY_CLASS)
-    best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size)
+    best = mv.best_default_boxes(default_boxes(cfg), boxes_px, img.size[::-1])
     fig = psv.per_scale_figure(maps, classes, stg.level_detections, stg.feature_sizes, cfg.steps, 256, image_uri,
-                               image_wh, list(CLASSES), gt_xyxy_px=boxes_px.numpy(), gt_names=["cat", "dog"],
+                               image_hw, list(CLASSES), gt_xyxy_px=boxes_px.numpy(), gt_names=["cat", "dog"],
                                gt_best=best, **kw)
     return fig, stg, boxes_px
 
@@ -140,12 +140,12 @@ def _panel_px(fig, k: int) -> tuple[float, float]:
     return (yd[1] - yd[0]) * plot_h, (xd[1] - xd[0]) * plot_w
 
 
-@pytest.mark.parametrize("image_wh", [(640, 427), (427, 640), (300, 300)], ids=["landscape", "portrait", "square"])
-def test_panels_have_the_image_aspect_and_fill_the_figure(image_wh):
+@pytest.mark.parametrize("image_hw", [(427, 640), (640, 427), (300, 300)], ids=["landscape", "portrait", "square"])
+def test_panels_have_the_image_aspect_and_fill_the_figure(image_hw):
     """No empty band: each panel's domain is the image's aspect in pixels, and the rows
     take the whole plot height (the last row ends at the bottom)."""
-    w, h = image_wh
-    fig, _, _ = _cat_and_dog_figure(image_wh=image_wh)
+    h, w = image_hw
+    fig, _, _ = _cat_and_dog_figure(image_hw=image_hw)
     valid(fig)
     for k in range(6):
         ph, pw = _panel_px(fig, k)
@@ -159,8 +159,8 @@ def test_panels_have_the_image_aspect_and_fill_the_figure(image_wh):
 
 
 def test_a_landscape_image_makes_a_shorter_figure_than_a_square_one():
-    land, _, _ = _cat_and_dog_figure(image_wh=(640, 427))
-    square, _, _ = _cat_and_dog_figure(image_wh=(300, 300))
+    land, _, _ = _cat_and_dog_figure(image_hw=(427, 640))
+    square, _, _ = _cat_and_dog_figure(image_hw=(300, 300))
     # the old layout was 330 px per row whatever the aspect: a band under landscape images
     assert land.layout.height < square.layout.height
     ph, pw = _panel_px(land, 0)

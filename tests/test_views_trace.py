@@ -39,7 +39,7 @@ def scene():
 @pytest.fixture(scope="module")
 def stages(scene):
     model, img, _, _ = scene
-    return run_stages(model, img, score_threshold=0.3)
+    return run_stages(model, img, score_thresh=0.3)
 
 
 def _reference_causes(model, stg, boxes, labels) -> dict:
@@ -80,7 +80,7 @@ def test_cat_via_8x8_and_dog_via_4x4(scene, stages):
 def test_matching_and_ious_agree_with_the_matching_page_and_torchvision(scene, stages):
     model, img, boxes, labels = scene
     db = stages.default_boxes
-    mv = matching_view(db, model.cfg.image_size, boxes, [CLASSES[c] for c in labels], img.size)
+    mv = matching_view(db, model.cfg.image_size, boxes, [CLASSES[c] for c in labels], img.size[::-1])
     w, h = img.size
     iou_px = box_iou(boxes, db.xyxy * torch.tensor([w, h, w, h]))  # (G, A) torchvision, pixels
     for g in range(2):
@@ -172,19 +172,19 @@ def test_a_cat_candidate_suppressed_by_nms(scene, stages):
     assert "suppressor" in {t.name for t in trace_figure(tv.trace_gt(stages, b, l, 2), None, (256, 256)).data}
 
 
-@pytest.mark.parametrize("case", ["low_score", "top_k_after_nms", "top_k_before_nms", "no_default_box",
+@pytest.mark.parametrize("case", ["low_score", "count_limit_after_nms", "count_limit_before_nms", "no_default_box",
                                   "mislocalized"])
 def test_each_miss_cause_agrees_with_the_evaluation(scene, stages, case):
     model, img, boxes, labels = scene
     g, b, l, stg = 0, boxes, labels, stages
     if case == "low_score":
-        stg = run_stages(model, img, score_threshold=0.99)  # above both objects' scores
-    elif case == "top_k_after_nms":
-        stg = run_stages(model, img, score_threshold=0.3, top_k=1)  # the dog (0.98) takes the one place
-    elif case == "top_k_before_nms":  # the cat's level-1 box is not its class's best candidate
+        stg = run_stages(model, img, score_thresh=0.99)  # above both objects' scores
+    elif case == "count_limit_after_nms":
+        stg = run_stages(model, img, score_thresh=0.3, detections_per_img=1)  # the dog (0.98) takes the one place
+    elif case == "count_limit_before_nms":  # the cat's level-1 box is not its class's best candidate
         a = tv.trace_gt(stages, boxes, labels, 0)["levels"][1]["prediction_default_index"]
         b, l = _with(boxes, labels, stages.default_boxes.xyxy[a] * 256, CAT)
-        g, stg = 2, run_stages(model, img, score_threshold=0.3, topk_candidates=1)
+        g, stg = 2, run_stages(model, img, score_thresh=0.3, topk_candidates=1)
     elif case == "no_default_box":  # a 6 px bird in the corner: no default box that small
         b, l, g = *_with(boxes, labels, [240, 5, 246, 11], CLASSES.index("bird")), 2
     else:  # a second cat, 6 px off the first: the one cat detection goes to the closer GT
@@ -197,9 +197,9 @@ def test_each_miss_cause_agrees_with_the_evaluation(scene, stages, case):
     if case == "low_score":
         assert v["fate"]["fate"] == "below_score_threshold"
         assert ref.keys() == {0, 1}  # the dog is missed too
-    if case == "top_k_after_nms":
+    if case == "count_limit_after_nms":
         assert v["fate"]["fate"] == "cut_by_top_k"
-    if case == "top_k_before_nms":
+    if case == "count_limit_before_nms":
         assert v["fate"]["fate"] == "cut_before_nms"
     if case == "mislocalized":
         assert v["fate"]["fate"] == "final"
@@ -282,7 +282,7 @@ def test_a_wide_image_keeps_its_frames(scene):
     model, img, boxes, labels = scene
     wide = img.resize((512, 256))
     b = boxes * torch.tensor([2.0, 1.0, 2.0, 1.0])
-    stg = run_stages(model, wide, score_threshold=0.3)
+    stg = run_stages(model, wide, score_thresh=0.3)
     assert _reference_causes(model, stg, b, labels) == {}
     db = stg.default_boxes
     iou_px = box_iou(b, db.xyxy * torch.tensor([512.0, 256.0, 512.0, 256.0]))  # (G, A)
@@ -291,7 +291,7 @@ def test_a_wide_image_keeps_its_frames(scene):
         assert tr["verdict"]["verdict"] == "detected" and tr["verdict"]["level"] == level
         for r in tr["candidates"]:
             assert r["iou"] == pytest.approx(float(iou_px[g, r["default_index"]]), abs=1e-4)
-        square = tv.trace_gt(run_stages(model, img, score_threshold=0.3), boxes, labels, g)
+        square = tv.trace_gt(run_stages(model, img, score_thresh=0.3), boxes, labels, g)
         assert tr["matching"]["best_default"] == square["matching"]["best_default"]  # same cell, stretched
 
 
@@ -327,7 +327,7 @@ def test_a_click_on_each_nms_marker_picks_that_candidate(scene, stages):
 
     _, _, boxes, labels = scene
     recs = nv.candidate_records(stages, list(CLASSES))
-    fig = nv.nms_figure(recs, None, stages.image_hw[::-1], gt_xyxy_px=boxes.numpy(), gt_names=["cat", "dog"])
+    fig = nv.nms_figure(recs, None, stages.image_hw, gt_xyxy_px=boxes.numpy(), gt_names=["cat", "dog"])
     targets = tv.trace_targets(stages, labels)
     by_key = {f"det:{r['default_index']}:{r['label']}": r for r in recs}
     clicked = 0

@@ -11,35 +11,34 @@ import json
 
 import torch
 
-from explorer.evaluation.raw import RawOutputs
+from explorer.evaluation.kept import KeptOutputs
 from explorer.evaluation.spec import EvalInputError
+from ssd.evaluation.evaluate import score
+from ssd.evaluation.metrics import check_coco_results, coco_gt_json
 
 
-def gt_json(raw: RawOutputs, class_names, image_side: int) -> dict:
+def gt_json(kept: KeptOutputs, class_names, image_side: int) -> dict:
     """The evaluation's ground truth as a COCO instances dict (`--gt-out`'s format)."""
-    from ssd.evaluation.metrics import coco_gt_json
 
-    return coco_gt_json([raw.gt(i) for i in range(raw.num_images)], class_names, (image_side, image_side))
+    return coco_gt_json([kept.gt(i) for i in range(kept.num_images)], class_names, (image_side, image_side))
 
 
-def score_detections_file(name: str, data: bytes, raw: RawOutputs, class_names, image_side: int) -> dict:
+def score_detections_file(name: str, data: bytes, kept: KeptOutputs, class_names, image_side: int) -> dict:
     """`ssd.evaluation.evaluate.score` of the detections in a COCO results JSON (`data`, named `name`).
 
     Returns the AP dict with "curves". Raises EvalInputError naming the file and the
     problem: not JSON, not a results list, an image or category id the evaluation lacks.
     """
-    from ssd.evaluation.evaluate import score
-    from ssd.evaluation.metrics import check_coco_results
 
     try:
         results = json.loads(data)
     except (UnicodeDecodeError, ValueError) as e:
         raise EvalInputError(f"{name}: not a JSON file ({e})") from e
     try:
-        check_coco_results(results, gt_json(raw, class_names, image_side), source=name)
+        check_coco_results(results, gt_json(kept, class_names, image_side), source=name)
     except ValueError as e:
         raise EvalInputError(str(e)) from e
-    per_image: list[list[dict]] = [[] for _ in range(raw.num_images)]
+    per_image: list[list[dict]] = [[] for _ in range(kept.num_images)]
     for r in results:
         per_image[int(r["image_id"]) - 1].append(r)
     dets = []
@@ -48,4 +47,4 @@ def score_detections_file(name: str, data: bytes, raw: RawOutputs, class_names, 
         dets.append({"boxes_xyxy_px_in": torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1),
                      "scores": torch.tensor([float(r["score"]) for r in rows], dtype=torch.float32),
                      "labels": torch.tensor([int(r["category_id"]) for r in rows], dtype=torch.long)})
-    return score([raw.gt(i) for i in range(raw.num_images)], dets, class_names, curves=True)
+    return score([kept.gt(i) for i in range(kept.num_images)], dets, class_names, curves=True)

@@ -3,13 +3,16 @@
 An image's badness for a kind is its count of that kind (`result["per_image"]`, written
 by `explorer.evaluation.runner.per_image_errors`); ties go to the image with more errors
 of any kind. Thumbnails draw the ground truth and the image's final detections (from the
-kept raw outputs, re-post-processed at the evaluation's thresholds).
+kept network outputs, re-post-processed at the evaluation's thresholds).
 """
 from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
-from explorer.evaluation.raw import RawOutputs
+from explorer.evaluation.kept import KeptOutputs
+from explorer.inputs.samples import load_sample
+from ssd.images import load_image
+from ssd.postprocess import DISPLAY_SCORE_THRESH, PostprocessConfig, postprocess
 
 GT_RGB, TP_RGB, ERR_RGB = (0, 200, 255), (40, 200, 40), (230, 40, 40)
 
@@ -52,27 +55,24 @@ def is_scene_id(source: str) -> bool:
 def load_source_image(source: str) -> Image.Image:
     """The evaluated image: a generated scene id or an image file path (RGB)."""
     if is_scene_id(source):
-        from explorer.inputs.samples import load_sample
-
         return load_sample(source).image
-    from ssd.images import load_image
 
     # a dataset image: as stored (no EXIF turn, no upscaling), the frame of its boxes and detections
     return load_image(source, min_side=1, apply_exif=False)
 
 
-def image_detections(raw: RawOutputs, i: int, thresholds: dict, min_score: float = 0.3) -> dict:
+def image_detections(kept: KeptOutputs, i: int, thresholds: dict, min_score: float = DISPLAY_SCORE_THRESH) -> dict:
     """Image i's final detections at the evaluation's `thresholds` (PostprocessConfig
     fields), those scoring >= min_score: {"boxes_xyxy_px_in", "scores", "labels"}."""
-    from ssd.postprocess import PostprocessConfig, postprocess
 
-    scores, boxes = raw.dense_image(i)
+    scores, boxes = kept.dense_image(i)
     det = postprocess(scores, boxes, PostprocessConfig(**thresholds)).detections()
     keep = det["scores"] >= min_score
     return {k: v[keep] for k, v in det.items()}
 
 
-def thumbnail(raw: RawOutputs, result: dict, i: int, side: int = 224, min_score: float = 0.3) -> Image.Image:
+def thumbnail(kept: KeptOutputs, result: dict, i: int, side: int = 224,
+              min_score: float = DISPLAY_SCORE_THRESH) -> Image.Image:
     """Image i with its GT (cyan) and detections >= min_score (green: same class as an
     overlapping GT at IoU >= 0.5, red otherwise), `side` pixels on its longer side."""
     from torchvision.ops import box_iou
@@ -80,7 +80,7 @@ def thumbnail(raw: RawOutputs, result: dict, i: int, side: int = 224, min_score:
     img = load_source_image(result["sources"][i]).convert("RGB")
     s = float(result["image_size"])
     sx, sy = img.width / s, img.height / s  # network-input px -> original px (SSD warps to S x S)
-    gt, det = raw.gt(i), image_detections(raw, i, result["thresholds"], min_score)
+    gt, det = kept.gt(i), image_detections(kept, i, result["thresholds"], min_score)
     iou = box_iou(det["boxes_xyxy_px_in"], gt["boxes_xyxy_px_in"]) if len(gt["labels"]) else None
     draw = ImageDraw.Draw(img)
     width = max(1, round(max(img.size) / 160))

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.evaluation.raw import RawOutputs, raw_from_file
+from explorer.evaluation.kept import KeptOutputs, kept_from_file
 from explorer.evaluation.spec import EvalInputError, EvalSpec, check_paths, eval_key, load_checked
 from explorer.jobs import controls
 from explorer.jobs.limits import JobError, JobLimits
@@ -26,7 +26,7 @@ from explorer.jobs.runs import job_state
 from explorer.jobs.state import is_alive
 from explorer.paths import CHECKPOINTS_DIR, confined_to, runs_dir
 from ssd.config import SSDConfig
-from ssd.training.runlog import LIVE_STATES, RAW_FILE, RESULT_FILE, SPEC_FILE, STATUS_FILE, read_json
+from ssd.training.runlog import LIVE_STATES, KEPT_FILE, RESULT_FILE, SPEC_FILE, STATUS_FILE, read_json
 from ssd.io import write_json_atomic
 
 DELETE_WAIT_S = 15.0  # how long delete waits for a cancelled evaluation's process to end
@@ -119,7 +119,7 @@ def launch(spec: EvalSpec, root: Path | None = None, check: bool = True, limits:
 
     def make_dir() -> Path:
         eval_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (RESULT_FILE, RAW_FILE, STATUS_FILE):
+        for stale in (RESULT_FILE, KEPT_FILE, STATUS_FILE):
             (eval_dir / stale).unlink(missing_ok=True)
         write_json_atomic(eval_dir / SPEC_FILE, {"key": key, "spec": spec.to_dict(), "created_at": time.time()})
         return eval_dir
@@ -167,9 +167,9 @@ def load_result(eval_dir: Path) -> dict:
         raise EvalInputError(f"{p}: no readable result ({e})") from e
 
 
-def load_raw(eval_dir: Path) -> RawOutputs:
+def load_kept(eval_dir: Path) -> KeptOutputs:
     """The kept network outputs of a finished evaluation (`raw.pt`, weights_only load)."""
-    return raw_from_file(Path(eval_dir) / RAW_FILE)
+    return kept_from_file(Path(eval_dir) / KEPT_FILE)
 
 
 def model_config(result: dict) -> SSDConfig:

@@ -4,7 +4,7 @@
 
 Reads `EVAL_DIR/spec.json`, runs `ssd.evaluation.evaluate.collect` (with the error analysis) and
 writes, each atomically: `status.json` after every batch (progress, message), `raw.pt`
-(the kept network outputs, `explorer.evaluation.raw`) and `result.json` (the AP figures,
+(the kept network outputs, `explorer.evaluation.kept`) and `result.json` (the AP figures,
 PR curves, TIDE errors, per level, misses, confusion, and per image the error counts and
 where it comes from). The job framework's `run_child` owns the status protocol: SIGTERM
 ends it as `cancelled`, any error as `failed` with the reason. File names: `ssd.runlog`.
@@ -17,17 +17,20 @@ import sys
 import time
 from pathlib import Path
 
+from explorer.evaluation.kept import KEPT_FLOOR, KeptCollector, kept_to_bytes
 from explorer.evaluation.spec import EvalSpec, image_sources, load_checked
 from explorer.jobs.process import run_child
-from ssd.training.runlog import RAW_FILE, RESULT_FILE, SPEC_FILE, read_json, update_status
-from ssd.io import write_json_atomic
+from ssd.evaluation.error_types.causes import CAUSES
+from ssd.evaluation.error_types.tide import ERROR_TYPES, TP, classify_image
+from ssd.evaluation.evaluate import collect, score_with_errors
+from ssd.io import write_bytes_atomic, write_json_atomic
+from ssd.postprocess import PostprocessConfig
+from ssd.training.runlog import KEPT_FILE, RESULT_FILE, SPEC_FILE, read_json, update_status
 
 
 def per_image_errors(analysis) -> list[dict]:
     """Per evaluated image: TIDE error counts ("Cls" ... "Bkg", "Miss"), misses by cause,
     GT and detection counts, from an `ssd.evaluation.error_types.ErrorAnalysis` fed with every image."""
-    from ssd.evaluation.error_types.causes import CAUSES
-    from ssd.evaluation.error_types.tide import ERROR_TYPES, TP, classify_image
 
     rows = []
     for g, d in zip(analysis.gts, analysis.dets):
@@ -44,28 +47,22 @@ def per_image_errors(analysis) -> list[dict]:
 
 def _orders() -> dict:
     """The orders the page shows things in (result.json is written with sorted keys)."""
-    from ssd.evaluation.error_types.causes import CAUSES
-    from ssd.evaluation.error_types.tide import ERROR_TYPES
 
     return {"error_types": list(ERROR_TYPES), "causes": list(CAUSES)}
 
 
 def run(eval_dir: Path, batch_size: int = 16) -> dict:
     """Evaluate `eval_dir`'s spec and write its files; returns the result dict."""
-    from ssd.io import write_bytes_atomic
-    from ssd.evaluation.evaluate import collect, score_with_errors
-    from ssd.postprocess import PostprocessConfig
-    from explorer.evaluation.raw import RAW_FLOOR, RawCollector, raw_to_bytes
 
     eval_dir = Path(eval_dir)
     spec = EvalSpec.from_dict(read_json(eval_dir / SPEC_FILE)["spec"])
     update_status(eval_dir, message="loading the checkpoint and the dataset")
     model, class_names, ds = load_checked(spec)
-    raw = RawCollector(min(RAW_FLOOR, spec.score_thresh))
+    kept = KeptCollector(min(KEPT_FLOOR, spec.score_thresh))
     t0 = time.time()
 
     def on_batch(done: int, total: int, scores, boxes_px_in, gts) -> None:
-        raw.add_batch(scores, boxes_px_in, gts)
+        kept.add_batch(scores, boxes_px_in, gts)
         update_status(eval_dir, progress=done / total,
                       message=f"{done}/{total} images ({done / max(time.time() - t0, 1e-9):.1f} images/s)")
 
@@ -78,7 +75,7 @@ def run(eval_dir: Path, batch_size: int = 16) -> dict:
                class_names=class_names, feature_maps=list(model.cfg.feature_maps), image_size=model.cfg.image_size,
                model_config=model.cfg.to_dict(), checkpoint=spec.checkpoint, dataset=spec.dataset.describe(),
                thresholds=spec.thresholds(), seconds=time.time() - t0, **_orders())
-    write_bytes_atomic(eval_dir / RAW_FILE, raw_to_bytes(raw.result()))
+    write_bytes_atomic(eval_dir / KEPT_FILE, kept_to_bytes(kept.result()))
     write_json_atomic(eval_dir / RESULT_FILE, res)
     return res
 

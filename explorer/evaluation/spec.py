@@ -18,6 +18,13 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from ssd.data.common import DatasetError
+from ssd.data.paths import PathRefused, confine
+from ssd.data.procedural import scene_seed
+from ssd.evaluation.evaluate import build_eval_dataset
+from ssd.postprocess import DEFAULTS, PostprocessConfig
+from ssd.training import checkpoint
+
 DATASET_KINDS = ("procedural", "voc", "coco")
 
 
@@ -59,10 +66,10 @@ class EvalSpec:
 
     checkpoint: str  # path of an `ssd.training.checkpoint` file
     dataset: DatasetSpec = field(default_factory=DatasetSpec)  # the data
-    score_thresh: float = 0.01  # candidates need a softmax score > this
-    nms_thresh: float = 0.45  # NMS IoU
-    topk_candidates: int = 400  # best boxes per class entering NMS
-    detections_per_img: int = 200  # final detections per image (top k)
+    score_thresh: float = DEFAULTS.score_thresh  # candidates need a softmax score > this
+    nms_thresh: float = DEFAULTS.nms_thresh  # NMS IoU
+    topk_candidates: int = DEFAULTS.topk_candidates  # best boxes per class entering NMS
+    detections_per_img: int = DEFAULTS.detections_per_img  # final detections per image
 
     def thresholds(self) -> dict:
         return {"score_thresh": self.score_thresh, "nms_thresh": self.nms_thresh,
@@ -110,7 +117,6 @@ def check_paths(spec: EvalSpec, roots: tuple[Path, ...], checkpoint_roots: tuple
     """Refuse (EvalInputError) a checkpoint outside `checkpoint_roots` or not a regular
     file, and dataset paths outside `roots` (`ssd.data.paths.confine`: links followed,
     the same message for whatever lies outside, NUL bytes named). Nothing is read."""
-    from ssd.data.paths import PathRefused, confine
 
     d = spec.dataset
     checks = [(spec.checkpoint, "checkpoint", checkpoint_roots, "file")]
@@ -131,10 +137,6 @@ def load_checked(spec: EvalSpec):
     """(model, class_names, dataset) of `spec`, or EvalInputError naming the problem:
     a missing, truncated or corrupt checkpoint, classes that differ from the dataset's,
     missing dataset files, an empty dataset."""
-    from ssd.training import checkpoint
-    from ssd.data.common import DatasetError
-    from ssd.evaluation.evaluate import build_eval_dataset
-    from ssd.postprocess import PostprocessConfig
 
     try:
         PostprocessConfig(**spec.thresholds())
@@ -169,8 +171,6 @@ def image_sources(ds, spec: DatasetSpec) -> list[str]:
     """Where each evaluated image comes from, in dataset order: "procedural:scene_<seed>"
     (an `explorer.inputs.samples` id the sidebar opens) or the image file's path."""
     if spec.kind == "procedural":
-        from ssd.data.procedural import scene_seed
-
         return [f"procedural:scene_{scene_seed(spec.seed, i)}" for i in range(len(ds))]
     base = _base(ds)
     indices = list(getattr(ds, "indices", range(len(base))))

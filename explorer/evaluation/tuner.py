@@ -1,7 +1,7 @@
 """The dataset threshold tuner: new thresholds over an evaluated dataset, without the network.
 
 `tune` re-runs only `ssd.postprocess.postprocess` on the kept network outputs
-(`explorer.evaluation.raw`) and then the library's scoring (`ssd.evaluation.evaluate.score`, and
+(`explorer.evaluation.kept`) and then the library's scoring (`ssd.evaluation.evaluate.score`, and
 `ssd.evaluation.error_types.ErrorAnalysis` for TP / FP / recall per level when asked): AP, recall and
 precision per class, the candidates entering NMS and the post-processing time, per
 class and per level.
@@ -12,7 +12,10 @@ import time
 
 import torch
 
-from explorer.evaluation.raw import RawOutputs
+from explorer.evaluation.kept import KeptOutputs
+from ssd.evaluation.error_types import ErrorAnalysis
+from ssd.evaluation.evaluate import score
+from ssd.postprocess import DEFAULTS, PostprocessConfig, default_boxes_px_in, postprocess
 
 
 def _last(values: list, default: float = 0.0) -> float:
@@ -41,43 +44,39 @@ def _class_rows(res: dict, class_names, cand_per_class, det_per_class) -> tuple[
     return rows, totals
 
 
-def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thresh: float, top_k: int,
-         topk_candidates: int = 400, num_images: int | None = None, errors: bool = False) -> dict:
+def tune(kept: KeptOutputs, class_names, model_cfg, score_thresh: float, nms_thresh: float, detections_per_img: int,
+         topk_candidates: int = DEFAULTS.topk_candidates, num_images: int | None = None, errors: bool = False) -> dict:
     """Post-processing at new thresholds over the first `num_images` evaluated images.
 
     Args:
-        raw: the evaluation's kept outputs; score_thresh must be >= raw.floor.
+        kept: the evaluation's kept outputs; score_thresh must be >= kept.floor.
         class_names: C names, background first; model_cfg: the model's `SSDConfig` (levels).
-        score_thresh, nms_thresh, top_k (detections per image), topk_candidates: the
-            `PostprocessConfig` fields score_thresh, nms_thresh, detections_per_img, topk_candidates.
+        score_thresh, nms_thresh, detections_per_img, topk_candidates: the `PostprocessConfig`
+            fields of those names.
         errors: also run `ssd.evaluation.error_types.ErrorAnalysis` (TIDE dAP, TP / FP / recall / AP per level).
     Returns:
         {"AP", "AP50", "recall", "precision", "num_images", "candidates", "detections",
         "postprocess_ms_per_image", "per_class": rows, "per_level": rows, "errors"?: report}.
     Raises ValueError for a score threshold below the kept floor or images without any GT.
     """
-    from ssd.evaluation.evaluate import score
-    from ssd.postprocess import PostprocessConfig, default_boxes_px_in, postprocess
 
-    if score_thresh < raw.floor:
-        raise ValueError(f"score threshold {score_thresh} is below {raw.floor}, the lowest score the "
-                         f"evaluation kept; pick >= {raw.floor}")
+    if score_thresh < kept.floor:
+        raise ValueError(f"score threshold {score_thresh} is below {kept.floor}, the lowest score the "
+                         f"evaluation kept; pick >= {kept.floor}")
     cfg = PostprocessConfig(score_thresh=score_thresh, nms_thresh=nms_thresh, topk_candidates=int(topk_candidates),
-                            detections_per_img=int(top_k))
-    n = raw.num_images if num_images is None else max(1, min(int(num_images), raw.num_images))
+                            detections_per_img=int(detections_per_img))
+    n = kept.num_images if num_images is None else max(1, min(int(num_images), kept.num_images))
     level_of_default = default_boxes_px_in(model_cfg)[0].level  # (A,)
     n_levels, c = len(model_cfg.feature_maps), len(class_names)
     analysis = None
     if errors:
-        from ssd.evaluation.error_types import ErrorAnalysis
-
         analysis = ErrorAnalysis(model_cfg, class_names, cfg)
     counts = {k: torch.zeros(size, dtype=torch.long) for k, size in
               (("cand_class", c), ("det_class", c), ("cand_level", n_levels), ("kept_level", n_levels),
                ("det_level", n_levels))}
     gts, dets, post_s = [], [], 0.0
     for i in range(n):
-        scores, boxes = raw.dense_image(i)
+        scores, boxes = kept.dense_image(i)
         t0 = time.perf_counter()
         post = postprocess(scores, boxes, cfg)
         det = post.detections()
@@ -88,7 +87,7 @@ def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thres
         counts["cand_level"] += torch.bincount(cand_level, minlength=n_levels)
         counts["kept_level"] += torch.bincount(cand_level[post.nms.keep], minlength=n_levels)
         counts["det_level"] += torch.bincount(level_of_default[det["default_index"]], minlength=n_levels)
-        gt = raw.gt(i)
+        gt = kept.gt(i)
         if analysis is not None:
             analysis.add_batch([gt], [det], scores[None], boxes[None], [post])
         gts.append(gt)
@@ -104,7 +103,7 @@ def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thres
     out = {"AP": res["AP"], "AP50": res["AP50"], "recall": totals["recall"], "precision": totals["precision"],
            "num_images": n, "candidates": int(counts["cand_class"].sum()), "detections": totals["num_detections"],
            "postprocess_ms_per_image": 1000.0 * post_s / n, "per_class": per_class, "per_level": per_level,
-           "thresholds": {"score_thresh": score_thresh, "nms_thresh": nms_thresh, "top_k": int(top_k)}}
+           "thresholds": {"score_thresh": score_thresh, "nms_thresh": nms_thresh, "detections_per_img": int(detections_per_img)}}
     if analysis is not None:
         rep = analysis.report()
         for row, lv in zip(per_level, rep["per_level"]):
@@ -117,7 +116,7 @@ def tune(raw: RawOutputs, class_names, model_cfg, score_thresh: float, nms_thres
     return out
 
 
-def detect_flags(checkpoint: str, score_thresh: float, nms_thresh: float, top_k: int) -> str:
+def detect_flags(checkpoint: str, score_thresh: float, nms_thresh: float, detections_per_img: int) -> str:
     """The `python -m ssd.detect` command that uses these thresholds (its parser's flags)."""
-    return (f"python -m ssd.detect IMAGE... --checkpoint {checkpoint} --score-threshold {score_thresh:g} "
-            f"--nms-threshold {nms_thresh:g} --top-k {int(top_k)}")
+    return (f"python -m ssd.detect IMAGE... --checkpoint {checkpoint} --score-thresh {score_thresh:g} "
+            f"--nms-thresh {nms_thresh:g} --detections-per-img {int(detections_per_img)}")

@@ -184,14 +184,14 @@ def _is_blank(row: dict) -> bool:
     return all(empty(row.get(k)) for k in ("label", "x1", "y1", "x2", "y2"))
 
 
-def validate_rows(rows: list[dict], class_names: list[str], image_wh: tuple[int, int],
+def validate_rows(rows: list[dict], class_names: list[str], image_hw: tuple[int, int],
                   keep_difficult: bool = False) -> GroundTruth:
     """Check GT rows against the model's classes and the image; keep the good ones.
 
     Args:
         rows: GT rows (label, x1, y1, x2, y2 in pixels; optional difficult, crowd flags).
         class_names: the model's classes, background first.
-        image_wh: (W, H) of the image in pixels (PIL's `size`).
+        image_hw: (H, W) of the image in pixels (PIL's `size` reversed).
         keep_difficult: difficult rows are ground truth too (crowd rows never are).
     Returns:
         GroundTruth: boxes to match, and the valid difficult/crowd rows in `ignored`.
@@ -202,7 +202,7 @@ def validate_rows(rows: list[dict], class_names: list[str], image_wh: tuple[int,
     stick out are clipped to the image; a box thinner than a pixel inside it is kept
     (as the library's readers keep it).
     """
-    w_img, h_img = image_wh
+    h_img, w_img = image_hw
     lookup = {n.lower(): i for i, n in enumerate(class_names) if i > 0}
     boxes, labels, names, errors, ignored = [], [], [], [], []
     if len(rows) > MAX_BOXES_PER_IMAGE:  # the limit of annotation files, for pasted tables too
@@ -255,7 +255,7 @@ def validate_rows(rows: list[dict], class_names: list[str], image_wh: tuple[int,
     )
 
 
-def box_from_selection(selection_box: dict, image_wh: tuple[int, int]) -> dict | None:
+def box_from_selection(selection_box: dict, image_hw: tuple[int, int]) -> dict | None:
     """A Plotly box selection {"x": [x0, x1], "y": [y0, y1]} in image pixels -> a GT row
     with an empty label (the user picks it), rounded to whole pixels; None if degenerate."""
     try:
@@ -263,7 +263,7 @@ def box_from_selection(selection_box: dict, image_wh: tuple[int, int]) -> dict |
         ys = [float(v) for v in selection_box["y"]]
     except (KeyError, TypeError, ValueError):
         return None
-    w_img, h_img = image_wh
+    h_img, w_img = image_hw
     x1, x2 = max(0.0, min(xs)), min(float(w_img), max(xs))
     y1, y2 = max(0.0, min(ys)), min(float(h_img), max(ys))
     if x2 - x1 < 1 or y2 - y1 < 1:
@@ -275,7 +275,7 @@ def annotated_boxes(rows: list[dict], class_names: list[str], image_hw: tuple[in
     """The valid GT rows (`validate_rows`: clipped to the image, bad rows left out) as
     AnnotatedBox records with their difficult/crowd flags: the boxes to match first, then
     the flagged ones. `image_hw` is (H, W) in pixels."""
-    gt = validate_rows(rows, class_names, (image_hw[1], image_hw[0]), keep_difficult=False)
+    gt = validate_rows(rows, class_names, image_hw, keep_difficult=False)
     return [AnnotatedBox(r["label"], (float(r["x1"]), float(r["y1"]), float(r["x2"]), float(r["y2"])),
                          difficult=flag(r.get("difficult")), crowd=flag(r.get("crowd"))) for r in gt.rows()]
 

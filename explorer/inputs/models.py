@@ -20,6 +20,10 @@ from pathlib import Path
 
 from explorer.jobs.damage import checkpoint_problem
 from explorer.paths import CHECKPOINTS_DIR, REPO_ROOT, runs_dir  # noqa: F401 (re-exported)
+from ssd.data.procedural import CLASSES
+from ssd.models import build, coco_class_names
+from ssd.models.weights import WeightsError, read_state_dict
+from ssd.training.checkpoint import load as load_checkpoint  # weights_only: code in a pickle is refused
 
 SHIPPED_CHECKPOINT = CHECKPOINTS_DIR / "compact256_shapes.pt"
 RANDOM_COMPACT = "random:compact256"
@@ -209,9 +213,6 @@ def load_model(model_id: str) -> LoadedModel:
     import torch
 
     if model_id == RANDOM_COMPACT:
-        from ssd.data.procedural import CLASSES
-        from ssd.models import build
-
         torch.manual_seed(0)  # the same "random" model on every load
         model = build("compact256", num_classes=len(CLASSES))
         return LoadedModel(
@@ -221,14 +222,12 @@ def load_model(model_id: str) -> LoadedModel:
         )
     if model_id in TORCHVISION_MODELS:
         name = model_id.split(":", 1)[1]
-        from ssd.models import build
 
         try:
             model = build(name, num_classes=91, weights="coco")
         except Exception as e:  # offline: the download fails; say so and let the caller fall back
             raise ModelLoadError(f"Could not load {TORCHVISION_MODELS[model_id]}: {user_reason(e)} "
                                  f"{LOAD_FROM_FILE_HINT}") from e
-        from ssd.models import coco_class_names
 
         names = coco_class_names(name)
         return LoadedModel(model.eval(), names, model_id, TORCHVISION_MODELS[model_id])
@@ -240,10 +239,9 @@ def load_model(model_id: str) -> LoadedModel:
     problem = checkpoint_problem(path)
     if problem:
         raise ModelLoadError(f"Could not load checkpoint {path.name}: {user_reason(ValueError(problem))}", path)
-    from ssd.training.checkpoint import load  # torch.load(weights_only=True): a pickle with code in it is refused
 
     try:
-        model, meta = load(str(path))
+        model, meta = load_checkpoint(str(path))
     except Exception as e:
         raise ModelLoadError(f"Could not load checkpoint {path.name}: {user_reason(e)}", path) from e
     names = list(meta.get("class_names") or [])
@@ -256,8 +254,6 @@ def load_model(model_id: str) -> LoadedModel:
 def _load_weights_file(model_id: str) -> LoadedModel:
     """A torchvision-format state dict on disk (weights_only=True) in its architecture,
     with COCO's class names when it has COCO's 91 classes."""
-    from ssd.models import build, coco_class_names
-    from ssd.models.weights import WeightsError, read_state_dict
 
     arch, path = _split_weights_file_id(model_id)
     if arch not in WEIGHTS_FILE_ARCHS:
@@ -275,7 +271,6 @@ def _load_weights_file(model_id: str) -> LoadedModel:
 def _num_classes_of(state: dict) -> int:
     """Classes (background included) of a torchvision SSD state dict, from the first
     level's last conv in each head: class outputs / (box outputs / 4 coordinates)."""
-    from ssd.models.weights import WeightsError
 
     def last_bias(head: str):
         keys = [k for k in state if k.startswith(f"head.{head}.module_list.0.") and k.endswith(".bias")]

@@ -17,6 +17,8 @@ from pathlib import Path
 from PIL import Image
 
 from explorer.paths import SAMPLES_DIR
+from ssd.data.procedural import CLASSES, cat_and_dog_scene, make_scene
+from ssd.images import load_image
 
 CAT_AND_DOG = "cat_and_dog.png"
 # Largest image the app accepts, in pixels (w * h); larger uploads are refused.
@@ -45,6 +47,11 @@ class LoadedImage:
     gt_rows: list[dict]  # GT rows from the sample's annotation ([] for uploads)
     digest: str  # sha1 of `data`, a short stable key
     source: str = "sample"  # "sample" (built-in scene) or "upload" (the user's own file)
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(H, W) of the image in pixels (PIL's `size` is (W, H))."""
+        return self.image.height, self.image.width
 
 
 def _annotations(samples_dir: Path) -> dict:
@@ -94,7 +101,6 @@ def _label_name(label, class_names: tuple[str, ...]) -> str:
 
 def load_sample(sample_id: str, samples_dir: Path | None = None) -> LoadedImage:
     """The sample's image, encoded bytes and GT rows (labels as class names)."""
-    from ssd.data.procedural import CLASSES, cat_and_dog_scene, make_scene
 
     samples_dir = SAMPLES_DIR if samples_dir is None else Path(samples_dir)
     if sample_id.startswith("procedural:"):
@@ -133,7 +139,6 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, name: str | None = N
     rotation applied), at its own size: never upscaled, so ground-truth pixels keep the
     file's frame (the model resizes to its input anyway). Raises `ssd.images.ImageError`
     naming the problem and the file."""
-    from ssd.images import load_image
 
     return load_image(data, max_pixels=max_pixels, min_side=1, name=name)
 
@@ -144,21 +149,21 @@ def load_upload(name: str, data: bytes, max_pixels: int = MAX_PIXELS) -> LoadedI
     return LoadedImage(img, data, name, [], hashlib.sha1(data).hexdigest(), source="upload")
 
 
-def work_size(image_wh: tuple[int, int], max_side: int = WORK_MAX_SIDE) -> tuple[int, int]:
-    """(W, H) of the working copy of an image of `image_wh` (W, H): the same when its
+def work_size(image_hw: tuple[int, int], max_side: int = WORK_MAX_SIDE) -> tuple[int, int]:
+    """(H, W) of the working copy of an image of `image_hw` (H, W): the same when its
     longer side is <= `max_side`, else shrunk to `max_side` keeping the aspect ratio
-    (each side >= 1). Boxes found on the copy map back by `image_wh / work_size`."""
-    w, h = int(image_wh[0]), int(image_wh[1])
-    if max(w, h) <= max_side:
-        return w, h
-    scale = max_side / max(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
+    (each side >= 1). Boxes found on the copy map back by `image_hw / work_size`."""
+    h, w = int(image_hw[0]), int(image_hw[1])
+    if max(h, w) <= max_side:
+        return h, w
+    scale = max_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
 
 
 def work_image(image: Image.Image, max_side: int = WORK_MAX_SIDE) -> Image.Image:
     """`image` itself when small enough, else a copy shrunk to `work_size` (bilinear,
     Pillow's reducing gap: reads the big image once, allocates only the small one)."""
-    size = work_size(image.size, max_side)
-    if size == image.size:
+    h, w = work_size((image.height, image.width), max_side)
+    if (w, h) == image.size:
         return image
-    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return image.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0)

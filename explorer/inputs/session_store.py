@@ -27,6 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from explorer.inputs.ground_truth import flag
 
 # Query parameter of the page URL that holds the token.
 TOKEN_PARAM = "inputs"
@@ -94,7 +95,6 @@ def plain_rows(rows: list[dict]) -> tuple[dict, ...]:
 
     Rows with no label and no coordinate (just added in the table) are left out.
     """
-    from explorer.inputs.ground_truth import flag
 
     out = []
     for row in rows:

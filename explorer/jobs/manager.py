@@ -33,7 +33,7 @@ from explorer.jobs.controls import cancel, delete_run, resume
 from explorer.jobs.limits import JobLimits, check_disk
 from explorer.jobs.metrics import read_metrics, read_metrics_checked, tail_log
 from explorer.jobs.runs import DAMAGED, RunInfo, list_runs, read_run
-from explorer.jobs.spec import JobError, JobSpec, resolve_device, sanitize_run_name, train_argv, validate_spec
+from explorer.jobs.spec import JobError, JobSpec, job_device, sanitize_run_name, train_argv, validate_spec
 from explorer.jobs.start import start_run
 from explorer.jobs.kinds import kind_of
 from explorer.jobs.state import LOCKS_DIR, flock_wait, live_queue, open_lock, try_flock
@@ -137,7 +137,7 @@ def launch(runs_dir: Path, spec: JobSpec, name: str | None = None, devices: dict
     ckpt_roots = (*roots, runs_dir, paths_mod.CHECKPOINTS_DIR.resolve())  # a run's best.pt, the shipped ones
     summary = validate_spec(spec, roots=roots, limits=limits, checkpoint_roots=ckpt_roots)
     devices = devices if devices is not None else available_devices()
-    device = resolve_device(spec.train.device, devices["cuda"], devices["gpu_count"], spec.nproc)
+    device = job_device(spec.train.device, devices["cuda"], devices["gpu_count"], spec.nproc)
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

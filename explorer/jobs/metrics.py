@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from ssd.data.paths import open_nonblocking
 from ssd.training import runlog
 from ssd.training.runlog import EVAL_KEYS, STDOUT_FILE, TRAIN_KEYS, split_records
 
@@ -53,7 +54,7 @@ def read_metrics(run_dir: Path) -> tuple[list[dict], list[dict]]:
 
 def _tail_text(path: Path, max_bytes: int) -> str:
     try:
-        with runlog.open_regular(path) as f:  # a FIFO planted here never blocks the page
+        with open_nonblocking(path) as f:  # a FIFO planted here never blocks the page
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(size - max_bytes, 0))

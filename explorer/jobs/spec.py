@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.jobs.limits import JobError, JobLimits, check_budget, inside_roots, read_regular
-from ssd.training.options import DEVICES, TrainOptions
+from ssd.data.formats import AnnotationError, MAX_VOC_XML_BYTES, read_coco_json, read_voc_xml
+from ssd.device import resolve_device
+from ssd.training.options import TrainOptions
 
 __all__ = ["JobError", "JobSpec", "sanitize_run_name",
-           "resolve_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]
+           "job_device", "check_voc_root", "check_coco", "validate_spec", "train_argv"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_NAME_LEN = 64
 _MAX_XML_CHECKED = 200  # VOC: stop looking for a usable sample after this many files
@@ -66,20 +68,13 @@ def sanitize_run_name(name: str) -> str:
     return name or "run"
 
 
-def resolve_device(device: str, cuda_available: bool, gpu_count: int, nproc: int = 1) -> str:
-    """The device class a run trains on, "cpu" or "cuda"; JobError when impossible."""
-    if device not in DEVICES:
-        raise JobError(f"device must be one of {DEVICES}, got {device!r}")
-    if nproc < 1:
-        raise JobError(f"number of processes must be >= 1, got {nproc}")
-    if device == "cuda" and not cuda_available:
-        raise JobError("device 'cuda' asked for, but torch sees no CUDA GPU on this machine")
-    resolved = "cuda" if device == "cuda" or (device == "auto" and cuda_available) else "cpu"
-    if nproc > 1 and resolved != "cuda":
-        raise JobError(f"{nproc} processes need CUDA GPUs; this run would train on the CPU")
-    if nproc > max(gpu_count, 1) and resolved == "cuda":
-        raise JobError(f"{nproc} processes asked for, but only {gpu_count} GPU(s) are visible")
-    return resolved
+def job_device(device: str, cuda_available: bool, gpu_count: int, nproc: int = 1) -> str:
+    """The device class a run trains on, "cpu" or "cuda" (what the job file records), from
+    `ssd.device.resolve_device` with what the job manager probed; JobError when impossible."""
+    try:
+        return resolve_device(device, nproc, cuda_available=cuda_available, gpu_count=gpu_count).type
+    except (ValueError, RuntimeError) as exc:
+        raise JobError(str(exc)) from None
 
 
 def _split_ids(split_file: Path, limits: JobLimits) -> list[str]:
@@ -87,9 +82,8 @@ def _split_ids(split_file: Path, limits: JobLimits) -> list[str]:
     return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
-def _voc_sample_problem(root: Path, stem: str, roots, read_voc_xml) -> str | None:
+def _voc_sample_problem(root: Path, stem: str, roots) -> str | None:
     """Why Annotations/<stem>.xml is no usable sample (None when it is one)."""
-    from ssd.data.formats import AnnotationError, MAX_VOC_XML_BYTES
 
     xml_path = root / "Annotations" / f"{stem}.xml"
     try:  # each file resolved (a link may not leave the roots) and opened without blocking
@@ -124,11 +118,10 @@ def _check_voc(data_root: str, splits: tuple[str, ...], roots, limits: JobLimits
         ids[split] = _split_ids(inside_roots(str(split_file), roots, "VOC split file"), limits)
         if not ids[split]:
             raise JobError(f"VOC: {split_file} lists no image")
-    from ssd.data.formats import read_voc_xml  # lazy: torch loads only when checking VOC
 
     problems = []
     for stem in ids[splits[0]][:_MAX_XML_CHECKED]:
-        problem = _voc_sample_problem(root, stem, roots, read_voc_xml)
+        problem = _voc_sample_problem(root, stem, roots)
         if problem is None:
             return f"{len(ids[splits[0]])} {splits[0]} ids", len(ids[splits[0]])
         problems.append(problem)
@@ -154,7 +147,6 @@ def _check_coco(coco_json: str, coco_images: str, roots, limits: JobLimits) -> t
     img_dir = inside_roots(coco_images, roots, "COCO image folder")
     if not img_dir.is_dir():
         raise JobError(f"COCO: image folder {img_dir} does not exist")
-    from ssd.data.formats import AnnotationError, read_coco_json  # lazy: the one COCO reader
 
     data = read_regular(json_path, "COCO annotation file", limits.max_coco_json_bytes)
     try:  # size-checked above; the reader refuses deep nesting, huge numbers, a broken structure

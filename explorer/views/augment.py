@@ -172,20 +172,20 @@ def _drop_reason(trace: AugmentTrace, g: int) -> str:
 
 
 def matching_rows(db: DefaultBoxes, trace: AugmentTrace, gt_xyxy_px: Tensor, gt_names: list[str],
-                  image_wh: tuple[int, int], size: int, sample: int = 0) -> list[dict]:
+                  image_hw: tuple[int, int], size: int, sample: int = 0) -> list[dict]:
     """Per GT box of one sample: its best default box (the one matching forces on it,
     `matching.best_default_boxes`) before augmentation and after, and where it moved.
 
     Args:
         db: the model's default boxes; size: its input side S.
-        trace: the sample; gt_xyxy_px: (G, 4) its input GT, original pixels (W, H = image_wh).
+        trace: the sample; gt_xyxy_px: (G, 4) its input GT, original pixels (H, W = image_hw).
     Returns:
         G dicts: sample, gt, class, side (input px) / level / cell IoU before and after,
         and "move": "earlier map (finer)", "same map", "later map (coarser)" or why dropped.
     """
-    w, h = image_wh
+    h, w = image_hw
     gt = gt_xyxy_px.float().reshape(-1, 4)
-    before = best_default_boxes(db, gt, image_wh)
+    before = best_default_boxes(db, gt, image_hw)
     after_px = trace.target["boxes"] * size  # (G', 4) normalised -> output px
     after = dict(zip(trace.gt_index.tolist(), best_default_boxes(db, after_px, (size, size))))
     side_after = dict(zip(trace.gt_index.tolist(), _side_input_px(after_px, (1.0, 1.0))))

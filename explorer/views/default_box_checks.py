@@ -23,27 +23,27 @@ class ConfigWarning:
     message: str  # the sentence shown, with the numbers the rule compared
 
 
+def _levels_warning(kind: str, bad: tuple[int, ...], message) -> ConfigWarning | None:
+    """A `kind` warning on levels `bad`, its text `message(each level's words)`; None when none is bad."""
+    return ConfigWarning(kind, bad, message(bad)) if bad else None
+
+
 def _maps_increasing(cfg: SSDConfig) -> ConfigWarning | None:
     """SSD's maps go from fine to coarse (38, 19, 10, ...): a map larger than the one
     before it is almost always a typo."""
     fm = cfg.feature_maps
-    bad = tuple(k for k in range(1, len(fm)) if fm[k] > fm[k - 1])
-    if not bad:
-        return None
-    pairs = ", ".join(f"level {k} ({fm[k]}x{fm[k]}) after level {k - 1} ({fm[k - 1]}x{fm[k - 1]})" for k in bad)
-    return ConfigWarning("maps_increasing", bad,
-                         f"Feature maps should shrink from level to level (largest first), but {pairs} grows.")
+    return _levels_warning("maps_increasing", tuple(k for k in range(1, len(fm)) if fm[k] > fm[k - 1]), lambda bad: (
+        "Feature maps should shrink from level to level (largest first), but "
+        + ", ".join(f"level {k} ({fm[k]}x{fm[k]}) after level {k - 1} ({fm[k - 1]}x{fm[k - 1]})" for k in bad)
+        + " grows."))
 
 
 def _map_larger_than_input(cfg: SSDConfig) -> ConfigWarning | None:
     """A map with more cells per side than the input has pixels: cells under 1 px."""
-    s = cfg.image_size
-    bad = tuple(k for k, f in enumerate(cfg.feature_maps) if f > s)
-    if not bad:
-        return None
-    which = ", ".join(f"level {k} ({cfg.feature_maps[k]}x{cfg.feature_maps[k]})" for k in bad)
-    return ConfigWarning("map_larger_than_input", bad,
-                         f"{which}: more cells per side than the {s} px input has pixels (cells under 1 px).")
+    s, fm = cfg.image_size, cfg.feature_maps
+    return _levels_warning("map_larger_than_input", tuple(k for k, f in enumerate(fm) if f > s), lambda bad: (
+        ", ".join(f"level {k} ({fm[k]}x{fm[k]})" for k in bad)
+        + f": more cells per side than the {s} px input has pixels (cells under 1 px)."))
 
 
 def _grid_misfit(cfg: SSDConfig) -> ConfigWarning | None:

@@ -30,13 +30,15 @@ PRESETS = {
 }
 
 
+def _entries(text: str) -> list[str]:
+    """"0.1, 1/2; 3" -> ["0.1", "1/2", "3"]: the entries of a typed list (commas or semicolons)."""
+    return [part.strip() for part in str(text).replace(";", ",").split(",") if part.strip()]
+
+
 def _numbers(text: str, what: str) -> list[float]:
     """"0.1, 1/2; 3" -> [0.1, 0.5, 3.0]; ValueError naming the entry that is not a number."""
     out = []
-    for part in str(text).replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
+    for part in _entries(text):
         try:
             if "/" in part:
                 a, b = part.split("/", 1)
@@ -53,10 +55,7 @@ def _numbers(text: str, what: str) -> list[float]:
 def parse_feature_maps(text: str) -> tuple[int, ...]:
     """"38, 19, 10" -> (38, 19, 10). ValueError naming the entry that is not a positive int."""
     out = []
-    for part in str(text).replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
+    for part in _entries(text):
         try:
             v = int(part)
         except ValueError:

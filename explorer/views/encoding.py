@@ -49,7 +49,7 @@ def encoding_rows(gt_xyxy_norm, default_cxcywh_norm, variances=(0.1, 0.2), image
     rows = [{"target": name, "raw_offset": round(r, 4), "variance": v, "encoded": round(float(e), 4),
              "smooth_l1_if_predicted_0": round(float(smooth_l1(float(e))), 4)}
             for name, r, v, e in zip(TARGET_NAMES, raw, var, encoded.tolist())]
-    decoded = decode(encoded.reshape(1, 4), cxcywh_to_xyxy(d), variances)[0]
+    decoded = decode(encoded.reshape(1, 4), d, variances)[0]
     return {
         "rows": rows,
         "gt_cxcywh_px_in": [round(float(v) * image_size, 1) for v in g],

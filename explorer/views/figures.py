@@ -205,11 +205,11 @@ def _csv_value(v):
     return v
 
 
-def gt_figure(image_uri: str | None, image_wh: tuple[int, int], boxes_xyxy, names: Sequence[str],
+def gt_figure(image_uri: str | None, image_hw: tuple[int, int], boxes_xyxy, names: Sequence[str],
               fig_height: int = 520) -> go.Figure:
     """The image (original pixels) with its ground-truth boxes, hover = label and size.
     Box selection (drag) on this figure draws a new GT box."""
-    w, h = image_wh
+    h, w = image_hw
     boxes = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
     hover = [f"GT {n}: {names[n]} ({b[0]:.0f}, {b[1]:.0f}, {b[2]:.0f}, {b[3]:.0f}), "
              f"{b[2] - b[0]:.0f}x{b[3] - b[1]:.0f} px" for n, b in enumerate(boxes)]

@@ -23,10 +23,10 @@ from explorer.views.figures import CLASS_COLORS, GT_COLOR, LEVEL_COLORS
 from explorer.views.default_box_figure import ratio_color
 from ssd.config import SSDConfig
 from ssd.loss import multibox_loss
-from ssd.postprocess import PostprocessConfig, postprocess
+from ssd.postprocess import DEFAULTS, PostprocessConfig, postprocess
 
 # The live controls' ranges (shared with the pages' server-side sliders).
-SCORE_THRESH_RANGE = (0.01, 0.95, 0.01)  # NMS page: min (= the candidate floor), max, step
+SCORE_THRESH_RANGE = (DEFAULTS.score_thresh, 0.95, 0.01)  # NMS page: min (= the library's candidate floor), max, step
 NMS_THRESH_RANGE = (0.05, 0.95, 0.05)
 DETECTIONS_PER_IMG_RANGE = (1, 400, 1)
 MATCH_IOU_RANGE = (0.05, 0.95, 0.05)
@@ -82,17 +82,17 @@ def background_conf_loss(cls_logits: Tensor, default_cxcywh: Tensor) -> Tensor:
 
 
 def matching_data(cfg: SSDConfig, gt_xyxy_norm: Tensor, gt_names: list[str], gt_xyxy_px: Tensor,
-                  conf_loss_bg: Tensor, image_wh: tuple[int, int], iou_thresh: float, neg_pos_ratio: float,
+                  conf_loss_bg: Tensor, image_hw: tuple[int, int], iou_thresh: float, neg_pos_ratio: float,
                   image_uri: str | None) -> dict:
     """The Matching figure's data: the model's box configuration (the page generates the
-    default boxes), the GT normalised (`explorer.views.matching.gt_to_norm`, the boxes
+    default boxes), the GT normalised (`ssd.boxes.px_to_norm`, the boxes
     `ssd.matching.match` gets) and in pixels (to draw), the per-box background loss
     (`background_conf_loss`), and the current IoU threshold and neg:pos ratio."""
     g = gt_xyxy_norm.reshape(-1, 4)
     return {"config": box_config_data(cfg), "gt_norm": f32_b64(g), "num_gt": int(g.shape[0]),
             "gt_px": [[float(v) for v in row] for row in gt_xyxy_px.reshape(-1, 4).tolist()],
             "gt_names": [str(n) for n in gt_names], "conf_loss": f32_b64(conf_loss_bg),
-            "image_wh": [int(image_wh[0]), int(image_wh[1])], "iou_thresh": float(iou_thresh),
+            "image_hw": [int(image_hw[0]), int(image_hw[1])], "iou_thresh": float(iou_thresh),
             "neg_pos_ratio": float(neg_pos_ratio),
             "ranges": {"iou_thresh": MATCH_IOU_RANGE, "neg_pos_ratio": NEG_POS_RANGE},
             "colors": {"gt": GT_COLOR, "level": list(LEVEL_COLORS)}, "image_uri": image_uri}
@@ -107,7 +107,7 @@ def nms_candidates(scores: Tensor, boxes_px_in: Tensor, floor: float = SCORE_THR
 
 
 def nms_data(scores: Tensor, boxes_px_in: Tensor, boxes_xyxy_px: Tensor, level: Tensor, class_names: list[str],
-             image_wh: tuple[int, int], thresholds: dict, draw: dict, image_uri: str | None) -> dict:
+             image_hw: tuple[int, int], thresholds: dict, draw: dict, image_uri: str | None) -> dict:
     """The NMS figure's data: the candidates at the score floor, in the library's order
     (classes in order, each by score), with their boxes in input px (the frame NMS runs
     in) and original px (to draw), scores, labels, default box and level; the class
@@ -118,7 +118,7 @@ def nms_data(scores: Tensor, boxes_px_in: Tensor, boxes_xyxy_px: Tensor, level: 
     return {"boxes_px_in": f32_b64(post.candidate_boxes_px_in), "boxes_px": f32_b64(boxes_xyxy_px[idx]),
             "scores": f32_b64(post.candidate_scores), "labels": post.candidate_labels.tolist(),
             "default_index": idx.tolist(), "level": level[idx].tolist(),
-            "class_names": [str(n) for n in class_names], "image_wh": [int(image_wh[0]), int(image_wh[1])],
+            "class_names": [str(n) for n in class_names], "image_hw": [int(image_hw[0]), int(image_hw[1])],
             "score_thresh": float(thresholds["score_thresh"]), "nms_thresh": float(thresholds["nms_thresh"]),
             "detections_per_img": int(thresholds["detections_per_img"]),
             "ranges": {"score_thresh": SCORE_THRESH_RANGE, "nms_thresh": NMS_THRESH_RANGE,

@@ -19,21 +19,10 @@ from torch import Tensor
 from torchvision.ops import box_iou
 
 from explorer.views.figures import GT_COLOR, box_traces, image_figure, level_color
+from ssd.boxes import norm_to_px, px_to_norm
+from ssd.loss import multibox_loss, negative_rank
 from ssd.matching import Match, match
 from ssd.priors import DefaultBoxes
-
-
-def gt_to_norm(gt_xyxy_px: Tensor, image_wh: tuple[int, int]) -> Tensor:
-    """(G, 4) original pixels -> (G, 4) normalised to [0, 1] of width/height."""
-    w, h = image_wh
-    scale = torch.tensor([w, h, w, h], dtype=torch.float32)
-    return gt_xyxy_px.float().reshape(-1, 4) / scale
-
-
-def norm_to_px(boxes_xyxy_norm: Tensor, image_wh: tuple[int, int]) -> np.ndarray:
-    """(N, 4) normalised -> (N, 4) numpy, original-image pixels."""
-    w, h = image_wh
-    return (boxes_xyxy_norm.reshape(-1, 4) * torch.tensor([w, h, w, h], dtype=torch.float32)).numpy()
 
 
 @dataclass
@@ -50,7 +39,7 @@ def matching_view(
     image_size: int,
     gt_xyxy_px: Tensor,
     gt_names: list[str],
-    image_wh: tuple[int, int],
+    image_hw: tuple[int, int],
     iou_threshold: float = 0.5,
 ) -> MatchingView:
     """Match the default boxes to the image's GT and lay the result out for display.
@@ -60,10 +49,10 @@ def matching_view(
         image_size: the network input side S (for box shapes in input pixels).
         gt_xyxy_px: (G, 4) GT boxes, original pixels. G may be 0.
         gt_names: (G,) class names.
-        image_wh: (W, H) of the original image.
+        image_hw: (H, W) of the original image.
         iou_threshold: matching threshold (0.5 in the paper).
     """
-    gt_norm = gt_to_norm(gt_xyxy_px, image_wh)
+    gt_norm = px_to_norm(gt_xyxy_px.float().reshape(-1, 4), image_hw)  # (G, 4)
     default_xyxy = db.xyxy
     m = match(default_xyxy, gt_norm, iou_threshold)
     num_gt = gt_norm.shape[0]
@@ -114,22 +103,22 @@ def matching_view(
                     "best_ratio": db.labels_per_level[k][int(db.box_index[a])],
                 }
             )
-    positive_px = norm_to_px(default_xyxy[pos], image_wh)
+    positive_px = norm_to_px(default_xyxy[pos].reshape(-1, 4), image_hw).numpy()
     return MatchingView(m, records, per_gt_level, summary, positive_px)
 
 
-def best_default_boxes(db: DefaultBoxes, gt_xyxy_px: Tensor, image_wh: tuple[int, int]) -> list[dict]:
+def best_default_boxes(db: DefaultBoxes, gt_xyxy_px: Tensor, image_hw: tuple[int, int]) -> list[dict]:
     """For each GT box, the default box it overlaps best: the one matching forces on it
     (Sec. 2.2), and so the level and cell that should fire for this object.
 
     Args:
         db: the model's default boxes.
         gt_xyxy_px: (G, 4) GT boxes, original pixels.
-        image_wh: (W, H) of the original image (the resize maps it onto the input square).
+        image_hw: (H, W) of the original image (the resize maps it onto the input square).
     Returns:
         G dicts: gt, level, row, col, box (index within the cell), default_index, iou.
     """
-    gt_norm = gt_to_norm(gt_xyxy_px, image_wh)
+    gt_norm = px_to_norm(gt_xyxy_px.float().reshape(-1, 4), image_hw)  # (G, 4)
     if gt_norm.shape[0] == 0 or len(db) == 0:
         return []
     best_iou, best_a = box_iou(gt_norm, db.xyxy).max(dim=1)  # (G, A) -> (G,), (G,)
@@ -149,7 +138,7 @@ def _status(n_match: int, n_forced: int, best_iou: float, thr: float) -> str:
 def matching_figure(
     view: MatchingView,
     image_uri: str | None,
-    image_wh: tuple[int, int],
+    image_hw: tuple[int, int],
     gt_xyxy_px: Tensor,
     gt_names: list[str],
     level_names: list[str] | None = None,
@@ -159,7 +148,7 @@ def matching_figure(
 
     Hover on a box centre: level, cell, ratio, shape (input px), IoU, GT.
     """
-    w, h = image_wh
+    h, w = image_hw
     gt = np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4)
     traces = box_traces(gt, GT_COLOR, "ground truth", width=4, hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
     recs = view.records
@@ -204,7 +193,7 @@ def loss_view(
     db: DefaultBoxes,
     gt_xyxy_px: Tensor,
     gt_labels: Tensor,
-    image_wh: tuple[int, int],
+    image_hw: tuple[int, int],
     class_names: list[str],
     iou_threshold: float = 0.5,
     neg_pos_ratio: float = 3.0,
@@ -219,11 +208,10 @@ def loss_view(
         db: the model's default boxes.
         gt_xyxy_px, gt_labels: (G, 4) original pixels, (G,) classes 1..C-1.
     """
-    from ssd.loss import multibox_loss, negative_rank
 
     cls_logits = cls_logits.reshape(1, -1, cls_logits.shape[-1]).float()  # (A, C) -> (1, A, C)
     bbox_regression = bbox_regression.reshape(1, -1, 4).float()  # (A, 4) -> (1, A, 4)
-    target = {"boxes": gt_to_norm(gt_xyxy_px, image_wh), "labels": gt_labels.long()}
+    target = {"boxes": px_to_norm(gt_xyxy_px.float().reshape(-1, 4), image_hw), "labels": gt_labels.long()}
     with torch.no_grad():
         res = multibox_loss(cls_logits, bbox_regression, db.cxcywh, [target], iou_threshold=iou_threshold,
                             neg_pos_ratio=neg_pos_ratio, alpha=alpha, variances=variances)
@@ -255,21 +243,21 @@ def loss_view(
         conf=float(res.conf), loc=float(res.loc), total=float(res.total),
         conf_sum=float(res.conf) * denom, loc_sum=float(res.loc) * denom, num_pos=n,
         num_hard_negative=int(hard.sum()), negatives=negatives,
-        negative_px=norm_to_px(db.xyxy[neg_idx], image_wh), positive=positive, hard_negative=hard,
+        negative_px=norm_to_px(db.xyxy[neg_idx].reshape(-1, 4), image_hw).numpy(), positive=positive, hard_negative=hard,
     )
 
 
 def hard_negative_figure(
     lv: LossView,
     image_uri: str | None,
-    image_wh: tuple[int, int],
+    image_hw: tuple[int, int],
     gt_xyxy_px: Tensor,
     gt_names: list[str],
     max_boxes: int = 300,
     fig_height: int = 600,
 ) -> go.Figure:
     """GT (green) and the mined hard negatives (red, darker = harder), hover = rank and loss."""
-    w, h = image_wh
+    h, w = image_hw
     traces = box_traces(np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4), GT_COLOR, "ground truth", width=4,
                         hover=[f"GT {g}: {n}" for g, n in enumerate(gt_names)])
     negs = lv.negatives[:max_boxes]

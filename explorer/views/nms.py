@@ -35,7 +35,7 @@ def candidate_records(stages, class_names: list[str]) -> list[dict]:
     cand = stages.candidates
     n = len(cand.scores)
     kept = keep_mask(stages.nms.keep, n).tolist()
-    # Final detections are the first top_k kept boxes (keep is by descending score).
+    # Final detections are the first detections_per_img kept boxes (keep is by descending score).
     keep_idx = torch.as_tensor(stages.nms.keep)
     if keep_idx.dtype == torch.bool:
         keep_idx = keep_idx.nonzero().flatten()
@@ -103,7 +103,7 @@ def count_table(records: list[dict], detections, class_names: list[str], num_lev
 def nms_figure(
     records: list[dict],
     image_uri: str | None,
-    image_wh: tuple[int, int],
+    image_hw: tuple[int, int],
     show_suppressed: bool = True,
     show_links: bool = True,
     max_suppressed: int = 400,
@@ -118,7 +118,7 @@ def nms_figure(
 
     Clicking picks an object to trace: each box's centre marker carries customdata "det:A:C"
     (its default box A, class C), each GT's corner marker "gt:G" (`trace_links.target_key`)."""
-    w, h = image_wh
+    h, w = image_hw
     traces: list[dict] = []
     by_index = {r["candidate"]: r for r in records}
 

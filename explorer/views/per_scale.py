@@ -142,7 +142,7 @@ def _default_template() -> dict:
 _TEMPLATES: dict = {}
 
 
-def shared_image_layout(image_uri: str, image_wh: tuple[int, int], axes: list[tuple[str, str]]) -> dict:
+def shared_image_layout(image_uri: str, image_hw: tuple[int, int], axes: list[tuple[str, str]]) -> dict:
     """Layout entries that draw one image behind every (xaxis, yaxis) pair in `axes`, with
     the image's `source` in the figure once: a named image in `layout.template.layout.images`
     (the source, position and size), and per panel a `layout.images` item that refers to it
@@ -150,7 +150,7 @@ def shared_image_layout(image_uri: str, image_wh: tuple[int, int], axes: list[tu
 
     Returns: {"template": ..., "images": [...]} to merge into a layout dict.
     """
-    w, h = image_wh
+    h, w = image_hw
     base = _default_template()
     photo = {"name": PHOTO, "source": image_uri, "x": 0, "y": 0, "sizex": w, "sizey": h, "sizing": "stretch",
              "layer": "below", "xanchor": "left", "yanchor": "top"}
@@ -167,7 +167,7 @@ def per_scale_figure(
     steps,
     image_size: int,
     image_uri: str | None,
-    image_wh: tuple[int, int],
+    image_hw: tuple[int, int],
     class_names: list[str],
     level_names=None,
     cols: int = 3,
@@ -193,23 +193,23 @@ def per_scale_figure(
     `fig_width_px` wide. Laid out by hand (axis domains), as `make_subplots` alone costs ~50 ms.
     """
     n = len(maps)
-    W, H = image_wh
-    domains, fig_height = panel_grid(n, cols, (H, W), fig_width_px)
+    H, W = image_hw
+    domains, fig_height = panel_grid(n, cols, image_hw, fig_width_px)
     traces: list[dict] = []
     layout: dict = {"annotations": []}
     shown_classes: set[int] = set()
     axes = [("x" + ("" if k == 0 else str(k + 1)), "y" + ("" if k == 0 else str(k + 1))) for k in range(n)]
     ring_level = min((b["level"] for b in gt_best or []), default=-1)  # the ring's one legend entry
     for k, ((xd, yd), (xa, ya)) in enumerate(zip(domains, axes)):
-        _panel_axes(layout, k, xd, yd, (xa, ya), (W, H), feature_sizes[k], level_names)
+        _panel_axes(layout, k, xd, yd, (xa, ya), image_hw, feature_sizes[k], level_names)
         traces.append(_heatmap(k, maps[k], classes[k], steps[k] / image_size * W, steps[k] / image_size * H,
                                class_names, opacity, (xa, ya)))
         traces += _detection_traces(k, level_detections[k], class_names, shown_classes, (xa, ya))
         if gt_xyxy_px is not None and len(gt_xyxy_px):
-            traces += _gt_traces(k, gt_xyxy_px, gt_names, gt_best or [], feature_sizes[k], image_wh, (xa, ya),
+            traces += _gt_traces(k, gt_xyxy_px, gt_names, gt_best or [], feature_sizes[k], image_hw, (xa, ya),
                                  ring_level == k)
     if image_uri is not None:
-        layout.update(shared_image_layout(image_uri, image_wh, axes))
+        layout.update(shared_image_layout(image_uri, image_hw, axes))
     layout.update({
         "height": fig_height, "margin": dict(MARGIN_PX),
         "legend": {"orientation": "h", "yref": "container", "yanchor": "top", "y": 1, "x": 0,
@@ -219,9 +219,9 @@ def per_scale_figure(
     return to_figure(traces, layout)
 
 
-def _panel_axes(layout: dict, k: int, x_domain, y_domain, axes, image_wh, feature_size, level_names) -> None:
+def _panel_axes(layout: dict, k: int, x_domain, y_domain, axes, image_hw, feature_size, level_names) -> None:
     """Axes of panel k (image pixels, y down, equal pixel aspect) and its title, into `layout`."""
-    W, H = image_wh
+    H, W = image_hw
     suffix = "" if k == 0 else str(k + 1)
     xa, ya = axes
     # Equal pixel aspect: the domains have it already; constrain="domain" keeps it if the
@@ -276,11 +276,11 @@ def _detection_traces(k: int, det, class_names, shown_classes: set, axes) -> lis
     return out
 
 
-def _gt_traces(level: int, gt_xyxy_px, gt_names, gt_best: list[dict], feature_size, image_wh, axes,
+def _gt_traces(level: int, gt_xyxy_px, gt_names, gt_best: list[dict], feature_size, image_hw, axes,
                ring_legend: bool = True) -> list[dict]:
     """Cyan GT boxes on one panel with a clickable marker on each box's corner, and rings on
     the cells whose default box is some GT's best (a click on a ring picks that GT too)."""
-    W, H = image_wh
+    H, W = image_hw
     h, w = feature_size
     boxes = np.asarray(gt_xyxy_px, dtype=float).reshape(-1, 4)
     out = box_traces(boxes, GT_COLOR, "ground truth", width=1.5, dash="dot", legendgroup="ground truth",

@@ -31,7 +31,8 @@ from torch import Tensor
 from torchvision.ops import box_iou
 
 from explorer.views.trace_links import (check_gt, decoded_box_px, default_box_px, encoding_with_prediction, fate_text,
-                                        image_frames, postprocessed, prediction_fate, px_to_norm, tide_matching, where)
+                                        image_frames, postprocessed, prediction_fate, tide_matching, where)
+from ssd.boxes import norm_to_px, px_to_norm
 from ssd.evaluation.error_types.causes import miss_cause
 from ssd.evaluation.error_types.tide import TP
 from ssd.matching import match
@@ -45,7 +46,7 @@ VERDICT_TEXT = {
                       "training never asked any default box to predict it.",
     "low_score": "Missed, low score: its default boxes (IoU >= 0.5) gave its class at most {score:.3f}, not above "
                  "the score threshold {score_thresh:g}.",
-    "top_k": "Missed, cut by top-k: its best default box scored {score:.3f}, but a count limit removed it (the "
+    "count_limit": "Missed, cut by top-k: its best default box scored {score:.3f}, but a count limit removed it (the "
              "class's best {topk_candidates} candidates before NMS, or the first {max_dets} detections after).",
     "suppressed_by_nms": "Missed, suppressed by NMS: its best candidate ({score:.3f}) was removed by the kept "
                          "default box {suppressed_by_default_index} at IoU {suppress_iou:.2f} > {nms_thresh:g}.",
@@ -158,7 +159,7 @@ def _gt_verdict(stages, g: int, label: int, gt_norm: Tensor, gt_labels: Tensor, 
         d = int(res.order[n])
         det = stages.detections
         a = int(det.default_index[d])
-        iou = float(box_iou(det.boxes_xyxy_px[d:d + 1].float(), (gt_norm[g] * _gt_scale(stages))[None]))
+        iou = float(box_iou(det.boxes_xyxy_px[d:d + 1].float(), norm_to_px(gt_norm[g], stages.image_hw)[None]))
         rec = dict(where(stages.default_boxes, a), verdict="detected", detection=d, detection_number=d + 1,
                    class_name=names[label],
                    score=round(float(det.scores[d]), 4), iou=round(iou, 4))
@@ -174,11 +175,6 @@ def _gt_verdict(stages, g: int, label: int, gt_norm: Tensor, gt_labels: Tensor, 
                    fate=prediction_fate(stages, rec["default_index"], label))
         text += f" Its best default box: {fate_text(rec['fate'])}."
     return dict(rec, text=text)
-
-
-def _gt_scale(stages) -> Tensor:
-    h, w, _ = image_frames(stages)
-    return torch.tensor([w, h, w, h], dtype=torch.float32)
 
 
 def trace_gt(stages, gt_boxes_xyxy_px, gt_labels, gt_index: int, iou_threshold: float = MATCH_IOU,
@@ -209,7 +205,7 @@ def trace_gt(stages, gt_boxes_xyxy_px, gt_labels, gt_index: int, iou_threshold: 
     g, label = int(gt_index), int(labels[gt_index])
     h, w, _ = image_frames(stages)
     db = stages.default_boxes
-    gt_norm = px_to_norm(boxes_px, h, w)
+    gt_norm = px_to_norm(boxes_px, (h, w))  # (G, 4)
     default_xyxy_norm = db.xyxy  # (A, 4), computed once
     m = match(default_xyxy_norm, gt_norm, iou_threshold)
     iou_g = box_iou(gt_norm[g:g + 1], default_xyxy_norm)[0]  # (A,) Sec. 2.2 matching frame
@@ -267,7 +263,7 @@ def _detection_verdict(stages, fate: dict, boxes_px: Tensor, labels: Tensor, max
         return {"verdict": "not_a_detection", "gt": None,
                 "text": DETECTION_VERDICT_TEXT["not_a_detection"].format(fate_text=fate_text(fate))}
     h, w, _ = image_frames(stages)
-    res = tide_matching(stages, px_to_norm(boxes_px, h, w), labels, max_dets)
+    res = tide_matching(stages, px_to_norm(boxes_px, (h, w)), labels, max_dets)
     hit = (res.order == fate["detection"]).nonzero().flatten()
     if not len(hit):
         return {"verdict": "beyond_max_dets", "gt": None,
@@ -327,7 +323,7 @@ def trace_detection(stages, default_index: int, label: int, gt_boxes_xyxy_px, gt
         if fate["fate"] in ("final", "cut_by_top_k") else [],
         "verdict": verdict,
         "gt_xyxy_px": [round(float(v), 1) for v in boxes_px[j]] if j is not None else None,
-        "encodings": [dict(encoding_with_prediction(stages, px_to_norm(boxes_px[j], h, w)[0], a),
+        "encodings": [dict(encoding_with_prediction(stages, px_to_norm(boxes_px[j], (h, w)), a),
                            why=f"the target of GT {j} ({names[int(labels[j])]}) at this default box")]
         if j is not None else [],
     }

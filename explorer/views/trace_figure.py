@@ -69,7 +69,7 @@ def _detection_layers(trace: dict) -> list[dict]:
     return layers
 
 
-def trace_figure(trace: dict, image_uri: str | None, image_wh: tuple[int, int], fig_height: int = 560) -> go.Figure:
+def trace_figure(trace: dict, image_uri: str | None, image_hw: tuple[int, int], fig_height: int = 560) -> go.Figure:
     """The image (original pixels) with the boxes of a `trace_gt` / `trace_detection` result
     , one legend entry each; hover a box's centre for its numbers."""
     layers = _gt_layers(trace) if trace["kind"] == "gt" else _detection_layers(trace)
@@ -77,5 +77,5 @@ def trace_figure(trace: dict, image_uri: str | None, image_wh: tuple[int, int], 
     for layer in layers:
         traces += box_traces(layer["boxes_xyxy_px"], layer["color"], layer["name"], hover=layer["hover"],
                              width=layer["width"], dash=layer["dash"])
-    w, h = image_wh
+    h, w = image_hw
     return image_figure(image_uri, w, h, fig_height=fig_height, traces=traces)

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from explorer.views.encoding import encoding_rows
 from explorer.views.figures import GT_COLOR
-from ssd.boxes import cxcywh_to_xyxy
+from ssd.boxes import cxcywh_to_xyxy, norm_to_px
 from ssd.evaluation.error_types.tide import TideConfig, classify_image
 from ssd.postprocess import Postprocessed
 
@@ -44,15 +44,10 @@ def check_gt(gt_boxes_xyxy_px, gt_labels, num_classes: int) -> tuple[Tensor, Ten
     return boxes, labels
 
 
-def px_to_norm(boxes_xyxy_px: Tensor, h: int, w: int) -> Tensor:
-    """(G, 4) original pixels -> (G, 4) fractions of the image (= of the stretched input)."""
-    return boxes_xyxy_px.reshape(-1, 4) / torch.tensor([w, h, w, h], dtype=torch.float32)
-
-
 def default_box_px(db, a: int, h: int, w: int) -> list[float]:
     """Default box `a` (xyxy) in original-image pixels."""
     box_norm = cxcywh_to_xyxy(db.cxcywh[a:a + 1])[0]  # one box, not all A
-    return [round(float(v), 1) for v in box_norm * torch.tensor([w, h, w, h], dtype=torch.float32)]
+    return [round(float(v), 1) for v in norm_to_px(box_norm, (h, w))]
 
 
 def decoded_box_px(stages, a: int) -> list[float]:

@@ -16,7 +16,7 @@ function mtPrepare(st) {
 }
 
 function mtDraw(st) {
-  const d = st.data, [W, H] = d.image_wh;
+  const d = st.data, [H, W] = d.image_hw;
   const scale = Math.min(MT_MAX_W / W, MT_MAX_H / H);
   const w = Math.round(W * scale), h = Math.round(H * scale);
   const m = matchIou(st.iou, st.G, st.A, st.v.iou_thresh);

@@ -13,7 +13,7 @@ function nmsPrepare(st) {
 }
 
 function nmsDraw(st) {
-  const d = st.data, [W, H] = d.image_wh;
+  const d = st.data, [H, W] = d.image_hw;
   const scale = Math.min(NMS_MAX_W / W, NMS_MAX_H / H);
   const w = Math.round(W * scale), h = Math.round(H * scale);
   const r = nmsTrace(st.boxesIn, st.scores, st.labels, st.v.score_thresh, st.v.nms_thresh, st.v.detections_per_img);

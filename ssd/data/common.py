@@ -15,6 +15,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
+from ssd.boxes import px_to_norm
 from ssd.data.paths import PathRefused, confine, open_regular, read_regular
 from ssd.images import ImageError, load_image, stored_image_hw
 
@@ -98,8 +99,7 @@ def to_tensor_target(img: Image.Image, boxes_xyxy_px: Tensor, labels: Tensor):
     """Default conversion: (3, H, W) float in [0, 1] and boxes normalised by W, H."""
     w, h = img.size
     x = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
-    scale = torch.tensor([w, h, w, h], dtype=torch.float32)
-    return x.float() / 255.0, {"boxes": boxes_xyxy_px.reshape(-1, 4) / scale, "labels": labels.reshape(-1).long()}
+    return x.float() / 255.0, {"boxes": px_to_norm(boxes_xyxy_px.reshape(-1, 4), (h, w)), "labels": labels.reshape(-1).long()}
 
 
 def collate(batch):

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ssd.boxes import px_to_norm
 from ssd.data import procedural
 from ssd.data.coco import read_boxes
 from ssd.data.common import DatasetError, require_path
@@ -57,7 +58,7 @@ def _collect(per_image, class_names, source: str, skipped=()) -> DatasetBoxes:
     """[(name, width, height, boxes px (g, 4), labels (g,))] -> DatasetBoxes."""
     boxes, labels, index, names = [], [], [], []
     for n, (name, w, h, b, lab) in enumerate(per_image):
-        boxes.append(b / torch.tensor([w, h, w, h], dtype=torch.float32))
+        boxes.append(px_to_norm(b, (h, w)))
         labels.append(lab)
         index.append(torch.full((len(lab),), n, dtype=torch.int64))
         names.append(str(name))

@@ -23,6 +23,7 @@ import contextvars
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 JOB_ROOTS_ENV = "SSD_JOB_DATA_ROOTS"  # the roots a job's process is confined to (set by explorer.jobs)
 _UNSET = object()
@@ -119,6 +120,27 @@ def _size_text(num_bytes: int) -> str:
         if num_bytes >= scale:
             return f"{num_bytes / scale:.3g} {unit}"
     return f"{num_bytes} bytes"
+
+
+def open_nonblocking(path, max_bytes: int | None = None) -> BinaryIO:
+    """`path` opened for binary reading if it is a regular file (of at most `max_bytes`),
+    not confined: for the files the program writes itself (a run folder's JSON, metrics
+    and logs); a path a user typed goes through `open_regular`.
+
+    Opened with O_NONBLOCK and checked with fstat before any read, so a FIFO or device
+    planted in a run folder never blocks a reader. Raises OSError (FileNotFoundError
+    when missing) with a message naming the file otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path}: not a regular file")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise OSError(f"{path}: {st.st_size} bytes, over the {max_bytes} limit")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def open_regular(path, what: str = "file", max_bytes: int | None = None, roots=_UNSET, name: str | None = None):

@@ -17,10 +17,9 @@ import json
 import sys
 
 from ssd.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError, export_onnx, load_model
+from ssd.detect import parse_args_checked
 from ssd.models import MODEL_NAMES
-from ssd.postprocess import PostprocessConfig, config_with
-
-_DEFAULTS = PostprocessConfig()
+from ssd.postprocess import DEFAULTS, add_threshold_flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,25 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--raw", dest="raw", action="store_true",
                       help="outputs: the per-level head outputs (cls_logits_<l>, bbox_regression_<l>)")
     p.set_defaults(raw=False)
-    p.add_argument("--score-threshold", type=float, default=None,
-                   help=f"candidates need score > this (default {_DEFAULTS.score_thresh}, the library's)")
-    p.add_argument("--nms-threshold", type=float, default=None,
-                   help=f"NMS IoU threshold (default {_DEFAULTS.nms_thresh})")
-    p.add_argument("--top-k", type=int, default=None,
-                   help=f"detections kept per image (default {_DEFAULTS.detections_per_img})")
-    p.add_argument("--topk-candidates", type=int, default=None,
-                   help=f"candidates per class before NMS (default {_DEFAULTS.topk_candidates})")
+    add_threshold_flags(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.weights is not None and args.model is None:
-        print("error: --weights needs --model (a checkpoint carries its own weights)", file=sys.stderr)
+    args = parse_args_checked(build_parser(), argv)
+    if args is None:
         return 2
     try:
-        config = config_with(score_threshold=args.score_threshold, nms_threshold=args.nms_threshold,
-                             top_k=args.top_k, topk_candidates=args.topk_candidates)
+        config = DEFAULTS.with_overrides(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
+                                         topk_candidates=args.topk_candidates,
+                                         detections_per_img=args.detections_per_img)
         model = load_model(checkpoint=args.checkpoint, model_name=args.model, weights=args.weights,
                            num_classes=args.num_classes)
         meta = export_onnx(model, args.onnx, config=config, raw=args.raw, opset=args.opset,

@@ -121,27 +121,27 @@ class OnnxDetector:
             raise ValueError(f"{self.path.name} takes float32 images in [0, 1], got {images.dtype}")
         return dict(zip(self.output_names, self.session.run(None, {self.info.input_name: images})))
 
-    def _thresholds(self, score_threshold: float | None, top_k: int | None) -> tuple[float, int]:
+    def _thresholds(self, score_thresh: float | None, detections_per_img: int | None) -> tuple[float, int]:
         post = self.info.postprocess
         if post is None:
             raise ExportError(f"{self.path} holds the raw head outputs (exported with --raw), not detections")
-        score = post.score_thresh if score_threshold is None else float(score_threshold)
-        k = post.detections_per_img if top_k is None else int(top_k)
+        score = post.score_thresh if score_thresh is None else float(score_thresh)
+        k = post.detections_per_img if detections_per_img is None else int(detections_per_img)
         if score < post.score_thresh:
             raise ValueError(f"score threshold {score} is below the {post.score_thresh} baked into "
-                             f"{self.path.name}; export again with --score-threshold {score}")
+                             f"{self.path.name}; export again with --score-thresh {score}")
         if k > post.detections_per_img:
-            raise ValueError(f"top-k {k} is above the {post.detections_per_img} detections baked into "
-                             f"{self.path.name}; export again with --top-k {k}")
+            raise ValueError(f"detections_per_img {k} is above the {post.detections_per_img} detections baked into "
+                             f"{self.path.name}; export again with --detections-per-img {k}")
         return score, k
 
-    def detect(self, image: Image.Image | Tensor, score_threshold: float | None = None,
-               top_k: int | None = None) -> tuple[Detections, tuple[int, int], float]:
+    def detect(self, image: Image.Image | Tensor, score_thresh: float | None = None,
+               detections_per_img: int | None = None) -> tuple[Detections, tuple[int, int], float]:
         """Detections of one image: (Detections in original-image pixels, image (H, W), ms).
 
-        score_threshold / top_k: optional, stricter than the file's (see module docstring).
+        score_thresh / detections_per_img: optional, stricter than the file's (see module docstring).
         """
-        score_min, k = self._thresholds(score_threshold, top_k)
+        score_min, k = self._thresholds(score_thresh, detections_per_img)
         t0 = time.perf_counter()
         x, image_hw = self.preprocess(image)
         out = self.run(x)

@@ -25,8 +25,9 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import Iterable
 
+from ssd.data.paths import open_nonblocking
 from ssd.io import json_default, write_json_atomic
 
 CONFIG_FILE = "config.json"
@@ -45,7 +46,7 @@ CONTROL_LOCK = ".control.lock"  # flock taken (never waited for) by cancel / res
 CANCEL_MARK = "cancel_requested"  # marker: the user asked to cancel
 SPEC_FILE = "spec.json"  # a job kind's own input (an evaluation's checkpoint, data, thresholds)
 RESULT_FILE = "result.json"  # a short job's output (an evaluation's AP figures and errors)
-RAW_FILE = "raw.pt"  # an evaluation's kept network outputs
+KEPT_FILE = "raw.pt"  # an evaluation's kept network outputs (the file keeps its name: earlier evaluations still load)
 EXPORT_DIR = "export"  # a training run's ONNX export job folder (spec.json, status.json, result.json)
 ONNX_FILE = "model.onnx"  # the exported model, in EXPORT_DIR
 
@@ -110,32 +111,13 @@ def update_status(run_dir, **fields) -> dict:
 
 
 # --------------------------------------------------------------------------- reads ---
-def open_regular(path, max_bytes: int | None = None) -> BinaryIO:
-    """`path` opened for binary reading if it is a regular file (of at most `max_bytes`).
-
-    Opened with O_NONBLOCK and checked with fstat before any read, so a FIFO or device
-    planted in a run folder never blocks a reader. Raises OSError (FileNotFoundError
-    when missing) with a message naming the file otherwise."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(f"{path}: not a regular file")
-        if max_bytes is not None and st.st_size > max_bytes:
-            raise OSError(f"{path}: {st.st_size} bytes, over the {max_bytes} limit")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def read_json(path) -> dict:
     """The JSON object in `path`; RunDirError naming the file when it is missing,
     unreadable (not a regular file, over MAX_JSON_BYTES, truncated, nested too deep)
     or not a JSON object."""
     p = Path(path)
     try:
-        with open_regular(p, MAX_JSON_BYTES) as f:
+        with open_nonblocking(p, MAX_JSON_BYTES) as f:
             data = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{p}: not found") from None
@@ -190,7 +172,7 @@ def read_metrics(path) -> list[dict]:
     if p.is_dir():
         p = paths(p).metrics
     try:
-        with open_regular(p) as f:
+        with open_nonblocking(p) as f:
             size = os.fstat(f.fileno()).st_size
             f.seek(max(size - MAX_METRICS_BYTES, 0))
             lines = f.read().decode("utf-8", errors="replace").splitlines()

@@ -5,7 +5,7 @@ TIDE's greedy matching). Its cause, the first that applies:
 - "no_default_box": no default box reaches the matching threshold (IoU 0.5, Sec. 2.2), so
   training never asked any default box to predict it.
 - "low_score": its default boxes (IoU >= 0.5) never scored its class above the score threshold.
-- "top_k": the best-scoring of them did, but was cut by a count limit: the per-class
+- "count_limit": the best-scoring of them did, but was cut by a count limit: the per-class
   `topk_candidates` before NMS, or `detections_per_img` / the evaluation's max detections after.
 - "suppressed_by_nms": it was a candidate, and NMS removed it; the record names the kept
   candidate that removed it (its default box) and their IoU.
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ssd.postprocess import PostprocessConfig, Postprocessed
 
-CAUSES = ("no_default_box", "low_score", "top_k", "suppressed_by_nms", "mislocalized")
+CAUSES = ("no_default_box", "low_score", "count_limit", "suppressed_by_nms", "mislocalized")
 MATCH_IOU = 0.5  # Sec. 2.2: a default box is matched to a GT at IoU >= 0.5 (Jaccard overlap)
 
 
@@ -52,7 +52,7 @@ def miss_cause(gt_label: int, iou_default: Tensor, scores: Tensor, post: Postpro
         return dict(rec, cause="low_score")
     pos = ((post.candidate_index == m) & (post.candidate_labels == gt_label)).nonzero()[:, 0]
     if pos.numel() == 0:  # scored above the threshold, not among the class's topk_candidates
-        return dict(rec, cause="top_k")
+        return dict(rec, cause="count_limit")
     p = int(pos[0])
     if not bool(post.nms.kept[p]):
         by = int(post.nms.suppressed_by[p])
@@ -60,5 +60,5 @@ def miss_cause(gt_label: int, iou_default: Tensor, scores: Tensor, post: Postpro
                     suppress_iou=float(post.nms.suppress_iou[p]))
     rank = int((post.nms.keep == p).nonzero()[0, 0])  # keep is by descending score
     if rank >= min(cfg.detections_per_img, max_dets):
-        return dict(rec, cause="top_k")
+        return dict(rec, cause="count_limit")
     return dict(rec, cause="mislocalized")

@@ -5,7 +5,7 @@ with some class scoring above `floor` (the lowest score threshold the tuner offe
 the ground truth. `dense_image` puts them back into (A, C) / (A, 4) tensors with zeros
 elsewhere: for any score threshold >= floor, `ssd.postprocess.postprocess` on those gives
 the same detections as on the full outputs, since a default box left out has no class
-scoring above the threshold and so never becomes a candidate (tests/test_evaluation_raw.py).
+scoring above the threshold and so never becomes a candidate (tests/test_evaluation_kept.py).
 
 Letters: N = images, A = default boxes, C = classes incl. background, R = rows kept over
 all images, G = GT boxes over all images.
@@ -19,11 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-RAW_FLOOR = 0.01  # rows kept: some class scores > this (PostprocessConfig's default score_thresh)
+from ssd.postprocess import DEFAULTS
+
+KEPT_FLOOR = DEFAULTS.score_thresh  # rows kept: some class scores > this (the library's score_thresh)
 
 
 @dataclass
-class RawOutputs:
+class KeptOutputs:
     """Threshold-free outputs of N images, sparse (see module docstring)."""
 
     floor: float  # rows kept have a class score > floor
@@ -57,10 +59,10 @@ class RawOutputs:
         return scores, boxes
 
 
-class RawCollector:
-    """Collects `RawOutputs` batch by batch (`ssd.evaluation.evaluate.collect`'s `on_batch` data)."""
+class KeptCollector:
+    """Collects `KeptOutputs` batch by batch (`ssd.evaluation.evaluate.collect`'s `on_batch` data)."""
 
-    def __init__(self, floor: float = RAW_FLOOR):
+    def __init__(self, floor: float = KEPT_FLOOR):
         self.floor = float(floor)
         self.num_defaults = 0
         self._rows: list[tuple[Tensor, Tensor, Tensor]] = []  # per image (idx, scores, boxes)
@@ -75,30 +77,30 @@ class RawCollector:
             self._rows.append((idx.cpu(), scores[b, idx].cpu(), boxes_px_in[b, idx].cpu()))
         self._gts += [{k: v.cpu() for k, v in g.items()} for g in gts]
 
-    def result(self) -> RawOutputs:
+    def result(self) -> KeptOutputs:
         counts = torch.tensor([0] + [len(r[0]) for r in self._rows])
         gt_counts = torch.tensor([0] + [len(g["labels"]) for g in self._gts])
         c = self._rows[0][1].shape[1] if self._rows else 2
         cat = (lambda xs, shape: torch.cat(xs) if xs else torch.zeros(shape))  # noqa: E731
-        return RawOutputs(
+        return KeptOutputs(
             self.floor, self.num_defaults, counts.cumsum(0), cat([r[0] for r in self._rows], (0,)).long(),
             cat([r[1] for r in self._rows], (0, c)), cat([r[2] for r in self._rows], (0, 4)),
             gt_counts.cumsum(0), cat([g["boxes_xyxy_px_in"].float().reshape(-1, 4) for g in self._gts], (0, 4)),
             cat([g["labels"].long() for g in self._gts], (0,)).long())
 
 
-def raw_to_bytes(raw: RawOutputs) -> bytes:
+def kept_to_bytes(kept: KeptOutputs) -> bytes:
     """`torch.save` of the fields (tensors and numbers only: loads with weights_only=True)."""
     buf = io.BytesIO()
-    torch.save({k: getattr(raw, k) for k in RawOutputs.__dataclass_fields__}, buf)
+    torch.save({k: getattr(kept, k) for k in KeptOutputs.__dataclass_fields__}, buf)
     return buf.getvalue()
 
 
-def raw_from_file(path) -> RawOutputs:
-    """Read a raw-outputs file written by `raw_to_bytes` (weights_only=True). ValueError
+def kept_from_file(path) -> KeptOutputs:
+    """Read a raw-outputs file written by `kept_to_bytes` (weights_only=True). ValueError
     naming the file when it is truncated or not one."""
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
-        return RawOutputs(**{k: d[k] for k in RawOutputs.__dataclass_fields__})
+        return KeptOutputs(**{k: d[k] for k in KeptOutputs.__dataclass_fields__})
     except Exception as e:  # unpickler errors on junk are of many types
         raise ValueError(f"raw outputs {path}: not readable ({e}); delete the evaluation and run it again") from e
