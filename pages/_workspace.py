@@ -69,14 +69,16 @@ def threshold_sliders(prefix: str, columns=None) -> wsm.Thresholds:
     """The score, NMS IoU and top-k sliders, bound to the workspace's one threshold set."""
     ws = get()
     c1, c2, c3 = columns or st.columns(3)
+    score_step, nms_step, k_step = (r[2] for r in (live_data.SCORE_THRESH_RANGE, live_data.NMS_THRESH_RANGE,
+                                                   live_data.DETECTIONS_PER_IMG_RANGE))
     bound("slider", f"{prefix}_score_thresh", lambda: ws.thresholds.score_thresh,
-          lambda v: ws.set_thresholds(score_thresh=v), "Score threshold", *SCORE_RANGE, step=live_data.SCORE_THRESH_RANGE[2], container=c1,
+          lambda v: ws.set_thresholds(score_thresh=v), "Score threshold", *SCORE_RANGE, step=score_step, container=c1,
           help="score_thresh: a candidate needs this class score. The same value on Per-scale, NMS and Trace.")
     bound("slider", f"{prefix}_nms_thresh", lambda: ws.thresholds.nms_thresh,
-          lambda v: ws.set_thresholds(nms_thresh=v), "NMS IoU threshold", *NMS_RANGE, step=live_data.NMS_THRESH_RANGE[2], container=c2,
+          lambda v: ws.set_thresholds(nms_thresh=v), "NMS IoU threshold", *NMS_RANGE, step=nms_step, container=c2,
           help="nms_thresh: NMS removes a box that overlaps a kept box of its class above this IoU.")
     bound("slider", f"{prefix}_detections_per_img", lambda: ws.thresholds.detections_per_img,
-          lambda v: ws.set_thresholds(detections_per_img=v), "Top k detections", *DETECTIONS_RANGE, step=live_data.DETECTIONS_PER_IMG_RANGE[2],
+          lambda v: ws.set_thresholds(detections_per_img=v), "Top k detections", *DETECTIONS_RANGE, step=k_step,
           container=c3, help="detections_per_img: the final list keeps the best k.")
     return ws.thresholds
 

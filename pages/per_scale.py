@@ -33,7 +33,7 @@ def _per_scale_section(ctx) -> None:
     opacity = c2.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="ps_opacity")
     ws = _workspace.get()
     level_thr = _workspace.bound(
-        "slider", "ps_level_thr", lambda: ws.thresholds.score_thresh, lambda v: ws.set_thresholds(score_thresh=v),
+        "slider", "ps_level_score_thresh", lambda: ws.thresholds.score_thresh, lambda v: ws.set_thresholds(score_thresh=v),
         "Score threshold (score_thresh)", *SCORE_RANGE, step=0.01, container=c3,
         help="Each panel shows the boxes its level detects on its own (per-level NMS) above this score; the "
              "final NMS over all levels is on the NMS page. The same threshold as on NMS and Trace.")

@@ -21,7 +21,7 @@ def test_thresholds_survive_a_page_change_and_are_the_same_on_every_page():
     at.switch_page("pages/trace.py").run()
     assert at.slider(key="trace_score_thresh").value == 0.33
     at.switch_page("pages/per_scale.py").run()
-    assert at.slider(key="ps_level_thr").value == 0.33
+    assert at.slider(key="ps_level_score_thresh").value == 0.33
     at.switch_page("pages/matching.py").run()
     at.slider(key="match_iou").set_value(0.6).run()
     at.switch_page("pages/home.py").run()
