@@ -98,9 +98,8 @@ def _score_kept_across_pages(page) -> str:
     return url
 
 
-def _gallery_opens_per_scale(page, base: str) -> None:
-    page.goto(base + "/evaluation")
-    _settle(page, "Evaluation")
+def _gallery_opens_per_scale(page) -> None:
+    _nav(page, "Evaluation", "Evaluation")  # in the same session (the user's upload is in it)
     page.get_by_text("Worst images").first.wait_for(timeout=90_000)
     button = page.get_by_role("button", name="Per-scale").first
     button.scroll_into_view_if_needed()
@@ -138,7 +137,7 @@ def test_one_workspace_across_pages_links_and_the_gallery(tmp_path, peer_data, c
                     _settle(other, "Non-maximum suppression")
                     assert _score(other) == "0.33"
                     other.locator(SIDEBAR).get_by_text("353x500 px, 1 GT boxes").first.wait_for()
-                    _gallery_opens_per_scale(page, base)
+                    _gallery_opens_per_scale(page)
                 finally:
                     browser.close()
     except AssertionError:
