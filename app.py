@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:  # `explorer`, `ssd` and `pages._sidebar` import f
 import torch  # noqa: E402
 
 from explorer.inputs.models import app_torch_threads  # noqa: E402
-from pages import _auth, _sidebar  # noqa: E402
+from pages import _auth, _sidebar, _workspace  # noqa: E402
 
 if torch.get_num_threads() != app_torch_threads():
     torch.set_num_threads(app_torch_threads())
@@ -44,5 +44,6 @@ if (ROOT / "pages" / "training.py").is_file():  # written by the training engine
 # is asked for first. Until then the page list stays hidden.
 nav = st.navigation(pages, position="sidebar" if _auth.signed_in() else "hidden")
 _auth.gate()
+_workspace.follow_goto()  # a page asked for by a callback (the workspace is already set)
 _sidebar.sidebar()
 nav.run()

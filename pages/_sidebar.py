@@ -4,11 +4,17 @@
 (model, image, ground truth) in session state, and each page reads it with `context()`.
 No SSD maths here: it calls `explorer/` through the caches in `pages/_cache.py`.
 
-A browser reload starts a new session: the image and GT in use are kept in `KEPT`
-(`explorer.inputs.session_store`, memory of this server process) under a token in the
-page URL (`?inputs=...`), which the sidebar sets again on every run (a page change in
-the navigation drops the URL's query). The first run of a session with a known token
-takes them back; an unknown one is ignored.
+What the widgets set lives in the session's workspace (`pages/_workspace.py`,
+`explorer.workspace`): the model, the image picked, and the ground truth of each image
+(a new image starts with its own boxes; going back restores its table).
+
+A browser reload or a shared link starts a new session: the image and GT in use are
+kept in `KEPT` (`explorer.inputs.session_store`, memory of this server process) under a
+token in the page URL (`?inputs=...`); the rest of the view is in the URL itself
+(`explorer.workspace.to_query`), written again on every run (a page change in the
+navigation drops the URL's query). The first run of a session takes the link back; a
+token it arrived with is read, never written (its first change makes its own), and an
+unknown or expired one says so and falls back to the sample.
 """
 from __future__ import annotations
 
@@ -18,13 +24,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from explorer import workspace
+from explorer.evaluation.gallery import is_scene_id
 from explorer.inputs import ground_truth as gt_mod
 from explorer.inputs import models as models_mod
 from explorer.inputs import samples as samples_mod
 from explorer.inputs import session_store as keep_mod
 from explorer.inputs import weights_file
 from explorer.views.figures import PAPER_URL
-from pages import _cache, _model_file, _ui
+from explorer.workspace import GTState
+from pages import _cache, _model_file, _ui, _workspace
 from pages._ui import CTX_KEY
 
 # Every session's kept image and GT (bounded: entries, bytes, idle time), one per server
@@ -50,30 +59,31 @@ def context() -> ExplorerContext:
 
 # ---------------------------------------------------------------- the sidebar
 def _model_picker() -> tuple[models_mod.LoadedModel, str]:
+    """The model select box, bound to the workspace's model. Another page asks for a model
+    by setting `model_choice` in session state (the Training page, the weights loader)."""
+    ws = _workspace.get()
+    asked = st.session_state.pop("model_choice", None)
+    if asked:
+        ws.set_model(asked)
     choices = models_mod.list_model_choices()
     ids = [c.model_id for c in choices]
-    want = st.session_state.get("model_choice")
-    extra = models_mod.extra_choice(want) if want not in ids else None
+    extra = models_mod.extra_choice(ws.model_id) if ws.model_id and ws.model_id not in ids else None
     if extra is not None:  # a checkpoint elsewhere on disk, or a weights file the user loaded
         choices.insert(0, extra)
-        ids.insert(0, want)
+        ids.insert(0, ws.model_id)
     default = models_mod.default_model_id(choices)
-    # "model_choice" is the public key (the training page sets it); the widget has its
-    # own key so another page may write "model_choice" at any point of a run.
-    if want and want in ids and want != st.session_state.get("_model_choice_synced"):
-        st.session_state["_model_picker"] = want
-    if st.session_state.get("_model_picker") not in ids:
-        st.session_state["_model_picker"] = want if want in ids else default
-    model_id = st.sidebar.selectbox(
-        "Model", ids, key="_model_picker", format_func=lambda i: models_mod.choice_label(i, choices),
+    _workspace.set_defaults(model=default)
+    if ws.model_id not in ids:
+        ws.set_model(default)
+    model_id = _workspace.bound(
+        "selectbox", "_model_picker", lambda: ws.model_id, ws.set_model, "Model", ids, container=st.sidebar,
+        format_func=lambda i: models_mod.choice_label(i, choices),
         help="Shipped checkpoints, your training runs (runs/*/checkpoints/best.pt), torchvision's "
              "COCO models (need their weights downloaded), or a weights file you load below.",
     )
     failed = st.session_state.pop("_model_load_error", None)
     if failed:
         st.sidebar.error(failed)
-    st.session_state["model_choice"] = model_id
-    st.session_state["_model_choice_synced"] = model_id
     try:
         return _cache.load_model(model_id), models_mod.model_cache_key(model_id)
     except models_mod.ModelLoadError as e:
@@ -82,93 +92,120 @@ def _model_picker() -> tuple[models_mod.LoadedModel, str]:
         fallback = default if default != model_id else models_mod.RANDOM_COMPACT
         st.session_state["_model_load_error"] = _ui.plain(e.for_user(weights_file.shown_name(model_id))) + "\n\nSwitched to " + _ui.plain(
             models_mod.choice_label(fallback, choices)) + "."
-        st.session_state["model_choice"] = fallback
+        ws.set_model(fallback)
         st.rerun()
 
 
+UPLOAD_KEY = "_kept_upload"  # (name, bytes) of the session's last upload: the upload stays when a sample is shown
+
+
 def _upload_picker(default_id: str) -> tuple[samples_mod.LoadedImage, str | None]:
-    """The upload branch of `_image_picker`: the new file, else the one kept from before a
-    reload, else the default sample."""
+    """The upload branch of `_image_picker`: the new file, else the session's last upload
+    (before a sample was shown, or kept across a reload), else the default sample."""
     ss = st.session_state
     up = st.sidebar.file_uploader(
         f"Your image (JPEG, PNG, WebP, BMP, GIF; at most {samples_mod.MAX_PIXELS / 1e6:.0f} megapixels)",
         type=samples_mod.UPLOAD_TYPES, key="image_upload",
     )
     if up is not None:
-        ss.pop("_kept_upload", None)  # a new upload replaces the kept one
         data = up.getvalue()
         try:
-            return _cache.decode_upload(up.name, data), None
+            image = _cache.decode_upload(up.name, data)
+            ss[UPLOAD_KEY], ss["_upload_from_link"] = (up.name, data), False  # it replaces the kept one
+            return image, None
         except ValueError as e:  # ssd.images.ImageError is a ValueError
             st.sidebar.error(_ui.plain(f"Cannot use this upload: {e}"))
             st.sidebar.caption("Showing the default sample scene instead.")
-    elif ss.get("_kept_upload"):
-        name, data = ss["_kept_upload"]
+    elif ss.get(UPLOAD_KEY):
+        name, data = ss[UPLOAD_KEY]
         try:
             image = _cache.decode_upload(name, data)
-            st.sidebar.caption(_ui.plain(f"Kept from before the reload: {name}. Upload a file to replace it."))
+            how = "Kept from before the reload" if ss.get("_upload_from_link") else "Your upload"
+            st.sidebar.caption(_ui.plain(f"{how}: {name}. Upload a file to replace it."))
             return image, None
         except ValueError:  # cannot happen for a kept upload (it decoded before); never stop the app
-            ss.pop("_kept_upload", None)
+            ss.pop(UPLOAD_KEY, None)
     else:
         st.sidebar.caption("No file yet: showing the default sample scene.")
     return _cache.sample_image(default_id), default_id
 
 
 def _image_picker() -> tuple[samples_mod.LoadedImage, str | None, str]:
-    """(the image, its sample id or None for an upload, the default sample's id)."""
+    """(the image, its sample id or None for an upload, the default sample's id); the
+    radio and the sample box are bound to the workspace (`source`, `sample_id`)."""
+    ws = _workspace.get()
     samples = samples_mod.list_samples()
     ids = [s.sample_id for s in samples]
     labels = {s.sample_id: s.label for s in samples}
-    source = st.sidebar.radio("Image", ["Sample scene", "Upload"], horizontal=True, key="image_source")
     default_id = samples_mod.default_sample_id(samples)
+    sources = {"sample": "Sample scene", "upload": "Upload"}  # workspace word -> the radio's label
+    source = _workspace.bound("radio", "image_source", lambda: sources[ws.source],
+                              lambda v: ws.choose_upload() if v == "Upload" else ws.choose_sample(ws.sample_id),
+                              "Image", list(sources.values()), container=st.sidebar, horizontal=True)
     if source == "Upload":
         return (*_upload_picker(default_id), default_id)
-    st.session_state.pop("_kept_upload", None)  # switching to a sample lets the kept upload go
-    want = st.session_state.get("sample_id")
-    if want and want not in ids and want.startswith("procedural:scene_"):  # sent by the Evaluation page
+    want = ws.sample_id
+    if want and want not in ids and is_scene_id(want):  # sent by the Evaluation page or a link
         ids.insert(0, want)
         labels[want] = f"evaluated scene {want.split('_', 1)[1]} (generated)"
-    if st.session_state.get("sample_id") not in ids:
-        st.session_state["sample_id"] = default_id
-    sid = st.sidebar.selectbox("Sample scene", ids, key="sample_id", format_func=lambda i: labels.get(i, i))
+    if want not in ids:
+        if want is not None:
+            st.sidebar.warning(_ui.plain(f"No sample scene {want!r} here: showing the default one."))
+        ws.choose_sample(default_id)
+    sid = _workspace.bound("selectbox", "sample_id", lambda: ws.sample_id or default_id, ws.choose_sample,
+                           "Sample scene", ids, container=st.sidebar, format_func=lambda i: labels.get(i, i))
     return _cache.sample_image(sid), sid, default_id
 
 
+def _file_key(image: samples_mod.LoadedImage) -> str:
+    """The annotation uploader's key: one per image, so a file never follows another image."""
+    return f"gt_file_{image.digest[:16]}"
+
+
+def _read_gt_file(image: samples_mod.LoadedImage, up, want) -> None:
+    """Read the annotation file `up` for `image` into the workspace (COCO image id `want`)."""
+    ss, ws = st.session_state, _workspace.get()
+    try:
+        w, h = image.image.size
+        read = gt_mod.parse_annotation_file(up.name, up.getvalue(), image_name=image.name, image_hw=(h, w),
+                                            coco_image_id=want)
+        ws.set_gt(keep_mod.plain_rows(read.rows), [f"file {up.name}"])
+        _new_table()
+        ss["gt_file_notes"], ss["gt_file_error"] = read.notes, None
+        if read.coco_image_ids != (ss.get("gt_coco_ids") or []):  # a new file: a fresh image-id picker
+            ss["gt_coco_ids"], ss["gt_coco_want"] = read.coco_image_ids, read.coco_image_id
+            ss["gt_coco_version"] = ss.get("gt_coco_version", 0) + 1
+            ss["gt_file_seen"] = (image.digest, up.name, up.size, read.coco_image_id)
+            st.rerun()
+    except gt_mod.GTFileError as e:
+        ss["gt_file_notes"], ss["gt_coco_ids"], ss["gt_file_error"] = [], [], str(e)
+        if any(s.startswith("file ") for s in ws.gt.source):  # never keep a replaced file's rows
+            ws.reset_gt()
+            _new_table()
+            ss["gt_file_error"] += ("\nThe boxes of the previous annotation file are no longer used: the "
+                                    "image's own ground truth is back" + ("." if image.gt_rows else " (none)."))
+
+
 def _gt_file(image: samples_mod.LoadedImage) -> None:
-    """The annotation-file uploader of `_gt_editor`: read the file for this image into
-    `gt_base`; its notes and errors are user text, shown as plain text (`st.code`)."""
-    ss = st.session_state
-    up = st.file_uploader("Annotation file", type=["xml", "json"], key="gt_file")
+    """The annotation-file uploader of `_gt_editor` (one per image): read the file for this
+    image into the workspace; removing it puts the image's own boxes back. Its notes and
+    errors are user text, shown as plain text (`st.code`)."""
+    ss, ws = st.session_state, _workspace.get()
+    up = st.file_uploader("Annotation file", type=["xml", "json"], key=_file_key(image))
+    seen = ss.get("gt_file_seen")
     if up is None:
+        if seen is not None and seen[0] == image.digest and any(s.startswith("file ") for s in ws.gt.source):
+            ws.reset_gt()  # the user removed the file: its rows go with it
+            _new_table()
         ss["gt_file_notes"], ss["gt_file_error"], ss["gt_file_seen"] = [], None, None
         return
     ids, want = ss.get("gt_coco_ids") or [], ss.get("gt_coco_want")
     if len(ids) > 1:  # several COCO images share this file name: the user picks one
         want = st.selectbox("COCO image id", ids, index=ids.index(want) if want in ids else 0,
                             key=f"gt_coco_pick_{ss.get('gt_coco_version', 0)}")
-    if ss.get("gt_file_seen") != (up.name, up.size, image.digest, want):
-        ss["gt_file_seen"] = (up.name, up.size, image.digest, want)
-        try:
-            w, h = image.image.size
-            read = gt_mod.parse_annotation_file(up.name, up.getvalue(), image_name=image.name, image_hw=(h, w),
-                                                coco_image_id=want)
-            ss["gt_base"], ss["gt_file_notes"], ss["gt_file_error"] = read.rows, read.notes, None
-            ss["gt_version"] += 1
-            ss["gt_source"] = [f"file {up.name}"]
-            if read.coco_image_ids != ids:  # a new file: a fresh image-id picker
-                ss["gt_coco_ids"], ss["gt_coco_want"] = read.coco_image_ids, read.coco_image_id
-                ss["gt_coco_version"] = ss.get("gt_coco_version", 0) + 1
-                ss["gt_file_seen"] = (up.name, up.size, image.digest, read.coco_image_id)
-                st.rerun()
-        except gt_mod.GTFileError as e:
-            ss["gt_file_notes"], ss["gt_coco_ids"], ss["gt_file_error"] = [], [], str(e)
-            if any(s.startswith("file ") for s in ss.get("gt_source", [])):  # never keep a replaced file's rows
-                ss["gt_base"] = [dict(r) for r in image.gt_rows]
-                ss["gt_version"] += 1
-                ss["gt_source"] = ["image"] if image.gt_rows else []
-                ss["gt_file_error"] += ("\nThe boxes of the previous annotation file are no longer used: the "
-                                        "image's own ground truth is back" + ("." if image.gt_rows else " (none)."))
+    if seen != (image.digest, up.name, up.size, want):
+        ss["gt_file_seen"] = (image.digest, up.name, up.size, want)
+        _read_gt_file(image, up, want)
     if ss.get("gt_file_error"):
         st.error("The annotation file was refused:")
         st.code(ss["gt_file_error"], language=None, wrap_lines=True)
@@ -177,11 +214,18 @@ def _gt_file(image: samples_mod.LoadedImage) -> None:
         st.code("\n".join(ss["gt_file_notes"]), language=None, wrap_lines=True)
 
 
+def _new_table() -> None:
+    """The GT table starts again from the workspace's rows (a new key for the editor)."""
+    ss = st.session_state
+    ss["gt_base"] = [dict(r) for r in _workspace.get().gt.rows]
+    ss["gt_version"] = ss.get("gt_version", 0) + 1
+
+
 def _add_gt_source(word: str) -> None:
     """Note how the GT rows came to be ("drawn", "typed"), once each."""
-    src = list(st.session_state.get("gt_source", []))
-    if word not in src:
-        st.session_state["gt_source"] = src + [word]
+    ws = _workspace.get()
+    if word not in ws.gt.source:
+        ws.set_gt(source=ws.gt.source + (word,))
 
 
 def _gt_downloads(image: samples_mod.LoadedImage, rows: list[dict], class_names: list[str]) -> None:
@@ -197,63 +241,50 @@ def _gt_downloads(image: samples_mod.LoadedImage, rows: list[dict], class_names:
                             "in the model's class order; difficult objects written as iscrowd.")
 
 
-def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod.GroundTruth:
-    """GT rows: the image's own, an annotation file, the table, or boxes drawn on Home.
-
-    The table shows `gt_base` (bumping `gt_version` gives the editor a fresh key whenever
-    the base changes: new image, file, drawn box); its edited result is the truth. Rows
-    flagged difficult or crowd are shown but are not ground truth (difficult ones unless
-    the box is ticked). Messages name user text, so they are shown as plain text.
-    """
-    ss = st.session_state
-    if ss.get("gt_digest") != image.digest:
-        ss["gt_digest"] = image.digest
-        ss["gt_base"] = [dict(r) for r in image.gt_rows]
-        ss["gt_version"] = ss.get("gt_version", 0) + 1
-        ss["gt_file_seen"] = None
-        ss["gt_source"] = ["image"] if image.gt_rows else []
-    # A box drawn on the Home page (plotly box selection, frame = original pixels).
+def _drawn_box(image: samples_mod.LoadedImage, class_names: list[str]) -> None:
+    """A box drawn on the Home page (plotly box selection, frame = original pixels) joins the GT."""
     drawn = _ui.new_selection("gt_draw_chart", "box")
-    if drawn is not None:
-        row = gt_mod.box_from_selection(drawn, image.image_hw)
-        if row is not None:
-            row["label"] = ss.get("gt_draw_label") or class_names[1]
-            ss["gt_base"] = list(ss.get("gt_current", ss["gt_base"])) + [row]
-            ss["gt_version"] += 1
-            _add_gt_source("drawn")
-    # No count in the label: it is drawn before the table's edits of this run are known.
+    row = gt_mod.box_from_selection(drawn, image.image_hw) if drawn is not None else None
+    if row is not None:
+        ws = _workspace.get()
+        row["label"] = st.session_state.get("gt_draw_label") or class_names[1]
+        ws.set_gt(ws.gt.rows + keep_mod.plain_rows([row]))
+        _add_gt_source("drawn")
+        _new_table()
+
+
+def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod.GroundTruth:
+    """GT of the shown image (the workspace keeps it per image): its own, an annotation
+    file, the table on the Home page (`gt_table`), or boxes drawn there. The sidebar keeps
+    a short summary, the file uploader, the difficult rule and the downloads. Rows flagged
+    difficult or crowd are shown but are not ground truth (difficult ones unless the box is
+    ticked). Messages name user text, so they are shown as plain text.
+    """
+    ss, ws = st.session_state, _workspace.get()
+    if ws.image is None or ws.image.digest != image.digest:  # called on its own (tests): show it first
+        _show_image(image, None if image.source == "upload" else image.name)
+    if ss.get("_gt_table_of") != image.digest or "gt_base" not in ss:
+        ss["_gt_table_of"] = image.digest
+        _new_table()
+    _drawn_box(image, class_names)
+    rows = [dict(r) for r in ws.gt.rows]
     with st.sidebar.expander("Ground-truth boxes", expanded=False):
-        st.caption("Pixels of the original image. Edit the table, add rows, load a VOC .xml / COCO "
-                   ".json, or draw boxes on the Home page.")
+        st.caption("Pixels of the original image. Load a VOC .xml / COCO .json here; edit the table, add rows or "
+                   "draw boxes on the Home page.")
         _gt_file(image)
-        st.selectbox("Label for drawn boxes", class_names[1:], key="gt_draw_label")
-        keep_difficult = st.checkbox("Difficult objects are ground truth", key="gt_keep_difficult",
-                                     help="VOC <difficult> objects are left out of matching by default, as the "
-                                          "VOC devkit and the library's reader do.")
-        df = pd.DataFrame(ss["gt_base"], columns=list(gt_mod.GT_COLUMNS))
-        df[["difficult", "crowd"]] = df[["difficult", "crowd"]].map(gt_mod.flag)  # missing -> False
-        edited = st.data_editor(
-            df, num_rows="dynamic", hide_index=True, key=f"gt_table_{ss['gt_version']}",
-            column_config={
-                # Narrow columns so label and all four corners fit the sidebar without scrolling.
-                "label": st.column_config.SelectboxColumn("label", options=class_names[1:], width="small"),
-                **{c: st.column_config.NumberColumn(c, format="%g", width=40) for c in ("x1", "y1", "x2", "y2")},
-                "difficult": st.column_config.CheckboxColumn("diff.", help="VOC difficult object", width=40),
-                "crowd": st.column_config.CheckboxColumn("crowd", help="COCO crowd region: never ground truth",
-                                                         width=40),
-            },
-        )
-        rows = edited.to_dict("records")
-        ss["gt_current"] = rows
-        if keep_mod.plain_rows(rows) != keep_mod.plain_rows(ss["gt_base"]):
-            _add_gt_source("typed")
+        keep_difficult = _workspace.bound(
+            "checkbox", "gt_keep_difficult", lambda: ws.gt.keep_difficult, lambda v: ws.set_gt(keep_difficult=v),
+            "Difficult objects are ground truth",
+            help="VOC <difficult> objects are left out of matching by default, as the VOC devkit and the "
+                 "library's reader do.")
+        rows = [dict(r) for r in ws.gt.rows]  # the file may have changed them
         gt = gt_mod.validate_rows(rows, class_names, image.image_hw, keep_difficult=keep_difficult)
         st.caption(f"{len(gt)} box(es) in use, of {len(rows)} row(s). Source: "  # a file name is user text
-                   + _ui.plain(keep_mod.describe_source(tuple(ss.get("gt_source", []))) + "."))
-        if st.button("Clear all boxes", key="gt_clear"):
-            ss["gt_base"], ss["gt_source"] = [], []
-            ss["gt_version"] += 1
-            st.rerun()
+                   + _ui.plain(keep_mod.describe_source(ws.gt.source) + "."))
+        try:
+            st.page_link("pages/home.py", label="Edit the boxes (Home page)", icon=":material/edit:")
+        except st.errors.StreamlitAPIException:  # drawn outside the app's navigation (a test script)
+            st.caption("Edit the boxes on the Home page.")
         _gt_downloads(image, rows, class_names)
     if gt.errors:
         st.sidebar.error("Skipped ground-truth rows:")
@@ -261,27 +292,65 @@ def _gt_editor(image: samples_mod.LoadedImage, class_names: list[str]) -> gt_mod
     return gt
 
 
-# ---------------------------------------------------------------- kept across a reload
+def gt_table(image: samples_mod.LoadedImage, class_names: list[str]) -> None:
+    """The GT table of the shown image, full width (the Home page): it starts from the
+    workspace's rows (`gt_version` gives the editor a fresh key whenever they change from
+    outside it: new image, file, drawn box); an edit goes back to the workspace and reruns,
+    so the sidebar and every figure use it. A label the model does not know (a refused
+    row) stays shown in its cell."""
+    ss, ws = st.session_state, _workspace.get()
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1.selectbox("Label for drawn boxes", class_names[1:], key="gt_draw_label")
+    if c2.button("Clear all boxes", key="gt_clear"):
+        ws.set_gt((), ())
+        _new_table()
+        st.rerun()
+    df = pd.DataFrame(ss["gt_base"], columns=list(gt_mod.GT_COLUMNS))
+    df[["difficult", "crowd"]] = df[["difficult", "crowd"]].map(gt_mod.flag)  # missing -> False
+    known = list(class_names[1:])
+    labels = known + sorted({str(v) for v in df["label"].dropna()} - set(known))  # refused labels stay visible
+    edited = st.data_editor(
+        df, num_rows="dynamic", hide_index=True, key=f"gt_table_{ss['gt_version']}", width="stretch",
+        column_config={
+            "label": st.column_config.SelectboxColumn("label", options=labels, width="medium"),
+            **{c: st.column_config.NumberColumn(c, format="%g") for c in ("x1", "y1", "x2", "y2")},
+            "difficult": st.column_config.CheckboxColumn("difficult", help="VOC difficult object"),
+            "crowd": st.column_config.CheckboxColumn("crowd", help="COCO crowd region: never ground truth"),
+        },
+    )
+    rows = keep_mod.plain_rows(edited.to_dict("records"))
+    if rows != ws.gt.rows:  # an edit (the table starts equal to the workspace's rows)
+        ws.set_gt(rows)
+        _add_gt_source("typed")
+        st.rerun()  # the sidebar and the figures of this run used the rows before the edit
+
+
+# ---------------------------------------------------------------- kept across a reload, in a link
+EXPIRED = ("This link's image and ground truth are no longer kept on this server (they expire after a day "
+           "unused, and a server restart forgets them): showing the sample scene instead.")
+
+
 def _restore_kept() -> None:
-    """On a session's first run, take back the image and GT kept under the URL's token
-    (the user reloaded the page); a missing, unknown, expired or malformed token: nothing."""
-    ss = st.session_state
+    """On a session's first run, take back the image and GT kept under the link's token
+    (a reload, or a link from someone else: a snapshot this session never writes to).
+    An unknown or expired token says so and falls back to the link's sample, else the default."""
+    ss, ws = st.session_state, _workspace.get()
     if "_kept_token" in ss:  # once per session
         return
-    token = st.query_params.get(keep_mod.TOKEN_PARAM)
+    token = _workspace.link_params().get(keep_mod.TOKEN_PARAM)
     entry = KEPT.get(token)
     ss["_kept_token"] = token if entry is not None else None
     if entry is None:
+        if token:
+            ss["_kept_note"] = EXPIRED
         return
+    ws.adopt_token(token)
     if entry.is_upload:
-        ss["image_source"], ss["_kept_upload"] = "Upload", (entry.image_name, entry.upload)
+        ws.choose_upload()
+        ss[UPLOAD_KEY], ss["_upload_from_link"] = (entry.image_name, entry.upload), True
     else:
-        ss["image_source"], ss["sample_id"] = "Sample scene", entry.image_name
-    # The GT editor keeps gt_base while the image's digest is gt_digest.
-    ss["gt_digest"], ss["gt_base"], ss["gt_source"] = entry.image_digest, [dict(r) for r in entry.gt_rows], \
-        list(entry.gt_source)
-    ss["gt_version"] = ss.get("gt_version", 0) + 1
-    ss["gt_keep_difficult"] = entry.keep_difficult
+        ws.choose_sample(entry.image_name)
+    ws.restore_gt(entry.image_digest, GTState(entry.gt_rows, tuple(entry.gt_source), entry.keep_difficult))
     ss["_kept_signature"] = _signature(entry)
 
 
@@ -291,44 +360,57 @@ def _signature(entry: keep_mod.KeptInputs) -> tuple:
 
 
 def _keep_inputs(image: samples_mod.LoadedImage, sample_id: str | None, default_id: str) -> None:
-    """Keep this run's image and GT table under the session's token, and put the token in
-    the URL (again: a page change drops it). The default sample with its own boxes needs
-    nothing kept: its entry and the URL's token go."""
-    ss = st.session_state
+    """Keep this run's image and GT under the session's own token (the URL's `inputs`,
+    written by `_workspace.sync_url`). A token that came with a link is never written to:
+    the first change makes a new one. A sample with its own boxes needs nothing kept."""
+    ss, ws = st.session_state, _workspace.get()
+    gt = ws.gt
     entry = keep_mod.KeptInputs(
         image_name=image.name if sample_id is None else sample_id,
         upload=image.data if sample_id is None else None, image_digest=image.digest,
-        gt_rows=keep_mod.plain_rows(ss.get("gt_current", [])), gt_source=tuple(ss.get("gt_source", [])),
-        keep_difficult=bool(ss.get("gt_keep_difficult")))
-    token = ss.get("_kept_token")
-    if sample_id == default_id and entry.gt_rows == keep_mod.plain_rows(image.gt_rows) and not entry.keep_difficult:
-        KEPT.drop(token)
-        ss["_kept_signature"], ss["_kept_ok"] = None, True
-        if keep_mod.TOKEN_PARAM in st.query_params:
-            del st.query_params[keep_mod.TOKEN_PARAM]
+        gt_rows=gt.rows, gt_source=gt.source, keep_difficult=gt.keep_difficult)
+    if sample_id is not None and gt.rows == keep_mod.plain_rows(image.gt_rows) and not gt.keep_difficult:
+        # Nothing to keep: the URL names the sample. The entry stays (bounded store) for a
+        # link made before, and this session's next change reuses its own token.
+        ws.token_in_use, ss["_kept_signature"], ss["_kept_ok"] = False, None, True
         return
-    if token is None:
-        token = ss["_kept_token"] = keep_mod.new_token()
+    if ws.token is not None and not ws.token_owned and _signature(entry) == ss.get("_kept_signature"):
+        return  # a link's snapshot, unchanged: read it, keep its token in the URL
     # A new state, or the store let this session's entry go (LRU, idle time): put it back.
-    if _signature(entry) != ss.get("_kept_signature") or (ss.get("_kept_ok") and KEPT.get(token) is None):
+    if _signature(entry) != ss.get("_kept_signature") or not ws.token_owned or (
+            ss.get("_kept_ok") and KEPT.get(ws.token) is None):
+        token = ws.token_to_write(keep_mod.new_token)
         ss["_kept_signature"] = _signature(entry)
         ss["_kept_ok"] = KEPT.put(token, entry)
     if not ss.get("_kept_ok", True):
         st.sidebar.caption(f"This ground truth has over {keep_mod.MAX_GT_ROWS} rows (or the image is too "
                            "large): it is not kept across a reload.")
-    if st.query_params.get(keep_mod.TOKEN_PARAM) != token:
-        st.query_params[keep_mod.TOKEN_PARAM] = token
+
+
+def _show_image(image: samples_mod.LoadedImage, sample_id: str | None) -> None:
+    """The workspace shows `image`: its GT is what it had, else its own boxes."""
+    ws = _workspace.get()
+    ref = (workspace.ImageRef(sample_id=sample_id, digest=image.digest) if sample_id is not None
+           else workspace.ImageRef(upload_name=image.name, digest=image.digest))
+    ws.show_image(ref, keep_mod.plain_rows(image.gt_rows))
+    workspace.claim_trace(ws)
 
 
 def sidebar() -> ExplorerContext:
     """Draw the shared sidebar and return (and store) the context every page uses."""
     st.sidebar.markdown(f"**SSD Explorer** · [paper]({PAPER_URL})")
     _restore_kept()
+    for note in st.session_state.pop(_workspace.NOTES_KEY, []) + [st.session_state.pop("_kept_note", None)]:
+        if note:
+            st.sidebar.warning(_ui.plain(note))
     loaded, model_key = _model_picker()
     _model_file.weights_file_loader()
     image, sample_id, default_id = _image_picker()
+    _workspace.set_defaults(sample=default_id)
+    _show_image(image, sample_id)
     gt = _gt_editor(image, loaded.class_names)
     _keep_inputs(image, sample_id, default_id)
+    _workspace.sync_url()
     w, h = image.image.size
     st.sidebar.caption(_ui.plain(f"{image.name}: {w}x{h} px, {len(gt)} GT boxes; model input "
                                  f"{loaded.model.cfg.image_size}x{loaded.model.cfg.image_size}."))

@@ -1,10 +1,10 @@
 """Dataset: do the default boxes fit your data? Coverage of every ground-truth box (Sec. 2.2)."""
 import streamlit as st
 
+from explorer import workspace
 from explorer.inputs import datasets
 from explorer.views import dataset as dsv
-from explorer.views import default_boxes as dbv
-from pages import _sidebar, _ui
+from pages import _sidebar, _ui, _workspace
 
 _ui.require_app_frame()
 
@@ -37,13 +37,14 @@ with c2:
         label = "VOC folder (holding Annotations/)" if kind == "voc" else "COCO instances JSON"
         path = st.text_input(label, key=f"ds_path_{kind}")
         n = st.number_input("First N images (0: all)", 0, 1_000_000, 0, key=f"ds_n_{kind}")
-        choice = datasets.DatasetChoice(kind, int(n), path=path)
+        choice = datasets.DatasetChoice(kind, int(n), path=path) if path.strip() else None
     else:
         up = st.file_uploader("COCO instances JSON (image sizes needed, images not)", type=["json"], key="ds_upload")
         choice = None if up is None else ("upload", up.name, up.getvalue())
 
-if choice is None:
-    st.info("Upload a COCO JSON to measure it.")
+if choice is None:  # nothing typed or uploaded yet: say what to do, not an error
+    st.info({"voc": "Type the path of a VOC folder (the one holding Annotations/) to measure it.",
+             "coco": "Type the path of a COCO instances JSON to measure it."}.get(kind, "Upload a COCO JSON to measure it."))
     st.stop()
 cached = ss.get("_ds_loaded")
 if cached is None or cached[0] != choice:
@@ -64,10 +65,11 @@ data = cached[1]
 if data.skipped:
     st.warning(_ui.plain(f"{len(data.skipped)} image(s) skipped as bad, e.g. {data.skipped[0][1]}"))
 
-cfg = ss.get(dbv.TUNED_CFG_KEY) or ctx.loaded.model.cfg
+ws = _workspace.get()
+cfg = ws.boxes.config or ctx.loaded.model.cfg  # what the Default boxes page shows
 st.caption(f"{len(data)} boxes from {_ui.plain(data.source)}. Default boxes: **{_ui.plain(cfg.name)}** "
-           f"({sum(f * f * k for f, k in zip(cfg.feature_maps, cfg.boxes_per_location()))} boxes, "
-           f"{cfg.image_size} px input); edit them on the Default boxes page.")
+           f"({dsv.num_default_boxes(cfg)} boxes, {cfg.image_size} px input; "
+           f"{_ui.plain(ws.boxes.origin)}); edit them on the Default boxes page.")
 
 
 @st.fragment
@@ -98,23 +100,36 @@ def results() -> None:
 results()
 
 st.subheader("Optimizer")
-model_cfg = ctx.loaded.model.cfg
-base_count = sum(f * f * k for f, k in zip(model_cfg.feature_maps, model_cfg.boxes_per_location()))
-st.caption(f"Keeps {_ui.plain(model_cfg.name)}'s input size and feature maps; searches the scales, each level's aspect "
-           "ratios and the extra box to maximise BPR at IoU 0.5, then positives per box.")
-budget = st.number_input("Budget: most default boxes", 100, 200_000, base_count, step=100, key="ds_budget")
+st.caption(f"Tunes the configuration above ({_ui.plain(cfg.name)}, {_ui.plain(ws.boxes.origin)}): keeps its input "
+           "size and feature maps, searches the scales, each level's aspect ratios and the extra box to maximise "
+           "BPR at IoU 0.5, then positives per box, and compares against it. Nothing changes on the Default boxes "
+           "page until you use the result.")
+c1, c2 = st.columns(2)
+budget = c1.number_input("Budget: most default boxes", 100, 200_000, dsv.num_default_boxes(cfg), step=100,
+                         key="ds_budget")
+any_order = c2.checkbox("let box sides shrink on coarser maps", key="ds_any_order",
+                        help="By default a coarser map never gets smaller boxes than a finer one (Sec. 2.2).")
 if st.button("Tune the default boxes for this dataset", key="ds_tune"):
     with st.spinner("Searching scales and aspect ratios..."):
         try:
-            res = dsv.tune(data, model_cfg, int(budget))
+            res = dsv.tune(data, cfg, int(budget), monotone=not any_order)
         except ValueError as e:
             st.error(_ui.plain(e))
             st.stop()
-    ss[dbv.TUNED_CFG_KEY] = res.cfg
-    ss["_ds_tuned"] = (res.before, res.after)
-    st.rerun()
-if ss.get("_ds_tuned"):
-    before, after = ss["_ds_tuned"]
-    st.success(f"Tuned: BPR {before['bpr']:.3f} -> {after['bpr']:.3f}, positives per box "
-               f"{before['mean_positives']:.2f} -> {after['mean_positives']:.2f}, default boxes "
-               f"{before['default_boxes']} -> {after['default_boxes']}. The Default boxes page now shows it.")
+    ws.propose(workspace.TunedProposal(res.cfg, data.source, res.before, res.after, res.notes))
+if ws.proposal is not None:
+    p = ws.proposal
+    st.info(f"Tuned on {_ui.plain(p.data)}: BPR {p.before['bpr']:.3f} -> {p.after['bpr']:.3f}, positives per box "
+            f"{p.before['mean_positives']:.2f} -> {p.after['mean_positives']:.2f}, default boxes "
+            f"{p.before['default_boxes']} -> {p.after['default_boxes']} (before: {_ui.plain(cfg.name)}). Scales: "
+            + ", ".join(f"{s:g}" for s in p.config.scales) + ".")
+    for note in p.notes:
+        st.warning(_ui.plain(note))
+    if st.button("Use the tuned configuration on the Default boxes page", key="ds_use", type="primary"):
+        ws.use_tuned()
+        st.rerun()
+if ws.boxes_before is not None:
+    st.success(_ui.plain(f"The Default boxes page uses the configuration {ws.boxes.origin}."))
+    if st.button("Back to the configuration before tuning", key="ds_undo"):
+        ws.undo_boxes()
+        st.rerun()

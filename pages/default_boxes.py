@@ -4,7 +4,7 @@ import streamlit as st
 from explorer.views import default_box_checks as dbc
 from explorer.views import default_boxes as dbv
 from explorer.views import live_data
-from pages import _cache, _live, _sidebar, _ui
+from pages import _cache, _live, _sidebar, _ui, _workspace
 
 _ui.require_app_frame()
 
@@ -66,16 +66,26 @@ def _maps_changed() -> None:
         pass
 
 
+def _preset_of(origin: str) -> str:
+    """The preset box's entry for a workspace origin ("preset <name>" -> name, else custom)."""
+    name = origin[len("preset "):] if origin.startswith("preset ") else None
+    return name if name in presets else CUSTOM
+
+
 def _sync_state() -> None:
-    """Before the widgets are drawn: a first preset, a configuration tuned on another page
-    (the dataset page's optimizer), and a click on a cell centre (points selection)."""
-    if ss.get("db_preset") not in options:
+    """Before the widgets are drawn: the workspace's configuration and cell (a first visit
+    shows the first preset; a return to the page, a link, a tuned configuration put in use
+    on the Dataset page or taken back show theirs), and a click on a cell centre."""
+    ws = _workspace.get()
+    if ws.boxes.config is None:
         ss["db_preset"] = options[0]
         _apply_preset()
-    shared = ss.get(dbv.TUNED_CFG_KEY)
-    if shared is not None and shared != ss.get("_db_built"):
-        _set_controls(dbv.controls_from_config(shared))
-        ss["db_preset"] = CUSTOM
+    elif ss.get("db_preset") not in options or ws.boxes.config != ss.get("_db_built"):
+        _set_controls(dbv.controls_from_config(ws.boxes.config))
+        ss["db_preset"] = _preset_of(ws.boxes.origin)
+        ss["_db_built"] = ws.boxes.config
+    if ws.cell is not None and "db_row" not in ss:  # the page was left: Streamlit dropped the cell's widgets
+        ss["db_level"], ss["db_row"], ss["db_col"] = ws.cell.level, ws.cell.row, ws.cell.col
     clicked = _ui.new_selection("db_chart", "points")
     cell = dbv.cell_from_customdata(clicked.get("customdata")) if isinstance(clicked, dict) else None
     if cell is not None:
@@ -111,7 +121,8 @@ def _config_controls(live: bool) -> None:
     st.text_input("Aspect ratios per level (levels split by ';')", key="db_ratio_sets", on_change=_to_custom,
                   help="For example '1, 2, 1/2; 1, 2, 1/2, 3, 1/3'. One set alone applies to every level.")
     c1, c2 = st.columns(2)
-    c1.checkbox("extra box s'_k = √(s_k·s_k+1)", key="db_extra", on_change=_to_custom)
+    c1.checkbox("extra box s'_k", key="db_extra", on_change=_to_custom,
+                help="Ratio 1 gets a second box of scale s'_k = √(s_k·s_k+1) (Sec. 2.2).")
     c2.checkbox("clip box sizes to the image", key="db_clip", on_change=_to_custom)
     with st.expander("The paper's rule: fill the scales from s_min and s_max", expanded=True):
         if not live:
@@ -138,7 +149,8 @@ def _built_config():
     except ValueError as e:
         return None, str(e)
     ss["_db_built"] = cfg
-    ss[dbv.TUNED_CFG_KEY] = cfg  # the configuration the dataset page measures
+    # The configuration every page measures (Dataset, Training): the workspace's.
+    _workspace.get().set_boxes(cfg, f"preset {ss['db_preset']}" if ss["db_preset"] in presets else "edited")
     return cfg, None
 
 
@@ -154,6 +166,7 @@ def _cell_picker(cfg) -> tuple[int, int, int]:
     c6, c7 = st.columns(2)
     row = c6.number_input("Cell row i", 0, f - 1, key="db_row")
     col = c7.number_input("Cell column j", 0, f - 1, key="db_col")
+    _workspace.get().pick_cell(level, int(row), int(col))
     return level, int(row), int(col)
 
 
@@ -219,6 +232,7 @@ def _default_boxes_section() -> None:
             fig = dbv.default_box_figure(cfg, db, level, (row, col), uri, fig_height=FIG_HEIGHT)
             _ui.show_plotly(fig, key="db_chart", on_select="rerun", selection_mode="points")
     _tables(cfg, db, level, row, col)
+    _workspace.sync_url()
 
 
 _default_boxes_section()

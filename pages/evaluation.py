@@ -12,12 +12,9 @@ from explorer.evaluation import detfile, gallery, jobs, tuner
 from explorer.evaluation.spec import DatasetSpec, EvalInputError, EvalSpec
 from explorer.inputs import models as models_mod
 from explorer.views import evaluation as ev
-from pages import _sidebar, _ui
+from pages import _sidebar, _ui, _workspace
 
 _ui.require_app_frame()
-_goto = st.session_state.pop("_eval_goto", None)  # a gallery button asked for another page
-if _goto:
-    st.switch_page(_goto)
 
 ctx = _sidebar.context()
 _ui.page_header(
@@ -170,6 +167,7 @@ def _results(infos: list[jobs.EvalInfo]) -> None:
     st.markdown("**Per feature map.** Detections by the level of their default box; missed objects by the level "
                 "of their best default box.")
     _pair(ev.level_figure, results, "ev_level")
+    st.caption(ev.LEVEL_COLUMNS_NOTE)
     for col, res in zip(st.columns(len(results)), results):
         col.dataframe(ev.level_rows(res), hide_index=True, width="stretch")
     _pair(ev.causes_figure, results, "ev_causes")
@@ -193,11 +191,16 @@ def _differences(a: dict, b: dict) -> None:
 
 # ---------------------------------------------------------------- tuner
 def _use_thresholds(checkpoint: str, score: float, iou: float, detections_per_img: int) -> None:
-    """Callback: the NMS page's sliders (and the sidebar's model) take these values."""
-    ss = st.session_state
-    ss["nms_score_thresh"], ss["nms_nms_thresh"], ss["nms_detections_per_img"] = float(score), float(iou), int(detections_per_img)
-    ss["model_choice"] = checkpoint
-    ss["_ev_sent"] = f"NMS page set to score {score:g}, IoU {iou:g}, top k {detections_per_img}; model: {Path(checkpoint).name}."
+    """Callback: the workspace's one threshold set (Per-scale, NMS, Trace) and model take these."""
+    ws = _workspace.get()
+    try:
+        ws.set_thresholds(score_thresh=score, nms_thresh=iou, detections_per_img=detections_per_img)
+    except ValueError as e:
+        st.session_state["_ev_sent"] = f"Not used: {e}."
+        return
+    ws.set_model(checkpoint)
+    st.session_state["_ev_sent"] = (f"Per-scale, NMS and Trace now use score {score:g}, NMS IoU {iou:g}, top k "
+                                    f"{detections_per_img}; model: {models_mod.checkpoint_label(checkpoint)}.")
 
 
 @st.fragment
@@ -248,11 +251,14 @@ def _tuner(info: jobs.EvalInfo) -> None:
 
 
 # ---------------------------------------------------------------- gallery
-def _send_image(source: str, checkpoint: str, page: str) -> None:
-    """Callback: the sidebar opens this scene (and the evaluated model); then go to `page`."""
-    ss = st.session_state
-    ss["image_source"], ss["sample_id"], ss["model_choice"] = "Sample scene", source, checkpoint
-    ss["_eval_goto"] = page
+def _open_image(source: str, checkpoint: str, page: str) -> None:
+    """Open evaluated scene `source` with the evaluated checkpoint on `page`, now (from
+    this fragment's run): the workspace first, then the page switch. The user's upload
+    stays in the session (the Upload choice brings it back)."""
+    ws = _workspace.get()
+    ws.choose_sample(source)
+    ws.set_model(checkpoint)
+    _workspace.open_page(page)
 
 
 @st.fragment
@@ -276,10 +282,10 @@ def _gallery(info: jobs.EvalInfo) -> None:
                   caption=_ui.plain(f"image {w['image']}: {w['count']} x {kind}, {w['total_errors']} errors, {w['num_gt']} GT"))
         if gallery.is_scene_id(w["source"]):
             b1, b2 = col.columns(2)
-            b1.button("Per-scale", key=f"evg_ps_{j}", on_click=_send_image,
-                      args=(w["source"], res["checkpoint"], "pages/per_scale.py"))
-            b2.button("NMS", key=f"evg_nms_{j}", on_click=_send_image,
-                      args=(w["source"], res["checkpoint"], "pages/nms.py"))
+            if b1.button("Per-scale", key=f"evg_ps_{j}"):
+                _open_image(w["source"], res["checkpoint"], "pages/per_scale.py")
+            if b2.button("NMS", key=f"evg_nms_{j}"):
+                _open_image(w["source"], res["checkpoint"], "pages/nms.py")
         else:
             col.caption(_ui.plain(w["source"]))
 

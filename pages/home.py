@@ -15,18 +15,23 @@ st.markdown(
     "with big cells see big objects, large maps with small cells see small ones. Each page "
     "opens one step, on the image and model chosen in the sidebar:".format(url=PAPER_URL)
 )
-cols = st.columns(5)
 steps = [
     ("pages/architecture.py", "Architecture", "layers, channels, boxes (Sec. 2.1)"),
     ("pages/default_boxes.py", "Default boxes", "scales and aspect ratios (Sec. 2.2)"),
+    ("pages/dataset.py", "Dataset coverage", "do the boxes fit your data? a tuner"),
     ("pages/matching.py", "Matching & hard negatives", "training targets and loss (Sec. 2.2)"),
     ("pages/per_scale.py", "Per-scale detections", "what each feature map sees (Fig. 1)"),
     ("pages/nms.py", "NMS", "from candidates to detections (Sec. 3.7)"),
+    ("pages/trace.py", "Trace one object", "one object through every stage"),
+    ("pages/augment.py", "Augmentation", "what training does to an image (Table 2)"),
+    ("pages/evaluation.py", "Evaluation", "AP, error types, per feature map (Sec. 3)"),
+    ("pages/training.py", "Training", "launch and watch real runs"),
 ]
-for col, (path, label, what) in zip(cols, steps):
-    with col:
-        st.page_link(path, label=label)
-        st.caption(what)
+for row in (steps[:5], steps[5:]):
+    for col, (path, label, what) in zip(st.columns(5), row):
+        with col:
+            st.page_link(path, label=label)
+            st.caption(what)
 
 img = ctx.image
 w, h = img.image.size
@@ -35,4 +40,8 @@ st.caption("Cyan: ground-truth boxes (edit them in the sidebar). To draw a new o
            "rectangle on the image; it gets the label chosen under *Ground-truth boxes* in the sidebar.")
 fig = gt_figure(_cache.image_uri(img.digest, img.image), (h, w), ctx.gt.boxes_xyxy.numpy(), ctx.gt.names)
 _ui.show_plotly(fig, key="gt_draw_chart", on_select="rerun", selection_mode="box")
-st.dataframe(ctx.gt.rows(), hide_index=True)
+st.subheader("Ground-truth boxes")
+st.caption("Pixels of the original image: edit a cell, add a row at the bottom, select rows to delete them. "
+           "Load a VOC .xml or COCO .json in the sidebar (*Ground-truth boxes*). Rows marked difficult or crowd "
+           "are shown but not matched; a row the model cannot use is listed in the sidebar with the reason.")
+_sidebar.gt_table(img, ctx.loaded.class_names)

@@ -6,7 +6,8 @@ from explorer import results
 from explorer.views import encoding as ev
 from explorer.views import live_data
 from explorer.views import matching as mv
-from pages import _cache, _live, _sidebar, _ui
+from explorer.views.live_data import MATCH_IOU_RANGE, NEG_POS_RANGE
+from pages import _cache, _live, _sidebar, _ui, _workspace
 
 _ui.require_app_frame()
 
@@ -52,9 +53,12 @@ SECTIONS = ("Positives", "Box encoding", "Hard negatives & loss")
 
 
 def _live_commit(values: dict) -> None:
-    """The live figure's released values (before this run's script)."""
-    st.session_state["match_iou"] = float(values["iou_thresh"])
-    st.session_state["match_ratio"] = float(values["neg_pos_ratio"])
+    """The live figure's released values (before this run's script): the workspace's matching settings."""
+    try:
+        _workspace.get().set_matching(iou_thresh=float(values["iou_thresh"]),
+                                      neg_pos_ratio=float(values["neg_pos_ratio"]))
+    except (KeyError, TypeError, ValueError):
+        pass
 
 
 def _live_figure(ctx, db, iou_thr: float, ratio: float) -> bool:
@@ -81,7 +85,7 @@ def _positives_tables(view, iou_thr) -> None:
     missing = [s for s in view.summary if not s["above_threshold"]]
     if missing:
         st.warning("No default box reaches the threshold for: " + _ui.plain(", ".join(
-            f"GT {s['gt']} ({s['label']}, best IoU {s['best_possible_iou']:.2f})" for s in missing))
+            f"GT {s['gt']} ({s['label']}, best IoU {mv.iou_text(s['best_possible_iou'])})" for s in missing))
             + ". Only the forced match trains it; other scales or ratios would fit it better.")
     st.dataframe(view.summary, hide_index=True, width="stretch")
     with st.expander("Matches per ground truth and level", expanded=True):
@@ -133,15 +137,17 @@ def _matching_section(ctx) -> None:
     hw = img.image_hw
     gt = ctx.gt
 
-    ss = st.session_state
+    ss, ws = st.session_state, _workspace.get()
     live = _live.enabled() and bool(ss.get("_live_ready_matching")) and len(gt) > 0
-    if live:  # the live figure's sliders set these
-        _live.keep("match_iou", "match_ratio")
-        iou_thr, ratio = float(ss.get("match_iou", 0.5)), float(ss.get("match_ratio", 3.0))
-    else:
+    if not live:  # else the live figure's sliders set these
         c1, c2 = st.columns(2)
-        iou_thr = c1.slider("IoU threshold", 0.05, 0.95, 0.5, 0.05, key="match_iou")
-        ratio = c2.slider("Negatives per positive (neg:pos)", 0.0, 10.0, 3.0, 0.5, key="match_ratio")
+        _workspace.bound("slider", "match_iou", lambda: ws.matching.iou_thresh,
+                         lambda v: ws.set_matching(iou_thresh=v), "IoU threshold", *MATCH_IOU_RANGE[:2],
+                         step=MATCH_IOU_RANGE[2], container=c1)
+        _workspace.bound("slider", "match_ratio", lambda: ws.matching.neg_pos_ratio,
+                         lambda v: ws.set_matching(neg_pos_ratio=v), "Negatives per positive (neg:pos)",
+                         *NEG_POS_RANGE[:2], step=NEG_POS_RANGE[2], container=c2)
+    iou_thr, ratio = ws.matching.iou_thresh, ws.matching.neg_pos_ratio
 
     if len(gt) == 0:
         st.info("This image has no ground-truth boxes: every default box is a negative. Add boxes in "
@@ -169,6 +175,7 @@ def _matching_section(ctx) -> None:
         _encoding_section(view, gt, db, cfg, hw)
     else:
         _loss_section(lv, db, gt, uri, hw, iou_thr, ratio)
+    _workspace.sync_url()
 
 
 _matching_section(ctx)

@@ -3,7 +3,7 @@ import streamlit as st
 
 from explorer.views import live_data
 from explorer.views import nms as nv
-from pages import _cache, _live, _sidebar, _trace_link, _ui
+from pages import _cache, _live, _sidebar, _trace_link, _ui, _workspace
 
 _ui.require_app_frame()
 
@@ -20,14 +20,14 @@ _ui.page_header(
 )
 
 
-KEYS = {name: f"nms_{name}" for name in _trace_link.DEFAULT_THRESHOLDS}  # threshold -> its widget key
-
-
 def _live_commit(values: dict) -> None:
-    """The live figure's released values (before this run's script)."""
-    ss = st.session_state
-    ss[KEYS["score_thresh"]], ss[KEYS["nms_thresh"]] = float(values["score_thresh"]), float(values["nms_thresh"])
-    ss[KEYS["detections_per_img"]] = int(values["detections_per_img"])
+    """The live figure's released values (before this run's script): the workspace's thresholds."""
+    try:
+        _workspace.get().set_thresholds(score_thresh=float(values["score_thresh"]),
+                                         nms_thresh=float(values["nms_thresh"]),
+                                         detections_per_img=int(values["detections_per_img"]))
+    except (KeyError, TypeError, ValueError):
+        pass  # a value outside the workspace's ranges: the figure shows the workspace's again
 
 
 def _live_figure(ctx, stg, thresholds: dict, draw: dict) -> bool:
@@ -39,38 +39,25 @@ def _live_figure(ctx, stg, thresholds: dict, draw: dict) -> bool:
     return _live.mount("nms", data, _live_commit)
 
 
-def _threshold_controls(live: bool) -> tuple[float, float, int]:
-    """(score_thresh, nms_thresh, detections_per_img): the live figure's sliders set them
-    when it is in charge; otherwise the server sliders."""
-    ss, start = st.session_state, _trace_link.DEFAULT_THRESHOLDS  # the display defaults, declared once
+def _threshold_controls(live: bool):
+    """The workspace's thresholds (the same on Per-scale and Trace): the live figure's
+    sliders set them when it is in charge; otherwise the server sliders."""
     if live:
-        _live.keep(*KEYS.values())
-        return (float(ss.get(KEYS["score_thresh"], start["score_thresh"])),
-                float(ss.get(KEYS["nms_thresh"], start["nms_thresh"])),
-                int(ss.get(KEYS["detections_per_img"], start["detections_per_img"])))
-    c1, c2, c3 = st.columns(3)
-    lo, hi, step = live_data.SCORE_THRESH_RANGE
-    score_thr = c1.slider("Score threshold", lo, hi, start["score_thresh"], step, key=KEYS["score_thresh"])
-    lo, hi, step = live_data.NMS_THRESH_RANGE
-    iou_thr = c2.slider("NMS IoU threshold", lo, hi, start["nms_thresh"], step, key=KEYS["nms_thresh"])
-    lo, hi, step = live_data.DETECTIONS_PER_IMG_RANGE
-    detections_per_img = c3.slider("Top k detections", lo, hi, start["detections_per_img"], step,
-                                   key=KEYS["detections_per_img"])
-    return score_thr, iou_thr, detections_per_img
+        return _workspace.get().thresholds
+    return _workspace.threshold_sliders("nms")
 
 
 # A fragment: moving a control here reruns this part only, not the sidebar and the page.
 @st.fragment
 def _nms_section(ctx) -> None:
     live = _live.enabled() and bool(st.session_state.get("_live_ready_nms"))
-    score_thr, iou_thr, detections_per_img = _threshold_controls(live)
+    t = _threshold_controls(live)
     c4, c5, c6 = st.columns(3)
     show_sup = c4.checkbox("show suppressed boxes", True, key="nms_show_sup")
     show_links = c5.checkbox("link each to its suppressor", True, key="nms_links")
 
     names = ctx.loaded.class_names
-    stg = _cache.current_stages(ctx, score_thresh=score_thr, nms_thresh=iou_thr,
-                                 detections_per_img=detections_per_img)
+    stg = _cache.current_stages(ctx, **_workspace.stage_kwargs(t))
     all_records = nv.candidate_records(stg, names)
     present = sorted({r["class"] for r in all_records}, key=names.index)
     if st.session_state.get("nms_class") not in [nv.ALL_CLASSES] + present:
@@ -85,8 +72,7 @@ def _nms_section(ctx) -> None:
     final_rows = nv.filter_by_class(nv.detection_rows(stg.detections.to_records(names)), only)
     m3.metric("Final detections (after top k)", len(final_rows))
     img = ctx.image
-    thresholds = {"score_thresh": score_thr, "nms_thresh": iou_thr, "detections_per_img": detections_per_img}
-    live = _live_figure(ctx, stg, thresholds,
+    live = _live_figure(ctx, stg, t.as_dict(),
                         {"show_suppressed": show_sup, "show_links": show_links,
                          "only_class": None if only == nv.ALL_CLASSES else only})
     if not live:
@@ -94,7 +80,7 @@ def _nms_section(ctx) -> None:
         fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image_hw, show_sup, show_links,
                             gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)
         _ui.show_plotly(fig, key="nms_chart", on_select="rerun", selection_mode="points")
-        _trace_link.chart_pick(ctx, "nms_chart", thresholds)
+        _trace_link.chart_pick(ctx, "nms_chart")
     t1, t2 = st.columns(2)
     t1.markdown("**Per class**")
     t1.dataframe(per_class, hide_index=True, width="stretch")
@@ -103,11 +89,12 @@ def _nms_section(ctx) -> None:
     st.markdown("**Every candidate** (suppressed ones name their suppressor)")
     st.dataframe(records, hide_index=True, width="stretch")
     _ui.download_buttons("Candidates and suppression", records, key="nms_candidates",
-                             payload={**thresholds,
+                             payload={**t.as_dict(),
                                       "per_class": per_class, "per_level": per_level, "candidates": records})
     st.markdown("**Final detections**")
     st.dataframe(final_rows, hide_index=True, width="stretch")
-    _trace_link.trace_row(ctx, "nms", thresholds)
+    _trace_link.trace_row(ctx, "nms")
+    _workspace.sync_url()
 
 
 _nms_section(ctx)

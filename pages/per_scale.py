@@ -1,10 +1,10 @@
 """Per-scale detections: what each feature map scores and detects (Sec. 2.1, Fig. 1)."""
 import streamlit as st
 
-from explorer import results
 from explorer.views import matching as mv
 from explorer.views import per_scale as psv
-from pages import _cache, _sidebar, _trace_link, _ui
+from explorer.workspace import SCORE_RANGE
+from pages import _cache, _sidebar, _trace_link, _ui, _workspace
 
 _ui.require_app_frame()
 
@@ -31,12 +31,14 @@ def _per_scale_section(ctx) -> None:
     cls = c1.selectbox("Class", options, key="ps_class",
                        format_func=lambda c: "any object (best non-background class)" if c == psv.ANY_CLASS else names[c])
     opacity = c2.slider("Heatmap opacity", 0.0, 1.0, 0.9, 0.05, key="ps_opacity")
-    level_thr = c3.slider("Score threshold for a level's own detections", 0.05, 0.95,
-                          results.POSTPROCESS_DEFAULTS.level_score_thresh, 0.05, key="ps_level_score_thresh",
-                          help="Each panel shows the boxes its level detects on its own (per-level NMS) above "
-                               "this score; the final NMS over all levels is on the NMS page.")
+    ws = _workspace.get()
+    level_thr = _workspace.bound(
+        "slider", "ps_level_score_thresh", lambda: ws.thresholds.score_thresh, lambda v: ws.set_thresholds(score_thresh=v),
+        "Score threshold (score_thresh)", *SCORE_RANGE, step=0.01, container=c3,
+        help="Each panel shows the boxes its level detects on its own (per-level NMS) above this score; the "
+             "final NMS over all levels is on the NMS page. The same threshold as on NMS and Trace.")
 
-    stg = _cache.current_stages(ctx, level_score_thresh=level_thr)
+    stg = _cache.current_stages(ctx, level_score_thresh=level_thr, **_workspace.stage_kwargs(ws.thresholds))
     maps, classes = psv.level_score_maps(stg.scores, stg.feature_sizes, cls)
     img = ctx.image
     cfg = ctx.loaded.model.cfg
@@ -60,6 +62,7 @@ def _per_scale_section(ctx) -> None:
     _ui.download_buttons("Per-level detections", dets, key="per_scale_detections")
     # In the fragment, with the figure: a click on it moves the row's selector at once.
     _trace_link.trace_row(ctx, "ps")
+    _workspace.sync_url()
 
 
 _per_scale_section(ctx)

@@ -3,12 +3,11 @@ import json
 
 import streamlit as st
 
-from explorer.views import live_data
 from explorer.views import trace as tv
+from explorer.views.matching import iou_text
 from explorer.views.trace_links import target_key
 from explorer.views.trace_figure import trace_figure
-from pages import _cache, _sidebar, _ui
-from pages._trace_link import DEFAULT_THRESHOLDS, TARGET_KEY
+from pages import _cache, _sidebar, _trace_link, _ui, _workspace
 
 _ui.require_app_frame()
 
@@ -25,53 +24,27 @@ _ui.page_header(
     shows_detections=True,
 )
 
-KEYS = {name: f"trace_{name}" for name in DEFAULT_THRESHOLDS}  # threshold -> its widget key
-
-
-STORED_KEY = "_trace_stored"  # repr of the target this page stored last: another value came from elsewhere
-
-
-def _set(widget_key: str, value, new_target: bool) -> None:
-    """Put `value` into widget `widget_key` when the target was set elsewhere (another page),
-    or when the widget has no state (its page was left: Streamlit drops widget state)."""
-    if new_target or widget_key not in st.session_state:
-        st.session_state[widget_key] = value
-
-
-def _thresholds(target: dict, new_target: bool) -> dict:
-    """The three post-processing sliders, started at the target's thresholds."""
-    thr = dict(DEFAULT_THRESHOLDS, **(target.get("thresholds") or {}))
-    for name, key in KEYS.items():
-        _set(key, thr[name], new_target)
-    c1, c2, c3 = st.columns(3)
-    lo, hi, step = live_data.SCORE_THRESH_RANGE
-    score = c1.slider("Score threshold", lo, hi, step=step, key=KEYS["score_thresh"])
-    lo, hi, step = live_data.NMS_THRESH_RANGE
-    iou = c2.slider("NMS IoU threshold", lo, hi, step=step, key=KEYS["nms_thresh"])
-    lo, hi, step = live_data.DETECTIONS_PER_IMG_RANGE
-    k = c3.slider("Top k detections", lo, hi, step=step, key=KEYS["detections_per_img"])
-    return {"score_thresh": score, "nms_thresh": iou, "detections_per_img": k}
-
-
-def _options(ctx, stg, target: dict) -> tuple[list[dict], str | None]:
+def _options(ctx, stg, target: dict | None) -> tuple[list[dict], str | None]:
     """The selector's targets (GT boxes, final detections, and a traced prediction that is no
-    longer a detection) and the key of the stored target, None when it no longer applies."""
+    longer a detection) and the key of the traced target, None when it no longer applies."""
     options = tv.trace_targets(stg, ctx.gt.labels)
     keys = [target_key(t) for t in options]
-    if not target or target.get("image") not in (None, ctx.image.digest):
+    if not target:
         return options, None
     want = target_key(target)
     if want not in keys:
         if target["kind"] == "gt":
             return options, None
         names = ctx.loaded.class_names
+        if not 0 < target["label"] < len(names):
+            return options, None
         options.append(dict(target, text=f"prediction: {names[target['label']]} at default box "
                                          f"{target['default_index']} (not a final detection now)"))
     return options, want
 
 
-def _pick(ctx, stg, target: dict, new_target: bool) -> dict | None:
-    """The selector; returns the picked target, stored (with image and thresholds) in session state."""
+def _pick(ctx, stg, target: dict | None) -> dict | None:
+    """The selector, bound to the workspace's traced object; returns the picked target."""
     options, want = _options(ctx, stg, target)
     if not options:
         return None
@@ -80,10 +53,9 @@ def _pick(ctx, stg, target: dict, new_target: bool) -> dict | None:
                 "boxes changed): pick one below.")
     keys = [target_key(t) for t in options]
     by_key = dict(zip(keys, options))
-    _set("_trace_pick", want or keys[0], new_target or (bool(target) and want is None))
-    if st.session_state["_trace_pick"] not in keys:
-        st.session_state["_trace_pick"] = want or keys[0]
-    picked = st.selectbox("Object to trace", keys, key="_trace_pick", format_func=lambda k: by_key[k]["text"])
+    picked = _workspace.bound("selectbox", "_trace_pick", lambda: want or keys[0],
+                              lambda k: _trace_link.store(by_key[k]), "Object to trace", keys,
+                              format_func=lambda k: by_key[k]["text"])
     return by_key[picked]
 
 
@@ -96,7 +68,7 @@ def _show_gt(tr: dict) -> None:
     m1.metric("Matched default boxes", mt["matches"])
     m2.metric("forced", mt["forced"])
     m3.metric("by threshold", mt["threshold"])
-    m4.metric("Best default-box IoU", f"{mt['best_default_iou']:.2f}")
+    m4.metric("Best default-box IoU", iou_text(mt["best_default_iou"]))
     st.dataframe(tr["candidates"], hide_index=True, width="stretch")
     st.markdown("**2. Encoded regression target** (Eq. 2, divided by the variances), next to what the network "
                 "predicted at that default box.")
@@ -134,18 +106,14 @@ def _show_detection(tr: dict) -> None:
 # A fragment: moving a control here reruns this part only, not the sidebar and the page.
 @st.fragment
 def _trace_section(ctx) -> None:
-    ss = st.session_state
-    target = ss.get(TARGET_KEY) or {}
-    new_target = repr(target) != ss.get(STORED_KEY)  # set on another page since this one last ran
-    thresholds = _thresholds(target, new_target)
-    stg = _cache.current_stages(ctx, **thresholds)
-    picked = _pick(ctx, stg, target, new_target)
+    _workspace.threshold_sliders("trace")
+    stg = _cache.current_stages(ctx, **_workspace.stage_kwargs(_workspace.get().thresholds))
+    picked = _pick(ctx, stg, _trace_link.stored(ctx))
     if picked is None:
         st.info("Nothing to trace: this image has no ground-truth box and the model makes no detection at "
                 "these thresholds. Add a box in the sidebar or lower the score threshold.")
         return
-    ss[TARGET_KEY] = dict(picked, image=ctx.image.digest, thresholds=thresholds)
-    ss[STORED_KEY] = repr(ss[TARGET_KEY])
+    _trace_link.store(picked)
     tr = tv.trace_target(stg, picked, ctx.gt.boxes_xyxy, ctx.gt.labels)
     good = tr["verdict"]["verdict"] in ("detected", "TP")
     (st.success if good else st.warning)(_ui.plain(tr["verdict"]["text"]), icon=":material/timeline:")
@@ -154,6 +122,7 @@ def _trace_section(ctx) -> None:
     (_show_gt if tr["kind"] == "gt" else _show_detection)(tr)
     st.download_button("The whole trace (JSON)", json.dumps(tr, indent=1), file_name="trace.json",
                        mime="application/json", key="dl_json_trace")
+    _workspace.sync_url()
 
 
 _trace_section(ctx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _ui
+from pages import _ui, _workspace
 from pages._ui import require_app_frame
 
 from explorer.inputs.box_config import write_for_training
@@ -18,7 +18,6 @@ from explorer.jobs import manager as jobs
 from explorer.jobs.limits import JobLimits
 from explorer.jobs.spec import JobError, JobSpec
 from explorer.results import DATASETS, MODELS, RECIPES, TRAIN_DEFAULTS
-from explorer.views.default_boxes import TUNED_CFG_KEY
 from explorer.views.training import loss_figure, map_figure
 
 require_app_frame()
@@ -156,7 +155,7 @@ def _box_config(choice: str, model: str, runs_dir) -> dict | None:
     as JSON when it fits `model`; None (with the reason shown) when it cannot be used."""
     if choice == BOX_CHOICES[0]:
         return {}
-    tuned = st.session_state.get(TUNED_CFG_KEY)
+    tuned = _workspace.get().boxes.config  # the Default boxes page's (and the Dataset tuner's, once used)
     if tuned is None:
         st.error("Not launched: there is no tuned configuration yet. Set one on the Default boxes page "
                  "or tune one on the Dataset page, or train with the model's preset.")

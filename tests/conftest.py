@@ -16,7 +16,8 @@ import pytest  # noqa: E402
 # Other projects' test assets (mmdetection VOC/COCO samples, torchvision and Pillow
 # photos, truncated JPEGs). CI has `../shared` beside the clone; a user's fresh clone
 # does not, and the tests that read them then skip, saying why.
-PEER_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "peer_data"
+# SSD_PEER_DATA points elsewhere (a git worktree whose ../shared is not beside it).
+PEER_DATA = Path(os.environ.get("SSD_PEER_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "peer_data")
 
 
 @pytest.fixture

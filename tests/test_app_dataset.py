@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from explorer.text import shown
+from tests.app_helpers import ws_of
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
@@ -61,24 +63,38 @@ def test_default_boxes_page_config_is_measured_here():
 
     at = _page()
     at.switch_page("pages/default_boxes.py").run()
-    assert at.session_state["tuned_cfg"] == ssd300_voc()
+    assert ws_of(at).boxes.config == ssd300_voc()
     at.switch_page("pages/dataset.py").run()
     assert not at.exception
     assert any("ssd300\\_voc" in c.value and "8732 boxes" in c.value for c in at.caption)  # names escaped
 
 
-def test_optimizer_button_shares_its_config_with_default_boxes():
+def test_the_tuner_tunes_what_the_page_shows_and_replaces_it_only_when_used():
+    """Issue 19 item 4: it tuned compact256 while the page measured SSD300 and replaced the
+    Default boxes configuration at once, silently, on 15 boxes, with unrounded scales."""
+    from ssd.config import ssd300_voc
+
     at = _page(40)
+    at.switch_page("pages/default_boxes.py").run()  # the page shows SSD300 (its first preset)
+    at.switch_page("pages/dataset.py").run()
     at.slider(key="ds_size").set_value((0.03, 0.12)).run()
-    before = float(_metric(at, "Best possible recall"))
     at.button(key="ds_tune").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    tuned = at.session_state["tuned_cfg"]
-    assert tuned.name == "tuned_compact256" and float(_metric(at, "Best possible recall")) > before
-    assert any("Tuned: BPR" in s.value for s in at.success)
+    ws = ws_of(at)
+    assert ws.boxes.config == ssd300_voc()  # not replaced yet
+    tuned = ws.proposal.config
+    assert tuned.name == "tuned_ssd300_voc" and tuned.feature_maps == ssd300_voc().feature_maps
+    assert ws.proposal.before["default_boxes"] == 8732  # compared against what the page shows
+    assert all(s == round(s, 3) for s in tuned.scales) and list(tuned.scales) == sorted(tuned.scales)
+    assert any("fewer than the" in shown(w.value) for w in at.warning)  # 40 scenes' boxes, said with numbers
+    at.button(key="ds_use").click().run()
+    assert ws_of(at).boxes.config == tuned and ws_of(at).boxes.origin.startswith("tuned on")
     at.switch_page("pages/default_boxes.py").run()
-    assert not at.exception and at.session_state["tuned_cfg"].scales == tuned.scales
-    assert at.selectbox(key="db_preset").value.startswith("custom")
+    assert not at.exception and at.selectbox(key="db_preset").value.startswith("custom")
+    assert at.text_input(key="db_scales").value == ", ".join(repr(s) for s in tuned.scales)
+    at.switch_page("pages/dataset.py").run()
+    at.button(key="ds_undo").click().run()
+    assert ws_of(at).boxes.config == ssd300_voc()
 
 
 def test_voc_folder_and_coco_json_on_disk(peer_data, monkeypatch):

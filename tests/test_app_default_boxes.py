@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from explorer.text import shown
+from tests.app_helpers import ws_of
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
@@ -43,27 +44,27 @@ def test_presets_are_reproduced_exactly_by_the_controls():
 
     at = _page()
     assert _metric(at, "Total default boxes") == "8732"  # SSD300 VOC preset
-    assert at.session_state["tuned_cfg"] == ssd300_voc()
+    assert ws_of(at).boxes.config == ssd300_voc()
     assert at.slider(key="db_smin").value == 0.2 and at.slider(key="db_smax").value == 0.88
     assert at.checkbox(key="db_first").value and at.number_input(key="db_sfirst").value == 0.1
     _pick(at, "SSD512")
     assert _metric(at, "Total default boxes") == "24564" and at.slider(key="db_size").value == 512
-    assert at.session_state["tuned_cfg"] == ssd512_voc()
+    assert ws_of(at).boxes.config == ssd512_voc()
 
 
 def test_editing_one_control_changes_only_what_it_names():
     at = _page()
-    before = at.session_state["tuned_cfg"]
+    before = ws_of(at).boxes.config
     at.slider(key="db_smax").set_value(0.89).run()
-    moved = at.session_state["tuned_cfg"]
+    moved = ws_of(at).boxes.config
     assert at.selectbox(key="db_preset").value.startswith("custom")
     assert moved.scales[:2] == before.scales[:2]  # conv4_3's 0.1 and s_min stay: no 60 -> 77 px jump
     assert moved.scales[5] == pytest.approx(0.89)
     assert (moved.feature_maps, moved.steps, moved.aspect_ratios) == (before.feature_maps, before.steps, before.aspect_ratios)
     at.slider(key="db_smax").set_value(0.88).run()  # moving it back restores the preset's boxes
-    assert at.session_state["tuned_cfg"].scales == pytest.approx(before.scales, abs=1e-12)
+    assert ws_of(at).boxes.config.scales == pytest.approx(before.scales, abs=1e-12)
     at.text_input(key="db_scales").input("0.1, 0.25, 0.37, 0.54, 0.71, 0.88, 1.05").run()
-    edited = at.session_state["tuned_cfg"]
+    edited = ws_of(at).boxes.config
     assert edited.scales[1] == 0.25 and edited.scales[2:] == before.scales[2:] and edited.scales[0] == 0.1
     assert _metric(at, "Total default boxes") == "8732"
     at.text_input(key="db_ratio_sets").input("1").run()

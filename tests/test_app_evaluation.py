@@ -7,6 +7,7 @@ import pytest
 
 from explorer.text import shown
 from ssd.training.runlog import SPEC_FILE, update_status
+from tests.app_helpers import ws_of
 from tests.eval_helpers import SHIPPED, make_eval
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
@@ -52,24 +53,28 @@ def test_results_tuner_and_hand_off(runs):
     assert _metric(at, "AP@[.5:.95]") != ap_eval  # thresholds re-run post-processing and AP
     at.button(key="evt_use").click().run()
     assert not at.exception
-    ss = at.session_state
-    assert (ss["nms_score_thresh"], ss["nms_nms_thresh"], ss["nms_detections_per_img"]) == (0.6, 0.45, 200)
+    t = ws_of(at).thresholds  # the one threshold set of Per-scale, NMS and Trace
+    assert (t.score_thresh, t.nms_thresh, t.detections_per_img) == (0.6, 0.45, 200)
     assert any("--score-thresh 0.6 --nms-thresh 0.45 --detections-per-img 200" in c.value for c in at.code)
     at.switch_page("pages/nms.py").run()
     assert not at.exception
     assert at.slider(key="nms_score_thresh").value == 0.6
+    at.switch_page("pages/trace.py").run()
+    assert at.slider(key="trace_score_thresh").value == 0.6
 
 
 def test_gallery_sends_a_scene_to_the_explorer():
     at = _page()
     at.selectbox(key="evg_kind").set_value("Bkg").run()
     assert not at.exception
-    at.button(key="evg_ps_0").click().run()
+    at.button(key="evg_ps_0").click().run()  # one run: the page switches at once (issue 19 item 2)
     assert not at.exception, [e.value for e in at.exception]
-    sid = at.session_state["sample_id"]
-    assert sid.startswith("procedural:scene_10000000")
+    ws = ws_of(at)
+    sid = ws.sample_id
+    assert sid.startswith("procedural:scene_10000000") and ws.source == "sample"
     assert at.sidebar.selectbox(key="sample_id").value == sid
-    assert at.session_state["model_choice"] == SHIPPED
+    assert ws.model_id == SHIPPED and at.session_state["_explorer_ctx"].image.name == sid.split(":", 1)[1]
+    assert [t.value for t in at.title] == ["Per-scale detections"]  # failed before: Evaluation stayed
 
 
 def test_two_evaluations_side_by_side(runs):

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.app_helpers import gt_uploader, ws_of
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 
@@ -37,7 +38,7 @@ def _run():
 
 
 def _upload(at, name, data, mime="application/json"):
-    at.file_uploader(key="gt_file").set_value((name, data, mime)).run()
+    gt_uploader(at).set_value((name, data, mime)).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -206,8 +207,10 @@ def test_reload_keeps_the_upload_and_its_gt(peer_data):
     captions = " ".join(c.value for c in again.sidebar.caption).replace("\\", "").replace("\u2060", "")
     assert "Kept from before the reload: demo.jpg" in captions and "annotation file demo_gt.xml" in captions
     assert again.query_params.get("inputs") == token  # the URL keeps the same token
-    again.checkbox(key="gt_keep_difficult").check().run()  # a change in the new session is kept too
-    assert _ctx(_app({"inputs": token})).gt.names == ["dog", "car"]
+    again.checkbox(key="gt_keep_difficult").check().run()  # a change in the new session is kept too,
+    mine = again.query_params.get("inputs")  # under its own token: the link it came with stays a snapshot
+    assert mine != token and _ctx(_app({"inputs": mine})).gt.names == ["dog", "car"]
+    assert _ctx(_app({"inputs": token})).gt.names == ["dog"]  # issue 20 item 8
 
 
 @pytest.mark.usefixtures("app_env")
@@ -227,21 +230,27 @@ def _other_sample() -> str:
 
 
 @pytest.mark.usefixtures("app_env")
-def test_the_users_next_change_replaces_the_kept_entry(peer_data):
-    from explorer.inputs import session_store as keep_mod
+def test_gt_follows_the_image_sample_then_back_to_the_upload(peer_data):
+    """Issue 19 item 1: the upload's annotation file never applies to a sample; back on the
+    upload, its boxes (and its file) are back. Failed before: the sample showed the file's box."""
     from pages import _sidebar
 
-    at, _ = _photo_with_gt(peer_data)
+    at, data = _photo_with_gt(peer_data)
     token = at.query_params["inputs"]
     at.radio(key="image_source").set_value("Sample scene").run()
     at.sidebar.selectbox(key="sample_id").set_value(_other_sample()).run()
-    kept, shown = _sidebar.KEPT.get(token), _ctx(at)
-    assert kept.upload is None and kept.image_name == _other_sample() and at.query_params["inputs"] == token
-    # The annotation file still loaded applies to the new image: the table as the sidebar shows it.
-    assert kept.gt_rows == keep_mod.plain_rows(at.session_state["gt_current"]) and kept.gt_rows
-    reloaded = _ctx(_app({"inputs": token}))
-    assert reloaded.image.name == _other_sample() and reloaded.image.source == "sample"
-    assert reloaded.gt.boxes_xyxy.tolist() == shown.gt.boxes_xyxy.tolist()
+    shown = _ctx(at)
+    own = shown.image.gt_rows
+    assert shown.image.name == _other_sample() and len(shown.gt) == len(own)  # the sample's own boxes
+    assert ws_of(at).gt.source == (("image",) if own else ())
+    # Its own boxes need nothing kept: the link names the sample; the upload's entry is untouched.
+    assert "inputs" not in at.query_params and at.query_params["sample"] == _other_sample()
+    assert _sidebar.KEPT.get(token).image_name == "demo.jpg"
+    at.radio(key="image_source").set_value("Upload").run()
+    back = _ctx(at)
+    assert back.image.digest == hashlib.sha1(data).hexdigest() and back.gt.names == ["dog"]
+    reloaded = _ctx(_app({"sample": _other_sample()}))  # a sample link works on any server
+    assert reloaded.image.name == _other_sample()
 
 
 @pytest.mark.usefixtures("app_env")
@@ -250,15 +259,17 @@ def test_default_sample_keeps_nothing_and_a_cleared_gt_is_kept():
 
     at = _app()
     assert "inputs" not in at.query_params  # the default sample with its own boxes: nothing to keep
-    at.sidebar.selectbox(key="sample_id").set_value(_other_sample()).run()
+    at.button(key="gt_clear").click().run()  # its boxes cleared: kept, under a token
     token = at.query_params["inputs"]
-    assert _sidebar.KEPT.get(token).image_name == _other_sample()
-    at.sidebar.selectbox(key="sample_id").set_value("cat_and_dog.png").run()  # back to the default
-    assert _sidebar.KEPT.get(token) is None and "inputs" not in at.query_params
-    at.button(key="gt_clear").click().run()  # its boxes cleared: kept again, under the same token
-    assert _sidebar.KEPT.get(token).gt_rows == () and at.query_params["inputs"] == token
+    assert _sidebar.KEPT.get(token).gt_rows == () and _sidebar.KEPT.get(token).image_name == "cat_and_dog.png"
     reloaded = _ctx(_app({"inputs": token}))
     assert reloaded.image.name == "cat_and_dog.png" and len(reloaded.gt) == 0
+    at.sidebar.selectbox(key="sample_id").set_value(_other_sample()).run()  # another sample, its own boxes
+    assert "inputs" not in at.query_params and _sidebar.KEPT.get(token).gt_rows == ()  # a link made before works
+    _sidebar.KEPT.drop(token)
+    expired = _app({"inputs": token})  # an expired token says so and shows the sample
+    assert _ctx(expired).image.name == "cat_and_dog.png"
+    assert any("no longer kept" in w.value for w in expired.sidebar.warning)
 
 
 @pytest.mark.usefixtures("app_env")

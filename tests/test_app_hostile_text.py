@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from explorer.text import md
+from tests.app_helpers import gt_uploader, ws_of
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
@@ -119,9 +120,9 @@ def test_hostile_text_is_plain_on_every_page(hostile_env):
     at.run()
     at.radio(key="image_source").set_value("Upload").run()
     at.file_uploader(key="image_upload").set_value((f"{IMG}.png", _png(), "image/png")).run()
-    at.file_uploader(key="gt_file").set_value((f"{IMG}.xml", _voc(HOSTILE), "text/xml")).run()
+    gt_uploader(at).set_value((f"{IMG}.xml", _voc(HOSTILE), "text/xml")).run()
     _assert_plain(at, "sidebar")
-    assert at.session_state["gt_current"][0]["label"] == HOSTILE  # the hostile class is in use
+    assert ws_of(at).gt.rows[0]["label"] == HOSTILE  # the hostile class is in use
     for page in PAGES:
         at.switch_page(page).run()
         _assert_plain(at, page)

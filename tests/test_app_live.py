@@ -63,10 +63,10 @@ def test_a_committed_value_reaches_python_and_the_tables():
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.session_state["_live_ready_nms"] = True
-    at.session_state["nms_score_thresh"] = 0.9
+    at.session_state["_workspace"].set_thresholds(score_thresh=0.9)  # what the commit callback does
     _run_page(at, "pages/nms.py")
     high = next(m.value for m in at.metric if m.label == "Candidates before NMS")
-    at.session_state["nms_score_thresh"] = 0.05
+    at.session_state["_workspace"].set_thresholds(score_thresh=0.05)
     _run_page(at, "pages/nms.py")
     low = next(m.value for m in at.metric if m.label == "Candidates before NMS")
     assert int(low) > int(high)

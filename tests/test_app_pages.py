@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from explorer.inputs import models
+from tests.app_helpers import gt_uploader, ws_of
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = st_testing.AppTest
@@ -55,7 +56,7 @@ def _png(size=(320, 240), mode="RGB") -> bytes:
 
 def test_every_page_runs_on_the_default_sample():
     at = _app()
-    assert at.session_state["model_choice"]
+    assert ws_of(at).model_id
     for page in ALL_PAGES:
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
@@ -175,13 +176,13 @@ def test_gt_annotation_file_with_a_bad_row_is_named(tmp_path):
     voc = (b"<annotation><object><name>cat</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>60</xmax>"
            b"<ymax>70</ymax></bndbox></object><object><name>unicorn</name><bndbox><xmin>1</xmin><ymin>1</ymin>"
            b"<xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
-    at.file_uploader(key="gt_file").set_value(("a.xml", voc, "text/xml")).run()
+    gt_uploader(at).set_value(("a.xml", voc, "text/xml")).run()
     assert not at.exception
     # messages that hold user text are shown as plain text (st.code), not markdown
     assert any("row 2" in e and "unicorn" in e for e in [c.value for c in at.sidebar.code])
     at.switch_page("pages/matching.py").run()
     assert _metric(at, "Ground-truth boxes") == "1"
-    at.file_uploader(key="gt_file").set_value(("b.json", b"{oops", "application/json")).run()
+    gt_uploader(at).set_value(("b.json", b"{oops", "application/json")).run()
     assert any("b.json" in e and "JSON" in e for e in [c.value for c in at.sidebar.code])
 
 
@@ -205,7 +206,7 @@ def test_model_choice_from_session_state_and_offline_torchvision(monkeypatch, tm
     assert any("SSDlite320" in e and "Load a model from a weights file" in e for e in _errors(at))
     # The picker shows what really runs: the fallback, not the model that failed.
     shipped = str(models.SHIPPED_CHECKPOINT)
-    assert at.selectbox(key="_model_picker").value == shipped == at.session_state["model_choice"]
+    assert at.selectbox(key="_model_picker").value == shipped == ws_of(at).model_id
     assert any("Switched to shipped" in e for e in _errors(at))
 
 
@@ -229,7 +230,7 @@ def test_a_weights_file_on_disk_becomes_the_model(tmp_path, monkeypatch):
     picked = at.selectbox(key="_model_picker")
     assert picked.value.startswith("file:ssdlite320_mobilenet_v3_large:") and "ssdlite_coco.pth" in picked.value
     at.switch_page("pages/nms.py").run()
-    assert not at.exception and at.session_state["model_choice"] == picked.value
+    assert not at.exception and ws_of(at).model_id == picked.value
 
 
 def test_a_refused_weights_upload_names_the_upload_not_the_server_path():

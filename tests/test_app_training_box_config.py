@@ -24,7 +24,9 @@ TUNED = "the tuned configuration (from the Default boxes / Dataset page)"
 def _page(tuned_cfg=None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=60)
     if tuned_cfg is not None:
-        at.session_state["tuned_cfg"] = tuned_cfg
+        from explorer.workspace import Workspace
+        ws = at.session_state["_workspace"] = Workspace()
+        ws.set_boxes(tuned_cfg, "edited")
     at.run()
     assert not at.exception, at.exception
     return at

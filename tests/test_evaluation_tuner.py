@@ -77,7 +77,7 @@ def test_tuner_counts_and_recall_agree_with_brute_force(ev, score, iou, detectio
 def test_tuner_errors_per_level(ev):
     res, kept, cfg = ev
     t = tune(kept, res["class_names"], cfg, 0.3, 0.45, 200, errors=True)
-    assert sum(r["GT owned"] for r in t["per_level"]) == int(kept.gt_offsets[-1])
+    assert sum(r["GTs it owns"] for r in t["per_level"]) == int(kept.gt_offsets[-1])
     assert set(t["errors"]["dAP"]) == {"Cls", "Loc", "Both", "Dupe", "Bkg", "Miss"}
 
 

@@ -67,3 +67,34 @@ def test_cli_bad_input_writes_nothing(tmp_path, capsys):
                             "--out", str(out)]) == 2
     assert "below the smallest layout" in capsys.readouterr().err and not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- an honest tuner (issue 19 item 4)
+def test_result_is_rounded_grows_with_the_map_and_compares_to_its_base():
+    gt = gt_boxes.procedural_boxes(40, seed=3, size=256, object_size=(0.05, 0.5)).boxes_xyxy_norm
+    base = compact256()
+    res = tune(gt, base, max_evals=60)
+    assert all(s == round(s, 3) for s in res.cfg.scales), res.cfg.scales  # what is written reads as written
+    assert tune_boxes.scales_grow(res.cfg), res.cfg.scales
+    assert res.before["bpr"] == pytest.approx(coverage_brute(gt, base).bpr)  # against the config it was given
+    assert res.after["bpr"] == pytest.approx(coverage_brute(gt, res.cfg).bpr)
+
+
+def test_scales_out_of_order_only_when_asked():
+    shrinking = tune_boxes.rounded(compact256())
+    assert tune_boxes.scales_grow(shrinking)
+    import dataclasses
+    bad = dataclasses.replace(shrinking, scales=tuple(reversed(shrinking.scales)))
+    assert not tune_boxes.scales_grow(bad)
+    gt = gt_boxes.procedural_boxes(40, seed=3, size=256).boxes_xyxy_norm
+    assert tune_boxes.scales_grow(tune(gt, bad, max_evals=30).cfg)  # a shrinking start is put in order
+
+
+def test_too_few_boxes_say_so_with_the_numbers():
+    few = gt_boxes.procedural_boxes(5, seed=1).boxes_xyxy_norm
+    res = tune(few, compact256(), max_evals=10)
+    need = tune_boxes.min_boxes_needed(compact256())
+    assert need == 20 * (2 * 6 + 2)
+    assert len(res.notes) == 1 and f"Tuned on {len(few)} ground-truth box(es), fewer than the {need}" in res.notes[0]
+    many = gt_boxes.procedural_boxes(150, seed=1).boxes_xyxy_norm
+    assert len(many) >= need and tune(many, compact256(), max_evals=5).notes == ()

@@ -47,7 +47,19 @@ def test_tables(res):
     assert [r["class"] for r in rows] == res["class_names"][1:]
     assert {r["metric"] for r in ev.summary_rows(res)} >= {"AP", "AP50", "TIDE AP50 (points)"}
     lv = ev.level_rows(res)
-    assert sum(r["TP"] for r in lv) == sum(x["tp"] for x in res["per_level"])
+    assert sum(r["its detections: TP"] for r in lv) == sum(x["tp"] for x in res["per_level"])
+
+
+def test_level_table_says_what_each_count_counts_and_agrees(res):
+    """Issue 19 item 9: a row read "TP 0, GT 1, recall 1" (TP counts the level's detections,
+    GT the GTs it owns). Now each column names its population and recall = found / owned."""
+    for row, lv in zip(ev.level_rows(res), res["per_level"]):
+        assert "TP" not in row and "GT" not in row and "recall" not in row  # no bare, ambiguous names
+        owned, found = row["GTs it owns"], row["of them found"]
+        assert found == lv["gt_matched"] and 0 <= found <= owned
+        if owned:
+            assert row["recall (found / owned)"] == pytest.approx(found / owned, abs=1e-3)
+    assert "found / owned" in ev.LEVEL_COLUMNS_NOTE
 
 
 def test_comparison_is_b_minus_a(res):

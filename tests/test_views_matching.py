@@ -120,3 +120,11 @@ def test_forced_count_is_the_gts_whose_best_box_is_below_the_threshold():
         view = mv.matching_view(db, cfg.image_size, boxes_px, names, img.size[::-1], thr)
         below = sum(s["best_possible_iou"] < thr for s in view.summary)
         assert sum(r["forced"] for r in view.records) == below, thr
+
+
+def test_iou_text_never_rounds_up_to_a_threshold():
+    """Issue 19 item 11: "best IoU 0.90" was shown for 0.8968 at threshold 0.90."""
+    from explorer.views.matching import iou_text
+
+    assert iou_text(0.8968) == "0.896" and iou_text(0.8999) == "0.899"
+    assert iou_text(0.9) == "0.900" and iou_text(1.0) == "1.000" and iou_text(0.0) == "0.000"

@@ -65,7 +65,7 @@ def test_nms_figure_traces(stages):
     assert any(n.endswith(": kept") for n in names) and any(n.endswith(": suppressed") for n in names)
     assert "suppressed -> suppressor" in names
     hover = [t for t in fig.data if (t.name or "").endswith(": suppressed") and t.mode == "markers"][0].text[0]
-    assert "suppressed by #" in hover and "IoU" in hover
+    assert "suppressed by " in hover and "#" not in hover and "IoU" in hover  # named, not numbered
     quiet = nv.nms_figure(recs, None, stages.image_hw, show_suppressed=False)
     assert not any((t.name or "").endswith(": suppressed") for t in quiet.data)
 
@@ -77,7 +77,7 @@ def test_class_filter_and_rounded_final_rows():
     assert nv.filter_by_class(records, "bird") == []
     rows = nv.detection_rows([{"label": "cat", "score": 0.912345678, "box_xyxy": [1.23456789, 2.0, 30.98765, 40.5],
                                "level": 2, "cell": [3, 4], "default_index": 17}])
-    assert rows == [{"class": "cat", "score": 0.9123, "x1": 1.2, "y1": 2.0, "x2": 31.0, "y2": 40.5, "level": 2,
+    assert rows == [{"detection": 1, "class": "cat", "score": 0.9123, "x1": 1.2, "y1": 2.0, "x2": 31.0, "y2": 40.5, "level": 2,
                      "cell": "3,4", "default_index": 17}]
 
 

@@ -15,6 +15,7 @@ from torchvision.ops import box_iou
 
 from explorer.views import nms as nv
 from explorer.views import trace as tv
+from explorer.views import trace_links as tl
 from explorer.views.matching import matching_view
 from explorer.views.trace_figure import trace_figure
 from explorer.views.trace_links import prediction_fate
@@ -144,8 +145,14 @@ def test_nms_fate_agrees_with_the_nms_trace_and_page(scene, stages):
             assert (r["fate"] == "final") == page[p]["final"]
             if r["fate"] == "suppressed":
                 by = int(stages.nms.suppressed_by[p])
-                assert by == page[p]["suppressed_by"] and f"candidate #{by} " in r["detail"]
-                assert r["suppressed_by"] == by
+                assert by == page[p]["suppressed_by"]
+                # One numbering (issue 19 item 8): the suppressor by the same name on both pages,
+                # "detection N" (from 1) when it is a final detection.
+                name = page[p]["suppressed_by_name"]
+                assert r["suppressed_by"] == name and f"by {name} " in r["detail"]
+                assert name == tl.candidate_name(stages, by)
+                if page[by]["final"]:
+                    assert name == f"detection {page[by]['detection']}" and page[by]["detection"] >= 1
                 assert r["suppress_iou"] == pytest.approx(float(stages.nms.suppress_iou[p]), abs=1e-4)
 
 
@@ -206,7 +213,7 @@ def test_trace_detection_of_each_final_detection(scene, stages):
         a, c = int(det.default_index[d]), int(det.labels[d])
         tr = tv.trace_detection(stages, a, c, boxes, labels)
         assert tr["fate"] == {"fate": "final", "score": pytest.approx(float(det.scores[d]), abs=1e-4),
-                              "candidate": int(stages.nms.keep[d]), "detection": d}
+                              "candidate": int(stages.nms.keep[d]), "detection": d, "detection_number": d + 1}
         assert tr["verdict"]["verdict"] == "TP" and int(labels[tr["verdict"]["gt"]]) == c
         assert tr["box_xyxy_px"] == pytest.approx(det.boxes_xyxy_px[d].tolist(), abs=0.06)
         assert tr["regression"] == pytest.approx(stages.bbox_regression_flat()[a].tolist(), abs=1e-4)
@@ -349,3 +356,21 @@ def test_clicks_that_name_no_object_pick_nothing(stages):
         assert tl.clicked_target(cd, targets, stages, 2) is None
     with pytest.raises(ValueError, match="not among this image's targets"):
         tl.clicked_target("gt:1", targets[:1], stages, 2)  # targets built for other ground truth
+
+
+def test_one_numbering_for_detections_everywhere(stages):
+    """Issue 19 item 8: NMS hover "#6", the picker "detection 0", Trace "final detection #1"
+    next to "suppressed_by 0" named one detection three ways. Now: the final list's order, from 1."""
+    names = list(stages.class_names)
+    records = nv.candidate_records(stages, names)
+    rows = nv.detection_rows(stages.detections.to_records(names))
+    targets = [t for t in tv.trace_targets(stages, []) if t["kind"] == "detection"]
+    assert [r["detection"] for r in rows] == list(range(1, len(rows) + 1))
+    assert [t["text"].split(":")[0] for t in targets] == [f"detection {n}" for n in range(1, len(rows) + 1)]
+    finals = sorted((r for r in records if r["final"]), key=lambda r: r["detection"])
+    assert [(r["default_index"], r["label"]) for r in finals] == \
+        [(t["default_index"], t["label"]) for t in targets]
+    for n, t in enumerate(targets, start=1):
+        fate = tl.prediction_fate(stages, t["default_index"], t["label"])
+        assert fate["detection_number"] == n and tl.fate_text(fate) == f"kept: final detection {n}"
+    assert all(r["detection"] is None for r in records if not r["final"])

@@ -107,7 +107,9 @@ def tune(kept: KeptOutputs, class_names, model_cfg, score_thresh: float, nms_thr
     if analysis is not None:
         rep = analysis.report()
         for row, lv in zip(per_level, rep["per_level"]):
-            row.update({"TP": lv["tp"], "FP": lv["fp"], "GT owned": lv["gt"], "recall": lv["recall"],
+            # Named as the Evaluation page's per-level table (explorer.views.evaluation.LEVEL_COLUMNS_NOTE).
+            row.update({"its detections: TP": lv["tp"], "its detections: FP": lv["fp"], "GTs it owns": lv["gt"],
+                        "of them found": lv["gt_matched"], "recall (found / owned)": lv["recall"],
                         "AP50": lv["AP50"]})
         out["errors"] = rep["errors"]
         out["misses_by_cause"] = rep["misses_by_cause"]

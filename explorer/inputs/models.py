@@ -169,6 +169,15 @@ def default_model_id(choices: list[ModelChoice]) -> str:
     return RANDOM_COMPACT
 
 
+def checkpoint_label(path: str | os.PathLike) -> str:
+    """A checkpoint named so that two runs' files differ: "run demo1, best.pt" for
+    `.../demo1/checkpoints/best.pt`, else the file name."""
+    p = Path(path)
+    if p.parent.name == "checkpoints" and p.parent.parent.name:
+        return f"run {p.parent.parent.name}, {p.name}"
+    return p.name
+
+
 def choice_label(model_id: str, choices: list[ModelChoice]) -> str:
     for c in choices:
         if c.model_id == model_id:

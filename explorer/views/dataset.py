@@ -14,7 +14,7 @@ from ssd.data.gt_boxes import DatasetBoxes
 from ssd.priors import wh_pairs
 from ssd.tuning.coverage import Coverage, coverage
 from ssd.tuning.coverage_summary import summarize
-from ssd.tuning.tune_boxes import TuneResult
+from ssd.tuning.tune_boxes import TuneResult, num_default_boxes  # noqa: F401 (pages call dsv.num_default_boxes)
 from ssd.tuning.tune_boxes import tune as _tune
 
 MAX_POINTS = 8000  # ground-truth points drawn in the size figure (an even subsample beyond)
@@ -29,9 +29,11 @@ def measure(data: DatasetBoxes, cfg: SSDConfig, iou_threshold: float = 0.5) -> t
     return cov, s
 
 
-def tune(data: DatasetBoxes, model_cfg: SSDConfig, max_boxes: int, max_evals: int = 200) -> TuneResult:
-    """`ssd.tuning.tune_boxes.tune` of the dataset's boxes, keeping `model_cfg`'s geometry."""
-    return _tune(data.boxes_xyxy_norm, model_cfg, max_boxes, max_evals=max_evals)
+def tune(data: DatasetBoxes, base: SSDConfig, max_boxes: int, max_evals: int = 200,
+         monotone: bool = True) -> TuneResult:
+    """`ssd.tuning.tune_boxes.tune` of the dataset's boxes from `base` (the configuration
+    the user looks at), keeping its geometry and comparing against it."""
+    return _tune(data.boxes_xyxy_norm, base, max_boxes, max_evals=max_evals, monotone=monotone)
 
 
 def size_figure(data: DatasetBoxes, cfg: SSDConfig, cov: Coverage, fig_height: int = 460) -> go.Figure:

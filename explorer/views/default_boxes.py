@@ -18,7 +18,7 @@ from ssd.priors import DefaultBoxes, level_table
 
 # Session-state key of the configuration the pages share: Default boxes edits it, the
 # Dataset page measures it (and its optimizer replaces it).
-TUNED_CFG_KEY = "tuned_cfg"
+TUNED_CFG_KEY = "tuned_cfg"  # retired: the workspace (explorer.workspace) holds the box configuration
 
 # The ratios a user can pick; label -> value (Sec. 2.2: a_r in {1, 2, 3, 1/2, 1/3}).
 RATIO_CHOICES = {"1": 1.0, "2": 2.0, "3": 3.0, "1/2": 0.5, "1/3": 1 / 3}

@@ -82,13 +82,28 @@ def level_figure(result: dict, title: str = "Per feature map: TP / FP / FN") -> 
     return fig
 
 
+# The per-level table counts two different things; its column names say which (issue 19
+# item 9: "TP 0, GT 1, recall 1" read as a contradiction). Detections are counted at the
+# level of their own default box; GTs at the level that owns them (their best default box),
+# found by a detection of any level. Recall = found / owned, on the same row's numbers.
+LEVEL_COLUMNS_NOTE = ("Two counts per level. Its detections: the detections whose default box is on this level, "
+                      "true (TP) or false (FP, by error type). Its ground truths: the GTs whose best default box is "
+                      "on this level (owned), how many of them some detection found (of any level), and the "
+                      "recall = found / owned. AP and AP50 are over the GTs it owns.")
+
+
 def level_rows(result: dict) -> list[dict]:
-    """The per-level table: TP, FP by type, GT owned, recall, AP, AP50."""
+    """The per-level table (`LEVEL_COLUMNS_NOTE`): its detections (TP, FP by type), its
+    ground truths (owned, found, recall = found / owned), AP, AP50."""
     rows = []
     for lv in result["per_level"]:
-        by_type = {t: lv["fp_by_type"][t] for t in error_types(result) if t in lv["fp_by_type"]}
-        rows.append({"level": level_label(lv), "TP": lv["tp"], "FP": lv["fp"], **by_type, "GT": lv["gt"],
-                     "recall": _r(lv["recall"]), "AP": _r(lv["AP"]), "AP50": _r(lv["AP50"])})
+        by_type = {f"its FP: {t}": lv["fp_by_type"][t] for t in error_types(result) if t in lv["fp_by_type"]}
+        owned = lv["gt"]
+        found = lv.get("gt_matched", round((lv["recall"] or 0) * owned))
+        rows.append({"level": level_label(lv), "its detections: TP": lv["tp"], "its detections: FP": lv["fp"],
+                     **by_type, "GTs it owns": owned, "of them found": found,
+                     "recall (found / owned)": _r(found / owned) if owned else None,
+                     "AP": _r(lv["AP"]), "AP50": _r(lv["AP50"])})
     return rows
 
 

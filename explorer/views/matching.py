@@ -8,6 +8,8 @@ here are in original-image pixels; box shapes are also given in input pixels.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -276,3 +278,10 @@ def hard_negative_figure(
 
 
 LOSS_FORMULA = r"L(x, c, l, g) = \frac{1}{N}\left(L_{conf}(x, c) + \alpha L_{loc}(x, l, g)\right)"
+
+
+def iou_text(iou: float, decimals: int = 3) -> str:
+    """An IoU as text, rounded down: a value below a threshold never reads as the
+    threshold (0.8968 at threshold 0.90 read "0.90" with 2 decimals, rounded half up)."""
+    scale = 10 ** decimals
+    return f"{math.floor(float(iou) * scale + 1e-9) / scale:.{decimals}f}"

@@ -39,18 +39,26 @@ def candidate_records(stages, class_names: list[str]) -> list[dict]:
     keep_idx = torch.as_tensor(stages.nms.keep)
     if keep_idx.dtype == torch.bool:
         keep_idx = keep_idx.nonzero().flatten()
-    final = set(keep_idx[: len(stages.detections)].tolist())
+    # The one numbering (`trace_links.detection_number`): a final detection's place in the list, from 1.
+    number = {int(q): n + 1 for n, q in enumerate(keep_idx[: len(stages.detections)].tolist())}
+    final = set(number)
     by = stages.nms.suppressed_by.tolist()
     iou = stages.nms.suppress_iou.tolist()
     boxes = cand.boxes_xyxy_px.reshape(-1, 4).tolist()
     # Plain lists once: indexing tensors element by element costs microseconds each.
     labels, scores, level = cand.labels.tolist(), cand.scores.tolist(), cand.level.tolist()
     row, col, default_index = cand.row.tolist(), cand.col.tolist(), cand.default_index.tolist()
+    def name(q: int) -> str:  # `trace_links.candidate_name` from the plain lists
+        if q in number:
+            return f"detection {number[q]}"
+        return f"{class_names[int(labels[q])]} {scores[q]:.3f} (level {int(level[q])}, cell ({int(row[q])}, {int(col[q])}))"
+
     rows = []
     for q in range(n):
         s = by[q]
         rows.append(
             {
+                "detection": number.get(q),
                 "candidate": q,
                 "label": int(labels[q]),
                 "class": class_names[int(labels[q])],
@@ -64,6 +72,7 @@ def candidate_records(stages, class_names: list[str]) -> list[dict]:
                 "kept": bool(kept[q]),
                 "final": q in final,
                 "suppressed_by": int(s) if s >= 0 else None,
+                "suppressed_by_name": name(s) if s >= 0 else None,
                 "suppressor_score": round(scores[s], 4) if s >= 0 else None,
                 "iou_with_suppressor": round(iou[q], 4) if s >= 0 else None,
             }
@@ -122,8 +131,8 @@ def nms_figure(
             rs = [r for r in suppressed if r["class"] == cls]
             color = class_color(rs[0]["label"])
             hover = [
-                f"#{r['candidate']} {cls} {r['score']:.3f} (level {r['level']}, cell ({r['row']}, {r['col']}))<br>"
-                + (f"suppressed by #{r['suppressed_by']} ({r['suppressor_score']:.3f}), "
+                f"{cls} {r['score']:.3f} (level {r['level']}, cell ({r['row']}, {r['col']}))<br>"
+                + (f"suppressed by {r['suppressed_by_name']} ({r['suppressor_score']:.3f}), "
                    f"IoU {r['iou_with_suppressor']:.3f}"
                    if r["suppressed_by"] is not None else "not kept (top-k cut)")
                 for r in rs
@@ -153,7 +162,7 @@ def nms_figure(
                 continue
             color = class_color(rs[0]["label"])
             what = "KEPT" if final else "kept by NMS, cut by top k"
-            hover = [f"#{r['candidate']} {cls} {r['score']:.3f} {what} "
+            hover = [(f"detection {r['detection']}: " if r["detection"] else "") + f"{cls} {r['score']:.3f} {what} "
                      f"(level {r['level']}, cell ({r['row']}, {r['col']}))" for r in rs]
             traces += box_traces(np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs]), color,
                                  f"{cls}: kept" if final else f"{cls}: cut by top k", hover=hover,
@@ -185,9 +194,9 @@ def detection_rows(detection_records: list[dict], decimals: int = 1) -> list[dic
     is not sub-pixel exact; 14 decimals only hide the numbers), score to 4 decimals,
     the box split into x1, y1, x2, y2 columns."""
     rows = []
-    for d in detection_records:
+    for n, d in enumerate(detection_records, start=1):  # the one numbering: the final list's order, from 1
         x1, y1, x2, y2 = (round(float(v), decimals) for v in d["box_xyxy"])
-        rows.append({"class": d["label"], "score": round(float(d["score"]), 4), "x1": x1, "y1": y1, "x2": x2,
+        rows.append({"detection": n, "class": d["label"], "score": round(float(d["score"]), 4), "x1": x1, "y1": y1, "x2": x2,
                      "y2": y2, "level": d["level"], "cell": f"{d['cell'][0]},{d['cell'][1]}",
                      "default_index": d["default_index"]})
     return rows

@@ -40,7 +40,7 @@ from ssd.matching import match
 MATCH_IOU = 0.5  # Sec. 2.2: a default box matches a GT at IoU >= 0.5; TIDE's true positive too
 
 VERDICT_TEXT = {
-    "detected": "Detected: final detection #{detection} ({class_name}, score {score:.3f}) from level {level} "
+    "detected": "Detected: final detection {detection_number} ({class_name}, score {score:.3f}) from level {level} "
                 "({feature_map}), cell ({row}, {col}), overlaps it at IoU {iou:.2f}.",
     "no_default_box": "Missed, no default box: none reaches IoU 0.5 with it (best {best_default_iou:.2f}), so "
                       "training never asked any default box to predict it.",
@@ -142,7 +142,7 @@ def _nms_rows(stages, label: int, gt_px: Tensor, limit: int) -> list[dict]:
         fate = prediction_fate(stages, a, label)
         rows.append(dict(candidate=p, **where(stages.default_boxes, a), score=round(float(cand.scores[p]), 4),
                          iou_with_gt=round(float(iou_all[p]), 4),
-                         fate=fate["fate"], suppressed_by=fate.get("suppressed_by"),
+                         fate=fate["fate"], suppressed_by=fate.get("suppressor_name"),
                          suppress_iou=fate.get("suppress_iou"), detail=fate_text(fate),
                          box_xyxy_px=decoded_box_px(stages, a)))
     return rows
@@ -160,7 +160,8 @@ def _gt_verdict(stages, g: int, label: int, gt_norm: Tensor, gt_labels: Tensor, 
         det = stages.detections
         a = int(det.default_index[d])
         iou = float(box_iou(det.boxes_xyxy_px[d:d + 1].float(), norm_to_px(gt_norm[g], stages.image_hw)[None]))
-        rec = dict(where(stages.default_boxes, a), verdict="detected", detection=d, class_name=names[label],
+        rec = dict(where(stages.default_boxes, a), verdict="detected", detection=d, detection_number=d + 1,
+                   class_name=names[label],
                    score=round(float(det.scores[d]), 4), iou=round(iou, 4))
         return dict(rec, text=VERDICT_TEXT["detected"].format(**rec))
     # iou_g: (A,) IoU with every default box; the same in the network-input frame miss_cause names
@@ -345,7 +346,7 @@ def trace_targets(stages, gt_labels) -> list[dict]:
     for d, (a, c, s, k) in enumerate(zip(det.default_index.tolist(), det.labels.tolist(), det.scores.tolist(),
                                          det.level.tolist())):
         out.append({"kind": "detection", "default_index": int(a), "label": int(c),
-                    "text": f"detection {d}: {names[c]} {s:.2f} (level {k}, default box {a})"})
+                    "text": f"detection {d + 1}: {names[c]} {s:.2f} (level {k}, default box {a})"})
     return out
 
 

@@ -75,6 +75,29 @@ def postprocessed(stages) -> Postprocessed:
                          nms=stages.nms, final=keep[: stages.config.detections_per_img])
 
 
+# ---------------------------------------------------------------- one numbering
+# Detections are numbered as users count, by their place in the final list: 1, 2, ...
+# (every page: NMS hover and tables, the pickers, Trace). A candidate that is not a final
+# detection (suppressed by NMS, cut by top k) has no number: it is named by its class,
+# score, level and cell, and, when NMS removed it, by the detection that suppressed it.
+def detection_number(stages, candidate: int) -> int | None:
+    """The final-list number (from 1) of candidate `candidate`, or None when it is not final."""
+    hit = (stages.nms.keep.cpu() == candidate).nonzero().flatten()
+    if not len(hit) or int(hit[0]) >= len(stages.detections):
+        return None
+    return int(hit[0]) + 1
+
+
+def candidate_name(stages, candidate: int) -> str:
+    """"detection 3" for a final detection, else "cat 0.412 (level 2, cell (3, 4))"."""
+    n = detection_number(stages, candidate)
+    if n is not None:
+        return f"detection {n}"
+    cand = stages.candidates
+    return (f"{stages.class_names[int(cand.labels[candidate])]} {float(cand.scores[candidate]):.3f} "
+            f"(level {int(cand.level[candidate])}, cell ({int(cand.row[candidate])}, {int(cand.col[candidate])}))")
+
+
 def prediction_fate(stages, default_index: int, label: int) -> dict:
     """What post-processing did with the prediction of default box `default_index` for class
     `label`, read from `stages` (candidates, `nms` trace, final detections).
@@ -83,8 +106,9 @@ def prediction_fate(stages, default_index: int, label: int) -> dict:
         {"fate": one of "below_score_threshold", "cut_before_nms" (not among the class's
         `topk_candidates`), "suppressed", "cut_by_top_k" (kept by NMS, beyond
         `detections_per_img`), "final"; "score"; "candidate" (index into candidates or None);
-        "detection" (index into final detections or None); for "suppressed": "suppressed_by"
-        (candidate), "suppressor" (its default box, level, cell, score), "suppress_iou"}.
+        "detection" (index into final detections or None) and "detection_number" (from 1,
+        as shown); for "suppressed": "suppressed_by" (candidate), "suppressor" (its default
+        box, level, cell, score), "suppressor_name" (`candidate_name`), "suppress_iou"}.
     """
     cfg, cand = stages.config, stages.candidates
     score = float(stages.raw.scores[default_index, label])
@@ -100,20 +124,20 @@ def prediction_fate(stages, default_index: int, label: int) -> dict:
         sup = dict(where(stages.default_boxes, int(cand.default_index[by])), score=round(float(cand.scores[by]), 4),
                    box_xyxy_px=[round(float(v), 1) for v in cand.boxes_xyxy_px[by]])
         return dict(rec, fate="suppressed", suppressed_by=by, suppressor=sup,
-                    suppress_iou=round(float(nms.suppress_iou[p]), 4))
+                    suppressor_name=candidate_name(stages, by), suppress_iou=round(float(nms.suppress_iou[p]), 4))
     rank = int((nms.keep.cpu() == p).nonzero()[0, 0])  # keep is by descending score
     if rank >= len(stages.detections):
         return dict(rec, fate="cut_by_top_k", rank=rank)
-    return dict(rec, fate="final", detection=rank)
+    return dict(rec, fate="final", detection=rank, detection_number=rank + 1)
 
 
 FATE_TEXT = {
     "below_score_threshold": "not a candidate: score {score:.3f} is not above the threshold",
     "cut_before_nms": "not a candidate: above the threshold, but not among its class's top-k before NMS",
-    "suppressed": "suppressed by NMS: candidate #{suppressed_by} (default box {sup_a}, score {sup_score:.3f}) "
+    "suppressed": "suppressed by NMS: by {suppressor_name} (default box {sup_a}, score {sup_score:.3f}) "
                   "at IoU {suppress_iou:.2f}",
-    "cut_by_top_k": "kept by NMS, then cut by the top-k detections limit (rank {rank})",
-    "final": "kept: final detection #{detection}",
+    "cut_by_top_k": "kept by NMS, then cut by the top-k detections limit (it would be detection {place})",
+    "final": "kept: final detection {detection_number}",
 }
 
 
@@ -122,6 +146,8 @@ def fate_text(fate: dict) -> str:
     extra = {}
     if fate["fate"] == "suppressed":
         extra = {"sup_a": fate["suppressor"]["default_index"], "sup_score": fate["suppressor"]["score"]}
+    elif fate["fate"] == "cut_by_top_k":
+        extra = {"place": fate["rank"] + 1}
     return FATE_TEXT[fate["fate"]].format(**fate, **extra)
 
 
