@@ -284,8 +284,9 @@ class Session:
 
     async def move_sliders(self, labels: tuple[str, ...], action: str) -> None:
         for label in labels:
-            thumb = self.page.locator('[data-testid="stSlider"]').filter(has_text=label) \
-                .locator('input[type="range"]').first
+            # The live figures' native range inputs (in their shadow roots, which Playwright's
+            # role locator pierces) or, when the component is off, Streamlit's slider thumb.
+            thumb = self.page.get_by_role("slider", name=label, exact=True).first
             for key in ("ArrowRight", "ArrowLeft"):
                 async def press(thumb=thumb, key=key):
                     await thumb.focus()
