@@ -117,3 +117,18 @@ function frame(parentElement, component, title) {
   component.setStateValue("ready", true);
   return ui;
 }
+
+// The first lines of every figure's entry point: this mount's state and the data Python
+// sent; null when the data did not change since the last call (nothing to redraw).
+// `old` is the previous data (undefined on the first call).
+function acceptData(component) {
+  const st = liveState(component.parentElement);
+  const data = component.data;
+  const json = JSON.stringify(data);
+  if (json === st.dataJson && st.ui) return null;
+  st.dataJson = json;
+  if (!st.data) st.seq = Math.max(st.seq, data.seq || 0);  // a new mount continues Python's count
+  const old = st.data;
+  st.data = data;
+  return { st, data, old };
+}

@@ -90,13 +90,9 @@ function dbBuild(component, st) {
 }
 
 export default function (component) {
-  const st = liveState(component.parentElement);
-  const data = component.data;
-  const json = JSON.stringify(data);
-  if (json === st.dataJson && st.ui) return;
-  st.dataJson = json;
-  if (!st.data) st.seq = Math.max(st.seq, data.seq || 0);  // a new mount continues Python's count
-  st.data = data;
+  const got = acceptData(component);
+  if (!got) return;
+  const { st, data } = got;
   if (!st.v || caughtUp(st, data)) {  // Python's values, unless the user is ahead of it
     st.v = { image_size: data.config.image_size, s_min: data.rule.s_min, s_max: data.rule.s_max,
              level: data.level, row: data.row, col: data.col };

@@ -77,14 +77,9 @@ function mtBuild(component, st) {
 }
 
 export default function (component) {
-  const st = liveState(component.parentElement);
-  const data = component.data;
-  const json = JSON.stringify(data);
-  if (json === st.dataJson && st.ui) return;
-  st.dataJson = json;
-  if (!st.data) st.seq = Math.max(st.seq, data.seq || 0);
-  const old = st.data;
-  st.data = data;
+  const got = acceptData(component);
+  if (!got) return;
+  const { st, data, old } = got;
   if (!old || old.gt_norm !== data.gt_norm || old.conf_loss !== data.conf_loss
       || JSON.stringify(old.config) !== JSON.stringify(data.config)) mtPrepare(st);
   if (!st.v || caughtUp(st, data)) st.v = { iou_thresh: data.iou_thresh, neg_pos_ratio: data.neg_pos_ratio };

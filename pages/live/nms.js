@@ -71,14 +71,9 @@ function nmsBuild(component, st) {
 }
 
 export default function (component) {
-  const st = liveState(component.parentElement);
-  const data = component.data;
-  const json = JSON.stringify(data);
-  if (json === st.dataJson && st.ui) return;
-  st.dataJson = json;
-  if (!st.data) st.seq = Math.max(st.seq, data.seq || 0);
-  const old = st.data;
-  st.data = data;
+  const got = acceptData(component);
+  if (!got) return;
+  const { st, data, old } = got;
   if (!old || old.scores !== data.scores || old.boxes_px_in !== data.boxes_px_in) nmsPrepare(st);
   if (!st.v || caughtUp(st, data)) {
     st.v = { score_thresh: data.score_thresh, nms_thresh: data.nms_thresh, detections_per_img: data.detections_per_img };
