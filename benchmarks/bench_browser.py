@@ -33,10 +33,13 @@ CONTROLS = [
 ]
 
 
-def _steps(page, label: str, repeats: int) -> list[dict]:
+def _steps(page, label: str, repeats: int, step=None) -> list[dict]:
+    """`repeats` timed key steps (right, left, ...) after one that warms caches; `step`:
+    `slider_step(page, label, key)` by default, or another timer with that signature."""
+    step = step or slider_step
     out = []
     for i in range(repeats + 1):
-        r = slider_step(page, label, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        r = step(page, label, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
         settle(page)
         if i:  # the first step warms caches
             out.append(r)
@@ -87,13 +90,7 @@ LIVE_CONTROLS = [("default_boxes", "s_max"), ("matching", "IoU threshold"), ("nm
 
 
 def _figure_steps(page, label: str, kind: str, repeats: int) -> list[dict]:
-    out = []
-    for i in range(repeats + 1):
-        r = figure_step(page, label, kind, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
-        settle(page)
-        if i:  # the first step warms caches
-            out.append(r)
-    return out
+    return _steps(page, label, repeats, lambda p, lab, key: figure_step(p, lab, kind, key))
 
 
 def _figure_summary(steps: list[dict]) -> dict:

@@ -119,3 +119,21 @@ def chromium_and_playwright():
     except ImportError:
         skip_or_fail("python playwright is not installed")
     return chromium, sync_playwright
+
+
+@pytest.fixture
+def media_stores(monkeypatch):
+    """The media stores of AppTest runs, newest last: what the app serves from memory
+    (figure backgrounds, download buttons)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    stores = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+    return stores

@@ -106,30 +106,13 @@ def test_many_boxes_refused_with_the_limit():
 
 
 # ---------------------------------------------------------------- downloads
-@pytest.fixture
-def served_files(monkeypatch):
-    """The media stores of AppTest runs, newest last: what a download button serves."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    from streamlit.testing.v1 import app_test
-
-    stores = []
-
-    class Recording(MemoryMediaFileStorage):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            stores.append(self)
-
-    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
-    return stores
-
-
 def _download(at, stores, label: str) -> bytes:
     """The bytes the download button `label` serves after the last run."""
     button = next(b for b in at.sidebar.download_button if b.label == label)
     return stores[-1].get_file(button.proto.url.rsplit("/", 1)[-1]).content
 
 
-def test_gt_downloads_read_back_as_the_same_boxes(peer_data, served_files, tmp_path):
+def test_gt_downloads_read_back_as_the_same_boxes(peer_data, media_stores, tmp_path):
     from pycocotools.coco import COCO
 
     from explorer.inputs.ground_truth import parse_coco_json, parse_voc_xml
@@ -139,11 +122,11 @@ def test_gt_downloads_read_back_as_the_same_boxes(peer_data, served_files, tmp_p
     names, boxes, ignored = at.session_state["_gt_result"]
     shown = sorted([(n, b) for n, b in zip(names, boxes)] +
                    [(r["label"], [r["x1"], r["y1"], r["x2"], r["y2"]]) for r in ignored])
-    voc = _download(at, served_files, "Ground truth (VOC XML)")
+    voc = _download(at, media_stores, "Ground truth (VOC XML)")
     back = parse_voc_xml(voc, "gt.xml", image_hw=(288, 512)).rows
     assert sorted((r["label"], [r["x1"], r["y1"], r["x2"], r["y2"]]) for r in back) == shown
     assert sum(r["difficult"] for r in back) == 2  # the two difficult chairs stay difficult
-    coco = _download(at, served_files, "Ground truth (COCO JSON)")
+    coco = _download(at, media_stores, "Ground truth (COCO JSON)")
     back = parse_coco_json(coco, image_name="color.jpg").rows
     assert sorted((r["label"], [r["x1"], r["y1"], r["x2"], r["y2"]]) for r in back) == shown
     (tmp_path / "gt.json").write_bytes(coco)

@@ -46,23 +46,6 @@ def test_static_serving_is_off_so_no_shared_folder_is_served():
     assert config["server"]["enableStaticServing"] is False
 
 
-@pytest.fixture
-def media_stores(monkeypatch):
-    """The media stores of AppTest runs, newest last."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    from streamlit.testing.v1 import app_test
-
-    stores = []
-
-    class Recording(MemoryMediaFileStorage):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            stores.append(self)
-
-    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
-    return stores
-
-
 def _image_sources(at) -> list[str]:
     out = []
     for node in at.get("plotly_chart"):
