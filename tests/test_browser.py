@@ -50,8 +50,9 @@ def _settle(page, heading: str, timeout_ms: int = 90_000) -> None:
     page.wait_for_selector(IDLE, timeout=timeout_ms)
     page.wait_for_timeout(500)  # a rerun that starts right after the first idle
     page.wait_for_selector(IDLE, timeout=timeout_ms)
-    if page.locator(".js-plotly-plot").count():
-        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=timeout_ms)
+    # Every shown chart drawn (a server chart kept hidden behind a live figure never is).
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .filter(p => p.offsetParent !== null).every(p => p.querySelector('.main-svg'))""", timeout=timeout_ms)
     page.wait_for_timeout(800)
 
 
