@@ -30,6 +30,10 @@ def test_spawn_starts_its_own_process_group_and_stop_group_ends_it(tmp_path):
     while proc_start_time(pid) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc_start_time(pid) is None
+    # Exited is not yet reaped: a zombie still holds its group until spawn's reaper
+    # thread waits on it (CI once caught that window). Wait for the reap, then nothing is left.
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not stop_group(pid)  # gone: nothing signalled
     with pytest.raises(ValueError):
         stop_group(1)
