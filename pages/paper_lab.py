@@ -61,7 +61,7 @@ def launch_form(runs_dir) -> None:
     study = c1.selectbox("Study", views.STUDY_NAMES, key="lab_study", format_func=views.study_label)
     scale = c2.selectbox("Scale", views.SCALE_NAMES, key="lab_scale", index=views.SCALE_NAMES.index("smoke"))
     c3.number_input("Seeds (0: the scale's)", 0, 10, 0, key="lab_seeds")
-    st.caption(_ui.plain(f"{scale}: {views.scale_text(scale)}"))
+    st.caption(_ui.plain(f"{scale}: {views.scale_text(scale, study)}"))
     st.dataframe(views.grid_rows(study), hide_index=True, key="lab_grid")
     st.button("Launch study", type="primary", key="lab_launch", on_click=_launch, args=(runs_dir,))
 

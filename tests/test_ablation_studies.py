@@ -56,3 +56,12 @@ def test_paper_differences():
     assert STUDIES["mining"].paper_diff(STUDIES["mining"].variant("neg_1to1")) is None
     with pytest.raises(ValueError, match="no variant"):
         t3.variant("nope")
+
+
+def test_only_the_boxes_study_trains_longer_and_its_schedule_still_ends_at_its_last_step(tmp_path):
+    cpu = SCALES["cpu"]
+    for study in STUDIES.values():
+        opts = resolve_options(study, study.variants[0], cpu, 0, tmp_path)
+        expected = 2 * cpu.max_steps if study.name == "boxes" else cpu.max_steps
+        assert opts.max_steps == expected, study.name
+        assert opts.epochs * cpu.train_size // cpu.batch_size == opts.max_steps, study.name

@@ -19,6 +19,7 @@ def test_grid_and_run_rows():
     assert [r["progress"] for r in rows] == [1.0, 0.25] and rows[1]["step"] == "1/4"
     assert [r.name for r in views.evaluable_runs(_info())] == ["full-s0"]
     assert "table2" in views.study_label("table2") and "200 steps" in views.scale_text("cpu")
+    assert "400 steps" in views.scale_text("cpu", "boxes")  # the boxes study trains twice as long
 
 
 def test_result_rows_before_and_after_results():

@@ -20,9 +20,9 @@ def study_label(name: str) -> str:
     return f"{s.name}: {s.title} ({s.source})"
 
 
-def scale_text(name: str) -> str:
-    """What a scale trains, in one line."""
-    s = SCALES[name]
+def scale_text(name: str, study: str = "") -> str:
+    """What a scale trains, in one line (with `study`'s run length when given)."""
+    s = STUDIES[study].scaled(SCALES[name]) if study else SCALES[name]
     return (f"{s.seeds} seed(s) per variant by default; each run: {s.max_steps} steps of {s.batch_size} images "
             f"from {s.train_size} procedural scenes (compact256, 256 px), evaluated on {s.val_size} scenes")
 

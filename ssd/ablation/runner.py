@@ -52,7 +52,7 @@ def study_record(study: Study, scale: Scale, seeds: list[int], command: str) -> 
     """What study.json holds: enough to read the results without this code's version."""
     return {
         "study": study.name, "title": study.title, "source": study.source, "scale": scale.name, "seeds": seeds,
-        "scale_settings": scale.__dict__, "recipe": study.recipe, "command": command,
+        "scale_settings": study.scaled(scale).__dict__, "recipe": study.recipe, "command": command,
         "grid": [{"name": v.name, "what": v.what, "changes": v.changes, "paper": v.paper} for v in study.variants],
         "created_at": time.time(),
     }
