@@ -36,14 +36,16 @@ def evaluate(info: StudyInfo, run: VariantRun, flash_key: str, goto_key: str) ->
 def variant_runs(info: StudyInfo, flash_key: str, goto_key: str) -> None:
     """The study's runs as a table, then the picked one: its progress, loss and mAP curves,
     the end of its train.log and a button to its evaluation (error types per level)."""
-    st.markdown(_ui.plain(f"**Variant runs** of study {info.study} ({info.scale} scale): each an ordinary "
-                          "training run under the study's runs/ folder, run one after another. Cancel and "
-                          "Resume above act on the whole study."))
+    st.markdown("**Variant runs** of study " + _ui.plain(f"{info.study} ({info.scale} scale)") +
+                ": each an ordinary training run under the study's `runs/` folder, run one after another. "
+                "Cancel and Resume above act on the whole study.")
     st.dataframe(lab_views.run_rows(info), hide_index=True, key="train_study_runs", column_config={
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
     names = [r.name for r in info.runs]
-    if st.session_state.get("train_variant") not in names:
-        st.session_state["train_variant"] = next((r.name for r in info.runs if r.state != "pending"), names[0])
+    if st.session_state.get("train_variant") not in names:  # the live run, else the last one that ran
+        live = [r.name for r in info.runs if r.state in ("queued", "running")]
+        ran = [r.name for r in info.runs if r.state != "pending"]
+        st.session_state["train_variant"] = (live or ran or names)[-1 if not live and ran else 0]
     pick = st.selectbox("Variant run", names, key="train_variant")
     run = next(r for r in info.runs if r.name == pick)
     if run.state == "pending":
