@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _ui
+from pages import _study_runs, _ui
 from pages._ui import require_app_frame
 
 from explorer.jobs import manager as jobs
 from explorer.jobs.limits import JobError
-from explorer.jobs.study import evaluate_run, launch_study, list_studies
+from explorer.jobs.study import launch_study, list_studies
 from explorer.views import paper_lab as views
 
 require_app_frame()
@@ -44,16 +44,6 @@ def _act(action, job_dir, done: str) -> None:
         _flash("error", str(e))
         return
     _flash("success", done)
-
-
-def _evaluate(info, run) -> None:
-    try:
-        eval_dir = evaluate_run(info, run, roots=_ui.data_roots())
-    except Exception as e:  # noqa: BLE001 - EvalInputError / JobError: shown, the page goes on
-        _flash("error", f"Cannot evaluate {run.name}: {e}")
-        return
-    st.session_state["eval_a"] = eval_dir.name
-    st.session_state["_lab_goto"] = "pages/evaluation.py"
 
 
 def launch_form(runs_dir) -> None:
@@ -90,7 +80,8 @@ def study_details(info) -> None:
         pick = c1.selectbox("See how a variant fails: its evaluation (error types per level)",
                             [r.name for r in runs], key="lab_eval_pick")
         run = next(r for r in runs if r.name == pick)
-        c2.button("Evaluate", key="lab_evaluate", on_click=_evaluate, args=(info, run),
+        c2.button("Evaluate", key="lab_evaluate", on_click=_study_runs.evaluate,
+                  args=(info, run, "lab_flash", "_lab_goto"),
                   help="Opens the Evaluation page on this run's best.pt (validation scenes, default object sizes)")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _ui, _workspace
+from pages import _study_runs, _ui, _workspace
 from pages._ui import require_app_frame
 
 from explorer.inputs.box_config import write_for_training
@@ -17,6 +17,7 @@ from explorer.jobs import export as exports
 from explorer.jobs import manager as jobs
 from explorer.jobs.limits import JobLimits
 from explorer.jobs.spec import JobError, JobSpec
+from explorer.jobs.study import study_of
 from explorer.results import DATASETS, MODELS, RECIPES, TRAIN_DEFAULTS
 from explorer.views.training import loss_figure, map_figure
 
@@ -245,12 +246,35 @@ def launch_form(runs_dir) -> None:
 
 def run_details(runs_dir, info: jobs.RunInfo) -> None:
     live = info.state in ("queued", "running")
-    steps = f"step {info.step}/{info.total_steps}" if info.total_steps else "waiting to start"
-    st.progress(info.progress, text=_ui.plain(f"{info.state} · {steps} · {info.message}"))
+    study = study_of(info.run_dir)  # a Paper lab study: one queue entry, its variant runs under it
+    steps = f"step {info.step}/{info.total_steps} · " if info.total_steps else "" if study else "waiting to start · "
+    st.progress(info.progress, text=_ui.plain(f"{info.state} · {steps}{info.message}"))
     if info.state == "failed":
         st.error(_ui.plain(f"{info.name} failed: {info.message}"))
     if info.damage:
         st.warning(_ui.plain(f"{info.name}: damaged run folder, shown as far as it can be read: {info.damage}"))
+    if study is not None:
+        controls(runs_dir, info, live)
+        _study_runs.variant_runs(study, "train_flash", "_train_goto")
+        st.caption("The study's log (last lines)")
+        st.code(jobs.tail_log(info.run_dir, 15) or "(empty)", language=None)
+        return
+    run_metrics(info)
+    controls(runs_dir, info, live)
+    export_section(runs_dir, info)
+    log_rows, eval_rows, skipped = jobs.read_metrics_checked(info.run_dir)
+    if skipped:
+        st.warning(f"{skipped} record(s) of metrics.jsonl skipped: a value that is not a number (edited or "
+                   "damaged file); the figures show the others")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(loss_figure(log_rows), width="stretch", key="train_loss_chart")
+    c2.plotly_chart(map_figure(eval_rows), width="stretch", key="train_map_chart")
+    st.caption("train.log (last lines)")
+    st.code(jobs.tail_log(info.run_dir, 25) or "(empty)", language=None)
+
+
+def run_metrics(info: jobs.RunInfo) -> None:
+    """A training run's epoch, throughput, best mAP, elapsed time and ETA."""
     c = st.columns(5)
     c[0].metric("Epoch", "–" if info.epoch is None else info.epoch)
     c[1].metric("Images / s", "–" if info.images_per_s is None else f"{info.images_per_s:.1f}")
@@ -258,6 +282,9 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
     c[3].metric("Elapsed", info.row()["elapsed"] or "–")
     c[4].metric("ETA", info.row()["ETA"] or "–")
 
+
+def controls(runs_dir, info: jobs.RunInfo, live: bool) -> None:
+    """Cancel, Resume, Use in explorer, Delete (a study: the whole study)."""
     b = st.columns(4)
     b[0].button("Cancel", key="train_cancel", disabled=not (live and info.alive),
                 on_click=_cancel, args=(info.run_dir,), help="SIGTERM: saves last.pt, ends as cancelled")
@@ -272,22 +299,14 @@ def run_details(runs_dir, info: jobs.RunInfo) -> None:
         st.button("Delete", key="train_delete", disabled=live or not confirm,
                   on_click=_delete, args=(runs_dir, info.name))
 
-    export_section(runs_dir, info)
-    log_rows, eval_rows, skipped = jobs.read_metrics_checked(info.run_dir)
-    if skipped:
-        st.warning(f"{skipped} record(s) of metrics.jsonl skipped: a value that is not a number (edited or "
-                   "damaged file); the figures show the others")
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(loss_figure(log_rows), width="stretch", key="train_loss_chart")
-    c2.plotly_chart(map_figure(eval_rows), width="stretch", key="train_map_chart")
-    st.caption("train.log (last lines)")
-    st.code(jobs.tail_log(info.run_dir, 25) or "(empty)", language=None)
-
 
 @st.fragment(run_every=REFRESH_S)
 def watch(runs_dir) -> None:
     if st.session_state.pop("_train_rerun_app", False):
         st.rerun(scope="app")
+    goto = st.session_state.pop("_train_goto", None)  # a variant run's evaluation (pages/_study_runs.py)
+    if goto:
+        st.switch_page(goto)
     _ui.show_flash("train_flash")
     runs = jobs.list_runs(runs_dir)
     st.subheader(f"Runs ({len(runs)})")

@@ -137,3 +137,24 @@ def media_stores(monkeypatch):
 
     monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
     return stores
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+    """One `zoomout` smoke study, launched once per session through the job framework (a
+    study job: its two variants are real `python -m ssd.train` runs) and run to its end:
+    (runs folder, the study's job folder). Shared by the tests that read a finished study
+    (the job's files, the Training page's variant runs) so the suite pays for one study;
+    its users may add evaluations but never change the study's own files."""
+    from explorer.jobs.study import launch_study
+    from jobs_helpers import CPU, ended, kill_live_runs, wait_for
+
+    runs = tmp_path_factory.mktemp("smoke_study") / "runs"
+    try:
+        job_dir = launch_study(runs, "zoomout", "smoke", devices=CPU)
+        info = wait_for(job_dir, lambda i: ended(i) and not i.alive, timeout=300, what="the smoke study to end")
+        assert info.state == "finished", info.message
+        yield runs, job_dir
+    finally:
+        kill_live_runs(runs)
+        kill_live_runs(runs / "evaluations")

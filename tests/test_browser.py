@@ -2,7 +2,7 @@
 playwright with Debian's Chromium. Opens every page, draws a GT box, uploads a real
 photo (peer data, when present) and reads the model's honest note, switches presets,
 clicks a cell of the 38x38 grid, follows one object from the NMS page to the Trace
-page, fails on any Streamlit
+page, runs a smoke study on the Paper lab to its table of verdicts, fails on any Streamlit
 exception box, and saves one screenshot per page to test-artifacts/ (and to
 docs/screenshots/ when SSD_UPDATE_SCREENSHOTS=1). A second test measures a slider step
 against a one-slider Streamlit app in the same run (recorded, not asserted as a time).
@@ -10,6 +10,7 @@ against a one-slider Streamlit app in the same run (recorded, not asserted as a 
 Skipped only when no Chromium (or playwright) is found, unless SSD_REQUIRE_BROWSER=1
 (set by CI), which turns the skip into a failure.
 """
+import csv
 import io
 import json
 import os
@@ -21,6 +22,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.browser import CHROMIUM_ARGS, IDLE, instrument, slider_step, streamlit_server
+from jobs_helpers import kill_live_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -195,6 +197,44 @@ def _follow_one_object(page, base: str) -> None:
     assert page.locator('input[aria-label="Object to trace"]').first.input_value() == chosen
 
 
+def _csv_tables(page) -> list[list[dict]]:
+    """Every st.dataframe of the page as its rows, read through its own "Download as CSV"
+    button (the grid draws on a canvas: its cells are not in the DOM). The page must have
+    been opened with `showSaveFilePicker` removed, so that the download is a plain one."""
+    tables = []
+    frames = page.locator('[data-testid="stDataFrame"]')
+    for i in range(frames.count()):
+        frames.nth(i).hover()
+        with page.expect_download(timeout=30_000) as download:
+            frames.nth(i).get_by_role("button", name="Download as CSV").click()
+        text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+        tables.append(list(csv.DictReader(io.StringIO(text))))
+    return tables
+
+
+def _paper_lab_smoke_study(page, base: str) -> None:
+    """Issue 22: the Paper lab launches the smallest study (zoomout, smoke scale: two real
+    training runs), shows it running, then finished, and its table in the paper's form
+    with the verdicts."""
+    page.goto(f"{base}/paper_lab")
+    _settle(page, "Paper lab")
+    _pick(page, "Study", "zoomout: Zoom-out (expansion) augmentation for small objects (Sec. 3.6)")
+    _settle(page, "Paper lab")
+    page.get_by_role("button", name="Launch study").click()
+    page.get_by_text("Launched study-zoomout-smoke-", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("running · run ", exact=False).first.wait_for(timeout=120_000)  # a variant training
+    page.get_by_text("finished · finished", exact=True).first.wait_for(timeout=300_000)
+    _settle(page, "Paper lab")
+    _check_no_exception(page, "paper lab after a smoke study")
+    _shot(page, "paper_lab")
+    tables = _csv_tables(page)
+    runs = next(t for t in tables if t and "run" in t[0])
+    assert [(r["run"], r["state"]) for r in runs] == [("full-s0", "finished"), ("no_zoom_out-s0", "finished")]
+    results = next(t for t in tables if t and "verdict" in t[0])
+    assert [(r["variant"], r["paper diff"], r["verdict"]) for r in results] == [
+        ("full", "+0.0", "reference"), ("no_zoom_out", "-2.9", "one seed: no interval")], results
+
+
 def test_every_page_in_chromium(tmp_path, chromium_and_playwright):
     chromium, sync_playwright = chromium_and_playwright
     pages = list(PAGES)
@@ -208,10 +248,13 @@ def test_every_page_in_chromium(tmp_path, chromium_and_playwright):
         if log_path.is_file():
             print(log_path.read_text()[-5000:])
         raise
+    finally:
+        kill_live_runs(tmp_path / "runs")  # the Paper lab's study, if the walk stopped before its end
 
 
 def _walk_the_app(sync_playwright, chromium: str, base: str, pages, tmp_path: Path) -> None:
-    """Every page, a drawn GT box, presets, one object traced, an upload, "Use in explorer"."""
+    """Every page, a drawn GT box, presets, one object traced, an upload, "Use in explorer",
+    a smoke study on the Paper lab."""
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
@@ -239,6 +282,8 @@ def _walk_the_app(sync_playwright, chromium: str, base: str, pages, tmp_path: Pa
             _follow_one_object(page, base)
             _upload_a_photo(page, base, tmp_path)
             _use_in_explorer_updates_the_sidebar_at_once(page, base, tmp_path / "runs")
+            page.add_init_script("delete window.showSaveFilePicker")  # a table's CSV: a plain download
+            _paper_lab_smoke_study(page, base)
         finally:
             browser.close()
 

@@ -9,8 +9,8 @@ import pytest
 from explorer.jobs import manager as jobs
 from explorer.jobs.kinds import KINDS, LONG
 from explorer.jobs.limits import JobError
-from explorer.jobs.study import launch_study, list_studies, read_study
-from jobs_helpers import CPU, ended, kill_live_runs, wait_for
+from explorer.jobs.study import launch_study, list_studies, read_study, study_of
+from jobs_helpers import CPU, ended, fake_run, kill_live_runs, wait_for
 
 
 def test_study_kind_is_long_and_resumable():
@@ -27,19 +27,23 @@ def test_launch_refuses_unknown_study_or_scale(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_study_runs_as_one_job(tmp_path):
-    try:
-        job_dir = launch_study(tmp_path, "zoomout", "smoke", devices=CPU)
-        info = wait_for(job_dir, ended, timeout=240, what="the study to end")
-        assert info.state == "finished", info.message
-        study = read_study(job_dir)
-        assert [r.state for r in study.runs] == ["finished", "finished"]
-        assert all(r.best_checkpoint is not None for r in study.runs)
-        assert [row["variant"] for row in study.results["table"]] == ["full", "no_zoom_out"]
-        assert [s.name for s in list_studies(tmp_path)] == [job_dir.name]
-        assert job_dir.name in [r.name for r in jobs.list_runs(tmp_path)]  # the Training page lists it
-    finally:
-        kill_live_runs(tmp_path)
+def test_smoke_study_runs_as_one_job(smoke_study):
+    runs_dir, job_dir = smoke_study  # launched with launch_study, run to its end (conftest)
+    study = read_study(job_dir)
+    assert study.state == "finished" and not study.alive, study.message
+    assert [r.state for r in study.runs] == ["finished", "finished"]
+    assert all(r.best_checkpoint is not None for r in study.runs)
+    assert [row["variant"] for row in study.results["table"]] == ["full", "no_zoom_out"]
+    assert [s.name for s in list_studies(runs_dir)] == [job_dir.name]
+    assert job_dir.name in [r.name for r in jobs.list_runs(runs_dir)]  # the Training page lists it
+    assert study_of(job_dir).runs == study.runs  # and shows its variant runs under it
+
+
+def test_study_of_is_none_for_other_job_folders(tmp_path):
+    run_dir = fake_run(tmp_path, "a-training-run", "finished")
+    assert study_of(run_dir) is None and study_of(tmp_path / "missing") is None
+    (run_dir / "job.json").write_text('{"kind": "study"}')  # a study job without its spec.json
+    assert study_of(run_dir) is None
 
 
 @pytest.mark.slow

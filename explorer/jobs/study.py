@@ -3,6 +3,7 @@ resumable), running its variants one after another (`ssd.ablation.runner`).
 
     launch_study(runs_dir, study, scale, seeds, devices) -> Path   the study's job folder
     list_studies(runs_dir) -> list[StudyInfo];  read_study(job_dir) -> StudyInfo
+    study_of(job_dir) -> StudyInfo | None                           None: not a study job
     python -m explorer.jobs.study JOB_DIR [--resume]                the child entry point
 
 A study's job folder (runs_dir/study-<study>-<scale>-<time>/) holds the framework's files
@@ -11,7 +12,8 @@ A study's job folder (runs_dir/study-<study>-<scale>-<time>/) holds the framewor
 folders). Cancel (`explorer.jobs.controls.cancel`) sends SIGTERM to the job's process
 group, which holds the current `ssd.train` run too: the run saves last.pt and ends
 cancelled, and the study ends cancelled; Resume continues where it stopped, finished runs
-kept. The Training page lists the study as one run. No streamlit import.
+kept. The Training page lists the study as one run, and under it each variant run
+(`study_of`), read-only. No streamlit import.
 """
 from __future__ import annotations
 
@@ -114,6 +116,19 @@ def read_study(job_dir: Path) -> StudyInfo:
     return StudyInfo(job_dir.name, job_dir, spec["study"], spec["scale"], list(spec["seeds"]), js.state, js.alive,
                      float(js.status.get("progress") or 0.0), str(js.status.get("message", "")), runs,
                      read_results(job_dir))
+
+
+def study_of(job_dir: Path) -> StudyInfo | None:
+    """The study in `job_dir` when it is a study job (job.json kind "study"), else None
+    (a training run, an export, a folder that cannot be read as a study). The Training
+    page uses it to show a study's variant runs under its entry."""
+    job_dir = Path(job_dir)
+    try:
+        if read_json(job_dir / JOB_FILE).get("kind") != KIND:
+            return None
+        return read_study(job_dir)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, runlog.RunDirError):
+        return None
 
 
 def list_studies(runs_dir: Path) -> list[StudyInfo]:

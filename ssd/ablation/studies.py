@@ -46,8 +46,8 @@ class Scale:
 
 
 SCALES = {
-    "smoke": Scale("smoke", train_size=16, val_size=4, batch_size=8, epochs=1, max_steps=2, warmup_steps=1,
-                   seeds=1, threads=1, tune_images=16),
+    "smoke": Scale("smoke", train_size=8, val_size=4, batch_size=4, epochs=1, max_steps=2, warmup_steps=1,
+                   seeds=1, threads=1, tune_images=8),
     "cpu": Scale("cpu", train_size=1600, val_size=200, batch_size=16, epochs=2, max_steps=200, warmup_steps=20,
                  seeds=3, threads=1, tune_images=500),
     "gpu": Scale("gpu", train_size=3200, val_size=500, batch_size=32, epochs=30, max_steps=3000, warmup_steps=100,
