@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import signal
@@ -44,26 +43,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.browser import CHROMIUM_ARGS, IDLE, STEP_DONE_JS, STEP_MARK_JS, WS_PROBE
+from benchmarks.soak_report import (capture_failure, goals, pct, print_report, rss_summary, server_steps,
+                                    server_summary)
+from benchmarks.soak_server import read_runs
 from ssd.io import atomic_write, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+QUIET_MS = 400  # a rerun is over once no message came for this long (its messages come in bursts)
+CAPTION = '[data-testid="stSidebar"] >> text=/GT boxes; model input/'  # the sidebar's image caption
 NMS_SLIDERS = ("Score threshold", "NMS IoU threshold", "Top k detections")
 DEFAULT_BOX_SLIDERS = ("Input size S (px)", "s_min", "s_max")
-# Records every change of the app's script state with the page's clock.
+# Records every change of the app's script state with the page's clock (for the page
+# state of a failed action: which runs the page saw).
 RUN_OBSERVER_JS = """
 window.__stRuns = [];
 new MutationObserver(ms => { for (const m of ms) window.__stRuns.push(
     {s: m.target.getAttribute('data-test-script-state'), t: performance.now()}); })
   .observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
 """
-# True once a run that started after t0 has finished.
-RUN_FINISHED_JS = """t0 => { let ran = false;
-  for (const e of window.__stRuns) { if (e.t < t0) continue;
-    if (e.s === 'running') ran = true; else if (ran && e.s === 'notRunning') return true; }
-  return false; }"""
 
 
 @dataclass(frozen=True)
@@ -77,6 +75,8 @@ class SoakConfig:
     action_timeout_s: float = 180.0  # one action (upload, page, slider) may take this long
     chromium: str = "/usr/bin/chromium"  # Debian's Chromium
     out: str = "test-artifacts/soak.json"  # the full report, written atomically
+    port: int = 0  # the server's port (0: a free one)
+    diag_dir: str = "/tmp/ssd_soak_diag"  # a failed action's screenshot and page state
 
 
 @dataclass
@@ -85,20 +85,18 @@ class Recorder:
     seconds: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
+    steps: list[dict] = field(default_factory=list)  # {tag, action, t0, t1} (wall clock), per action
 
-    def add(self, action: str, s: float) -> None:
+    def add(self, action: str, s: float, tag: str = "", t0: float = 0.0, **extra: float | None) -> None:
         self.seconds.setdefault(action, []).append(s)
+        self.steps.append({"tag": tag, "action": action, "t0": t0, "t1": t0 + s, **extra})
 
     def summary(self) -> dict:
-        return {a: {"n": len(v), "p50_s": _pct(v, 50), "p95_s": _pct(v, 95)} for a, v in sorted(self.seconds.items())}
+        return {a: {"n": len(v), "p50_s": pct(v, 50), "p95_s": pct(v, 95)} for a, v in sorted(self.seconds.items())}
 
 
 def _log(message: str) -> None:
     print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 3) if values else float("nan")
 
 
 # ---------------------------------------------------------------- the server
@@ -109,10 +107,11 @@ def _free_port() -> int:
 
 
 def start_server(port: int, ttl_s: int, runs_dir: Path, log_path: Path) -> subprocess.Popen:
-    """`streamlit run app.py` on 127.0.0.1:port (config.toml as `make run` uses it)."""
-    argv = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+    """`streamlit run app.py` on 127.0.0.1:port (config.toml as `make run` uses it), through
+    `benchmarks.soak_server`, which times every script run into `runs.jsonl` beside `log_path`."""
+    argv = [sys.executable, "-m", "benchmarks.soak_server", "run", "app.py", "--server.port", str(port),
             "--server.address", "127.0.0.1", "--server.disconnectedSessionTTL", str(ttl_s)]
-    env = dict(os.environ, SSD_RUNS_DIR=str(runs_dir))
+    env = dict(os.environ, SSD_RUNS_DIR=str(runs_dir), SSD_SOAK_RUNS_LOG=str(log_path.with_name("runs.jsonl")))
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log_path, "w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 120
@@ -146,19 +145,28 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds `pid` used so far, all its threads (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after "(comm)"
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (ticks)
+
+
 class RssSampler(threading.Thread):
-    """Samples the server's RSS every `every_s` into `rec.rss_mb[phase]`."""
+    """Samples the server's RSS every `every_s` into `rec.rss_mb[phase]`, and its CPU
+    seconds (all threads: the script runs, the event loop, torch) into `cpu_s[phase]`."""
 
     def __init__(self, pid: int, rec: Recorder, every_s: float = 1.0):
         super().__init__(daemon=True)
         self.pid, self.rec, self.every_s = pid, rec, every_s
         self.phase = "cold"
+        self.cpu_s: dict[str, list[float]] = {}
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
             try:
                 self.rec.rss_mb.setdefault(self.phase, []).append(round(rss_mb(self.pid), 1))
+                self.cpu_s.setdefault(self.phase, []).append(cpu_seconds(self.pid))
             except (OSError, RuntimeError):
                 return
             self._stop_event.wait(self.every_s)
@@ -219,25 +227,46 @@ class Session:
         return self.page.locator('[data-testid="stSidebar"]')
 
     async def act(self, action: str, do, wait_for: str | None = None) -> None:
-        """Run `do()`, wait for the rerun it causes to finish (or, with `wait_for`, for
-        that selector and an idle app), check, record seconds."""
+        """Run `do()`, wait for the rerun it causes to be over (or, with `wait_for`, for that
+        selector and an idle app), check, record seconds.
+
+        The rerun is over when the page got a WebSocket message after the action, the app
+        is idle and no message came for `QUIET_MS` (`benchmarks.browser.STEP_DONE_JS`); the
+        seconds run from the action to the page painted after the last message, plus any
+        wait for the caption. Not the script-state attribute alone: React batches a fast
+        rerun's running -> notRunning into one render (a 20 ms fragment rerun, or any rerun
+        whose messages a busy browser handles in one task), and then the DOM never shows
+        "running" (the cause of the soak's 180 s timeouts before)."""
         page, timeout_ms = self.page, self.cfg.action_timeout_s * 1000
-        t0_page = await page.evaluate("performance.now()")
-        t0 = time.perf_counter()
+        if not wait_for:
+            await page.evaluate(STEP_MARK_JS)
+        t0, t0_wall = time.perf_counter(), time.time()
         try:
             await do()
+            do_s = time.perf_counter() - t0  # Playwright's part: actionability checks, input events
             if wait_for:
                 await page.wait_for_selector(wait_for, state="attached", timeout=timeout_ms)
+                step_s = None
             else:
-                await page.wait_for_function(RUN_FINISHED_JS, arg=t0_page, timeout=timeout_ms)
+                out = await page.evaluate(STEP_DONE_JS, [QUIET_MS, timeout_ms])
+                if out is None:
+                    raise TimeoutError(f"no rerun was over within {timeout_ms / 1000:.0f} s of the action")
+                step_s = out["ms"] / 1000
             await page.wait_for_selector(IDLE, timeout=timeout_ms)
+            t_check = time.perf_counter()
             await self.check(action, timeout_ms)
         except Exception as e:  # noqa: BLE001: every failure is counted and reported
             self.rec.errors.append(f"{self.tag} {action}: {type(e).__name__}: {str(e)[:300]}")
             _log(f"{self.tag} {action}: ERROR {type(e).__name__}: {str(e)[:200]}")
+            await capture_failure(page, f"{self.tag}_{action}", t0_wall, self.cfg.diag_dir)
             raise SessionAborted(self.tag) from e  # later checks would only repeat this one
-        self.rec.add(action, time.perf_counter() - t0)
-        _log(f"{self.tag} {action}: {time.perf_counter() - t0:.2f} s")
+        now = time.perf_counter()
+        seconds = now - t0 if step_s is None else step_s + (now - t_check)
+        sends = [t / 1000 for t in await page.evaluate("() => window.__ssdWs ? window.__ssdWs.sends : []")]
+        first_send = min((t for t in sends if t >= t0_wall), default=None)
+        self.rec.add(action, seconds, self.tag, t0_wall, do_s=round(do_s, 4),
+                     send_s=None if first_send is None else round(first_send - t0_wall, 4))
+        _log(f"{self.tag} {action}: {seconds:.2f} s")
 
     async def check(self, action: str, timeout_ms: float) -> None:
         page = self.page
@@ -257,7 +286,8 @@ class Session:
             await asyncio.sleep(0.1)
 
     async def open(self) -> None:
-        await self.act("open", lambda: self.page.goto(self.base))
+        """Load the app: over when the sidebar's caption is drawn and the app is idle."""
+        await self.act("open", lambda: self.page.goto(self.base), wait_for=CAPTION)
 
     async def upload(self, up: Upload) -> None:
         """Upload `up`'s image (and its VOC file when it has boxes)."""
@@ -322,9 +352,10 @@ async def run_sessions(browser, base: str, uploads: list[Upload], cfg: SoakConfi
     """One context (one Streamlit session) per upload, all running the script at once."""
     contexts, sessions = [], []
     for i in range(len(uploads)):
-        ctx = await browser.new_context(viewport={"width": 1400, "height": 1100})
+        ctx = await browser.new_context(viewport={"width": 1400, "height": 1100}, user_agent=f"ssd-soak session{i}")
         ctx.set_default_timeout(cfg.action_timeout_s * 1000)  # clicks and file inputs wait as long
         await ctx.add_init_script(RUN_OBSERVER_JS)
+        await ctx.add_init_script(WS_PROBE)
         contexts.append(ctx)
         sessions.append(Session(await ctx.new_page(), base, f"session{i}", rec, cfg))
     try:
@@ -336,9 +367,10 @@ async def run_sessions(browser, base: str, uploads: list[Upload], cfg: SoakConfi
 
 async def run_uploads(browser, base: str, folder: Path, cfg: SoakConfig, rec: Recorder, deadline: float) -> None:
     """One session uploads `cfg.uploads` distinct images on the NMS page."""
-    ctx = await browser.new_context(viewport={"width": 1400, "height": 1100})
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 1100}, user_agent="ssd-soak uploader")
     ctx.set_default_timeout(cfg.action_timeout_s * 1000)
     await ctx.add_init_script(RUN_OBSERVER_JS)
+    await ctx.add_init_script(WS_PROBE)
     session = Session(await ctx.new_page(), base, "uploader", rec, cfg)
     try:
         await session.open()
@@ -392,50 +424,11 @@ async def run_phases(cfg: SoakConfig, base: str, folder: Path, sampler: RssSampl
     return recs
 
 
-# ---------------------------------------------------------------- report
-def _rss_summary(samples: dict[str, list[float]]) -> dict:
-    return {ph: {"first": v[0], "max": max(v), "last": v[-1], "n": len(v)} for ph, v in samples.items() if v}
-
-
-def goals(recs: dict[str, Recorder], rss: dict, sessions: int) -> dict:
-    """Issue 14's goals, each with the figures it was judged on."""
-    single, multi = recs["single"].summary(), recs["concurrent"].summary()
-    ratios = {a: round(multi[a]["p95_s"] / single[a]["p95_s"], 2) for a in multi if a in single}
-    base = rss.get("single_closed", {}).get("last")
-    after = rss.get("concurrent_closed", {}).get("last")
-    isolation = [e for r in recs.values() for e in r.errors if "ISOLATION" in e]
-    return {
-        "no_error": {"ok": not any(r.errors for r in recs.values()),
-                     "errors": sum(len(r.errors) for r in recs.values())},
-        "sessions": {"ok": sessions >= 6, "value": sessions},
-        "p95_under_3x_single": {"ok": bool(ratios) and max(ratios.values()) < 3.0, "ratios": ratios},
-        "rss_back_within_20pct": {"ok": bool(base and after) and abs(after - base) <= 0.2 * base,
-                                  "baseline_mb": base, "after_mb": after,
-                                  "change_pct": round(100 * (after - base) / base, 1) if base and after else None},
-        "no_session_sees_another": {"ok": not isolation, "mismatches": isolation[:10]},
-    }
-
-
-def print_report(report: dict) -> None:
-    for phase in ("single", "concurrent", "uploads"):
-        print(f"\n{phase}: {report['errors_count'][phase]} errors")
-        for action, s in report["actions"][phase].items():
-            print(f"  {action:22s} n={s['n']:4d}  p50 {s['p50_s']:7.2f} s  p95 {s['p95_s']:7.2f} s")
-    print("\nserver RSS (MB): " + ", ".join(f"{ph} last {v['last']:.0f} (max {v['max']:.0f})"
-                                         for ph, v in report["rss_mb"].items()))
-    print("\ngoals:")
-    for name, g in report["goals"].items():
-        print(f"  {'PASS' if g['ok'] else 'FAIL'} {name}: " + json.dumps({k: v for k, v in g.items() if k != 'ok'}))
-    for phase, errs in report["errors"].items():
-        for e in errs[:20]:
-            print(f"  error [{phase}] {e}")
-
-
 def run(cfg: SoakConfig) -> dict:
     """Start the server, run every phase, stop it; the report as a dict."""
     folder = Path(tempfile.mkdtemp(prefix="ssd_soak_"))
-    port = _free_port()
-    t_start = time.time()
+    port = cfg.port or _free_port()
+    t_start, load_start = time.time(), os.getloadavg()
     proc = start_server(port, cfg.session_ttl_s, folder / "runs", folder / "streamlit.log")
     rss_rec = Recorder()
     sampler = RssSampler(proc.pid, rss_rec)
@@ -446,14 +439,21 @@ def run(cfg: SoakConfig) -> dict:
     finally:
         sampler.stop()
         stop_server(proc)
-    rss = _rss_summary(rss_rec.rss_mb)
+    rss = rss_summary(rss_rec.rss_mb)
+    runs = read_runs(folder / "runs.jsonl")
+    joined = {ph: server_steps(r.steps, runs) for ph, r in recs.items()}
+    actions = {ph: r.summary() for ph, r in recs.items()}
+    server = {ph: server_summary(j) for ph, j in joined.items()}
+    errors = {ph: r.errors for ph, r in recs.items()}
     return {
         "config": asdict(cfg), "wall_s": round(time.time() - t_start, 1), "cpu_count": os.cpu_count(),
-        "load_avg_end": os.getloadavg(), "server_log": str(folder / "streamlit.log"),
-        "actions": {ph: r.summary() for ph, r in recs.items()},
-        "errors": {ph: r.errors for ph, r in recs.items()},
-        "errors_count": {ph: len(r.errors) for ph, r in recs.items()},
-        "rss_mb": rss, "goals": goals(recs, rss, cfg.sessions),
+        "load_avg_start": load_start, "load_avg_end": os.getloadavg(), "server_log": str(folder / "streamlit.log"),
+        "actions": actions, "server": server, "errors": errors,
+        "errors_count": {ph: len(e) for ph, e in errors.items()},
+        "rss_mb": rss, "server_process_cpu_s": {ph: {"process": round(v[-1] - v[0], 2),
+                                                     "script_runs": round(sum(st["cpu_s"] for st in joined.get(ph, [])), 2)}
+                                                for ph, v in sampler.cpu_s.items()},
+        "goals": goals(actions, server, errors, rss, cfg.sessions), "steps": joined,
     }
 
 
@@ -466,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=d.minutes, help="wall-clock bound for the whole soak")
     ap.add_argument("--session-ttl", type=int, default=d.session_ttl_s, help="server.disconnectedSessionTTL (s)")
     ap.add_argument("--chromium", default=d.chromium)
+    ap.add_argument("--port", type=int, default=d.port, help="the server's port (default: a free one)")
+    ap.add_argument("--diag-dir", default=d.diag_dir, help="where a failed action's screenshot and page state go")
     ap.add_argument("--out", default=d.out, help="JSON report path (written atomically)")
     a = ap.parse_args(argv)
     if a.sessions < 1 or a.rounds < 1 or a.uploads < 0 or a.minutes <= 0:
@@ -473,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(a.chromium).is_file():
         ap.error(f"--chromium {a.chromium}: no such file (apt-get install -y chromium)")
     cfg = SoakConfig(sessions=a.sessions, rounds=a.rounds, uploads=a.uploads, minutes=a.minutes,
-                     session_ttl_s=a.session_ttl, chromium=a.chromium, out=a.out)
+                     session_ttl_s=a.session_ttl, chromium=a.chromium, out=a.out, port=a.port, diag_dir=a.diag_dir)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the server (finally)
     report = run(cfg)
     out = Path(cfg.out) if Path(cfg.out).is_absolute() else ROOT / cfg.out
