@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -44,8 +45,8 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.browser import CHROMIUM_ARGS, IDLE, STEP_DONE_JS, STEP_MARK_JS, WS_PROBE
-from benchmarks.soak_report import (capture_failure, goals, pct, print_report, rss_summary, server_steps,
-                                    server_summary)
+from benchmarks.soak_report import (PhaseProfiles, capture_failure, goals, pct, print_report, rss_summary,
+                                    server_steps, server_summary)
 from benchmarks.soak_server import read_runs
 from ssd.io import atomic_write, write_text_atomic
 
@@ -111,7 +112,8 @@ def start_server(port: int, ttl_s: int, runs_dir: Path, log_path: Path) -> subpr
     `benchmarks.soak_server`, which times every script run into `runs.jsonl` beside `log_path`."""
     argv = [sys.executable, "-m", "benchmarks.soak_server", "run", "app.py", "--server.port", str(port),
             "--server.address", "127.0.0.1", "--server.disconnectedSessionTTL", str(ttl_s)]
-    env = dict(os.environ, SSD_RUNS_DIR=str(runs_dir), SSD_SOAK_RUNS_LOG=str(log_path.with_name("runs.jsonl")))
+    env = dict(os.environ, SSD_RUNS_DIR=str(runs_dir), SSD_SOAK_RUNS_LOG=str(log_path.with_name("runs.jsonl")),
+               SSD_SOAK_PROFILE=str(log_path.with_name("profile.json")))
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log_path, "w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 120
@@ -246,41 +248,43 @@ class Session:
             do_s = time.perf_counter() - t0  # Playwright's part: actionability checks, input events
             if wait_for:
                 await page.wait_for_selector(wait_for, state="attached", timeout=timeout_ms)
-                step_s = None
+                step_s = messages = None
             else:
                 out = await page.evaluate(STEP_DONE_JS, [QUIET_MS, timeout_ms])
                 if out is None:
                     raise TimeoutError(f"no rerun was over within {timeout_ms / 1000:.0f} s of the action")
-                step_s = out["ms"] / 1000
+                step_s, messages = out["ms"] / 1000, out["messages"]
             await page.wait_for_selector(IDLE, timeout=timeout_ms)
-            t_check = time.perf_counter()
-            await self.check(action, timeout_ms)
+            waited = await self.check(action, timeout_ms)
         except Exception as e:  # noqa: BLE001: every failure is counted and reported
             self.rec.errors.append(f"{self.tag} {action}: {type(e).__name__}: {str(e)[:300]}")
             _log(f"{self.tag} {action}: ERROR {type(e).__name__}: {str(e)[:200]}")
             await capture_failure(page, f"{self.tag}_{action}", t0_wall, self.cfg.diag_dir)
             raise SessionAborted(self.tag) from e  # later checks would only repeat this one
-        now = time.perf_counter()
-        seconds = now - t0 if step_s is None else step_s + (now - t_check)
+        # The caption came after the messages waited for (an upload: its file-URL reply, then
+        # the upload, then the rerun): the step ended when the caption was right.
+        seconds = time.perf_counter() - t0 if step_s is None or waited else step_s
         sends = [t / 1000 for t in await page.evaluate("() => window.__ssdWs ? window.__ssdWs.sends : []")]
         first_send = min((t for t in sends if t >= t0_wall), default=None)
-        self.rec.add(action, seconds, self.tag, t0_wall, do_s=round(do_s, 4),
+        self.rec.add(action, seconds, self.tag, t0_wall, t_end=time.time(), do_s=round(do_s, 4), messages=messages,
                      send_s=None if first_send is None else round(first_send - t0_wall, 4))
         _log(f"{self.tag} {action}: {seconds:.2f} s")
 
-    async def check(self, action: str, timeout_ms: float) -> None:
+    async def check(self, action: str, timeout_ms: float) -> bool:
+        """No exception box, and the sidebar caption names this session's own image, size and
+        box count (within `timeout_ms`); True when the caption had to be waited for."""
         page = self.page
         if await page.locator('[data-testid="stException"]').count():
             text = await page.locator('[data-testid="stException"]').first.inner_text()
             raise RuntimeError(f"exception shown: {text[:300]}")
         if self.expect is None:
-            return
+            return False
         caption = self.sidebar.get_by_text(" GT boxes; model input", exact=False).first
         deadline = time.perf_counter() + timeout_ms / 1000
-        while True:  # the caption may still be the previous run's for a moment
+        for polls in itertools.count():  # the caption may still be the previous run's for a moment
             shown = (await caption.inner_text()).replace("\u2060", "")
             if shown.startswith(self.expect):
-                return
+                return polls > 0
             if time.perf_counter() > deadline:
                 raise AssertionError(f"ISOLATION: expected {self.expect!r}, saw {shown!r}")
             await asyncio.sleep(0.1)
@@ -398,8 +402,10 @@ async def _wait_reclaimed(sampler: RssSampler, phase: str, cfg: SoakConfig) -> N
     await asyncio.sleep(cfg.session_ttl_s + cfg.settle_s)
 
 
-async def run_phases(cfg: SoakConfig, base: str, folder: Path, sampler: RssSampler, deadline: float) -> dict:
-    """Warm-up, single session, K sessions, uploads; one Recorder per phase."""
+async def run_phases(cfg: SoakConfig, base: str, folder: Path, sampler: RssSampler, deadline: float,
+                     profiles: PhaseProfiles) -> dict:
+    """Warm-up, single session, K sessions, uploads; one Recorder per phase; the server's
+    stack samples of the single and concurrent phases into `profiles`."""
     from playwright.async_api import async_playwright
 
     recs = {"warmup": Recorder(), "single": Recorder(), "concurrent": Recorder(), "uploads": Recorder()}
@@ -410,11 +416,14 @@ async def run_phases(cfg: SoakConfig, base: str, folder: Path, sampler: RssSampl
             await run_sessions(browser, base, [session_upload(folder, 90)], cfg, recs["warmup"], deadline, 1)
             await _wait_reclaimed(sampler, "warm_baseline", cfg)
             sampler.phase = "single"
-            await run_sessions(browser, base, [session_upload(folder, 91)], cfg, recs["single"], deadline, cfg.rounds)
+            with profiles.phase("single"):
+                await run_sessions(browser, base, [session_upload(folder, 91)], cfg, recs["single"], deadline,
+                                   cfg.rounds)
             await _wait_reclaimed(sampler, "single_closed", cfg)
             sampler.phase = "concurrent"
             ups = [session_upload(folder, i) for i in range(cfg.sessions)]
-            await run_sessions(browser, base, ups, cfg, recs["concurrent"], deadline, cfg.rounds)
+            with profiles.phase("concurrent"):
+                await run_sessions(browser, base, ups, cfg, recs["concurrent"], deadline, cfg.rounds)
             await _wait_reclaimed(sampler, "concurrent_closed", cfg)
             sampler.phase = "uploads"
             await run_uploads(browser, base, folder, cfg, recs["uploads"], deadline)
@@ -434,8 +443,9 @@ def run(cfg: SoakConfig) -> dict:
     sampler = RssSampler(proc.pid, rss_rec)
     sampler.start()
     try:
+        profiles = PhaseProfiles(folder / "profile.json")
         recs = asyncio.run(run_phases(cfg, f"http://127.0.0.1:{port}", folder, sampler,
-                                      deadline=t_start + 60 * cfg.minutes))
+                                      deadline=t_start + 60 * cfg.minutes, profiles=profiles))
     finally:
         sampler.stop()
         stop_server(proc)
@@ -453,7 +463,7 @@ def run(cfg: SoakConfig) -> dict:
         "rss_mb": rss, "server_process_cpu_s": {ph: {"process": round(v[-1] - v[0], 2),
                                                      "script_runs": round(sum(st["cpu_s"] for st in joined.get(ph, [])), 2)}
                                                 for ph, v in sampler.cpu_s.items()},
-        "goals": goals(actions, server, errors, rss, cfg.sessions), "steps": joined,
+        "server_profile": profiles.top(), "goals": goals(actions, server, errors, rss, cfg.sessions), "steps": joined,
     }
 
 

@@ -10,6 +10,7 @@ action the first run started (`start_s`: the browser sending it plus the server'
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -33,14 +34,15 @@ def rss_summary(samples: dict[str, list[float]]) -> dict:
 
 
 def server_steps(steps: list[dict], runs: list[dict]) -> list[dict]:
-    """Each step ({tag, action, t0, t1}) with the server's runs for its session that
-    started inside it: `server_s` (their wall seconds), `cpu_s`, `n_runs`, `start_s`."""
+    """Each step ({tag, action, t0, t_end, do_s, send_s}) with the server's runs for its
+    session that started inside it: `server_s` (their wall seconds), `cpu_s`, `n_runs`, `start_s`."""
     by_ua: dict[str, list[dict]] = {}
     for r in runs:
         by_ua.setdefault(r.get("ua", ""), []).append(r)
     out = []
     for st in steps:
-        mine = [r for r in by_ua.get(SOAK_UA + st["tag"], []) if st["t0"] <= r["t0"] <= st["t1"]]
+        end = st.get("t_end", st["t1"])  # the wall clock when the step's checks were over
+        mine = [r for r in by_ua.get(SOAK_UA + st["tag"], []) if st["t0"] <= r["t0"] <= end]
         start = round(min(r["t0"] for r in mine) - st["t0"], 4) if mine else None
         send = st.get("send_s")
         out.append({**st, "n_runs": len(mine), "server_s": round(sum(r["wall_s"] for r in mine), 4),
@@ -56,6 +58,7 @@ PARTS = {
     "queue_s": "that message -> the server starts the session's script run",
     "server_s": "the server's script runs (wall)",
     "cpu_s": "their CPU (the script thread)",
+    "messages": "WebSocket messages the page received (one per element the rerun drew, and more)",
 }
 
 
@@ -68,8 +71,8 @@ def server_summary(joined: list[dict]) -> dict:
         row = {"n": len(ran), "no_run": sum(1 for s in joined if s["action"] == action) - len(ran)}
         for part in ("start_s", *PARTS):
             values = [s[part] for s in ran if s.get(part) is not None]
-            name = part[:-2]  # "server_s" -> "server_p50_s"
-            row[f"{name}_p50_s"], row[f"{name}_p95_s"] = pct(values, 50), pct(values, 95)
+            name, unit = (part[:-2], "_s") if part.endswith("_s") else (part, "")  # server_s -> server_p50_s
+            row[f"{name}_p50{unit}"], row[f"{name}_p95{unit}"] = pct(values, 50), pct(values, 95)
         out[action] = row
     return out
 
@@ -133,6 +136,49 @@ async def capture_failure(page, name: str, t0_wall: float, folder: str) -> None:
           file=sys.stderr, flush=True)
 
 
+class PhaseProfiles:
+    """The server's stack samples (`benchmarks.soak_server.StackSampler`, cumulative counts
+    in `path`) taken during a phase: `with profiles.phase(name):` diffs them."""
+
+    def __init__(self, path: Path):
+        self.path, self.phases = path, {}
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())["counts"]
+        except (OSError, ValueError, KeyError):
+            return {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        before = self._read()
+        try:
+            yield
+        finally:
+            time.sleep(2.5)  # the sampler writes every 2 s
+            after = self._read()
+            self.phases[name] = {kind: {k: n - before.get(kind, {}).get(k, 0) for k, n in c.items()}
+                                 for kind, c in after.items()}
+
+    def top(self, n: int = 12) -> dict:
+        """Per phase and kind of thread: the sample count and the `n` commonest innermost
+        frames ("leaf") and innermost project frames ("own"), as shares of the samples."""
+        out = {}
+        for name, kinds in self.phases.items():
+            out[name] = {}
+            for kind, c in kinds.items():
+                total = c.get("#samples", 0)
+                if not total:
+                    continue
+                row = {"samples": total}
+                for prefix in ("own ", "leaf "):
+                    items = sorted(((k[len(prefix):], v) for k, v in c.items() if k.startswith(prefix) and v > 0),
+                                   key=lambda kv: -kv[1])[:n]
+                    row[prefix.strip()] = [[k, round(v / total, 3)] for k, v in items]
+                out[name][kind] = row
+        return out
+
+
 def print_report(report: dict) -> None:
     """The report's figures as lines of text (stdout)."""
     print("per action: browser p50/p95 s | server p50/p95 s, cpu p95 | p95 of: do (Playwright's action), "
@@ -143,12 +189,17 @@ def print_report(report: dict) -> None:
         for action, s in report["actions"][phase].items():
             v = server.get(action)
             srv = (f" | server {v['server_p50_s']:5.2f}/{v['server_p95_s']:5.2f} cpu {v['cpu_p95_s']:4.2f} | do "
-                   f"{v['do_p95_s']:5.2f} send {v['send_p95_s']:5.2f} queue {v['queue_p95_s']:5.2f}") if v and v["n"] else ""
+                   f"{v['do_p95_s']:5.2f} send {v['send_p95_s']:5.2f} queue {v['queue_p95_s']:5.2f} msgs {v['messages_p50']:.0f}") if v and v["n"] else ""
             print(f"  {action:20s} n={s['n']:3d} p50/p95 {s['p50_s']:6.2f}/{s['p95_s']:6.2f} s{srv}")
     print("\nserver RSS (MB): " + ", ".join(f"{ph} last {v['last']:.0f} (max {v['max']:.0f})"
                                          for ph, v in report["rss_mb"].items()))
     print("server CPU s per phase (process, of which in the soak's steps' script runs): " + ", ".join(
         f"{ph} {v['process']} ({v['script_runs']})" for ph, v in report["server_process_cpu_s"].items()))
+    for phase, kinds in report.get("server_profile", {}).items():
+        script = kinds.get("script")
+        if script:
+            print(f"server script threads, {phase} ({script['samples']} samples), where they are: "
+                  + "; ".join(f"{k} {v:.0%}" for k, v in script["leaf"][:6]))
     print(f"load average at the start: {report['load_avg_start']}, at the end: {report['load_avg_end']}")
     print("\ngoals:")
     for name, g in report["goals"].items():

@@ -9,6 +9,9 @@ wall-clock start, the wall seconds and the script thread's CPU seconds (`time.th
 torch runs on that thread with the app's one intra-op thread). Wall minus CPU is the time
 the run waited: for a core, the GIL, a lock, a sleep. The browsers share the machine's
 cores with the server, so the browser's time per step says little about the server's own.
+
+With `SSD_SOAK_PROFILE=profile.json` it also samples every thread's stack (`StackSampler`):
+where the server's threads spend their wall time, waiting included.
 """
 from __future__ import annotations
 
@@ -47,6 +50,63 @@ def _timed_run_script(self, rerun_data) -> None:
                 f.write(json.dumps(record) + "\n")
 
 
+# ---------------------------------------------------------------- where the wall time goes
+_PROJECT = (os.sep + "pages" + os.sep, os.sep + "explorer" + os.sep, os.sep + "ssd" + os.sep, "app.py")
+
+
+def _where(frame) -> tuple[str, str]:
+    """(the innermost frame, the innermost frame of the project's own code) as "file:line func"."""
+    def name(f) -> str:
+        return f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno} {f.f_code.co_name}"
+    leaf, own, f = name(frame), "", frame
+    while f is not None and not own:
+        if any(part in f.f_code.co_filename for part in _PROJECT) and "site-packages" not in f.f_code.co_filename:
+            own = name(f)
+        f = f.f_back
+    return leaf, own or "(not in the project)"
+
+
+class StackSampler(threading.Thread):
+    """A wall-clock sampling profiler: every `every_s`, where each thread of the server is
+    (its innermost frame, and its innermost frame in the project's code), counted per kind
+    of thread (script runs, the event loop, other); cumulative counts are written to `path`
+    every `write_every_s` (atomically), so the soak can diff them between two moments. A
+    thread waiting for a lock, the GIL or a core is counted where it waits."""
+
+    def __init__(self, path: str, every_s: float = 0.02, write_every_s: float = 2.0):
+        super().__init__(daemon=True, name="soak-stack-sampler")
+        self.path, self.every_s, self.write_every_s = path, every_s, write_every_s
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def _kind(self, thread: threading.Thread | None) -> str:
+        name = thread.name if thread else "?"
+        return "script" if name.startswith("ScriptRunner") else "main" if name == "MainThread" else "other"
+
+    def sample(self) -> None:
+        threads = {t.ident: t for t in threading.enumerate()}
+        for ident, frame in sys._current_frames().items():
+            if ident == self.ident:
+                continue
+            kind = self._kind(threads.get(ident))
+            leaf, own = _where(frame)
+            c = self.counts.setdefault(kind, {})
+            c["#samples"] = c.get("#samples", 0) + 1
+            c["leaf " + leaf] = c.get("leaf " + leaf, 0) + 1
+            c["own " + own] = c.get("own " + own, 0) + 1
+
+    def run(self) -> None:
+        last_write = time.time()
+        while True:
+            time.sleep(self.every_s)
+            self.sample()
+            if time.time() - last_write > self.write_every_s:
+                last_write = time.time()
+                tmp = self.path + ".tmp"
+                with open(tmp, "w") as f:
+                    json.dump({"every_s": self.every_s, "counts": self.counts}, f)
+                os.replace(tmp, self.path)
+
+
 def read_runs(path: str | os.PathLike) -> list[dict]:
     """The records written by a server started with this module (oldest first)."""
     try:
@@ -58,6 +118,10 @@ def read_runs(path: str | os.PathLike) -> list[dict]:
 
 if __name__ == "__main__":
     script_runner.ScriptRunner._run_script = _timed_run_script
+    if os.environ.get("SSD_SOAK_SWITCH_INTERVAL"):  # an experiment: the GIL's switch interval (s)
+        sys.setswitchinterval(float(os.environ["SSD_SOAK_SWITCH_INTERVAL"]))
+    if os.environ.get("SSD_SOAK_PROFILE"):
+        StackSampler(os.environ["SSD_SOAK_PROFILE"]).start()
     from streamlit.web.cli import main
 
     sys.argv = ["streamlit", *sys.argv[1:]]
