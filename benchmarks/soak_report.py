@@ -140,8 +140,8 @@ class PhaseProfiles:
     """The server's stack samples (`benchmarks.soak_server.StackSampler`, cumulative counts
     in `path`) taken during a phase: `with profiles.phase(name):` diffs them."""
 
-    def __init__(self, path: Path):
-        self.path, self.phases = path, {}
+    def __init__(self, path: Path, settle_s: float = 2.5):
+        self.path, self.settle_s, self.phases = Path(path), settle_s, {}  # the sampler writes every 2 s
 
     def _read(self) -> dict:
         try:
@@ -155,7 +155,7 @@ class PhaseProfiles:
         try:
             yield
         finally:
-            time.sleep(2.5)  # the sampler writes every 2 s
+            time.sleep(self.settle_s)
             after = self._read()
             self.phases[name] = {kind: {k: n - before.get(kind, {}).get(k, 0) for k, n in c.items()}
                                  for kind, c in after.items()}

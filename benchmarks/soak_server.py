@@ -118,8 +118,6 @@ def read_runs(path: str | os.PathLike) -> list[dict]:
 
 if __name__ == "__main__":
     script_runner.ScriptRunner._run_script = _timed_run_script
-    if os.environ.get("SSD_SOAK_SWITCH_INTERVAL"):  # an experiment: the GIL's switch interval (s)
-        sys.setswitchinterval(float(os.environ["SSD_SOAK_SWITCH_INTERVAL"]))
     if os.environ.get("SSD_SOAK_PROFILE"):
         StackSampler(os.environ["SSD_SOAK_PROFILE"]).start()
     from streamlit.web.cli import main
