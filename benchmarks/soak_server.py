@@ -1,4 +1,5 @@
-"""The soak's server: `streamlit run` with every script run timed inside the server.
+"""The soak's server: `streamlit run` with every script run timed inside the server, and
+the soak's side of it (start, stop, RSS and CPU sampling).
 
     SSD_SOAK_RUNS_LOG=runs.jsonl python -m benchmarks.soak_server run app.py --server.port ...
 
@@ -17,11 +18,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from pathlib import Path
 
 from streamlit.runtime.scriptrunner import script_runner
+
+ROOT = Path(__file__).resolve().parent.parent
 
 _LOG_PATH = os.environ.get("SSD_SOAK_RUNS_LOG", "")
 _write_lock = threading.Lock()
@@ -114,6 +122,84 @@ def read_runs(path: str | os.PathLike) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
         return []
+
+
+# ---------------------------------------------------------------- starting it, watching it (the soak's side)
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, ttl_s: int, runs_dir: Path, log_path: Path) -> subprocess.Popen:
+    """`streamlit run app.py` on 127.0.0.1:port (config.toml as `make run` uses it), through
+    `benchmarks.soak_server`, which times every script run into `runs.jsonl` beside `log_path`."""
+    argv = [sys.executable, "-m", "benchmarks.soak_server", "run", "app.py", "--server.port", str(port),
+            "--server.address", "127.0.0.1", "--server.disconnectedSessionTTL", str(ttl_s)]
+    env = dict(os.environ, SSD_RUNS_DIR=str(runs_dir), SSD_SOAK_RUNS_LOG=str(log_path.with_name("runs.jsonl")),
+               SSD_SOAK_PROFILE=str(log_path.with_name("profile.json")))
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log_path, "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not answer on port {port}; see {log_path}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS of `pid` in MB (from /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024  # kB -> MB
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds `pid` used so far, all its threads (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after "(comm)"
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (ticks)
+
+
+class RssSampler(threading.Thread):
+    """Samples the server's RSS every `every_s` into `rec.rss_mb[phase]`, and its CPU
+    seconds (all threads: the script runs, the event loop, torch) into `cpu_s[phase]`."""
+
+    def __init__(self, pid: int, rec, every_s: float = 1.0):  # rec: a benchmarks.soak.Recorder
+        super().__init__(daemon=True)
+        self.pid, self.rec, self.every_s = pid, rec, every_s
+        self.phase = "cold"
+        self.cpu_s: dict[str, list[float]] = {}
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.rec.rss_mb.setdefault(self.phase, []).append(round(rss_mb(self.pid), 1))
+                self.cpu_s.setdefault(self.phase, []).append(cpu_seconds(self.pid))
+            except (OSError, RuntimeError):
+                return
+            self._stop_event.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
 
 
 if __name__ == "__main__":
