@@ -89,12 +89,20 @@ def settle(page, timeout_ms: int = 90_000) -> None:
 
 
 # Counts the app's WebSocket messages (Streamlit's ForwardMsgs) and when the browser
-# painted after the newest one. Install with `instrument(page)` before the first goto.
+# painted after the newest one; `sends` keeps when the page sent its latest messages (its
+# BackMsgs: a widget's new value, a rerun request), as wall-clock ms since the epoch.
+# Install with `instrument(page)` before the first goto.
 WS_PROBE = """(() => {
   const Native = window.WebSocket;
-  const w = window.__ssdWs = {n: 0, last: 0, bytes: 0, paint: 0};
+  const w = window.__ssdWs = {n: 0, last: 0, bytes: 0, paint: 0, sends: []};
   function Probed(...args) {
     const sock = new Native(...args);
+    const send = sock.send.bind(sock);
+    sock.send = (data) => {
+      w.sends.push(performance.timeOrigin + performance.now());
+      if (w.sends.length > 50) w.sends.shift();
+      return send(data);
+    };
     sock.addEventListener('message', (e) => {
       w.n += 1; w.last = performance.now();
       w.bytes += e.data.byteLength || e.data.size || e.data.length || 0;
@@ -108,14 +116,14 @@ WS_PROBE = """(() => {
   window.WebSocket = Probed;
 })()"""
 
-_MARK = """() => { const w = window.__ssdWs;
+STEP_MARK_JS = """() => { const w = window.__ssdWs;
   window.__ssdStep = {t0: performance.now(), n0: w.n, b0: w.bytes}; return true; }"""
 
-# Resolves once the step is over: at least one message since the mark, the script idle,
+# Resolves once the step is over (null after `timeout` ms): at least one message since the mark, the script idle,
 # the page painted after the newest message, and `quiet` ms with no message (a rerun's
 # messages arrive in bursts). Why not the script-state attribute alone: React may batch a
 # fast rerun's running -> notRunning into one render, so the DOM never shows "running".
-_WAIT = """async ([quiet, timeout]) => {
+STEP_DONE_JS = """async ([quiet, timeout]) => {
   const w = window.__ssdWs, m = window.__ssdStep;
   const idle = () => document.querySelector('[data-testid="stApp"]')
       ?.getAttribute('data-test-script-state') === 'notRunning';
@@ -142,9 +150,9 @@ def step(page, action, quiet_ms: int = 400, timeout_ms: int = 60_000) -> dict:
     Needs `instrument(page)`. Raises if nothing arrives within `timeout_ms` (the action
     did not rerun the script).
     """
-    page.evaluate(_MARK)
+    page.evaluate(STEP_MARK_JS)
     action()
-    out = page.evaluate(_WAIT, [quiet_ms, timeout_ms])
+    out = page.evaluate(STEP_DONE_JS, [quiet_ms, timeout_ms])
     if out is None:
         raise TimeoutError(f"no rerun within {timeout_ms} ms of the action")
     return out

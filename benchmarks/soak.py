@@ -14,11 +14,20 @@ Starts `streamlit run app.py` on loopback (the `make run` configuration, plus a 
 
 After every action the session checks that no exception box is shown and that the
 sidebar caption names its own image, size and box count (no session may see another's
-image or ground truth). It reports errors, p50/p95 seconds per action (action to idle
-page with the expected caption) and the server's RSS (VmRSS from /proc) cold, after the
-single session closed (the warm baseline), during and after each phase. Goals (issue
-14): no error, p95 under 3x the single-session figure, RSS after the sessions close
-within 20% of the warm baseline.
+image or ground truth). It reports errors, p50/p95 seconds per action (action to the page
+painted after the rerun's last message, with the expected caption) and the server's RSS
+(VmRSS from /proc) cold, after the single session closed (the warm baseline), during and
+after each phase. Goals (issues 14 and 20): no error, p95 under 3x the single-session
+figure (the browser's and the server's own), RSS after the sessions close within 20% of
+the warm baseline.
+
+The server is `benchmarks.soak_server` (the same `streamlit run app.py`, plus a log of
+every script run's wall and CPU seconds, and a stack sampler). Each step is split into
+Playwright's action, the page sending its message, the server's queue and the server's
+runs (`benchmarks.soak_report.PARTS`): the browsers share the machine's cores, so the
+browser's seconds alone do not say where the time goes. A failed action leaves a
+screenshot and the page's state (script state, status widget, the runs the page saw) in
+`--diag-dir`.
 
 Chromium is Debian's (`/usr/bin/chromium`) driven by Python playwright, one browser with
 one context (cookies, session) per simulated user.
@@ -27,43 +36,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
+import itertools
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.browser import CHROMIUM_ARGS, IDLE, STEP_DONE_JS, STEP_MARK_JS, WS_PROBE
+from benchmarks.soak_report import (PhaseProfiles, capture_failure, goals, pct, print_report, rss_summary,
+                                    server_steps, server_summary)
+from benchmarks.soak_server import RssSampler, free_port, read_runs, start_server, stop_server
 from ssd.io import atomic_write, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+QUIET_MS = 400  # a rerun is over once no message came for this long (its messages come in bursts)
+CAPTION = '[data-testid="stSidebar"] >> text=/GT boxes; model input/'  # the sidebar's image caption
 NMS_SLIDERS = ("Score threshold", "NMS IoU threshold", "Top k detections")
 DEFAULT_BOX_SLIDERS = ("Input size S (px)", "s_min", "s_max")
-# Records every change of the app's script state with the page's clock.
+# Records every change of the app's script state with the page's clock (for the page
+# state of a failed action: which runs the page saw).
 RUN_OBSERVER_JS = """
 window.__stRuns = [];
 new MutationObserver(ms => { for (const m of ms) window.__stRuns.push(
     {s: m.target.getAttribute('data-test-script-state'), t: performance.now()}); })
   .observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
 """
-# True once a run that started after t0 has finished.
-RUN_FINISHED_JS = """t0 => { let ran = false;
-  for (const e of window.__stRuns) { if (e.t < t0) continue;
-    if (e.s === 'running') ran = true; else if (ran && e.s === 'notRunning') return true; }
-  return false; }"""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class SoakConfig:
     action_timeout_s: float = 180.0  # one action (upload, page, slider) may take this long
     chromium: str = "/usr/bin/chromium"  # Debian's Chromium
     out: str = "test-artifacts/soak.json"  # the full report, written atomically
+    port: int = 0  # the server's port (0: a free one)
+    diag_dir: str = "/tmp/ssd_soak_diag"  # a failed action's screenshot and page state
 
 
 @dataclass
@@ -85,86 +91,18 @@ class Recorder:
     seconds: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
+    steps: list[dict] = field(default_factory=list)  # {tag, action, t0, t1} (wall clock), per action
 
-    def add(self, action: str, s: float) -> None:
+    def add(self, action: str, s: float, tag: str = "", t0: float = 0.0, **extra: float | None) -> None:
         self.seconds.setdefault(action, []).append(s)
+        self.steps.append({"tag": tag, "action": action, "t0": t0, "t1": t0 + s, **extra})
 
     def summary(self) -> dict:
-        return {a: {"n": len(v), "p50_s": _pct(v, 50), "p95_s": _pct(v, 95)} for a, v in sorted(self.seconds.items())}
+        return {a: {"n": len(v), "p50_s": pct(v, 50), "p95_s": pct(v, 95)} for a, v in sorted(self.seconds.items())}
 
 
 def _log(message: str) -> None:
     print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 3) if values else float("nan")
-
-
-# ---------------------------------------------------------------- the server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, ttl_s: int, runs_dir: Path, log_path: Path) -> subprocess.Popen:
-    """`streamlit run app.py` on 127.0.0.1:port (config.toml as `make run` uses it)."""
-    argv = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-            "--server.address", "127.0.0.1", "--server.disconnectedSessionTTL", str(ttl_s)]
-    env = dict(os.environ, SSD_RUNS_DIR=str(runs_dir))
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log_path, "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"streamlit did not answer on port {port}; see {log_path}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def rss_mb(pid: int) -> float:
-    """VmRSS of `pid` in MB (from /proc/<pid>/status)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024  # kB -> MB
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-class RssSampler(threading.Thread):
-    """Samples the server's RSS every `every_s` into `rec.rss_mb[phase]`."""
-
-    def __init__(self, pid: int, rec: Recorder, every_s: float = 1.0):
-        super().__init__(daemon=True)
-        self.pid, self.rec, self.every_s = pid, rec, every_s
-        self.phase = "cold"
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                self.rec.rss_mb.setdefault(self.phase, []).append(round(rss_mb(self.pid), 1))
-            except (OSError, RuntimeError):
-                return
-            self._stop_event.wait(self.every_s)
-
-    def stop(self) -> None:
-        self._stop_event.set()
 
 
 # ---------------------------------------------------------------- test inputs
@@ -219,45 +157,69 @@ class Session:
         return self.page.locator('[data-testid="stSidebar"]')
 
     async def act(self, action: str, do, wait_for: str | None = None) -> None:
-        """Run `do()`, wait for the rerun it causes to finish (or, with `wait_for`, for
-        that selector and an idle app), check, record seconds."""
+        """Run `do()`, wait for the rerun it causes to be over (or, with `wait_for`, for that
+        selector and an idle app), check, record seconds.
+
+        The rerun is over when the page got a WebSocket message after the action, the app
+        is idle and no message came for `QUIET_MS` (`benchmarks.browser.STEP_DONE_JS`); the
+        seconds run from the action to the page painted after the last message, plus any
+        wait for the caption. Not the script-state attribute alone: React batches a fast
+        rerun's running -> notRunning into one render (a 20 ms fragment rerun, or any rerun
+        whose messages a busy browser handles in one task), and then the DOM never shows
+        "running" (the cause of the soak's 180 s timeouts before)."""
         page, timeout_ms = self.page, self.cfg.action_timeout_s * 1000
-        t0_page = await page.evaluate("performance.now()")
-        t0 = time.perf_counter()
+        if not wait_for:
+            await page.evaluate(STEP_MARK_JS)
+        t0, t0_wall = time.perf_counter(), time.time()
         try:
             await do()
+            do_s = time.perf_counter() - t0  # Playwright's part: actionability checks, input events
             if wait_for:
                 await page.wait_for_selector(wait_for, state="attached", timeout=timeout_ms)
+                step_s = messages = None
             else:
-                await page.wait_for_function(RUN_FINISHED_JS, arg=t0_page, timeout=timeout_ms)
+                out = await page.evaluate(STEP_DONE_JS, [QUIET_MS, timeout_ms])
+                if out is None:
+                    raise TimeoutError(f"no rerun was over within {timeout_ms / 1000:.0f} s of the action")
+                step_s, messages = out["ms"] / 1000, out["messages"]
             await page.wait_for_selector(IDLE, timeout=timeout_ms)
-            await self.check(action, timeout_ms)
+            waited = await self.check(action, timeout_ms)
         except Exception as e:  # noqa: BLE001: every failure is counted and reported
             self.rec.errors.append(f"{self.tag} {action}: {type(e).__name__}: {str(e)[:300]}")
             _log(f"{self.tag} {action}: ERROR {type(e).__name__}: {str(e)[:200]}")
+            await capture_failure(page, f"{self.tag}_{action}", t0_wall, self.cfg.diag_dir)
             raise SessionAborted(self.tag) from e  # later checks would only repeat this one
-        self.rec.add(action, time.perf_counter() - t0)
-        _log(f"{self.tag} {action}: {time.perf_counter() - t0:.2f} s")
+        # The caption came after the messages waited for (an upload: its file-URL reply, then
+        # the upload, then the rerun): the step ended when the caption was right.
+        seconds = time.perf_counter() - t0 if step_s is None or waited else step_s
+        sends = [t / 1000 for t in await page.evaluate("() => window.__ssdWs ? window.__ssdWs.sends : []")]
+        first_send = min((t for t in sends if t >= t0_wall), default=None)
+        self.rec.add(action, seconds, self.tag, t0_wall, t_end=time.time(), do_s=round(do_s, 4), messages=messages,
+                     send_s=None if first_send is None else round(first_send - t0_wall, 4))
+        _log(f"{self.tag} {action}: {seconds:.2f} s")
 
-    async def check(self, action: str, timeout_ms: float) -> None:
+    async def check(self, action: str, timeout_ms: float) -> bool:
+        """No exception box, and the sidebar caption names this session's own image, size and
+        box count (within `timeout_ms`); True when the caption had to be waited for."""
         page = self.page
         if await page.locator('[data-testid="stException"]').count():
             text = await page.locator('[data-testid="stException"]').first.inner_text()
             raise RuntimeError(f"exception shown: {text[:300]}")
         if self.expect is None:
-            return
+            return False
         caption = self.sidebar.get_by_text(" GT boxes; model input", exact=False).first
         deadline = time.perf_counter() + timeout_ms / 1000
-        while True:  # the caption may still be the previous run's for a moment
+        for polls in itertools.count():  # the caption may still be the previous run's for a moment
             shown = (await caption.inner_text()).replace("\u2060", "")
             if shown.startswith(self.expect):
-                return
+                return polls > 0
             if time.perf_counter() > deadline:
                 raise AssertionError(f"ISOLATION: expected {self.expect!r}, saw {shown!r}")
             await asyncio.sleep(0.1)
 
     async def open(self) -> None:
-        await self.act("open", lambda: self.page.goto(self.base))
+        """Load the app: over when the sidebar's caption is drawn and the app is idle."""
+        await self.act("open", lambda: self.page.goto(self.base), wait_for=CAPTION)
 
     async def upload(self, up: Upload) -> None:
         """Upload `up`'s image (and its VOC file when it has boxes)."""
@@ -322,9 +284,10 @@ async def run_sessions(browser, base: str, uploads: list[Upload], cfg: SoakConfi
     """One context (one Streamlit session) per upload, all running the script at once."""
     contexts, sessions = [], []
     for i in range(len(uploads)):
-        ctx = await browser.new_context(viewport={"width": 1400, "height": 1100})
+        ctx = await browser.new_context(viewport={"width": 1400, "height": 1100}, user_agent=f"ssd-soak session{i}")
         ctx.set_default_timeout(cfg.action_timeout_s * 1000)  # clicks and file inputs wait as long
         await ctx.add_init_script(RUN_OBSERVER_JS)
+        await ctx.add_init_script(WS_PROBE)
         contexts.append(ctx)
         sessions.append(Session(await ctx.new_page(), base, f"session{i}", rec, cfg))
     try:
@@ -336,9 +299,10 @@ async def run_sessions(browser, base: str, uploads: list[Upload], cfg: SoakConfi
 
 async def run_uploads(browser, base: str, folder: Path, cfg: SoakConfig, rec: Recorder, deadline: float) -> None:
     """One session uploads `cfg.uploads` distinct images on the NMS page."""
-    ctx = await browser.new_context(viewport={"width": 1400, "height": 1100})
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 1100}, user_agent="ssd-soak uploader")
     ctx.set_default_timeout(cfg.action_timeout_s * 1000)
     await ctx.add_init_script(RUN_OBSERVER_JS)
+    await ctx.add_init_script(WS_PROBE)
     session = Session(await ctx.new_page(), base, "uploader", rec, cfg)
     try:
         await session.open()
@@ -366,8 +330,10 @@ async def _wait_reclaimed(sampler: RssSampler, phase: str, cfg: SoakConfig) -> N
     await asyncio.sleep(cfg.session_ttl_s + cfg.settle_s)
 
 
-async def run_phases(cfg: SoakConfig, base: str, folder: Path, sampler: RssSampler, deadline: float) -> dict:
-    """Warm-up, single session, K sessions, uploads; one Recorder per phase."""
+async def run_phases(cfg: SoakConfig, base: str, folder: Path, sampler: RssSampler, deadline: float,
+                     profiles: PhaseProfiles) -> dict:
+    """Warm-up, single session, K sessions, uploads; one Recorder per phase; the server's
+    stack samples of the single and concurrent phases into `profiles`."""
     from playwright.async_api import async_playwright
 
     recs = {"warmup": Recorder(), "single": Recorder(), "concurrent": Recorder(), "uploads": Recorder()}
@@ -378,11 +344,14 @@ async def run_phases(cfg: SoakConfig, base: str, folder: Path, sampler: RssSampl
             await run_sessions(browser, base, [session_upload(folder, 90)], cfg, recs["warmup"], deadline, 1)
             await _wait_reclaimed(sampler, "warm_baseline", cfg)
             sampler.phase = "single"
-            await run_sessions(browser, base, [session_upload(folder, 91)], cfg, recs["single"], deadline, cfg.rounds)
+            with profiles.phase("single"):
+                await run_sessions(browser, base, [session_upload(folder, 91)], cfg, recs["single"], deadline,
+                                   cfg.rounds)
             await _wait_reclaimed(sampler, "single_closed", cfg)
             sampler.phase = "concurrent"
             ups = [session_upload(folder, i) for i in range(cfg.sessions)]
-            await run_sessions(browser, base, ups, cfg, recs["concurrent"], deadline, cfg.rounds)
+            with profiles.phase("concurrent"):
+                await run_sessions(browser, base, ups, cfg, recs["concurrent"], deadline, cfg.rounds)
             await _wait_reclaimed(sampler, "concurrent_closed", cfg)
             sampler.phase = "uploads"
             await run_uploads(browser, base, folder, cfg, recs["uploads"], deadline)
@@ -392,68 +361,37 @@ async def run_phases(cfg: SoakConfig, base: str, folder: Path, sampler: RssSampl
     return recs
 
 
-# ---------------------------------------------------------------- report
-def _rss_summary(samples: dict[str, list[float]]) -> dict:
-    return {ph: {"first": v[0], "max": max(v), "last": v[-1], "n": len(v)} for ph, v in samples.items() if v}
-
-
-def goals(recs: dict[str, Recorder], rss: dict, sessions: int) -> dict:
-    """Issue 14's goals, each with the figures it was judged on."""
-    single, multi = recs["single"].summary(), recs["concurrent"].summary()
-    ratios = {a: round(multi[a]["p95_s"] / single[a]["p95_s"], 2) for a in multi if a in single}
-    base = rss.get("single_closed", {}).get("last")
-    after = rss.get("concurrent_closed", {}).get("last")
-    isolation = [e for r in recs.values() for e in r.errors if "ISOLATION" in e]
-    return {
-        "no_error": {"ok": not any(r.errors for r in recs.values()),
-                     "errors": sum(len(r.errors) for r in recs.values())},
-        "sessions": {"ok": sessions >= 6, "value": sessions},
-        "p95_under_3x_single": {"ok": bool(ratios) and max(ratios.values()) < 3.0, "ratios": ratios},
-        "rss_back_within_20pct": {"ok": bool(base and after) and abs(after - base) <= 0.2 * base,
-                                  "baseline_mb": base, "after_mb": after,
-                                  "change_pct": round(100 * (after - base) / base, 1) if base and after else None},
-        "no_session_sees_another": {"ok": not isolation, "mismatches": isolation[:10]},
-    }
-
-
-def print_report(report: dict) -> None:
-    for phase in ("single", "concurrent", "uploads"):
-        print(f"\n{phase}: {report['errors_count'][phase]} errors")
-        for action, s in report["actions"][phase].items():
-            print(f"  {action:22s} n={s['n']:4d}  p50 {s['p50_s']:7.2f} s  p95 {s['p95_s']:7.2f} s")
-    print("\nserver RSS (MB): " + ", ".join(f"{ph} last {v['last']:.0f} (max {v['max']:.0f})"
-                                         for ph, v in report["rss_mb"].items()))
-    print("\ngoals:")
-    for name, g in report["goals"].items():
-        print(f"  {'PASS' if g['ok'] else 'FAIL'} {name}: " + json.dumps({k: v for k, v in g.items() if k != 'ok'}))
-    for phase, errs in report["errors"].items():
-        for e in errs[:20]:
-            print(f"  error [{phase}] {e}")
-
-
 def run(cfg: SoakConfig) -> dict:
     """Start the server, run every phase, stop it; the report as a dict."""
     folder = Path(tempfile.mkdtemp(prefix="ssd_soak_"))
-    port = _free_port()
-    t_start = time.time()
+    port = cfg.port or free_port()
+    t_start, load_start = time.time(), os.getloadavg()
     proc = start_server(port, cfg.session_ttl_s, folder / "runs", folder / "streamlit.log")
     rss_rec = Recorder()
     sampler = RssSampler(proc.pid, rss_rec)
     sampler.start()
     try:
+        profiles = PhaseProfiles(folder / "profile.json")
         recs = asyncio.run(run_phases(cfg, f"http://127.0.0.1:{port}", folder, sampler,
-                                      deadline=t_start + 60 * cfg.minutes))
+                                      deadline=t_start + 60 * cfg.minutes, profiles=profiles))
     finally:
         sampler.stop()
         stop_server(proc)
-    rss = _rss_summary(rss_rec.rss_mb)
+    rss = rss_summary(rss_rec.rss_mb)
+    runs = read_runs(folder / "runs.jsonl")
+    joined = {ph: server_steps(r.steps, runs) for ph, r in recs.items()}
+    actions = {ph: r.summary() for ph, r in recs.items()}
+    server = {ph: server_summary(j) for ph, j in joined.items()}
+    errors = {ph: r.errors for ph, r in recs.items()}
     return {
         "config": asdict(cfg), "wall_s": round(time.time() - t_start, 1), "cpu_count": os.cpu_count(),
-        "load_avg_end": os.getloadavg(), "server_log": str(folder / "streamlit.log"),
-        "actions": {ph: r.summary() for ph, r in recs.items()},
-        "errors": {ph: r.errors for ph, r in recs.items()},
-        "errors_count": {ph: len(r.errors) for ph, r in recs.items()},
-        "rss_mb": rss, "goals": goals(recs, rss, cfg.sessions),
+        "load_avg_start": load_start, "load_avg_end": os.getloadavg(), "server_log": str(folder / "streamlit.log"),
+        "actions": actions, "server": server, "errors": errors,
+        "errors_count": {ph: len(e) for ph, e in errors.items()},
+        "rss_mb": rss, "server_process_cpu_s": {ph: {"process": round(v[-1] - v[0], 2),
+                                                     "script_runs": round(sum(st["cpu_s"] for st in joined.get(ph, [])), 2)}
+                                                for ph, v in sampler.cpu_s.items()},
+        "server_profile": profiles.top(), "goals": goals(actions, server, errors, rss, cfg.sessions), "steps": joined,
     }
 
 
@@ -466,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=d.minutes, help="wall-clock bound for the whole soak")
     ap.add_argument("--session-ttl", type=int, default=d.session_ttl_s, help="server.disconnectedSessionTTL (s)")
     ap.add_argument("--chromium", default=d.chromium)
+    ap.add_argument("--port", type=int, default=d.port, help="the server's port (default: a free one)")
+    ap.add_argument("--diag-dir", default=d.diag_dir, help="where a failed action's screenshot and page state go")
     ap.add_argument("--out", default=d.out, help="JSON report path (written atomically)")
     a = ap.parse_args(argv)
     if a.sessions < 1 or a.rounds < 1 or a.uploads < 0 or a.minutes <= 0:
@@ -473,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(a.chromium).is_file():
         ap.error(f"--chromium {a.chromium}: no such file (apt-get install -y chromium)")
     cfg = SoakConfig(sessions=a.sessions, rounds=a.rounds, uploads=a.uploads, minutes=a.minutes,
-                     session_ttl_s=a.session_ttl, chromium=a.chromium, out=a.out)
+                     session_ttl_s=a.session_ttl, chromium=a.chromium, out=a.out, port=a.port, diag_dir=a.diag_dir)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the server (finally)
     report = run(cfg)
     out = Path(cfg.out) if Path(cfg.out).is_absolute() else ROOT / cfg.out
