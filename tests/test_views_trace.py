@@ -17,6 +17,7 @@ from explorer.views import nms as nv
 from explorer.views import trace as tv
 from explorer.views import trace_links as tl
 from explorer.views.matching import matching_view
+from explorer.views.figures import legend_clear_of_modebar
 from explorer.views.trace_figure import trace_figure
 from explorer.views.trace_links import prediction_fate
 from ssd.data.procedural import CLASSES, cat_and_dog_scene
@@ -225,6 +226,7 @@ def test_trace_detection_of_each_final_detection(scene, stages):
         fig = trace_figure(tr, None, (256, 256))
         go.Figure(fig.to_dict())  # valid under plotly's full validation
         assert "boxes it suppressed" in {t.name for t in fig.data}
+        assert legend_clear_of_modebar(fig.layout), fig.layout.legend  # below the plot (issue 19 item 11)
 
 
 def test_trace_detection_of_predictions_that_are_not_detections(scene, stages):

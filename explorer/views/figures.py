@@ -63,6 +63,22 @@ def image_data_uri(image: Image.Image, max_side: int = 768, quality: int = 85) -
     return "data:image/jpeg;base64," + base64.b64encode(image_jpeg(image, max_side, quality)).decode("ascii")
 
 
+# Below the plot, clear of the x tick labels: the top strip holds Plotly's toolbar (the
+# mode bar), which a legend above the plot ran under on Trace and NMS (issue 19 item 11).
+# Paper coordinates: a legend outside [0, 1] pushes the figure's margin (automargin).
+LEGEND_BELOW = {"orientation": "h", "xanchor": "left", "x": 0, "yanchor": "top", "y": -0.07}
+MODEBAR_PX = 34  # Plotly's mode bar: 23 px tall, 10 px from the figure's top
+
+
+def legend_clear_of_modebar(layout) -> bool:
+    """True when a figure's legend cannot run under the mode bar: no legend shown, or a
+    legend anchored below the plot area (the mode bar sits at the top right)."""
+    legend = layout.legend
+    if layout.showlegend is False:
+        return True
+    return legend.yanchor == "top" and legend.y is not None and legend.y < 0
+
+
 def image_layout(
     image_uri: str | None,
     width: float,
@@ -77,8 +93,9 @@ def image_layout(
         "yaxis": {"range": [height, 0], "showgrid": False, "zeroline": False, "scaleanchor": "x",
                   "scaleratio": 1, "constrain": "domain"},
         "height": fig_height,
-        "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        # The top margin holds the mode bar (shown on hover) above the image, not over it.
+        "margin": {"l": 10, "r": 10, "t": 40 if title else MODEBAR_PX, "b": 10},
+        "legend": dict(LEGEND_BELOW),
         "plot_bgcolor": "white",
         "dragmode": "zoom",
         "images": [],
