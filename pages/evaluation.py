@@ -147,10 +147,10 @@ def _load(info: jobs.EvalInfo) -> dict:
 
 # ---------------------------------------------------------------- figures
 def _pair(builder, results: list[dict], key: str) -> None:
-    """One figure per evaluation, side by side."""
-    for n, (col, res) in enumerate(zip(st.columns(len(results)), results)):
+    """One figure per evaluation, side by side, on one scale (`ev.side_by_side`)."""
+    for n, (col, fig) in enumerate(zip(st.columns(len(results)), ev.side_by_side(builder, results))):
         with col:
-            _ui.show_plotly(builder(res), key=f"{key}_{n}")
+            _ui.show_plotly(fig, key=f"{key}_{n}")
 
 
 def _results(infos: list[jobs.EvalInfo]) -> None:

@@ -234,3 +234,37 @@ def gt_figure(image_uri: str | None, image_hw: tuple[int, int], boxes_xyxy, name
                        traces=box_traces(boxes, GT_COLOR, "ground truth", hover=hover, width=3))
     fig.layout.dragmode = "select"
     return fig
+
+
+# ---------------------------------------------------------------- log axes
+def _tick_text(v: float) -> str:
+    """A tick value as people write it: 1, 20, 500, 2,000; 0.5, 0.02 below 1."""
+    return f"{v:,.0f}" if v >= 1 else f"{v:g}"
+
+
+def log_axis(values, title: str | None = None) -> dict:
+    """A log axis whose ticks read: 1, 2, 5 x 10^k over the data's range, every one
+    labelled in full (Plotly's own log ticks label only "2, 5" between decades, or
+    print 10^k as superscripts). `values`: the data on that axis, numbers or arrays (one
+    per trace); values <= 0, NaN and None are ignored."""
+    axis: dict = {"type": "log"}
+    if title is not None:
+        axis["title"] = {"text": title}
+    parts = [np.asarray(v, dtype=float).reshape(-1) for v in values]  # numbers or arrays (one per trace)
+    vals = [float(v) for v in (np.concatenate(parts) if parts else []) if np.isfinite(v) and v > 0]
+    if not vals:
+        return axis
+    lo, hi = min(vals), max(vals)
+    k0, k1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    for mantissas in ((1, 2, 5), tuple(range(1, 10))):  # 1-2-5; under a decade wide, every digit
+        steps = [round(m * 10.0 ** k, 12) for k in range(k0, k1 + 1) for m in mantissas]
+        if k1 - k0 > 5:  # many decades: the decades alone
+            steps = [10.0 ** k for k in range(k0, k1 + 1)]
+        first = max(v for v in steps if v <= lo * (1 + 1e-9))  # the step at or below the smallest value
+        last = min(v for v in steps if v >= hi * (1 - 1e-9))  # and at or above the largest
+        ticks = [v for v in steps if first <= v <= last]
+        if len(ticks) >= 4:
+            break
+    axis.update({"tickmode": "array", "tickvals": ticks, "ticktext": [_tick_text(v) for v in ticks],
+                 "range": [float(np.log10(first)) - 0.05, float(np.log10(last)) + 0.05]})
+    return axis
