@@ -25,10 +25,11 @@ steps = [
     ("pages/trace.py", "Trace one object", "one object through every stage"),
     ("pages/augment.py", "Augmentation", "what training does to an image (Table 2)"),
     ("pages/evaluation.py", "Evaluation", "AP, error types, per feature map (Sec. 3)"),
+    ("pages/paper_lab.py", "Paper lab", "the paper's ablations, re-run (Tables 2, 3)"),
     ("pages/training.py", "Training", "launch and watch real runs"),
 ]
-for row in (steps[:5], steps[5:]):
-    for col, (path, label, what) in zip(st.columns(5), row):
+for row in (steps[:6], steps[6:]):  # every page of the menu (app.py) but this one
+    for col, (path, label, what) in zip(st.columns(6), row):
         with col:
             st.page_link(path, label=label)
             st.caption(what)
