@@ -278,8 +278,10 @@ def _gallery(info: jobs.EvalInfo) -> None:
     cols = st.columns(4)
     for j, w in enumerate(worst):
         col = cols[j % 4]
-        col.image(_thumb(info.key, info.updated_at, str(info.eval_dir), w["image"]),
-                  caption=_ui.plain(f"image {w['image']}: {w['count']} x {kind}, {w['total_errors']} errors, {w['num_gt']} GT"))
+        col.image(_thumb(info.key, info.updated_at, str(info.eval_dir), w["image"]))
+        # Body text, not the image's small grey caption (issue 19 item 11: too small to read).
+        col.markdown(f"**image {w['image']}**: " + _ui.plain(f"{w['count']} x {kind}, {w['total_errors']} errors, "
+                                                            f"{w['num_gt']} GT"))
         if gallery.is_scene_id(w["source"]):
             b1, b2 = col.columns(2)
             if b1.button("Per-scale", key=f"evg_ps_{j}"):
