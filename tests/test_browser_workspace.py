@@ -107,11 +107,16 @@ def _tab_commits_a_cell(page) -> None:
     bb = grid.bounding_box()
     page.mouse.click(bb["x"] + 40, bb["y"] + 35 + 17)  # row 0, the label column (35 px header)
     page.keyboard.press("ArrowRight")  # x1
-    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # opens the cell's editor: wait until it has the focus
+    page.wait_for_function("() => ['INPUT', 'TEXTAREA'].includes(document.activeElement?.tagName)", timeout=10_000)
+    page.wait_for_timeout(300)  # the editor fills in the cell's value after taking the focus
     page.keyboard.press("Control+A")
     page.keyboard.type("60")
     page.keyboard.press("Tab")
-    page.wait_for_function(f"() => ({GT_XS})().includes(60)", timeout=30_000)
+    try:
+        page.wait_for_function(f"() => ({GT_XS})().includes(60)", timeout=30_000)
+    except Exception:
+        raise AssertionError(f"Tab did not commit x1 = 60: the figure's GT x are {page.evaluate(GT_XS)}") from None
     _settle(page, "SSD Explorer")
 
 
