@@ -42,6 +42,9 @@ if (ROOT / "pages" / "training.py").is_file():  # written by the training engine
 # The gate (pages/_auth.py) runs before the sidebar and the page: a foreign Host header
 # or an exposed server without a password shows nothing else, and a configured password
 # is asked for first. Until then the page list stays hidden.
+# .streamlit/config.toml hides the menu that Streamlit's pages/-folder mode draws on a fresh
+# server's first run (every pages/*.py, helpers included); the app's own menu is shown.
+st.set_option("client.showSidebarNavigation", True)
 nav = st.navigation(pages, position="sidebar" if _auth.signed_in() else "hidden")
 _auth.gate()
 _workspace.follow_goto()  # a page asked for by a callback (the workspace is already set)

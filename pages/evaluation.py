@@ -147,10 +147,10 @@ def _load(info: jobs.EvalInfo) -> dict:
 
 # ---------------------------------------------------------------- figures
 def _pair(builder, results: list[dict], key: str) -> None:
-    """One figure per evaluation, side by side."""
-    for n, (col, res) in enumerate(zip(st.columns(len(results)), results)):
+    """One figure per evaluation, side by side, on one scale (`ev.side_by_side`)."""
+    for n, (col, fig) in enumerate(zip(st.columns(len(results)), ev.side_by_side(builder, results))):
         with col:
-            _ui.show_plotly(builder(res), key=f"{key}_{n}")
+            _ui.show_plotly(fig, key=f"{key}_{n}")
 
 
 def _results(infos: list[jobs.EvalInfo]) -> None:
@@ -278,8 +278,10 @@ def _gallery(info: jobs.EvalInfo) -> None:
     cols = st.columns(4)
     for j, w in enumerate(worst):
         col = cols[j % 4]
-        col.image(_thumb(info.key, info.updated_at, str(info.eval_dir), w["image"]),
-                  caption=_ui.plain(f"image {w['image']}: {w['count']} x {kind}, {w['total_errors']} errors, {w['num_gt']} GT"))
+        col.image(_thumb(info.key, info.updated_at, str(info.eval_dir), w["image"]))
+        # Body text, not the image's small grey caption (issue 19 item 11: too small to read).
+        col.markdown(f"**image {w['image']}**: " + _ui.plain(f"{w['count']} x {kind}, {w['total_errors']} errors, "
+                                                            f"{w['num_gt']} GT"))
         if gallery.is_scene_id(w["source"]):
             b1, b2 = col.columns(2)
             if b1.button("Per-scale", key=f"evg_ps_{j}"):

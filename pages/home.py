@@ -25,10 +25,11 @@ steps = [
     ("pages/trace.py", "Trace one object", "one object through every stage"),
     ("pages/augment.py", "Augmentation", "what training does to an image (Table 2)"),
     ("pages/evaluation.py", "Evaluation", "AP, error types, per feature map (Sec. 3)"),
+    ("pages/paper_lab.py", "Paper lab", "the paper's ablations, re-run (Tables 2, 3)"),
     ("pages/training.py", "Training", "launch and watch real runs"),
 ]
-for row in (steps[:5], steps[5:]):
-    for col, (path, label, what) in zip(st.columns(5), row):
+for row in (steps[:4], steps[4:8], steps[8:]):  # every page of the menu (app.py) but this one
+    for col, (path, label, what) in zip(st.columns(4), row):
         with col:
             st.page_link(path, label=label)
             st.caption(what)
@@ -36,12 +37,13 @@ for row in (steps[:5], steps[5:]):
 img = ctx.image
 w, h = img.image.size
 st.subheader(_ui.plain(f"Your image: {img.name} ({w}x{h} px)"))
-st.caption("Cyan: ground-truth boxes (edit them in the sidebar). To draw a new one, drag a "
-           "rectangle on the image; it gets the label chosen under *Ground-truth boxes* in the sidebar.")
+st.caption("Cyan: ground-truth boxes (edit them in the table below). To draw a new one, drag a "
+           "rectangle on the image; it gets the label chosen in *Label for drawn boxes* below.")
 fig = gt_figure(_cache.image_uri(img.digest, img.image), (h, w), ctx.gt.boxes_xyxy.numpy(), ctx.gt.names)
 _ui.show_plotly(fig, key="gt_draw_chart", on_select="rerun", selection_mode="box")
 st.subheader("Ground-truth boxes")
-st.caption("Pixels of the original image: edit a cell, add a row at the bottom, select rows to delete them. "
+st.caption("Pixels of the original image: edit a cell (Enter or Tab commits it), add a row at the "
+           "bottom, select rows to delete them. "
            "Load a VOC .xml or COCO .json in the sidebar (*Ground-truth boxes*). Rows marked difficult or crowd "
            "are shown but not matched; a row the model cannot use is listed in the sidebar with the reason.")
 _sidebar.gt_table(img, ctx.loaded.class_names)

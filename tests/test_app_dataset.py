@@ -113,6 +113,8 @@ def test_bad_dataset_inputs_show_what_is_wrong(tmp_path, monkeypatch):
     monkeypatch.setenv("SSD_DATA_ROOTS", str(tmp_path))
     at = _page()
     at.radio(key="ds_kind").set_value("voc").run()
+    # Nothing typed yet: what to do, not a red error (issue 19 item 11: "give the path of the VOC folder").
+    assert not _errors(at) and any("Type the path of a VOC folder" in i.value for i in at.info)
     at.text_input(key="ds_path_voc").input(str(tmp_path)).run()
     assert any("no VOC annotation XML files" in e for e in _errors(at))
     at.radio(key="ds_kind").set_value("coco upload").run()

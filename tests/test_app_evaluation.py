@@ -67,6 +67,9 @@ def test_gallery_sends_a_scene_to_the_explorer():
     at = _page()
     at.selectbox(key="evg_kind").set_value("Bkg").run()
     assert not at.exception
+    # Each thumbnail's label is body text (it was the image's small caption: issue 19 item 11).
+    labels = [shown(m.value) for m in at.markdown if shown(m.value).startswith("**image ")]
+    assert labels and all(" x Bkg, " in t and t.endswith(" GT") for t in labels), labels
     at.button(key="evg_ps_0").click().run()  # one run: the page switches at once (issue 19 item 2)
     assert not at.exception, [e.value for e in at.exception]
     ws = ws_of(at)

@@ -63,6 +63,15 @@ def test_every_page_runs_on_the_default_sample():
         assert not _errors(at), (page, _errors(at))
 
 
+def test_home_links_every_page_of_the_menu():
+    """Issue 19 item 11: Home linked 5 (then 10) of the 11 other pages."""
+    menu = re.findall(r'st\.Page\("(pages/\w+\.py)", title="([^"]+)"', Path(APP).read_text())
+    assert len(menu) == 12
+    at = _app()  # Home is the default page
+    links = {p.label for p in at.main.get("page_link")}  # the sidebar has one to Home
+    assert links == {title for path, title in menu if path != "pages/home.py"}, links
+
+
 def test_architecture_shows_8732_for_ssd300():
     at = _app()
     at.switch_page("pages/architecture.py").run()

@@ -4,7 +4,9 @@
   the sample's, then the upload's (item 1);
 - NMS score moved -> Home -> NMS keeps it, and Trace shows the same value (item 3);
 - the NMS page's URL opened in a fresh browser context shows the same page and score;
-- an Evaluation gallery button opens the clicked scene on Per-scale within seconds (item 2).
+- an Evaluation gallery button opens the clicked scene on Per-scale within seconds (item 2);
+- Tab commits an edited cell of the Home page's GT table (item 10);
+- a cold start's menu never lists the helper modules of pages/ (_auth, _cache, ...; item 11).
 
 `streamlit run app.py` as a subprocess with the server sliders (SSD_LIVE_FIGURES=0: the live
 figures' own sliders are covered by tests/test_browser_live.py), driven by playwright with
@@ -15,7 +17,7 @@ import time
 
 import pytest
 
-from benchmarks.browser import CHROMIUM_ARGS, IDLE, streamlit_server
+from benchmarks.browser import CHROMIUM_ARGS, IDLE, ROOT, streamlit_server
 
 pytestmark = pytest.mark.slow
 SIDEBAR = '[data-testid="stSidebar"]'
@@ -59,9 +61,23 @@ def _score(page) -> str:
         .locator('[data-testid="stSliderThumbValue"]').inner_text(timeout=30_000).strip()
 
 
+# Every menu entry the page ever showed (a MutationObserver from before the first paint).
+NAV_SEEN = """(() => {
+  const seen = window.__navSeen = new Set();
+  const record = () => document.querySelectorAll('[data-testid="stSidebarNav"] a').forEach(
+    (a) => seen.add(a.innerText.split('\\n').pop().trim()));
+  new MutationObserver(record).observe(document, {subtree: true, childList: true, characterData: true});
+})()"""
+HELPER_MODULES = {p.stem.lstrip("_").replace("_", " ") for p in (ROOT / "pages").glob("_*.py")}
+
+
 def _gt_follows_the_image(page, base: str, voc) -> None:
-    page.goto(base)
+    page.add_init_script(NAV_SEEN)
+    page.goto(base)  # the server's first script run: a cold start
     _settle(page, "SSD Explorer")
+    seen = set(page.evaluate("[...window.__navSeen]"))
+    # Issue 19 item 11: a cold start listed every pages/*.py (auth, cache, ui, ...) first.
+    assert "Home" in seen and "NMS" in seen and not seen & HELPER_MODULES, sorted(seen)
     _radio(page, "Upload")
     page.wait_for_selector(f'{SIDEBAR} [data-testid="stFileUploaderDropzoneInput"]', state="attached")
     _uploader(page, "Your image").set_input_files(str(voc / "JPEGImages" / "000001.jpg"))
@@ -71,11 +87,37 @@ def _gt_follows_the_image(page, base: str, voc) -> None:
     _uploader(page, "Annotation file").set_input_files(str(voc / "Annotations" / "000001.xml"))
     _sidebar_text(page, "353x500 px, 1 GT boxes")  # the dog; "person" is not a class of the model
     _settle(page, "SSD Explorer")
+    _tab_commits_a_cell(page)
     _radio(page, "Sample scene")
     _sidebar_text(page, "256x256 px, 2 GT boxes", 30_000)  # the sample's own, not the VOC dog
     _settle(page, "SSD Explorer")
     _radio(page, "Upload")
     _sidebar_text(page, "353x500 px, 1 GT boxes")  # the upload and its file's box are back
+
+
+# The x of the Home figure's ground-truth rectangles (NaN gaps left out).
+GT_XS = """() => document.querySelector('.js-plotly-plot')._fullData.filter((t) => t.name === 'ground truth'
+  && t.mode === 'lines').flatMap((t) => Array.from(t.x).filter((v) => Number.isFinite(v)))"""
+
+
+def _tab_commits_a_cell(page) -> None:
+    """Issue 19 item 10: Tab did not commit an edited cell of the Home page's GT table."""
+    grid = page.locator('[data-testid="stDataFrame"]').last
+    grid.scroll_into_view_if_needed()
+    bb = grid.bounding_box()
+    page.mouse.click(bb["x"] + 40, bb["y"] + 35 + 17)  # row 0, the label column (35 px header)
+    page.keyboard.press("ArrowRight")  # x1
+    page.keyboard.press("Enter")  # opens the cell's editor: wait until it has the focus
+    page.wait_for_function("() => ['INPUT', 'TEXTAREA'].includes(document.activeElement?.tagName)", timeout=10_000)
+    page.wait_for_timeout(300)  # the editor fills in the cell's value after taking the focus
+    page.keyboard.press("Control+A")
+    page.keyboard.type("60")
+    page.keyboard.press("Tab")
+    try:
+        page.wait_for_function(f"() => ({GT_XS})().includes(60)", timeout=30_000)
+    except Exception:
+        raise AssertionError(f"Tab did not commit x1 = 60: the figure's GT x are {page.evaluate(GT_XS)}") from None
+    _settle(page, "SSD Explorer")
 
 
 def _score_kept_across_pages(page) -> str:

@@ -182,3 +182,14 @@ def test_an_evaluation_runs_beside_a_training_run_in_its_own_lane(tmp_path):
         os.close(cpu)
         os.killpg(holder.pid, 9)
         holder.wait()
+
+
+def test_a_runs_checkpoint_is_listed_by_its_run_name(tmp_path):
+    """Issue 19 item 11: every run's evaluation read "best.pt on ..."; now "RUN / best.pt"."""
+    data = DatasetSpec("procedural", seed=1000, num_images=4)
+    infos = [jobs.EvalInfo(f"k{i}", tmp_path / f"k{i}", EvalSpec(str(tmp_path / "runs" / run / "checkpoints" / "best.pt"),
+                                                               data, 0.01, 0.45, 200, 100), "finished", 1.0, "", 0.0)
+             for i, run in enumerate(("demo1", "demo2"))]
+    assert [i.label.split(" on ")[0] for i in infos] == ["demo1 / best.pt", "demo2 / best.pt"]
+    assert str(tmp_path) not in infos[0].label  # no server path
+    assert jobs.checkpoint_name(SHIPPED) == "compact256_shapes.pt"  # a shipped file: its name

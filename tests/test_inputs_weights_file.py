@@ -118,3 +118,25 @@ def test_user_reason_cuts_paths_and_keeps_urls():
     url = "https://download.pytorch.org/models/a.pth"
     assert url in mm.user_reason(ValueError(f"could not download from {url} (URLError)"))
     assert len(mm.user_reason(ValueError("x" * 1000))) == mm.MAX_REASON_CHARS
+
+
+def test_offline_torchvision_model_message_is_one_clear_sentence(monkeypatch, tmp_path):
+    """The app's words for torchvision's COCO weights that cannot be downloaded (the real
+    download through a closed local proxy): the host, "no network?", the URL to fetch and
+    the sidebar's loader; no exception class, no server path, no doubled punctuation."""
+    import torch
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    with pytest.raises(mm.ModelLoadError) as info:
+        mm.load_model("torchvision:ssdlite320_mobilenet_v3_large")
+    msg = str(info.value)
+    assert msg.startswith("Could not download the COCO weights of SSDlite320 MobileNetV3 from download.pytorch.org "
+                          "(no network? "), msg
+    assert "download https://download.pytorch.org/models/ssdlite320_mobilenet_v3_large_coco" in msg
+    assert msg.endswith('load the file here with "Load a model from a weights file" in the sidebar.')
+    assert str(tmp_path) not in msg and "Error" not in msg and "<" not in msg
+    assert ".." not in msg and msg.count(". ") == 0  # one sentence

@@ -146,6 +146,31 @@ def test_coco_offline_error_is_clear(monkeypatch, tmp_path):
     msg = str(e.value)
     assert "could not download" in msg and "weights=PATH" in msg
     assert str(tmp_path) in msg and "ssdlite320_mobilenet_v3_large_coco" in msg
+    assert "from download.pytorch.org (no network? " in msg  # what failed, in words
+    assert "URLError" not in msg and "<urlopen" not in msg and ".." not in msg.replace("...", "")
+
+
+def test_an_unreachable_download_says_the_host_and_what_to_do(monkeypatch, tmp_path):
+    """torchvision's real download code against a closed local port (fails at once, no
+    network needed): one sentence with the host, "no network?", the file's place."""
+    from torchvision.models._api import Weights, WeightsEnum
+
+    from ssd.models.weights import DownloadError, _download
+
+    class Unreachable(WeightsEnum):
+        COCO_V1 = Weights(url="http://127.0.0.1:9/models/some_coco-0123abcd.pth", transforms=None, meta={})
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))
+    for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(DownloadError) as e:
+        _download(Unreachable.COCO_V1, "COCO weights for x", "weights=PATH")
+    msg = str(e.value)
+    assert msg.startswith("could not download torchvision's COCO weights for x from 127.0.0.1 (no network? "
+                          "connection refused): download http://127.0.0.1:9/models/some_coco-0123abcd.pth ")
+    assert f"put it at {tmp_path / 'checkpoints' / 'some_coco-0123abcd.pth'}, or pass weights=PATH" in msg
+    assert e.value.offline and e.value.host == "127.0.0.1" and e.value.file_name == "some_coco-0123abcd.pth"
+    assert "Error" not in msg and "<" not in msg and ".." not in msg and "[Errno" not in msg
 
 
 # ---------------------------------------------------------------- SSD300 (VGG16)

@@ -2,6 +2,7 @@
 Plotly's full validation and shows the result's numbers; differences are B - A; the
 gallery ranks images by their count of the chosen error."""
 import copy
+import math
 
 import plotly.graph_objects as go
 import pytest
@@ -83,12 +84,43 @@ def test_comparison_is_b_minus_a(res):
         ev.confusion_diff(res, b)
 
 
+def test_compare_mode_draws_a_and_b_on_one_scale(res):
+    """Issue 19 item 11: A's and B's charts had their own y scales, so a bar twice as high
+    in B looked the same. Every side-by-side pair now shares its range (colours too)."""
+    b = copy.deepcopy(res)
+    for t in b["errors"]["dAP"]:
+        b["errors"]["dAP"][t] = 3 * b["errors"]["dAP"][t] + 1.0
+    for lv in b["per_level"]:
+        lv["fp"] = 5 * lv["fp"] + 7
+    b["misses_by_cause"] = {c: 2 * n + 1 for c, n in b["misses_by_cause"].items()}
+    b["confusion"]["matrix"] = [[3 * v + 1 for v in row] for row in b["confusion"]["matrix"]]
+    for builder in (ev.tide_figure, ev.level_figure, ev.causes_figure, ev.pr_figure):
+        fa, fb = ev.side_by_side(builder, [res, b])
+        _valid(fa), _valid(fb)
+        assert fa.layout.yaxis.range is not None and tuple(fa.layout.yaxis.range) == tuple(fb.layout.yaxis.range)
+        top = max(float(v) for f in (fa, fb) for t in f.data for v in t.y)
+        assert fa.layout.yaxis.range[1] >= top, builder.__name__
+    ca, cb = ev.side_by_side(ev.confusion_figure, [res, b])
+    assert (ca.data[0].zmin, ca.data[0].zmax) == (cb.data[0].zmin, cb.data[0].zmax) == \
+        (min(min(r) for r in res["confusion"]["matrix"]), max(max(r) for r in b["confusion"]["matrix"]))
+    alone = ev.side_by_side(ev.tide_figure, [b])[0]  # one evaluation: its own scale
+    assert alone.layout.yaxis.range is None
+
+
 def test_tuner_level_figure(ev_dir, res):
     from explorer.evaluation.tuner import tune
 
     t = tune(jobs.load_kept(ev_dir), res["class_names"], jobs.model_config(res), 0.3, 0.45, 200)
     fig = _valid(ev.tuner_level_figure(t))
     assert list(fig.data[0].y) == [r["candidates (into NMS)"] for r in t["per_level"]]
+    # Log axis with readable ticks (issue 19 item 11: labelled only "2, 5"): every tick labelled
+    # with its value, the decades among them, and the ticks span the data.
+    y = fig.layout.yaxis
+    assert y.type == "log" and y.tickmode == "array" and len(y.ticktext) == len(y.tickvals) >= 3
+    assert [float(s.replace(",", "")) for s in y.ticktext] == list(y.tickvals)
+    counts = [v for tr in fig.data for v in tr.y if v > 0]
+    assert min(y.tickvals) <= min(counts) and max(y.tickvals) >= max(counts)
+    assert any(abs(v - 10 ** round(math.log10(v))) < 1e-9 for v in y.tickvals)  # a decade is labelled
 
 
 def test_gallery_ranks_worst_first_and_draws_thumbnails(ev_dir, res):

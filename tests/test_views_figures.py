@@ -1,8 +1,10 @@
 """explorer/figures.py: boxes as traces, image figures, CSV export."""
 import base64
 import io
+import math
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import plotly.graph_objects as go
@@ -70,3 +72,19 @@ def test_records_to_csv_union_of_keys():
     assert lines[0] == "a,b,c"
     assert lines[1] == "1,0.123457,"
     assert lines[2] == ",,1 2"
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([3, 40, 700], ["2", "5", "10", "20", "50", "100", "200", "500", "1,000"]),
+    ([[0.3, 0.9], [4.0]], ["0.2", "0.5", "1", "2", "5"]),  # one list per trace
+    ([2, 3, 4], ["2", "3", "4"]),  # under a decade: every digit, not only "2, 5"
+    ([0, -1, None, 12, 90], ["10", "20", "50", "100"]),  # <= 0 and None ignored (log)
+])
+def test_log_axes_label_every_tick_in_full(values, expected):
+    """Issue 19 item 11: Plotly's log ticks read "2, 5" between unlabelled decades."""
+    from explorer.views.figures import log_axis
+
+    axis = log_axis(values, "boxes")
+    assert axis["type"] == "log" and axis["ticktext"] == expected and axis["title"] == {"text": "boxes"}
+    assert axis["range"][0] <= math.log10(axis["tickvals"][0]) and axis["range"][1] >= math.log10(axis["tickvals"][-1])
+    assert log_axis([]) == {"type": "log"}

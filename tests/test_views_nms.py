@@ -70,6 +70,16 @@ def test_nms_figure_traces(stages):
     assert not any((t.name or "").endswith(": suppressed") for t in quiet.data)
 
 
+def test_nms_legend_is_below_the_plot_clear_of_the_toolbar(stages):
+    """Issue 19 item 11: the legend sat above the plot, where Plotly's mode bar (top right)
+    covered its last entries; below the plot, and the top margin holds the mode bar."""
+    from explorer.views.figures import MODEBAR_PX, legend_clear_of_modebar
+
+    fig = nv.nms_figure(nv.candidate_records(stages, list(CLASSES)), None, stages.image_hw)
+    assert legend_clear_of_modebar(fig.layout), fig.layout.legend
+    assert fig.layout.legend.orientation == "h" and fig.layout.margin.t >= MODEBAR_PX
+
+
 def test_class_filter_and_rounded_final_rows():
     records = [{"class": "cat", "kept": True}, {"class": "dog", "kept": False}, {"class": "cat", "kept": False}]
     assert nv.filter_by_class(records, nv.ALL_CLASSES) == records

@@ -17,6 +17,7 @@ from explorer.views import nms as nv
 from explorer.views import trace as tv
 from explorer.views import trace_links as tl
 from explorer.views.matching import matching_view
+from explorer.views.figures import legend_clear_of_modebar
 from explorer.views.trace_figure import trace_figure
 from explorer.views.trace_links import prediction_fate
 from ssd.data.procedural import CLASSES, cat_and_dog_scene
@@ -225,6 +226,7 @@ def test_trace_detection_of_each_final_detection(scene, stages):
         fig = trace_figure(tr, None, (256, 256))
         go.Figure(fig.to_dict())  # valid under plotly's full validation
         assert "boxes it suppressed" in {t.name for t in fig.data}
+        assert legend_clear_of_modebar(fig.layout), fig.layout.legend  # below the plot (issue 19 item 11)
 
 
 def test_trace_detection_of_predictions_that_are_not_detections(scene, stages):
@@ -374,3 +376,20 @@ def test_one_numbering_for_detections_everywhere(stages):
         fate = tl.prediction_fate(stages, t["default_index"], t["label"])
         assert fate["detection_number"] == n and tl.fate_text(fate) == f"kept: final detection {n}"
     assert all(r["detection"] is None for r in records if not r["final"])
+
+
+@pytest.mark.parametrize("value, threshold, expected", [
+    (0.8968, 0.9, "0.897"),  # "0.90" would read as reaching the threshold
+    (0.4996, 0.5, "0.4996"),  # "none reaches IoU 0.5 (best 0.50)" contradicted itself
+    (0.4504, 0.45, "0.4504"),  # "at IoU 0.45 > 0.45"
+    (0.62, 0.5, "0.62"), (0.5, 0.5, "0.50"),  # no extra digits where none are needed
+])
+def test_a_value_is_never_rounded_across_its_threshold(value, threshold, expected):
+    """Issue 19 item 11: the number beside a verdict says what the verdict says."""
+    from explorer.views.numbers import against
+
+    assert against(value, threshold) == expected
+    assert (float(expected) > threshold) == (value > threshold) and (float(expected) < threshold) == (value < threshold)
+    assert "{best_default_iou_shown}" in tv.VERDICT_TEXT["no_default_box"]  # the Trace verdicts use it
+    assert "{suppress_iou_shown} > {nms_thresh:g}" in tv.VERDICT_TEXT["suppressed_by_nms"]
+    assert "IoU {iou_shown} with GT" in tv.DETECTION_VERDICT_TEXT["Loc"]

@@ -26,6 +26,7 @@ from explorer.jobs.runs import job_state
 from explorer.jobs.state import is_alive
 from explorer.paths import CHECKPOINTS_DIR, confined_to, runs_dir
 from ssd.config import SSDConfig
+from ssd.training.runlog import CHECKPOINTS_DIR as RUN_CHECKPOINTS
 from ssd.training.runlog import LIVE_STATES, KEPT_FILE, RESULT_FILE, SPEC_FILE, STATUS_FILE, read_json
 from ssd.io import write_json_atomic
 
@@ -58,12 +59,21 @@ class EvalInfo:
     def label(self) -> str:
         if self.spec is None:
             return f"{self.key} ({self.state})"
-        return f"{Path(self.spec.checkpoint).name} on {self.spec.dataset.describe()} [{self.state}]"
+        return f"{checkpoint_name(self.spec.checkpoint)} on {self.spec.dataset.describe()} [{self.state}]"
 
     def row(self) -> dict:
         return {"key": self.key, "checkpoint": self.spec.checkpoint if self.spec else "",
                 "dataset": self.spec.dataset.describe() if self.spec else "", "state": self.state,
                 "progress": round(self.progress, 3), "message": self.message}
+
+
+def checkpoint_name(checkpoint: str) -> str:
+    """A checkpoint as a list shows it: a training run's `RUN/checkpoints/best.pt` as
+    "RUN / best.pt" (every run's file is called best.pt), another file by its base name
+    (no server path)."""
+    p = Path(checkpoint)
+    in_a_run = p.parent.name == RUN_CHECKPOINTS and p.parent.resolve() != CHECKPOINTS_DIR.resolve()  # not shipped
+    return f"{p.parent.parent.name} / {p.name}" if in_a_run and p.parent.parent.name else p.name
 
 
 def read_eval(eval_dir: Path) -> EvalInfo:

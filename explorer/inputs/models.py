@@ -22,7 +22,7 @@ from explorer.jobs.damage import checkpoint_problem
 from explorer.paths import CHECKPOINTS_DIR, REPO_ROOT, runs_dir  # noqa: F401 (re-exported)
 from ssd.data.procedural import CLASSES
 from ssd.models import build, coco_class_names
-from ssd.models.weights import WeightsError, read_state_dict
+from ssd.models.weights import DownloadError, WeightsError, read_state_dict
 from ssd.training.checkpoint import load as load_checkpoint  # weights_only: code in a pickle is refused
 
 SHIPPED_CHECKPOINT = CHECKPOINTS_DIR / "compact256_shapes.pt"
@@ -70,6 +70,18 @@ _ABS_PATH_RE = re.compile(r"(?<![\w:/.~])(?:~|/)(?:[^\s/'\"]+/)+(?=[^\s/'\"])")
 # "Unsupported global": the pickle names a Python object (code) besides tensors.
 _TORCH_REFUSAL, _TORCH_GLOBAL = "Weights only load failed", "Unsupported global"
 MAX_REASON_CHARS = 200  # a library's reason is cut to its first sentence, at most this long
+
+
+def download_message(arch_label: str, error: DownloadError) -> str:
+    """One sentence for torchvision's COCO weights of `arch_label` that did not arrive:
+    what failed (the host, "no network?") and what to do (the URL, the sidebar's weights
+    file loader); the cache file by its base name only (no server path)."""
+    if error.offline:
+        return (f"Could not download the COCO weights of {arch_label} from {error.host} (no network? "
+                f"{error.reason}); download {error.url} on a machine with a network and load the file here "
+                "with \"Load a model from a weights file\" in the sidebar.")
+    return (f"Could not load the COCO weights of {arch_label}: the downloaded file {error.file_name} cannot be "
+            f"read ({error.reason}); load a good copy with \"Load a model from a weights file\" in the sidebar.")
 
 
 def user_reason(error: BaseException) -> str:
@@ -225,7 +237,9 @@ def load_model(model_id: str) -> LoadedModel:
 
         try:
             model = build(name, num_classes=91, weights="coco")
-        except Exception as e:  # offline: the download fails; say so and let the caller fall back
+        except DownloadError as e:  # offline: say what failed and what to do; the caller falls back
+            raise ModelLoadError(download_message(WEIGHTS_FILE_ARCHS[name], e)) from e
+        except Exception as e:
             raise ModelLoadError(f"Could not load {TORCHVISION_MODELS[model_id]}: {user_reason(e)} "
                                  f"{LOAD_FROM_FILE_HINT}") from e
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.views.figures import level_color, to_figure
+from explorer.views.figures import level_color, log_axis, to_figure
 from ssd.config import SSDConfig
 from ssd.data.gt_boxes import DatasetBoxes
 from ssd.priors import wh_pairs
@@ -64,8 +64,8 @@ def size_figure(data: DatasetBoxes, cfg: SSDConfig, cov: Coverage, fig_height: i
             "hovertemplate": "ratio %{text}: %{x:.1f} x %{y:.1f} px<extra>level " + str(k) + "</extra>",
         })
     layout = {
-        "xaxis": {"type": "log", "title": {"text": "width (network-input px)"}},
-        "yaxis": {"type": "log", "title": {"text": "height (network-input px)"}},
+        "xaxis": log_axis([t["x"] for t in traces], "width (network-input px)"),
+        "yaxis": log_axis([t["y"] for t in traces], "height (network-input px)"),
         "height": fig_height, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
         "title": {"text": f"Ground-truth sizes over the default-box shapes ({cfg.image_size} px input)"},
     }

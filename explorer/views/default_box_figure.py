@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.views.figures import image_figure, level_color, rect_lines, to_figure
+from explorer.views.figures import image_figure, level_color, log_axis, rect_lines, to_figure
 from ssd.config import SSDConfig
 from ssd.priors import DefaultBoxes, wh_pairs
 
@@ -170,8 +170,8 @@ def box_size_figure(cfg: SSDConfig, fig_height: int = 380) -> go.Figure:
     traces.append({"type": "scatter", "x": [lo, hi], "y": [lo, hi], "mode": "lines",
                    "line": {"color": "#bbb", "dash": "dot"}, "name": "square (w = h)", "hoverinfo": "skip"})
     layout = {
-        "xaxis": {"type": "log", "title": {"text": "box width (input px)"}},
-        "yaxis": {"type": "log", "title": {"text": "box height (input px)"}},
+        "xaxis": log_axis([t["x"] for t in traces[:-1]], "box width (input px)"),
+        "yaxis": log_axis([t["y"] for t in traces[:-1]], "box height (input px)"),
         "height": fig_height, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
         "title": {"text": "Box sizes per level (one cell)"},
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from explorer.views.figures import class_color, level_color
+from explorer.views.figures import class_color, level_color, log_axis
 
 _LAYOUT = {"height": 340, "margin": {"l": 50, "r": 10, "t": 40, "b": 40}}
 
@@ -148,6 +148,27 @@ def confusion_figure(result: dict, title: str | None = None, matrix=None, diverg
 
 
 # ---------------------------------------------------------------- two checkpoints
+def side_by_side(builder, results: list[dict]) -> list[go.Figure]:
+    """`builder(result)` for each evaluation (A, B), on one scale so that equal bars look
+    equal: the y range of bar and line charts (unless the builder fixed one) and the
+    colour range of heatmaps are the union of both figures' data."""
+    figs = [builder(r) for r in results]
+    if len(figs) < 2:
+        return figs
+    ys = [float(v) for f in figs for t in f.data if t.type in ("bar", "scatter") and t.y is not None
+          for v in t.y if v is not None]
+    if ys and all(f.layout.yaxis.range is None for f in figs) and figs[0].layout.yaxis.type != "log":
+        lo, hi = min(0.0, min(ys)), max(0.0, max(ys))
+        pad = 0.12 * ((hi - lo) or 1.0)  # room for the counts printed above the bars
+        for f in figs:
+            f.update_yaxes(range=[lo - (pad if lo < 0 else 0.0), hi + pad])
+    zs = [float(v) for f in figs for t in f.data if t.type == "heatmap" for row in t.z for v in row]
+    if zs:
+        for f in figs:
+            f.update_traces(zmin=min(zs), zmax=max(zs), selector={"type": "heatmap"})
+    return figs
+
+
 def compare_rows(a: dict, b: dict) -> list[dict]:
     """What changed from evaluation A to B: headline AP, per class AP, TIDE dAP per type,
     recall per level, misses per cause; "B - A" for each."""
@@ -199,5 +220,6 @@ def tuner_level_figure(tuned: dict, title: str = "Per feature map at these thres
     x = [f"L{r['level']} {r['feature map']}" for r in rows]
     keys = (("candidates (into NMS)", "#1f77b4"), ("kept by NMS", "#ff7f0e"), ("detections", "#2ca02c"))
     fig = go.Figure([go.Bar(name=k, x=x, y=[r[k] for r in rows], marker_color=c) for k, c in keys])
-    fig.update_layout(title=title, barmode="group", yaxis={"title": "boxes", "type": "log"}, **_LAYOUT)
+    fig.update_layout(title=title, barmode="group", yaxis=log_axis([r[k] for r in rows for k, _ in keys], "boxes"),
+                      **_LAYOUT)
     return fig

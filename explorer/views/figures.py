@@ -63,6 +63,22 @@ def image_data_uri(image: Image.Image, max_side: int = 768, quality: int = 85) -
     return "data:image/jpeg;base64," + base64.b64encode(image_jpeg(image, max_side, quality)).decode("ascii")
 
 
+# Below the plot, clear of the x tick labels: the top strip holds Plotly's toolbar (the
+# mode bar), which a legend above the plot ran under on Trace and NMS (issue 19 item 11).
+# Paper coordinates: a legend outside [0, 1] pushes the figure's margin (automargin).
+LEGEND_BELOW = {"orientation": "h", "xanchor": "left", "x": 0, "yanchor": "top", "y": -0.07}
+MODEBAR_PX = 34  # Plotly's mode bar: 23 px tall, 10 px from the figure's top
+
+
+def legend_clear_of_modebar(layout) -> bool:
+    """True when a figure's legend cannot run under the mode bar: no legend shown, or a
+    legend anchored below the plot area (the mode bar sits at the top right)."""
+    legend = layout.legend
+    if layout.showlegend is False:
+        return True
+    return legend.yanchor == "top" and legend.y is not None and legend.y < 0
+
+
 def image_layout(
     image_uri: str | None,
     width: float,
@@ -77,8 +93,9 @@ def image_layout(
         "yaxis": {"range": [height, 0], "showgrid": False, "zeroline": False, "scaleanchor": "x",
                   "scaleratio": 1, "constrain": "domain"},
         "height": fig_height,
-        "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        # The top margin holds the mode bar (shown on hover) above the image, not over it.
+        "margin": {"l": 10, "r": 10, "t": 40 if title else MODEBAR_PX, "b": 10},
+        "legend": dict(LEGEND_BELOW),
         "plot_bgcolor": "white",
         "dragmode": "zoom",
         "images": [],
@@ -217,3 +234,37 @@ def gt_figure(image_uri: str | None, image_hw: tuple[int, int], boxes_xyxy, name
                        traces=box_traces(boxes, GT_COLOR, "ground truth", hover=hover, width=3))
     fig.layout.dragmode = "select"
     return fig
+
+
+# ---------------------------------------------------------------- log axes
+def _tick_text(v: float) -> str:
+    """A tick value as people write it: 1, 20, 500, 2,000; 0.5, 0.02 below 1."""
+    return f"{v:,.0f}" if v >= 1 else f"{v:g}"
+
+
+def log_axis(values, title: str | None = None) -> dict:
+    """A log axis whose ticks read: 1, 2, 5 x 10^k over the data's range, every one
+    labelled in full (Plotly's own log ticks label only "2, 5" between decades, or
+    print 10^k as superscripts). `values`: the data on that axis, numbers or arrays (one
+    per trace); values <= 0, NaN and None are ignored."""
+    axis: dict = {"type": "log"}
+    if title is not None:
+        axis["title"] = {"text": title}
+    parts = [np.asarray(v, dtype=float).reshape(-1) for v in values]  # numbers or arrays (one per trace)
+    vals = [float(v) for v in (np.concatenate(parts) if parts else []) if np.isfinite(v) and v > 0]
+    if not vals:
+        return axis
+    lo, hi = min(vals), max(vals)
+    k0, k1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    for mantissas in ((1, 2, 5), tuple(range(1, 10))):  # 1-2-5; under a decade wide, every digit
+        steps = [round(m * 10.0 ** k, 12) for k in range(k0, k1 + 1) for m in mantissas]
+        if k1 - k0 > 5:  # many decades: the decades alone
+            steps = [10.0 ** k for k in range(k0, k1 + 1)]
+        first = max(v for v in steps if v <= lo * (1 + 1e-9))  # the step at or below the smallest value
+        last = min(v for v in steps if v >= hi * (1 - 1e-9))  # and at or above the largest
+        ticks = [v for v in steps if first <= v <= last]
+        if len(ticks) >= 4:
+            break
+    axis.update({"tickmode": "array", "tickvals": ticks, "ticktext": [_tick_text(v) for v in ticks],
+                 "range": [float(np.log10(first)) - 0.05, float(np.log10(last)) + 0.05]})
+    return axis

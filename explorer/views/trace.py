@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
+from explorer.views.numbers import against
 from explorer.views.trace_links import (check_gt, decoded_box_px, default_box_px, encoding_with_prediction, fate_text,
                                         image_frames, postprocessed, prediction_fate, tide_matching, where)
 from ssd.boxes import norm_to_px, px_to_norm
@@ -42,14 +43,14 @@ MATCH_IOU = 0.5  # Sec. 2.2: a default box matches a GT at IoU >= 0.5; TIDE's tr
 VERDICT_TEXT = {
     "detected": "Detected: final detection {detection_number} ({class_name}, score {score:.3f}) from level {level} "
                 "({feature_map}), cell ({row}, {col}), overlaps it at IoU {iou:.2f}.",
-    "no_default_box": "Missed, no default box: none reaches IoU 0.5 with it (best {best_default_iou:.2f}), so "
+    "no_default_box": "Missed, no default box: none reaches IoU 0.5 with it (best {best_default_iou_shown}), so "
                       "training never asked any default box to predict it.",
-    "low_score": "Missed, low score: its default boxes (IoU >= 0.5) gave its class at most {score:.3f}, not above "
+    "low_score": "Missed, low score: its default boxes (IoU >= 0.5) gave its class at most {score_shown}, not above "
                  "the score threshold {score_thresh:g}.",
     "count_limit": "Missed, cut by top-k: its best default box scored {score:.3f}, but a count limit removed it (the "
              "class's best {topk_candidates} candidates before NMS, or the first {max_dets} detections after).",
     "suppressed_by_nms": "Missed, suppressed by NMS: its best candidate ({score:.3f}) was removed by the kept "
-                         "default box {suppressed_by_default_index} at IoU {suppress_iou:.2f} > {nms_thresh:g}.",
+                         "default box {suppressed_by_default_index} at IoU {suppress_iou_shown} > {nms_thresh:g}.",
     "mislocalized": "Missed, mislocalized: its best default box survived NMS, but its decoded box does not overlap "
                     "it at IoU >= 0.5 (or another ground truth took that detection).",
 }
@@ -167,7 +168,10 @@ def _gt_verdict(stages, g: int, label: int, gt_norm: Tensor, gt_labels: Tensor, 
     # iou_g: (A,) IoU with every default box; the same in the network-input frame miss_cause names
     rec = miss_cause(label, iou_g, stages.raw.scores.cpu(), postprocessed(stages), cfg, max_dets)
     rec = dict(rec, verdict=rec["cause"])
-    text = VERDICT_TEXT[rec["cause"]].format(**rec, score_thresh=cfg.score_thresh, nms_thresh=cfg.nms_thresh,
+    shown = {"best_default_iou_shown": against(rec["best_default_iou"], MATCH_IOU),  # never rounded across
+             "score_shown": against(rec["score"], cfg.score_thresh, 3),
+             "suppress_iou_shown": against(rec.get("suppress_iou", 0.0), cfg.nms_thresh)}
+    text = VERDICT_TEXT[rec["cause"]].format(**rec, **shown, score_thresh=cfg.score_thresh, nms_thresh=cfg.nms_thresh,
                                              topk_candidates=cfg.topk_candidates,
                                              max_dets=min(cfg.detections_per_img, max_dets))
     if rec["default_index"] >= 0:  # the default box the cause is about, and what became of it
@@ -237,7 +241,7 @@ def trace_gt(stages, gt_boxes_xyxy_px, gt_labels, gt_index: int, iou_threshold: 
 # ---------------------------------------------------------------- a detection
 DETECTION_VERDICT_TEXT = {
     "TP": "True positive: the detection of GT {gt} ({gt_name}) at IoU {iou:.2f}.",
-    "Loc": "Mislocalized (TIDE Loc): right class, but IoU {iou:.2f} with GT {gt} ({gt_name}) is below 0.5.",
+    "Loc": "Mislocalized (TIDE Loc): right class, but IoU {iou_shown} with GT {gt} ({gt_name}) is below 0.5.",
     "Cls": "Wrong class (TIDE Cls): it overlaps GT {gt} ({gt_name}) at IoU {iou:.2f}.",
     "Dupe": "Duplicate (TIDE Dupe): GT {gt} ({gt_name}) was already taken by a higher-scoring detection.",
     "Bkg": "Background (TIDE Bkg): IoU <= 0.1 with every ground truth.",
@@ -275,7 +279,7 @@ def _detection_verdict(stages, fate: dict, boxes_px: Tensor, labels: Tensor, max
     iou = float(box_iou(det.boxes_xyxy_px[d:d + 1].float(), boxes_px[j:j + 1])) if j >= 0 else 0.0
     rec = {"verdict": kind, "gt": j if j >= 0 else None, "iou": round(iou, 4),
            "gt_name": stages.class_names[int(labels[j])] if j >= 0 else None}
-    return dict(rec, text=DETECTION_VERDICT_TEXT[kind].format(**rec))
+    return dict(rec, text=DETECTION_VERDICT_TEXT[kind].format(**rec, iou_shown=against(iou, MATCH_IOU)))
 
 
 def trace_detection(stages, default_index: int, label: int, gt_boxes_xyxy_px, gt_labels,

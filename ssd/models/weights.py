@@ -7,7 +7,9 @@ with a message that says where to put the file.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -40,24 +42,63 @@ def coco_class_names(name: str) -> list[str]:
 def download_coco_state_dict(name: str) -> dict[str, Tensor]:
     """torchvision's COCO state dict for `name` (downloads with a progress bar, cached).
 
-    Raises WeightsError offline, naming the URL, the cache file to place by hand, and
-    the `weights=PATH` alternative.
+    Raises DownloadError (a WeightsError) offline, naming the host, the URL, the cache
+    file to place by hand, and the `weights=PATH` alternative.
     """
     return _download(coco_weights_enum(name), f"COCO weights for {name}", "weights=PATH (a torchvision state dict .pth)")
 
 
+class DownloadError(WeightsError):
+    """torchvision weights that could not be fetched or read from torch's hub cache.
+
+    `offline` is True when the network failed (no connection, DNS, timeout, HTTP error),
+    False when a file in the cache is there but unusable (truncated, wrong hash). `host`
+    is the URL's host, `file_name` the file to fetch by hand, `cache_file` where torch
+    looks for it, `reason` the cause in a few words (no exception class, no raw repr).
+    """
+
+    def __init__(self, what: str, url: str, cache_file: Path, error: BaseException, alternative: str):
+        self.what, self.url, self.cache_file = what, url, Path(cache_file)
+        self.host = urlparse(url).hostname or url
+        self.file_name = self.cache_file.name
+        self.offline = _is_network_error(error)
+        self.reason = short_reason(error)
+        if self.offline:
+            text = (f"could not download torchvision's {what} from {self.host} (no network? {self.reason}): "
+                    f"download {url} on a machine with a network and put it at {cache_file}, or pass {alternative}")
+        else:
+            text = (f"torchvision's {what} in the download cache cannot be read ({self.reason}): delete "
+                    f"{cache_file} to download it again, or pass {alternative}")
+        super().__init__(text)
+
+
+def _is_network_error(error: BaseException) -> bool:
+    """True for a failure to reach the server (urllib's URLError/HTTPError, socket errors,
+    timeouts), False for a file that arrived or was cached but is unusable."""
+    return isinstance(error, OSError) and not isinstance(error, (FileNotFoundError, IsADirectoryError,
+                                                                 PermissionError))  # URLError is an OSError
+
+
+def short_reason(error: BaseException) -> str:
+    """An exception as a few plain words: urllib's `<urlopen error [Errno 111] Connection
+    refused>` -> "connection refused"; no class name, no angle brackets, no final period."""
+    reason = getattr(error, "reason", None)  # urllib: an OSError inside, or words
+    inner = reason if isinstance(reason, BaseException) else error
+    text = getattr(inner, "strerror", None) or (reason if isinstance(reason, str) else str(inner))
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(text).strip().strip("<>")).strip().rstrip(".")
+    text = text.splitlines()[0] if text else type(inner).__name__
+    return (text[:1].lower() + text[1:])[:120]
+
+
 def _download(w, what: str, alternative: str) -> dict[str, Tensor]:
     """The state dict of torchvision weights enum `w` (downloaded, or from torch's hub
-    cache); offline, WeightsError naming the URL, the cache file to place by hand and the
+    cache); DownloadError naming the host, the file to place by hand (where) and the
     `alternative` (what: "COCO weights for ssd300_vgg16", ...)."""
     cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
     try:
         return w.get_state_dict(progress=True, check_hash=True)
-    except Exception as e:  # URLError, socket errors, hash mismatch, ...
-        raise WeightsError(
-            f"could not download torchvision's {what} from {w.url} ({type(e).__name__}: {e}). Without "
-            f"internet, download that file elsewhere and either put it at {cache} or pass {alternative}."
-        ) from e
+    except Exception as e:  # URLError, socket errors, hash mismatch, a junk cached file, ...
+        raise DownloadError(what, w.url, cache, e, alternative) from e
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
