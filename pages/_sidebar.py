@@ -67,13 +67,18 @@ def _model_picker() -> tuple[models_mod.LoadedModel, str]:
         ws.set_model(asked)
     choices = models_mod.list_model_choices()
     ids = [c.model_id for c in choices]
-    extra = models_mod.extra_choice(ws.model_id) if ws.model_id and ws.model_id not in ids else None
+    extra = models_mod.extra_choice(ws.model_id, _model_roots()) if ws.model_id and ws.model_id not in ids else None
     if extra is not None:  # a checkpoint elsewhere on disk, or a weights file the user loaded
         choices.insert(0, extra)
         ids.insert(0, ws.model_id)
     default = models_mod.default_model_id(choices)
     _workspace.set_defaults(model=default)
     if ws.model_id not in ids:
+        # A link's model that is not on offer here (gone, or outside the allowed folders:
+        # the same words either way, so a link cannot probe the server's files).
+        if ws.model_id:
+            st.sidebar.warning("The chosen model is not available on this server (gone, or outside the "
+                               "folders it may read); showing " + _ui.plain(models_mod.choice_label(default, choices)) + ".")
         ws.set_model(default)
     model_id = _workspace.bound(
         "selectbox", "_model_picker", lambda: ws.model_id, ws.set_model, "Model", ids, container=st.sidebar,
@@ -94,6 +99,12 @@ def _model_picker() -> tuple[models_mod.LoadedModel, str]:
             models_mod.choice_label(fallback, choices)) + "."
         ws.set_model(fallback)
         st.rerun()
+
+
+def _model_roots() -> tuple[Path, ...]:
+    """Where a model file named by id (a link, a run, a loaded weights file) may lie."""
+    return (*_ui.data_roots(), models_mod.runs_dir().resolve(), models_mod.CHECKPOINTS_DIR.resolve(),
+            weights_file.upload_dir().resolve())
 
 
 UPLOAD_KEY = "_kept_upload"  # (name, bytes) of the session's last upload: the upload stays when a sample is shown

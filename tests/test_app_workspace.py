@@ -48,3 +48,28 @@ def test_a_bad_link_value_says_so_and_keeps_the_default():
     assert any("score_thresh: 7 is outside" in shown(w.value) for w in at.sidebar.warning)
     t = ws_of(at).thresholds
     assert (t.score_thresh, t.nms_thresh) == (0.3, 0.5)
+
+
+def test_a_links_model_outside_the_allowed_folders_is_never_opened(tmp_path, monkeypatch):
+    """A model id arrives in links: before, `?model=/any/file.pt` loaded any checkpoint on the
+    server and a missing path fell back silently (an existence probe). Now a file outside the
+    data roots, runs and shipped checkpoints gets the same warning as a missing one, and a
+    checkpoint inside the roots is offered."""
+    import shutil
+
+    from tests.test_shipped_checkpoint import CKPT
+
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    data.mkdir()
+    outside.mkdir()
+    monkeypatch.setenv("SSD_DATA_ROOTS", str(data))
+    shutil.copy(CKPT, outside / "theirs.pt")
+    shutil.copy(CKPT, data / "mine.pt")
+    warnings = []
+    for model in (outside / "theirs.pt", outside / "missing.pt"):
+        at = _app({"model": str(model)})
+        assert ws_of(at).model_id != str(model)
+        warnings.append([shown(w.value) for w in at.sidebar.warning if "model" in shown(w.value)])
+    assert warnings[0] and warnings[0] == warnings[1]  # the same words: nothing said about what exists
+    at = _app({"model": str(data / "mine.pt")})
+    assert ws_of(at).model_id == str(data / "mine.pt") and not at.sidebar.warning

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from explorer.jobs.damage import checkpoint_problem
 from explorer.paths import CHECKPOINTS_DIR, REPO_ROOT, runs_dir  # noqa: F401 (re-exported)
+from ssd.data.paths import PathRefused, confine
 from ssd.data.procedural import CLASSES
 from ssd.models import build, coco_class_names
 from ssd.models.weights import DownloadError, WeightsError, read_state_dict
@@ -155,19 +156,28 @@ def _run_choices(runs: Path) -> list[ModelChoice]:
     return out
 
 
-def extra_choice(model_id: str | None) -> ModelChoice | None:
+def extra_choice(model_id: str | None, roots: tuple[Path, ...] | None = None) -> ModelChoice | None:
     """A picker entry for a model the list does not hold: a checkpoint elsewhere on disk
-    or a weights file (`weights_file_id`) the user loaded; None for anything else."""
+    or a weights file (`weights_file_id`) the user loaded; None for anything else.
+
+    roots: the folders such a file may lie in (the data roots, the runs folder, the
+    shipped checkpoints, the weights uploads); a model id arrives in shared links, so a
+    file outside them is never opened, whether it exists or not (`ssd.data.paths.confine`).
+    None: no confinement (the library's own use)."""
     if not model_id:
         return None
-    if model_id.startswith(WEIGHTS_FILE_PREFIX):
-        arch, path = _split_weights_file_id(model_id)
-        if arch in WEIGHTS_FILE_ARCHS and path.is_file():
-            return ModelChoice(model_id, f"weights file: {path.name} ({WEIGHTS_FILE_ARCHS[arch]})", "file")
+    arch, path = _split_weights_file_id(model_id) if model_id.startswith(WEIGHTS_FILE_PREFIX) else (None, Path(model_id))
+    if arch is not None and arch not in WEIGHTS_FILE_ARCHS:
         return None
-    if Path(model_id).is_file():
-        return ModelChoice(model_id, f"checkpoint: {model_id}", "checkpoint")
-    return None
+    try:
+        real = confine(path, "model file", roots, kind="file")
+    except PathRefused:
+        return None
+    if not real.is_file():
+        return None
+    if arch is not None:
+        return ModelChoice(model_id, f"weights file: {path.name} ({WEIGHTS_FILE_ARCHS[arch]})", "file")
+    return ModelChoice(model_id, f"checkpoint: {model_id}", "checkpoint")
 
 
 def default_model_id(choices: list[ModelChoice]) -> str:
