@@ -1,13 +1,15 @@
 """Issue 20, item 1 in a real browser: hostile names make the browser fetch nothing.
 
 A local HTTP listener on a free port counts every request. The uploaded image's file name,
-a run's failure message and an evaluation's failure message carry Markdown images and
+a run's failure message, an evaluation's failure message and a model's class name
+(drawn by the in-page NMS and Matching figures, in their shadow roots) carry Markdown images and
 links to it; Chromium opens Home, Training and Evaluation, and a second browser opens the
 session's `?inputs=` link. Nothing may reach the listener.
 """
 import http.server
 import io
 import threading
+from urllib.parse import urlencode
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,18 @@ def test_hostile_names_fetch_nothing(tmp_path, chromium_and_playwright):
                 settle(page)
                 body = page.inner_text("body").replace("\u2060", "")  # the escape's invisible word joiners
                 assert bait in body, (path, body[-1500:])
+            # The in-page figures (custom components, in shadow roots) with the hostile
+            # model: its class name is drawn on the NMS canvas (fillText), and the Matching
+            # page lists the sample's GT labels it refuses next to it.
+            model = tmp_path / "runs" / "hostile" / "checkpoints" / "best.pt"
+            for path in ("nms", "matching"):
+                page.goto(f"{base}/{path}?{urlencode({'model': str(model), 'score_thresh': '0.01'})}")
+                settle(page)
+                if path == "nms":  # (Matching has no GT to draw: the sample's labels are not this model's)
+                    page.locator("canvas.ssd-canvas").first.wait_for(timeout=90_000)  # the component ran
+                settle(page)
+                # Locators pierce open shadow roots: no element anywhere points at the listener.
+                assert page.locator(f'img[src*=":{port}"], a[href*=":{port}"], .katex').count() == 0, path
             other = browser.new_page()
             other.goto(link)  # a fresh browser opening the same ?inputs= link
             settle(other)
