@@ -20,14 +20,20 @@ _ui.page_header(
 )
 
 
+PICK_ERROR_KEY = "_nms_live_pick_error"  # why a click on the live figure could not be traced
+
+
 def _live_commit(values: dict) -> None:
-    """The live figure's released values (before this run's script): the workspace's thresholds."""
+    """The live figure's released values (before this run's script): the workspace's
+    thresholds, and the object a click on a box picked for the Trace page ("pick")."""
     try:
         _workspace.get().set_thresholds(score_thresh=float(values["score_thresh"]),
                                          nms_thresh=float(values["nms_thresh"]),
                                          detections_per_img=int(values["detections_per_img"]))
     except (KeyError, TypeError, ValueError):
         pass  # a value outside the workspace's ranges: the figure shows the workspace's again
+    if "pick" in values:
+        st.session_state[PICK_ERROR_KEY] = _trace_link.pick(ctx, values["pick"])
 
 
 def _live_figure(ctx, stg, thresholds: dict, draw: dict) -> bool:
@@ -75,7 +81,12 @@ def _nms_section(ctx) -> None:
     live = _live_figure(ctx, stg, t.as_dict(),
                         {"show_suppressed": show_sup, "show_links": show_links,
                          "only_class": None if only == nv.ALL_CLASSES else only})
-    if not live:
+    if live:
+        error = st.session_state.pop(PICK_ERROR_KEY, None)
+        if error:
+            st.warning(_ui.plain(error))
+        _trace_link.picked_caption(ctx, "Click a box on the figure to pick that object for *Trace one object*.")
+    else:
         _live.fallback_note()
         fig = nv.nms_figure(records, _cache.image_uri(img.digest, img.image), img.image_hw, show_sup, show_links,
                             gt_xyxy_px=ctx.gt.boxes_xyxy.numpy(), gt_names=ctx.gt.names)

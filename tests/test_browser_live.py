@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.browser import CHROMIUM_ARGS
+from benchmarks.browser import CHROMIUM_ARGS, settle
 from explorer.views.live_data import (background_conf_loss, box_config_data, f32_b64, f32_from_b64,
                                       nms_candidates)
 from ssd.config import SSDConfig, compact256, ssd300_coco, ssd300_voc, ssd512_voc
@@ -389,7 +389,6 @@ def _canvas_pixels(page, which: int = 0) -> str:
 
 def _wait_live(page, name: str) -> None:
     """Until the live figure has run and the page has dropped its server figure."""
-    from benchmarks.browser import settle
 
     page.locator("canvas.ssd-canvas").first.wait_for(timeout=90_000)
     settle(page)
@@ -403,9 +402,10 @@ def _metric(page, label: str) -> str:
 
 def test_live_figures_in_the_real_app(tmp_path, browser):
     """One server, the three pages: a key step redraws the canvas before Python answers, the
-    released value reaches Python (the tables agree with the figure), and a click inside the
-    picked cell's largest box picks the cell under the pointer."""
-    from benchmarks.browser import settle, streamlit_server
+    released value reaches Python (the tables agree with the figure, the URL and the Trace
+    page show it), a click inside the picked cell's largest box picks the cell under the
+    pointer, and a click on an NMS box picks that object for the Trace page."""
+    from benchmarks.browser import streamlit_server
 
     with streamlit_server("app.py", tmp_path / "app.log", env={"SSD_RUNS_DIR": str(tmp_path / "runs")}) as (base, _):
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
@@ -459,6 +459,50 @@ def test_live_figures_in_the_real_app(tmp_path, browser):
                                    arg=n_cand, timeout=30_000)
             settle(page)
             assert _metric(page, "Candidates before NMS") == n_cand
-            assert page.locator('[data-testid="stException"]').count() == 0
+            _released_value_reaches_the_url_and_the_trace_page(page, base)
         finally:
             page.close()
+
+
+# The live NMS figure's state (`common.js` liveState), found from its canvas; and the centre
+# (CSS px in the canvas) and trace key of its smallest final detection.
+_SMALLEST_FINAL = """c => {
+    let n = c; while (n && !n.__ssdLive) n = n.parentNode || n.host;
+    const st = n.__ssdLive, b = st.boxesPx, s = st.scale;
+    let best = -1, area = Infinity;
+    for (const i of st.trace.final) {
+        const a = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
+        if (a < area) { area = a; best = i; }
+    }
+    return {x: (b[4 * best] + b[4 * best + 2]) / 2 * s, y: (b[4 * best + 1] + b[4 * best + 3]) / 2 * s,
+            key: `det:${st.data.default_index[best]}:${st.labels[best]}`, a: st.data.default_index[best]};
+}"""
+
+
+def _released_value_reaches_the_url_and_the_trace_page(page, base: str) -> None:
+    """After the NMS page's score step (0.30 -> 0.27 in the live figure): the URL carries
+    it; a click on a final detection in the canvas picks it for the Trace page (the
+    workspace's traced object, in the URL too); the Trace page, reached through the pick's
+    link in the same session, shows that object at the same score threshold."""
+    def query(name: str) -> str | None:
+        return page.evaluate("(k) => new URLSearchParams(location.search).get(k)", name)
+
+    page.wait_for_function("() => new URLSearchParams(location.search).get('score_thresh') === '0.27'",
+                           timeout=30_000)
+    canvas = page.locator("canvas.ssd-canvas").first
+    target = canvas.evaluate(_SMALLEST_FINAL)
+    canvas.click(position={"x": target["x"], "y": target["y"]})
+    page.wait_for_function("(k) => new URLSearchParams(location.search).get('trace') === k",
+                           arg=target["key"], timeout=30_000)
+    settle(page)
+    assert "Picked:" in page.get_by_text("Click a box on the figure").first.inner_text()
+    page.get_by_role("link", name="Trace the picked object").click()
+    page.wait_for_url("**/trace?**", timeout=30_000)
+    where = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="Where it comes from").first
+    where.wait_for(timeout=90_000)
+    settle(page)
+    assert f"default box {target['a']}," in where.inner_text()
+    score = page.locator('[data-testid="stSlider"]').filter(has_text="Score threshold").first  # the Trace page's
+    assert score.locator('[data-testid="stSliderThumbValue"]').inner_text().strip() == "0.27"
+    assert query("score_thresh") == "0.27" and query("trace") == target["key"]
+    assert page.locator('[data-testid="stException"]').count() == 0

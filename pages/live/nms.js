@@ -16,7 +16,8 @@ function nmsDraw(st) {
   const d = st.data, [H, W] = d.image_hw;
   const scale = Math.min(NMS_MAX_W / W, NMS_MAX_H / H);
   const w = Math.round(W * scale), h = Math.round(H * scale);
-  const r = nmsTrace(st.boxesIn, st.scores, st.labels, st.v.score_thresh, st.v.nms_thresh, st.v.detections_per_img);
+  const r = st.trace = nmsTrace(st.boxesIn, st.scores, st.labels, st.v.score_thresh, st.v.nms_thresh, st.v.detections_per_img);
+  st.scale = scale;
   const ctx = sizedCanvas(st.ui.canvas, w, h);
   ctx.fillStyle = "#f4f4f4"; ctx.fillRect(0, 0, w, h);
   if (st.image) ctx.drawImage(st.image, 0, 0, w, h);
@@ -49,12 +50,31 @@ function nmsDraw(st) {
   }
   st.ui.summary.textContent = `${nCand} candidates above score ${st.v.score_thresh.toFixed(2)}, ` +
     `${nKept} kept by NMS at IoU ${st.v.nms_thresh.toFixed(2)}, ${nFinal} final detections ` +
-    `(top ${st.v.detections_per_img}). Dotted: suppressed, a line to the kept box that removed it.`;
+    `(top ${st.v.detections_per_img}). Dotted: suppressed, a line to the kept box that removed it. ` +
+    "Click a box to pick that object for Trace one object.";
 }
 
-function nmsCommit(component, st) {
-  commit(component, st, { score_thresh: st.v.score_thresh, nms_thresh: st.v.nms_thresh,
-                          detections_per_img: st.v.detections_per_img });
+function nmsCommit(component, st, extra) {
+  commit(component, st, Object.assign({ score_thresh: st.v.score_thresh, nms_thresh: st.v.nms_thresh,
+                                        detections_per_img: st.v.detections_per_img }, extra || {}));
+}
+
+/** The candidate a click at (x, y) CSS px picks, or -1: the smallest final detection under
+ * the pointer; else the smallest other drawn box (kept, cut by top k, suppressed when shown)
+ * of the shown class. */
+function nmsPickAt(st, x, y) {
+  const d = st.data, r = st.trace, b = st.boxesPx, s = st.scale, only = d.draw.only_class;
+  const finalSet = new Set(r.final);
+  let best = -1, bestRank = 3, bestArea = Infinity;
+  for (let n = 0; n < st.scores.length; n++) {
+    if (!r.selected[n] || (only !== null && only !== undefined && d.class_names[st.labels[n]] !== only)) continue;
+    if (!r.kept[n] && !d.draw.show_suppressed) continue;
+    const x1 = b[4 * n] * s, y1 = b[4 * n + 1] * s, x2 = b[4 * n + 2] * s, y2 = b[4 * n + 3] * s;
+    if (x < x1 || x > x2 || y < y1 || y > y2) continue;
+    const rank = finalSet.has(n) ? 0 : r.kept[n] ? 1 : 2, area = (x2 - x1) * (y2 - y1);
+    if (rank < bestRank || (rank === bestRank && area < bestArea)) { best = n; bestRank = rank; bestArea = area; }
+  }
+  return best;
 }
 
 function nmsBuild(component, st) {
@@ -68,6 +88,12 @@ function nmsBuild(component, st) {
     nms_thresh: control("nms_thresh", "nms-live-iou", "NMS IoU threshold"),
     detections_per_img: control("detections_per_img", "nms-live-topk", "Top k detections"),
   };
+  // A click on a box picks that object for the Trace page ("det:A:C", `trace_links.target_key`).
+  ui.canvas.addEventListener("click", (e) => {
+    const rect = ui.canvas.getBoundingClientRect();
+    const n = nmsPickAt(st, e.clientX - rect.left, e.clientY - rect.top);
+    if (n >= 0) nmsCommit(component, st, { pick: `det:${st.data.default_index[n]}:${st.labels[n]}` });
+  });
 }
 
 export default function (component) {
