@@ -97,14 +97,18 @@ def _positives_tables(view, iou_thr) -> None:
                                   "per_gt_level": view.per_gt_level, "positives": view.records})
 
 
-def _loss_section(lv, db, gt, uri, hw, iou_thr, ratio) -> None:
+def _loss_section(lv, db, gt, uri, hw, iou_thr, ratio, live: bool) -> None:
     st.latex(mv.LOSS_FORMULA)
     st.markdown(
         "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
         "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
     st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
                f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
-    _ui.show_plotly(mv.hard_negative_figure(lv, uri, hw, gt.boxes_xyxy, gt.names), key="hardneg_chart")
+    if live:  # the live figure above draws the mined negatives by rank (the same bands)
+        st.caption("The figure above draws the hard negatives by rank: red the hardest 10%, orange the next 40%, "
+                   "yellow the easiest 50% (the 300 hardest at most). Their table:")
+    else:
+        _ui.show_plotly(mv.hard_negative_figure(lv, uri, hw, gt.boxes_xyxy, gt.names), key="hardneg_chart")
     st.dataframe(lv.negatives, hide_index=True, width="stretch")
     loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
                     "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
@@ -174,7 +178,7 @@ def _matching_section(ctx) -> None:
     elif section == SECTIONS[1]:
         _encoding_section(view, gt, db, cfg, hw)
     else:
-        _loss_section(lv, db, gt, uri, hw, iou_thr, ratio)
+        _loss_section(lv, db, gt, uri, hw, iou_thr, ratio, live)
     _workspace.sync_url()
 
 
