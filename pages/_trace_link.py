@@ -86,25 +86,28 @@ def picked_caption(ctx, how: str) -> None:
         c2.page_link(TRACE_PAGE, label="Trace the picked object", icon=":material/timeline:")
 
 
-def _row_options(ctx, targets: list[dict]) -> list[dict]:
-    """The row's choices: the targets, and the stored pick of this image when it is a
-    prediction that is not a final detection here (a level's own detection, a suppressed box)."""
+def _row_options(ctx, targets: list[dict], kinds: tuple[str, ...]) -> list[dict]:
+    """The row's choices: the targets of `kinds`, and the stored pick of this image when it
+    is a prediction that is not a final detection here (a level's own detection, a
+    suppressed box) and detections are among `kinds`."""
     picked = stored(ctx)
+    targets = [t for t in targets if t["kind"] in kinds]
     keys = {tl.target_key(t) for t in targets}
-    if picked and picked["kind"] == "detection" and tl.target_key(picked) not in keys:
+    if picked and picked["kind"] == "detection" and "detection" in kinds and tl.target_key(picked) not in keys:
         return targets + [picked]
     return targets
 
 
-def trace_row(ctx, key: str) -> None:
+def trace_row(ctx, key: str, kinds: tuple[str, ...] = ("gt", "detection")) -> None:
     """A selector of the image's GT boxes and final detections (at the workspace's
     thresholds) and a button that opens the Trace page on the pick. The selector shows the
     traced object when it changes; only the button (or a click on a figure) changes the
-    pick. `key` prefixes the widget keys."""
+    pick. `key` prefixes the widget keys; `kinds` ("gt", "detection") limits the choices."""
     _, targets = _targets(ctx)
-    options = _row_options(ctx, targets)
+    options = _row_options(ctx, targets, kinds)
     if not options:
-        st.caption("Trace one object: this image has no ground-truth box and no detection at these thresholds.")
+        st.caption("Trace one object: this image has no ground-truth box" +
+                   (" and no detection at these thresholds." if "detection" in kinds else "."))
         return
     by_key = {tl.target_key(t): t for t in options}
     picked = stored(ctx)

@@ -6,10 +6,13 @@ const NMS_MAX_W = 720, NMS_MAX_H = 560;  // CSS px, the figure's box
 
 function nmsPrepare(st) {
   const d = st.data;
+  st.cand = { scores: null, labels: null, level: d.level, row: d.row || d.level.map(() => null),
+              col: d.col || d.level.map(() => null), default_index: d.default_index, class_names: d.class_names };
   st.boxesIn = decodeF32(d.boxes_px_in);
   st.boxesPx = decodeF32(d.boxes_px);
   st.scores = decodeF32(d.scores);
   st.labels = Int32Array.from(d.labels);
+  Object.assign(st.cand, { scores: st.scores, labels: st.labels, boxes_px: st.boxesPx });
 }
 
 function nmsDraw(st) {
@@ -52,6 +55,51 @@ function nmsDraw(st) {
     `${nKept} kept by NMS at IoU ${st.v.nms_thresh.toFixed(2)}, ${nFinal} final detections ` +
     `(top ${st.v.detections_per_img}). Dotted: suppressed, a line to the kept box that removed it. ` +
     "Click a box to pick that object for Trace one object.";
+  nmsTables(st);
+}
+
+const NMS_COUNT_HEADERS = ["candidates", "kept_by_nms", "detections"];
+const NMS_FINAL_HEADERS = ["detection", "class", "score", "level", "row", "col", "default_index", "x1", "y1", "x2", "y2"];
+const NMS_CAND_HEADERS = ["detection", "candidate", "class", "score", "level", "row", "col", "default_index", "kept",
+                          "final", "suppressed_by_name", "suppressor_score", "iou_with_suppressor"];
+
+/** The tables under the figure, from the same NMS run (explorer.views.nms's candidate rows
+ * and counts, mirrored in ssd_mirror.js): per class, per level, the final detections, and
+ * every candidate (built when its section is open). */
+function nmsTables(st) {
+  const d = st.data, only = d.draw.only_class;
+  const all = st.records = nmsRecords(st.trace, st.cand);
+  const counts = st.counts = nmsCounts(all, d.class_names, d.num_levels);
+  const shown = only === null || only === undefined ? all : all.filter(r => r.class === only);
+  st.shownRecords = shown;
+  const pick = (rows, keys) => rows.map(r => keys.map(k => (r[k] === null || r[k] === undefined ? "" : r[k])));
+  const t = st.ui.tables;
+  t.perClass.replaceChildren(tableOf(["class", ...NMS_COUNT_HEADERS], pick(counts.perClass, ["class", ...NMS_COUNT_HEADERS])));
+  t.perLevel.replaceChildren(tableOf(["level", ...NMS_COUNT_HEADERS], pick(counts.perLevel, ["level", ...NMS_COUNT_HEADERS])));
+  const finals = shown.filter(r => r.final).sort((a, b) => a.detection - b.detection);
+  t.final.replaceChildren(tableOf(NMS_FINAL_HEADERS, pick(finals, NMS_FINAL_HEADERS)));
+  t.candTitle.textContent = `Every candidate (${shown.length}; suppressed ones name their suppressor)`;
+  if (t.cand.open) t.candBody.replaceChildren(tableOf(NMS_CAND_HEADERS, pick(shown, NMS_CAND_HEADERS)));
+  else t.candBody.replaceChildren();
+}
+
+function nmsTableFrame(st) {
+  const box = st.ui.table, h = text => el("p", { class: "ssd-table-title" }, text);
+  const t = st.ui.tables = { perClass: el("div"), perLevel: el("div"), final: el("div") };
+  const row = el("div", { class: "ssd-table-row" });
+  const c1 = el("div"), c2 = el("div");
+  c1.append(h("Per class"), t.perClass); c2.append(h("Per level"), t.perLevel);
+  row.append(c1, c2);
+  t.cand = el("details"); t.candTitle = el("summary"); t.candBody = el("div", { class: "ssd-scroll" });
+  t.cand.append(t.candTitle, t.candBody);
+  t.cand.addEventListener("toggle", () => nmsTables(st));
+  const downloads = el("div", { class: "ssd-downloads" });
+  const payload = () => JSON.stringify(Object.assign({ score_thresh: st.v.score_thresh, nms_thresh: st.v.nms_thresh,
+    detections_per_img: st.v.detections_per_img }, { per_class: st.counts.perClass, per_level: st.counts.perLevel,
+    candidates: st.shownRecords }), null, 1);
+  downloadButton(downloads, "Candidates and suppression (CSV)", "nms_candidates.csv", "text/csv", () => rowsToCsv(st.shownRecords));
+  downloadButton(downloads, "Candidates and suppression (JSON)", "nms_candidates.json", "application/json", payload);
+  box.append(row, h("Final detections"), t.final, t.cand, downloads);
 }
 
 function nmsCommit(component, st, extra) {
@@ -88,6 +136,7 @@ function nmsBuild(component, st) {
     nms_thresh: control("nms_thresh", "nms-live-iou", "NMS IoU threshold"),
     detections_per_img: control("detections_per_img", "nms-live-topk", "Top k detections"),
   };
+  nmsTableFrame(st);
   // A click on a box picks that object for the Trace page ("det:A:C", `trace_links.target_key`).
   ui.canvas.addEventListener("click", (e) => {
     const rect = ui.canvas.getBoundingClientRect();
