@@ -67,7 +67,7 @@ def default_boxes_data(cfg: SSDConfig, controls: dict, level: int, cell: tuple[i
                      "first_separate": bool(controls["first_separate"]), "s_first": float(controls["s_first"])},
             "level": int(level), "row": int(cell[0]), "col": int(cell[1]),
             "ranges": {"s_min": S_MIN_RANGE, "s_max": S_MAX_RANGE, "image_size": IMAGE_SIZE_RANGE},
-            "colors": {"ratio": [ratio_color(b) for b in range(8)]}, "image_uri": image_uri}
+            "colors": {"ratio": [ratio_color(b) for b in range(8)], "level": list(LEVEL_COLORS)}, "image_uri": image_uri}
 
 
 def background_conf_loss(cls_logits: Tensor, default_cxcywh: Tensor) -> Tensor:
