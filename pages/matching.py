@@ -1,5 +1,7 @@
 """Matching & hard negatives: which default boxes become positives, which negatives the
 loss keeps, and the loss of this image (Sec. 2.2)."""
+import hashlib
+
 import streamlit as st
 
 from explorer import results
@@ -68,7 +70,8 @@ def _live_figure(ctx, db, iou_thr: float, ratio: float) -> bool:
     data = live_data.matching_data(cfg, results.px_to_norm(ctx.gt.boxes_xyxy, img.image_hw), ctx.gt.names,
                                    ctx.gt.boxes_xyxy, _cache.background_loss(ctx, stg, db), img.image_hw,
                                    iou_thr, ratio, _cache.image_uri(img.digest, img.image))
-    return _live.mount("matching", data, _live_commit)
+    held_id = hashlib.sha1(repr((ctx.model_key, img.digest, ctx.gt.boxes_xyxy.tolist())).encode()).hexdigest()[:16]
+    return _live.mount("matching", data, _live_commit, held=(held_id, ("gt_norm", "conf_loss")))
 
 
 def _positives_section(view, gt, uri, hw, model, iou_thr) -> None:
