@@ -7,7 +7,10 @@ canvas, commit) and the figure's own file; the files live beside the pages becau
 are page code (explorer/ stays plain Python). Python sends the data once per image /
 model / configuration (`explorer.views.live_data`); the page redraws on every step and
 sends the controls' values back on release (pointer up, every key step) as the state
-value `commit`; `ready` says the module ran in this browser.
+value `commit`; `ready` says the module ran in this browser; `have` names the large
+arrays (`mount`'s `held`) the page keeps, so that later runs need not send them again. A
+page that mounts its figure in a fragment of its own (NMS) reruns only that fragment on a
+release.
 
 Fallback: with `SSD_LIVE_FIGURES=0`, or when registration fails, or until the browser
 has run the module once in this session, the page draws today's server figure and

@@ -15,8 +15,8 @@ _ui.page_header(
     "The levels together propose many overlapping boxes for one object. SSD keeps, per class, "
     "the candidates scoring above a threshold, then greedily takes the best box and removes every "
     "box of the same class that overlaps it by more than the IoU threshold (0.45), and finally "
-    "keeps the top k (200) detections. Dotted boxes were removed; hover one to see which kept box "
-    "removed it and their IoU.",
+    "keeps the top k (200) detections. Dotted boxes were removed; the table of every candidate names "
+    "the kept box that removed each and their IoU.",
     "Sec. 3.7, \"Inference time\" (\"nms with jaccard overlap of 0.45 per class ... top 200 detections\")",
     shows_detections=True,
 )
