@@ -76,6 +76,9 @@ def test_a_committed_value_reaches_python_and_the_live_nms_page():
     high = _component_data(at)
     assert high["score_thresh"] == 0.9
     assert not any(m.label == "Candidates before NMS" for m in at.metric) and not list(at.dataframe)
+    # The trace row lists the ground truth (no threshold changes it); a detection: a click on its box.
+    options = at.selectbox(key="nms_trace_pick").options
+    assert options and all(o.startswith("GT ") for o in options), options
     at.session_state["_workspace"].set_thresholds(score_thresh=0.05)
     _run_page(at, "pages/nms.py")
     low = _component_data(at)
