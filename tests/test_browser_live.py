@@ -365,10 +365,20 @@ def test_nms_equals_the_library_on_the_shipped_model(mirror, shipped):
     assert max(sizes) > 50  # real crowds of candidates, not a few boxes
 
 
+def test_py_round_is_pythons_round(mirror):
+    """The page's tables round as Python's `round` (exact ties to even; toFixed would not)."""
+    rng = random.Random(3)
+    values = [215.25, 0.125, 2.5, 3.5, -0.125, 1.005, 0.0, -2.5, 1e-7, 12345.675]
+    values += [rng.randint(-4000, 4000) / 8 for _ in range(200)] + [rng.uniform(-1000, 1000) for _ in range(200)]
+    cases = [[v, d] for v in values for d in (0, 1, 2, 4)]
+    got = mirror.evaluate("(cases) => cases.map(([v, d]) => pyRound(v, d))", cases)
+    assert got == [round(v, d) for v, d in cases]
+
+
 def test_nms_tables_equal_the_explorers_on_the_shipped_model(mirror, shipped):
     """`nmsRecords` / `nmsCounts` (the live NMS page's tables and downloads) = the server's
     `explorer.views.nms.candidate_records` / `count_table` at the same thresholds: every
-    row, numbered alike (candidate, detection, suppressor), scores within their rounding."""
+    row, numbered alike (candidate, detection, suppressor), rounded alike."""
     from explorer.views import nms as nv
     from explorer.views.live_data import nms_data
     from ssd.inference import stages_from_raw
@@ -394,10 +404,7 @@ def test_nms_tables_equal_the_explorers_on_the_shipped_model(mirror, shipped):
                 return {records, counts: nmsCounts(records, d.class_names, d.num_levels)}; }""", [data, st_, nt, k])
             where = (name, st_, nt, k)
             assert len(got["records"]) == len(want), where
-            for g, w in zip(got["records"], want):
-                for field in ("score", "suppressor_score", "iou_with_suppressor"):  # 4 decimals, rounded
-                    if w[field] is not None:
-                        assert abs(g.pop(field) - w.pop(field)) <= 1.01e-4, (where, field)
+            for g, w in zip(got["records"], want):  # rounded alike (`pyRound` = Python's round)
                 assert g == w, (where, g, w)
             assert got["counts"]["perClass"] == per_class and got["counts"]["perLevel"] == per_level, where
             checked += len(want)
@@ -471,6 +478,7 @@ def test_live_figures_in_the_real_app(tmp_path, browser):
             page.wait_for_function("""() => {
                 const v = l => document.querySelector(`input[aria-label="${l}"]`)?.value;
                 return v('Cell row i') === '3' && v('Cell column j') === '4'; }""", timeout=30_000)
+            _default_box_tables_are_the_servers(page)
 
             page.goto(f"{base}/matching")
             _wait_live(page, "matching")
@@ -546,3 +554,29 @@ def _released_value_reaches_the_url_and_the_trace_page(page, base: str) -> None:
     assert score.locator('[data-testid="stSliderThumbValue"]').inner_text().strip() == "0.27"
     assert query("score_thresh") == "0.27" and query("trace") == target["key"]
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _default_box_tables_are_the_servers(page) -> None:
+    """The live Default boxes tables (drawn in the page instead of the server's) = the
+    server's `level_rows` and `cell_box_rows` for the shown configuration: SSD300 with the
+    rule's s_max at 0.89, level 2, cell (3, 4)."""
+    from explorer.views import default_boxes as dbv
+
+    controls = {**dbv.controls_from_config(ssd300_voc()), "s_max": 0.89}
+    controls["scales"] = dbv.scales_text_from_rule(controls, 6)
+    cfg = dbv.config_from_controls(controls, name="custom", num_classes=21)
+    tables = page.locator("table.ssd-table")
+
+    def rows(n: int) -> list[list[str]]:
+        trs = tables.nth(n).locator("tr")
+        return [trs.nth(i).locator("td").all_inner_texts() for i in range(1, trs.count())]
+
+    levels = rows(0)
+    for got, want in zip(levels, dbv.level_rows(cfg)):
+        assert int(got[3]) == want["boxes"] and float(got[5]) == want["scale_px"], (got, want)
+        assert float(got[6]) == want["step_px"] and got[7] == want["box_sizes_px (w x h)"], (got, want)
+    assert levels[-1][3] == "8732"
+    cell = rows(1)
+    want = dbv.cell_box_rows(default_boxes(cfg), cfg, 2, 3, 4)
+    assert [[int(r[0]), r[2]] + [float(v) for v in r[3:]] for r in cell] == \
+        [[w["default_index"], w["ratio"], w["cx"], w["cy"], w["w"], w["h"]] for w in want]

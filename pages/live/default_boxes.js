@@ -51,17 +51,19 @@ function dbTable(st, cfg, k, row, col, boxes, labels) {
     const { wh, labels: labs } = whPairs(cfg.scales, cfg.aspect_ratios[q], q, cfg.extra_box, cfg.clip);
     if (q < k) start += f * f * wh.length;
     total += f * f * wh.length;
-    rows.push([q, `${f}x${f}`, wh.length, f * f * wh.length, cfg.scales[q].toFixed(3), +(cfg.scales[q] * S).toFixed(1),
-               +cfg.steps[q].toFixed(2), wh.map(([w, h], n) => `${labs[n]}:${Math.round(w * S)}x${Math.round(h * S)}`).join(" ")]);
+    rows.push([q, `${f}x${f}`, wh.length, f * f * wh.length, cfg.scales[q].toFixed(3), pyRound(cfg.scales[q] * S, 1),
+               cfg.steps[q], wh.map(([w, h], n) => `${labs[n]}:${pyRound(w * S, 0)}x${pyRound(h * S, 0)}`).join(" ")]);
   });
   rows.push(["total", "", "", total, "", "", "", ""]);
   st.ui.summary.textContent = `${total} default boxes at S = ${S} px. Level ${k}, cell (${row}, ${col}): ` +
     boxes.map((b, n) => `${labels[n]} ${Math.round((b[2] - b[0]) * S)}x${Math.round((b[3] - b[1]) * S)}`).join(", ") +
     " px. Click any cell to pick it.";
   // The cell's boxes (explorer.views.default_boxes.cell_box_rows): input px, 1 decimal.
-  const f = cfg.feature_maps[k], first = start + (row * f + col) * boxes.length, r1 = v => +(v * S).toFixed(1);
-  const cellRows = boxes.map((b, n) => [first + n, n, labels[n], r1((b[0] + b[2]) / 2), r1((b[1] + b[3]) / 2),
-                                        r1(b[2] - b[0]), r1(b[3] - b[1])]);
+  // As the library stores them (cxcywh, float32) times S in float32, as torch multiplies.
+  const f = cfg.feature_maps[k], first = start + (row * f + col) * boxes.length, r1 = v => pyRound(f32(v * S), 1);
+  const fk = f32(S / cfg.steps[k]), cx = f32((col + 0.5) / fk), cy = f32((row + 0.5) / fk);
+  const { wh } = whPairs(cfg.scales, cfg.aspect_ratios[k], k, cfg.extra_box, cfg.clip);
+  const cellRows = wh.map(([w, h], n) => [first + n, n, labels[n], r1(cx), r1(cy), r1(w), r1(h)]);
   st.ui.table.replaceChildren(
     tableOf(["level", "map", "boxes per cell", "boxes", "scale s_k", "scale (px)", "step (px)", "box sizes (px, w x h)"], rows),
     tableOf(["default index", "box", "ratio", "cx", "cy", "w", "h"], cellRows));

@@ -248,6 +248,24 @@ function cellBoxes(cfg, k, i, j) {
   return { boxes, labels };
 }
 
+// ------------------------------------------------------------------ tables
+/** Python's round(v, d) for the tables: the double's exact value rounded to d decimals,
+ * exact ties to even (JavaScript's toFixed takes the larger one: 215.25 -> "215.3", Python
+ * 215.2). A double's exact decimal expansion shows a tie within d + 30 digits here. */
+function pyRound(v, d) {
+  if (!Number.isFinite(v)) return v;
+  const ex = Math.abs(v).toFixed(Math.min(100, d + 30));
+  const dot = ex.indexOf("."), tail = ex.slice(dot + 1 + d);
+  if (/^50*$/.test(tail)) {  // an exact tie: keep the even last digit
+    const kept = ex.slice(0, dot + 1 + d).replace(/\.$/, "");
+    const last = +kept.replace(".", "").slice(-1);
+    const down = +kept, step = 10 ** -d;
+    const r = last % 2 === 0 ? down : +(down + step).toFixed(d);
+    return v < 0 ? -r : r;
+  }
+  return +v.toFixed(d);
+}
+
 // ------------------------------------------------------------------ NMS tables
 /** explorer.views.nms.candidate_records from `nmsTrace`'s result `r` on the floor
  * candidates: one row per candidate above the score threshold, numbered as the library
@@ -261,7 +279,7 @@ function nmsRecords(r, c) {
   let count = 0;
   for (let n = 0; n < N; n++) if (r.selected[n]) q[n] = count++;
   const number = new Map(r.final.map((n, k) => [n, k + 1]));
-  const rnd = (v, d) => Math.round(v * 10 ** d) / 10 ** d;
+  const rnd = pyRound;
   const name = n => (number.has(n) ? `detection ${number.get(n)}` :
     `${c.class_names[c.labels[n]]} ${c.scores[n].toFixed(3)} (level ${c.level[n]}, cell (${c.row[n]}, ${c.col[n]}))`);
   const rows = [];
