@@ -7,7 +7,10 @@ canvas, commit) and the figure's own file; the files live beside the pages becau
 are page code (explorer/ stays plain Python). Python sends the data once per image /
 model / configuration (`explorer.views.live_data`); the page redraws on every step and
 sends the controls' values back on release (pointer up, every key step) as the state
-value `commit`; `ready` says the module ran in this browser.
+value `commit`; `ready` says the module ran in this browser; `have` names the large
+arrays (`mount`'s `held`) the page keeps, so that later runs need not send them again. A
+page that mounts its figure in a fragment of its own (NMS) reruns only that fragment on a
+release.
 
 Fallback: with `SSD_LIVE_FIGURES=0`, or when registration fails, or until the browser
 has run the module once in this session, the page draws today's server figure and
@@ -67,15 +70,26 @@ def keep(*keys: str) -> None:
             ss[k] = ss[k]
 
 
-def mount(name: str, data: dict, on_commit: Callable[[dict], None]) -> bool:
+def mount(name: str, data: dict, on_commit: Callable[[dict], None], held: tuple[str, tuple[str, ...]] | None = None
+          ) -> bool:
     """Mount live figure `name` with `data`; `on_commit(values)` runs (as a callback, before
     the rerun's script) with the values the user released. Returns True when the live figure
     is in charge (the browser ran it in this session), False when the page must draw its
-    server figure and controls as well (not yet loaded, or off)."""
+    server figure and controls as well (not yet loaded, or off).
+
+    `held` = (id, fields): `data[field]` for these fields is the same for every `data` with
+    this id (the large arrays of one image and model). They are sent once: the page keeps
+    them and says so (its state value `have` = id); later runs send the id alone, and a page
+    that lost them (a new mount) asks again (`have` = None)."""
     if not enabled():
         return False
     ss = st.session_state
     key = f"live_{name}"
+    if held is not None:
+        data_id, fields = held
+        data = {**data, "held_id": data_id, "held_fields": list(fields)}
+        if _state_value(ss.get(key), "have") == data_id:
+            data = {k: v for k, v in data.items() if k not in fields}
 
     def committed():
         values = _state_value(ss.get(key), "commit")
@@ -87,9 +101,13 @@ def mount(name: str, data: dict, on_commit: Callable[[dict], None]) -> bool:
         ss[_ready_key(name)] = True
 
     COMPONENTS[name](key=key, data={**data, "seq": ss.get(_seq_key(name), 0)},
-                     default={"commit": None, "ready": False},
-                     on_commit_change=committed, on_ready_change=ready)
+                     default={"commit": None, "ready": False, "have": None},
+                     on_commit_change=committed, on_ready_change=ready, on_have_change=_nothing)
     return bool(ss.get(_ready_key(name)))
+
+
+def _nothing() -> None:
+    """The `have` state's callback: the next run reads it (nothing to do before)."""
 
 
 def _state_value(state, field: str):

@@ -49,48 +49,65 @@ def store(target: dict) -> None:
     _workspace.get().trace(key)
 
 
+def pick(ctx, key) -> str | None:
+    """Trace the object that `key` (a `trace_links.target_key`: a figure's click) names on
+    the shown image. Returns why it cannot be traced (a click on a figure drawn before the
+    GT or the model changed), else None."""
+    stg, targets = _targets(ctx)
+    try:
+        target = tl.clicked_target(key, targets, stg, len(ctx.gt.labels))
+    except ValueError as e:
+        return f"Cannot trace that click: {e}"
+    if target is not None:
+        store(target)
+    return None
+
+
 def chart_pick(ctx, chart_key: str) -> None:
     """Under a figure shown with `on_select="rerun", selection_mode="points"`: a click on a
     marker that names an object (`trace_links.target_key` customdata) picks it for the Trace
     page. Says so in a caption, with the current pick and a link to the Trace page."""
     point = _ui.new_selection(chart_key, "points")
     if isinstance(point, dict):
-        stg, targets = _targets(ctx)
-        try:
-            target = tl.clicked_target(point.get("customdata"), targets, stg, len(ctx.gt.labels))
-        except ValueError as e:  # a click on a figure drawn before the GT or the model changed
-            st.warning(_ui.plain(f"Cannot trace that click: {e}"))
-            target = None
-        if target is not None:
-            store(target)
+        error = pick(ctx, point.get("customdata"))
+        if error:
+            st.warning(_ui.plain(error))
+    picked_caption(ctx, "Click a box's centre marker, or a ground truth's corner diamond, to pick that object for "
+                        "*Trace one object*.")
+
+
+def picked_caption(ctx, how: str) -> None:
+    """`how` (markdown) and the picked object, with a link to the Trace page when there is one."""
     picked_target = stored(ctx)
     c1, c2 = st.columns([3, 1], vertical_alignment="center")
     picked = f" Picked: **{_ui.plain(picked_target['text'])}**." if picked_target else ""
-    c1.caption("Click a box's centre marker, or a ground truth's corner diamond, to pick that object for "
-               "*Trace one object*." + picked)
+    c1.caption(how + picked)
     if picked_target:
         c2.page_link(TRACE_PAGE, label="Trace the picked object", icon=":material/timeline:")
 
 
-def _row_options(ctx, targets: list[dict]) -> list[dict]:
-    """The row's choices: the targets, and the stored pick of this image when it is a
-    prediction that is not a final detection here (a level's own detection, a suppressed box)."""
+def _row_options(ctx, targets: list[dict], kinds: tuple[str, ...]) -> list[dict]:
+    """The row's choices: the targets of `kinds`, and the stored pick of this image when it
+    is a prediction that is not a final detection here (a level's own detection, a
+    suppressed box) and detections are among `kinds`."""
     picked = stored(ctx)
+    targets = [t for t in targets if t["kind"] in kinds]
     keys = {tl.target_key(t) for t in targets}
-    if picked and picked["kind"] == "detection" and tl.target_key(picked) not in keys:
+    if picked and picked["kind"] == "detection" and "detection" in kinds and tl.target_key(picked) not in keys:
         return targets + [picked]
     return targets
 
 
-def trace_row(ctx, key: str) -> None:
+def trace_row(ctx, key: str, kinds: tuple[str, ...] = ("gt", "detection")) -> None:
     """A selector of the image's GT boxes and final detections (at the workspace's
     thresholds) and a button that opens the Trace page on the pick. The selector shows the
     traced object when it changes; only the button (or a click on a figure) changes the
-    pick. `key` prefixes the widget keys."""
+    pick. `key` prefixes the widget keys; `kinds` ("gt", "detection") limits the choices."""
     _, targets = _targets(ctx)
-    options = _row_options(ctx, targets)
+    options = _row_options(ctx, targets, kinds)
     if not options:
-        st.caption("Trace one object: this image has no ground-truth box and no detection at these thresholds.")
+        st.caption("Trace one object: this image has no ground-truth box" +
+                   (" and no detection at these thresholds." if "detection" in kinds else "."))
         return
     by_key = {tl.target_key(t): t for t in options}
     picked = stored(ctx)

@@ -170,16 +170,20 @@ def _cell_picker(cfg) -> tuple[int, int, int]:
     return level, int(row), int(col)
 
 
-def _tables(cfg, db, level: int, row: int, col: int) -> None:
+def _tables(cfg, db, level: int, row: int, col: int, live: bool) -> None:
+    """The totals, the per-level table, the picked cell's boxes, the box-size chart and the
+    downloads; with the live figure in charge it draws the tables and the chart in the page
+    (the same rows), so a release does not rebuild them here."""
     rows = dbv.level_rows(cfg)
     total = len(db)
     m1, m2, m3 = st.columns(3)
     m1.metric("Total default boxes", f"{total}")
     m2.metric("Levels", cfg.num_levels)
     m3.metric(f"Boxes on level {level}", db.per_level[level])
-    st.dataframe(rows, hide_index=True, width="stretch")
-    st.dataframe(dbv.cell_box_rows(db, cfg, level, row, col), hide_index=True, width="stretch")
-    _ui.show_plotly(dbv.box_size_figure(cfg), key="db_sizes")
+    if not live:
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.dataframe(dbv.cell_box_rows(db, cfg, level, row, col), hide_index=True, width="stretch")
+        _ui.show_plotly(dbv.box_size_figure(cfg), key="db_sizes")
     _ui.download_buttons("Per-level default boxes", rows, key=f"default_boxes_{cfg.name}",
                          payload={"config": cfg.to_dict(), "levels": rows, "total": total})
 
@@ -231,7 +235,7 @@ def _default_boxes_section() -> None:
             _live.fallback_note()
             fig = dbv.default_box_figure(cfg, db, level, (row, col), uri, fig_height=FIG_HEIGHT)
             _ui.show_plotly(fig, key="db_chart", on_select="rerun", selection_mode="points")
-    _tables(cfg, db, level, row, col)
+    _tables(cfg, db, level, row, col, live)
     _workspace.sync_url()
 
 

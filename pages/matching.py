@@ -1,5 +1,7 @@
 """Matching & hard negatives: which default boxes become positives, which negatives the
 loss keeps, and the loss of this image (Sec. 2.2)."""
+import hashlib
+
 import streamlit as st
 
 from explorer import results
@@ -68,7 +70,8 @@ def _live_figure(ctx, db, iou_thr: float, ratio: float) -> bool:
     data = live_data.matching_data(cfg, results.px_to_norm(ctx.gt.boxes_xyxy, img.image_hw), ctx.gt.names,
                                    ctx.gt.boxes_xyxy, _cache.background_loss(ctx, stg, db), img.image_hw,
                                    iou_thr, ratio, _cache.image_uri(img.digest, img.image))
-    return _live.mount("matching", data, _live_commit)
+    held_id = hashlib.sha1(repr((ctx.model_key, img.digest, ctx.gt.boxes_xyxy.tolist())).encode()).hexdigest()[:16]
+    return _live.mount("matching", data, _live_commit, held=(held_id, ("gt_norm", "conf_loss")))
 
 
 def _positives_section(view, gt, uri, hw, model, iou_thr) -> None:
@@ -97,14 +100,18 @@ def _positives_tables(view, iou_thr) -> None:
                                   "per_gt_level": view.per_gt_level, "positives": view.records})
 
 
-def _loss_section(lv, db, gt, uri, hw, iou_thr, ratio) -> None:
+def _loss_section(lv, db, gt, uri, hw, iou_thr, ratio, live: bool) -> None:
     st.latex(mv.LOSS_FORMULA)
     st.markdown(
         "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
         "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
     st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
                f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
-    _ui.show_plotly(mv.hard_negative_figure(lv, uri, hw, gt.boxes_xyxy, gt.names), key="hardneg_chart")
+    if live:  # the live figure above draws the mined negatives by rank (the same bands)
+        st.caption("The figure above draws the hard negatives by rank: red the hardest 10%, orange the next 40%, "
+                   "yellow the easiest 50% (the 300 hardest at most). Their table:")
+    else:
+        _ui.show_plotly(mv.hard_negative_figure(lv, uri, hw, gt.boxes_xyxy, gt.names), key="hardneg_chart")
     st.dataframe(lv.negatives, hide_index=True, width="stretch")
     loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
                     "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
@@ -174,7 +181,7 @@ def _matching_section(ctx) -> None:
     elif section == SECTIONS[1]:
         _encoding_section(view, gt, db, cfg, hw)
     else:
-        _loss_section(lv, db, gt, uri, hw, iou_thr, ratio)
+        _loss_section(lv, db, gt, uri, hw, iou_thr, ratio, live)
     _workspace.sync_url()
 
 

@@ -3,6 +3,7 @@ no JavaScript: a browser in which the component never loads. Every live page the
 shows its server figure and sliders (the fallback), and with SSD_LIVE_FIGURES=0 the pages
 mount no component at all. Once the browser has run a component (`_live_ready_*`), the page
 drops the server figure and its sliders and reads the values the live figure committed."""
+import json
 from pathlib import Path
 
 import pytest
@@ -58,15 +59,29 @@ def test_until_the_browser_runs_it_the_server_figure_stays(page):
     assert not any(s.label == label for s in at.slider)
 
 
-def test_a_committed_value_reaches_python_and_the_tables():
-    """What the live NMS figure's callback writes is what the page computes with."""
+def _component_data(at) -> dict:
+    (component,) = _components(at)
+    return json.loads(component.proto.json)
+
+
+def test_a_committed_value_reaches_python_and_the_live_nms_page():
+    """What the live NMS figure's callback writes (the workspace's thresholds) is what the
+    page sends the figure; the counts and tables are then the figure's (computed in the
+    page), not the server's, and the candidates it sends do not depend on the threshold."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.session_state["_live_ready_nms"] = True
     at.session_state["_workspace"].set_thresholds(score_thresh=0.9)  # what the commit callback does
     _run_page(at, "pages/nms.py")
-    high = next(m.value for m in at.metric if m.label == "Candidates before NMS")
+    high = _component_data(at)
+    assert high["score_thresh"] == 0.9
+    assert not any(m.label == "Candidates before NMS" for m in at.metric) and not list(at.dataframe)
+    # The trace row lists the ground truth (no threshold changes it); a detection: a click on its box.
+    options = at.selectbox(key="nms_trace_pick").options
+    assert options and all(o.startswith("GT ") for o in options), options
     at.session_state["_workspace"].set_thresholds(score_thresh=0.05)
     _run_page(at, "pages/nms.py")
-    low = next(m.value for m in at.metric if m.label == "Candidates before NMS")
-    assert int(low) > int(high)
+    low = _component_data(at)
+    assert low["score_thresh"] == 0.05
+    assert low["scores"] == high["scores"] and low["labels"] == high["labels"] and len(low["labels"]) > 0
+    assert len(low["row"]) == len(low["col"]) == len(low["labels"]) and low["num_levels"] == 6

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.browser import CHROMIUM_ARGS
+from benchmarks.browser import CHROMIUM_ARGS, settle
 from explorer.views.live_data import (background_conf_loss, box_config_data, f32_b64, f32_from_b64,
                                       nms_candidates)
 from ssd.config import SSDConfig, compact256, ssd300_coco, ssd300_voc, ssd512_voc
@@ -365,6 +365,52 @@ def test_nms_equals_the_library_on_the_shipped_model(mirror, shipped):
     assert max(sizes) > 50  # real crowds of candidates, not a few boxes
 
 
+def test_py_round_is_pythons_round(mirror):
+    """The page's tables round as Python's `round` (exact ties to even; toFixed would not)."""
+    rng = random.Random(3)
+    values = [215.25, 0.125, 2.5, 3.5, -0.125, 1.005, 0.0, -2.5, 1e-7, 12345.675]
+    values += [rng.randint(-4000, 4000) / 8 for _ in range(200)] + [rng.uniform(-1000, 1000) for _ in range(200)]
+    cases = [[v, d] for v in values for d in (0, 1, 2, 4)]
+    got = mirror.evaluate("(cases) => cases.map(([v, d]) => pyRound(v, d))", cases)
+    assert got == [round(v, d) for v, d in cases]
+
+
+def test_nms_tables_equal_the_explorers_on_the_shipped_model(mirror, shipped):
+    """`nmsRecords` / `nmsCounts` (the live NMS page's tables and downloads) = the server's
+    `explorer.views.nms.candidate_records` / `count_table` at the same thresholds: every
+    row, numbered alike (candidate, detection, suppressor), rounded alike."""
+    from explorer.views import nms as nv
+    from explorer.views.live_data import nms_data
+    from ssd.inference import stages_from_raw
+
+    outputs, loaded = shipped
+    names = loaded.class_names
+    checked = 0
+    for name, raw, _, _ in outputs:
+        db = raw.default_boxes
+        data = nms_data(raw.scores, raw.boxes_px_in, raw.boxes_xyxy_px, db.level, names, (1, 1),
+                        {"score_thresh": 0.3, "nms_thresh": 0.45, "detections_per_img": 200}, {}, None,
+                        row=db.row, col=db.col, num_levels=len(db.feature_maps))
+        for st_, nt, k in [(0.3, 0.45, 200), (0.05, 0.6, 20), (0.01, 0.3, 400)]:
+            stg = stages_from_raw(raw, score_thresh=st_, nms_thresh=nt, detections_per_img=k)
+            want = nv.candidate_records(stg, names)
+            per_class, per_level = nv.count_table(want, stg.detections, names, len(db.feature_maps))
+            got = mirror.evaluate("""([d, st, nt, k]) => {
+                const c = {scores: decodeF32(d.scores), labels: Int32Array.from(d.labels), level: d.level, row: d.row,
+                           col: d.col, default_index: d.default_index, boxes_px: decodeF32(d.boxes_px),
+                           class_names: d.class_names};
+                const r = nmsTrace(decodeF32(d.boxes_px_in), c.scores, c.labels, st, nt, k);
+                const records = nmsRecords(r, c);
+                return {records, counts: nmsCounts(records, d.class_names, d.num_levels)}; }""", [data, st_, nt, k])
+            where = (name, st_, nt, k)
+            assert len(got["records"]) == len(want), where
+            for g, w in zip(got["records"], want):  # rounded alike (`pyRound` = Python's round)
+                assert g == w, (where, g, w)
+            assert got["counts"]["perClass"] == per_class and got["counts"]["perLevel"] == per_level, where
+            checked += len(want)
+    assert checked > 500
+
+
 def test_nms_equals_the_library_on_random_scores_both_batched_nms_paths(mirror):
     """Random scores and boxes: <= 1000 candidates take batched_nms's offset path, more its
     per-class path; exact ties in score are broken by candidate order in both."""
@@ -389,7 +435,6 @@ def _canvas_pixels(page, which: int = 0) -> str:
 
 def _wait_live(page, name: str) -> None:
     """Until the live figure has run and the page has dropped its server figure."""
-    from benchmarks.browser import settle
 
     page.locator("canvas.ssd-canvas").first.wait_for(timeout=90_000)
     settle(page)
@@ -403,9 +448,10 @@ def _metric(page, label: str) -> str:
 
 def test_live_figures_in_the_real_app(tmp_path, browser):
     """One server, the three pages: a key step redraws the canvas before Python answers, the
-    released value reaches Python (the tables agree with the figure), and a click inside the
-    picked cell's largest box picks the cell under the pointer."""
-    from benchmarks.browser import settle, streamlit_server
+    released value reaches Python (the tables agree with the figure, the URL and the Trace
+    page show it), a click inside the picked cell's largest box picks the cell under the
+    pointer, and a click on an NMS box picks that object for the Trace page."""
+    from benchmarks.browser import streamlit_server
 
     with streamlit_server("app.py", tmp_path / "app.log", env={"SSD_RUNS_DIR": str(tmp_path / "runs")}) as (base, _):
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
@@ -432,6 +478,7 @@ def test_live_figures_in_the_real_app(tmp_path, browser):
             page.wait_for_function("""() => {
                 const v = l => document.querySelector(`input[aria-label="${l}"]`)?.value;
                 return v('Cell row i') === '3' && v('Cell column j') === '4'; }""", timeout=30_000)
+            _default_box_tables_are_the_servers(page)
 
             page.goto(f"{base}/matching")
             _wait_live(page, "matching")
@@ -453,12 +500,83 @@ def test_live_figures_in_the_real_app(tmp_path, browser):
             score.focus()
             for _ in range(3):
                 score.press("ArrowLeft")  # 0.30 -> 0.27: more candidates
-            n_cand = page.locator(".ssd-summary").first.inner_text().split(" ")[0]
-            page.wait_for_function("""(n) => [...document.querySelectorAll('[data-testid="stMetric"]')]
-                .some(m => m.innerText.includes('Candidates before NMS') && m.innerText.includes(n))""",
-                                   arg=n_cand, timeout=30_000)
-            settle(page)
-            assert _metric(page, "Candidates before NMS") == n_cand
-            assert page.locator('[data-testid="stException"]').count() == 0
+            # The counts and tables are the page's own (the server draws none of them here).
+            n_cand = int(page.locator(".ssd-summary").first.inner_text().split(" ")[0])
+            final = page.locator(".ssd-table-title", has_text="Final detections").first
+            assert final.count() == 1 and page.locator('[data-testid="stMetric"]').count() == 0
+            per_level = page.locator("table.ssd-table").nth(1).locator("tr")  # level, candidates, kept, final
+            assert sum(int(per_level.nth(i).locator("td").nth(1).inner_text())
+                       for i in range(1, per_level.count())) == n_cand
+            _released_value_reaches_the_url_and_the_trace_page(page, base)
         finally:
             page.close()
+
+
+# The live NMS figure's state (`common.js` liveState), found from its canvas; and the centre
+# (CSS px in the canvas) and trace key of its smallest final detection.
+_SMALLEST_FINAL = """c => {
+    let n = c; while (n && !n.__ssdLive) n = n.parentNode || n.host;
+    const st = n.__ssdLive, b = st.boxesPx, s = st.scale;
+    let best = -1, area = Infinity;
+    for (const i of st.trace.final) {
+        const a = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
+        if (a < area) { area = a; best = i; }
+    }
+    return {x: (b[4 * best] + b[4 * best + 2]) / 2 * s, y: (b[4 * best + 1] + b[4 * best + 3]) / 2 * s,
+            key: `det:${st.data.default_index[best]}:${st.labels[best]}`, a: st.data.default_index[best]};
+}"""
+
+
+def _released_value_reaches_the_url_and_the_trace_page(page, base: str) -> None:
+    """After the NMS page's score step (0.30 -> 0.27 in the live figure): the URL carries
+    it; a click on a final detection in the canvas picks it for the Trace page (the
+    workspace's traced object, in the URL too); the Trace page, reached through the pick's
+    link in the same session, shows that object at the same score threshold."""
+    def query(name: str) -> str | None:
+        return page.evaluate("(k) => new URLSearchParams(location.search).get(k)", name)
+
+    page.wait_for_function("() => new URLSearchParams(location.search).get('score_thresh') === '0.27'",
+                           timeout=30_000)
+    canvas = page.locator("canvas.ssd-canvas").first
+    target = canvas.evaluate(_SMALLEST_FINAL)
+    canvas.click(position={"x": target["x"], "y": target["y"]})
+    page.wait_for_function("(k) => new URLSearchParams(location.search).get('trace') === k",
+                           arg=target["key"], timeout=30_000)
+    settle(page)
+    assert "Picked:" in page.get_by_text("Click a box on the figure").first.inner_text()
+    page.get_by_role("link", name="Trace the picked object").click()
+    page.wait_for_url("**/trace?**", timeout=30_000)
+    where = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="Where it comes from").first
+    where.wait_for(timeout=90_000)
+    settle(page)
+    assert f"default box {target['a']}," in where.inner_text()
+    score = page.locator('[data-testid="stSlider"]').filter(has_text="Score threshold").first  # the Trace page's
+    assert score.locator('[data-testid="stSliderThumbValue"]').inner_text().strip() == "0.27"
+    assert query("score_thresh") == "0.27" and query("trace") == target["key"]
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _default_box_tables_are_the_servers(page) -> None:
+    """The live Default boxes tables (drawn in the page instead of the server's) = the
+    server's `level_rows` and `cell_box_rows` for the shown configuration: SSD300 with the
+    rule's s_max at 0.89, level 2, cell (3, 4)."""
+    from explorer.views import default_boxes as dbv
+
+    controls = {**dbv.controls_from_config(ssd300_voc()), "s_max": 0.89}
+    controls["scales"] = dbv.scales_text_from_rule(controls, 6)
+    cfg = dbv.config_from_controls(controls, name="custom", num_classes=21)
+    tables = page.locator("table.ssd-table")
+
+    def rows(n: int) -> list[list[str]]:
+        trs = tables.nth(n).locator("tr")
+        return [trs.nth(i).locator("td").all_inner_texts() for i in range(1, trs.count())]
+
+    levels = rows(0)
+    for got, want in zip(levels, dbv.level_rows(cfg)):
+        assert int(got[3]) == want["boxes"] and float(got[5]) == want["scale_px"], (got, want)
+        assert float(got[6]) == want["step_px"] and got[7] == want["box_sizes_px (w x h)"], (got, want)
+    assert levels[-1][3] == "8732"
+    cell = rows(1)
+    want = dbv.cell_box_rows(default_boxes(cfg), cfg, 2, 3, 4)
+    assert [[int(r[0]), r[2]] + [float(v) for v in r[3:]] for r in cell] == \
+        [[w["default_index"], w["ratio"], w["cx"], w["cy"], w["w"], w["h"]] for w in want]

@@ -62,6 +62,12 @@ def test_nms_data_sends_the_candidates_at_the_floor():
     assert np.array_equal(ld.f32_from_b64(d["scores"]), floor.candidate_scores.numpy())
     assert np.array_equal(ld.f32_from_b64(d["boxes_px"]).reshape(-1, 4), (boxes * 2)[floor.candidate_index].numpy())
     assert d["score_thresh"] == 0.3 and d["class_names"][1] == "a"
+    assert "row" not in d and d["num_levels"] == 1  # no cells given; one level in `level`
+    row, col = torch.arange(a) // 20, torch.arange(a) % 20
+    cells = ld.nms_data(scores, boxes, boxes * 2, level, ["bg", "a", "b", "c"], (600, 600), th, {}, None,
+                        row=row, col=col, num_levels=6)
+    assert cells["row"] == row[floor.candidate_index].tolist() and cells["col"] == col[floor.candidate_index].tolist()
+    assert cells["num_levels"] == 6
 
 
 def test_ranges_match_the_server_sliders():

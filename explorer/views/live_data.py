@@ -67,7 +67,7 @@ def default_boxes_data(cfg: SSDConfig, controls: dict, level: int, cell: tuple[i
                      "first_separate": bool(controls["first_separate"]), "s_first": float(controls["s_first"])},
             "level": int(level), "row": int(cell[0]), "col": int(cell[1]),
             "ranges": {"s_min": S_MIN_RANGE, "s_max": S_MAX_RANGE, "image_size": IMAGE_SIZE_RANGE},
-            "colors": {"ratio": [ratio_color(b) for b in range(8)]}, "image_uri": image_uri}
+            "colors": {"ratio": [ratio_color(b) for b in range(8)], "level": list(LEVEL_COLORS)}, "image_uri": image_uri}
 
 
 def background_conf_loss(cls_logits: Tensor, default_cxcywh: Tensor) -> Tensor:
@@ -107,17 +107,21 @@ def nms_candidates(scores: Tensor, boxes_px_in: Tensor, floor: float = SCORE_THR
 
 
 def nms_data(scores: Tensor, boxes_px_in: Tensor, boxes_xyxy_px: Tensor, level: Tensor, class_names: list[str],
-             image_hw: tuple[int, int], thresholds: dict, draw: dict, image_uri: str | None) -> dict:
+             image_hw: tuple[int, int], thresholds: dict, draw: dict, image_uri: str | None,
+             row: Tensor | None = None, col: Tensor | None = None, num_levels: int | None = None) -> dict:
     """The NMS figure's data: the candidates at the score floor, in the library's order
     (classes in order, each by score), with their boxes in input px (the frame NMS runs
-    in) and original px (to draw), scores, labels, default box and level; the class
-    names (drawn as text); the thresholds (`score_thresh`, `nms_thresh`,
+    in) and original px (to draw), scores, labels, default box, level and cell (`row`,
+    `col`: (A,) per default box, when given); the class names (drawn as text) and the
+    number of levels (the per-level table); the thresholds (`score_thresh`, `nms_thresh`,
     `detections_per_img`) and drawing options (`show_suppressed`, `show_links`, `only_class`)."""
     post = nms_candidates(scores, boxes_px_in)
     idx = post.candidate_index
+    cells = {} if row is None or col is None else {"row": row[idx].tolist(), "col": col[idx].tolist()}
     return {"boxes_px_in": f32_b64(post.candidate_boxes_px_in), "boxes_px": f32_b64(boxes_xyxy_px[idx]),
             "scores": f32_b64(post.candidate_scores), "labels": post.candidate_labels.tolist(),
-            "default_index": idx.tolist(), "level": level[idx].tolist(),
+            "default_index": idx.tolist(), "level": level[idx].tolist(), **cells,
+            "num_levels": int(num_levels if num_levels is not None else int(level.max()) + 1 if len(level) else 0),
             "class_names": [str(n) for n in class_names], "image_hw": [int(image_hw[0]), int(image_hw[1])],
             "score_thresh": float(thresholds["score_thresh"]), "nms_thresh": float(thresholds["nms_thresh"]),
             "detections_per_img": int(thresholds["detections_per_img"]),

@@ -101,6 +101,31 @@ function tableOf(headers, rows) {
   return t;
 }
 
+/** A CSV of flat rows (header: the first row's keys; null -> empty; text quoted when needed). */
+function rowsToCsv(rows) {
+  if (!rows.length) return "";
+  const keys = Object.keys(rows[0]);
+  const cell = v => {
+    if (v === null || v === undefined) return "";
+    const t = String(v);
+    return /[",\n\r]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+  };
+  return [keys.join(","), ...rows.map(r => keys.map(k => cell(r[k])).join(","))].join("\r\n") + "\r\n";
+}
+
+/** A button that downloads `make()`'s text as `fileName` (computed on click, in the page). */
+function downloadButton(parent, label, fileName, mime, make) {
+  const b = el("button", { type: "button", class: "ssd-download" }, label);
+  b.addEventListener("click", () => {
+    const url = URL.createObjectURL(new Blob([make()], { type: mime }));
+    const a = el("a", { href: url, download: fileName });
+    document.body.appendChild(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  });
+  parent.appendChild(b);
+  return b;
+}
+
 /** Build the figure's frame once: status line, controls, canvas, notes; say it is live. */
 function frame(parentElement, component, title) {
   const root = parentElement.querySelector(".ssd-live");
@@ -118,15 +143,35 @@ function frame(parentElement, component, title) {
   return ui;
 }
 
+// Large arrays that stay the same for one image and model (`held_fields`, `held_id`; see
+// pages/_live.py mount): kept here once sent; Python sends the id alone while the page says
+// it has them (state value `have`), and again when the page asks (`have` = null). Returns
+// the data with them, or null while they are on their way.
+function heldData(component, st, data) {
+  if (!data.held_id) return data;
+  const fields = data.held_fields || [];
+  if (fields.length && fields.every(f => f in data)) {
+    st.held = { id: data.held_id, values: Object.fromEntries(fields.map(f => [f, data[f]])) };
+    if (st.haveSent !== data.held_id) { st.haveSent = data.held_id; component.setStateValue("have", data.held_id); }
+    return data;
+  }
+  if (st.held && st.held.id === data.held_id) return Object.assign({}, data, st.held.values);
+  if (st.haveSent !== null) { st.haveSent = null; component.setStateValue("have", null); }
+  st.dataJson = null;
+  return null;
+}
+
 // The first lines of every figure's entry point: this mount's state and the data Python
 // sent; null when the data did not change since the last call (nothing to redraw).
 // `old` is the previous data (undefined on the first call).
 function acceptData(component) {
   const st = liveState(component.parentElement);
-  const data = component.data;
+  let data = component.data;
   const json = JSON.stringify(data);
   if (json === st.dataJson && st.ui) return null;
   st.dataJson = json;
+  data = heldData(component, st, data);
+  if (!data) return null;
   if (!st.data) st.seq = Math.max(st.seq, data.seq || 0);  // a new mount continues Python's count
   const old = st.data;
   st.data = data;

@@ -46,18 +46,65 @@ function dbDraw(st) {
 function dbTable(st, cfg, k, row, col, boxes, labels) {
   const S = cfg.image_size;
   const rows = [];
-  let total = 0;
+  let total = 0, start = 0;
   cfg.feature_maps.forEach((f, q) => {
     const { wh, labels: labs } = whPairs(cfg.scales, cfg.aspect_ratios[q], q, cfg.extra_box, cfg.clip);
+    if (q < k) start += f * f * wh.length;
     total += f * f * wh.length;
-    rows.push([q, `${f}x${f}`, wh.length, f * f * wh.length, cfg.scales[q].toFixed(3),
-               wh.map(([w, h], n) => `${labs[n]}:${Math.round(w * S)}x${Math.round(h * S)}`).join(" ")]);
+    rows.push([q, `${f}x${f}`, wh.length, f * f * wh.length, cfg.scales[q].toFixed(3), pyRound(cfg.scales[q] * S, 1),
+               cfg.steps[q], wh.map(([w, h], n) => `${labs[n]}:${pyRound(w * S, 0)}x${pyRound(h * S, 0)}`).join(" ")]);
   });
-  rows.push(["total", "", "", total, "", ""]);
+  rows.push(["total", "", "", total, "", "", "", ""]);
   st.ui.summary.textContent = `${total} default boxes at S = ${S} px. Level ${k}, cell (${row}, ${col}): ` +
     boxes.map((b, n) => `${labels[n]} ${Math.round((b[2] - b[0]) * S)}x${Math.round((b[3] - b[1]) * S)}`).join(", ") +
     " px. Click any cell to pick it.";
-  st.ui.table.replaceChildren(tableOf(["level", "map", "boxes per cell", "boxes", "scale", "box sizes (px)"], rows));
+  // The cell's boxes (explorer.views.default_boxes.cell_box_rows): input px, 1 decimal.
+  // As the library stores them (cxcywh, float32) times S in float32, as torch multiplies.
+  const f = cfg.feature_maps[k], first = start + (row * f + col) * boxes.length, r1 = v => pyRound(f32(v * S), 1);
+  const fk = f32(S / cfg.steps[k]), cx = f32((col + 0.5) / fk), cy = f32((row + 0.5) / fk);
+  const { wh } = whPairs(cfg.scales, cfg.aspect_ratios[k], k, cfg.extra_box, cfg.clip);
+  const cellRows = wh.map(([w, h], n) => [first + n, n, labels[n], r1(cx), r1(cy), r1(w), r1(h)]);
+  st.ui.table.replaceChildren(
+    tableOf(["level", "map", "boxes per cell", "boxes", "scale s_k", "scale (px)", "step (px)", "box sizes (px, w x h)"], rows),
+    tableOf(["default index", "box", "ratio", "cx", "cy", "w", "h"], cellRows));
+  dbSizeChart(st, cfg);
+}
+
+// Box sizes per level (one cell): width vs height in input px on log axes, a point per
+// box labelled by its ratio, coloured by level (explorer.views.default_box_figure.box_size_figure).
+const DB_CHART_W = 560, DB_CHART_H = 340, DB_PAD = 44;
+
+function dbSizeChart(st, cfg) {
+  const S = cfg.image_size, ctx = sizedCanvas(st.ui.sizes, DB_CHART_W, DB_CHART_H);
+  const pts = [];
+  cfg.feature_maps.forEach((f, k) => {
+    const { wh, labels } = whPairs(cfg.scales, cfg.aspect_ratios[k], k, cfg.extra_box, cfg.clip);
+    wh.forEach(([w, h], n) => pts.push([Math.max(w * S, 1), Math.max(h * S, 1), k, labels[n]]));
+  });
+  const lo = Math.log10(Math.min(1, ...pts.map(p => Math.min(p[0], p[1]))) * 0.8);
+  const hi = Math.log10(Math.max(2 * S, ...pts.map(p => Math.max(p[0], p[1]))) * 1.1);
+  const X = v => DB_PAD + (Math.log10(v) - lo) / (hi - lo) * (DB_CHART_W - DB_PAD - 10);
+  const Y = v => DB_CHART_H - DB_PAD + 10 - (Math.log10(v) - lo) / (hi - lo) * (DB_CHART_H - DB_PAD - 10);
+  ctx.clearRect(0, 0, DB_CHART_W, DB_CHART_H);
+  ctx.font = "11px sans-serif"; ctx.fillStyle = "#888"; ctx.strokeStyle = "rgba(128,128,128,0.35)"; ctx.lineWidth = 1;
+  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) {
+    const v = 10 ** e;
+    ctx.setLineDash([]); ctx.beginPath(); ctx.moveTo(X(v), Y(10 ** hi)); ctx.lineTo(X(v), Y(10 ** lo));
+    ctx.moveTo(X(10 ** lo), Y(v)); ctx.lineTo(X(10 ** hi), Y(v)); ctx.stroke();
+    ctx.fillText(String(v), X(v) - 8, DB_CHART_H - DB_PAD + 24); ctx.fillText(String(v), 4, Y(v) + 4);
+  }
+  ctx.fillText("box width (input px)", DB_CHART_W / 2 - 50, DB_CHART_H - 4);
+  ctx.save(); ctx.translate(12, DB_CHART_H / 2 + 50); ctx.rotate(-Math.PI / 2); ctx.fillText("box height (input px)", 0, 0); ctx.restore();
+  ctx.strokeStyle = "#bbb"; ctx.setLineDash([2, 3]); ctx.beginPath();
+  ctx.moveTo(X(10 ** lo), Y(10 ** lo)); ctx.lineTo(X(10 ** hi), Y(10 ** hi)); ctx.stroke(); ctx.setLineDash([]);
+  const colors = st.data.colors.level || ["#1f77b4"];
+  for (const [w, h, k, label] of pts) {
+    ctx.fillStyle = colors[k % colors.length];
+    ctx.beginPath(); ctx.arc(X(w), Y(h), 5, 0, 2 * Math.PI); ctx.fill();
+    ctx.fillText(label, X(w) - 4, Y(h) - 8);
+  }
+  st.ui.sizes.setAttribute("aria-label", "Box sizes per level (one cell), width vs height on log axes: " +
+    cfg.feature_maps.map((f, k) => `level ${k}: ` + pts.filter(p => p[2] === k).map(p => `${p[3]} ${Math.round(p[0])}x${Math.round(p[1])}`).join(", ")).join("; "));
 }
 
 function dbCommit(component, st) {
@@ -77,6 +124,8 @@ function dbBuild(component, st) {
     s_max: rangeControl(ui.controls, "db-live-smax", "s_max", r.s_max, st.v.s_max,
                         v => { st.v.s_max = v; st.ruleMoved = true; redraw(); }, () => dbCommit(component, st)),
   };
+  ui.sizes = el("canvas", { class: "ssd-chart", role: "img" });
+  ui.root.append(el("p", { class: "ssd-table-title" }, "Box sizes per level (one cell)"), ui.sizes);
   ui.canvas.addEventListener("click", (e) => {
     const cfg = dbConfig(st), k = Math.min(st.v.level, cfg.feature_maps.length - 1), f = cfg.feature_maps[k];
     const rect = ui.canvas.getBoundingClientRect();

@@ -26,11 +26,7 @@ function mtDraw(st) {
   ctx.fillStyle = "#f4f4f4"; ctx.fillRect(0, 0, w, h);
   if (st.image) ctx.drawImage(st.image, 0, 0, w, h);
   const dx = st.dXyxy;
-  if (st.ui.showNeg.checked) {
-    for (let a = 0; a < st.A; a++) if (mined.mined[a]) {
-      strokeBox(ctx, dx[4 * a] * w, dx[4 * a + 1] * h, dx[4 * a + 2] * w, dx[4 * a + 3] * h, "rgba(255,40,40,0.55)", 1);
-    }
-  }
+  const shownNeg = st.ui.showNeg.checked ? mtDrawNegatives(ctx, st, mined, w, h) : 0;
   const perGt = Array.from({ length: st.G }, () => [0, 0]);
   for (let a = 0; a < st.A; a++) {
     const g = m.gtIndex[a];
@@ -46,11 +42,34 @@ function mtDraw(st) {
   });
   const forced = m.forced.reduce((s, v) => s + v, 0);
   st.ui.summary.textContent = `${mined.numPos} positive default boxes (${forced} forced: dashed), ` +
-    `${mined.numNeg} hard negatives (red) of ${st.A - mined.numPos} negatives, at IoU threshold ` +
-    `${st.v.iou_thresh.toFixed(2)} and neg:pos ${st.v.neg_pos_ratio.toFixed(1)}.`;
+    `${mined.numNeg} hard negatives of ${st.A - mined.numPos} negatives, at IoU threshold ` +
+    `${st.v.iou_thresh.toFixed(2)} and neg:pos ${st.v.neg_pos_ratio.toFixed(1)}. ` +
+    (shownNeg ? `Hard negatives by rank (the ${shownNeg} hardest drawn): red the hardest 10%, orange the next 40%, ` +
+                "yellow the easiest 50%." : "");
   const best = perGt.map((_, g) => { let b = 0; for (let a = 0; a < st.A; a++) b = Math.max(b, st.iou[g * st.A + a]); return b; });
   st.ui.table.replaceChildren(tableOf(["GT", "label", "positives", "forced", "best IoU"],
     perGt.map(([n, f], g) => [g, d.gt_names[g], n, f, best[g].toFixed(4)])));
+}
+
+// The hard negatives by rank, as the server's hard-negative figure (explorer.views.matching.
+// hard_negative_figure): the first MT_MAX_NEG by rank, in three bands of hardness.
+const MT_MAX_NEG = 300;
+const MT_BANDS = [[0, 0.1, "#ff0000"], [0.1, 0.5, "#ff6a00"], [0.5, 1.01, "#ffc400"]];
+
+/** Draw the mined negatives of rank < MT_MAX_NEG, easiest band first (the hardest on top);
+ * returns how many were drawn. */
+function mtDrawNegatives(ctx, st, mined, w, h) {
+  const n = Math.min(mined.numNeg, MT_MAX_NEG), byRank = new Int32Array(n), dx = st.dXyxy;
+  for (let a = 0; a < st.A; a++) if (mined.mined[a] && mined.rank[a] < n) byRank[mined.rank[a]] = a;
+  for (let band = MT_BANDS.length - 1; band >= 0; band--) {
+    const [lo, hi, color] = MT_BANDS[band];
+    for (let i = 0; i < n; i++) {
+      if (i / Math.max(1, n) < lo || i / Math.max(1, n) >= hi) continue;
+      const a = byRank[i];
+      strokeBox(ctx, dx[4 * a] * w, dx[4 * a + 1] * h, dx[4 * a + 2] * w, dx[4 * a + 3] * h, color, 1.5);
+    }
+  }
+  return n;
 }
 
 function mtCommit(component, st) {

@@ -6,17 +6,21 @@ const NMS_MAX_W = 720, NMS_MAX_H = 560;  // CSS px, the figure's box
 
 function nmsPrepare(st) {
   const d = st.data;
+  st.cand = { scores: null, labels: null, level: d.level, row: d.row || d.level.map(() => null),
+              col: d.col || d.level.map(() => null), default_index: d.default_index, class_names: d.class_names };
   st.boxesIn = decodeF32(d.boxes_px_in);
   st.boxesPx = decodeF32(d.boxes_px);
   st.scores = decodeF32(d.scores);
   st.labels = Int32Array.from(d.labels);
+  Object.assign(st.cand, { scores: st.scores, labels: st.labels, boxes_px: st.boxesPx });
 }
 
 function nmsDraw(st) {
   const d = st.data, [H, W] = d.image_hw;
   const scale = Math.min(NMS_MAX_W / W, NMS_MAX_H / H);
   const w = Math.round(W * scale), h = Math.round(H * scale);
-  const r = nmsTrace(st.boxesIn, st.scores, st.labels, st.v.score_thresh, st.v.nms_thresh, st.v.detections_per_img);
+  const r = st.trace = nmsTrace(st.boxesIn, st.scores, st.labels, st.v.score_thresh, st.v.nms_thresh, st.v.detections_per_img);
+  st.scale = scale;
   const ctx = sizedCanvas(st.ui.canvas, w, h);
   ctx.fillStyle = "#f4f4f4"; ctx.fillRect(0, 0, w, h);
   if (st.image) ctx.drawImage(st.image, 0, 0, w, h);
@@ -49,12 +53,76 @@ function nmsDraw(st) {
   }
   st.ui.summary.textContent = `${nCand} candidates above score ${st.v.score_thresh.toFixed(2)}, ` +
     `${nKept} kept by NMS at IoU ${st.v.nms_thresh.toFixed(2)}, ${nFinal} final detections ` +
-    `(top ${st.v.detections_per_img}). Dotted: suppressed, a line to the kept box that removed it.`;
+    `(top ${st.v.detections_per_img}). Dotted: suppressed, a line to the kept box that removed it. ` +
+    "Click a box to pick that object for Trace one object.";
+  nmsTables(st);
 }
 
-function nmsCommit(component, st) {
-  commit(component, st, { score_thresh: st.v.score_thresh, nms_thresh: st.v.nms_thresh,
-                          detections_per_img: st.v.detections_per_img });
+const NMS_COUNT_HEADERS = ["candidates", "kept_by_nms", "detections"];
+const NMS_FINAL_HEADERS = ["detection", "class", "score", "level", "row", "col", "default_index", "x1", "y1", "x2", "y2"];
+const NMS_CAND_HEADERS = ["detection", "candidate", "class", "score", "level", "row", "col", "default_index", "kept",
+                          "final", "suppressed_by_name", "suppressor_score", "iou_with_suppressor"];
+
+/** The tables under the figure, from the same NMS run (explorer.views.nms's candidate rows
+ * and counts, mirrored in ssd_mirror.js): per class, per level, the final detections, and
+ * every candidate (built when its section is open). */
+function nmsTables(st) {
+  const d = st.data, only = d.draw.only_class;
+  const all = st.records = nmsRecords(st.trace, st.cand);
+  const counts = st.counts = nmsCounts(all, d.class_names, d.num_levels);
+  const shown = only === null || only === undefined ? all : all.filter(r => r.class === only);
+  st.shownRecords = shown;
+  const pick = (rows, keys) => rows.map(r => keys.map(k => (r[k] === null || r[k] === undefined ? "" : r[k])));
+  const t = st.ui.tables;
+  t.perClass.replaceChildren(tableOf(["class", ...NMS_COUNT_HEADERS], pick(counts.perClass, ["class", ...NMS_COUNT_HEADERS])));
+  t.perLevel.replaceChildren(tableOf(["level", ...NMS_COUNT_HEADERS], pick(counts.perLevel, ["level", ...NMS_COUNT_HEADERS])));
+  const finals = shown.filter(r => r.final).sort((a, b) => a.detection - b.detection);
+  t.final.replaceChildren(tableOf(NMS_FINAL_HEADERS, pick(finals, NMS_FINAL_HEADERS)));
+  t.candTitle.textContent = `Every candidate (${shown.length}; suppressed ones name their suppressor)`;
+  if (t.cand.open) t.candBody.replaceChildren(tableOf(NMS_CAND_HEADERS, pick(shown, NMS_CAND_HEADERS)));
+  else t.candBody.replaceChildren();
+}
+
+function nmsTableFrame(st) {
+  const box = st.ui.table, h = text => el("p", { class: "ssd-table-title" }, text);
+  const t = st.ui.tables = { perClass: el("div"), perLevel: el("div"), final: el("div") };
+  const row = el("div", { class: "ssd-table-row" });
+  const c1 = el("div"), c2 = el("div");
+  c1.append(h("Per class"), t.perClass); c2.append(h("Per level"), t.perLevel);
+  row.append(c1, c2);
+  t.cand = el("details"); t.candTitle = el("summary"); t.candBody = el("div", { class: "ssd-scroll" });
+  t.cand.append(t.candTitle, t.candBody);
+  t.cand.addEventListener("toggle", () => nmsTables(st));
+  const downloads = el("div", { class: "ssd-downloads" });
+  const payload = () => JSON.stringify(Object.assign({ score_thresh: st.v.score_thresh, nms_thresh: st.v.nms_thresh,
+    detections_per_img: st.v.detections_per_img }, { per_class: st.counts.perClass, per_level: st.counts.perLevel,
+    candidates: st.shownRecords }), null, 1);
+  downloadButton(downloads, "Candidates and suppression (CSV)", "nms_candidates.csv", "text/csv", () => rowsToCsv(st.shownRecords));
+  downloadButton(downloads, "Candidates and suppression (JSON)", "nms_candidates.json", "application/json", payload);
+  box.append(row, h("Final detections"), t.final, t.cand, downloads);
+}
+
+function nmsCommit(component, st, extra) {
+  commit(component, st, Object.assign({ score_thresh: st.v.score_thresh, nms_thresh: st.v.nms_thresh,
+                                        detections_per_img: st.v.detections_per_img }, extra || {}));
+}
+
+/** The candidate a click at (x, y) CSS px picks, or -1: the smallest final detection under
+ * the pointer; else the smallest other drawn box (kept, cut by top k, suppressed when shown)
+ * of the shown class. */
+function nmsPickAt(st, x, y) {
+  const d = st.data, r = st.trace, b = st.boxesPx, s = st.scale, only = d.draw.only_class;
+  const finalSet = new Set(r.final);
+  let best = -1, bestRank = 3, bestArea = Infinity;
+  for (let n = 0; n < st.scores.length; n++) {
+    if (!r.selected[n] || (only !== null && only !== undefined && d.class_names[st.labels[n]] !== only)) continue;
+    if (!r.kept[n] && !d.draw.show_suppressed) continue;
+    const x1 = b[4 * n] * s, y1 = b[4 * n + 1] * s, x2 = b[4 * n + 2] * s, y2 = b[4 * n + 3] * s;
+    if (x < x1 || x > x2 || y < y1 || y > y2) continue;
+    const rank = finalSet.has(n) ? 0 : r.kept[n] ? 1 : 2, area = (x2 - x1) * (y2 - y1);
+    if (rank < bestRank || (rank === bestRank && area < bestArea)) { best = n; bestRank = rank; bestArea = area; }
+  }
+  return best;
 }
 
 function nmsBuild(component, st) {
@@ -68,12 +136,30 @@ function nmsBuild(component, st) {
     nms_thresh: control("nms_thresh", "nms-live-iou", "NMS IoU threshold"),
     detections_per_img: control("detections_per_img", "nms-live-topk", "Top k detections"),
   };
+  nmsTableFrame(st);
+  // A click on a box picks that object for the Trace page ("det:A:C", `trace_links.target_key`).
+  ui.canvas.addEventListener("click", (e) => {
+    const rect = ui.canvas.getBoundingClientRect();
+    const n = nmsPickAt(st, e.clientX - rect.left, e.clientY - rect.top);
+    if (n >= 0) nmsCommit(component, st, { pick: `det:${st.data.default_index[n]}:${st.labels[n]}` });
+  });
+}
+
+const NMS_VALUES = ["score_thresh", "nms_thresh", "detections_per_img"];
+
+/** Python's answer to a release: the same data with the values the page already shows (and
+ * a newer count): nothing to redraw. */
+function nmsEcho(st, old, data) {
+  if (!old || !st.ui || !caughtUp(st, data) || NMS_VALUES.some(k => data[k] !== st.v[k])) return false;
+  const rest = d => JSON.stringify(d, (k, v) => (k === "seq" || NMS_VALUES.includes(k) ? undefined : v));
+  return rest(old) === rest(data);
 }
 
 export default function (component) {
   const got = acceptData(component);
   if (!got) return;
   const { st, data, old } = got;
+  if (nmsEcho(st, old, data)) return;
   if (!old || old.scores !== data.scores || old.boxes_px_in !== data.boxes_px_in) nmsPrepare(st);
   if (!st.v || caughtUp(st, data)) {
     st.v = { score_thresh: data.score_thresh, nms_thresh: data.nms_thresh, detections_per_img: data.detections_per_img };

@@ -247,3 +247,65 @@ function cellBoxes(cfg, k, i, j) {
                                     f32(cy + f32(0.5 * h))]);
   return { boxes, labels };
 }
+
+// ------------------------------------------------------------------ tables
+/** Python's round(v, d) for the tables: the double's exact value rounded to d decimals,
+ * exact ties to even (JavaScript's toFixed takes the larger one: 215.25 -> "215.3", Python
+ * 215.2). A double's exact decimal expansion shows a tie within d + 30 digits here. */
+function pyRound(v, d) {
+  if (!Number.isFinite(v)) return v;
+  const ex = Math.abs(v).toFixed(Math.min(100, d + 30));
+  const dot = ex.indexOf("."), tail = ex.slice(dot + 1 + d);
+  if (/^50*$/.test(tail)) {  // an exact tie: keep the even last digit
+    const kept = ex.slice(0, dot + 1 + d).replace(/\.$/, "");
+    const last = +kept.replace(".", "").slice(-1);
+    const down = +kept, step = 10 ** -d;
+    const r = last % 2 === 0 ? down : +(down + step).toFixed(d);
+    return v < 0 ? -r : r;
+  }
+  return +v.toFixed(d);
+}
+
+// ------------------------------------------------------------------ NMS tables
+/** explorer.views.nms.candidate_records from `nmsTrace`'s result `r` on the floor
+ * candidates: one row per candidate above the score threshold, numbered as the library
+ * numbers the candidates at that threshold (`candidate`: its place among them; the order
+ * is the floor's, which keeps the library's class-then-score order). `c` holds the floor
+ * candidates' scores (Float32Array), labels (Int32Array), level, row, col, default_index
+ * (arrays), boxes_px (Float32Array N*4, original px) and class_names. Scores rounded to 4
+ * decimals, boxes to 1 (as the server's rows). */
+function nmsRecords(r, c) {
+  const N = c.scores.length, q = new Int32Array(N).fill(-1);
+  let count = 0;
+  for (let n = 0; n < N; n++) if (r.selected[n]) q[n] = count++;
+  const number = new Map(r.final.map((n, k) => [n, k + 1]));
+  const rnd = pyRound;
+  const name = n => (number.has(n) ? `detection ${number.get(n)}` :
+    `${c.class_names[c.labels[n]]} ${c.scores[n].toFixed(3)} (level ${c.level[n]}, cell (${c.row[n]}, ${c.col[n]}))`);
+  const rows = [];
+  for (let n = 0; n < N; n++) {
+    if (!r.selected[n]) continue;
+    const s = r.suppressedBy[n], b = c.boxes_px;
+    rows.push({ detection: number.has(n) ? number.get(n) : null, candidate: q[n], label: c.labels[n],
+                class: c.class_names[c.labels[n]], score: rnd(c.scores[n], 4), level: c.level[n], row: c.row[n],
+                col: c.col[n], default_index: c.default_index[n], x1: rnd(b[4 * n], 1), y1: rnd(b[4 * n + 1], 1),
+                x2: rnd(b[4 * n + 2], 1), y2: rnd(b[4 * n + 3], 1), kept: !!r.kept[n], final: number.has(n),
+                suppressed_by: s >= 0 ? q[s] : null, suppressed_by_name: s >= 0 ? name(s) : null,
+                suppressor_score: s >= 0 ? rnd(c.scores[s], 4) : null,
+                iou_with_suppressor: s >= 0 ? rnd(r.suppressIou[n], 4) : null });
+  }
+  return rows;
+}
+
+/** explorer.views.nms.count_table: per class (classes 1.. with a candidate or a
+ * detection) and per level, the candidates, those kept by NMS and the final detections. */
+function nmsCounts(records, classNames, numLevels) {
+  const perClass = classNames.slice(1).map(cls => ({ class: cls, candidates: 0, kept_by_nms: 0, detections: 0 }));
+  const perLevel = Array.from({ length: numLevels }, (_, k) => ({ level: k, candidates: 0, kept_by_nms: 0, detections: 0 }));
+  for (const rec of records) {
+    for (const row of [perClass[rec.label - 1], perLevel[rec.level]]) {
+      row.candidates += 1; row.kept_by_nms += rec.kept ? 1 : 0; row.detections += rec.final ? 1 : 0;
+    }
+  }
+  return { perClass: perClass.filter(r => r.candidates || r.detections), perLevel };
+}
