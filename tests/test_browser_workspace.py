@@ -109,9 +109,15 @@ def _tab_commits_a_cell(page) -> None:
     page.keyboard.press("ArrowRight")  # x1
     page.keyboard.press("Enter")  # opens the cell's editor: wait until it has the focus
     page.wait_for_function("() => ['INPUT', 'TEXTAREA'].includes(document.activeElement?.tagName)", timeout=10_000)
-    page.wait_for_timeout(300)  # the editor fills in the cell's value after taking the focus
-    page.keyboard.press("Control+A")
-    page.keyboard.type("60")
+    # The editor fills in the cell's value after taking the focus (later on a loaded machine):
+    # wait for it, then replace it, and check the editor holds 60 before pressing Tab.
+    page.wait_for_function("() => (document.activeElement?.value ?? '') !== ''", timeout=10_000)
+    for _ in range(3):
+        page.keyboard.press("Control+A")
+        page.keyboard.type("60")
+        if page.evaluate("() => document.activeElement?.value") == "60":
+            break
+        page.wait_for_timeout(300)
     page.keyboard.press("Tab")
     try:
         page.wait_for_function(f"() => ({GT_XS})().includes(60)", timeout=30_000)
