@@ -265,7 +265,6 @@ def _live_part(level: int) -> None:
     # Under the figure (fewer elements for a release to send: no columns).
     _scales_field(True)
     _cell_inputs(cfg, level, side_by_side=False)
-    _tables(cfg, db, level, row, col, True)
     _workspace.sync_url()
 
 
