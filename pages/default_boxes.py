@@ -201,9 +201,9 @@ def _cell_inputs(cfg, level: int, side_by_side: bool = True) -> tuple[int, int]:
 
 
 def _tables(cfg, db, level: int, row: int, col: int, live: bool) -> None:
-    """The totals, the per-level table, the picked cell's boxes, the box-size chart and the
-    downloads; with the live figure in charge it draws the tables and the chart in the page
-    (the same rows), so a release does not rebuild them here."""
+    """The server's totals, per-level table, picked cell's boxes, box-size chart and
+    downloads (the fallback); with the live figure in charge the page draws the tables, the
+    chart and the downloads (the same rows), and `_metrics` the totals."""
     rows = dbv.level_rows(cfg)
     if not live:
         _metrics(cfg, db, level)
