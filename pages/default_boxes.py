@@ -45,7 +45,12 @@ def _apply_preset() -> None:
         _set_controls(dbv.controls_from_config(presets[ss["db_preset"]]()))
 
 
+PANEL_STALE = "_db_panel_stale"  # the preset box left a named preset in a rerun that may not draw it
+
+
 def _to_custom() -> None:
+    if ss.get("db_preset") != CUSTOM:
+        ss[PANEL_STALE] = True
     ss["db_preset"] = CUSTOM
 
 
@@ -106,9 +111,19 @@ def _live_commit(values: dict) -> None:
     ss["db_row"], ss["db_col"] = int(values["row"]), int(values["col"])
 
 
+SCALES_LABEL = "Scales s_1 .. s_m+1 (fractions of S; the last one only sets the last extra box)"
+
+
+def _scales_field(live: bool) -> None:
+    st.text_input(SCALES_LABEL, key="db_scales", on_change=_to_custom,
+                  help="s_min and s_max fill them by the paper's rule" + (" (the sliders above the figure)." if live
+                                                                          else " (below)."))
+
+
 def _config_controls(live: bool) -> None:
     """Every number of the configuration as a control; the paper's rule fills the scales.
-    With the live figure in charge, its own controls replace S, s_min and s_max here."""
+    With the live figure in charge, its own controls replace S, s_min and s_max here, and
+    the scales (which follow s_max) move under the figure, with the cell picker."""
     st.selectbox("Preset", options, key="db_preset", on_change=_apply_preset)
     if not live:
         st.slider("Input size S (px)", 64, 1024, step=4, key="db_size", on_change=_to_custom)
@@ -116,8 +131,8 @@ def _config_controls(live: bool) -> None:
                   help="Comma-separated sides of the square feature maps, largest first: the number "
                        "of entries is the number of levels m. Steps, scales and ratio sets follow.")
     st.text_input("Steps (input px between cell centres, per level)", key="db_steps", on_change=_to_custom)
-    st.text_input("Scales s_1 .. s_m+1 (fractions of S; the last one only sets the last extra box)",
-                  key="db_scales", on_change=_to_custom)
+    if not live:
+        _scales_field(live)
     st.text_input("Aspect ratios per level (levels split by ';')", key="db_ratio_sets", on_change=_to_custom,
                   help="For example '1, 2, 1/2; 1, 2, 1/2, 3, 1/3'. One set alone applies to every level.")
     c1, c2 = st.columns(2)
@@ -156,36 +171,55 @@ def _built_config():
 
 def _cell_picker(cfg) -> tuple[int, int, int]:
     """The level and cell (row, col) to draw; values a stale preset left are reset."""
+    level = _level_picker(cfg)
+    return (level, *_cell_inputs(cfg, level))
+
+
+def _level_picker(cfg) -> int:
     ss["db_level"] = dbv.valid_level(ss.get("db_level"), cfg.num_levels)
-    level = st.selectbox("Level (feature map)", list(range(cfg.num_levels)), key="db_level",
-                         format_func=lambda k: f"{k}: {cfg.feature_maps[k]}x{cfg.feature_maps[k]}")
+    return st.selectbox("Level (feature map)", list(range(cfg.num_levels)), key="db_level",
+                        format_func=lambda k: f"{k}: {cfg.feature_maps[k]}x{cfg.feature_maps[k]}")
+
+
+def _valid_cell(cfg, level: int) -> int:
+    """Resets a picked cell outside `level`'s map (a stale preset's) to its middle; returns the map's side."""
     f = cfg.feature_maps[level]
     for key in ("db_row", "db_col"):
         if not isinstance(ss.get(key), int) or not 0 <= ss[key] <= f - 1:
             ss[key] = f // 2
-    c6, c7 = st.columns(2)
+    return f
+
+
+def _cell_inputs(cfg, level: int, side_by_side: bool = True) -> tuple[int, int]:
+    """The picked cell (row, col) of `level` (the workspace's); values a stale preset left are reset."""
+    f = _valid_cell(cfg, level)
+    c6, c7 = st.columns(2) if side_by_side else (st, st)
     row = c6.number_input("Cell row i", 0, f - 1, key="db_row")
     col = c7.number_input("Cell column j", 0, f - 1, key="db_col")
     _workspace.get().pick_cell(level, int(row), int(col))
-    return level, int(row), int(col)
+    return int(row), int(col)
 
 
 def _tables(cfg, db, level: int, row: int, col: int, live: bool) -> None:
-    """The totals, the per-level table, the picked cell's boxes, the box-size chart and the
-    downloads; with the live figure in charge it draws the tables and the chart in the page
-    (the same rows), so a release does not rebuild them here."""
+    """The server's totals, per-level table, picked cell's boxes, box-size chart and
+    downloads (the fallback); with the live figure in charge the page draws the tables, the
+    chart and the downloads (the same rows), and `_metrics` the totals."""
     rows = dbv.level_rows(cfg)
-    total = len(db)
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Total default boxes", f"{total}")
-    m2.metric("Levels", cfg.num_levels)
-    m3.metric(f"Boxes on level {level}", db.per_level[level])
     if not live:
+        _metrics(cfg, db, level)
         st.dataframe(rows, hide_index=True, width="stretch")
         st.dataframe(dbv.cell_box_rows(db, cfg, level, row, col), hide_index=True, width="stretch")
         _ui.show_plotly(dbv.box_size_figure(cfg), key="db_sizes")
     _ui.download_buttons("Per-level default boxes", rows, key=f"default_boxes_{cfg.name}",
-                         payload={"config": cfg.to_dict(), "levels": rows, "total": total})
+                         payload={"config": cfg.to_dict(), "levels": rows, "total": len(db)})
+
+
+def _metrics(cfg, db, level: int) -> None:
+    """The totals (no scale changes them: the live figure's s_max leaves them as they are)."""
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Total default boxes", f"{len(db)}")
+    m2.metric("Levels", cfg.num_levels)
+    m3.metric(f"Boxes on level {level}", db.per_level[level])
 
 
 FIG_HEIGHT = 560  # px, the default-box chart
@@ -203,10 +237,42 @@ def _figure_caption(cfg, db, level: int, row: int, col: int) -> str:
     return text
 
 
+@st.fragment
+def _live_part(level: int) -> None:
+    """With the live figure in charge: the figure and what follows its controls (the scales
+    its s_min / s_max fill, the picked cell of `level`, the warnings, the downloads and the
+    URL). A release (a slider let go, a click on a cell) reruns this part alone; a release
+    that turns a named preset into custom reruns the app, so the preset box says so."""
+    if ss.pop(PANEL_STALE, False):  # set by this rerun's callbacks: the panel must show "custom"
+        st.rerun()
+    _live.keep(*LIVE_KEYS)
+    cfg, error = _built_config()
+    if cfg is None:
+        st.error(_ui.plain(f"These settings do not make a valid SSD: {error}"))
+        _scales_field(True)
+        return
+    level = dbv.valid_level(level, cfg.num_levels)
+    _valid_cell(cfg, level)
+    row, col = ss["db_row"], ss["db_col"]
+    db = _cache.default_boxes_of(cfg)
+    img = ctx.image
+    uri = _cache.image_uri(img.digest, img.image, (cfg.image_size, cfg.image_size))
+    for warning in dbc.config_warnings(cfg):
+        st.warning(warning.message)
+    st.caption(_figure_caption(cfg, db, level, row, col))
+    _live.mount("default_boxes", live_data.default_boxes_data(cfg, _controls(), level, (row, col), uri),
+                _live_commit)
+    # Under the figure (fewer elements for a release to send: no columns).
+    _scales_field(True)
+    _cell_inputs(cfg, level, side_by_side=False)
+    _workspace.sync_url()
+
+
 # A fragment: a control here reruns the controls and figures only, not the sidebar.
 @st.fragment
 def _default_boxes_section() -> None:
     _sync_state()
+    ss.pop(PANEL_STALE, None)  # this run draws the preset box
     live = _live.enabled() and bool(ss.get("_live_ready_default_boxes"))
     if live:
         _live.keep(*LIVE_KEYS)
@@ -214,9 +280,19 @@ def _default_boxes_section() -> None:
     with left:
         _config_controls(live)
     cfg, error = _built_config()
+    if live and cfg is not None:
+        db = _cache.default_boxes_of(cfg)
+        with left:
+            level = _level_picker(cfg)
+        with right:
+            _live_part(level)
+        _metrics(cfg, db, level)
+        return
     if cfg is None:
         with right:
             st.error(_ui.plain(f"These settings do not make a valid SSD: {error}"))
+            if live:  # the scales (not in the panel while the live figure is in charge)
+                _scales_field(live)
         return
     db = _cache.default_boxes_of(cfg)
     with left:

@@ -85,3 +85,33 @@ def test_a_committed_value_reaches_python_and_the_live_nms_page():
     assert low["score_thresh"] == 0.05
     assert low["scores"] == high["scores"] and low["labels"] == high["labels"] and len(low["labels"]) > 0
     assert len(low["row"]) == len(low["col"]) == len(low["labels"]) and low["num_levels"] == 6
+
+
+def test_live_default_boxes_scales_follow_the_rule_and_bad_scales_say_why():
+    """With the live figure in charge (no server s_max slider), the Scales field is drawn
+    under the figure, in the release's fragment: it shows the scales the rule fills for a
+    committed s_max (as `_live_commit` leaves them), and the figure's data carries them;
+    scales that make no valid SSD get the page's message, the field stays there to fix them."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.session_state["_live_ready_default_boxes"] = True
+    _run_page(at, "pages/default_boxes.py")
+    assert not any(s.label == "s_max" for s in at.slider)
+    assert at.metric[0].value == "8732"  # SSD300 (the first preset)
+    # What the live figure's commit callback does on a release (`_live_commit`).
+    from explorer.views import default_boxes as dbv
+
+    at.session_state["db_smax"] = 0.89
+    controls = {**dbv.controls_from_config(at.session_state["_db_built"]), "s_max": 0.89}
+    want = dbv.scales_text_from_rule(controls, 6)
+    at.session_state["db_scales"] = want
+    at.session_state["db_preset"] = "custom (your settings)"
+    _run_page(at, "pages/default_boxes.py")
+    assert at.text_input(key="db_scales").value == want and want.split(", ")[5] == "0.89"
+    assert _component_data(at)["config"]["scales"][5] == 0.89
+    at.text_input(key="db_scales").set_value("0.1, 0.2, oops").run()
+    assert not at.exception
+    assert any("do not make a valid SSD" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.text_input(key="db_scales").value == "0.1, 0.2, oops" and _components(at) == []
+    at.text_input(key="db_scales").set_value(want).run()
+    assert not at.exception and len(_components(at)) == 1 and not list(at.error)

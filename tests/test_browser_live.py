@@ -125,6 +125,15 @@ def test_the_picked_cells_boxes_are_the_librarys(mirror):
             assert np.array_equal(np.asarray(got, dtype=np.float32), want), (cfg, k, i, j)
 
 
+def test_level_rows_equal_the_explorers(mirror):
+    """`levelRows` (the live Default boxes page's downloads) = `explorer.views.default_boxes.level_rows`."""
+    from explorer.views.default_boxes import level_rows
+
+    rng = random.Random(5)
+    for cfg in [ssd300_voc(), ssd300_coco(), ssd512_voc(), compact256()] + [_random_config(rng) for _ in range(20)]:
+        assert mirror.evaluate("(cfg) => levelRows(cfg)", box_config_data(cfg)) == level_rows(cfg), cfg
+
+
 def test_rule_scales_equal_the_explorer_rule(mirror):
     from explorer.views.default_boxes import rule_scales
 
@@ -580,3 +589,10 @@ def _default_box_tables_are_the_servers(page) -> None:
     want = dbv.cell_box_rows(default_boxes(cfg), cfg, 2, 3, 4)
     assert [[int(r[0]), r[2]] + [float(v) for v in r[3:]] for r in cell] == \
         [[w["default_index"], w["ratio"], w["cx"], w["cy"], w["w"], w["h"]] for w in want]
+    # The per-level downloads, made in the page: the server's payload for this configuration.
+    with page.expect_download() as got:
+        page.get_by_role("button", name="Per-level default boxes (JSON)").click()
+    rows_want = dbv.level_rows(cfg)
+    want_json = json.loads(json.dumps({"config": cfg.to_dict(), "levels": rows_want, "total": 8732}))
+    assert got.value.suggested_filename == "default_boxes_custom.json"
+    assert json.loads(Path(got.value.path()).read_text()) == want_json

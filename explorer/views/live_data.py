@@ -61,8 +61,9 @@ def default_boxes_data(cfg: SSDConfig, controls: dict, level: int, cell: tuple[i
                        image_uri: str | None) -> dict:
     """The Default boxes figure's data: the configuration, the paper's-rule controls
     (`s_min`, `s_max`, first level on its own and its scale), the picked level and cell
-    (row, col), and the figure background (the image stretched to S x S)."""
-    return {"config": box_config_data(cfg),
+    (row, col), the whole configuration (`config_dict`: its `to_dict`, for the page's JSON
+    download), and the figure background (the image stretched to S x S)."""
+    return {"config": box_config_data(cfg), "config_dict": cfg.to_dict(),
             "rule": {"s_min": float(controls["s_min"]), "s_max": float(controls["s_max"]),
                      "first_separate": bool(controls["first_separate"]), "s_first": float(controls["s_first"])},
             "level": int(level), "row": int(cell[0]), "col": int(cell[1]),

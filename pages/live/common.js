@@ -113,12 +113,13 @@ function rowsToCsv(rows) {
   return [keys.join(","), ...rows.map(r => keys.map(k => cell(r[k])).join(","))].join("\r\n") + "\r\n";
 }
 
-/** A button that downloads `make()`'s text as `fileName` (computed on click, in the page). */
+/** A button that downloads `make()`'s text as `fileName` (a name, or a function giving it;
+ * computed on click, in the page). */
 function downloadButton(parent, label, fileName, mime, make) {
   const b = el("button", { type: "button", class: "ssd-download" }, label);
   b.addEventListener("click", () => {
     const url = URL.createObjectURL(new Blob([make()], { type: mime }));
-    const a = el("a", { href: url, download: fileName });
+    const a = el("a", { href: url, download: typeof fileName === "function" ? fileName() : fileName });
     document.body.appendChild(a); a.click(); a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   });

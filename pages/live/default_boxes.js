@@ -107,6 +107,24 @@ function dbSizeChart(st, cfg) {
     cfg.feature_maps.map((f, k) => `level ${k}: ` + pts.filter(p => p[2] === k).map(p => `${p[3]} ${Math.round(p[0])}x${Math.round(p[1])}`).join(", ")).join("; "));
 }
 
+// The per-level downloads (the server's, computed here on click from what the figure shows):
+// the rows of `levelRows`, and JSON {config: the configuration's to_dict, levels, total}.
+function dbDownloads(st) {
+  const shown = () => {
+    const cfg = dbConfig(st), levels = levelRows(cfg);
+    const edited = st.ruleMoved || cfg.image_size !== st.data.config.image_size;
+    const config = Object.assign({}, st.data.config_dict, { image_size: cfg.image_size, scales: cfg.scales },
+                                 edited ? { name: "custom" } : {});
+    return { config, levels, total: levels.reduce((a, r) => a + r.boxes, 0) };
+  };
+  const file = ext => () => `default_boxes_${shown().config.name}.${ext}`;
+  const box = el("div", { class: "ssd-downloads" });
+  downloadButton(box, "Per-level default boxes (CSV)", file("csv"), "text/csv", () => rowsToCsv(shown().levels));
+  downloadButton(box, "Per-level default boxes (JSON)", file("json"), "application/json",
+                 () => JSON.stringify(shown(), null, 1));
+  st.ui.root.append(box);
+}
+
 function dbCommit(component, st) {
   commit(component, st, { s_min: st.v.s_min, s_max: st.v.s_max, image_size: st.v.image_size,
                           rule_moved: st.ruleMoved, row: st.v.row, col: st.v.col });
@@ -126,6 +144,7 @@ function dbBuild(component, st) {
   };
   ui.sizes = el("canvas", { class: "ssd-chart", role: "img" });
   ui.root.append(el("p", { class: "ssd-table-title" }, "Box sizes per level (one cell)"), ui.sizes);
+  dbDownloads(st);
   ui.canvas.addEventListener("click", (e) => {
     const cfg = dbConfig(st), k = Math.min(st.v.level, cfg.feature_maps.length - 1), f = cfg.feature_maps[k];
     const rect = ui.canvas.getBoundingClientRect();
@@ -138,10 +157,23 @@ function dbBuild(component, st) {
   });
 }
 
+/** Python's answer to a release: the values and the configuration the page already shows
+ * (the scales its rule filled; a newer count, the preset's name): nothing to redraw. */
+function dbEcho(st, old, data) {
+  if (!old || !st.ui || !st.v || !caughtUp(st, data)) return false;
+  const v = st.v, r = data.rule;
+  if (r.s_min !== v.s_min || r.s_max !== v.s_max || data.config.image_size !== v.image_size ||
+      data.level !== v.level || data.row !== v.row || data.col !== v.col) return false;
+  if (JSON.stringify(dbConfig(st)) !== JSON.stringify(data.config)) return false;
+  const rest = d => JSON.stringify(d, (k, x) => (["seq", "config", "config_dict", "s_min", "s_max"].includes(k) ? undefined : x));
+  return rest(old) === rest(data);
+}
+
 export default function (component) {
   const got = acceptData(component);
   if (!got) return;
-  const { st, data } = got;
+  const { st, data, old } = got;
+  if (dbEcho(st, old, data)) return;
   if (!st.v || caughtUp(st, data)) {  // Python's values, unless the user is ahead of it
     st.v = { image_size: data.config.image_size, s_min: data.rule.s_min, s_max: data.rule.s_max,
              level: data.level, row: data.row, col: data.col };

@@ -249,6 +249,18 @@ function cellBoxes(cfg, k, i, j) {
 }
 
 // ------------------------------------------------------------------ tables
+/** explorer.views.default_boxes.level_rows: one row per level, the same keys, values and
+ * rounding (the live Default boxes page's downloads). */
+function levelRows(cfg) {
+  const S = cfg.image_size;
+  return cfg.feature_maps.map((f, k) => {
+    const { wh, labels } = whPairs(cfg.scales, cfg.aspect_ratios[k], k, cfg.extra_box, cfg.clip);
+    return { level: k, feature_map: `${f}x${f}`, boxes_per_location: labels.length, boxes: f * f * labels.length,
+             scale_s_k: pyRound(cfg.scales[k], 4), scale_px: pyRound(cfg.scales[k] * S, 1), step_px: cfg.steps[k],
+             "box_sizes_px (w x h)": wh.map(([w, h], n) => `${labels[n]}:${pyRound(w * S, 0)}x${pyRound(h * S, 0)}`).join(" ") };
+  });
+}
+
 /** Python's round(v, d) for the tables: the double's exact value rounded to d decimals,
  * exact ties to even (JavaScript's toFixed takes the larger one: 215.25 -> "215.3", Python
  * 215.2). A double's exact decimal expansion shows a tie within d + 30 digits here. */
