@@ -93,7 +93,6 @@ def _gt_follows_the_image(page, base: str, voc) -> None:
     _sidebar_text(page, "353x500 px, 1 GT boxes")  # the upload and its file's box are back
 
 
-# The x of the Home figure's ground-truth rectangles (NaN gaps left out).
 def _score_kept_across_pages(page) -> str:
     _nav(page, "NMS", "Non-maximum suppression")
     for _ in range(3):  # one step at a time: each release commits and reruns the fragment
