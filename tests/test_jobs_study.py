@@ -35,7 +35,8 @@ def test_smoke_study_runs_as_one_job(smoke_study):
     assert all(r.best_checkpoint is not None for r in study.runs)
     assert [row["variant"] for row in study.results["table"]] == ["full", "no_zoom_out"]
     assert [s.name for s in list_studies(runs_dir)] == [job_dir.name]
-    assert job_dir.name in [r.name for r in jobs.list_runs(runs_dir)]  # the Training page lists it
+    listed = next(r for r in jobs.list_runs(runs_dir) if r.name == job_dir.name)  # the Training page lists it
+    assert listed.model == "compact256" and listed.dataset == "procedural (paper lab: zoomout, smoke)"
     assert study_of(job_dir).runs == study.runs  # and shows its variant runs under it
 
 

@@ -18,6 +18,7 @@ from explorer.jobs.damage import clean_job, clean_status, diverged, first_logged
 from explorer.jobs.metrics import eta_seconds, tail_log_file, tail_metrics
 from explorer.jobs.process import pid_alive_since
 from explorer.jobs.state import is_alive, probe_run_lock
+from ssd.ablation.studies import SCALES, base_options
 from ssd.training import runlog
 from ssd.training.runlog import CANCEL_MARK, JOB_FILE, LIVE_STATES, STDOUT_FILE, update_status
 
@@ -170,6 +171,8 @@ def _run_info(run_dir: Path, job: dict, status: dict, state: str, alive: bool, p
     options = (job.get("spec") or {}).get("train") or (runlog.read_config(run_dir) or {}).get("args") or {}
     if not isinstance(options, dict):
         options = {}
+    if not options and job.get("kind") == "study":
+        options = _study_options(job.get("study"))
     started, updated = status.get("started_at"), status.get("updated_at")
     elapsed = None
     if started:
@@ -197,6 +200,14 @@ def _run_info(run_dir: Path, job: dict, status: dict, state: str, alive: bool, p
         damage="; ".join(problems),
         cancel_requested=state in LIVE_STATES and (run_dir / CANCEL_MARK).exists(),
     )
+
+
+def _study_options(spec) -> dict:
+    """A study job's model and dataset for the runs table (its variants' full recipe)."""
+    if not isinstance(spec, dict) or spec.get("scale") not in SCALES:
+        return {}
+    base = base_options(SCALES[spec["scale"]], seed=0)
+    return {"model": base.model, "dataset": f"{base.dataset} (paper lab: {spec.get('study')}, {spec['scale']})"}
 
 
 def _check_alive_and_fix(run_dir: Path, unreadable: bool, problems: list[str]) -> tuple[bool, dict]:
