@@ -67,9 +67,9 @@ if data.skipped:
 
 ws = _workspace.get()
 cfg = ws.boxes.config or ctx.loaded.model.cfg  # what the Default boxes page shows
-st.caption(f"{len(data)} boxes from {_ui.plain(data.source)}. Default boxes: **{_ui.plain(cfg.name)}** "
-           f"({dsv.num_default_boxes(cfg)} boxes, {cfg.image_size} px input; "
-           f"{_ui.plain(ws.boxes.origin)}); edit them on the Default boxes page.")
+st.caption(_ui.plain(f"{len(data)} boxes from {data.source}. Default boxes: {cfg.name} "
+                     f"({dsv.num_default_boxes(cfg)} boxes, {cfg.image_size} px input; "
+                     f"{ws.boxes.origin}); edit them on the Default boxes page."))
 
 
 @st.fragment
@@ -100,10 +100,10 @@ def results() -> None:
 results()
 
 st.subheader("Optimizer")
-st.caption(f"Tunes the configuration above ({_ui.plain(cfg.name)}, {_ui.plain(ws.boxes.origin)}): keeps its input "
-           "size and feature maps, searches the scales, each level's aspect ratios and the extra box to maximise "
-           "BPR at IoU 0.5, then positives per box, and compares against it. Nothing changes on the Default boxes "
-           "page until you use the result.")
+st.caption(_ui.plain(f"Tunes the configuration above ({cfg.name}, {ws.boxes.origin}): keeps its input "
+                     "size and feature maps, searches the scales, each level's aspect ratios and the extra box to "
+                     "maximise BPR at IoU 0.5, then positives per box, and compares against it. Nothing changes on "
+                     "the Default boxes page until you use the result."))
 c1, c2 = st.columns(2)
 budget = c1.number_input("Budget: most default boxes", 100, 200_000, dsv.num_default_boxes(cfg), step=100,
                          key="ds_budget")

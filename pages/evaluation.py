@@ -208,8 +208,8 @@ def _tuner(info: jobs.EvalInfo) -> None:
     res = _load(info)
     kept = _kept(info.key, info.updated_at, str(info.eval_dir))
     st.subheader("Dataset threshold tuner")
-    st.caption(f"Over the kept network outputs of {_ui.plain(info.label)}: only post-processing and AP run again, never the "
-               "network. The first values are the evaluation's own thresholds.")
+    st.caption(_ui.plain(f"Over the kept network outputs of {info.label}: only post-processing and AP run again, "
+                         "never the network. The first values are the evaluation's own thresholds."))
     c1, c2, c3, c4 = st.columns(4)
     floor = float(kept.floor)
     score = c1.slider("Score threshold", floor, 0.95, max(floor, float(res["thresholds"]["score_thresh"])), 0.01,
