@@ -170,10 +170,8 @@ def extra_choice(model_id: str | None, roots: tuple[Path, ...] | None = None) ->
     if arch is not None and arch not in WEIGHTS_FILE_ARCHS:
         return None
     try:
-        real = confine(path, "model file", roots, kind="file")
+        confine(path, "model file", roots, kind="file")  # inside the roots, and a regular file
     except PathRefused:
-        return None
-    if not real.is_file():
         return None
     if arch is not None:
         return ModelChoice(model_id, f"weights file: {path.name} ({WEIGHTS_FILE_ARCHS[arch]})", "file")
