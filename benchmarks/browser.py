@@ -22,6 +22,12 @@ CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/b
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+# Health checks go straight to the loopback server, never through a proxy. Not
+# `urllib.request.urlopen`: its global opener reads *_proxy from the environment once, at
+# its first use, and keeps it, so a proxy set at that moment (a user's, or a test's
+# monkeypatched dead one) would hide every later server (found when a test that points
+# HTTPS_PROXY at a closed port happened to make the process's first request).
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def chromium_path() -> str | None:
@@ -39,13 +45,14 @@ def free_port() -> int:
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    """Until `/_stcore/health` answers ok; raises if the server exits or never answers."""
+    """Until `/_stcore/health` answers ok (asked directly, never through a proxy); raises
+    if the server exits or never answers."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"streamlit exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+            with _DIRECT.open(url + "/_stcore/health", timeout=2) as r:
                 if r.read().strip() == b"ok":
                     return
         except OSError:

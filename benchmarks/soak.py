@@ -49,10 +49,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.browser import CHROMIUM_ARGS, IDLE, STEP_DONE_JS, STEP_MARK_JS, WS_PROBE
+from benchmarks.browser import CHROMIUM_ARGS, IDLE, STEP_DONE_JS, STEP_MARK_JS, WS_PROBE, free_port
 from benchmarks.soak_report import (PhaseProfiles, capture_failure, goals, pct, print_report, rss_summary,
                                     server_steps, server_summary)
-from benchmarks.soak_server import RssSampler, free_port, read_runs, start_server, stop_server
+from benchmarks.soak_server import RssSampler, read_runs, start_server, stop_server
 from ssd.io import atomic_write, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,15 +19,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from streamlit.runtime.scriptrunner import script_runner
+
+from benchmarks.browser import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,12 +125,6 @@ def read_runs(path: str | os.PathLike) -> list[dict]:
 
 
 # ---------------------------------------------------------------- starting it, watching it (the soak's side)
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(port: int, ttl_s: int, runs_dir: Path, log_path: Path) -> subprocess.Popen:
     """`streamlit run app.py` on 127.0.0.1:port (config.toml as `make run` uses it), through
     `benchmarks.soak_server`, which times every script run into `runs.jsonl` beside `log_path`."""
@@ -140,17 +134,11 @@ def start_server(port: int, ttl_s: int, runs_dir: Path, log_path: Path) -> subpr
                SSD_SOAK_PROFILE=str(log_path.with_name("profile.json")))
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log_path, "w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"streamlit did not answer on port {port}; see {log_path}")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=120)
+    except (RuntimeError, TimeoutError) as e:
+        raise type(e)(f"{e}; see {log_path}") from None
+    return proc
 
 
 def stop_server(proc: subprocess.Popen) -> None:

@@ -24,25 +24,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks.browser import wait_healthy as _wait_healthy
+from benchmarks.browser import CHROMIUM_ARGS, IDLE, free_port as _free_port, wait_healthy as _wait_healthy
 from explorer import auth
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMP = ".venv/.installed"
 PW = "a long shared passphrase"
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 LISTEN = "0A"  # TCP state LISTEN in /proc/net/tcp
 
 
 # ---------------------------------------------------------------- helpers
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _non_loopback_ipv4() -> str:
     for name in auth.machine_host_names("0.0.0.0"):
         try:
