@@ -20,6 +20,15 @@ import pytest  # noqa: E402
 PEER_DATA = Path(os.environ.get("SSD_PEER_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "peer_data")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files with slow tests first, each file's tests kept together and in order. `make
+    test` hands whole files to two xdist workers in this order, so the long files (the
+    browser walk, the job processes) start at once instead of one of them running alone
+    at the end (longest first keeps the two workers' finishing times close)."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: files and tests keep their order
+
+
 @pytest.fixture
 def peer_data() -> Path:
     """`../shared/peer_data/` beside the project (read only: never copy from it)."""
