@@ -143,3 +143,84 @@ def test_tables_equal_the_servers_on_random_configs_and_shared_best_boxes(page):
             assert data["forced_pairs"], "the shared best box gives the second GT a forced pair"
         _check(page, cfg, logits, deltas, gt_px, labels, hw, names,
                [[0.5, 3.0], [0.3, 1.0], [0.8, 10.0]], (trial, cfg.name))
+
+
+# ---------------------------------------------------------------- through the real page
+def _page_metric(page, label: str) -> str:
+    m = page.locator(".ssd-metric").filter(has=page.locator(".ssd-metric-label", has_text=label)).first
+    return m.locator(".ssd-metric-value").inner_text().strip()
+
+
+def _table_rows(page, n: int) -> list[list[str]]:
+    trs = page.locator("table.ssd-table").nth(n).locator("tr")
+    return [trs.nth(i).locator("td").all_inner_texts() for i in range(1, trs.count())]
+
+
+def test_the_live_matching_page_in_the_real_app(tmp_path, browser):  # noqa: F811
+    """The sample scene with the shipped model: a key step on the live IoU threshold
+    (0.50 -> 0.55) reaches Python and the URL; the page's numbers, summary table and
+    Matches download are the server's `matching_view` at 0.55; the ratio's step (3 -> 3.5)
+    too, and the loss section's N, hard negatives and their table are `loss_view`'s."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.browser import settle, streamlit_server
+    from explorer.inputs.models import default_model_id, list_model_choices, load_model
+    from explorer.inputs.samples import list_samples, load_sample
+    from ssd.inference import forward_raw
+    from tests.test_browser_live import _wait_live
+
+    img = load_sample(list_samples()[0].sample_id)
+    gt_px = torch.tensor([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in img.gt_rows], dtype=torch.float32)
+    names = [r["label"] for r in img.gt_rows]
+    loaded = load_model(default_model_id(list_model_choices()))
+    cfg, hw = loaded.model.cfg, img.image.size[::-1]
+    db = default_boxes(cfg)
+    view = mv.matching_view(db, cfg.image_size, gt_px, names, hw, 0.55)
+
+    def url_has(key: str, value: str) -> None:
+        page.wait_for_function("([k, v]) => new URLSearchParams(location.search).get(k) === v", arg=[key, value],
+                               timeout=30_000)
+        settle(page)
+
+    with streamlit_server("app.py", tmp_path / "app.log", env={"SSD_RUNS_DIR": str(tmp_path / "runs")}) as (base, _):
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        try:
+            page.goto(f"{base}/matching")
+            _wait_live(page, "matching")
+            iou = page.get_by_role("slider", name="IoU threshold", exact=True)
+            assert iou.count() == 1 and iou.evaluate("e => e.type") == "range"
+            iou.focus()
+            iou.press("ArrowRight")  # 0.50 -> 0.55
+            url_has("match_iou", "0.55")
+            assert page.locator('[data-testid="stMetric"]').count() == 0  # the numbers are the page's
+            assert _page_metric(page, "Positive default boxes") == str(len(view.records))
+            assert _page_metric(page, "of them forced") == str(sum(r["forced"] for r in view.records))
+            summary = _table_rows(page, 0)
+            assert [[int(r[2]), int(r[3]), float(r[4]), r[7]] for r in summary] == \
+                [[s["matches"], s["forced_matches"], s["best_possible_iou"], s["status"]] for s in view.summary]
+            with page.expect_download() as got:
+                page.get_by_role("button", name="Matches (JSON)").click()
+            want = {"iou_threshold": 0.55, "summary": view.summary, "per_gt_level": view.per_gt_level,
+                    "positives": view.records}
+            assert json.loads(Path(got.value.path()).read_text()) == json.loads(json.dumps(want))
+
+            ratio = page.get_by_role("slider", name="Negatives per positive (neg:pos)", exact=True)
+            ratio.focus()
+            ratio.press("ArrowRight")  # 3.0 -> 3.5
+            url_has("neg_pos", "3.5")
+            page.get_by_text("Hard negatives & loss", exact=True).click()
+            page.locator(".ssd-live p.ssd-summary", has_text="Sums before dividing by N").first.wait_for(timeout=30_000)
+            settle(page)
+            raw = forward_raw(loaded.model, img.image)
+            labels = torch.tensor([loaded.class_names.index(n) for n in names])
+            lv = mv.loss_view(raw.cls_logits, raw.bbox_regression, db, gt_px, labels, hw, loaded.class_names,
+                              iou_threshold=0.55, neg_pos_ratio=3.5, variances=cfg.variances)
+            assert _page_metric(page, "N (positives)") == str(lv.num_pos)
+            assert _page_metric(page, "hard negatives") == str(lv.num_hard_negative)
+            negatives = _table_rows(page, 0)
+            assert [[int(r[0]), int(r[1]), float(r[2])] for r in negatives] == \
+                [[n["rank"], n["default_index"], n["conf_loss"]] for n in lv.negatives[:200]]
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            page.close()
