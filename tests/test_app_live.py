@@ -49,6 +49,8 @@ def test_until_the_browser_runs_it_the_server_figure_stays(page):
     at.run()
     _run_page(at, page)
     assert len(_components(at)) == 1  # mounted: the browser may run it
+    (component,) = _components(at)  # its JS: the small loader; the module is fetched from `module_url`
+    assert len(component.proto.js_content) < 1000 and _component_data(at)["module_url"]
     assert _plotly_count(at) >= 1  # and the server figure is there until it does
     name, label = LIVE_PAGES[page]
     assert any(s.label == label for s in at.slider)

@@ -160,7 +160,8 @@ def test_the_live_matching_page_in_the_real_app(tmp_path, browser):  # noqa: F81
     """The sample scene with the shipped model: a key step on the live IoU threshold
     (0.50 -> 0.55) reaches Python and the URL; the page's numbers, summary table and
     Matches download are the server's `matching_view` at 0.55; the ratio's step (3 -> 3.5)
-    too, and the loss section's N, hard negatives and their table are `loss_view`'s."""
+    too, and the loss section's N, hard negatives and their table are `loss_view`'s. The
+    figure's module is fetched once (`pages/_live.py` `module_url`), not sent per release."""
     import json
     from pathlib import Path
 
@@ -185,6 +186,9 @@ def test_the_live_matching_page_in_the_real_app(tmp_path, browser):  # noqa: F81
 
     with streamlit_server("app.py", tmp_path / "app.log", env={"SSD_RUNS_DIR": str(tmp_path / "runs")}) as (base, _):
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        modules = []  # the figure's module, served by the media store: fetched once per page load
+        page.on("response", lambda r: modules.append(r.url) if "/media/" in r.url and
+                r.headers.get("content-type", "").startswith("text/javascript") else None)
         try:
             page.goto(f"{base}/matching")
             _wait_live(page, "matching")
@@ -222,5 +226,6 @@ def test_the_live_matching_page_in_the_real_app(tmp_path, browser):  # noqa: F81
             assert [[int(r[0]), int(r[1]), float(r[2])] for r in negatives] == \
                 [[n["rank"], n["default_index"], n["conf_loss"]] for n in lv.negatives[:200]]
             assert page.locator('[data-testid="stException"]').count() == 0
+            assert len(modules) == 1, modules  # two releases and a section change later: not sent again
         finally:
             page.close()
