@@ -47,8 +47,7 @@ function mtDraw(st) {
     `${st.v.iou_thresh.toFixed(2)} and neg:pos ${st.v.neg_pos_ratio.toFixed(1)}. ` +
     (shownNeg ? `Hard negatives by rank (the ${shownNeg} hardest drawn): red the hardest 10%, orange the next 40%, ` +
                 "yellow the easiest 50%." : "");
-  mtMetrics(st, forced);
-  mtTables(st);
+  later(st, () => { mtMetrics(st, forced); mtTables(st); });
 }
 
 // The hard negatives by rank, as the server's hard-negative figure (explorer.views.matching.
@@ -173,7 +172,7 @@ function mtBuild(component, st) {
   const r = st.data.ranges;
   const redraw = () => mtDraw(st);
   const control = (name, id, label) => rangeControl(ui.controls, id, label, r[name], st.v[name],
-    v => { st.v[name] = v; redraw(); }, () => mtCommit(component, st));
+    v => { st.v[name] = v; }, redraw, () => mtCommit(component, st));
   st.ctl = {
     iou_thresh: control("iou_thresh", "mt-live-iou", "IoU threshold"),
     neg_pos_ratio: control("neg_pos_ratio", "mt-live-ratio", "Negatives per positive (neg:pos)"),
