@@ -67,7 +67,7 @@ def _live_commit(values: dict) -> None:
 BOX_DATA_KEY = "_match_live_boxes"  # (key, id, data): the live figure's per-box data, per model / image / GT
 
 
-def _box_data(ctx, db) -> tuple[str, dict]:
+def _box_data(ctx) -> tuple[str, dict]:
     """The live figure's per-box data (the losses no slider changes; `live_matching`), built
     once per model, image and GT in this session: a release does not rebuild it.
     Returns (its id, the data)."""
@@ -75,7 +75,7 @@ def _box_data(ctx, db) -> tuple[str, dict]:
     key = (ctx.model_key, img.digest, tuple(map(tuple, gt.boxes_xyxy.tolist())), tuple(gt.labels.tolist()))
     held = st.session_state.get(BOX_DATA_KEY)
     if held is None or held[0] != key:
-        stg = _cache.current_stages(ctx)
+        stg, db = _cache.current_stages(ctx), _cache.default_boxes_of(ctx.loaded.model.cfg)
         data = live_matching.matching_box_data(stg.cls_logits_flat(), stg.bbox_regression_flat(), db,
                                                results.px_to_norm(gt.boxes_xyxy, img.image_hw), gt.labels,
                                                ctx.loaded.model.cfg.variances)
@@ -84,11 +84,11 @@ def _box_data(ctx, db) -> tuple[str, dict]:
     return held[1], held[2]
 
 
-def _live_figure(ctx, db, iou_thr: float, ratio: float, section: str = SECTIONS[0]) -> bool:
+def _live_figure(ctx, iou_thr: float, ratio: float, section: str = SECTIONS[0]) -> bool:
     """The matching figure computed in the page (True when it is in charge); the page also
     draws the numbers and the tables of `section` (none for the box encoding)."""
     img, cfg = ctx.image, ctx.loaded.model.cfg
-    box_id, box_data = _box_data(ctx, db)
+    box_id, box_data = _box_data(ctx)
     data = live_data.matching_data(cfg, results.px_to_norm(ctx.gt.boxes_xyxy, img.image_hw), ctx.gt.names,
                                    ctx.gt.boxes_xyxy, img.image_hw, iou_thr, ratio,
                                    _cache.image_uri(img.digest, img.image), ctx.loaded.class_names,
@@ -161,7 +161,7 @@ def _section_radio() -> str:
     # One section's figures at a time: each changed chart is rebuilt in the browser on a
     # slider step (~60 ms each here), so showing all three made the IoU step ~3x slower.
     return st.radio("Show", SECTIONS, horizontal=True, key="match_section",
-                    help="The numbers above cover all three; the figures and tables of one section show below.")
+                    help="The numbers cover all three; the figures and tables of one section show below.")
 
 
 def _live_section(ctx) -> None:
@@ -179,10 +179,10 @@ def _live_part(ctx, section: str) -> None:
     threshold): a release reruns this part: the workspace takes the values (`_live_commit`),
     the URL follows."""
     model, ws = ctx.loaded.model, _workspace.get()
-    db = _cache.default_boxes_of(model.cfg)
     iou_thr = ws.matching.iou_thresh
-    _live_figure(ctx, db, iou_thr, ws.matching.neg_pos_ratio, section)
-    if section == SECTIONS[1]:
+    _live_figure(ctx, iou_thr, ws.matching.neg_pos_ratio, section)
+    if section == SECTIONS[1]:  # (the default boxes: a cached copy, only where needed)
+        db = _cache.default_boxes_of(model.cfg)
         view = mv.matching_view(db, model.cfg.image_size, ctx.gt.boxes_xyxy, ctx.gt.names, ctx.image.image_hw, iou_thr)
         _encoding_section(view, ctx.gt, db, model.cfg, ctx.image.image_hw)
     _workspace.sync_url()
@@ -217,7 +217,7 @@ def _matching_section(ctx) -> None:
         return
 
     # The live figure, mounted so that the browser may run it (then `_live_section` draws the page).
-    _live_figure(ctx, db, iou_thr, ratio)
+    _live_figure(ctx, iou_thr, ratio)
     view = mv.matching_view(db, cfg.image_size, gt.boxes_xyxy, gt.names, hw, iou_thr)
     stg = _cache.current_stages(ctx)
     lv = mv.loss_view(stg.cls_logits_flat(), stg.bbox_regression_flat(), db, gt.boxes_xyxy, gt.labels, hw,
