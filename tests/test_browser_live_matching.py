@@ -229,3 +229,30 @@ def test_the_live_matching_page_in_the_real_app(tmp_path, browser):  # noqa: F81
             assert len(modules) == 1, modules  # two releases and a section change later: not sent again
         finally:
             page.close()
+
+
+def test_a_module_that_cannot_load_leaves_the_server_figure(tmp_path, browser):  # noqa: F811
+    """The figure's module refused (its request aborted, as a broken network or a blocked
+    script would): the live area says it could not load, and the page keeps the server's
+    figure, sliders and numbers (`pages/_live.py`'s fallback)."""
+    from benchmarks.browser import settle, streamlit_server
+
+    with streamlit_server("app.py", tmp_path / "app.log", env={"SSD_RUNS_DIR": str(tmp_path / "runs")}) as (base, _):
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        page.route("**/media/**", lambda route: route.abort() if route.request.resource_type == "script"
+                   else route.continue_())
+        try:
+            page.goto(f"{base}/matching")
+            status = page.locator(".ssd-live-status").first
+            status.wait_for(timeout=90_000)
+            page.wait_for_function("""() => [...document.querySelectorAll('*')].some(e => e.shadowRoot &&
+                e.shadowRoot.querySelector('.ssd-live-status')?.textContent.includes('could not load'))""",
+                                   timeout=30_000)
+            settle(page)
+            assert page.locator("canvas.ssd-canvas").count() == 0
+            assert page.locator('[data-testid="stSlider"]').filter(has_text="IoU threshold").count() == 1
+            assert page.locator(".js-plotly-plot").count() >= 1
+            assert page.locator('[data-testid="stMetric"]').filter(has_text="Positive default boxes").count() == 1
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            page.close()
