@@ -147,9 +147,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json")
     ap.add_argument("--live-json", help="also measure the live figures; write their results here")
     ap.add_argument("--live-only", action="store_true", help="only the live figures")
+    ap.add_argument("--live-pages", help="comma-separated live pages to measure (default: all): "
+                                         + ",".join(p for p, _ in LIVE_CONTROLS))
     a = ap.parse_args(argv)
     if a.live_json or a.live_only:
-        live = run_live(a.repeats)
+        wanted = a.live_pages.split(",") if a.live_pages else [p for p, _ in LIVE_CONTROLS]
+        unknown = set(wanted) - {p for p, _ in LIVE_CONTROLS}
+        if unknown:
+            ap.error(f"unknown live pages {sorted(unknown)}")
+        live = run_live(a.repeats, [c for c in LIVE_CONTROLS if c[0] in wanted])
         f = live["floor"]
         print(f"load average {live['load_average_before']} -> {live['load_average_after']}")
         print(f"floor (one-slider app): first change {f['first_median_ms']} ms, last change {f['last_median_ms']} ms")

@@ -1,10 +1,19 @@
 """Live figures: Default boxes, Matching and NMS computed in the page on every slider step
 (issue 21), as `st.components.v2` components registered once, at import.
 
-Each component is one ES module: `pages/live/ssd_mirror.js` (float32 mirrors of the
-library's maths, proved equal to it by tests/test_browser_live.py), `common.js` (controls,
-canvas, commit) and the figure's own file; the files live beside the pages because they
-are page code (explorer/ stays plain Python). Python sends the data once per image /
+Each figure is one ES module: `pages/live/ssd_mirror.js` (float32 mirrors of the
+library's maths, proved equal to it by tests/test_browser_live*.py), `common.js` (controls,
+canvas, commit) and the figure's own files (`MODULE_FILES`); the files live beside the
+pages because they are page code (explorer/ stays plain Python).
+
+The module is served, not inlined: `st.components.v2` sends a component's inline JS in
+every element (each release re-sent ~30 KB), and serves JS by path only from the
+`asset_dir` of an installed package's manifest (this app is not installed, and
+`static/` serving is off: .streamlit/config.toml says why). So the registered JS is a
+small loader (`LOADER`) and the module goes into Streamlit's media store, private to this
+server process like the figure backgrounds (pages/_media.py), at a URL that depends on
+its bytes alone (`module_url`, sent in the data); the browser imports it once per page
+load (its module map keeps it) and every later mount reuses it. Python sends the data once per image /
 model / configuration (`explorer.views.live_data`); the page redraws on every step and
 sends the controls' values back on release (pointer up, every key step) as the state
 value `commit`; `ready` says the module ran in this browser; `have` names the large
@@ -18,6 +27,7 @@ controls (and says why). `mount` returns whether the live figure is in charge.
 """
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import Callable
@@ -30,22 +40,54 @@ NAMES = ("default_boxes", "matching", "nms")
 LOADING = ("The live figure is loading. If this message stays, it could not run in this browser; "
            "the figure drawn by the server below shows the same.")
 HTML = f'<div class="ssd-live"><p class="ssd-live-status">{LOADING}</p></div>'
+FAILED = "The live figure could not load; the figure drawn by the server below shows the same. "
+# The registered JS: imports the figure's module (`data.module_url`) and hands it the mount.
+LOADER = """export default function (component) {
+  const url = new URL(component.data.module_url, document.baseURI).href;
+  import(url).then((m) => m.default(component), (e) => {
+    const s = component.parentElement.querySelector(".ssd-live-status");
+    if (s) s.textContent = %s + String(e);
+  });
+}
+""" % repr(FAILED)
+MIME = "text/javascript"
+
+
+# Each figure's module: the files joined in this order (plain declarations, one scope).
+MODULE_FILES = {"default_boxes": ("ssd_mirror.js", "common.js", "default_boxes.js"),
+                "matching": ("ssd_mirror.js", "matching_tables.js", "common.js", "matching.js"),
+                "nms": ("ssd_mirror.js", "common.js", "nms.js")}
 
 
 def _module(name: str) -> str:
-    return "\n".join((LIVE_DIR / f).read_text() for f in ("ssd_mirror.js", "common.js", f"{name}.js"))
+    return "\n".join((LIVE_DIR / f).read_text() for f in MODULE_FILES[name])
 
 
-def _register() -> tuple[dict, str | None]:
+def _register() -> tuple[dict, dict, str | None]:
+    """(components, module sources (bytes) by name, error)."""
     try:
         css = (LIVE_DIR / "live.css").read_text()
-        return {n: st.components.v2.component(f"ssd_live_{n}", html=HTML, css=css, js=_module(n))
-                for n in NAMES}, None
+        modules = {n: _module(n).encode() for n in NAMES}
+        return {n: st.components.v2.component(f"ssd_live_{n}", html=HTML, css=css, js=LOADER)
+                for n in NAMES}, modules, None
     except Exception as e:  # a missing file, an older Streamlit: the server figures stay
-        return {}, f"{type(e).__name__}: {e}"
+        return {}, {}, f"{type(e).__name__}: {e}"
 
 
-COMPONENTS, REGISTER_ERROR = _register()
+COMPONENTS, MODULES, REGISTER_ERROR = _register()
+
+
+def module_url(name: str) -> str:
+    """Where the browser imports figure `name`'s module: `media/<id>.js` (relative to the
+    app's base URL) in this server's media store, registered for this session on every
+    run (as `pages._media` does for images: the store drops files no session shows); a
+    data URI outside a Streamlit runtime."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return f"data:{MIME};base64," + base64.b64encode(MODULES[name]).decode("ascii")
+    manager = runtime.get_instance().media_file_mgr
+    return manager.add(MODULES[name], MIME, f"ssd-live-module:{name}", file_name=f"ssd_live_{name}.js").lstrip("/")
 
 
 def enabled() -> bool:
@@ -100,7 +142,7 @@ def mount(name: str, data: dict, on_commit: Callable[[dict], None], held: tuple[
     def ready():
         ss[_ready_key(name)] = True
 
-    COMPONENTS[name](key=key, data={**data, "seq": ss.get(_seq_key(name), 0)},
+    COMPONENTS[name](key=key, data={**data, "seq": ss.get(_seq_key(name), 0), "module_url": module_url(name)},
                      default={"commit": None, "ready": False, "have": None},
                      on_commit_change=committed, on_ready_change=ready, on_have_change=_nothing)
     return bool(ss.get(_ready_key(name)))

@@ -225,11 +225,11 @@ def _metrics(cfg, db, level: int) -> None:
 FIG_HEIGHT = 560  # px, the default-box chart
 
 
-def _figure_caption(cfg, db, level: int, row: int, col: int) -> str:
+def _figure_caption(cfg, level: int, row: int, col: int) -> str:
     f = cfg.feature_maps[level]
     text = (f"The {cfg.image_size}x{cfg.image_size} network input (your image stretched to a square) "
             f"with the {f}x{f} grid of level {level}, the picked cell ({row}, {col}) outlined in black and "
-            f"its {db.wh_per_level[level].shape[0]} default boxes in colour.")
+            f"its {cfg.boxes_per_location()[level]} default boxes in colour.")
     style = dbv.grid_style(f, cfg.steps[level], cfg.image_size, dbv.PLOT_PX)
     if style.every > 1:
         text += (f" Cells are {style.cell_px:.0f} px on screen: the grid draws a line every {style.every} "
@@ -254,12 +254,11 @@ def _live_part(level: int) -> None:
     level = dbv.valid_level(level, cfg.num_levels)
     _valid_cell(cfg, level)
     row, col = ss["db_row"], ss["db_col"]
-    db = _cache.default_boxes_of(cfg)
-    img = ctx.image
+    img = ctx.image  # (no default boxes here: a release needs none, and the cache hands out a pickled copy)
     uri = _cache.image_uri(img.digest, img.image, (cfg.image_size, cfg.image_size))
     for warning in dbc.config_warnings(cfg):
         st.warning(warning.message)
-    st.caption(_figure_caption(cfg, db, level, row, col))
+    st.caption(_figure_caption(cfg, level, row, col))
     _live.mount("default_boxes", live_data.default_boxes_data(cfg, _controls(), level, (row, col), uri),
                 _live_commit)
     # Under the figure (fewer elements for a release to send: no columns).
@@ -302,7 +301,7 @@ def _default_boxes_section() -> None:
     with right:
         for warning in dbc.config_warnings(cfg):
             st.warning(warning.message)
-        st.caption(_figure_caption(cfg, db, level, row, col))
+        st.caption(_figure_caption(cfg, level, row, col))
         # The live figure (computed in the page on every step); the server figure until
         # the browser has run it once, or always when it is off.
         live = _live.mount("default_boxes", live_data.default_boxes_data(cfg, _controls(), level, (row, col), uri),

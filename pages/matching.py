@@ -6,7 +6,7 @@ import streamlit as st
 
 from explorer import results
 from explorer.views import encoding as ev
-from explorer.views import live_data
+from explorer.views import live_data, live_matching
 from explorer.views import matching as mv
 from explorer.views.live_data import MATCH_IOU_RANGE, NEG_POS_RANGE
 from pages import _cache, _live, _sidebar, _ui, _workspace
@@ -52,6 +52,7 @@ def _encoding_section(view, gt, db, cfg, hw) -> None:
 
 
 SECTIONS = ("Positives", "Box encoding", "Hard negatives & loss")
+LIVE_SECTIONS = dict(zip(SECTIONS, ("positives", "encoding", "loss")))  # the live figure's name of each
 
 
 def _live_commit(values: dict) -> None:
@@ -63,15 +64,37 @@ def _live_commit(values: dict) -> None:
         pass
 
 
-def _live_figure(ctx, db, iou_thr: float, ratio: float) -> bool:
-    """The matching figure computed in the page (True when it is in charge)."""
+BOX_DATA_KEY = "_match_live_boxes"  # (key, id, data): the live figure's per-box data, per model / image / GT
+
+
+def _box_data(ctx) -> tuple[str, dict]:
+    """The live figure's per-box data (the losses no slider changes; `live_matching`), built
+    once per model, image and GT in this session: a release does not rebuild it.
+    Returns (its id, the data)."""
+    img, gt = ctx.image, ctx.gt
+    key = (ctx.model_key, img.digest, tuple(map(tuple, gt.boxes_xyxy.tolist())), tuple(gt.labels.tolist()))
+    held = st.session_state.get(BOX_DATA_KEY)
+    if held is None or held[0] != key:
+        stg, db = _cache.current_stages(ctx), _cache.default_boxes_of(ctx.loaded.model.cfg)
+        data = live_matching.matching_box_data(stg.cls_logits_flat(), stg.bbox_regression_flat(), db,
+                                               results.px_to_norm(gt.boxes_xyxy, img.image_hw), gt.labels,
+                                               ctx.loaded.model.cfg.variances)
+        data_id = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+        held = st.session_state[BOX_DATA_KEY] = (key, data_id, data)
+    return held[1], held[2]
+
+
+def _live_figure(ctx, iou_thr: float, ratio: float, section: str = SECTIONS[0]) -> bool:
+    """The matching figure computed in the page (True when it is in charge); the page also
+    draws the numbers and the tables of `section` (none for the box encoding)."""
     img, cfg = ctx.image, ctx.loaded.model.cfg
-    stg = _cache.current_stages(ctx)
+    box_id, box_data = _box_data(ctx)
     data = live_data.matching_data(cfg, results.px_to_norm(ctx.gt.boxes_xyxy, img.image_hw), ctx.gt.names,
-                                   ctx.gt.boxes_xyxy, _cache.background_loss(ctx, stg, db), img.image_hw,
-                                   iou_thr, ratio, _cache.image_uri(img.digest, img.image))
-    held_id = hashlib.sha1(repr((ctx.model_key, img.digest, ctx.gt.boxes_xyxy.tolist())).encode()).hexdigest()[:16]
-    return _live.mount("matching", data, _live_commit, held=(held_id, ("gt_norm", "conf_loss")))
+                                   ctx.gt.boxes_xyxy, img.image_hw, iou_thr, ratio,
+                                   _cache.image_uri(img.digest, img.image), ctx.loaded.class_names,
+                                   LIVE_SECTIONS[section])
+    return _live.mount("matching", {**data, **box_data}, _live_commit,
+                       held=(box_id, ("gt_norm",) + live_matching.HELD_FIELDS))
 
 
 def _positives_section(view, gt, uri, hw, model, iou_thr) -> None:
@@ -100,18 +123,11 @@ def _positives_tables(view, iou_thr) -> None:
                                   "per_gt_level": view.per_gt_level, "positives": view.records})
 
 
-def _loss_section(lv, db, gt, uri, hw, iou_thr, ratio, live: bool) -> None:
-    st.latex(mv.LOSS_FORMULA)
-    st.markdown(
-        "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
-        "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
+def _loss_section(lv, db, gt, uri, hw, iou_thr, ratio) -> None:
+    """The server's loss numbers, hard-negative chart and table (the fallback)."""
     st.caption(f"Sums before dividing by N: L_conf = {lv.conf_sum:.3f}, L_loc = {lv.loc_sum:.3f}. "
                f"{len(db) - lv.num_pos - lv.num_hard_negative} easy negatives are ignored.")
-    if live:  # the live figure above draws the mined negatives by rank (the same bands)
-        st.caption("The figure above draws the hard negatives by rank: red the hardest 10%, orange the next 40%, "
-                   "yellow the easiest 50% (the 300 hardest at most). Their table:")
-    else:
-        _ui.show_plotly(mv.hard_negative_figure(lv, uri, hw, gt.boxes_xyxy, gt.names), key="hardneg_chart")
+    _ui.show_plotly(mv.hard_negative_figure(lv, uri, hw, gt.boxes_xyxy, gt.names), key="hardneg_chart")
     st.dataframe(lv.negatives, hide_index=True, width="stretch")
     loss_numbers = {"iou_threshold": iou_thr, "neg_pos_ratio": ratio, "N": lv.num_pos,
                     "L_conf_over_N": lv.conf, "L_loc_over_N": lv.loc, "total": lv.total,
@@ -134,9 +150,50 @@ def _metrics(gt, view, lv) -> None:
     l5.metric("L total", f"{lv.total:.4f}")
 
 
+def _loss_text() -> None:
+    st.latex(mv.LOSS_FORMULA)
+    st.markdown(
+        "L_conf: softmax cross-entropy over the N positives and the mined negatives; L_loc: Smooth L1 "
+        "between predicted and encoded ground-truth offsets over the positives; alpha = 1.")
+
+
+def _section_radio() -> str:
+    # One section's figures at a time: each changed chart is rebuilt in the browser on a
+    # slider step (~60 ms each here), so showing all three made the IoU step ~3x slower.
+    return st.radio("Show", SECTIONS, horizontal=True, key="match_section",
+                    help="The numbers cover all three; the figures and tables of one section show below.")
+
+
+def _live_section(ctx) -> None:
+    """The page with the live figure in charge: its sliders, numbers, tables and downloads
+    are computed in the browser; a release reruns only `_live_part` (the values synced)."""
+    section = _section_radio()
+    if section == SECTIONS[2]:
+        _loss_text()
+    _live_part(ctx, section)
+
+
+@st.fragment
+def _live_part(ctx, section: str) -> None:
+    """The live figure (and the box encoding's picker, the one server part that follows the
+    threshold): a release reruns this part: the workspace takes the values (`_live_commit`),
+    the URL follows."""
+    model, ws = ctx.loaded.model, _workspace.get()
+    iou_thr = ws.matching.iou_thresh
+    _live_figure(ctx, iou_thr, ws.matching.neg_pos_ratio, section)
+    if section == SECTIONS[1]:  # (the default boxes: a cached copy, only where needed)
+        db = _cache.default_boxes_of(model.cfg)
+        view = mv.matching_view(db, model.cfg.image_size, ctx.gt.boxes_xyxy, ctx.gt.names, ctx.image.image_hw, iou_thr)
+        _encoding_section(view, ctx.gt, db, model.cfg, ctx.image.image_hw)
+    _workspace.sync_url()
+
+
 # A fragment: moving a control here reruns this part only, not the sidebar and the page.
 @st.fragment
 def _matching_section(ctx) -> None:
+    if _live.enabled() and st.session_state.get("_live_ready_matching") and len(ctx.gt) > 0:
+        _live_section(ctx)
+        return
     model = ctx.loaded.model
     cfg = model.cfg
     db = _cache.default_boxes_of(cfg)
@@ -144,16 +201,14 @@ def _matching_section(ctx) -> None:
     hw = img.image_hw
     gt = ctx.gt
 
-    ss, ws = st.session_state, _workspace.get()
-    live = _live.enabled() and bool(ss.get("_live_ready_matching")) and len(gt) > 0
-    if not live:  # else the live figure's sliders set these
-        c1, c2 = st.columns(2)
-        _workspace.bound("slider", "match_iou", lambda: ws.matching.iou_thresh,
-                         lambda v: ws.set_matching(iou_thresh=v), "IoU threshold", *MATCH_IOU_RANGE[:2],
-                         step=MATCH_IOU_RANGE[2], container=c1)
-        _workspace.bound("slider", "match_ratio", lambda: ws.matching.neg_pos_ratio,
-                         lambda v: ws.set_matching(neg_pos_ratio=v), "Negatives per positive (neg:pos)",
-                         *NEG_POS_RANGE[:2], step=NEG_POS_RANGE[2], container=c2)
+    ws = _workspace.get()
+    c1, c2 = st.columns(2)
+    _workspace.bound("slider", "match_iou", lambda: ws.matching.iou_thresh,
+                     lambda v: ws.set_matching(iou_thresh=v), "IoU threshold", *MATCH_IOU_RANGE[:2],
+                     step=MATCH_IOU_RANGE[2], container=c1)
+    _workspace.bound("slider", "match_ratio", lambda: ws.matching.neg_pos_ratio,
+                     lambda v: ws.set_matching(neg_pos_ratio=v), "Negatives per positive (neg:pos)",
+                     *NEG_POS_RANGE[:2], step=NEG_POS_RANGE[2], container=c2)
     iou_thr, ratio = ws.matching.iou_thresh, ws.matching.neg_pos_ratio
 
     if len(gt) == 0:
@@ -161,27 +216,23 @@ def _matching_section(ctx) -> None:
                 "the sidebar (*Ground-truth boxes*) or draw them on the Home page.")
         return
 
-    live = _live_figure(ctx, db, iou_thr, ratio)
+    # The live figure, mounted so that the browser may run it (then `_live_section` draws the page).
+    _live_figure(ctx, iou_thr, ratio)
     view = mv.matching_view(db, cfg.image_size, gt.boxes_xyxy, gt.names, hw, iou_thr)
     stg = _cache.current_stages(ctx)
     lv = mv.loss_view(stg.cls_logits_flat(), stg.bbox_regression_flat(), db, gt.boxes_xyxy, gt.labels, hw,
                       ctx.loaded.class_names, iou_threshold=iou_thr, neg_pos_ratio=ratio, variances=cfg.variances)
     _metrics(gt, view, lv)
-    # One section's figures at a time: each changed chart is rebuilt in the browser on a
-    # slider step (~60 ms each here), so showing all three made the IoU step ~3x slower.
-    section = st.radio("Show", SECTIONS, horizontal=True, key="match_section",
-                       help="The numbers above cover all three; the figures and tables of one section show below.")
+    section = _section_radio()
     uri = _cache.image_uri(img.digest, img.image)
     if section == SECTIONS[0]:
-        if live:  # the figure is the live one above; its tables here
-            _positives_tables(view, iou_thr)
-        else:
-            _live.fallback_note()
-            _positives_section(view, gt, uri, hw, model, iou_thr)
+        _live.fallback_note()
+        _positives_section(view, gt, uri, hw, model, iou_thr)
     elif section == SECTIONS[1]:
         _encoding_section(view, gt, db, cfg, hw)
     else:
-        _loss_section(lv, db, gt, uri, hw, iou_thr, ratio, live)
+        _loss_text()
+        _loss_section(lv, db, gt, uri, hw, iou_thr, ratio)
     _workspace.sync_url()
 
 

@@ -49,6 +49,8 @@ def test_until_the_browser_runs_it_the_server_figure_stays(page):
     at.run()
     _run_page(at, page)
     assert len(_components(at)) == 1  # mounted: the browser may run it
+    (component,) = _components(at)  # its JS: the small loader; the module is fetched from `module_url`
+    assert len(component.proto.js_content) < 1000 and _component_data(at)["module_url"]
     assert _plotly_count(at) >= 1  # and the server figure is there until it does
     name, label = LIVE_PAGES[page]
     assert any(s.label == label for s in at.slider)
@@ -115,3 +117,31 @@ def test_live_default_boxes_scales_follow_the_rule_and_bad_scales_say_why():
     assert at.text_input(key="db_scales").value == "0.1, 0.2, oops" and _components(at) == []
     at.text_input(key="db_scales").set_value(want).run()
     assert not at.exception and len(_components(at)) == 1 and not list(at.error)
+
+
+def test_a_committed_value_reaches_python_and_the_live_matching_page():
+    """With the live Matching figure in charge, the workspace's matching settings (what its
+    commit callback writes) are what the page sends; the numbers and tables are the page's
+    (none drawn by the server), its per-box losses do not depend on the threshold, and the
+    box encoding's picker (drawn by the server, in the release's fragment) follows it."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.session_state["_live_ready_matching"] = True
+    ws = at.session_state["_workspace"]
+    ws.set_matching(iou_thresh=0.3, neg_pos_ratio=1.0)
+    _run_page(at, "pages/matching.py")
+    low = _component_data(at)
+    assert (low["iou_thresh"], low["neg_pos_ratio"], low["section"]) == (0.3, 1.0, "positives")
+    assert not list(at.metric) and not list(at.dataframe) and not any(s.label == "IoU threshold" for s in at.slider)
+    at.radio(key="match_section").set_value("Box encoding").run()
+    options_low = at.selectbox(key="enc_pick").options
+    assert _component_data(at)["section"] == "encoding"
+    ws.set_matching(iou_thresh=0.7)
+    _run_page(at, "pages/matching.py")
+    high = _component_data(at)
+    assert high["iou_thresh"] == 0.7
+    for field in ("conf_loss", "pos_conf_loss", "pos_loc_loss", "p_background", "top_class", "forced_pairs"):
+        assert field not in high or high[field] == low[field], field  # sent once (held), the same
+    assert len(at.selectbox(key="enc_pick").options) < len(options_low)
+    at.radio(key="match_section").set_value("Hard negatives & loss").run()
+    assert _component_data(at)["section"] == "loss" and not list(at.dataframe) and len(at.latex) == 1

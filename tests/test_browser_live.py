@@ -450,15 +450,10 @@ def _wait_live(page, name: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def _metric(page, label: str) -> str:
-    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
-    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
-
-
 def test_live_figures_in_the_real_app(tmp_path, browser):
-    """One server, the three pages: a key step redraws the canvas before Python answers, the
-    released value reaches Python (the tables agree with the figure, the URL and the Trace
-    page show it), a click inside the picked cell's largest box picks the cell under the
+    """One server, Default boxes and NMS (Matching: tests/test_browser_live_matching.py): a
+    key step redraws the canvas before Python answers, the released value reaches Python
+    (the tables agree with the figure, the URL and the Trace page show it), a click inside the picked cell's largest box picks the cell under the
     pointer, and a click on an NMS box picks that object for the Trace page."""
     from benchmarks.browser import streamlit_server
 
@@ -488,20 +483,6 @@ def test_live_figures_in_the_real_app(tmp_path, browser):
                 const v = l => document.querySelector(`input[aria-label="${l}"]`)?.value;
                 return v('Cell row i') === '3' && v('Cell column j') === '4'; }""", timeout=30_000)
             _default_box_tables_are_the_servers(page)
-
-            page.goto(f"{base}/matching")
-            _wait_live(page, "matching")
-            iou = page.get_by_role("slider", name="IoU threshold", exact=True)
-            assert iou.count() == 1
-            iou.focus()
-            iou.press("ArrowRight")  # 0.50 -> 0.55
-            summary = page.locator(".ssd-summary").first
-            n_page = summary.inner_text().split(" ")[0]
-            page.wait_for_function("""(n) => [...document.querySelectorAll('[data-testid="stMetric"]')]
-                .some(m => m.innerText.includes('Positive default boxes') && m.innerText.includes(n))""",
-                                   arg=n_page, timeout=30_000)
-            settle(page)
-            assert _metric(page, "Positive default boxes") == n_page
 
             page.goto(f"{base}/nms")
             _wait_live(page, "nms")

@@ -83,18 +83,20 @@ def background_conf_loss(cls_logits: Tensor, default_cxcywh: Tensor) -> Tensor:
 
 
 def matching_data(cfg: SSDConfig, gt_xyxy_norm: Tensor, gt_names: list[str], gt_xyxy_px: Tensor,
-                  conf_loss_bg: Tensor, image_hw: tuple[int, int], iou_thresh: float, neg_pos_ratio: float,
-                  image_uri: str | None) -> dict:
+                  image_hw: tuple[int, int], iou_thresh: float, neg_pos_ratio: float, image_uri: str | None,
+                  class_names: list[str], section: str = "positives") -> dict:
     """The Matching figure's data: the model's box configuration (the page generates the
     default boxes), the GT normalised (`ssd.boxes.px_to_norm`, the boxes
-    `ssd.matching.match` gets) and in pixels (to draw), the per-box background loss
-    (`background_conf_loss`), and the current IoU threshold and neg:pos ratio."""
+    `ssd.matching.match` gets) and in pixels (to draw), the model's class names, the
+    current IoU threshold and neg:pos ratio, and the page's section whose tables the page
+    draws ("positives", "loss" or "encoding": none). The per-box losses come with it
+    (`explorer.views.live_matching.matching_box_data`)."""
     g = gt_xyxy_norm.reshape(-1, 4)
     return {"config": box_config_data(cfg), "gt_norm": f32_b64(g), "num_gt": int(g.shape[0]),
             "gt_px": [[float(v) for v in row] for row in gt_xyxy_px.reshape(-1, 4).tolist()],
-            "gt_names": [str(n) for n in gt_names], "conf_loss": f32_b64(conf_loss_bg),
+            "gt_names": [str(n) for n in gt_names], "class_names": [str(n) for n in class_names],
             "image_hw": [int(image_hw[0]), int(image_hw[1])], "iou_thresh": float(iou_thresh),
-            "neg_pos_ratio": float(neg_pos_ratio),
+            "neg_pos_ratio": float(neg_pos_ratio), "section": section,
             "ranges": {"iou_thresh": MATCH_IOU_RANGE, "neg_pos_ratio": NEG_POS_RANGE},
             "colors": {"gt": GT_COLOR, "level": list(LEVEL_COLORS)}, "image_uri": image_uri}
 

@@ -18,23 +18,43 @@ function el(tag, attrs, text) {
 }
 
 /** A native range input whose accessible name is its visible label (label for=id), with
- * its value shown beside it. `onInput(v)` on every step; `onCommit(v)` on release (the
- * input's `change`: pointer up after a drag, and every key step). */
-function rangeControl(parent, id, label, range, value, onInput, onCommit) {
+ * its value shown beside it. On every step `set(v)` records the value and `redraw()` draws
+ * it; `onCommit(v)` sends it to Python on release: the input's `change` after a pointer
+ * drag or click, and on a key step (a release by itself) already before the redraw, so
+ * that Python's round trip and the page's drawing overlap. */
+function rangeControl(parent, id, label, range, value, set, redraw, onCommit) {
   const row = el("div", { class: "ssd-control" });
   const lab = el("label", { for: id }, label);
   const input = el("input", { type: "range", id, min: String(range[0]), max: String(range[1]), step: String(range[2]) });
   input.value = String(value);
   const out = el("output", { for: id, "aria-hidden": "true" }, fmt(value, range[2]));
-  input.addEventListener("input", () => { out.textContent = fmt(+input.value, range[2]); onInput(+input.value); });
-  input.addEventListener("change", () => onCommit(+input.value));
+  let pointer = false, sent = null;
+  const send = (v) => { if (v !== sent) { sent = v; onCommit(v); } };
+  input.addEventListener("pointerdown", () => { pointer = true; });
+  input.addEventListener("pointerup", () => { pointer = false; });
+  input.addEventListener("input", () => {
+    const v = +input.value;
+    out.textContent = fmt(v, range[2]);
+    set(v);
+    if (!pointer) send(v);  // a key step: commit first, then draw
+    redraw();
+  });
+  input.addEventListener("change", () => { pointer = false; send(+input.value); });
   row.append(lab, input, out);
   parent.appendChild(row);
   return {
     input,
-    set(v) { input.value = String(v); out.textContent = fmt(+input.value, range[2]); },
+    set(v) { input.value = String(v); out.textContent = fmt(+input.value, range[2]); sent = +input.value; },
     get() { return +input.value; },
   };
+}
+
+/** Run `fn` in a task of its own after this one (the newest call wins): the tables under
+ * a figure, after the canvas and after a key step's commit, which Streamlit sends from a
+ * task it queued when the commit was made: Python's round trip starts first. */
+function later(st, fn) {
+  clearTimeout(st.laterTimer);
+  st.laterTimer = setTimeout(fn, 0);
 }
 
 function fmt(v, step) {

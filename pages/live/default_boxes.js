@@ -40,7 +40,7 @@ function dbDraw(st) {
                                     colors[n % colors.length], 2));
   ctx.fillStyle = "#000";
   ctx.beginPath(); ctx.arc((col + 0.5) * step * px, (row + 0.5) * step * px, 3, 0, 2 * Math.PI); ctx.fill();
-  dbTable(st, cfg, k, row, col, boxes, labels);
+  later(st, () => dbTable(st, cfg, k, row, col, boxes, labels));
 }
 
 function dbTable(st, cfg, k, row, col, boxes, labels) {
@@ -136,11 +136,11 @@ function dbBuild(component, st) {
   const redraw = () => dbDraw(st);
   st.ctl = {
     image_size: rangeControl(ui.controls, "db-live-size", "Input size S (px)", r.image_size, st.v.image_size,
-                             v => { st.v.image_size = v; redraw(); }, () => dbCommit(component, st)),
+                             v => { st.v.image_size = v; }, redraw, () => dbCommit(component, st)),
     s_min: rangeControl(ui.controls, "db-live-smin", "s_min", r.s_min, st.v.s_min,
-                        v => { st.v.s_min = v; st.ruleMoved = true; redraw(); }, () => dbCommit(component, st)),
+                        v => { st.v.s_min = v; st.ruleMoved = true; }, redraw, () => dbCommit(component, st)),
     s_max: rangeControl(ui.controls, "db-live-smax", "s_max", r.s_max, st.v.s_max,
-                        v => { st.v.s_max = v; st.ruleMoved = true; redraw(); }, () => dbCommit(component, st)),
+                        v => { st.v.s_max = v; st.ruleMoved = true; }, redraw, () => dbCommit(component, st)),
   };
   ui.sizes = el("canvas", { class: "ssd-chart", role: "img" });
   ui.root.append(el("p", { class: "ssd-table-title" }, "Box sizes per level (one cell)"), ui.sizes);

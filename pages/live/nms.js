@@ -55,7 +55,7 @@ function nmsDraw(st) {
     `${nKept} kept by NMS at IoU ${st.v.nms_thresh.toFixed(2)}, ${nFinal} final detections ` +
     `(top ${st.v.detections_per_img}). Dotted: suppressed, a line to the kept box that removed it. ` +
     "Click a box to pick that object for Trace one object.";
-  nmsTables(st);
+  later(st, () => nmsTables(st));
 }
 
 const NMS_COUNT_HEADERS = ["candidates", "kept_by_nms", "detections"];
@@ -130,7 +130,7 @@ function nmsBuild(component, st) {
   const r = st.data.ranges;
   const redraw = () => nmsDraw(st);
   const control = (name, id, label) => rangeControl(ui.controls, id, label, r[name], st.v[name],
-    v => { st.v[name] = v; redraw(); }, () => nmsCommit(component, st));
+    v => { st.v[name] = v; }, redraw, () => nmsCommit(component, st));
   st.ctl = {
     score_thresh: control("score_thresh", "nms-live-score", "Score threshold"),
     nms_thresh: control("nms_thresh", "nms-live-iou", "NMS IoU threshold"),

@@ -124,16 +124,19 @@ function boxIou(gtXyxy, dXyxy) {
  * float32), then step 1 (each GT's best default box) with the library's tie rule (GTs by
  * best IoU, highest first, ties by GT index; each takes its best box no earlier GT took;
  * first index on equal IoUs, as torch's max). Returns {gtIndex: Int32Array(A) (-1 background),
- * iou: Float32Array(A) best IoU, forced: Uint8Array(A)}. */
+ * iou: Float32Array(A) best IoU, forced: Uint8Array(A), bestGt: Int32Array(A) each box's best
+ * GT (step 2's, -1 without GT)}. */
 function matchIou(iou, G, A, iouThresh) {
   const thr = f32(iouThresh);
   const gtIndex = new Int32Array(A).fill(-1), best = new Float32Array(A), forced = new Uint8Array(A);
-  if (G === 0) return { gtIndex, iou: best, forced };
+  const bestGt = new Int32Array(A).fill(-1);
+  if (G === 0) return { gtIndex, iou: best, forced, bestGt };
   const thrIndex = new Int32Array(A);
   for (let a = 0; a < A; a++) {
     let b = iou[a], bg = 0;
     for (let g = 1; g < G; g++) if (iou[g * A + a] > b) { b = iou[g * A + a]; bg = g; }
     best[a] = Math.max(b, 0);
+    bestGt[a] = bg;
     thrIndex[a] = b < thr ? -1 : bg;
     gtIndex[a] = thrIndex[a];
   }
@@ -156,7 +159,7 @@ function matchIou(iou, G, A, iouThresh) {
     gtIndex[ba] = g;
     forced[ba] = thrIndex[ba] !== g ? 1 : 0;
   }
-  return { gtIndex, iou: best, forced };
+  return { gtIndex, iou: best, forced, bestGt };
 }
 
 /** Boxes by confidence loss, highest first, ties by lower index: the order of
