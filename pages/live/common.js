@@ -185,6 +185,14 @@ function heldData(component, st, data) {
 // The first lines of every figure's entry point: this mount's state and the data Python
 // sent; null when the data did not change since the last call (nothing to redraw).
 // `old` is the previous data (undefined on the first call).
+/** Python's answer to a release: the same data with the values the page already shows (and
+ * a newer count): nothing to redraw. `keys`: the controls' names in `data` and `st.v`. */
+function isEcho(st, old, data, keys) {
+  if (!old || !st.ui || !caughtUp(st, data) || keys.some(k => data[k] !== st.v[k])) return false;
+  const rest = d => JSON.stringify(d, (k, v) => (k === "seq" || keys.includes(k) ? undefined : v));
+  return rest(old) === rest(data);
+}
+
 function acceptData(component) {
   const st = liveState(component.parentElement);
   let data = component.data;

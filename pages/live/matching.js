@@ -190,19 +190,11 @@ function mtBuild(component, st) {
 
 const MT_VALUES = ["iou_thresh", "neg_pos_ratio"];
 
-/** Python's answer to a release: the same data with the values the page already shows (and
- * a newer count): nothing to redraw. */
-function mtEcho(st, old, data) {
-  if (!old || !st.ui || !caughtUp(st, data) || MT_VALUES.some(k => data[k] !== st.v[k])) return false;
-  const rest = d => JSON.stringify(d, (k, v) => (k === "seq" || MT_VALUES.includes(k) ? undefined : v));
-  return rest(old) === rest(data);
-}
-
 export default function (component) {
   const got = acceptData(component);
   if (!got) return;
   const { st, data, old } = got;
-  if (mtEcho(st, old, data)) return;
+  if (isEcho(st, old, data, MT_VALUES)) return;
   if (!old || old.held_id !== data.held_id || JSON.stringify(old.config) !== JSON.stringify(data.config)) mtPrepare(st);
   if (!st.v || caughtUp(st, data)) st.v = { iou_thresh: data.iou_thresh, neg_pos_ratio: data.neg_pos_ratio };
   if (!st.ui) mtBuild(component, st);

@@ -147,19 +147,11 @@ function nmsBuild(component, st) {
 
 const NMS_VALUES = ["score_thresh", "nms_thresh", "detections_per_img"];
 
-/** Python's answer to a release: the same data with the values the page already shows (and
- * a newer count): nothing to redraw. */
-function nmsEcho(st, old, data) {
-  if (!old || !st.ui || !caughtUp(st, data) || NMS_VALUES.some(k => data[k] !== st.v[k])) return false;
-  const rest = d => JSON.stringify(d, (k, v) => (k === "seq" || NMS_VALUES.includes(k) ? undefined : v));
-  return rest(old) === rest(data);
-}
-
 export default function (component) {
   const got = acceptData(component);
   if (!got) return;
   const { st, data, old } = got;
-  if (nmsEcho(st, old, data)) return;
+  if (isEcho(st, old, data, NMS_VALUES)) return;
   if (!old || old.scores !== data.scores || old.boxes_px_in !== data.boxes_px_in) nmsPrepare(st);
   if (!st.v || caughtUp(st, data)) {
     st.v = { score_thresh: data.score_thresh, nms_thresh: data.nms_thresh, detections_per_img: data.detections_per_img };
