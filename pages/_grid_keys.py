@@ -1,4 +1,4 @@
-"""Tab and Enter commit a typed cell of an `st.data_editor`, however fast the user types.
+"""Tab and Enter commit a typed cell of an `st.data_editor`, however soon they follow the typing.
 
 The bug (Streamlit 1.67's table, glide-data-grid's `DataGridOverlayEditor.onKeyDown`; open
 upstream as glideapps/glide-data-grid PR #1201): the cell editor schedules a zero-delay
@@ -8,7 +8,7 @@ finished. The typed value is dropped and the cell keeps its old one. Chromium ru
 key press before a due timer, so this happens when Tab/Enter follows the last character
 within a few milliseconds (a test's typing, key rollover, a busy page), in a one-file app
 too: `benchmarks/bench_data_editor_tab.py` measures it (about half the edits lost at
-machine speed, none at 20 ms or more).
+machine speed; docs/benchmarks.md, "Table editor").
 
 The guard, page-side: a window capture listener keeps printable keys typed inside an open
 cell editor away from the page's key handlers. The browser still types the character and
@@ -16,7 +16,8 @@ the editor takes its value from the input event, so nothing changes for the user
 grid schedules no timer for those keys. Tab, Enter, Escape, Backspace, arrows, shortcuts
 and space (the label selectbox opens on it) pass unchanged. It is registered once, at
 import, and does nothing where the table is absent; tests/test_browser_workspace.py
-(`test_tab_commits_gt_cells`) fails without it.
+(`test_tab_commits_gt_cells`) fails without it. Not covered: keys typed on into the next
+cells very fast while the page repaints after a commit (docs/benchmarks.md).
 """
 from __future__ import annotations
 

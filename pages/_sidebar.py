@@ -320,7 +320,7 @@ def gt_table(image: samples_mod.LoadedImage, class_names: list[str]) -> None:
     df[["difficult", "crowd"]] = df[["difficult", "crowd"]].map(gt_mod.flag)  # missing -> False
     known = list(class_names[1:])
     labels = known + sorted({str(v) for v in df["label"].dropna()} - set(known))  # refused labels stay visible
-    _grid_keys.guard()  # Tab / Enter commit a cell however fast the user types
+    _grid_keys.guard()  # Tab / Enter commit a typed cell however soon they follow it
     edited = st.data_editor(
         df, num_rows="dynamic", hide_index=True, key=f"gt_table_{ss['gt_version']}", width="stretch",
         column_config={
