@@ -33,7 +33,7 @@ from explorer.inputs import session_store as keep_mod
 from explorer.inputs import weights_file
 from explorer.views.figures import PAPER_URL
 from explorer.workspace import GTState
-from pages import _cache, _model_file, _ui, _workspace
+from pages import _cache, _grid_keys, _model_file, _ui, _workspace
 from pages._ui import CTX_KEY
 
 # Every session's kept image and GT (bounded: entries, bytes, idle time), one per server
@@ -320,6 +320,7 @@ def gt_table(image: samples_mod.LoadedImage, class_names: list[str]) -> None:
     df[["difficult", "crowd"]] = df[["difficult", "crowd"]].map(gt_mod.flag)  # missing -> False
     known = list(class_names[1:])
     labels = known + sorted({str(v) for v in df["label"].dropna()} - set(known))  # refused labels stay visible
+    _grid_keys.guard()  # Tab / Enter commit a typed cell however soon they follow it
     edited = st.data_editor(
         df, num_rows="dynamic", hide_index=True, key=f"gt_table_{ss['gt_version']}", width="stretch",
         column_config={

@@ -42,8 +42,8 @@ st.caption("Cyan: ground-truth boxes (edit them in the table below). To draw a n
 fig = gt_figure(_cache.image_uri(img.digest, img.image), (h, w), ctx.gt.boxes_xyxy.numpy(), ctx.gt.names)
 _ui.show_plotly(fig, key="gt_draw_chart", on_select="rerun", selection_mode="box")
 st.subheader("Ground-truth boxes")
-st.caption("Pixels of the original image: edit a cell (Enter commits it), add a row at the "
-           "bottom, select rows to delete them. "
+st.caption("Pixels of the original image: type in a cell, then Enter or Tab commits it (Enter moves down, "
+           "Tab right); add a row at the bottom, select rows to delete them. "
            "Load a VOC .xml or COCO .json in the sidebar (*Ground-truth boxes*). Rows marked difficult or crowd "
            "are shown but not matched; a row the model cannot use is listed in the sidebar with the reason.")
 _sidebar.gt_table(img, ctx.loaded.class_names)
