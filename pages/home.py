@@ -2,7 +2,7 @@
 import streamlit as st
 
 from explorer.views.figures import PAPER_URL, gt_figure
-from pages import _cache, _sidebar, _ui
+from pages import _cache, _ground_truth, _sidebar, _ui
 
 _ui.require_app_frame()
 
@@ -46,4 +46,4 @@ st.caption("Pixels of the original image: type in a cell, then Enter or Tab comm
            "Tab right); add a row at the bottom, select rows to delete them. "
            "Load a VOC .xml or COCO .json in the sidebar (*Ground-truth boxes*). Rows marked difficult or crowd "
            "are shown but not matched; a row the model cannot use is listed in the sidebar with the reason.")
-_sidebar.gt_table(img, ctx.loaded.class_names)
+_ground_truth.gt_table(img, ctx.loaded.class_names)

@@ -1,4 +1,4 @@
-"""The sidebar's ground-truth editor (`pages/_sidebar.py::_gt_editor`) headless, through
+"""The sidebar's ground-truth editor (`pages/_ground_truth.py::sidebar_editor`) headless, through
 Streamlit's AppTest on a script that draws only it: user text in messages is shown as
 plain text, a size mismatch is told, difficult and crowd rows are shown but not matched,
 images sharing a COCO file name are each reachable, and the VOC XML / COCO JSON downloads
@@ -22,11 +22,11 @@ def _editor_script():
     from PIL import Image
 
     from explorer.inputs import samples as samples_mod
-    from pages._sidebar import _gt_editor
+    from pages._ground_truth import sidebar_editor
 
     img = Image.new("RGB", (512, 288), (90, 120, 200))  # the size of mmdetection's color.jpg
     image = samples_mod.LoadedImage(image=img, data=b"x", name="color.jpg", gt_rows=[], digest="d0")
-    gt = _gt_editor(image, ["background", "bus", "car", "chair"])
+    gt = sidebar_editor(image, ["background", "bus", "car", "chair"])
     st.session_state["_gt_result"] = (gt.names, gt.boxes_xyxy.tolist(), gt.ignored)
 
 
