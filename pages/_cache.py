@@ -17,7 +17,6 @@ import streamlit as st
 from explorer import results
 from explorer.bounded_cache import ByteLRU
 from explorer.inputs import models as models_mod, samples as samples_mod
-from explorer.views import live_data
 from pages import _media
 
 
@@ -97,11 +96,3 @@ def _number(value, kind):
 def default_boxes_of(cfg):
     """`explorer.results.default_boxes(cfg)`, cached by the (frozen, hashable) config."""
     return results.default_boxes(cfg)
-
-
-def background_loss(ctx, stg, db):
-    """Each default box's confidence loss against background (what hard negative mining
-    ranks by), cached by (model, image) in `RAW` (`explorer.views.live_data`)."""
-
-    return RAW.get_or_compute((ctx.model_key, ctx.image.digest, "background_loss"),
-                              lambda: live_data.background_conf_loss(stg.cls_logits_flat(), db.cxcywh))
