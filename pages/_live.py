@@ -28,6 +28,7 @@ controls (and says why). `mount` returns whether the live figure is in charge.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -110,6 +111,17 @@ def keep(*keys: str) -> None:
     for k in keys:
         if k in ss:
             ss[k] = ss[k]
+
+
+def held_data(name: str, key: tuple, build: Callable[[], dict]) -> tuple[str, dict]:
+    """Live figure `name`'s data that changes only with `key` (its model, image and GT):
+    `build()` runs once per key in this session, so a release does not rebuild it, and
+    the id names it for `mount`'s `held`. Returns (id, data)."""
+    state_key = f"_live_held_{name}"  # (key, id, data)
+    held = st.session_state.get(state_key)
+    if held is None or held[0] != key:
+        held = st.session_state[state_key] = (key, hashlib.sha1(repr(key).encode()).hexdigest()[:16], build())
+    return held[1], held[2]
 
 
 def mount(name: str, data: dict, on_commit: Callable[[dict], None], held: tuple[str, tuple[str, ...]] | None = None

@@ -1,6 +1,5 @@
 """Matching & hard negatives: which default boxes become positives, which negatives the
 loss keeps, and the loss of this image (Sec. 2.2)."""
-import hashlib
 
 import streamlit as st
 
@@ -64,24 +63,20 @@ def _live_commit(values: dict) -> None:
         pass
 
 
-BOX_DATA_KEY = "_match_live_boxes"  # (key, id, data): the live figure's per-box data, per model / image / GT
-
-
 def _box_data(ctx) -> tuple[str, dict]:
     """The live figure's per-box data (the losses no slider changes; `live_matching`), built
-    once per model, image and GT in this session: a release does not rebuild it.
+    once per model, image and GT in this session (`_live.held_data`).
     Returns (its id, the data)."""
-    img, gt = ctx.image, ctx.gt
-    key = (ctx.model_key, img.digest, tuple(map(tuple, gt.boxes_xyxy.tolist())), tuple(gt.labels.tolist()))
-    held = st.session_state.get(BOX_DATA_KEY)
-    if held is None or held[0] != key:
-        stg, db = _cache.current_stages(ctx), _cache.default_boxes_of(ctx.loaded.model.cfg)
-        data = live_matching.matching_box_data(stg.cls_logits_flat(), stg.bbox_regression_flat(), db,
+    img, gt, cfg = ctx.image, ctx.gt, ctx.loaded.model.cfg
+
+    def build() -> dict:
+        stg, db = _cache.current_stages(ctx), _cache.default_boxes_of(cfg)
+        return live_matching.matching_box_data(stg.cls_logits_flat(), stg.bbox_regression_flat(), db,
                                                results.px_to_norm(gt.boxes_xyxy, img.image_hw), gt.labels,
-                                               ctx.loaded.model.cfg.variances)
-        data_id = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
-        held = st.session_state[BOX_DATA_KEY] = (key, data_id, data)
-    return held[1], held[2]
+                                               cfg.variances)
+
+    key = (ctx.model_key, img.digest, tuple(map(tuple, gt.boxes_xyxy.tolist())), tuple(gt.labels.tolist()))
+    return _live.held_data("matching", key, build)
 
 
 def _live_figure(ctx, iou_thr: float, ratio: float, section: str = SECTIONS[0]) -> bool:

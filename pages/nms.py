@@ -1,5 +1,4 @@
 """NMS: from candidates to detections, with who suppressed whom (Sec. 3)."""
-import hashlib
 
 import streamlit as st
 
@@ -38,28 +37,26 @@ def _live_commit(values: dict) -> None:
         st.session_state[PICK_ERROR_KEY] = _trace_link.pick(ctx, values["pick"])
 
 
-FLOOR_KEY = "_nms_live_floor"  # (key, id, data): the live figure's candidates at the floor, per model / image / GT
 # The floor data's large arrays: sent to the page once per model / image / GT (`_live.mount`'s `held`).
 HELD_FIELDS = ("boxes_px_in", "boxes_px", "scores", "labels", "default_index", "level", "row", "col")
 
 
 def _floor_data(ctx) -> tuple[str, dict]:
     """The live figure's data that no threshold changes (`live_data.nms_data` at the floor),
-    built once per model, image and GT in this session: a release does not rebuild it.
+    built once per model, image and GT in this session (`_live.held_data`).
     Returns (its id, the data)."""
     img, gt = ctx.image, ctx.gt
-    key = (ctx.model_key, img.digest, tuple(map(tuple, gt.boxes_xyxy.tolist())))
-    held = st.session_state.get(FLOOR_KEY)
-    if held is None or held[0] != key:
+
+    def build() -> dict:
         raw = _cache.raw_outputs(ctx.model_key, img.digest, ctx.loaded.model, img.image)
         db = raw.default_boxes
         data = live_data.nms_data(raw.scores, raw.boxes_px_in, raw.boxes_xyxy_px, db.level, ctx.loaded.class_names,
                                   img.image_hw, _workspace.get().thresholds.as_dict(), {},
                                   _cache.image_uri(img.digest, img.image),
                                   row=db.row, col=db.col, num_levels=len(db.feature_maps))
-        data_id = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
-        held = st.session_state[FLOOR_KEY] = (key, data_id, {**data, "gt_px": gt.boxes_xyxy.tolist()})
-    return held[1], held[2]
+        return {**data, "gt_px": gt.boxes_xyxy.tolist()}
+
+    return _live.held_data("nms", (ctx.model_key, img.digest, tuple(map(tuple, gt.boxes_xyxy.tolist()))), build)
 
 
 def _live_figure(ctx, thresholds: dict, draw: dict) -> bool:
