@@ -256,10 +256,12 @@ def log_axis(values, title: str | None = None) -> dict:
         return axis
     lo, hi = min(vals), max(vals)
     k0, k1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
-    for mantissas in ((1, 2, 5), tuple(range(1, 10))):  # 1-2-5; under a decade wide, every digit
-        steps = [round(m * 10.0 ** k, 12) for k in range(k0, k1 + 1) for m in mantissas]
-        if k1 - k0 > 5:  # many decades: the decades alone
-            steps = [10.0 ** k for k in range(k0, k1 + 1)]
+    if k1 - k0 > 5:  # many decades: the decades alone
+        step_sets = [[10.0 ** k for k in range(k0, k1 + 1)]]
+    else:  # 1-2-5; under a decade wide, every digit
+        step_sets = [[round(m * 10.0 ** k, 12) for k in range(k0, k1 + 1) for m in mantissas]
+                     for mantissas in ((1, 2, 5), tuple(range(1, 10)))]
+    for steps in step_sets:
         first = max(v for v in steps if v <= lo * (1 + 1e-9))  # the step at or below the smallest value
         last = min(v for v in steps if v >= hi * (1 - 1e-9))  # and at or above the largest
         ticks = [v for v in steps if first <= v <= last]
